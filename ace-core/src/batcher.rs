@@ -1,0 +1,249 @@
+//! The writer thread: drains the monitor's buffers into the store in batches.
+//!
+//! It wakes when a buffer reaches its share of `batch_size`, when `batch_timeout` has passed, or
+//! when `flush()` asks; it writes everything buffered in one `Store::append` call. A failed write
+//! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s); while
+//! records are waiting, at most `buffer_capacity` of them are held and newer ones are dropped and
+//! counted, never silently. Baselines are saved every ten seconds and at every flush.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use parking_lot::{Condvar, Mutex};
+
+use crate::engine::Shared;
+use crate::error::{Error, Result};
+use crate::store::{BaselineRecord, Record};
+
+const BASELINE_INTERVAL: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Coordination between recorders, flushers and the writer thread.
+#[derive(Default)]
+pub(crate) struct WriterSync {
+    state: Mutex<State>,
+    done: Condvar,
+    wake: AtomicBool,
+    thread: Mutex<Option<Thread>>,
+}
+
+#[derive(Default)]
+struct State {
+    requested: u64,
+    completed: u64,
+    result: Option<String>,
+    shutdown: bool,
+    dead: bool,
+    persisted: u64,
+    carried: u64,
+}
+
+impl WriterSync {
+    /// Asks the writer to run now (cheap when it is already awake).
+    pub(crate) fn wake(&self) {
+        if !self.wake.swap(true, Ordering::AcqRel) {
+            if let Some(t) = &*self.thread.lock() {
+                t.unpark();
+            }
+        }
+    }
+
+    fn unpark(&self) {
+        if let Some(t) = &*self.thread.lock() {
+            t.unpark();
+        }
+    }
+
+    /// Blocks until the writer has written everything buffered before this call.
+    pub(crate) fn flush(&self, backend: &'static str) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.dead || st.shutdown {
+            return Err(Error::Closed);
+        }
+        st.requested += 1;
+        let ticket = st.requested;
+        self.unpark();
+        while st.completed < ticket && !st.dead {
+            self.done.wait(&mut st);
+        }
+        if st.dead {
+            return Err(Error::Internal("the ace writer thread stopped unexpectedly".into()));
+        }
+        match &st.result {
+            None => Ok(()),
+            Some(message) => Err(Error::Store { backend, operation: "flush", source: message.clone().into() }),
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.unpark();
+    }
+
+    /// (records persisted, records held by the writer for a retry)
+    pub(crate) fn progress(&self) -> (u64, u64) {
+        let st = self.state.lock();
+        (st.persisted, st.carried)
+    }
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    carry: Vec<Record>,
+    baselines: HashMap<(String, String, String), BaselineRecord>,
+    last_baselines: Instant,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Writer {
+    pub(crate) fn spawn(shared: Arc<Shared>) -> Result<JoinHandle<()>> {
+        let writer = Writer {
+            shared: shared.clone(),
+            carry: Vec::new(),
+            baselines: HashMap::new(),
+            last_baselines: Instant::now(),
+            retry_at: None,
+            backoff: FIRST_BACKOFF,
+        };
+        let handle = std::thread::Builder::new()
+            .name("ace-writer".into())
+            .spawn(move || {
+                let sync_owner = writer.shared.clone();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || writer.run()));
+                if outcome.is_err() {
+                    tracing::error!("the ace writer thread panicked; records can no longer be persisted");
+                    let mut st = sync_owner.sync.state.lock();
+                    st.dead = true;
+                    sync_owner.sync.done.notify_all();
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the ace writer thread: {e}")))?;
+        *shared.sync.thread.lock() = Some(handle.thread().clone());
+        Ok(handle)
+    }
+
+    fn run(mut self) {
+        let timeout = self.shared.config.batch_timeout;
+        let mut last_cycle = Instant::now();
+        loop {
+            let (requested, completed, shutdown) = {
+                let st = self.shared.sync.state.lock();
+                (st.requested, st.completed, st.shutdown)
+            };
+            let flushing = requested > completed || shutdown;
+            let woke = self.shared.sync.wake.swap(false, Ordering::AcqRel);
+            if woke || flushing || last_cycle.elapsed() >= timeout {
+                last_cycle = Instant::now();
+                let result = self.cycle(flushing);
+                let mut st = self.shared.sync.state.lock();
+                st.carried = self.carry.len() as u64;
+                if requested > st.completed {
+                    st.completed = requested;
+                    st.result = result.err();
+                    self.shared.sync.done.notify_all();
+                }
+                if shutdown {
+                    drop(st);
+                    self.give_up();
+                    return;
+                }
+            }
+            let mut wait = timeout.saturating_sub(last_cycle.elapsed());
+            if let Some(at) = self.retry_at {
+                wait = wait.max(at.saturating_duration_since(Instant::now()));
+            }
+            std::thread::park_timeout(wait);
+        }
+    }
+
+    /// One pass: drain, write records, save baselines when due. `force` (a flush, or shutdown)
+    /// ignores the backoff and also writes what could not be drained while the writer held a
+    /// full buffer of retries, so everything accepted before the flush is written.
+    fn cycle(&mut self, force: bool) -> std::result::Result<(), String> {
+        let shared = self.shared.clone();
+        if !force && self.retry_at.is_some_and(|at| Instant::now() < at) {
+            // Backing off: only move records out of the shards, so they can take new ones.
+            if self.carry.len() < shared.config.buffer_capacity {
+                shared.monitor.drain(&mut self.carry);
+            }
+            return Ok(());
+        }
+        let rounds = if force { 2 } else { 1 };
+        let mut result = Ok(());
+        for _ in 0..rounds {
+            let held_back = self.carry.len() >= shared.config.buffer_capacity;
+            if !held_back {
+                shared.monitor.drain(&mut self.carry);
+            }
+            result = self.write_records();
+            if result.is_err() || !held_back {
+                break;
+            }
+        }
+        if result.is_ok() && (force || self.last_baselines.elapsed() >= BASELINE_INTERVAL) {
+            result = self.save_baselines();
+        }
+        match &result {
+            Ok(()) => {
+                self.retry_at = None;
+                self.backoff = FIRST_BACKOFF;
+            }
+            Err(message) => {
+                shared.metrics.store_failures.inc();
+                tracing::warn!(store = shared.store.backend(), error = %message, retry_in = ?self.backoff, "ace store write failed; will retry");
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        let buffered = shared.monitor.counts().buffered + self.carry.len() as u64;
+        shared.metrics.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
+        result
+    }
+
+    fn write_records(&mut self) -> std::result::Result<(), String> {
+        if self.carry.is_empty() {
+            return Ok(());
+        }
+        let shared = &self.shared;
+        let started = Instant::now();
+        shared.store.append(&self.carry).map_err(|e| e.to_string())?;
+        let seconds = started.elapsed().as_secs_f64();
+        shared.metrics.time_query("append", seconds);
+        shared.metrics.time_operation("flush", seconds);
+        let n = self.carry.len() as u64;
+        shared.metrics.records_persisted.inc_by(n);
+        self.shared.sync.state.lock().persisted += n;
+        self.carry.clear();
+        Ok(())
+    }
+
+    fn save_baselines(&mut self) -> std::result::Result<(), String> {
+        for b in self.shared.monitor.dirty_baselines(false) {
+            self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+        }
+        self.last_baselines = Instant::now();
+        if self.baselines.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<BaselineRecord> = self.baselines.values().cloned().collect();
+        let started = Instant::now();
+        self.shared.store.save_baselines(&batch).map_err(|e| e.to_string())?;
+        self.shared.metrics.time_query("save_baselines", started.elapsed().as_secs_f64());
+        self.baselines.clear();
+        Ok(())
+    }
+
+    /// At shutdown after the final flush: anything still held could not be stored.
+    fn give_up(&mut self) {
+        let lost = self.carry.len() as u64 + self.shared.monitor.counts().buffered;
+        if lost > 0 {
+            self.shared.metrics.drop_records("store_failed_at_close", lost);
+            tracing::error!(records = lost, store = self.shared.store.backend(), "ace closed while the store was failing: records not persisted");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Time, injectable.
+//!
+//! Every time-based rule in ace (batch timeouts aside, which are about real I/O) reads the engine's
+//! [`Clock`]. Production uses [`SystemClock`]; tests and `ace replay` use a [`ManualClock`], so a
+//! five-minute error window is tested by moving the clock, never by sleeping.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// A point in time: microseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    /// From microseconds since the Unix epoch.
+    #[must_use]
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// From seconds since the Unix epoch (the trace format's `ts`). Non-finite input gives `None`.
+    #[must_use]
+    pub fn from_secs_f64(secs: f64) -> Option<Self> {
+        let micros = (secs * 1e6).round();
+        (micros.is_finite() && micros.abs() < i64::MAX as f64).then(|| Timestamp(micros as i64))
+    }
+
+    /// Microseconds since the Unix epoch.
+    #[must_use]
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Seconds since the Unix epoch.
+    #[must_use]
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    /// This time plus `d` (saturating).
+    #[must_use]
+    pub fn add(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+    }
+
+    /// Time elapsed from `earlier` to `self`; zero if `earlier` is later.
+    #[must_use]
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6}", self.as_secs_f64())
+    }
+}
+
+/// A source of time for the engine.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Timestamp(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that moves only when told to. Clones share the same time.
+///
+/// ```
+/// use std::time::Duration;
+/// use ace_core::{Clock, ManualClock, Timestamp};
+///
+/// let clock = ManualClock::new(Timestamp::from_micros(1_000_000));
+/// clock.advance(Duration::from_secs(300));
+/// assert_eq!(clock.now().as_secs_f64(), 301.0);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A manual clock showing `start`.
+    #[must_use]
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(start.0)))
+    }
+
+    /// Sets the time. Moving backwards is allowed (replay of out-of-order traces needs it).
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::Relaxed);
+    }
+
+    /// Moves the time forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        self.0.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_seconds() {
+        let t = Timestamp::from_secs_f64(1_700_000_000.123_456).unwrap();
+        assert_eq!(t.as_micros(), 1_700_000_000_123_456);
+        assert!(Timestamp::from_secs_f64(f64::NAN).is_none());
+        assert!(Timestamp::from_secs_f64(f64::INFINITY).is_none());
+        assert_eq!(t.since(t.add(Duration::from_secs(1))), Duration::ZERO);
+    }
+
+    #[test]
+    fn system_clock_is_after_2020() {
+        assert!(SystemClock.now().as_secs_f64() > 1_577_836_800.0);
+    }
+}

@@ -1,0 +1,477 @@
+//! Configuration: every default from the design, every field an `ACE_*` variable.
+//!
+//! [`AceConfig::from_env`] reads the process environment; [`AceConfig::from_lookup`] reads any
+//! key/value source (tests use it instead of mutating the environment); [`AceConfig::builder`]
+//! sets fields in code. All three validate, and a bad value is a [`Error::Config`] naming the
+//! variable.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result, redact_url};
+
+/// The engine's configuration. Build one with [`AceConfig::builder`], [`AceConfig::from_env`] or
+/// `AceConfig::default()`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct AceConfig {
+    /// `ACE_BATCH_SIZE` (100): records buffered before a write to the store is triggered.
+    pub batch_size: usize,
+    /// `ACE_BATCH_TIMEOUT` (1.0 s): the longest a record waits in the buffer.
+    pub batch_timeout: Duration,
+    /// `ACE_BUFFER_CAPACITY` (100000): records held in memory waiting for the store. Beyond it new
+    /// records are not persisted; each is counted in `ace_records_dropped_total` and logged.
+    pub buffer_capacity: usize,
+    /// `ACE_ENABLE_CACHING` (true): share hot state through the cache when one is configured.
+    pub enable_caching: bool,
+    /// `ACE_CACHE_TTL` (3600 s): time to live of cached entries.
+    pub cache_ttl: Duration,
+    /// `ACE_ERROR_THRESHOLD` (3): occurrences of one error pattern that make an accumulation.
+    pub error_threshold: u32,
+    /// `ACE_ERROR_WINDOW` (300 s): the sliding window for error accumulation.
+    pub error_window: Duration,
+    /// `ACE_COOLDOWN_SECONDS` (60 s): minimum time between two interventions on one task.
+    pub cooldown: Duration,
+    /// `ACE_MAX_INTERVENTIONS_PER_TASK` (5): cap of interventions per task.
+    pub max_interventions_per_task: u32,
+    /// `ACE_INTERVENTION_ENABLED` (true): whether interventions are issued at all.
+    pub intervention_enabled: bool,
+    /// `ACE_CONTEXT_STALENESS_THRESHOLD` (0.8): staleness score in [0, 1] that raises a signal.
+    pub context_staleness_threshold: f64,
+    /// `ACE_BASELINE_WARMUP` (20): observations before a baseline is used to judge.
+    pub baseline_warmup: u32,
+    /// `ACE_BASELINE_ALPHA` (0.01): how fast baselines forget (weight of each new observation).
+    pub baseline_alpha: f64,
+    /// `ACE_DEGRADATION_Z` (4.0): standard errors the recent level must be from the baseline.
+    pub degradation_z: f64,
+    /// `ACE_DEGRADATION_MIN_PCT` (20.0): relative shift, in percent, that counts as significant.
+    pub degradation_min_pct: f64,
+    /// `ACE_DEGRADATION_SUSTAIN` (3): consecutive observations the shift must persist.
+    pub degradation_sustain: u32,
+    /// `ACE_METRICS_MAX_AGENTS` (1000): distinct `agent_id` label values in metrics; further agents
+    /// share the series `agent_id="__overflow__"` and are counted in `ace_metrics_label_overflow_total`.
+    pub metrics_max_agents: usize,
+    /// `DATABASE_URL` (unset): the store (`sqlite://path`, or `postgresql://...` once supported).
+    pub database_url: Option<String>,
+    /// `REDIS_URL` (unset): the shared cache.
+    pub redis_url: Option<String>,
+    /// `REDIS_CLUSTER_URLS` (unset): comma-separated Redis Cluster nodes.
+    pub redis_cluster_urls: Vec<String>,
+    /// `POSTGRES_MAX_CONNECTIONS` (50): PostgreSQL pool size.
+    pub postgres_max_connections: u32,
+    /// `REDIS_MAX_CONNECTIONS` (50): Redis pool size.
+    pub redis_max_connections: u32,
+}
+
+impl Default for AceConfig {
+    fn default() -> Self {
+        AceConfig {
+            batch_size: 100,
+            batch_timeout: Duration::from_secs(1),
+            buffer_capacity: 100_000,
+            enable_caching: true,
+            cache_ttl: Duration::from_secs(3600),
+            error_threshold: 3,
+            error_window: Duration::from_secs(300),
+            cooldown: Duration::from_secs(60),
+            max_interventions_per_task: 5,
+            intervention_enabled: true,
+            context_staleness_threshold: 0.8,
+            baseline_warmup: 20,
+            baseline_alpha: 0.01,
+            degradation_z: 4.0,
+            degradation_min_pct: 20.0,
+            degradation_sustain: 3,
+            metrics_max_agents: 1000,
+            database_url: None,
+            redis_url: None,
+            redis_cluster_urls: Vec::new(),
+            postgres_max_connections: 50,
+            redis_max_connections: 50,
+        }
+    }
+}
+
+/// Every environment variable ace reads, for docs and `--help`.
+pub const ENV_VARS: &[&str] = &[
+    "ACE_BATCH_SIZE",
+    "ACE_BATCH_TIMEOUT",
+    "ACE_BUFFER_CAPACITY",
+    "ACE_ENABLE_CACHING",
+    "ACE_CACHE_TTL",
+    "ACE_ERROR_THRESHOLD",
+    "ACE_ERROR_WINDOW",
+    "ACE_COOLDOWN_SECONDS",
+    "ACE_MAX_INTERVENTIONS_PER_TASK",
+    "ACE_INTERVENTION_ENABLED",
+    "ACE_CONTEXT_STALENESS_THRESHOLD",
+    "ACE_BASELINE_WARMUP",
+    "ACE_BASELINE_ALPHA",
+    "ACE_DEGRADATION_Z",
+    "ACE_DEGRADATION_MIN_PCT",
+    "ACE_DEGRADATION_SUSTAIN",
+    "ACE_METRICS_MAX_AGENTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "REDIS_CLUSTER_URLS",
+    "POSTGRES_MAX_CONNECTIONS",
+    "REDIS_MAX_CONNECTIONS",
+];
+
+impl AceConfig {
+    /// A builder starting from the defaults.
+    #[must_use]
+    pub fn builder() -> AceConfigBuilder {
+        AceConfigBuilder { config: AceConfig::default() }
+    }
+
+    /// The defaults overridden by any `ACE_*` (and `DATABASE_URL`, `REDIS_*`, `POSTGRES_*`)
+    /// variables set in the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// The defaults overridden by the values `lookup` returns for the variable names in
+    /// [`ENV_VARS`]. An empty value counts as unset.
+    ///
+    /// ```
+    /// use ace_core::AceConfig;
+    ///
+    /// let cfg = AceConfig::from_lookup(|k| (k == "ACE_BATCH_SIZE").then(|| "250".to_string())).unwrap();
+    /// assert_eq!(cfg.batch_size, 250);
+    /// let err = AceConfig::from_lookup(|k| (k == "ACE_BATCH_SIZE").then(|| "lots".to_string())).unwrap_err();
+    /// assert!(err.to_string().contains("ACE_BATCH_SIZE"));
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut c = AceConfig::default();
+        let env = Env(&get);
+        env.parse_int("ACE_BATCH_SIZE", &mut c.batch_size)?;
+        env.parse_secs("ACE_BATCH_TIMEOUT", &mut c.batch_timeout)?;
+        env.parse_int("ACE_BUFFER_CAPACITY", &mut c.buffer_capacity)?;
+        env.parse_bool("ACE_ENABLE_CACHING", &mut c.enable_caching)?;
+        env.parse_secs("ACE_CACHE_TTL", &mut c.cache_ttl)?;
+        env.parse_int("ACE_ERROR_THRESHOLD", &mut c.error_threshold)?;
+        env.parse_secs("ACE_ERROR_WINDOW", &mut c.error_window)?;
+        env.parse_secs("ACE_COOLDOWN_SECONDS", &mut c.cooldown)?;
+        env.parse_int("ACE_MAX_INTERVENTIONS_PER_TASK", &mut c.max_interventions_per_task)?;
+        env.parse_bool("ACE_INTERVENTION_ENABLED", &mut c.intervention_enabled)?;
+        env.parse_float("ACE_CONTEXT_STALENESS_THRESHOLD", &mut c.context_staleness_threshold)?;
+        env.parse_int("ACE_BASELINE_WARMUP", &mut c.baseline_warmup)?;
+        env.parse_float("ACE_BASELINE_ALPHA", &mut c.baseline_alpha)?;
+        env.parse_float("ACE_DEGRADATION_Z", &mut c.degradation_z)?;
+        env.parse_float("ACE_DEGRADATION_MIN_PCT", &mut c.degradation_min_pct)?;
+        env.parse_int("ACE_DEGRADATION_SUSTAIN", &mut c.degradation_sustain)?;
+        env.parse_int("ACE_METRICS_MAX_AGENTS", &mut c.metrics_max_agents)?;
+        c.database_url = get("DATABASE_URL");
+        c.redis_url = get("REDIS_URL");
+        if let Some(urls) = get("REDIS_CLUSTER_URLS") {
+            c.redis_cluster_urls = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+        }
+        env.parse_int("POSTGRES_MAX_CONNECTIONS", &mut c.postgres_max_connections)?;
+        env.parse_int("REDIS_MAX_CONNECTIONS", &mut c.redis_max_connections)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every field's range; the error names the variable of the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        fn check(ok: bool, key: &str, value: impl ToString, reason: &str) -> Result<()> {
+            if ok { Ok(()) } else { Err(Error::config(key, &value.to_string(), reason)) }
+        }
+        let secs = |d: Duration| d.as_secs_f64();
+        check(self.batch_size >= 1 && self.batch_size <= 1_000_000, "ACE_BATCH_SIZE", self.batch_size, "must be 1 to 1000000")?;
+        check(
+            self.batch_timeout >= Duration::from_millis(1) && self.batch_timeout <= Duration::from_secs(3600),
+            "ACE_BATCH_TIMEOUT",
+            secs(self.batch_timeout),
+            "must be 0.001 to 3600 seconds",
+        )?;
+        check(
+            self.buffer_capacity >= self.batch_size,
+            "ACE_BUFFER_CAPACITY",
+            self.buffer_capacity,
+            "must be at least ACE_BATCH_SIZE",
+        )?;
+        check(self.error_threshold >= 1, "ACE_ERROR_THRESHOLD", self.error_threshold, "must be at least 1")?;
+        check(!self.error_window.is_zero(), "ACE_ERROR_WINDOW", secs(self.error_window), "must be more than 0 seconds")?;
+        check(
+            (0.0..=1.0).contains(&self.context_staleness_threshold),
+            "ACE_CONTEXT_STALENESS_THRESHOLD",
+            self.context_staleness_threshold,
+            "must be between 0 and 1",
+        )?;
+        check(self.baseline_warmup >= 2, "ACE_BASELINE_WARMUP", self.baseline_warmup, "must be at least 2")?;
+        check(
+            self.baseline_alpha > 0.0 && self.baseline_alpha < 1.0,
+            "ACE_BASELINE_ALPHA",
+            self.baseline_alpha,
+            "must be between 0 and 1, exclusive",
+        )?;
+        check(
+            self.degradation_z.is_finite() && self.degradation_z > 0.0,
+            "ACE_DEGRADATION_Z",
+            self.degradation_z,
+            "must be a positive number",
+        )?;
+        check(
+            self.degradation_min_pct.is_finite() && self.degradation_min_pct >= 0.0,
+            "ACE_DEGRADATION_MIN_PCT",
+            self.degradation_min_pct,
+            "must be a number >= 0",
+        )?;
+        check(self.degradation_sustain >= 1, "ACE_DEGRADATION_SUSTAIN", self.degradation_sustain, "must be at least 1")?;
+        check(self.postgres_max_connections >= 1, "POSTGRES_MAX_CONNECTIONS", self.postgres_max_connections, "must be at least 1")?;
+        check(self.redis_max_connections >= 1, "REDIS_MAX_CONNECTIONS", self.redis_max_connections, "must be at least 1")?;
+        if let Some(url) = &self.database_url {
+            check(url.contains(':'), "DATABASE_URL", redact_url(url), "must be a URL such as sqlite://ace.db")?;
+        }
+        Ok(())
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn parse_int<T: std::str::FromStr>(&self, key: &str, out: &mut T) -> Result<()> {
+        if let Some(v) = (self.0)(key) {
+            *out = v.parse().map_err(|_| Error::config(key, &v, "must be a whole number"))?;
+        }
+        Ok(())
+    }
+
+    fn parse_float(&self, key: &str, out: &mut f64) -> Result<()> {
+        if let Some(v) = (self.0)(key) {
+            let x: f64 = v.parse().map_err(|_| Error::config(key, &v, "must be a number"))?;
+            if !x.is_finite() {
+                return Err(Error::config(key, &v, "must be a finite number"));
+            }
+            *out = x;
+        }
+        Ok(())
+    }
+
+    fn parse_secs(&self, key: &str, out: &mut Duration) -> Result<()> {
+        if let Some(v) = (self.0)(key) {
+            let x: f64 = v.parse().map_err(|_| Error::config(key, &v, "must be a number of seconds"))?;
+            *out = Duration::try_from_secs_f64(x)
+                .map_err(|_| Error::config(key, &v, "must be a finite, non-negative number of seconds"))?;
+        }
+        Ok(())
+    }
+
+    fn parse_bool(&self, key: &str, out: &mut bool) -> Result<()> {
+        if let Some(v) = (self.0)(key) {
+            *out = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(Error::config(key, &v, "must be true or false")),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Builds an [`AceConfig`]; every setter is named after the field it sets.
+///
+/// ```
+/// use std::time::Duration;
+/// use ace_core::AceConfig;
+///
+/// let config = AceConfig::builder()
+///     .batch_size(500)
+///     .batch_timeout(Duration::from_millis(250))
+///     .buffer_capacity(1_000_000)
+///     .error_threshold(3)
+///     .error_window(Duration::from_secs(300))
+///     .cooldown(Duration::from_secs(60))
+///     .max_interventions_per_task(5)
+///     .intervention_enabled(true)
+///     .context_staleness_threshold(0.8)
+///     .baseline_warmup(20)
+///     .baseline_alpha(0.01)
+///     .degradation_z(4.0)
+///     .degradation_min_pct(20.0)
+///     .degradation_sustain(3)
+///     .metrics_max_agents(1000)
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.batch_size, 500);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct AceConfigBuilder {
+    config: AceConfig,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {
+        impl AceConfigBuilder {
+            $(
+                $(#[$doc])*
+                pub fn $field(mut self, value: $ty) -> Self {
+                    self.config.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// See [`AceConfig::batch_size`].
+    batch_size: usize,
+    /// See [`AceConfig::batch_timeout`].
+    batch_timeout: Duration,
+    /// See [`AceConfig::buffer_capacity`].
+    buffer_capacity: usize,
+    /// See [`AceConfig::enable_caching`].
+    enable_caching: bool,
+    /// See [`AceConfig::cache_ttl`].
+    cache_ttl: Duration,
+    /// See [`AceConfig::error_threshold`].
+    error_threshold: u32,
+    /// See [`AceConfig::error_window`].
+    error_window: Duration,
+    /// See [`AceConfig::cooldown`].
+    cooldown: Duration,
+    /// See [`AceConfig::max_interventions_per_task`].
+    max_interventions_per_task: u32,
+    /// See [`AceConfig::intervention_enabled`].
+    intervention_enabled: bool,
+    /// See [`AceConfig::context_staleness_threshold`].
+    context_staleness_threshold: f64,
+    /// See [`AceConfig::baseline_warmup`].
+    baseline_warmup: u32,
+    /// See [`AceConfig::baseline_alpha`].
+    baseline_alpha: f64,
+    /// See [`AceConfig::degradation_z`].
+    degradation_z: f64,
+    /// See [`AceConfig::degradation_min_pct`].
+    degradation_min_pct: f64,
+    /// See [`AceConfig::degradation_sustain`].
+    degradation_sustain: u32,
+    /// See [`AceConfig::metrics_max_agents`].
+    metrics_max_agents: usize,
+    /// See [`AceConfig::postgres_max_connections`].
+    postgres_max_connections: u32,
+    /// See [`AceConfig::redis_max_connections`].
+    redis_max_connections: u32,
+    /// See [`AceConfig::redis_cluster_urls`].
+    redis_cluster_urls: Vec<String>,
+}
+
+impl AceConfigBuilder {
+    /// See [`AceConfig::database_url`].
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.config.database_url = Some(url.into());
+        self
+    }
+
+    /// See [`AceConfig::redis_url`].
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.config.redis_url = Some(url.into());
+        self
+    }
+
+    /// Validates and returns the configuration.
+    pub fn build(self) -> Result<AceConfig> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<AceConfig> {
+        AceConfig::from_lookup(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c, AceConfig::default());
+        assert_eq!(c.batch_size, 100);
+        assert_eq!(c.batch_timeout, Duration::from_secs(1));
+        assert_eq!(c.cache_ttl, Duration::from_secs(3600));
+        assert_eq!(c.error_threshold, 3);
+        assert_eq!(c.error_window, Duration::from_secs(300));
+        assert_eq!(c.cooldown, Duration::from_secs(60));
+        assert_eq!(c.max_interventions_per_task, 5);
+        assert!(c.intervention_enabled && c.enable_caching);
+        assert_eq!(c.context_staleness_threshold, 0.8);
+        assert_eq!((c.postgres_max_connections, c.redis_max_connections), (50, 50));
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = from(&[
+            ("ACE_BATCH_SIZE", "200"),
+            ("ACE_BATCH_TIMEOUT", "2.5"),
+            ("ACE_BUFFER_CAPACITY", "5000"),
+            ("ACE_ENABLE_CACHING", "false"),
+            ("ACE_CACHE_TTL", "10"),
+            ("ACE_ERROR_THRESHOLD", "4"),
+            ("ACE_ERROR_WINDOW", "60"),
+            ("ACE_COOLDOWN_SECONDS", "30"),
+            ("ACE_MAX_INTERVENTIONS_PER_TASK", "2"),
+            ("ACE_INTERVENTION_ENABLED", "0"),
+            ("ACE_CONTEXT_STALENESS_THRESHOLD", "0.6"),
+            ("ACE_BASELINE_WARMUP", "10"),
+            ("ACE_BASELINE_ALPHA", "0.05"),
+            ("ACE_DEGRADATION_Z", "3"),
+            ("ACE_DEGRADATION_MIN_PCT", "10"),
+            ("ACE_DEGRADATION_SUSTAIN", "5"),
+            ("ACE_METRICS_MAX_AGENTS", "7"),
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_CLUSTER_URLS", "redis://a:1, redis://b:2,"),
+            ("POSTGRES_MAX_CONNECTIONS", "8"),
+            ("REDIS_MAX_CONNECTIONS", "9"),
+        ])
+        .unwrap();
+        assert_eq!(c.batch_size, 200);
+        assert_eq!(c.batch_timeout, Duration::from_millis(2500));
+        assert_eq!(c.buffer_capacity, 5000);
+        assert!(!c.enable_caching && !c.intervention_enabled);
+        assert_eq!(c.cache_ttl, Duration::from_secs(10));
+        assert_eq!((c.error_threshold, c.max_interventions_per_task), (4, 2));
+        assert_eq!((c.error_window, c.cooldown), (Duration::from_secs(60), Duration::from_secs(30)));
+        assert_eq!(c.context_staleness_threshold, 0.6);
+        assert_eq!((c.baseline_warmup, c.baseline_alpha), (10, 0.05));
+        assert_eq!((c.degradation_z, c.degradation_min_pct, c.degradation_sustain), (3.0, 10.0, 5));
+        assert_eq!(c.metrics_max_agents, 7);
+        assert_eq!(c.database_url.as_deref(), Some("sqlite://x.db"));
+        assert_eq!(c.redis_cluster_urls, vec!["redis://a:1", "redis://b:2"]);
+        assert_eq!((c.postgres_max_connections, c.redis_max_connections), (8, 9));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (key, value) in [
+            ("ACE_BATCH_SIZE", "-1"),
+            ("ACE_BATCH_SIZE", "0"),
+            ("ACE_BATCH_TIMEOUT", "NaN"),
+            ("ACE_BATCH_TIMEOUT", "-2"),
+            ("ACE_ENABLE_CACHING", "maybe"),
+            ("ACE_CONTEXT_STALENESS_THRESHOLD", "1.5"),
+            ("ACE_BASELINE_ALPHA", "inf"),
+            ("ACE_DEGRADATION_SUSTAIN", "0"),
+            ("ACE_BUFFER_CAPACITY", "10"),
+        ] {
+            let err = from(&[(key, value)]).unwrap_err();
+            assert_eq!(err.code(), "config");
+            assert!(err.to_string().contains(key), "{err} should name {key}");
+        }
+    }
+
+    #[test]
+    fn database_url_password_is_never_printed() {
+        let err = from(&[("DATABASE_URL", "nonsense")]).unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"));
+        let c = AceConfig::builder().database_url("postgres://u:hunter2@h/db").build().unwrap();
+        assert!(c.database_url.unwrap().contains("hunter2"));
+        assert_eq!(redact_url("postgres://u:hunter2@h/db"), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,324 @@
+//! The `Ace` handle: one engine, cheap to clone, shared by every thread of the host.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+
+use crate::batcher::{Writer, WriterSync};
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::config::AceConfig;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::monitor::{BaselineState, DetectorConfig, Monitor, Observation, StageTimer};
+use crate::signal::Signal;
+use crate::store::{MemoryStore, Store};
+
+/// The engine. Clone it freely: clones share one engine (an `Arc` inside).
+///
+/// Recording calls are synchronous, never wait for I/O and return the signals they produced.
+/// Persistence happens on the engine's own writer thread, in batches of
+/// [`AceConfig::batch_size`] records or every [`AceConfig::batch_timeout`], whichever comes first.
+/// No async runtime is needed.
+///
+/// ```
+/// use ace_core::{Ace, MemoryStore, Store};
+///
+/// let store = MemoryStore::new();
+/// let ace = Ace::builder().store(store.clone()).build()?;
+/// let signals = ace.record_stage_with("agent-1", "task-1", "planning", 0.42, true, &[("tokens_in", 812.0)])?;
+/// assert!(signals.is_empty()); // a fresh baseline is still warming up
+/// ace.flush()?;                // returns when everything accepted is stored
+/// assert_eq!(store.count_metrics()?, 1);
+/// ace.close()?;
+/// assert_eq!(ace.record_stage("agent-1", "task-1", "planning", 0.4, true).unwrap_err().code(), "closed");
+/// # Ok::<(), ace_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Ace {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    registry: Registry,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the engine and its writer thread share.
+pub(crate) struct Shared {
+    pub(crate) config: AceConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) monitor: Monitor,
+    pub(crate) metrics: Metrics,
+    pub(crate) sync: WriterSync,
+}
+
+/// Counters of the engine's activity since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Observations recorded (valid calls).
+    pub recorded: u64,
+    /// Records written to the store.
+    pub persisted: u64,
+    /// Records waiting to be written.
+    pub buffered: u64,
+    /// Records not persisted because the buffer was full (also in `ace_records_dropped_total`).
+    pub dropped: u64,
+    /// Signals raised.
+    pub signals: u64,
+    /// (agent, stage) pairs with baselines.
+    pub baselines: u64,
+    /// Failed batch writes (each retried).
+    pub store_failures: u64,
+}
+
+impl Ace {
+    /// A builder with the default configuration, an in-memory store and the system clock.
+    #[must_use]
+    pub fn builder() -> AceBuilder {
+        AceBuilder::default()
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Records a finished stage: its duration in seconds and whether it succeeded.
+    pub fn record_stage(&self, agent: &str, task: &str, stage: &str, duration_s: f64, success: bool) -> Result<Vec<Signal>> {
+        self.record_stage_with(agent, task, stage, duration_s, success, &[])
+    }
+
+    /// Records a finished stage with named metrics (`tokens_in`, `tokens_out`, `cost_usd`, or any
+    /// valid name). Each metric gets its own baseline per (agent, stage).
+    ///
+    /// The event is validated as a whole: if anything is invalid (an empty id, a NaN value, a
+    /// negative duration, a stage name with odd characters) nothing is recorded, the call returns
+    /// [`Error::InvalidInput`] and `ace_events_rejected_total` counts it.
+    pub fn record_stage_with(
+        &self,
+        agent: &str,
+        task: &str,
+        stage: &str,
+        duration_s: f64,
+        success: bool,
+        metrics: &[(&str, f64)],
+    ) -> Result<Vec<Signal>> {
+        self.observe(&Observation { agent, task, stage, outcome: Some((duration_s, success)), metrics })
+    }
+
+    /// Records one named metric of a stage without an outcome (a cost known only later, say).
+    pub fn record_metric(&self, agent: &str, task: &str, stage: &str, name: &str, value: f64) -> Result<Vec<Signal>> {
+        self.observe(&Observation { agent, task, stage, outcome: None, metrics: &[(name, value)] })
+    }
+
+    fn observe(&self, obs: &Observation<'_>) -> Result<Vec<Signal>> {
+        let shared = self.shared();
+        let (signals, wake) = shared.monitor.record(shared.clock.now(), obs)?;
+        if wake {
+            shared.sync.wake();
+        }
+        Ok(signals)
+    }
+
+    /// Starts timing a stage; the returned guard records it when finished or dropped.
+    pub fn time_stage(&self, agent: &str, task: &str, stage: &str) -> StageTimer {
+        StageTimer::new(self.clone(), agent, task, stage)
+    }
+
+    /// The current baseline of one (agent, stage, metric); `metric` is `duration_s`, `success` or
+    /// a named metric.
+    #[must_use]
+    pub fn baseline(&self, agent: &str, stage: &str, metric: &str) -> Option<BaselineState> {
+        self.shared().monitor.baseline(agent, stage, metric)
+    }
+
+    /// Blocks until every record accepted before the call is stored (and baselines are saved).
+    /// Returns the store's error if the write failed; the records stay buffered and are retried.
+    pub fn flush(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.shared().sync.flush(self.shared().store.backend())
+    }
+
+    /// Flushes, stops the writer thread and releases the store. Later calls return
+    /// [`Error::Closed`]. Closing twice is harmless.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// Whether [`Ace::close`] was called.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.shared().monitor.closed.load(Ordering::Acquire)
+    }
+
+    /// All metrics as OpenMetrics text (what `/metrics` serves).
+    #[must_use]
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+
+    /// The engine's metrics, to register into a host's own registry with [`Metrics::register`].
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared().metrics
+    }
+
+    /// Activity counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let shared = self.shared();
+        let c = shared.monitor.counts();
+        let (persisted, carried) = shared.sync.progress();
+        Stats {
+            recorded: c.recorded,
+            persisted,
+            buffered: c.buffered + carried,
+            dropped: c.dropped,
+            signals: c.signals,
+            baselines: c.entries,
+            store_failures: shared.metrics.store_failures.get(),
+        }
+    }
+
+    /// The configuration the engine runs with.
+    #[must_use]
+    pub fn config(&self) -> &AceConfig {
+        &self.shared().config
+    }
+
+    /// The engine's current time.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.shared().clock.now()
+    }
+
+    /// The store records go to.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared().store
+    }
+}
+
+impl fmt::Debug for Ace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ace")
+            .field("store", &self.shared().store.backend())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn close(&self) -> Result<()> {
+        let shared = &self.shared;
+        if shared.monitor.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Every recorder checks `closed` under its shard lock: once each lock has been taken
+        // after the flag was set, nothing more can enter the buffers.
+        shared.monitor.barrier();
+        let flushed = shared.sync.flush(shared.store.backend());
+        shared.sync.shutdown();
+        if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+        let closed = shared.store.close();
+        flushed.and(closed)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "ace engine dropped without a clean close");
+        }
+    }
+}
+
+/// Builds an [`Ace`].
+///
+/// ```
+/// use std::time::Duration;
+/// use ace_core::{Ace, AceConfig, ManualClock, MemoryStore, Timestamp};
+///
+/// let ace = Ace::builder()
+///     .config(AceConfig::builder().batch_size(500).batch_timeout(Duration::from_millis(200)).build()?)
+///     .store(MemoryStore::new())
+///     .clock(ManualClock::new(Timestamp::from_micros(0)))
+///     .build()?;
+/// # Ok::<(), ace_core::Error>(())
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct AceBuilder {
+    config: Option<AceConfig>,
+    store: Option<Arc<dyn Store>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl AceBuilder {
+    /// The configuration (default: [`AceConfig::default`]).
+    pub fn config(mut self, config: AceConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The store (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The store, already shared.
+    pub fn store_arc(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Validates the configuration, loads stored baselines and starts the writer thread.
+    pub fn build(self) -> Result<Ace> {
+        let config = self.config.unwrap_or_default();
+        config.validate()?;
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let metrics = Metrics::new(config.metrics_max_agents);
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+
+        let detector = DetectorConfig {
+            warmup: config.baseline_warmup,
+            alpha: config.baseline_alpha,
+            z: config.degradation_z,
+            min_pct: config.degradation_min_pct,
+            sustain: config.degradation_sustain,
+        };
+        let monitor = Monitor::new(detector, config.buffer_capacity, config.batch_size, metrics.clone());
+        let started = std::time::Instant::now();
+        let baselines = store.load_baselines()?;
+        metrics.time_query("load_baselines", started.elapsed().as_secs_f64());
+        let loaded = baselines.len();
+        monitor.load(baselines);
+        tracing::debug!(store = store.backend(), baselines = loaded, "ace engine starting");
+
+        let shared = Arc::new(Shared { config, clock, store, monitor, metrics, sync: WriterSync::default() });
+        let writer = Writer::spawn(shared.clone())?;
+        Ok(Ace { inner: Arc::new(Inner { shared, registry, writer: Mutex::new(Some(writer)) }) })
+    }
+}

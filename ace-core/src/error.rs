@@ -1,0 +1,149 @@
+//! The one error type of the engine.
+//!
+//! Every fallible call in ace returns [`Error`]. Each variant is named for what the caller can do
+//! about it, and [`Error::code`] gives a stable string that the Python and Node bindings map to
+//! their own exception classes, so no binding ever parses an error message.
+
+use std::fmt;
+
+/// A boxed error from a backend (SQLite, PostgreSQL, Redis, a host callback).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ace.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is missing, malformed or out of range. Fix the setting and restart.
+    #[error("invalid configuration {key}={value}: {reason}")]
+    Config {
+        /// The setting, as its environment variable name (`ACE_BATCH_SIZE`).
+        key: String,
+        /// The offending value (credentials are redacted).
+        value: String,
+        /// What a valid value looks like.
+        reason: String,
+    },
+
+    /// An argument of a call was rejected (empty id, NaN metric, negative duration...).
+    /// Nothing of the call was recorded; fix the input and call again.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The argument that was rejected.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The engine was closed; build a new one.
+    #[error("the ace engine is closed")]
+    Closed,
+
+    /// A store or cache could not be reached or opened. Retrying later may succeed.
+    #[error("{backend} store unavailable: {message}")]
+    StoreUnavailable {
+        /// `sqlite`, `postgres`, `redis`, ...
+        backend: &'static str,
+        /// What failed, without credentials.
+        message: String,
+        /// The backend's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A store operation failed after the store was reached.
+    #[error("{backend} store failed to {operation}: {source}")]
+    Store {
+        /// `sqlite`, `postgres`, `redis`, ...
+        backend: &'static str,
+        /// What ace was doing (`append records`, `load baselines`, `migrate`).
+        operation: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Stored data is damaged or was tampered with; ace refuses to use it.
+    #[error("corrupt data in {what}: {reason}")]
+    Corrupt {
+        /// What holds the damaged data (a file path, a table).
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A bug in ace. Please report it with the message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A stable, machine-readable code for this error.
+    ///
+    /// | code | variant |
+    /// |---|---|
+    /// | `config` | [`Error::Config`] |
+    /// | `invalid_input` | [`Error::InvalidInput`] |
+    /// | `closed` | [`Error::Closed`] |
+    /// | `store_unavailable` | [`Error::StoreUnavailable`] |
+    /// | `store` | [`Error::Store`] |
+    /// | `corrupt` | [`Error::Corrupt`] |
+    /// | `internal` | [`Error::Internal`] |
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Closed => "closed",
+            Error::StoreUnavailable { .. } => "store_unavailable",
+            Error::Store { .. } => "store",
+            Error::Corrupt { .. } => "corrupt",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl fmt::Display) -> Self {
+        Error::InvalidInput { field, reason: reason.to_string() }
+    }
+
+    pub(crate) fn config(key: &str, value: &str, reason: impl fmt::Display) -> Self {
+        Error::Config { key: key.to_owned(), value: value.to_owned(), reason: reason.to_string() }
+    }
+}
+
+/// Replaces the password of a URL (`scheme://user:password@host`) with `***`, so that a
+/// connection string can appear in an error or a log line.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else { return url.to_owned() };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else { return url.to_owned() };
+    format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(Error::Closed.code(), "closed");
+        assert_eq!(Error::invalid("agent", "empty").code(), "invalid_input");
+        assert_eq!(Error::config("ACE_BATCH_SIZE", "x", "bad").code(), "config");
+    }
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("redis://:pw@h/0"), "redis://:***@h/0");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

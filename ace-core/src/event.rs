@@ -1,0 +1,211 @@
+//! The shared vocabulary: severities, stage names, ids, and the events agents report.
+//!
+//! Validation lives here, once, so that the Rust API, the Python binding and the Node binding
+//! accept and reject exactly the same input.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The longest agent or task id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+/// The longest stage or metric name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// The most named metrics one stage event may carry.
+pub const MAX_METRICS_PER_EVENT: usize = 64;
+
+/// The stages most agents go through. Any other lower-case name is a valid stage too.
+pub mod stages {
+    /// Deciding what to do.
+    pub const PLANNING: &str = "planning";
+    /// Doing it: model and tool calls.
+    pub const EXECUTION: &str = "execution";
+    /// Looking back at what happened.
+    pub const REFLECTION: &str = "reflection";
+    /// Checking the result.
+    pub const VERIFICATION: &str = "verification";
+}
+
+/// Well-known metric names. Any valid name works; these get documented meaning and are shown
+/// by `ace demo`.
+pub mod metric_names {
+    /// Prompt tokens sent to a model during the stage.
+    pub const TOKENS_IN: &str = "tokens_in";
+    /// Completion tokens received from a model during the stage.
+    pub const TOKENS_OUT: &str = "tokens_out";
+    /// Money spent during the stage, in US dollars.
+    pub const COST_USD: &str = "cost_usd";
+    /// The stage's duration in seconds (recorded for every stage event).
+    pub const DURATION: &str = "duration_s";
+    /// 1 for a successful stage, 0 for a failed one (recorded for every stage event).
+    pub const SUCCESS: &str = "success";
+}
+
+/// How bad something is. Ordered: `Low < Medium < High < Critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Low,
+    /// Worth watching.
+    Medium,
+    /// Worth acting on.
+    High,
+    /// Act now.
+    Critical,
+}
+
+impl Severity {
+    /// All severities, from least to most severe.
+    pub const ALL: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
+    /// The lower-case name (`"high"`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            other => Err(Error::invalid(
+                "severity",
+                format!("expected one of low, medium, high, critical; got {:?}", truncate(other, 40)),
+            )),
+        }
+    }
+}
+
+/// Checks an agent or task id: 1 to [`MAX_ID_LEN`] bytes, no control characters.
+pub fn validate_id(field: &'static str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(Error::invalid(field, format!("must be at most {MAX_ID_LEN} bytes, got {}", id.len())));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(field, format!("must not contain control characters: {:?}", truncate(id, 40))));
+    }
+    Ok(())
+}
+
+/// Checks a stage name: 1 to [`MAX_NAME_LEN`] bytes of lower-case ASCII letters, digits, `_`, `-`
+/// or `.`, starting with a letter (`planning`, `tool_call`, `web-search`).
+pub fn validate_stage(stage: &str) -> Result<()> {
+    validate_name("stage", stage, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Checks a metric name: 1 to [`MAX_NAME_LEN`] bytes of ASCII letters, digits, `_`, `-`, `.` or
+/// `:`, starting with a letter (`tokens_in`, `cost_usd`).
+pub fn validate_metric_name(name: &str) -> Result<()> {
+    validate_name("metric name", name, |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+fn validate_name(field: &'static str, name: &str, allowed: impl Fn(char) -> bool) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(field, format!("must be 1 to {MAX_NAME_LEN} bytes, got {}", name.len())));
+    }
+    let first_ok = name.starts_with(|c: char| c.is_ascii_alphabetic());
+    if !first_ok || !name.chars().all(allowed) {
+        let rule = if field == "stage" {
+            "lower-case ASCII letters, digits, '_', '-' or '.', starting with a letter"
+        } else {
+            "ASCII letters, digits, '_', '-', '.' or ':', starting with a letter"
+        };
+        return Err(Error::invalid(field, format!("{:?} is not valid: use {rule}", truncate(name, 40))));
+    }
+    Ok(())
+}
+
+/// Checks a metric value: finite.
+pub fn validate_value(field: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() { Ok(()) } else { Err(Error::invalid(field, format!("must be finite, got {value}"))) }
+}
+
+/// Checks a duration in seconds: finite and not negative.
+pub fn validate_duration(seconds: f64) -> Result<()> {
+    if seconds.is_finite() && seconds >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid("duration", format!("must be a finite number of seconds >= 0, got {seconds}")))
+    }
+}
+
+/// The first `max` characters of `s`, for error messages about huge input.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_round_trips_and_orders() {
+        for s in Severity::ALL {
+            assert_eq!(s.as_str().parse::<Severity>().unwrap(), s);
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+        assert!(Severity::Low < Severity::Critical);
+        assert_eq!("fatal".parse::<Severity>().unwrap_err().code(), "invalid_input");
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(validate_id("agent", "agent-7/α").is_ok());
+        assert!(validate_id("agent", "").is_err());
+        assert!(validate_id("agent", &"x".repeat(100 * 1024)).is_err());
+        assert!(validate_id("agent", "a\nb").is_err());
+    }
+
+    #[test]
+    fn stage_names_are_lower_case() {
+        for ok in ["planning", "tool_call", "web-search", "step.2"] {
+            assert!(validate_stage(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Planning", "1st", "ex ec", "plan;DROP", "é", &"a".repeat(65)] {
+            let err = validate_stage(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_must_be_finite() {
+        assert!(validate_value("metric", 1.5).is_ok());
+        assert!(validate_value("metric", f64::NAN).is_err());
+        assert!(validate_duration(-0.1).is_err());
+        assert!(validate_duration(f64::INFINITY).is_err());
+        assert!(validate_duration(0.0).is_ok());
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("ééé", 2), "éé…");
+        assert_eq!(truncate("ab", 5), "ab");
+    }
+}

@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod batcher;
+pub mod clock;
+pub mod config;
+mod engine;
+pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod monitor;
+pub mod signal;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use config::{AceConfig, AceConfigBuilder};
+pub use engine::{Ace, AceBuilder, Stats};
+pub use error::{Error, Result};
+pub use event::{Severity, metric_names, stages};
+pub use metrics::Metrics;
+pub use monitor::{BaselineState, StageTimer};
+pub use signal::{Direction, Evidence, Signal, SignalKind};
+pub use store::{BaselineRecord, MemoryStore, MetricQuery, MetricRecord, Record, Store};

@@ -1,0 +1,215 @@
+//! The Prometheus registry of the engine.
+//!
+//! One `prometheus-client` registry per engine, exported as OpenMetrics text by
+//! [`Ace::metrics_text`](crate::Ace::metrics_text) or registered into a host's own registry with
+//! [`Metrics::register`]. Metric names follow the seed documents.
+//!
+//! Per-agent labels are capped ([`AceConfig::metrics_max_agents`](crate::AceConfig)): once that
+//! many agents have series, further agents share `agent_id="__overflow__"`, and each folded series
+//! is counted in `ace_metrics_label_overflow_total`, so a fleet of 10,000 agents cannot blow up a
+//! Prometheus server.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use hashbrown::HashSet;
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The `agent_id` value shared by agents beyond the label cap.
+pub const OVERFLOW_AGENT: &str = "__overflow__";
+
+/// A gauge holding an `f64`.
+pub type FloatGauge = Gauge<f64, AtomicU64>;
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Labels `{agent_id, stage}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentStage {
+    /// The agent (or [`OVERFLOW_AGENT`]).
+    pub agent_id: String,
+    /// The stage.
+    pub stage: String,
+}
+
+/// Labels `{agent_id, stage, metric}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentStageMetric {
+    /// The agent (or [`OVERFLOW_AGENT`]).
+    pub agent_id: String,
+    /// The stage.
+    pub stage: String,
+    /// The metric.
+    pub metric: String,
+}
+
+/// A single label with a fixed set of values (`operation`, `query_type`, `reason`, `kind`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Operation {
+    /// The operation.
+    pub operation: &'static str,
+}
+
+/// Labels `{query_type}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryType {
+    /// The store query.
+    pub query_type: &'static str,
+}
+
+/// Labels `{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// Labels `{kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    /// The signal kind.
+    pub kind: &'static str,
+}
+
+fn stage_duration_histogram() -> Histogram {
+    // 5 ms .. ~164 s
+    Histogram::new(exponential_buckets(0.005, 2.0, 16))
+}
+
+fn computation_histogram() -> Histogram {
+    // 100 ns .. ~0.4 s
+    Histogram::new(exponential_buckets(1e-7, 4.0, 12))
+}
+
+fn query_histogram() -> Histogram {
+    // 50 µs .. ~13 s
+    Histogram::new(exponential_buckets(5e-5, 2.5, 14))
+}
+
+/// Every metric the engine exports. Cheap to clone: all parts are shared.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub(crate) performance_updates: Family<AgentStage, Counter>,
+    pub(crate) stage_duration: HistogramFamily<AgentStage>,
+    pub(crate) error_rate: Family<AgentStage, FloatGauge>,
+    pub(crate) baseline_deviation: Family<AgentStageMetric, FloatGauge>,
+    pub(crate) computation_duration: HistogramFamily<Operation>,
+    pub(crate) query_duration: HistogramFamily<QueryType>,
+    pub(crate) records_dropped: Family<Reason, Counter>,
+    pub(crate) events_rejected: Family<Reason, Counter>,
+    pub(crate) signals: Family<Kind, Counter>,
+    pub(crate) records_persisted: Counter,
+    pub(crate) store_failures: Counter,
+    pub(crate) buffered: Gauge,
+    pub(crate) label_overflow: Counter,
+    labelled_agents: Arc<Mutex<HashSet<Arc<str>>>>,
+    max_agents: usize,
+}
+
+impl Metrics {
+    /// Fresh metrics with a cap of `max_agents` distinct `agent_id` values.
+    #[must_use]
+    pub fn new(max_agents: usize) -> Self {
+        Metrics {
+            performance_updates: Family::default(),
+            stage_duration: Family::new_with_constructor(stage_duration_histogram),
+            error_rate: Family::default(),
+            baseline_deviation: Family::default(),
+            computation_duration: Family::new_with_constructor(computation_histogram),
+            query_duration: Family::new_with_constructor(query_histogram),
+            records_dropped: Family::default(),
+            events_rejected: Family::default(),
+            signals: Family::default(),
+            records_persisted: Counter::default(),
+            store_failures: Counter::default(),
+            buffered: Gauge::default(),
+            label_overflow: Counter::default(),
+            labelled_agents: Arc::default(),
+            max_agents,
+        }
+    }
+
+    /// Registers every metric into `registry` (the engine's own, or a host's).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ace_performance_updates",
+            "Stage outcomes and metrics recorded, by agent and stage",
+            self.performance_updates.clone(),
+        );
+        registry.register(
+            "ace_stage_duration_seconds",
+            "Duration of finished stages, by agent and stage",
+            self.stage_duration.clone(),
+        );
+        registry.register(
+            "ace_error_rate",
+            "Recent share of failed stages (fast moving average), by agent and stage",
+            self.error_rate.clone(),
+        );
+        registry.register(
+            "ace_baseline_deviation",
+            "Relative deviation of a metric's recent level from its baseline (0.25 = 25% above)",
+            self.baseline_deviation.clone(),
+        );
+        registry.register(
+            "ace_metric_computation_duration_seconds",
+            "Time spent computing baselines and signals (sampled 1 in 64 records), and flushing",
+            self.computation_duration.clone(),
+        );
+        registry.register(
+            "ace_mem_query_duration_seconds",
+            "Duration of store and cache queries, by query type",
+            self.query_duration.clone(),
+        );
+        registry.register(
+            "ace_records_dropped",
+            "Records accepted for persistence but not stored, by reason (should stay 0)",
+            self.records_dropped.clone(),
+        );
+        registry.register("ace_events_rejected", "Events rejected as invalid input, by reason", self.events_rejected.clone());
+        registry.register("ace_signals", "Signals raised, by kind", self.signals.clone());
+        registry.register("ace_records_persisted", "Records written to the store", self.records_persisted.clone());
+        registry.register("ace_store_write_failures", "Failed batch writes to the store", self.store_failures.clone());
+        registry.register("ace_buffered_records", "Records waiting to be written to the store", self.buffered.clone());
+        registry.register(
+            "ace_metrics_label_overflow",
+            "Series folded into agent_id=\"__overflow__\" because of the agent label cap",
+            self.label_overflow.clone(),
+        );
+    }
+
+    /// The `agent_id` label for `agent`: itself while under the cap, else [`OVERFLOW_AGENT`].
+    pub(crate) fn agent_label(&self, agent: &Arc<str>) -> String {
+        let mut known = self.labelled_agents.lock();
+        if known.contains(agent) {
+            return agent.to_string();
+        }
+        if known.len() < self.max_agents {
+            known.insert(agent.clone());
+            return agent.to_string();
+        }
+        self.label_overflow.inc();
+        OVERFLOW_AGENT.to_owned()
+    }
+
+    pub(crate) fn reject(&self, reason: &'static str) {
+        self.events_rejected.get_or_create(&Reason { reason }).inc();
+    }
+
+    pub(crate) fn drop_records(&self, reason: &'static str, n: u64) {
+        self.records_dropped.get_or_create(&Reason { reason }).inc_by(n);
+    }
+
+    pub(crate) fn time_query(&self, query_type: &'static str, seconds: f64) {
+        self.query_duration.get_or_create(&QueryType { query_type }).observe(seconds);
+    }
+
+    pub(crate) fn time_operation(&self, operation: &'static str, seconds: f64) {
+        self.computation_duration.get_or_create(&Operation { operation }).observe(seconds);
+    }
+}

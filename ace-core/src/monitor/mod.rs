@@ -1,0 +1,472 @@
+//! The performance monitor: stage outcomes and metrics in, baselines and degradation signals out.
+//!
+//! State is kept per (agent, stage) in a fixed number of shards, each behind its own lock, so
+//! agents recording from different threads rarely meet. One record call takes one shard lock
+//! once: it finds the (agent, stage) entry, feeds its detectors (duration, success and each named
+//! metric), pushes one record into the shard's pending buffer and updates the Prometheus handles
+//! cached on the entry. It never waits for I/O: the engine's writer thread drains the buffers.
+
+mod baseline;
+mod timer;
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
+pub use baseline::{BaselineState, Detector, DetectorConfig, Transition, Watch};
+pub use timer::StageTimer;
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::event::{
+    MAX_METRICS_PER_EVENT, Severity, metric_names, validate_duration, validate_id, validate_metric_name,
+    validate_stage, validate_value,
+};
+use crate::metrics::{AgentStage, AgentStageMetric, FloatGauge, Metrics};
+use crate::signal::{Direction, Evidence, Signal, SignalKind};
+use crate::store::{BaselineRecord, MetricRecord, Record};
+
+const SHARDS: usize = 16;
+/// Named metrics tracked with a baseline per (agent, stage); more are stored but not baselined.
+const MAX_STREAMS_PER_ENTRY: usize = 64;
+/// One record in this many has its computation time measured.
+const TIMING_SAMPLE: u32 = 64;
+
+/// What a record call reports: a finished stage, or a single metric.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Observation<'a> {
+    pub agent: &'a str,
+    pub task: &'a str,
+    pub stage: &'a str,
+    pub outcome: Option<(f64, bool)>,
+    pub metrics: &'a [(&'a str, f64)],
+}
+
+pub(crate) struct Monitor {
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    hasher: DefaultHashBuilder,
+    detector: DetectorConfig,
+    shard_capacity: usize,
+    batch_size: usize,
+    metrics: Metrics,
+    /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
+    /// final drain.
+    pub(crate) closed: AtomicBool,
+}
+
+#[repr(align(128))]
+struct Padded<T>(T);
+
+#[derive(Default)]
+struct Shard {
+    entries: HashTable<Entry>,
+    pending: Vec<Record>,
+    recorded: u64,
+    dropped: u64,
+    signals: u64,
+    ops: u32,
+}
+
+struct Entry {
+    hash: u64,
+    agent: Arc<str>,
+    stage: Arc<str>,
+    last_task: Arc<str>,
+    updated_at: Timestamp,
+    duration: Stream,
+    success: Stream,
+    named: Vec<Stream>,
+    handles: Option<Handles>,
+    dirty: bool,
+}
+
+struct Stream {
+    name: Arc<str>,
+    detector: Detector,
+    deviation: Option<FloatGauge>,
+}
+
+impl Stream {
+    fn new(name: Arc<str>, state: BaselineState) -> Self {
+        Stream { name, detector: Detector::from_state(state), deviation: None }
+    }
+}
+
+struct Handles {
+    updates: Counter,
+    duration: Histogram,
+    error_rate: FloatGauge,
+    agent_label: String,
+}
+
+/// Counts summed over the shards.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MonitorCounts {
+    pub recorded: u64,
+    pub dropped: u64,
+    pub signals: u64,
+    pub buffered: u64,
+    pub entries: u64,
+}
+
+impl Monitor {
+    pub(crate) fn new(detector: DetectorConfig, buffer_capacity: usize, batch_size: usize, metrics: Metrics) -> Self {
+        Monitor {
+            shards: (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+            hasher: DefaultHashBuilder::default(),
+            detector,
+            shard_capacity: buffer_capacity.div_ceil(SHARDS).max(1),
+            batch_size: batch_size.div_ceil(SHARDS).max(1),
+            metrics,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn shard_of(&self, hash: u64) -> &Mutex<Shard> {
+        // Bits 40.. pick the shard: hashbrown uses the low bits for buckets and the top 7 for tags.
+        &self.shards[(hash >> 40) as usize % SHARDS].0
+    }
+
+    /// Validates, updates baselines, buffers the record. Returns the signals and whether the
+    /// shard's buffer reached its share of a batch (the writer should wake).
+    pub(crate) fn record(&self, now: Timestamp, obs: &Observation<'_>) -> Result<(Vec<Signal>, bool)> {
+        if let Err(e) = validate(obs) {
+            self.metrics.reject(reject_reason(&e));
+            return Err(e);
+        }
+        let hash = self.hasher.hash_one((obs.agent, obs.stage));
+        let mut guard = self.shard_of(hash).lock();
+        let shard: &mut Shard = &mut guard;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        shard.ops = shard.ops.wrapping_add(1);
+        let started = (shard.ops % TIMING_SAMPLE == 0).then(Instant::now);
+
+        let entry = match shard.entries.find_mut(hash, |e| &*e.agent == obs.agent && &*e.stage == obs.stage) {
+            Some(e) => e,
+            None => shard.entries.insert_unique(hash, Entry::new(hash, obs.agent, obs.stage), |e| e.hash).into_mut(),
+        };
+        let mut signals = Vec::new();
+        entry.observe(now, obs, &self.detector, &self.metrics, &mut signals);
+
+        if shard.pending.len() < self.shard_capacity {
+            let task = if &*entry.last_task == obs.task {
+                entry.last_task.clone()
+            } else {
+                entry.last_task = Arc::from(obs.task);
+                entry.last_task.clone()
+            };
+            let metrics = obs.metrics.iter().map(|&(name, v)| (entry.intern(name), v)).collect();
+            shard.pending.push(Record::Metric(MetricRecord {
+                ts: now,
+                agent: entry.agent.clone(),
+                task,
+                stage: entry.stage.clone(),
+                duration_s: obs.outcome.map(|(d, _)| d),
+                success: obs.outcome.map(|(_, s)| s),
+                metrics,
+            }));
+        } else {
+            shard.dropped += 1;
+            let dropped = shard.dropped;
+            self.metrics.drop_records("buffer_full", 1);
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "ace record buffer is full: records are not being persisted (store too slow or down)");
+            }
+        }
+        let wake = shard.pending.len() == self.batch_size;
+        shard.recorded += 1;
+        shard.signals += signals.len() as u64;
+        if let Some(started) = started {
+            self.metrics.time_operation("record", started.elapsed().as_secs_f64());
+        }
+        drop(guard);
+        for s in &signals {
+            self.metrics.signals.get_or_create(&crate::metrics::Kind { kind: s.kind.as_str() }).inc();
+        }
+        Ok((signals, wake))
+    }
+
+    /// Takes and releases every shard lock once (see `closed`).
+    pub(crate) fn barrier(&self) {
+        for shard in &self.shards {
+            drop(shard.0.lock());
+        }
+    }
+
+    /// Takes every buffered record, shard by shard.
+    pub(crate) fn drain(&self, out: &mut Vec<Record>) {
+        for shard in &self.shards {
+            let mut shard = shard.0.lock();
+            if shard.pending.is_empty() {
+                continue;
+            }
+            if out.is_empty() {
+                std::mem::swap(out, &mut shard.pending);
+            } else {
+                out.append(&mut shard.pending);
+            }
+        }
+    }
+
+    /// Baselines changed since the last call (all of them with `all`).
+    pub(crate) fn dirty_baselines(&self, all: bool) -> Vec<BaselineRecord> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.0.lock();
+            for e in shard.entries.iter_mut().filter(|e| e.dirty || all) {
+                e.dirty = false;
+                for s in e.streams() {
+                    if s.detector.state.count > 0 {
+                        out.push(BaselineRecord {
+                            agent: e.agent.to_string(),
+                            stage: e.stage.to_string(),
+                            metric: s.name.to_string(),
+                            state: s.detector.state,
+                            updated_at: e.updated_at,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Restores persisted baselines (at start, before any record).
+    pub(crate) fn load(&self, baselines: Vec<BaselineRecord>) {
+        for b in baselines {
+            if validate_id("agent", &b.agent).is_err() || validate_stage(&b.stage).is_err() {
+                tracing::warn!(agent = %b.agent, stage = %b.stage, "skipping a stored baseline with an invalid key");
+                continue;
+            }
+            let hash = self.hasher.hash_one((b.agent.as_str(), b.stage.as_str()));
+            let mut shard = self.shard_of(hash).lock();
+            let entry = match shard.entries.find_mut(hash, |e| *e.agent == *b.agent && *e.stage == *b.stage) {
+                Some(e) => e,
+                None => shard.entries.insert_unique(hash, Entry::new(hash, &b.agent, &b.stage), |e| e.hash).into_mut(),
+            };
+            entry.updated_at = entry.updated_at.max(b.updated_at);
+            match b.metric.as_str() {
+                metric_names::DURATION => entry.duration.detector = Detector::from_state(b.state),
+                metric_names::SUCCESS => entry.success.detector = Detector::from_state(b.state),
+                name if entry.named.len() < MAX_STREAMS_PER_ENTRY => {
+                    entry.named.push(Stream::new(Arc::from(name), b.state));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The baseline of one (agent, stage, metric), if any.
+    pub(crate) fn baseline(&self, agent: &str, stage: &str, metric: &str) -> Option<BaselineState> {
+        let hash = self.hasher.hash_one((agent, stage));
+        let shard = self.shard_of(hash).lock();
+        let e = shard.entries.find(hash, |e| &*e.agent == agent && &*e.stage == stage)?;
+        e.streams().find(|s| &*s.name == metric).map(|s| s.detector.state)
+    }
+
+    pub(crate) fn counts(&self) -> MonitorCounts {
+        let mut c = MonitorCounts::default();
+        for shard in &self.shards {
+            let shard = shard.0.lock();
+            c.recorded += shard.recorded;
+            c.dropped += shard.dropped;
+            c.signals += shard.signals;
+            c.buffered += shard.pending.len() as u64;
+            c.entries += shard.entries.len() as u64;
+        }
+        c
+    }
+}
+
+impl Entry {
+    fn new(hash: u64, agent: &str, stage: &str) -> Self {
+        Entry {
+            hash,
+            agent: Arc::from(agent),
+            stage: Arc::from(stage),
+            last_task: Arc::from(""),
+            updated_at: Timestamp::EPOCH,
+            duration: Stream::new(Arc::from(metric_names::DURATION), BaselineState::default()),
+            success: Stream::new(Arc::from(metric_names::SUCCESS), BaselineState::default()),
+            named: Vec::new(),
+            handles: None,
+            dirty: false,
+        }
+    }
+
+    fn streams(&self) -> impl Iterator<Item = &Stream> {
+        [&self.duration, &self.success].into_iter().chain(self.named.iter())
+    }
+
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        match self.named.iter().find(|s| &*s.name == name) {
+            Some(s) => s.name.clone(),
+            None => Arc::from(name),
+        }
+    }
+
+    fn observe(&mut self, now: Timestamp, obs: &Observation<'_>, cfg: &DetectorConfig, metrics: &Metrics, out: &mut Vec<Signal>) {
+        self.dirty = true;
+        self.updated_at = now;
+        let handles = self.handles.get_or_insert_with(|| {
+            let agent_label = metrics.agent_label(&self.agent);
+            let labels = AgentStage { agent_id: agent_label.clone(), stage: self.stage.to_string() };
+            Handles {
+                updates: metrics.performance_updates.get_or_create_owned(&labels),
+                duration: metrics.stage_duration.get_or_create_owned(&labels),
+                error_rate: metrics.error_rate.get_or_create_owned(&labels),
+                agent_label,
+            }
+        });
+        handles.updates.inc();
+        let ctx = SignalContext { now, agent: &self.agent, task: obs.task, stage: &self.stage, cfg };
+        if let Some((duration, success)) = obs.outcome {
+            handles.duration.observe(duration);
+            ctx.feed(&mut self.duration, duration, Watch::Up, out);
+            ctx.feed(&mut self.success, if success { 1.0 } else { 0.0 }, Watch::Rate, out);
+            handles.error_rate.set(1.0 - self.success.detector.state.recent);
+        }
+        for &(name, value) in obs.metrics {
+            let idx = match self.named.iter().position(|s| &*s.name == name) {
+                Some(i) => i,
+                None if self.named.len() < MAX_STREAMS_PER_ENTRY => {
+                    self.named.push(Stream::new(Arc::from(name), BaselineState::default()));
+                    self.named.len() - 1
+                }
+                None => continue,
+            };
+            let stream = &mut self.named[idx];
+            if stream.deviation.is_none() {
+                stream.deviation = Some(metrics.baseline_deviation.get_or_create_owned(&AgentStageMetric {
+                    agent_id: handles.agent_label.clone(),
+                    stage: self.stage.to_string(),
+                    metric: name.to_owned(),
+                }));
+            }
+            ctx.feed(stream, value, Watch::Both, out);
+        }
+    }
+}
+
+struct SignalContext<'a> {
+    now: Timestamp,
+    agent: &'a str,
+    task: &'a str,
+    stage: &'a str,
+    cfg: &'a DetectorConfig,
+}
+
+impl SignalContext<'_> {
+    fn feed(&self, stream: &mut Stream, value: f64, watch: Watch, out: &mut Vec<Signal>) {
+        let transition = stream.detector.observe(value, watch, self.cfg);
+        let state = &stream.detector.state;
+        if let Some(gauge) = &stream.deviation {
+            gauge.set(state.deviation_pct() / 100.0);
+        }
+        let Some(transition) = transition else { return };
+        let (kind, direction) = match transition {
+            Transition::Degraded(d) => (SignalKind::Degradation, d),
+            Transition::Recovered => {
+                (SignalKind::Recovery, if state.recent >= state.mean { Direction::Up } else { Direction::Down })
+            }
+        };
+        let pct = state.deviation_pct();
+        let severity = match kind {
+            SignalKind::Recovery => Severity::Low,
+            _ if &*stream.name == metric_names::SUCCESS || pct.abs() >= 100.0 => Severity::High,
+            _ => Severity::Medium,
+        };
+        let message = match kind {
+            SignalKind::Recovery => format!(
+                "{} {} {} is back near its baseline ({} vs {})",
+                self.agent,
+                self.stage,
+                stream.name,
+                fmt_num(state.recent),
+                fmt_num(state.mean)
+            ),
+            _ => format!(
+                "{} {} {} is {:.0}% {} its baseline ({} vs {}, z={:.1})",
+                self.agent,
+                self.stage,
+                stream.name,
+                pct.abs(),
+                if direction == Direction::Up { "above" } else { "below" },
+                fmt_num(state.recent),
+                fmt_num(state.mean),
+                state.z_score()
+            ),
+        };
+        out.push(Signal {
+            kind,
+            severity,
+            at: self.now,
+            agent: self.agent.to_owned(),
+            task: Some(self.task.to_owned()),
+            stage: Some(self.stage.to_owned()),
+            message,
+            evidence: Evidence::BaselineShift {
+                metric: stream.name.to_string(),
+                direction,
+                baseline_mean: state.mean,
+                baseline_std: state.std(),
+                recent_mean: state.recent,
+                deviation_pct: pct,
+                z_score: state.z_score(),
+                samples: state.count,
+            },
+        });
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    if x.abs() >= 100.0 { format!("{x:.0}") } else { format!("{x:.3}") }
+}
+
+fn validate(obs: &Observation<'_>) -> Result<()> {
+    validate_id("agent", obs.agent)?;
+    validate_id("task", obs.task)?;
+    validate_stage(obs.stage)?;
+    if let Some((duration, _)) = obs.outcome {
+        validate_duration(duration)?;
+    }
+    if obs.metrics.len() > MAX_METRICS_PER_EVENT {
+        return Err(Error::invalid(
+            "metrics",
+            format!("at most {MAX_METRICS_PER_EVENT} metrics per event, got {}", obs.metrics.len()),
+        ));
+    }
+    for (i, &(name, value)) in obs.metrics.iter().enumerate() {
+        validate_metric_name(name)?;
+        if matches!(name, metric_names::DURATION | metric_names::SUCCESS) {
+            return Err(Error::invalid("metric name", format!("{name:?} is reserved for the stage outcome")));
+        }
+        validate_value("metric value", value)?;
+        if obs.metrics[..i].iter().any(|&(n, _)| n == name) {
+            return Err(Error::invalid("metric name", format!("{name:?} appears twice in one event")));
+        }
+    }
+    Ok(())
+}
+
+fn reject_reason(e: &Error) -> &'static str {
+    match e {
+        Error::InvalidInput { field, .. } => match *field {
+            "agent" => "invalid_agent",
+            "task" => "invalid_task",
+            "stage" => "invalid_stage",
+            "duration" => "invalid_duration",
+            "metric value" => "non_finite_value",
+            _ => "invalid_metric",
+        },
+        _ => "invalid",
+    }
+}

@@ -1,0 +1,97 @@
+//! Signals: what the organs find.
+//!
+//! Every organ turns events into signals, each a typed, timestamped finding with the evidence
+//! that produced it. The intervention engine turns signals into interventions; a host can also
+//! act on them directly, since every recording call returns the signals it produced.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::event::Severity;
+
+/// What kind of finding a signal is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SignalKind {
+    /// A sustained, significant shift of a stage metric away from its baseline.
+    Degradation,
+    /// A metric that had degraded is back within its baseline.
+    Recovery,
+}
+
+impl SignalKind {
+    /// The snake_case name (`"degradation"`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Degradation => "degradation",
+            SignalKind::Recovery => "recovery",
+        }
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which way a metric moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Above the baseline (slower, more tokens, more cost).
+    Up,
+    /// Below the baseline (a lower success rate).
+    Down,
+}
+
+/// The numbers behind a signal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Evidence {
+    /// A metric's recent level compared with its baseline.
+    BaselineShift {
+        /// The metric (`duration_s`, `success`, `tokens_in`, ...).
+        metric: String,
+        /// Which way it moved.
+        direction: Direction,
+        /// The baseline's mean.
+        baseline_mean: f64,
+        /// The baseline's standard deviation.
+        baseline_std: f64,
+        /// The recent level (a fast exponentially weighted mean).
+        recent_mean: f64,
+        /// `(recent - baseline) / |baseline| * 100`.
+        deviation_pct: f64,
+        /// How many standard errors the recent level is from the baseline.
+        z_score: f64,
+        /// Observations in the baseline.
+        samples: u64,
+    },
+}
+
+/// A finding of one of the organs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// What was found.
+    pub kind: SignalKind,
+    /// How bad it is.
+    pub severity: Severity,
+    /// When it was found (engine clock).
+    pub at: Timestamp,
+    /// The agent concerned.
+    pub agent: String,
+    /// The task during which it was found, if any.
+    pub task: Option<String>,
+    /// The stage concerned, if any.
+    pub stage: Option<String>,
+    /// One human-readable sentence.
+    pub message: String,
+    /// The numbers behind it.
+    pub evidence: Evidence,
+}

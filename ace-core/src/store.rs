@@ -1,0 +1,223 @@
+//! Storage: the traits every backend implements, the records they keep, and [`MemoryStore`].
+//!
+//! The engine never calls a store on the caller's thread: records go through the batcher and
+//! reach [`Store::append`] from the engine's writer thread, in batches. A store is therefore a
+//! plain blocking interface; a backend built on async I/O (sqlx) runs its own runtime inside.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::monitor::BaselineState;
+
+/// One observation of the performance monitor: a finished stage, or a single named metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRecord {
+    /// When it was recorded (engine clock).
+    pub ts: Timestamp,
+    /// The agent.
+    pub agent: Arc<str>,
+    /// The task.
+    pub task: Arc<str>,
+    /// The stage.
+    pub stage: Arc<str>,
+    /// The stage's duration in seconds (absent for a single metric).
+    pub duration_s: Option<f64>,
+    /// Whether the stage succeeded (absent for a single metric).
+    pub success: Option<bool>,
+    /// Named metrics (`tokens_in`, `cost_usd`, ...).
+    pub metrics: Vec<(Arc<str>, f64)>,
+}
+
+/// Anything the engine persists through the batcher. Later organs add variants.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Record {
+    /// A performance observation (table `ace_performance_metrics`).
+    Metric(MetricRecord),
+}
+
+/// A baseline as stored (table `ace_baselines`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRecord {
+    /// The agent.
+    pub agent: String,
+    /// The stage.
+    pub stage: String,
+    /// The metric (`duration_s`, `success`, or a named metric).
+    pub metric: String,
+    /// The baseline.
+    pub state: BaselineState,
+    /// When it was last updated (engine clock).
+    pub updated_at: Timestamp,
+}
+
+/// Which metric records to read back.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct MetricQuery {
+    /// Only this agent.
+    pub agent: Option<String>,
+    /// Only this stage.
+    pub stage: Option<String>,
+    /// Only records at or after this time.
+    pub since: Option<Timestamp>,
+    /// At most this many records (0: no limit).
+    pub limit: usize,
+}
+
+impl MetricQuery {
+    /// Every record.
+    #[must_use]
+    pub fn all() -> Self {
+        MetricQuery::default()
+    }
+
+    /// Only this agent's records.
+    #[must_use]
+    pub fn agent(mut self, agent: impl Into<String>) -> Self {
+        self.agent = Some(agent.into());
+        self
+    }
+
+    /// Only this stage's records.
+    #[must_use]
+    pub fn stage(mut self, stage: impl Into<String>) -> Self {
+        self.stage = Some(stage.into());
+        self
+    }
+
+    /// Only records at or after `ts`.
+    #[must_use]
+    pub fn since(mut self, ts: Timestamp) -> Self {
+        self.since = Some(ts);
+        self
+    }
+
+    /// At most `n` records.
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n;
+        self
+    }
+
+    /// Whether `r` matches (for stores that filter in memory).
+    #[must_use]
+    pub fn matches(&self, r: &MetricRecord) -> bool {
+        self.agent.as_deref().is_none_or(|a| a == &*r.agent)
+            && self.stage.as_deref().is_none_or(|s| s == &*r.stage)
+            && self.since.is_none_or(|t| r.ts >= t)
+    }
+}
+
+/// A durable (or in-memory) home for what the engine records.
+///
+/// Every method may block; the engine calls them from its own threads. Implementations must pass
+/// the conformance suite in the repository's `tests/conformance/`.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and metrics (`memory`, `sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+
+    /// Appends a batch atomically: afterwards either every record is stored or none is (and an
+    /// error says why). Records of one batch keep their order.
+    fn append(&self, records: &[Record]) -> Result<()>;
+
+    /// Inserts or replaces baselines, keyed by (agent, stage, metric).
+    fn save_baselines(&self, baselines: &[BaselineRecord]) -> Result<()>;
+
+    /// Every stored baseline.
+    fn load_baselines(&self) -> Result<Vec<BaselineRecord>>;
+
+    /// Metric records matching `query`, oldest first (ties in insertion order).
+    fn query_metrics(&self, query: &MetricQuery) -> Result<Vec<MetricRecord>>;
+
+    /// How many metric records are stored.
+    fn count_metrics(&self) -> Result<u64>;
+
+    /// Checks the store is reachable; returns the round-trip time.
+    fn ping(&self) -> Result<Duration>;
+
+    /// Releases connections. Called once by the engine's `close()`.
+    fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A store that keeps everything in memory: for tests and ephemeral runs. Clones share data.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<MemoryInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    metrics: Vec<MetricRecord>,
+    baselines: HashMap<(String, String, String), BaselineRecord>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+}
+
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn append(&self, records: &[Record]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.metrics.reserve(records.len());
+        for record in records {
+            match record {
+                Record::Metric(m) => inner.metrics.push(m.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    fn save_baselines(&self, baselines: &[BaselineRecord]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        for b in baselines {
+            inner.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b.clone());
+        }
+        Ok(())
+    }
+
+    fn load_baselines(&self) -> Result<Vec<BaselineRecord>> {
+        let inner = self.inner.lock();
+        let mut all: Vec<_> = inner.baselines.values().cloned().collect();
+        all.sort_by(|a, b| (&a.agent, &a.stage, &a.metric).cmp(&(&b.agent, &b.stage, &b.metric)));
+        Ok(all)
+    }
+
+    fn query_metrics(&self, query: &MetricQuery) -> Result<Vec<MetricRecord>> {
+        let inner = self.inner.lock();
+        let mut out: Vec<MetricRecord> = inner.metrics.iter().filter(|r| query.matches(r)).cloned().collect();
+        out.sort_by_key(|r| r.ts); // stable: ties keep insertion order
+        if query.limit > 0 {
+            out.truncate(query.limit);
+        }
+        Ok(out)
+    }
+
+    fn count_metrics(&self) -> Result<u64> {
+        Ok(self.inner.lock().metrics.len() as u64)
+    }
+
+    fn ping(&self) -> Result<Duration> {
+        let start = Instant::now();
+        drop(self.inner.lock());
+        Ok(start.elapsed())
+    }
+}

@@ -1,0 +1,332 @@
+//! The engine's public API: batching, flush, close, bad input, overflow, signals, metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ace_core::store::{BaselineRecord, MetricQuery, MetricRecord, Record, Store};
+use ace_core::{Ace, AceConfig, Clock, Error, ManualClock, MemoryStore, SignalKind, Timestamp};
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn engine(store: &MemoryStore, config: AceConfig) -> Ace {
+    Ace::builder().config(config).store(store.clone()).build().unwrap()
+}
+
+#[test]
+fn handle_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Ace>();
+}
+
+#[test]
+fn flush_stores_everything_accepted() {
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::builder().batch_timeout(Duration::from_secs(3600)).build().unwrap());
+    for i in 0..1234 {
+        ace.record_stage_with("a", &format!("t{i}"), "planning", 0.5, i % 7 != 0, &[("tokens_in", i as f64)]).unwrap();
+    }
+    ace.flush().unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 1234);
+    let back = store.query_metrics(&MetricQuery::all().limit(3)).unwrap();
+    assert_eq!(back[0].task.as_ref(), "t0");
+    assert_eq!(back[0].success, Some(false));
+    assert_eq!(back[1].metrics, vec![(Arc::from("tokens_in"), 1.0)]);
+    let stats = ace.stats();
+    assert_eq!((stats.recorded, stats.persisted, stats.buffered, stats.dropped), (1234, 1234, 0, 0));
+}
+
+#[test]
+fn a_full_batch_is_written_without_a_flush() {
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::builder().batch_size(64).batch_timeout(Duration::from_secs(3600)).build().unwrap());
+    // One agent and stage live in one shard; its share of the batch is what triggers the write.
+    for i in 0..256 {
+        ace.record_stage("agent", &format!("t{i}"), "execution", 1.0, true).unwrap();
+    }
+    wait_until("a batch was written by size", || store.count_metrics().unwrap() > 0);
+    ace.close().unwrap();
+}
+
+#[test]
+fn the_batch_timeout_writes_a_lone_record() {
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::builder().batch_timeout(Duration::from_millis(20)).build().unwrap());
+    ace.record_stage("a", "t", "planning", 0.1, true).unwrap();
+    wait_until("the timeout wrote the record", || store.count_metrics().unwrap() == 1);
+}
+
+#[test]
+fn close_flushes_and_then_refuses() {
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::default());
+    let clone = ace.clone();
+    ace.record_stage("a", "t", "planning", 0.1, true).unwrap();
+    ace.close().unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 1);
+    assert!(clone.is_closed());
+    assert!(matches!(clone.record_stage("a", "t", "planning", 0.1, true), Err(Error::Closed)));
+    assert!(matches!(clone.record_metric("a", "t", "planning", "cost_usd", 1.0), Err(Error::Closed)));
+    assert_eq!(clone.flush().unwrap_err().code(), "closed");
+    clone.close().unwrap(); // twice is fine
+}
+
+#[test]
+fn dropping_the_last_handle_flushes() {
+    let store = MemoryStore::new();
+    {
+        let ace = engine(&store, AceConfig::builder().batch_timeout(Duration::from_secs(3600)).build().unwrap());
+        for i in 0..10 {
+            ace.record_stage("a", &format!("t{i}"), "planning", 0.1, true).unwrap();
+        }
+    }
+    assert_eq!(store.count_metrics().unwrap(), 10);
+}
+
+#[test]
+fn invalid_events_are_rejected_whole_and_counted() {
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::default());
+    let huge = "a".repeat(100 * 1024);
+    let many: Vec<(String, f64)> = (0..65).map(|i| (format!("m{i}"), 1.0)).collect();
+    let many: Vec<(&str, f64)> = many.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let cases: Vec<(&str, Result<Vec<ace_core::Signal>, Error>)> = vec![
+        ("nan metric", ace.record_stage_with("a", "t", "planning", 1.0, true, &[("tokens_in", 1.0), ("cost_usd", f64::NAN)])),
+        ("inf metric", ace.record_metric("a", "t", "planning", "cost_usd", f64::INFINITY)),
+        ("negative duration", ace.record_stage("a", "t", "planning", -0.5, true)),
+        ("nan duration", ace.record_stage("a", "t", "planning", f64::NAN, true)),
+        ("empty agent", ace.record_stage("", "t", "planning", 1.0, true)),
+        ("huge agent", ace.record_stage(&huge, "t", "planning", 1.0, true)),
+        ("empty task", ace.record_stage("a", "", "planning", 1.0, true)),
+        ("odd stage", ace.record_stage("a", "t", "Plan; DROP TABLE", 1.0, true)),
+        ("unicode stage", ace.record_stage("a", "t", "plänning", 1.0, true)),
+        ("reserved metric", ace.record_stage_with("a", "t", "planning", 1.0, true, &[("success", 1.0)])),
+        ("duplicate metric", ace.record_stage_with("a", "t", "planning", 1.0, true, &[("x", 1.0), ("x", 2.0)])),
+        ("bad metric name", ace.record_metric("a", "t", "planning", "tokens in", 1.0)),
+        ("too many metrics", ace.record_stage_with("a", "t", "planning", 1.0, true, &many)),
+    ];
+    for (what, result) in cases {
+        let err = result.expect_err(what);
+        assert_eq!(err.code(), "invalid_input", "{what}: {err}");
+    }
+    ace.flush().unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 0, "nothing of a rejected event is stored");
+    assert_eq!(ace.stats().recorded, 0);
+    assert!(ace.baseline("a", "planning", "tokens_in").is_none(), "no baseline moved");
+    let text = ace.metrics_text();
+    let rejected: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("ace_events_rejected_total"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(rejected, 13.0, "{text}");
+    // A valid event right after is recorded normally.
+    ace.record_stage("a", "t", "planning", 1.0, true).unwrap();
+    ace.flush().unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 1);
+}
+
+/// A store whose writes fail `failures` times, then succeed.
+#[derive(Debug, Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    failures: AtomicUsize,
+}
+
+impl Store for FlakyStore {
+    fn backend(&self) -> &'static str {
+        "flaky"
+    }
+    fn append(&self, records: &[Record]) -> ace_core::Result<()> {
+        if self.failures.load(Ordering::SeqCst) > 0 {
+            self.failures.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::StoreUnavailable { backend: "flaky", message: "injected failure".into(), source: None });
+        }
+        self.inner.append(records)
+    }
+    fn save_baselines(&self, b: &[BaselineRecord]) -> ace_core::Result<()> {
+        self.inner.save_baselines(b)
+    }
+    fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
+        self.inner.load_baselines()
+    }
+    fn query_metrics(&self, q: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
+        self.inner.query_metrics(q)
+    }
+    fn count_metrics(&self) -> ace_core::Result<u64> {
+        self.inner.count_metrics()
+    }
+    fn ping(&self) -> ace_core::Result<Duration> {
+        self.inner.ping()
+    }
+}
+
+#[test]
+fn failed_writes_are_retried_and_nothing_is_lost_or_duplicated() {
+    let flaky = Arc::new(FlakyStore { failures: AtomicUsize::new(2), ..FlakyStore::default() });
+    let ace = Ace::builder().store_arc(flaky.clone()).build().unwrap();
+    for i in 0..500 {
+        ace.record_stage("a", &format!("t{i}"), "planning", 0.1, true).unwrap();
+    }
+    let first = ace.flush().unwrap_err();
+    assert_eq!(first.code(), "store");
+    assert!(first.to_string().contains("injected failure"), "{first}");
+    // Flush forces a new attempt each time; the third succeeds.
+    let mut attempts = 1;
+    while ace.flush().is_err() {
+        attempts += 1;
+        assert!(attempts < 10);
+    }
+    assert_eq!(flaky.inner.count_metrics().unwrap(), 500);
+    let tasks: std::collections::HashSet<String> =
+        flaky.inner.query_metrics(&MetricQuery::all()).unwrap().iter().map(|r| r.task.to_string()).collect();
+    assert_eq!(tasks.len(), 500, "each record exactly once");
+    assert!(ace.stats().store_failures >= 2);
+}
+
+#[test]
+fn a_full_buffer_drops_counted_never_blocks() {
+    let flaky = Arc::new(FlakyStore { failures: AtomicUsize::new(usize::MAX), ..FlakyStore::default() });
+    let config = AceConfig::builder().batch_size(16).buffer_capacity(160).build().unwrap();
+    let ace = Ace::builder().config(config).store_arc(flaky.clone()).build().unwrap();
+    for i in 0..5000 {
+        // Never an error for the agent: persistence trouble is the engine's to report.
+        ace.record_stage(&format!("agent-{}", i % 50), "t", "planning", 0.1, true).unwrap();
+    }
+    let stats = ace.stats();
+    assert_eq!(stats.recorded, 5000);
+    assert!(stats.dropped > 0, "{stats:?}");
+    assert!(stats.buffered <= 2 * 160 + 16, "bounded: {stats:?}");
+    assert!(ace.metrics_text().contains("ace_records_dropped_total{reason=\"buffer_full\"}"));
+    assert_eq!(ace.flush().unwrap_err().code(), "store");
+    flaky.failures.store(0, Ordering::SeqCst);
+    ace.flush().unwrap();
+    let stored = flaky.inner.count_metrics().unwrap();
+    assert_eq!(stored + ace.stats().dropped, 5000, "every record is either stored or counted as dropped");
+}
+
+#[test]
+fn degradation_is_returned_by_the_call_that_caused_it() {
+    let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
+    let ace = Ace::builder().clock(clock.clone()).build().unwrap();
+    for i in 0..100 {
+        clock.advance(Duration::from_secs(10));
+        let d = if i % 2 == 0 { 2.1 } else { 1.9 };
+        assert!(ace.record_stage("agent-7", &format!("t{i}"), "execution", d, true).unwrap().is_empty());
+    }
+    let mut found = None;
+    for i in 100..120 {
+        clock.advance(Duration::from_secs(10));
+        let signals = ace.record_stage("agent-7", &format!("t{i}"), "execution", 6.0, true).unwrap();
+        if let Some(s) = signals.into_iter().next() {
+            found = Some((i, s));
+            break;
+        }
+    }
+    let (at, signal) = found.expect("a tripled duration must raise a signal");
+    assert!(at < 110, "raised only at task {at}");
+    assert_eq!(signal.kind, SignalKind::Degradation);
+    assert_eq!(signal.agent, "agent-7");
+    assert_eq!(signal.stage.as_deref(), Some("execution"));
+    assert_eq!(signal.at, clock.now());
+    assert!(signal.message.contains("duration_s") && signal.message.contains("above"), "{}", signal.message);
+    let ace_core::Evidence::BaselineShift { deviation_pct, z_score, .. } = signal.evidence else { panic!() };
+    assert!(deviation_pct > 20.0 && z_score > 4.0);
+}
+
+#[test]
+fn token_and_cost_metrics_get_baselines() {
+    let ace = Ace::builder().build().unwrap();
+    for i in 0..50 {
+        ace.record_stage_with("a", &format!("t{i}"), "planning", 1.0, true, &[("tokens_in", 1000.0), ("cost_usd", 0.01)]).unwrap();
+    }
+    ace.record_metric("a", "t50", "planning", "tokens_out", 250.0).unwrap();
+    let tokens = ace.baseline("a", "planning", "tokens_in").unwrap();
+    assert_eq!((tokens.count, tokens.mean), (50, 1000.0));
+    assert_eq!(ace.baseline("a", "planning", "cost_usd").unwrap().mean, 0.01);
+    assert_eq!(ace.baseline("a", "planning", "tokens_out").unwrap().count, 1);
+    assert_eq!(ace.baseline("a", "planning", "duration_s").unwrap().count, 50, "a lone metric has no outcome");
+}
+
+#[test]
+fn the_timer_records_duration_and_outcome() {
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::default());
+    let mut ok = ace.time_stage("a", "t1", "execution");
+    ok.metric("tokens_out", 12.0);
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(ok.finish().unwrap().is_empty());
+    let mut failed = ace.time_stage("a", "t2", "execution");
+    failed.fail();
+    drop(failed);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _timer = ace.time_stage("a", "t3", "execution");
+        panic!("the agent's code blew up");
+    }));
+    assert!(panicked.is_err());
+    ace.flush().unwrap();
+    let back = store.query_metrics(&MetricQuery::all()).unwrap();
+    assert_eq!(back.len(), 3);
+    assert!(back[0].duration_s.unwrap() >= 0.005);
+    assert_eq!(back.iter().map(|r| r.success.unwrap()).collect::<Vec<_>>(), [true, false, false]);
+    assert_eq!(back[0].metrics, vec![(Arc::from("tokens_out"), 12.0)]);
+}
+
+#[test]
+fn metrics_use_the_seed_names_and_cap_agent_labels() {
+    let ace = Ace::builder().config(AceConfig::builder().metrics_max_agents(2).build().unwrap()).build().unwrap();
+    for agent in ["a1", "a2", "a3", "a4", "a5"] {
+        ace.record_stage_with(agent, "t", "planning", 0.2, true, &[("tokens_in", 10.0)]).unwrap();
+    }
+    let text = ace.metrics_text();
+    for name in [
+        "ace_performance_updates_total{agent_id=\"a1\",stage=\"planning\"} 1",
+        "ace_performance_updates_total{agent_id=\"__overflow__\",stage=\"planning\"} 3",
+        "ace_stage_duration_seconds_bucket",
+        "ace_error_rate{agent_id=\"a2\",stage=\"planning\"}",
+        "ace_baseline_deviation{agent_id=\"a1\",stage=\"planning\",metric=\"tokens_in\"}",
+        "ace_metrics_label_overflow_total 3",
+        "# EOF",
+    ] {
+        assert!(text.contains(name), "missing {name} in\n{text}");
+    }
+    assert!(!text.contains("a3"), "capped agents must not get their own series");
+    ace.flush().unwrap();
+    let text = ace.metrics_text();
+    assert!(text.contains("ace_mem_query_duration_seconds_count{query_type=\"append\"}"), "{text}");
+    assert!(text.contains("ace_metric_computation_duration_seconds_count{operation=\"flush\"}"), "{text}");
+}
+
+#[test]
+fn threads_recording_at_once_lose_nothing() {
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::builder().batch_size(500).buffer_capacity(1_000_000).build().unwrap());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let ace = ace.clone();
+            s.spawn(move || {
+                for i in 0..10_000 {
+                    ace.record_stage(&format!("agent-{}", i % 37), &format!("t{t}-{i}"), "execution", 0.1, true).unwrap();
+                }
+            });
+        }
+    });
+    ace.flush().unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 40_000);
+    assert_eq!(ace.stats().recorded, 40_000);
+}
+
+#[test]
+fn bad_config_fails_the_build() {
+    let mut config = AceConfig::default();
+    config.batch_size = 0;
+    let err = Ace::builder().config(config).build().unwrap_err();
+    assert_eq!(err.code(), "config");
+    assert!(err.to_string().contains("ACE_BATCH_SIZE"));
+}

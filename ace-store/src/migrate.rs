@@ -1,0 +1,40 @@
+//! Versioned schema migrations, embedded in the binary.
+//!
+//! Each migration has an `up` and a `down` script. Applied migrations are recorded in
+//! `ace_schema_migrations` with a checksum of their `up` script, so a database migrated by a
+//! different build of ace (an edited migration, a newer schema) is refused with a clear error
+//! instead of being written to blindly.
+
+/// One schema migration.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// The version it brings the schema to (1, 2, ...).
+    pub version: i64,
+    /// A short name.
+    pub name: &'static str,
+    /// SQL that applies it.
+    pub up: &'static str,
+    /// SQL that reverts it.
+    pub down: &'static str,
+}
+
+impl Migration {
+    /// A stable checksum of the `up` script (FNV-1a, 64 bits, hex).
+    #[must_use]
+    pub fn checksum(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.up.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// The SQLite migrations, oldest first.
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    up: include_str!("../migrations/sqlite/0001_init.up.sql"),
+    down: include_str!("../migrations/sqlite/0001_init.down.sql"),
+}];

@@ -1,0 +1,462 @@
+//! The embedded durable default: one SQLite file in WAL mode.
+//!
+//! Batches are written in one transaction as multi-row `INSERT`s of up to [`ROWS_PER_INSERT`]
+//! rows, so a batch costs a handful of statements however large it is. sqlx is async; the store
+//! owns a one-thread tokio runtime and blocks on it, which is what the engine's writer thread
+//! expects. Called from inside another tokio runtime, it moves the wait to a scoped thread rather
+//! than panicking.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ace_core::store::{BaselineRecord, MetricQuery, MetricRecord, Record, Store};
+use ace_core::{BaselineState, Timestamp};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use crate::error::Error;
+use crate::migrate::{Migration, SQLITE};
+
+const BACKEND: &str = "sqlite";
+/// Rows per `INSERT` statement (7 parameters each, far under SQLite's 32766).
+pub const ROWS_PER_INSERT: usize = 500;
+const METRIC_COLUMNS: &str = "created_at, agent_id, task_id, stage, duration_s, success, metrics";
+
+/// A store in one SQLite file.
+///
+/// ```no_run
+/// use ace_core::Ace;
+/// use ace_store::SqliteStore;
+///
+/// let ace = Ace::builder().store(SqliteStore::open("ace.db")?).build()?;
+/// # Ok::<(), ace_core::Error>(())
+/// ```
+pub struct SqliteStore {
+    rt: Option<tokio::runtime::Runtime>,
+    pool: SqlitePool,
+    path: PathBuf,
+    insert_sql: Arc<str>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    ///
+    /// Errors: [`ace_core::Error::StoreUnavailable`] when the file cannot be opened or created,
+    /// [`ace_core::Error::Corrupt`] when it is not a SQLite database or holds a schema this build
+    /// of ace does not know.
+    pub fn open(path: impl AsRef<Path>) -> ace_core::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let location = path.display().to_string();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ace-sqlite")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Open { backend: BACKEND, location: location.clone(), source: e.into() })?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = block_on(&rt, async {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+        })
+        .map_err(|e| classify_open_error(&location, e))?;
+        let store = SqliteStore { rt: Some(rt), pool, path, insert_sql: insert_sql(ROWS_PER_INSERT).into() };
+        store.migrate_up().map_err(|e| match e {
+            ace_core::Error::Store { source, .. } if is_corruption(&source.to_string()) => {
+                ace_core::Error::Corrupt { what: location.clone(), reason: source.to_string() }
+            }
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn run<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        // `rt` is only taken in Drop.
+        block_on(self.rt.as_ref().expect("runtime present until drop"), fut)
+    }
+
+    /// The schema version the database is at (0 for an empty file).
+    pub fn schema_version(&self) -> ace_core::Result<i64> {
+        self.run(async {
+            ensure_migrations_table(&self.pool).await?;
+            let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM ace_schema_migrations")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| query_err("read the schema version", e))?;
+            Ok(v.unwrap_or(0))
+        })
+    }
+
+    /// Applies every pending migration; returns how many ran.
+    pub fn migrate_up(&self) -> ace_core::Result<usize> {
+        self.run(async {
+            ensure_migrations_table(&self.pool).await?;
+            let applied: Vec<(i64, String)> =
+                sqlx::query_as("SELECT version, checksum FROM ace_schema_migrations ORDER BY version")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| query_err("read applied migrations", e))?;
+            let known_max = SQLITE.last().map_or(0, |m| m.version);
+            if let Some((v, _)) = applied.iter().find(|(v, _)| *v > known_max) {
+                return Err(Error::Corrupt {
+                    location: self.path.display().to_string(),
+                    reason: format!("schema version {v} is newer than this build of ace knows ({known_max}); upgrade ace"),
+                }
+                .into());
+            }
+            for (v, checksum) in &applied {
+                let m = SQLITE.iter().find(|m| m.version == *v);
+                if m.is_none_or(|m| &m.checksum() != checksum) {
+                    return Err(Error::Corrupt {
+                        location: self.path.display().to_string(),
+                        reason: format!("migration {v} was applied by a different build of ace (checksum mismatch)"),
+                    }
+                    .into());
+                }
+            }
+            let mut ran = 0;
+            for m in SQLITE.iter().filter(|m| !applied.iter().any(|(v, _)| *v == m.version)) {
+                apply(&self.pool, m, true).await?;
+                tracing::info!(version = m.version, name = m.name, "applied sqlite migration");
+                ran += 1;
+            }
+            Ok(ran)
+        })
+    }
+
+    /// Reverts migrations down to `target` (0 reverts everything); returns how many ran.
+    pub fn migrate_down(&self, target: i64) -> ace_core::Result<usize> {
+        let current = self.schema_version()?;
+        self.run(async {
+            let mut ran = 0;
+            for m in SQLITE.iter().rev().filter(|m| m.version > target && m.version <= current) {
+                apply(&self.pool, m, false).await?;
+                tracing::info!(version = m.version, name = m.name, "reverted sqlite migration");
+                ran += 1;
+            }
+            Ok(ran)
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            // Allowed in any context, unlike dropping a runtime.
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn block_on<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // Blocking inside a runtime would panic: wait on a helper thread instead.
+        std::thread::scope(|s| s.spawn(|| rt.block_on(fut)).join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    } else {
+        rt.block_on(fut)
+    }
+}
+
+async fn ensure_migrations_table(pool: &SqlitePool) -> ace_core::Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS ace_schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(|e| query_err("create the migrations table", e))?;
+    Ok(())
+}
+
+async fn apply(pool: &SqlitePool, m: &Migration, up: bool) -> ace_core::Result<()> {
+    let mut tx = pool.begin().await.map_err(|e| query_err("begin a migration", e))?;
+    sqlx::raw_sql(if up { m.up } else { m.down })
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| query_err("run a migration", e))?;
+    if up {
+        sqlx::query("INSERT INTO ace_schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(m.checksum())
+            .bind(ace_core::SystemClock.now_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| query_err("record a migration", e))?;
+    } else {
+        sqlx::query("DELETE FROM ace_schema_migrations WHERE version = ?")
+            .bind(m.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| query_err("record a migration", e))?;
+    }
+    tx.commit().await.map_err(|e| query_err("commit a migration", e))
+}
+
+trait NowMicros {
+    fn now_micros(&self) -> i64;
+}
+
+impl NowMicros for ace_core::SystemClock {
+    fn now_micros(&self) -> i64 {
+        ace_core::Clock::now(self).as_micros()
+    }
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO ace_performance_metrics ({METRIC_COLUMNS}) VALUES ");
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?)" });
+    }
+    sql
+}
+
+fn metrics_json(metrics: &[(Arc<str>, f64)]) -> Option<String> {
+    if metrics.is_empty() {
+        return None;
+    }
+    // Names are validated (ASCII letters, digits, `_-.:`) and values finite: no escaping needed,
+    // and writing in order keeps the caller's order on the way back.
+    let mut s = String::with_capacity(16 * metrics.len() + 2);
+    s.push('{');
+    for (i, (name, value)) in metrics.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        s.push_str(name);
+        s.push_str("\":");
+        s.push_str(&serde_json::Number::from_f64(*value).map_or_else(|| "null".to_owned(), |n| n.to_string()));
+    }
+    s.push('}');
+    Some(s)
+}
+
+fn parse_metrics(text: Option<&str>) -> Result<Vec<(Arc<str>, f64)>, String> {
+    let Some(text) = text else { return Ok(Vec::new()) };
+    crate::json::ordered_pairs(text)
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn append(&self, records: &[Record]) -> ace_core::Result<()> {
+        let metrics = records
+            .iter()
+            .map(|r| match r {
+                Record::Metric(m) => Ok(m),
+                other => Err(ace_core::Error::Internal(format!("the sqlite store cannot store {other:?} yet"))),
+            })
+            .collect::<ace_core::Result<Vec<&MetricRecord>>>()?;
+        if metrics.is_empty() {
+            return Ok(());
+        }
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a batch", e))?;
+            for chunk in metrics.chunks(ROWS_PER_INSERT) {
+                let sql: Arc<str> =
+                    if chunk.len() == ROWS_PER_INSERT { self.insert_sql.clone() } else { insert_sql(chunk.len()).into() };
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+                for m in chunk {
+                    q = q
+                        .bind(m.ts.as_micros())
+                        .bind(m.agent.clone())
+                        .bind(m.task.clone())
+                        .bind(m.stage.clone())
+                        .bind(m.duration_s)
+                        .bind(m.success)
+                        .bind(metrics_json(&m.metrics));
+                }
+                q.execute(&mut *tx).await.map_err(|e| query_err("append records", e))?;
+            }
+            tx.commit().await.map_err(|e| query_err("commit a batch", e))
+        })
+    }
+
+    fn save_baselines(&self, baselines: &[BaselineRecord]) -> ace_core::Result<()> {
+        if baselines.is_empty() {
+            return Ok(());
+        }
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(|e| query_err("begin saving baselines", e))?;
+            for chunk in baselines.chunks(ROWS_PER_INSERT) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO ace_baselines (agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at) ",
+                );
+                qb.push_values(chunk, |mut row, b| {
+                    row.push_bind(b.agent.clone())
+                        .push_bind(b.stage.clone())
+                        .push_bind(b.metric.clone())
+                        .push_bind(i64::try_from(b.state.count).unwrap_or(i64::MAX))
+                        .push_bind(b.state.mean)
+                        .push_bind(b.state.var)
+                        .push_bind(b.state.recent)
+                        .push_bind(b.state.degraded)
+                        .push_bind(b.updated_at.as_micros());
+                });
+                qb.push(
+                    " ON CONFLICT (agent_id, stage, metric) DO UPDATE SET count = excluded.count, mean = excluded.mean, \
+                     variance = excluded.variance, recent = excluded.recent, degraded = excluded.degraded, \
+                     updated_at = excluded.updated_at",
+                );
+                qb.build().execute(&mut *tx).await.map_err(|e| query_err("save baselines", e))?;
+            }
+            tx.commit().await.map_err(|e| query_err("commit baselines", e))
+        })
+    }
+
+    fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
+        self.run(async {
+            let rows = sqlx::query(
+                "SELECT agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at \
+                 FROM ace_baselines ORDER BY agent_id, stage, metric",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| query_err("load baselines", e))?;
+            rows.iter()
+                .map(|r| {
+                    let count: i64 = r.try_get("count").map_err(|e| query_err("decode a baseline", e))?;
+                    Ok(BaselineRecord {
+                        agent: r.try_get("agent_id").map_err(|e| query_err("decode a baseline", e))?,
+                        stage: r.try_get("stage").map_err(|e| query_err("decode a baseline", e))?,
+                        metric: r.try_get("metric").map_err(|e| query_err("decode a baseline", e))?,
+                        state: BaselineState {
+                            count: u64::try_from(count).unwrap_or(0),
+                            mean: r.try_get("mean").map_err(|e| query_err("decode a baseline", e))?,
+                            var: r.try_get("variance").map_err(|e| query_err("decode a baseline", e))?,
+                            recent: r.try_get("recent").map_err(|e| query_err("decode a baseline", e))?,
+                            degraded: r.try_get("degraded").map_err(|e| query_err("decode a baseline", e))?,
+                        },
+                        updated_at: Timestamp::from_micros(
+                            r.try_get("updated_at").map_err(|e| query_err("decode a baseline", e))?,
+                        ),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn query_metrics(&self, query: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
+        let location = self.path.display().to_string();
+        self.run(async {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {METRIC_COLUMNS} FROM ace_performance_metrics WHERE 1=1"));
+            if let Some(agent) = &query.agent {
+                qb.push(" AND agent_id = ").push_bind(agent.clone());
+            }
+            if let Some(stage) = &query.stage {
+                qb.push(" AND stage = ").push_bind(stage.clone());
+            }
+            if let Some(since) = query.since {
+                qb.push(" AND created_at >= ").push_bind(since.as_micros());
+            }
+            qb.push(" ORDER BY created_at, id");
+            if query.limit > 0 {
+                qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+            }
+            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query metrics", e))?;
+            rows.iter()
+                .map(|r| {
+                    let text = |col: &str| -> ace_core::Result<Arc<str>> {
+                        let s: String = r.try_get(col).map_err(|e| query_err("decode a metric record", e))?;
+                        Ok(Arc::from(s))
+                    };
+                    let metrics: Option<String> = r.try_get("metrics").map_err(|e| query_err("decode a metric record", e))?;
+                    Ok(MetricRecord {
+                        ts: Timestamp::from_micros(r.try_get("created_at").map_err(|e| query_err("decode a metric record", e))?),
+                        agent: text("agent_id")?,
+                        task: text("task_id")?,
+                        stage: text("stage")?,
+                        duration_s: r.try_get("duration_s").map_err(|e| query_err("decode a metric record", e))?,
+                        success: r.try_get("success").map_err(|e| query_err("decode a metric record", e))?,
+                        metrics: parse_metrics(metrics.as_deref()).map_err(|reason| ace_core::Error::Corrupt {
+                            what: format!("{location}: ace_performance_metrics"),
+                            reason,
+                        })?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn count_metrics(&self) -> ace_core::Result<u64> {
+        self.run(async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ace_performance_metrics")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| query_err("count metrics", e))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn ping(&self) -> ace_core::Result<Duration> {
+        let started = Instant::now();
+        self.run(async { sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| query_err("ping", e)) })?;
+        Ok(started.elapsed())
+    }
+
+    fn close(&self) -> ace_core::Result<()> {
+        self.run(self.pool.close());
+        Ok(())
+    }
+}
+
+fn query_err(operation: &'static str, e: sqlx::Error) -> ace_core::Error {
+    Error::Query { backend: BACKEND, operation, source: Box::new(e) }.into()
+}
+
+fn is_corruption(message: &str) -> bool {
+    message.contains("not a database") || message.contains("malformed") || message.contains("corrupt")
+}
+
+fn classify_open_error(location: &str, e: sqlx::Error) -> ace_core::Error {
+    let message = e.to_string();
+    if is_corruption(&message) {
+        Error::Corrupt { location: location.to_owned(), reason: message }.into()
+    } else {
+        Error::Open { backend: BACKEND, location: location.to_owned(), source: Box::new(e) }.into()
+    }
+}
+
+/// Parses a store location: `sqlite://PATH`, `sqlite:PATH` or a bare path.
+pub(crate) fn path_from_url(url: &str) -> PathBuf {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    PathBuf::from_str(rest).unwrap_or_else(|_| PathBuf::from(rest))
+}

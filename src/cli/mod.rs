@@ -1,0 +1,56 @@
+//! Command-line parsing, logging set-up and dispatch.
+
+mod demo;
+mod sim;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ace: the in-process oversight engine for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "ace", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a fleet of agents with injected faults and show what ace notices.
+    Demo(demo::DemoArgs),
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = init_logging() {
+        eprintln!("ace: {message}");
+        return ExitCode::from(2);
+    }
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ace: error [{}]: {e}", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `LOG_LEVEL` (default `warn`, or any `tracing` filter such as `ace_core=debug`) and
+/// `LOG_FORMAT` (`text`, the default, or `json`); logs go to standard error.
+fn init_logging() -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()).to_ascii_lowercase();
+    let level = if level == "warning" { "warn".to_owned() } else if level == "critical" { "error".to_owned() } else { level };
+    let filter = EnvFilter::try_new(&level).map_err(|e| format!("invalid LOG_LEVEL {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("LOG_FORMAT").unwrap_or_default().to_ascii_lowercase().as_str() {
+        "json" => builder.json().init(),
+        "" | "text" => builder.init(),
+        other => return Err(format!("invalid LOG_FORMAT {other:?}: use text or json")),
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! # ace
+//!
+//! The in-process oversight engine for AI agents. This facade re-exports the engine
+//! ([`ace_core`]) and, with the default `sqlite` feature, the embedded SQLite store
+//! ([`ace_store`]); it also ships the `ace` command (`cli` feature).
+//!
+//! ```
+//! # fn main() -> ace::Result<()> {
+//! let ace = ace::Ace::builder().store_arc(ace::open_store("memory")?).build()?;
+//! ace.record_stage_with("agent-1", "task-1", "execution", 2.5, true, &[("tokens_out", 310.0)])?;
+//! ace.close()?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use ace_core::*;
+#[cfg(feature = "sqlite")]
+pub use ace_store::{self as stores, SqliteStore};
+
+/// Opens the store a URL names (`memory`, `sqlite://PATH`, or a file path); see
+/// [`ace_store::open`].
+#[cfg(feature = "sqlite")]
+pub fn open_store(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    ace_store::open(url)
+}
+
+/// The store URL used when `DATABASE_URL` is not set: `ace.db` in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ace.db";
+
+/// An engine configured from the environment: [`AceConfig::from_env`] for the settings and
+/// `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]) for the store.
+#[cfg(feature = "sqlite")]
+pub fn from_env() -> Result<Ace> {
+    let config = AceConfig::from_env()?;
+    let url = config.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    let store = open_store(&url)?;
+    Ace::builder().config(config).store_arc(store).build()
+}

@@ -1,0 +1,175 @@
+//! The store conformance suite: every backend must pass every check here.
+//!
+//! A backend's test file builds a fresh, empty store per check and calls [`run_all`] (or the
+//! checks one by one, so a failure names the check).
+
+use std::sync::Arc;
+
+use ace::store::{BaselineRecord, MetricQuery, MetricRecord, Record, Store};
+use ace::{BaselineState, Timestamp};
+
+fn rec(ts: i64, agent: &str, task: &str, stage: &str, metrics: &[(&str, f64)]) -> MetricRecord {
+    MetricRecord {
+        ts: Timestamp::from_micros(ts),
+        agent: Arc::from(agent),
+        task: Arc::from(task),
+        stage: Arc::from(stage),
+        duration_s: Some(ts as f64 / 1e6),
+        success: Some(ts % 2 == 0),
+        metrics: metrics.iter().map(|(n, v)| (Arc::from(*n), *v)).collect(),
+    }
+}
+
+fn append(store: &dyn Store, records: &[MetricRecord]) {
+    let batch: Vec<Record> = records.iter().cloned().map(Record::Metric).collect();
+    store.append(&batch).expect("append");
+}
+
+/// A batch comes back exactly as written, in order, with its named metrics in their order.
+pub fn round_trips_records(store: &dyn Store) {
+    let written = vec![
+        rec(1_000_000, "agent-1", "t1", "planning", &[("tokens_in", 812.0), ("cost_usd", 0.0031), ("a:b", -1.5)]),
+        rec(2_000_000, "agent-1", "t1", "execution", &[]),
+        MetricRecord { duration_s: None, success: None, ..rec(3_000_000, "agent-2", "t2", "execution", &[("cost_usd", 1e-9)]) },
+    ];
+    append(store, &written);
+    assert_eq!(store.count_metrics().unwrap(), 3);
+    assert_eq!(store.query_metrics(&MetricQuery::all()).unwrap(), written);
+}
+
+/// An empty batch is a no-op, not an error.
+pub fn empty_batch_is_fine(store: &dyn Store) {
+    store.append(&[]).unwrap();
+    store.save_baselines(&[]).unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 0);
+    assert!(store.load_baselines().unwrap().is_empty());
+}
+
+/// Filters by agent, stage and time, orders by time, honours the limit.
+pub fn queries_filter_and_order(store: &dyn Store) {
+    append(store, &[rec(30, "b", "t", "planning", &[]), rec(10, "a", "t", "planning", &[]), rec(20, "a", "t", "execution", &[])]);
+    let ts = |q: MetricQuery| store.query_metrics(&q).unwrap().iter().map(|r| r.ts.as_micros()).collect::<Vec<_>>();
+    assert_eq!(ts(MetricQuery::all()), vec![10, 20, 30]);
+    assert_eq!(ts(MetricQuery::all().agent("a")), vec![10, 20]);
+    assert_eq!(ts(MetricQuery::all().stage("planning")), vec![10, 30]);
+    assert_eq!(ts(MetricQuery::all().since(Timestamp::from_micros(20))), vec![20, 30]);
+    assert_eq!(ts(MetricQuery::all().agent("a").stage("execution")), vec![20]);
+    assert_eq!(ts(MetricQuery::all().limit(2)), vec![10, 20]);
+    assert!(ts(MetricQuery::all().agent("nobody")).is_empty());
+}
+
+/// Records with the same timestamp keep the order they were appended in, across batches.
+pub fn ties_keep_insertion_order(store: &dyn Store) {
+    append(store, &[rec(5, "a", "first", "planning", &[])]);
+    append(store, &[rec(5, "a", "second", "planning", &[]), rec(5, "a", "third", "planning", &[])]);
+    let tasks: Vec<String> = store.query_metrics(&MetricQuery::all()).unwrap().iter().map(|r| r.task.to_string()).collect();
+    assert_eq!(tasks, ["first", "second", "third"]);
+}
+
+/// Large batches (beyond any per-statement limit) are stored whole.
+pub fn large_batches(store: &dyn Store) {
+    let batch: Vec<MetricRecord> =
+        (0..25_001).map(|i| rec(i, &format!("agent-{}", i % 97), "t", "execution", &[("tokens_out", i as f64)])).collect();
+    append(store, &batch);
+    assert_eq!(store.count_metrics().unwrap(), 25_001);
+    let back = store.query_metrics(&MetricQuery::all().agent("agent-5")).unwrap();
+    assert_eq!(back.len(), batch.iter().filter(|r| &*r.agent == "agent-5").count());
+    assert!(back.iter().all(|r| r.metrics[0].1 == r.ts.as_micros() as f64));
+}
+
+/// Ids with quotes, SQL, unicode and maximal length are stored verbatim.
+pub fn odd_strings_are_verbatim(store: &dyn Store) {
+    let long = "x".repeat(ace::event::MAX_ID_LEN);
+    let odd = [
+        "agent'; DROP TABLE ace_performance_metrics; --",
+        "\"quoted\" \\ back",
+        "エージェント-🚀",
+        long.as_str(),
+    ];
+    let batch: Vec<MetricRecord> = odd.iter().enumerate().map(|(i, id)| rec(i as i64, id, id, "tool_call", &[])).collect();
+    append(store, &batch);
+    assert_eq!(store.query_metrics(&MetricQuery::all()).unwrap(), batch);
+    assert_eq!(store.query_metrics(&MetricQuery::all().agent(odd[0])).unwrap().len(), 1);
+}
+
+/// Extreme finite values survive exactly.
+pub fn extreme_values_survive(store: &dyn Store) {
+    let values = [f64::MAX, f64::MIN_POSITIVE, -0.0, 1e-300, 123_456_789.123_456_78, 0.1 + 0.2];
+    let metrics: Vec<(&str, f64)> = ["m0", "m1", "m2", "m3", "m4", "m5"].into_iter().zip(values).collect();
+    let r = rec(1, "a", "t", "planning", &metrics);
+    append(store, std::slice::from_ref(&r));
+    let back = store.query_metrics(&MetricQuery::all()).unwrap();
+    for ((_, want), (_, got)) in r.metrics.iter().zip(&back[0].metrics) {
+        assert_eq!(want.to_bits() == got.to_bits() || (*want == 0.0 && *got == 0.0), true, "{want} came back as {got}");
+    }
+}
+
+fn baseline(agent: &str, metric: &str, count: u64, mean: f64) -> BaselineRecord {
+    BaselineRecord {
+        agent: agent.into(),
+        stage: "planning".into(),
+        metric: metric.into(),
+        state: BaselineState { count, mean, var: mean / 10.0, recent: mean * 1.1, degraded: count % 2 == 1 },
+        updated_at: Timestamp::from_micros(count as i64),
+    }
+}
+
+/// Baselines are upserted by (agent, stage, metric) and load back exactly.
+pub fn baselines_upsert_and_reload(store: &dyn Store) {
+    store.save_baselines(&[baseline("a", "duration_s", 21, 1.5), baseline("a", "tokens_in", 30, 800.0)]).unwrap();
+    store.save_baselines(&[baseline("a", "duration_s", 40, 1.7), baseline("b", "success", 25, 0.97)]).unwrap();
+    let mut loaded = store.load_baselines().unwrap();
+    loaded.sort_by(|x, y| (&x.agent, &x.metric).cmp(&(&y.agent, &y.metric)));
+    assert_eq!(
+        loaded,
+        vec![baseline("a", "duration_s", 40, 1.7), baseline("a", "tokens_in", 30, 800.0), baseline("b", "success", 25, 0.97)]
+    );
+}
+
+/// The store answers a ping.
+pub fn pings(store: &dyn Store) {
+    assert!(store.ping().unwrap() < std::time::Duration::from_secs(5));
+    assert!(!store.backend().is_empty());
+}
+
+/// Every check, each on a fresh store from `fresh`.
+pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
+    let checks: [(&str, fn(&dyn Store)); 9] = [
+        ("round_trips_records", round_trips_records),
+        ("empty_batch_is_fine", empty_batch_is_fine),
+        ("queries_filter_and_order", queries_filter_and_order),
+        ("ties_keep_insertion_order", ties_keep_insertion_order),
+        ("large_batches", large_batches),
+        ("odd_strings_are_verbatim", odd_strings_are_verbatim),
+        ("extreme_values_survive", extreme_values_survive),
+        ("baselines_upsert_and_reload", baselines_upsert_and_reload),
+        ("pings", pings),
+    ];
+    for (name, check) in checks {
+        eprintln!("conformance: {name}");
+        check(&*fresh());
+    }
+}
+
+/// Records through a real engine on `store`, closes it, and checks a second engine on the same
+/// store resumes the baselines.
+pub fn engine_round_trip_owned(store: Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn Store>) {
+    let ace = ace::Ace::builder().store_arc(store.clone()).build().unwrap();
+    for i in 0..150 {
+        ace.record_stage_with("agent-1", &format!("task-{i}"), "planning", 1.0 + (i % 3) as f64 * 0.1, true, &[("tokens_in", 800.0)])
+            .unwrap();
+    }
+    ace.flush().unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 150);
+    let before = ace.baseline("agent-1", "planning", "duration_s").unwrap();
+    ace.close().unwrap();
+    drop(ace);
+    drop(store);
+
+    let store = reopen();
+    let ace = ace::Ace::builder().store_arc(store.clone()).build().unwrap();
+    let after = ace.baseline("agent-1", "planning", "duration_s").expect("baseline reloaded");
+    assert_eq!(after, before);
+    assert_eq!(ace.baseline("agent-1", "planning", "tokens_in").unwrap().count, 150);
+    ace.close().unwrap();
+}
