@@ -1,1 +1,89 @@
-fn main(){}
+//! Recording a stage outcome: the hot path every agent step pays.
+//!
+//! Target: median <= 100 ns per event on one thread. The store discards (see `support.rs`), so
+//! this measures ace's own cost: validation, baselines for duration, success and each metric,
+//! Prometheus updates, and buffering for the writer thread.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ace::{Ace, AceConfig};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const AGENTS: usize = 100;
+
+fn engine() -> Ace {
+    let config = AceConfig::builder().buffer_capacity(1_000_000).batch_size(1000).build().unwrap();
+    Ace::builder().config(config).store_arc(Arc::new(support::NullStore::default())).build().unwrap()
+}
+
+fn agents() -> Vec<String> {
+    (0..AGENTS).map(|i| format!("agent-{i:04}")).collect()
+}
+
+fn warm(ace: &Ace, agents: &[String]) {
+    for (i, a) in agents.iter().cycle().take(AGENTS * 50).enumerate() {
+        ace.record_stage_with(a, "task-1", "execution", 1.0 + (i % 5) as f64 * 0.1, true, &[("tokens_in", 800.0)])
+            .unwrap();
+    }
+}
+
+fn bench_record(c: &mut Criterion) {
+    let mut g = c.benchmark_group("record_stage");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(5));
+
+    let ace = engine();
+    let agents = agents();
+    warm(&ace, &agents);
+    let mut i = 0usize;
+    g.bench_function("outcome_only/1_thread", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let a = &agents[i % AGENTS];
+            ace.record_stage(a, "task-1", "execution", 1.0 + (i % 7) as f64 * 0.05, !i.is_multiple_of(50)).unwrap()
+        });
+    });
+    g.bench_function("with_3_metrics/1_thread", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let a = &agents[i % AGENTS];
+            let x = (i % 7) as f64;
+            ace.record_stage_with(
+                a,
+                "task-1",
+                "execution",
+                1.0 + x * 0.05,
+                true,
+                &[("tokens_in", 800.0 + x), ("tokens_out", 200.0 + x), ("cost_usd", 0.004)],
+            )
+            .unwrap()
+        });
+    });
+    g.bench_function("outcome_only/2_threads_contending", |b| {
+        b.iter_custom(|iters| {
+            let per_thread = iters.div_ceil(2);
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..2 {
+                    let (ace, agents) = (&ace, &agents);
+                    s.spawn(move || {
+                        for n in 0..per_thread as usize {
+                            let a = &agents[(n * 2 + t) % AGENTS];
+                            ace.record_stage(a, "task-1", "execution", 1.0 + (n % 7) as f64 * 0.05, true).unwrap();
+                        }
+                    });
+                }
+            });
+            // Wall time for `iters` events shared by both cores: the fleet's cost per event.
+            start.elapsed()
+        });
+    });
+    g.finish();
+    ace.close().unwrap();
+}
+
+criterion_group!(benches, bench_record);
+criterion_main!(benches);

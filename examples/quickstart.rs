@@ -1,1 +1,47 @@
-fn main(){}
+//! Quickstart: record an agent's stages into the embedded SQLite store and act on what ace says.
+//!
+//! Run with `cargo run --example quickstart`. The README's Rust quickstart is copied from here.
+
+use std::time::Duration;
+
+fn main() -> ace::Result<()> {
+    let dir = std::env::temp_dir().join(format!("ace-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| ace::Error::Internal(e.to_string()))?;
+
+    // --8<-- [start:quickstart]
+    use ace::{Ace, AceConfig, SignalKind, SqliteStore};
+
+    let ace = Ace::builder()
+        .config(AceConfig::from_env()?) // ACE_* variables, or the defaults
+        .store(SqliteStore::open(dir.join("ace.db"))?)
+        .build()?;
+
+    // Time a stage with a guard: duration and success are recorded when it ends.
+    let mut timer = ace.time_stage("support-bot", "ticket-1", "planning");
+    std::thread::sleep(Duration::from_millis(2));
+    timer.metric("tokens_in", 812.0);
+    timer.finish()?;
+
+    // Or report a finished stage yourself, with token and cost metrics.
+    for i in 0..60 {
+        let slow = i >= 50; // the model behind `execution` gets 4x slower
+        let signals = ace.record_stage_with(
+            "support-bot",
+            &format!("ticket-{i}"),
+            "execution",
+            if slow { 8.0 } else { 2.0 + (i % 3) as f64 * 0.1 },
+            true,
+            &[("tokens_out", 420.0), ("cost_usd", 0.0063)],
+        )?;
+        for signal in signals {
+            if signal.kind == SignalKind::Degradation {
+                println!("ace: {}", signal.message);
+            }
+        }
+    }
+    ace.close()?; // flushes everything to ace.db
+    // --8<-- [end:quickstart]
+
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -45,10 +45,10 @@ struct State {
 impl WriterSync {
     /// Asks the writer to run now (cheap when it is already awake).
     pub(crate) fn wake(&self) {
-        if !self.wake.swap(true, Ordering::AcqRel) {
-            if let Some(t) = &*self.thread.lock() {
-                t.unpark();
-            }
+        if !self.wake.swap(true, Ordering::AcqRel)
+            && let Some(t) = &*self.thread.lock()
+        {
+            t.unpark();
         }
     }
 
@@ -243,7 +243,11 @@ impl Writer {
         let lost = self.carry.len() as u64 + self.shared.monitor.counts().buffered;
         if lost > 0 {
             self.shared.metrics.drop_records("store_failed_at_close", lost);
-            tracing::error!(records = lost, store = self.shared.store.backend(), "ace closed while the store was failing: records not persisted");
+            tracing::error!(
+                records = lost,
+                store = self.shared.store.backend(),
+                "ace closed while the store was failing: records not persisted"
+            );
         }
     }
 }

@@ -30,7 +30,7 @@ impl Timestamp {
     #[must_use]
     pub fn from_secs_f64(secs: f64) -> Option<Self> {
         let micros = (secs * 1e6).round();
-        (micros.is_finite() && micros.abs() < i64::MAX as f64).then(|| Timestamp(micros as i64))
+        (micros.is_finite() && micros.abs() < i64::MAX as f64).then_some(Timestamp(micros as i64))
     }
 
     /// Microseconds since the Unix epoch.
@@ -47,7 +47,7 @@ impl Timestamp {
 
     /// This time plus `d` (saturating).
     #[must_use]
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
     }
 
@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(t.as_micros(), 1_700_000_000_123_456);
         assert!(Timestamp::from_secs_f64(f64::NAN).is_none());
         assert!(Timestamp::from_secs_f64(f64::INFINITY).is_none());
-        assert_eq!(t.since(t.add(Duration::from_secs(1))), Duration::ZERO);
+        assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
     }
 
     #[test]

@@ -119,7 +119,6 @@ pub const ENV_VARS: &[&str] = &[
 
 impl AceConfig {
     /// A builder starting from the defaults.
-    #[must_use]
     pub fn builder() -> AceConfigBuilder {
         AceConfigBuilder { config: AceConfig::default() }
     }
@@ -179,7 +178,12 @@ impl AceConfig {
             if ok { Ok(()) } else { Err(Error::config(key, &value.to_string(), reason)) }
         }
         let secs = |d: Duration| d.as_secs_f64();
-        check(self.batch_size >= 1 && self.batch_size <= 1_000_000, "ACE_BATCH_SIZE", self.batch_size, "must be 1 to 1000000")?;
+        check(
+            self.batch_size >= 1 && self.batch_size <= 1_000_000,
+            "ACE_BATCH_SIZE",
+            self.batch_size,
+            "must be 1 to 1000000",
+        )?;
         check(
             self.batch_timeout >= Duration::from_millis(1) && self.batch_timeout <= Duration::from_secs(3600),
             "ACE_BATCH_TIMEOUT",
@@ -193,7 +197,12 @@ impl AceConfig {
             "must be at least ACE_BATCH_SIZE",
         )?;
         check(self.error_threshold >= 1, "ACE_ERROR_THRESHOLD", self.error_threshold, "must be at least 1")?;
-        check(!self.error_window.is_zero(), "ACE_ERROR_WINDOW", secs(self.error_window), "must be more than 0 seconds")?;
+        check(
+            !self.error_window.is_zero(),
+            "ACE_ERROR_WINDOW",
+            secs(self.error_window),
+            "must be more than 0 seconds",
+        )?;
         check(
             (0.0..=1.0).contains(&self.context_staleness_threshold),
             "ACE_CONTEXT_STALENESS_THRESHOLD",
@@ -219,9 +228,24 @@ impl AceConfig {
             self.degradation_min_pct,
             "must be a number >= 0",
         )?;
-        check(self.degradation_sustain >= 1, "ACE_DEGRADATION_SUSTAIN", self.degradation_sustain, "must be at least 1")?;
-        check(self.postgres_max_connections >= 1, "POSTGRES_MAX_CONNECTIONS", self.postgres_max_connections, "must be at least 1")?;
-        check(self.redis_max_connections >= 1, "REDIS_MAX_CONNECTIONS", self.redis_max_connections, "must be at least 1")?;
+        check(
+            self.degradation_sustain >= 1,
+            "ACE_DEGRADATION_SUSTAIN",
+            self.degradation_sustain,
+            "must be at least 1",
+        )?;
+        check(
+            self.postgres_max_connections >= 1,
+            "POSTGRES_MAX_CONNECTIONS",
+            self.postgres_max_connections,
+            "must be at least 1",
+        )?;
+        check(
+            self.redis_max_connections >= 1,
+            "REDIS_MAX_CONNECTIONS",
+            self.redis_max_connections,
+            "must be at least 1",
+        )?;
         if let Some(url) = &self.database_url {
             check(url.contains(':'), "DATABASE_URL", redact_url(url), "must be a URL such as sqlite://ace.db")?;
         }

@@ -80,7 +80,6 @@ pub struct Stats {
 
 impl Ace {
     /// A builder with the default configuration, an in-memory store and the system clock.
-    #[must_use]
     pub fn builder() -> AceBuilder {
         AceBuilder::default()
     }
@@ -90,7 +89,14 @@ impl Ace {
     }
 
     /// Records a finished stage: its duration in seconds and whether it succeeded.
-    pub fn record_stage(&self, agent: &str, task: &str, stage: &str, duration_s: f64, success: bool) -> Result<Vec<Signal>> {
+    pub fn record_stage(
+        &self,
+        agent: &str,
+        task: &str,
+        stage: &str,
+        duration_s: f64,
+        success: bool,
+    ) -> Result<Vec<Signal>> {
         self.record_stage_with(agent, task, stage, duration_s, success, &[])
     }
 

@@ -171,7 +171,11 @@ impl Metrics {
             "Records accepted for persistence but not stored, by reason (should stay 0)",
             self.records_dropped.clone(),
         );
-        registry.register("ace_events_rejected", "Events rejected as invalid input, by reason", self.events_rejected.clone());
+        registry.register(
+            "ace_events_rejected",
+            "Events rejected as invalid input, by reason",
+            self.events_rejected.clone(),
+        );
         registry.register("ace_signals", "Signals raised, by kind", self.signals.clone());
         registry.register("ace_records_persisted", "Records written to the store", self.records_persisted.clone());
         registry.register("ace_store_write_failures", "Failed batch writes to the store", self.store_failures.clone());

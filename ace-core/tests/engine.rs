@@ -29,8 +29,9 @@ fn handle_is_send_sync_and_cheap_to_clone() {
 fn flush_stores_everything_accepted() {
     let store = MemoryStore::new();
     let ace = engine(&store, AceConfig::builder().batch_timeout(Duration::from_secs(3600)).build().unwrap());
-    for i in 0..1234 {
-        ace.record_stage_with("a", &format!("t{i}"), "planning", 0.5, i % 7 != 0, &[("tokens_in", i as f64)]).unwrap();
+    for i in 0..1234u32 {
+        ace.record_stage_with("a", &format!("t{i}"), "planning", 0.5, !i.is_multiple_of(7), &[("tokens_in", i as f64)])
+            .unwrap();
     }
     ace.flush().unwrap();
     assert_eq!(store.count_metrics().unwrap(), 1234);
@@ -45,7 +46,8 @@ fn flush_stores_everything_accepted() {
 #[test]
 fn a_full_batch_is_written_without_a_flush() {
     let store = MemoryStore::new();
-    let ace = engine(&store, AceConfig::builder().batch_size(64).batch_timeout(Duration::from_secs(3600)).build().unwrap());
+    let ace =
+        engine(&store, AceConfig::builder().batch_size(64).batch_timeout(Duration::from_secs(3600)).build().unwrap());
     // One agent and stage live in one shard; its share of the batch is what triggers the write.
     for i in 0..256 {
         ace.record_stage("agent", &format!("t{i}"), "execution", 1.0, true).unwrap();
@@ -97,7 +99,10 @@ fn invalid_events_are_rejected_whole_and_counted() {
     let many: Vec<(String, f64)> = (0..65).map(|i| (format!("m{i}"), 1.0)).collect();
     let many: Vec<(&str, f64)> = many.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     let cases: Vec<(&str, Result<Vec<ace_core::Signal>, Error>)> = vec![
-        ("nan metric", ace.record_stage_with("a", "t", "planning", 1.0, true, &[("tokens_in", 1.0), ("cost_usd", f64::NAN)])),
+        (
+            "nan metric",
+            ace.record_stage_with("a", "t", "planning", 1.0, true, &[("tokens_in", 1.0), ("cost_usd", f64::NAN)]),
+        ),
         ("inf metric", ace.record_metric("a", "t", "planning", "cost_usd", f64::INFINITY)),
         ("negative duration", ace.record_stage("a", "t", "planning", -0.5, true)),
         ("nan duration", ace.record_stage("a", "t", "planning", f64::NAN, true)),
@@ -215,9 +220,9 @@ fn a_full_buffer_drops_counted_never_blocks() {
 fn degradation_is_returned_by_the_call_that_caused_it() {
     let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
     let ace = Ace::builder().clock(clock.clone()).build().unwrap();
-    for i in 0..100 {
+    for i in 0..100u32 {
         clock.advance(Duration::from_secs(10));
-        let d = if i % 2 == 0 { 2.1 } else { 1.9 };
+        let d = if i.is_multiple_of(2) { 2.1 } else { 1.9 };
         assert!(ace.record_stage("agent-7", &format!("t{i}"), "execution", d, true).unwrap().is_empty());
     }
     let mut found = None;
@@ -244,7 +249,15 @@ fn degradation_is_returned_by_the_call_that_caused_it() {
 fn token_and_cost_metrics_get_baselines() {
     let ace = Ace::builder().build().unwrap();
     for i in 0..50 {
-        ace.record_stage_with("a", &format!("t{i}"), "planning", 1.0, true, &[("tokens_in", 1000.0), ("cost_usd", 0.01)]).unwrap();
+        ace.record_stage_with(
+            "a",
+            &format!("t{i}"),
+            "planning",
+            1.0,
+            true,
+            &[("tokens_in", 1000.0), ("cost_usd", 0.01)],
+        )
+        .unwrap();
     }
     ace.record_metric("a", "t50", "planning", "tokens_out", 250.0).unwrap();
     let tokens = ace.baseline("a", "planning", "tokens_in").unwrap();
@@ -312,7 +325,8 @@ fn threads_recording_at_once_lose_nothing() {
             let ace = ace.clone();
             s.spawn(move || {
                 for i in 0..10_000 {
-                    ace.record_stage(&format!("agent-{}", i % 37), &format!("t{t}-{i}"), "execution", 0.1, true).unwrap();
+                    ace.record_stage(&format!("agent-{}", i % 37), &format!("t{t}-{i}"), "execution", 0.1, true)
+                        .unwrap();
                 }
             });
         }

@@ -50,12 +50,16 @@ pub enum Error {
 impl From<Error> for ace_core::Error {
     fn from(e: Error) -> Self {
         match e {
-            Error::Open { backend, location, source } => {
-                ace_core::Error::StoreUnavailable { backend, message: format!("cannot open {location}: {source}"), source: Some(source) }
-            }
+            Error::Open { backend, location, source } => ace_core::Error::StoreUnavailable {
+                backend,
+                message: format!("cannot open {location}: {source}"),
+                source: Some(source),
+            },
             Error::Corrupt { location, reason } => ace_core::Error::Corrupt { what: location, reason },
             Error::Query { backend, operation, source } => ace_core::Error::Store { backend, operation, source },
-            Error::UnsupportedUrl { url, reason } => ace_core::Error::Config { key: "DATABASE_URL".into(), value: url, reason },
+            Error::UnsupportedUrl { url, reason } => {
+                ace_core::Error::Config { key: "DATABASE_URL".into(), value: url, reason }
+            }
         }
     }
 }

@@ -44,7 +44,8 @@ pub fn open(url: &str) -> ace_core::Result<Arc<dyn Store>> {
         Some("sqlite") | None => Ok(Arc::new(SqliteStore::open(sqlite::path_from_url(url))?)),
         Some("postgres" | "postgresql") => Err(Error::UnsupportedUrl {
             url: ace_core::error::redact_url(url),
-            reason: "the PostgreSQL store is not available in this build of ace yet; use sqlite://PATH or memory".into(),
+            reason: "the PostgreSQL store is not available in this build of ace yet; use sqlite://PATH or memory"
+                .into(),
         }
         .into()),
         Some(other) => Err(Error::UnsupportedUrl {
@@ -53,6 +54,8 @@ pub fn open(url: &str) -> ace_core::Result<Arc<dyn Store>> {
         }
         .into()),
         #[cfg(not(feature = "sqlite"))]
-        None => Err(Error::UnsupportedUrl { url: url.to_owned(), reason: "built without the sqlite feature".into() }.into()),
+        None => {
+            Err(Error::UnsupportedUrl { url: url.to_owned(), reason: "built without the sqlite feature".into() }.into())
+        }
     }
 }

@@ -129,7 +129,9 @@ impl SqliteStore {
             if let Some((v, _)) = applied.iter().find(|(v, _)| *v > known_max) {
                 return Err(Error::Corrupt {
                     location: self.path.display().to_string(),
-                    reason: format!("schema version {v} is newer than this build of ace knows ({known_max}); upgrade ace"),
+                    reason: format!(
+                        "schema version {v} is newer than this build of ace knows ({known_max}); upgrade ace"
+                    ),
                 }
                 .into());
             }
@@ -289,8 +291,11 @@ impl Store for SqliteStore {
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a batch", e))?;
             for chunk in metrics.chunks(ROWS_PER_INSERT) {
-                let sql: Arc<str> =
-                    if chunk.len() == ROWS_PER_INSERT { self.insert_sql.clone() } else { insert_sql(chunk.len()).into() };
+                let sql: Arc<str> = if chunk.len() == ROWS_PER_INSERT {
+                    self.insert_sql.clone()
+                } else {
+                    insert_sql(chunk.len()).into()
+                };
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
                 for m in chunk {
                     q = q
@@ -397,9 +402,12 @@ impl Store for SqliteStore {
                         let s: String = r.try_get(col).map_err(|e| query_err("decode a metric record", e))?;
                         Ok(Arc::from(s))
                     };
-                    let metrics: Option<String> = r.try_get("metrics").map_err(|e| query_err("decode a metric record", e))?;
+                    let metrics: Option<String> =
+                        r.try_get("metrics").map_err(|e| query_err("decode a metric record", e))?;
                     Ok(MetricRecord {
-                        ts: Timestamp::from_micros(r.try_get("created_at").map_err(|e| query_err("decode a metric record", e))?),
+                        ts: Timestamp::from_micros(
+                            r.try_get("created_at").map_err(|e| query_err("decode a metric record", e))?,
+                        ),
                         agent: text("agent_id")?,
                         task: text("task_id")?,
                         stage: text("stage")?,
@@ -459,4 +467,56 @@ pub(crate) fn path_from_url(url: &str) -> PathBuf {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let rest = rest.split('?').next().unwrap_or(rest);
     PathBuf::from_str(rest).unwrap_or_else(|_| PathBuf::from(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_from_a_newer_ace_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 1);
+        store
+            .run(sqlx::query("INSERT INTO ace_schema_migrations VALUES (99, 'future', 'x', 0)").execute(&store.pool))
+            .unwrap();
+        store.close().unwrap();
+        drop(store);
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert_eq!(err.code(), "corrupt");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn an_edited_migration_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edited.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.run(sqlx::query("UPDATE ace_schema_migrations SET checksum = 'other'").execute(&store.pool)).unwrap();
+        store.close().unwrap();
+        drop(store);
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert_eq!(err.code(), "corrupt");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn metrics_json_round_trips_in_order() {
+        let pairs: Vec<(Arc<str>, f64)> =
+            vec![(Arc::from("z"), 1.5), (Arc::from("a"), -2.0), (Arc::from("m:x"), 1e-300)];
+        let text = metrics_json(&pairs).unwrap();
+        assert_eq!(parse_metrics(Some(&text)).unwrap(), pairs);
+        assert!(metrics_json(&[]).is_none());
+        assert!(parse_metrics(Some("{not json")).is_err());
+    }
+
+    #[test]
+    fn urls_become_paths() {
+        assert_eq!(path_from_url("sqlite://ace.db"), PathBuf::from("ace.db"));
+        assert_eq!(path_from_url("sqlite:///tmp/a.db?mode=rwc"), PathBuf::from("/tmp/a.db"));
+        assert_eq!(path_from_url("sqlite:x.db"), PathBuf::from("x.db"));
+        assert_eq!(path_from_url("plain/file.db"), PathBuf::from("plain/file.db"));
+    }
 }

@@ -130,7 +130,10 @@ struct WorkerReport {
 
 pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     if args.agents == 0 || args.agents > 100_000 {
-        return Err(Error::InvalidInput { field: "agents", reason: format!("must be 1 to 100000, got {}", args.agents) });
+        return Err(Error::InvalidInput {
+            field: "agents",
+            reason: format!("must be 1 to 100000, got {}", args.agents),
+        });
     }
     if args.threads == 0 || args.threads > 64 {
         return Err(Error::InvalidInput { field: "threads", reason: format!("must be 1 to 64, got {}", args.threads) });
@@ -138,7 +141,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     if let Some(d) = args.duration
         && !(d.is_finite() && d > 0.0)
     {
-        return Err(Error::InvalidInput { field: "duration", reason: format!("must be a positive number of seconds, got {d}") });
+        return Err(Error::InvalidInput {
+            field: "duration",
+            reason: format!("must be a positive number of seconds, got {d}"),
+        });
     }
     let tasks = args.tasks.unwrap_or(if args.duration.is_some() { usize::MAX } else { 200 });
     if tasks == 0 {
@@ -216,7 +222,18 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         all.sample = all.sample.take().or(r.sample.take());
     }
     let stats = ace.stats();
-    let summary = Summary::build(&ace, &plan, &all, stats, loaded, before_rows, &location, recorded_wall, flush_time, total_wall)?;
+    let summary = Summary::build(
+        &ace,
+        &plan,
+        &all,
+        stats,
+        loaded,
+        before_rows,
+        &location,
+        recorded_wall,
+        flush_time,
+        total_wall,
+    )?;
     ace.close()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary.json).unwrap_or_default());
@@ -229,8 +246,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
 fn simulate(ace: &Ace, plan: &Plan, worker: usize, workers: usize, progress: &AtomicU64) -> Result<WorkerReport> {
     let mine: Vec<usize> = (worker..plan.agents).step_by(workers).collect();
     let names: Vec<String> = mine.iter().map(|i| format!("agent-{i:05}")).collect();
-    let mut rngs: Vec<Rng> = mine.iter().map(|&i| Rng::new(plan.seed.wrapping_mul(1_000_003).wrapping_add(i as u64))).collect();
-    let traits: Vec<(f64, f64)> = rngs.iter_mut().map(|r| (0.7 + 0.7 * r.uniform(), 0.8 + 0.45 * r.uniform())).collect();
+    let mut rngs: Vec<Rng> =
+        mine.iter().map(|&i| Rng::new(plan.seed.wrapping_mul(1_000_003).wrapping_add(i as u64))).collect();
+    let traits: Vec<(f64, f64)> =
+        rngs.iter_mut().map(|r| (0.7 + 0.7 * r.uniform(), 0.8 + 0.45 * r.uniform())).collect();
     let capacity = ace.config().buffer_capacity as u64;
     let mut report = WorkerReport::default();
     let mut task_id = String::with_capacity(32);
@@ -241,7 +260,9 @@ fn simulate(ace: &Ace, plan: &Plan, worker: usize, workers: usize, progress: &At
         for (k, &i) in mine.iter().enumerate() {
             let fault = Fault::of_agent(i);
             let active = |f: Fault| {
-                fault == Some(f) && t >= plan.onset_of(f) && (f != Fault::Failures || t < plan.onset_of(f) + plan.burst_len)
+                fault == Some(f)
+                    && t >= plan.onset_of(f)
+                    && (f != Fault::Failures || t < plan.onset_of(f) + plan.burst_len)
             };
             let (speed, verbosity) = traits[k];
             task_id.clear();
@@ -305,7 +326,14 @@ impl Write for StrWriter<'_> {
     }
 }
 
-fn show_progress(ace: &Ace, progress: &AtomicU64, done: &AtomicBool, total: Option<u64>, started: Instant, quiet: bool) {
+fn show_progress(
+    ace: &Ace,
+    progress: &AtomicU64,
+    done: &AtomicBool,
+    total: Option<u64>,
+    started: Instant,
+    quiet: bool,
+) {
     if quiet {
         return;
     }
@@ -375,9 +403,8 @@ impl Summary {
             if *kind != SignalKind::Degradation {
                 continue;
             }
-            let expected = Fault::of_agent(*agent).filter(|f| {
-                *task >= plan.onset_of(*f) && f.streams().iter().any(|(s, mm)| s == stage && mm == metric)
-            });
+            let expected = Fault::of_agent(*agent)
+                .filter(|f| *task >= plan.onset_of(*f) && f.streams().iter().any(|(s, mm)| s == stage && mm == metric));
             match expected {
                 Some(f) => {
                     first_hit.entry((*agent, f)).and_modify(|t| *t = (*t).min(*task)).or_insert(*task);
@@ -477,11 +504,7 @@ impl Summary {
                 stage, row[0], row[1], row[2], row[3], row[4]
             ));
         }
-        lines.push(format!(
-            "  simulated spend: {} tokens, ${:.2}",
-            group(all.tokens as u64),
-            all.cost
-        ));
+        lines.push(format!("  simulated spend: {} tokens, ${:.2}", group(all.tokens as u64), all.cost));
         if let Some(sample) = &all.sample {
             lines.push(String::new());
             lines.push(format!("  e.g. \"{sample}\""));
@@ -539,7 +562,11 @@ fn store_location(url: &str, backend: &str) -> String {
         "sqlite" => {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             let path = PathBuf::from(path.split('?').next().unwrap_or(path));
-            if path.is_absolute() || path.starts_with(".") { path.display().to_string() } else { format!("./{}", path.display()) }
+            if path.is_absolute() || path.starts_with(".") {
+                path.display().to_string()
+            } else {
+                format!("./{}", path.display())
+            }
         }
         other => other.to_owned(),
     }
@@ -558,7 +585,7 @@ fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

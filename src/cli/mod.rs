@@ -44,7 +44,13 @@ pub(crate) fn main() -> ExitCode {
 fn init_logging() -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()).to_ascii_lowercase();
-    let level = if level == "warning" { "warn".to_owned() } else if level == "critical" { "error".to_owned() } else { level };
+    let level = if level == "warning" {
+        "warn".to_owned()
+    } else if level == "critical" {
+        "error".to_owned()
+    } else {
+        level
+    };
     let filter = EnvFilter::try_new(&level).map_err(|e| format!("invalid LOG_LEVEL {level:?}: {e}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match std::env::var("LOG_FORMAT").unwrap_or_default().to_ascii_lowercase().as_str() {

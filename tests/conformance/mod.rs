@@ -15,7 +15,7 @@ fn rec(ts: i64, agent: &str, task: &str, stage: &str, metrics: &[(&str, f64)]) -
         task: Arc::from(task),
         stage: Arc::from(stage),
         duration_s: Some(ts as f64 / 1e6),
-        success: Some(ts % 2 == 0),
+        success: Some(ts.rem_euclid(2) == 0),
         metrics: metrics.iter().map(|(n, v)| (Arc::from(*n), *v)).collect(),
     }
 }
@@ -30,7 +30,11 @@ pub fn round_trips_records(store: &dyn Store) {
     let written = vec![
         rec(1_000_000, "agent-1", "t1", "planning", &[("tokens_in", 812.0), ("cost_usd", 0.0031), ("a:b", -1.5)]),
         rec(2_000_000, "agent-1", "t1", "execution", &[]),
-        MetricRecord { duration_s: None, success: None, ..rec(3_000_000, "agent-2", "t2", "execution", &[("cost_usd", 1e-9)]) },
+        MetricRecord {
+            duration_s: None,
+            success: None,
+            ..rec(3_000_000, "agent-2", "t2", "execution", &[("cost_usd", 1e-9)])
+        },
     ];
     append(store, &written);
     assert_eq!(store.count_metrics().unwrap(), 3);
@@ -47,7 +51,10 @@ pub fn empty_batch_is_fine(store: &dyn Store) {
 
 /// Filters by agent, stage and time, orders by time, honours the limit.
 pub fn queries_filter_and_order(store: &dyn Store) {
-    append(store, &[rec(30, "b", "t", "planning", &[]), rec(10, "a", "t", "planning", &[]), rec(20, "a", "t", "execution", &[])]);
+    append(
+        store,
+        &[rec(30, "b", "t", "planning", &[]), rec(10, "a", "t", "planning", &[]), rec(20, "a", "t", "execution", &[])],
+    );
     let ts = |q: MetricQuery| store.query_metrics(&q).unwrap().iter().map(|r| r.ts.as_micros()).collect::<Vec<_>>();
     assert_eq!(ts(MetricQuery::all()), vec![10, 20, 30]);
     assert_eq!(ts(MetricQuery::all().agent("a")), vec![10, 20]);
@@ -62,14 +69,16 @@ pub fn queries_filter_and_order(store: &dyn Store) {
 pub fn ties_keep_insertion_order(store: &dyn Store) {
     append(store, &[rec(5, "a", "first", "planning", &[])]);
     append(store, &[rec(5, "a", "second", "planning", &[]), rec(5, "a", "third", "planning", &[])]);
-    let tasks: Vec<String> = store.query_metrics(&MetricQuery::all()).unwrap().iter().map(|r| r.task.to_string()).collect();
+    let tasks: Vec<String> =
+        store.query_metrics(&MetricQuery::all()).unwrap().iter().map(|r| r.task.to_string()).collect();
     assert_eq!(tasks, ["first", "second", "third"]);
 }
 
 /// Large batches (beyond any per-statement limit) are stored whole.
 pub fn large_batches(store: &dyn Store) {
-    let batch: Vec<MetricRecord> =
-        (0..25_001).map(|i| rec(i, &format!("agent-{}", i % 97), "t", "execution", &[("tokens_out", i as f64)])).collect();
+    let batch: Vec<MetricRecord> = (0..25_001)
+        .map(|i| rec(i, &format!("agent-{}", i % 97), "t", "execution", &[("tokens_out", i as f64)]))
+        .collect();
     append(store, &batch);
     assert_eq!(store.count_metrics().unwrap(), 25_001);
     let back = store.query_metrics(&MetricQuery::all().agent("agent-5")).unwrap();
@@ -80,13 +89,10 @@ pub fn large_batches(store: &dyn Store) {
 /// Ids with quotes, SQL, unicode and maximal length are stored verbatim.
 pub fn odd_strings_are_verbatim(store: &dyn Store) {
     let long = "x".repeat(ace::event::MAX_ID_LEN);
-    let odd = [
-        "agent'; DROP TABLE ace_performance_metrics; --",
-        "\"quoted\" \\ back",
-        "エージェント-🚀",
-        long.as_str(),
-    ];
-    let batch: Vec<MetricRecord> = odd.iter().enumerate().map(|(i, id)| rec(i as i64, id, id, "tool_call", &[])).collect();
+    let odd =
+        ["agent'; DROP TABLE ace_performance_metrics; --", "\"quoted\" \\ back", "エージェント-🚀", long.as_str()];
+    let batch: Vec<MetricRecord> =
+        odd.iter().enumerate().map(|(i, id)| rec(i as i64, id, id, "tool_call", &[])).collect();
     append(store, &batch);
     assert_eq!(store.query_metrics(&MetricQuery::all()).unwrap(), batch);
     assert_eq!(store.query_metrics(&MetricQuery::all().agent(odd[0])).unwrap().len(), 1);
@@ -100,7 +106,7 @@ pub fn extreme_values_survive(store: &dyn Store) {
     append(store, std::slice::from_ref(&r));
     let back = store.query_metrics(&MetricQuery::all()).unwrap();
     for ((_, want), (_, got)) in r.metrics.iter().zip(&back[0].metrics) {
-        assert_eq!(want.to_bits() == got.to_bits() || (*want == 0.0 && *got == 0.0), true, "{want} came back as {got}");
+        assert!(want.to_bits() == got.to_bits() || (*want == 0.0 && *got == 0.0), "{want} came back as {got}");
     }
 }
 
@@ -122,7 +128,11 @@ pub fn baselines_upsert_and_reload(store: &dyn Store) {
     loaded.sort_by(|x, y| (&x.agent, &x.metric).cmp(&(&y.agent, &y.metric)));
     assert_eq!(
         loaded,
-        vec![baseline("a", "duration_s", 40, 1.7), baseline("a", "tokens_in", 30, 800.0), baseline("b", "success", 25, 0.97)]
+        vec![
+            baseline("a", "duration_s", 40, 1.7),
+            baseline("a", "tokens_in", 30, 800.0),
+            baseline("b", "success", 25, 0.97)
+        ]
     );
 }
 
@@ -134,7 +144,8 @@ pub fn pings(store: &dyn Store) {
 
 /// Every check, each on a fresh store from `fresh`.
 pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
-    let checks: [(&str, fn(&dyn Store)); 9] = [
+    type Check = (&'static str, fn(&dyn Store));
+    let checks: [Check; 9] = [
         ("round_trips_records", round_trips_records),
         ("empty_batch_is_fine", empty_batch_is_fine),
         ("queries_filter_and_order", queries_filter_and_order),
@@ -156,8 +167,15 @@ pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
 pub fn engine_round_trip_owned(store: Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn Store>) {
     let ace = ace::Ace::builder().store_arc(store.clone()).build().unwrap();
     for i in 0..150 {
-        ace.record_stage_with("agent-1", &format!("task-{i}"), "planning", 1.0 + (i % 3) as f64 * 0.1, true, &[("tokens_in", 800.0)])
-            .unwrap();
+        ace.record_stage_with(
+            "agent-1",
+            &format!("task-{i}"),
+            "planning",
+            1.0 + (i % 3) as f64 * 0.1,
+            true,
+            &[("tokens_in", 800.0)],
+        )
+        .unwrap();
     }
     ace.flush().unwrap();
     assert_eq!(store.count_metrics().unwrap(), 150);

@@ -222,7 +222,9 @@ mod tests {
             let mut rng = Rng(seed);
             let mut d = Detector::default();
             let alarms = (0..20_000)
-                .filter(|_| matches!(d.observe(rng.lognormal(2.0, 0.5), Watch::Up, &CFG), Some(Transition::Degraded(_))))
+                .filter(|_| {
+                    matches!(d.observe(rng.lognormal(2.0, 0.5), Watch::Up, &CFG), Some(Transition::Degraded(_)))
+                })
                 .count();
             assert!(alarms <= 1, "seed {seed}: {alarms} false alarms in 20000 stationary observations");
         }

@@ -147,7 +147,7 @@ impl Monitor {
             return Err(Error::Closed);
         }
         shard.ops = shard.ops.wrapping_add(1);
-        let started = (shard.ops % TIMING_SAMPLE == 0).then(Instant::now);
+        let started = shard.ops.is_multiple_of(TIMING_SAMPLE).then(Instant::now);
 
         let entry = match shard.entries.find_mut(hash, |e| &*e.agent == obs.agent && &*e.stage == obs.stage) {
             Some(e) => e,
@@ -178,7 +178,10 @@ impl Monitor {
             let dropped = shard.dropped;
             self.metrics.drop_records("buffer_full", 1);
             if dropped.is_power_of_two() {
-                tracing::warn!(dropped, "ace record buffer is full: records are not being persisted (store too slow or down)");
+                tracing::warn!(
+                    dropped,
+                    "ace record buffer is full: records are not being persisted (store too slow or down)"
+                );
             }
         }
         let wake = shard.pending.len() == self.batch_size;
@@ -313,7 +316,14 @@ impl Entry {
         }
     }
 
-    fn observe(&mut self, now: Timestamp, obs: &Observation<'_>, cfg: &DetectorConfig, metrics: &Metrics, out: &mut Vec<Signal>) {
+    fn observe(
+        &mut self,
+        now: Timestamp,
+        obs: &Observation<'_>,
+        cfg: &DetectorConfig,
+        metrics: &Metrics,
+        out: &mut Vec<Signal>,
+    ) {
         self.dirty = true;
         self.updated_at = now;
         let handles = self.handles.get_or_insert_with(|| {

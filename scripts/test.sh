@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: formatting, lints, Rust tests (memory and SQLite
+# stores; PostgreSQL and Redis once their backends land), doctests, the examples, a demo run,
+# and the Python and Node packages once they exist.
+#
+#   scripts/test.sh            everything
+#   ACE_SKIP_SERVICES=1 ...    do not check or start PostgreSQL and Redis (local use only; never in CI)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ace-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_services() {
+  # PostgreSQL and Redis are part of the suite (DESIGN.md). In CI a missing service is started,
+  # and if it still is not there the run fails: never a silent skip.
+  if [[ "${ACE_SKIP_SERVICES:-0}" == 1 && "${CI:-}" != true ]]; then
+    echo "skipping the PostgreSQL/Redis check (ACE_SKIP_SERVICES=1)"
+    return
+  fi
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    echo "PostgreSQL is not running; starting it"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+  pg_isready -h 127.0.0.1 -p 5432 -q || { echo "PostgreSQL at 127.0.0.1:5432 is required" >&2; exit 1; }
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "Redis is not running; starting it"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "Redis at 127.0.0.1:6379 is required" >&2; exit 1; }
+  echo "PostgreSQL and Redis are up"
+}
+
+step "services"
+ensure_services
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "Rust tests (unit, API, store conformance on memory and SQLite)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --locked --no-fail-fast
+else
+  cargo test --workspace --all-features --locked --no-fail-fast --lib --bins --tests
+fi
+
+step "doctests"
+cargo test --workspace --all-features --locked --doc
+
+step "examples (and the README quickstart copied from them)"
+cargo run --locked --quiet --example quickstart
+python3 scripts/check_readme.py
+
+step "ace demo (small, on a fresh SQLite file)"
+demo_dir="$(mktemp -d)"
+trap 'rm -rf "$demo_dir"' EXIT
+cargo run --locked --quiet --bin ace -- demo --agents 50 --tasks 120 --store "$demo_dir/ace.db"
+cargo run --locked --quiet --bin ace -- demo --agents 20 --tasks 60 --store memory --json > "$demo_dir/demo.json"
+python3 - "$demo_dir/demo.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["events"] == 20 * 60 * 4, d["events"]
+assert d["store"]["dropped"] == 0, d["store"]
+print(f"demo --json: {d['events']} events, signals {d['signals']}")
+PY
+
+step "benches compile"
+cargo bench --locked --no-run --quiet 2>&1 | tail -n 3
+
+if [[ -f ace-py/pyproject.toml ]]; then
+  step "Python package"
+  bash ace-py/scripts/test.sh
+fi
+if [[ -f ace-node/package.json ]]; then
+  step "Node package"
+  bash ace-node/scripts/test.sh
+fi
+
+step "all tests passed"
