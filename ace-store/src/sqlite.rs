@@ -214,7 +214,7 @@ async fn apply(pool: &SqlitePool, m: &Migration, up: bool) -> ace_core::Result<(
             .bind(m.version)
             .bind(m.name)
             .bind(m.checksum())
-            .bind(ace_core::SystemClock.now_micros())
+            .bind(ace_core::Clock::now(&ace_core::SystemClock).as_micros())
             .execute(&mut *tx)
             .await
             .map_err(|e| query_err("record a migration", e))?;
@@ -226,16 +226,6 @@ async fn apply(pool: &SqlitePool, m: &Migration, up: bool) -> ace_core::Result<(
             .map_err(|e| query_err("record a migration", e))?;
     }
     tx.commit().await.map_err(|e| query_err("commit a migration", e))
-}
-
-trait NowMicros {
-    fn now_micros(&self) -> i64;
-}
-
-impl NowMicros for ace_core::SystemClock {
-    fn now_micros(&self) -> i64 {
-        ace_core::Clock::now(self).as_micros()
-    }
 }
 
 fn insert_sql(rows: usize) -> String {
