@@ -3,7 +3,8 @@
 //! It wakes when a buffer reaches its share of `batch_size`, when `batch_timeout` has passed, or
 //! when `flush()` asks; it writes everything buffered in one `Store::append` call. A failed write
 //! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s); while
-//! records are waiting, at most `buffer_capacity` of them are held and newer ones are dropped and
+//! records are waiting, at most `buffer_capacity` of them are held (half in the shards, half
+//! in the writer's hands) and newer ones are dropped and
 //! counted, never silently. Baselines are saved every ten seconds and at every flush.
 
 use std::sync::Arc;
@@ -168,7 +169,7 @@ impl Writer {
         let shared = self.shared.clone();
         if !force && self.retry_at.is_some_and(|at| Instant::now() < at) {
             // Backing off: only move records out of the shards, so they can take new ones.
-            if self.carry.len() < shared.config.buffer_capacity {
+            if self.carry.is_empty() {
                 shared.monitor.drain(&mut self.carry);
             }
             return Ok(());
@@ -176,7 +177,9 @@ impl Writer {
         let rounds = if force { 2 } else { 1 };
         let mut result = Ok(());
         for _ in 0..rounds {
-            let held_back = self.carry.len() >= shared.config.buffer_capacity;
+            // The writer takes a new drain only with empty hands: the shards hold at most half
+            // of `buffer_capacity` and so does one drain, so memory stays within the capacity.
+            let held_back = !self.carry.is_empty();
             if !held_back {
                 shared.monitor.drain(&mut self.carry);
             }

@@ -207,7 +207,7 @@ fn a_full_buffer_drops_counted_never_blocks() {
     let stats = ace.stats();
     assert_eq!(stats.recorded, 5000);
     assert!(stats.dropped > 0, "{stats:?}");
-    assert!(stats.buffered <= 2 * 160 + 16, "bounded: {stats:?}");
+    assert!(stats.buffered <= 160 + 16, "bounded by the capacity (plus rounding per shard): {stats:?}");
     assert!(ace.metrics_text().contains("ace_records_dropped_total{reason=\"buffer_full\"}"));
     assert_eq!(ace.flush().unwrap_err().code(), "store");
     flaky.failures.store(0, Ordering::SeqCst);

@@ -121,8 +121,9 @@ impl Monitor {
             shards: (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
             hasher: DefaultHashBuilder::default(),
             detector,
-            shard_capacity: buffer_capacity.div_ceil(SHARDS).max(1),
-            batch_size: batch_size.div_ceil(SHARDS).max(1),
+            // Half the capacity for the shards, half for the writer's batch in hand (see batcher).
+            shard_capacity: (buffer_capacity / 2).div_ceil(SHARDS).max(1),
+            batch_size: batch_size.div_ceil(SHARDS).min((buffer_capacity / 2).div_ceil(SHARDS)).max(1),
             metrics,
             closed: AtomicBool::new(false),
         }
