@@ -77,7 +77,9 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Timestamp(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+        // Seconds and sub-second micros separately: `as_micros` goes through u128 arithmetic.
+        let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 1_000_000).min(i64::MAX / 1_000_000);
+        Timestamp(secs * 1_000_000 + i64::from(since.subsec_micros()))
     }
 }
 

@@ -10,7 +10,6 @@
 //! Prometheus server.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use hashbrown::HashSet;
 use parking_lot::Mutex;
@@ -18,35 +17,15 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+
+use crate::monitor::MonitorSeries;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The `agent_id` value shared by agents beyond the label cap.
 pub const OVERFLOW_AGENT: &str = "__overflow__";
 
-/// A gauge holding an `f64`.
-pub type FloatGauge = Gauge<f64, AtomicU64>;
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-/// Labels `{agent_id, stage}`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AgentStage {
-    /// The agent (or [`OVERFLOW_AGENT`]).
-    pub agent_id: String,
-    /// The stage.
-    pub stage: String,
-}
-
-/// Labels `{agent_id, stage, metric}`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AgentStageMetric {
-    /// The agent (or [`OVERFLOW_AGENT`]).
-    pub agent_id: String,
-    /// The stage.
-    pub stage: String,
-    /// The metric.
-    pub metric: String,
-}
 
 /// A single label with a fixed set of values (`operation`, `query_type`, `reason`, `kind`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,11 +55,6 @@ pub struct Kind {
     pub kind: &'static str,
 }
 
-fn stage_duration_histogram() -> Histogram {
-    // 5 ms .. ~164 s
-    Histogram::new(exponential_buckets(0.005, 2.0, 16))
-}
-
 fn computation_histogram() -> Histogram {
     // 100 ns .. ~0.4 s
     Histogram::new(exponential_buckets(1e-7, 4.0, 12))
@@ -94,10 +68,9 @@ fn query_histogram() -> Histogram {
 /// Every metric the engine exports. Cheap to clone: all parts are shared.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    pub(crate) performance_updates: Family<AgentStage, Counter>,
-    pub(crate) stage_duration: HistogramFamily<AgentStage>,
-    pub(crate) error_rate: Family<AgentStage, FloatGauge>,
-    pub(crate) baseline_deviation: Family<AgentStageMetric, FloatGauge>,
+    /// `ace_performance_updates_total`, `ace_stage_duration_seconds`, `ace_error_rate` and
+    /// `ace_baseline_deviation`, kept by the monitor and read at scrape time.
+    pub(crate) monitor_series: MonitorSeries,
     pub(crate) computation_duration: HistogramFamily<Operation>,
     pub(crate) query_duration: HistogramFamily<QueryType>,
     pub(crate) records_dropped: Family<Reason, Counter>,
@@ -116,10 +89,7 @@ impl Metrics {
     #[must_use]
     pub fn new(max_agents: usize) -> Self {
         Metrics {
-            performance_updates: Family::default(),
-            stage_duration: Family::new_with_constructor(stage_duration_histogram),
-            error_rate: Family::default(),
-            baseline_deviation: Family::default(),
+            monitor_series: MonitorSeries::default(),
             computation_duration: Family::new_with_constructor(computation_histogram),
             query_duration: Family::new_with_constructor(query_histogram),
             records_dropped: Family::default(),
@@ -136,26 +106,7 @@ impl Metrics {
 
     /// Registers every metric into `registry` (the engine's own, or a host's).
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "ace_performance_updates",
-            "Stage outcomes and metrics recorded, by agent and stage",
-            self.performance_updates.clone(),
-        );
-        registry.register(
-            "ace_stage_duration_seconds",
-            "Duration of finished stages, by agent and stage",
-            self.stage_duration.clone(),
-        );
-        registry.register(
-            "ace_error_rate",
-            "Recent share of failed stages (fast moving average), by agent and stage",
-            self.error_rate.clone(),
-        );
-        registry.register(
-            "ace_baseline_deviation",
-            "Relative deviation of a metric's recent level from its baseline (0.25 = 25% above)",
-            self.baseline_deviation.clone(),
-        );
+        registry.register_collector(Box::new(self.monitor_series.clone()));
         registry.register(
             "ace_metric_computation_duration_seconds",
             "Time spent computing baselines and signals (sampled 1 in 64 records), and flushing",
@@ -188,17 +139,17 @@ impl Metrics {
     }
 
     /// The `agent_id` label for `agent`: itself while under the cap, else [`OVERFLOW_AGENT`].
-    pub(crate) fn agent_label(&self, agent: &Arc<str>) -> String {
+    pub(crate) fn agent_label(&self, agent: &Arc<str>) -> Arc<str> {
         let mut known = self.labelled_agents.lock();
         if known.contains(agent) {
-            return agent.to_string();
+            return agent.clone();
         }
         if known.len() < self.max_agents {
             known.insert(agent.clone());
-            return agent.to_string();
+            return agent.clone();
         }
         self.label_overflow.inc();
-        OVERFLOW_AGENT.to_owned()
+        Arc::from(OVERFLOW_AGENT)
     }
 
     pub(crate) fn reject(&self, reason: &'static str) {

@@ -301,7 +301,10 @@ fn metrics_use_the_seed_names_and_cap_agent_labels() {
     for name in [
         "ace_performance_updates_total{agent_id=\"a1\",stage=\"planning\"} 1",
         "ace_performance_updates_total{agent_id=\"__overflow__\",stage=\"planning\"} 3",
-        "ace_stage_duration_seconds_bucket",
+        "ace_stage_duration_seconds_count{agent_id=\"__overflow__\",stage=\"planning\"} 3",
+        "ace_stage_duration_seconds_bucket{le=\"0.16\",agent_id=\"a1\",stage=\"planning\"} 0",
+        "ace_stage_duration_seconds_bucket{le=\"0.32\",agent_id=\"a1\",stage=\"planning\"} 1",
+        "ace_stage_duration_seconds_bucket{le=\"+Inf\",agent_id=\"a1\",stage=\"planning\"} 1",
         "ace_error_rate{agent_id=\"a2\",stage=\"planning\"}",
         "ace_baseline_deviation{agent_id=\"a1\",stage=\"planning\",metric=\"tokens_in\"}",
         "ace_metrics_label_overflow_total 3",

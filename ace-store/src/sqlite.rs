@@ -22,8 +22,8 @@ use crate::error::Error;
 use crate::migrate::{Migration, SQLITE};
 
 const BACKEND: &str = "sqlite";
-/// Rows per `INSERT` statement (7 parameters each, far under SQLite's 32766).
-pub const ROWS_PER_INSERT: usize = 500;
+/// Rows per `INSERT` statement (7 parameters each: 14,000, under SQLite's limit of 32,766).
+pub const ROWS_PER_INSERT: usize = 2000;
 const METRIC_COLUMNS: &str = "created_at, agent_id, task_id, stage, duration_s, success, metrics";
 
 /// A store in one SQLite file.
@@ -69,7 +69,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // The default 2 MiB page cache makes index inserts re-read pages from the OS once
+            // a table outgrows it; 32 MiB keeps the hot index pages of a busy fleet in memory.
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", "8192")
+            .pragma("journal_size_limit", "67108864");
         let pool = block_on(&rt, async {
             SqlitePoolOptions::new()
                 .max_connections(4)

@@ -7,6 +7,7 @@
 //! cached on the entry. It never waits for I/O: the engine's writer thread drains the buffers.
 
 mod baseline;
+mod export;
 mod timer;
 
 use std::hash::BuildHasher;
@@ -16,10 +17,9 @@ use std::time::Instant;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::Mutex;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 
 pub use baseline::{BaselineState, Detector, DetectorConfig, Transition, Watch};
+pub(crate) use export::MonitorSeries;
 pub use timer::StageTimer;
 
 use crate::clock::Timestamp;
@@ -28,7 +28,7 @@ use crate::event::{
     MAX_METRICS_PER_EVENT, Severity, metric_names, validate_duration, validate_id, validate_metric_name,
     validate_stage, validate_value,
 };
-use crate::metrics::{AgentStage, AgentStageMetric, FloatGauge, Metrics};
+use crate::metrics::Metrics;
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 use crate::store::{BaselineRecord, MetricRecord, Record};
 
@@ -48,8 +48,11 @@ pub(crate) struct Observation<'a> {
     pub metrics: &'a [(&'a str, f64)],
 }
 
+/// The shards, shared with the metrics collector that reads them at scrape time.
+pub(crate) type Shards = [Padded<Mutex<Shard>>];
+
 pub(crate) struct Monitor {
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Arc<Shards>,
     hasher: DefaultHashBuilder,
     detector: DetectorConfig,
     shard_capacity: usize,
@@ -61,10 +64,10 @@ pub(crate) struct Monitor {
 }
 
 #[repr(align(128))]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(T);
 
 #[derive(Default)]
-struct Shard {
+pub(crate) struct Shard {
     entries: HashTable<Entry>,
     pending: Vec<Record>,
     recorded: u64,
@@ -82,27 +85,19 @@ struct Entry {
     duration: Stream,
     success: Stream,
     named: Vec<Stream>,
-    handles: Option<Handles>,
+    series: export::EntrySeries,
     dirty: bool,
 }
 
 struct Stream {
     name: Arc<str>,
     detector: Detector,
-    deviation: Option<FloatGauge>,
 }
 
 impl Stream {
     fn new(name: Arc<str>, state: BaselineState) -> Self {
-        Stream { name, detector: Detector::from_state(state), deviation: None }
+        Stream { name, detector: Detector::from_state(state) }
     }
-}
-
-struct Handles {
-    updates: Counter,
-    duration: Histogram,
-    error_rate: FloatGauge,
-    agent_label: String,
 }
 
 /// Counts summed over the shards.
@@ -117,8 +112,10 @@ pub(crate) struct MonitorCounts {
 
 impl Monitor {
     pub(crate) fn new(detector: DetectorConfig, buffer_capacity: usize, batch_size: usize, metrics: Metrics) -> Self {
+        let shards: Arc<Shards> = (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect();
+        metrics.monitor_series.attach(&shards);
         Monitor {
-            shards: (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+            shards,
             hasher: DefaultHashBuilder::default(),
             detector,
             // Half the capacity for the shards, half for the writer's batch in hand (see batcher).
@@ -152,7 +149,16 @@ impl Monitor {
 
         let entry = match shard.entries.find_mut(hash, |e| &*e.agent == obs.agent && &*e.stage == obs.stage) {
             Some(e) => e,
-            None => shard.entries.insert_unique(hash, Entry::new(hash, obs.agent, obs.stage), |e| e.hash).into_mut(),
+            None => {
+                // An existing entry's agent and stage were checked when it was made, so only a
+                // new pair pays for their validation.
+                if let Err(e) = validate_id("agent", obs.agent).and_then(|()| validate_stage(obs.stage)) {
+                    drop(guard);
+                    self.metrics.reject(reject_reason(&e));
+                    return Err(e);
+                }
+                shard.entries.insert_unique(hash, Entry::new(hash, obs.agent, obs.stage), |e| e.hash).into_mut()
+            }
         };
         let mut signals = Vec::new();
         entry.observe(now, obs, &self.detector, &self.metrics, &mut signals);
@@ -200,14 +206,14 @@ impl Monitor {
 
     /// Takes and releases every shard lock once (see `closed`).
     pub(crate) fn barrier(&self) {
-        for shard in &self.shards {
+        for shard in self.shards.iter() {
             drop(shard.0.lock());
         }
     }
 
     /// Takes every buffered record, shard by shard.
     pub(crate) fn drain(&self, out: &mut Vec<Record>) {
-        for shard in &self.shards {
+        for shard in self.shards.iter() {
             let mut shard = shard.0.lock();
             if shard.pending.is_empty() {
                 continue;
@@ -223,7 +229,7 @@ impl Monitor {
     /// Baselines changed since the last call (all of them with `all`).
     pub(crate) fn dirty_baselines(&self, all: bool) -> Vec<BaselineRecord> {
         let mut out = Vec::new();
-        for shard in &self.shards {
+        for shard in self.shards.iter() {
             let mut shard = shard.0.lock();
             for e in shard.entries.iter_mut().filter(|e| e.dirty || all) {
                 e.dirty = false;
@@ -278,7 +284,7 @@ impl Monitor {
 
     pub(crate) fn counts(&self) -> MonitorCounts {
         let mut c = MonitorCounts::default();
-        for shard in &self.shards {
+        for shard in self.shards.iter() {
             let shard = shard.0.lock();
             c.recorded += shard.recorded;
             c.dropped += shard.dropped;
@@ -301,7 +307,7 @@ impl Entry {
             duration: Stream::new(Arc::from(metric_names::DURATION), BaselineState::default()),
             success: Stream::new(Arc::from(metric_names::SUCCESS), BaselineState::default()),
             named: Vec::new(),
-            handles: None,
+            series: export::EntrySeries::default(),
             dirty: false,
         }
     }
@@ -327,23 +333,16 @@ impl Entry {
     ) {
         self.dirty = true;
         self.updated_at = now;
-        let handles = self.handles.get_or_insert_with(|| {
-            let agent_label = metrics.agent_label(&self.agent);
-            let labels = AgentStage { agent_id: agent_label.clone(), stage: self.stage.to_string() };
-            Handles {
-                updates: metrics.performance_updates.get_or_create_owned(&labels),
-                duration: metrics.stage_duration.get_or_create_owned(&labels),
-                error_rate: metrics.error_rate.get_or_create_owned(&labels),
-                agent_label,
-            }
-        });
-        handles.updates.inc();
+        if self.series.agent_label.is_none() {
+            self.series.agent_label = Some(metrics.agent_label(&self.agent));
+        }
+        self.series.updates += 1;
         let ctx = SignalContext { now, agent: &self.agent, task: obs.task, stage: &self.stage, cfg };
         if let Some((duration, success)) = obs.outcome {
-            handles.duration.observe(duration);
+            self.series.durations.observe(duration);
+            self.series.outcomes += 1;
             ctx.feed(&mut self.duration, duration, Watch::Up, out);
             ctx.feed(&mut self.success, if success { 1.0 } else { 0.0 }, Watch::Rate, out);
-            handles.error_rate.set(1.0 - self.success.detector.state.recent);
         }
         for &(name, value) in obs.metrics {
             let idx = match self.named.iter().position(|s| &*s.name == name) {
@@ -354,15 +353,7 @@ impl Entry {
                 }
                 None => continue,
             };
-            let stream = &mut self.named[idx];
-            if stream.deviation.is_none() {
-                stream.deviation = Some(metrics.baseline_deviation.get_or_create_owned(&AgentStageMetric {
-                    agent_id: handles.agent_label.clone(),
-                    stage: self.stage.to_string(),
-                    metric: name.to_owned(),
-                }));
-            }
-            ctx.feed(stream, value, Watch::Both, out);
+            ctx.feed(&mut self.named[idx], value, Watch::Both, out);
         }
     }
 }
@@ -379,9 +370,6 @@ impl SignalContext<'_> {
     fn feed(&self, stream: &mut Stream, value: f64, watch: Watch, out: &mut Vec<Signal>) {
         let transition = stream.detector.observe(value, watch, self.cfg);
         let state = &stream.detector.state;
-        if let Some(gauge) = &stream.deviation {
-            gauge.set(state.deviation_pct() / 100.0);
-        }
         let Some(transition) = transition else { return };
         let (kind, direction) = match transition {
             Transition::Degraded(d) => (SignalKind::Degradation, d),
@@ -442,10 +430,9 @@ fn fmt_num(x: f64) -> String {
     if x.abs() >= 100.0 { format!("{x:.0}") } else { format!("{x:.3}") }
 }
 
+/// Checks everything but the agent and stage, which `record` checks only for a new entry.
 fn validate(obs: &Observation<'_>) -> Result<()> {
-    validate_id("agent", obs.agent)?;
     validate_id("task", obs.task)?;
-    validate_stage(obs.stage)?;
     if let Some((duration, _)) = obs.outcome {
         validate_duration(duration)?;
     }
