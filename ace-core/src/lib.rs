@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 mod engine;
 pub mod error;
+pub mod errors;
 pub mod event;
 pub mod metrics;
 pub mod monitor;

@@ -1,6 +1,7 @@
 //! Command-line parsing, logging set-up and dispatch.
 
 mod demo;
+mod patterns;
 mod sim;
 
 use std::process::ExitCode;
@@ -19,6 +20,9 @@ struct Cli {
 enum Command {
     /// Simulate a fleet of agents with injected faults and show what ace notices.
     Demo(demo::DemoArgs),
+    /// Error pattern mining: evaluate the default miner on labelled logs.
+    #[command(subcommand)]
+    Patterns(patterns::PatternsCommand),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -29,6 +33,7 @@ pub(crate) fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Patterns(cmd) => patterns::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

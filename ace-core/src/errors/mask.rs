@@ -1,0 +1,270 @@
+//! The masking pass: variable parts of a message become `<*>` before it is matched.
+//!
+//! A message is split on whitespace. A token that is a URL or a path becomes `<*>` whole. Any
+//! other token is cut into segments at punctuation (`=:,;()[]{}<>|"'`), and a segment holding a
+//! digit (numbers, hex, UUIDs, IPs, durations, sizes, ids with digits) becomes `<*>`; a token left
+//! with nothing but wildcards and punctuation is the single wildcard `<*>`. So
+//! `rhost=218.188.2.4` reads `rhost=<*>`, `[173.234.31.186]` reads `<*>`, `onExtend:1514038530000`
+//! reads `onExtend:<*>`, and a quoted value `'abc'` reads `<*>`.
+//!
+//! The pass writes into a reusable buffer and allocates nothing once the buffer has grown.
+
+/// The wildcard.
+pub const WILDCARD: &str = "<*>";
+
+/// Characters that cut a token into segments.
+fn is_delimiter(b: u8) -> bool {
+    matches!(b, b'=' | b':' | b',' | b';' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>' | b'|' | b'"' | b'\'')
+}
+
+/// A masked message: its tokens, written one after another into `text`.
+#[derive(Debug, Default)]
+pub(crate) struct Masked {
+    pub text: String,
+    /// Token `i` is `text[ends[i-1]..ends[i]]` (from 0 for the first).
+    pub ends: Vec<u32>,
+    /// FNV-1a hash of each token; [`WILDCARD_HASH`] for the wildcard. The lowest bit is set for
+    /// a token with a wildcard inside (`rhost=<*>`), which matches words as a glob.
+    pub hashes: Vec<u64>,
+}
+
+pub(crate) const WILDCARD_HASH: u64 = 0;
+
+/// Whether a token hash is of a token with a wildcard inside.
+pub(crate) fn is_glob(hash: u64) -> bool {
+    hash & 1 == 1
+}
+
+/// The hash of a token (see [`Masked::hashes`]).
+pub(crate) fn token_hash(tok: &str) -> u64 {
+    if tok == WILDCARD {
+        WILDCARD_HASH
+    } else {
+        (fnv1a(tok.as_bytes()) & !1).max(2) | u64::from(tok.contains(WILDCARD))
+    }
+}
+
+/// Whether `text` matches `pattern`, where each `<*>` of the pattern stands for any run of
+/// characters (the empty one included).
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split(WILDCARD);
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+impl Masked {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn token(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.hashes.clear();
+    }
+
+    fn push_token(&mut self, start: usize) {
+        let hash = token_hash(&self.text[start..]);
+        self.ends.push(self.text.len() as u32);
+        self.hashes.push(hash);
+    }
+}
+
+/// 64-bit FNV-1a: stable across processes, platforms and versions (pattern ids depend on it).
+#[must_use]
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Month and weekday names (English, three letters or in full): parts of dates.
+fn is_date_word(tok: &str) -> bool {
+    const NAMES: [&str; 19] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon", "tue", "wed", "thu",
+        "fri", "sat", "sun",
+    ];
+    let b = tok.as_bytes();
+    if !(3..=9).contains(&b.len()) || !b[0].is_ascii_uppercase() {
+        return false;
+    }
+    let prefix = tok[..3].to_ascii_lowercase();
+    NAMES.contains(&prefix.as_str())
+        && (b.len() == 3
+            || [
+                "january",
+                "february",
+                "march",
+                "april",
+                "june",
+                "july",
+                "august",
+                "september",
+                "october",
+                "november",
+                "december",
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
+                "sunday",
+            ]
+            .iter()
+            .any(|full| full.eq_ignore_ascii_case(tok)))
+}
+
+/// Units of sizes and durations, which belong to the number before them (`5.2 KB`, `12 ms`).
+fn is_unit(tok: &str) -> bool {
+    const UNITS: [&str; 18] = [
+        "B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "kB", "ns", "us", "µs", "ms", "s", "sec", "secs",
+    ];
+    let word = tok.trim_end_matches(|c: char| c.is_ascii_punctuation());
+    UNITS.contains(&word)
+}
+
+/// Hex groups joined by `:`, `-` or `.` (MAC addresses, IPv6, UUIDs, hex dumps) with a digit
+/// somewhere: `FF:F2:9F:16:E2:23:00:0D`.
+fn is_hex_groups(tok: &str) -> bool {
+    let word = tok.trim_end_matches([',', ';', ')', ']', '}']).trim_start_matches(['(', '[', '{']);
+    let separators = word.bytes().filter(|b| matches!(b, b':' | b'-' | b'.')).count();
+    separators >= 2
+        && word.bytes().any(|b| b.is_ascii_digit())
+        && word.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.'))
+}
+
+fn is_whole_variable(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    is_date_word(tok)
+        || is_hex_groups(tok)
+        || tok.contains("://")
+        || (b.len() > 1 && (b[0] == b'/' || (b[0] == b'~' && b[1] == b'/')))
+        || b.iter().filter(|&&c| c == b'/' || c == b'\\').count() >= 2
+        || (b.len() >= 2 && matches!(b[0], b'\'' | b'"') && b[b.len() - 1] == b[0])
+}
+
+/// Masks `message` into `out`, keeping at most `max_tokens` tokens (the rest are dropped; the
+/// caller notes the truncation).
+pub(crate) fn mask_into(message: &str, max_tokens: usize, out: &mut Masked) -> bool {
+    out.clear();
+    let mut truncated = false;
+    for tok in message.split_ascii_whitespace() {
+        if out.len() == max_tokens {
+            truncated = true;
+            break;
+        }
+        let start = out.text.len();
+        let after_value = out.hashes.last() == Some(&WILDCARD_HASH);
+        if is_whole_variable(tok) || (after_value && is_unit(tok)) {
+            out.text.push_str(WILDCARD);
+            out.push_token(start);
+            continue;
+        }
+        let mut has_word = false;
+        let bytes = tok.as_bytes();
+        let mut seg_start = 0;
+        for i in 0..=bytes.len() {
+            if i < bytes.len() && !is_delimiter(bytes[i]) {
+                continue;
+            }
+            let seg = &tok[seg_start..i];
+            if !seg.is_empty() {
+                if seg.bytes().any(|c| c.is_ascii_digit()) {
+                    if !out.text[start..].ends_with(WILDCARD) {
+                        out.text.push_str(WILDCARD);
+                    }
+                } else {
+                    has_word |= seg.bytes().any(|c| c.is_ascii_alphabetic() || c >= 0x80);
+                    out.text.push_str(seg);
+                }
+            }
+            if i < bytes.len() {
+                out.text.push(bytes[i] as char);
+            }
+            seg_start = i + 1;
+        }
+        if !has_word && out.text[start..].contains(WILDCARD) {
+            out.text.truncate(start);
+            out.text.push_str(WILDCARD);
+        }
+        out.push_token(start);
+    }
+    truncated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(s: &str) -> String {
+        let mut m = Masked::default();
+        mask_into(s, 1000, &mut m);
+        (0..m.len()).map(|i| m.token(i)).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn variable_parts_become_wildcards() {
+        for (input, want) in [
+            ("Invalid user webmaster from 173.234.31.186", "Invalid user webmaster from <*>"),
+            ("authentication failure; rhost=218.188.2.4 uid=0", "authentication failure; rhost=<*> uid=<*>"),
+            ("onExtend:1514038530000 14 0 4", "onExtend:<*> <*> <*> <*>"),
+            ("getaddrinfo for [173.234.31.186] failed", "getaddrinfo for <*> failed"),
+            ("GET http://10.0.0.1:8774/v2/servers took 0.27s", "GET <*> took <*>"),
+            ("workerEnv.init() ok /etc/httpd/conf/workers2.properties", "workerEnv.init() ok <*>"),
+            ("req-38101a0b-2096-447d-96ea-a692162415ae blk_-1608999687919862906", "<*> <*>"),
+            ("value 'abc' and \"x y\"", "value <*> and \"x y\""),
+            ("Registered signal handlers for [TERM, HUP, INT]", "Registered signal handlers for [TERM, HUP, INT]"),
+            ("size 4096KB at 0x7fff5fbff8c0 in 12ms", "size <*> at <*> in <*>"),
+            ("connection at Fri Jun 17 07:07:00 2005", "connection at <*> <*> <*> <*> <*>"),
+            ("Mayday: Monitor the Sunday batch", "Mayday: Monitor the <*> batch"),
+            ("estimated size 5.2 KB, free 12 B) took 3 s", "estimated size <*> <*> free <*> <*> took <*> <*>"),
+            ("chip FF:F2:9F:16:E2:23:00:0D:60:E9:1D:DC ip=10.0.0.151", "chip <*> ip=<*>"),
+            ("", ""),
+        ] {
+            assert_eq!(masked(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn globs_match_words() {
+        assert!(glob_match("rhost=<*>", "rhost=csnsu.nsuok.edu"));
+        assert!(glob_match("rhost=<*>", "rhost="));
+        assert!(glob_match("<*>:<*>x", "a:bx"));
+        assert!(!glob_match("rhost=<*>", "user=root"));
+        assert!(!glob_match("a<*>b<*>c", "a-c-b"));
+        assert!(is_glob(token_hash("rhost=<*>")) && !is_glob(token_hash("rhost")));
+        assert_eq!(token_hash(WILDCARD), WILDCARD_HASH);
+    }
+
+    #[test]
+    fn tokens_are_capped() {
+        let mut m = Masked::default();
+        assert!(mask_into(&"x ".repeat(10), 4, &mut m));
+        assert_eq!(m.len(), 4);
+        assert!(!mask_into("a b", 4, &mut m));
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,752 @@
+//! Online template mining in the style of Drain (He et al., ICWS 2017).
+//!
+//! A masked message (see [`mask`](super::mask)) descends a fixed-depth tree: the first level is
+//! the error kind and the token count, the next `depth - 2` levels its leading tokens (a token
+//! holding a wildcard, or any token once a node has `max_children` children, goes down the
+//! wildcard branch). The leaf holds a few patterns; the message joins the most similar one if the
+//! share of its tokens equal to the pattern's constant tokens reaches `similarity`, and the
+//! pattern's template turns the positions that differ into `<*>`. Otherwise it starts a pattern.
+//!
+//! Tokens are compared by 64-bit hashes, so matching allocates nothing. A pattern's id is a hash
+//! of its kind and template ([`PatternId::of`]): two processes, or one after a restart, agree on
+//! it. Memory is bounded: beyond `max_patterns`, the least recently seen tenth is evicted and the
+//! tree nodes left empty are freed.
+
+use std::fmt;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use super::mask::{Masked, WILDCARD, WILDCARD_HASH, fnv1a, glob_match, is_glob, mask_into};
+use crate::error::{Error, Result};
+
+/// The tunables of the miner. The defaults are the one configuration ace ships; they were chosen
+/// on eight Loghub-2k datasets and are not meant to be tuned per log format.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MinerConfig {
+    /// Depth of the parse tree: 2 + the number of leading tokens that route a message.
+    pub depth: usize,
+    /// Share of a message's tokens that must equal a pattern's constant tokens to join it.
+    pub similarity: f64,
+    /// Children of a tree node before further tokens share its wildcard branch.
+    pub max_children: usize,
+    /// Patterns kept; the least recently seen are evicted beyond this.
+    pub max_patterns: usize,
+    /// Bytes of a message that are mined; the rest is cut off (and counted).
+    pub max_message_bytes: usize,
+    /// Tokens of a message that are mined; the rest are dropped (and counted).
+    pub max_tokens: usize,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        MinerConfig {
+            depth: 4,
+            similarity: 0.5,
+            max_children: 100,
+            max_patterns: 10_000,
+            max_message_bytes: 16 * 1024,
+            max_tokens: 256,
+        }
+    }
+}
+
+impl MinerConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        if self.depth < 3 {
+            return Err(Error::config("miner depth", &self.depth.to_string(), "must be at least 3"));
+        }
+        if !(self.similarity > 0.0 && self.similarity <= 1.0) {
+            return Err(Error::config("miner similarity", &self.similarity.to_string(), "must be in (0, 1]"));
+        }
+        if self.max_children < 2 || self.max_patterns == 0 || self.max_tokens == 0 || self.max_message_bytes < 16 {
+            return Err(Error::config(
+                "miner limits",
+                &format!("{self:?}"),
+                "need max_children >= 2, max_patterns >= 1, max_tokens >= 1, max_message_bytes >= 16",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The stable id of a pattern: a hash of its kind and template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PatternId(pub u64);
+
+impl PatternId {
+    /// The id of `template` for errors of `kind`.
+    #[must_use]
+    pub fn of(kind: &str, template: &str) -> Self {
+        let mut h = fnv1a(kind.as_bytes());
+        h ^= 0x1f;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        for &b in template.as_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        PatternId(h)
+    }
+}
+
+impl fmt::Display for PatternId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// What mining one message found.
+#[derive(Clone, Debug)]
+pub struct Mined {
+    /// Unique for the life of the miner, unlike the id, which changes when the template does.
+    pub serial: u64,
+    /// The pattern's id (after this message updated the template).
+    pub id: PatternId,
+    /// The pattern's template.
+    pub template: Arc<str>,
+    /// Messages the pattern has grouped, this one included.
+    pub count: u64,
+    /// A new pattern.
+    pub created: bool,
+    /// An existing pattern whose template this message generalised.
+    pub changed: bool,
+    /// The message was cut to `max_message_bytes` or `max_tokens`.
+    pub truncated: bool,
+}
+
+/// A pattern as it is stored and reloaded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatternRecord {
+    /// [`PatternId::of`] its kind and template.
+    pub id: PatternId,
+    /// The error kind.
+    pub kind: String,
+    /// The template, variable parts as `<*>`.
+    pub template: String,
+    /// Messages grouped.
+    pub count: u64,
+}
+
+const NONE: u32 = u32::MAX;
+/// Patterns that differ at the same word positions before those positions count as variables.
+const VARIANTS_TO_MERGE: usize = 5;
+/// Patterns of a leaf compared with a new one (the most recent).
+const LEAF_SCAN: usize = 64;
+
+struct Node {
+    parent: u32,
+    /// The token hash under which the parent holds this node (or the root key's hash).
+    key: u64,
+    root: Option<(u64, u32)>,
+    children: HashMap<u64, u32>,
+    wildcard: u32,
+    clusters: Vec<u32>,
+}
+
+struct Cluster {
+    serial: u64,
+    kind: Arc<str>,
+    hashes: Vec<u64>,
+    tokens: Vec<Box<str>>,
+    template: Arc<str>,
+    id: PatternId,
+    count: u64,
+    last_tick: u64,
+    leaf: u32,
+}
+
+/// The miner. Not thread-safe by itself; the error organ keeps it behind a lock.
+pub struct Miner {
+    cfg: MinerConfig,
+    masked: Masked,
+    roots: HashMap<(u64, u32), u32>,
+    nodes: Vec<Node>,
+    free_nodes: Vec<u32>,
+    clusters: Vec<Option<Cluster>>,
+    free_clusters: Vec<u32>,
+    live: usize,
+    tick: u64,
+    serials: u64,
+    merged: HashMap<u64, u64>,
+    evicted: u64,
+    truncated: u64,
+}
+
+impl fmt::Debug for Miner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Miner").field("patterns", &self.live).field("evicted", &self.evicted).finish_non_exhaustive()
+    }
+}
+
+impl Default for Miner {
+    fn default() -> Self {
+        Miner::new(MinerConfig::default()).expect("default miner config is valid")
+    }
+}
+
+impl Miner {
+    /// A miner with `cfg` (checked).
+    pub fn new(cfg: MinerConfig) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Miner {
+            cfg,
+            masked: Masked::default(),
+            roots: HashMap::new(),
+            nodes: Vec::new(),
+            free_nodes: Vec::new(),
+            clusters: Vec::new(),
+            free_clusters: Vec::new(),
+            live: 0,
+            tick: 0,
+            serials: 0,
+            merged: HashMap::new(),
+            evicted: 0,
+            truncated: 0,
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &MinerConfig {
+        &self.cfg
+    }
+
+    /// Patterns held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no pattern is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Patterns evicted so far to keep within `max_patterns`.
+    #[must_use]
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Messages cut so far to `max_message_bytes` or `max_tokens`.
+    #[must_use]
+    pub fn truncated(&self) -> u64 {
+        self.truncated
+    }
+
+    /// Groups `message` (of errors of `kind`) into a pattern.
+    pub fn mine(&mut self, kind: &str, message: &str) -> Mined {
+        self.mine_counted(kind, message, 1)
+    }
+
+    fn mine_counted(&mut self, kind: &str, message: &str, count: u64) -> Mined {
+        self.tick += 1;
+        let mut text = message;
+        let mut truncated = false;
+        if text.len() > self.cfg.max_message_bytes {
+            let mut cut = self.cfg.max_message_bytes;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text = &text[..cut];
+            truncated = true;
+        }
+        let mut masked = std::mem::take(&mut self.masked);
+        truncated |= mask_into(text, self.cfg.max_tokens, &mut masked);
+        if truncated {
+            self.truncated += 1;
+        }
+        let kind_hash = fnv1a(kind.as_bytes());
+        let mined = match self.find(kind_hash, kind, &masked) {
+            Some(slot) => self.absorb(slot, &masked, count, truncated),
+            None => self.create(kind_hash, kind, &masked, count, truncated),
+        };
+        self.masked = masked;
+        if self.live > self.cfg.max_patterns {
+            self.evict();
+        }
+        mined
+    }
+
+    /// Restores stored patterns (at start). Returns how many were restored.
+    pub fn load(&mut self, patterns: &[PatternRecord]) -> usize {
+        let mut n = 0;
+        for p in patterns {
+            let mined = self.mine_counted(&p.kind, &p.template, p.count.max(1));
+            if mined.created || mined.changed {
+                n += 1;
+            }
+            if mined.id != p.id {
+                tracing::debug!(stored = %p.id, now = %mined.id, "a stored pattern reads differently with this build's masking");
+            }
+        }
+        n
+    }
+
+    /// Every pattern held, most frequent first.
+    #[must_use]
+    pub fn patterns(&self) -> Vec<PatternRecord> {
+        let mut out: Vec<PatternRecord> = self
+            .clusters
+            .iter()
+            .flatten()
+            .map(|c| PatternRecord {
+                id: c.id,
+                kind: c.kind.to_string(),
+                template: c.template.to_string(),
+                count: c.count,
+            })
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// The best pattern for `m`: down the exact path first, then (if that leaf has no fit) down
+    /// the wildcard branches, where patterns whose leading tokens became wildcards live.
+    fn find(&self, kind_hash: u64, kind: &str, m: &Masked) -> Option<u32> {
+        let root = *self.roots.get(&(kind_hash, m.len() as u32))?;
+        self.search(root, 0, kind, m)
+    }
+
+    fn search(&self, node: u32, level: usize, kind: &str, m: &Masked) -> Option<u32> {
+        let n = &self.nodes[node as usize];
+        if level == (self.cfg.depth - 2).min(m.len()) {
+            return self.best_in_leaf(node, kind, m);
+        }
+        let h = route(m.hashes[level]);
+        let exact = if h == WILDCARD_HASH { None } else { n.children.get(&h).copied() };
+        if let Some(found) = exact.and_then(|c| self.search(c, level + 1, kind, m)) {
+            return Some(found);
+        }
+        if n.wildcard == NONE { None } else { self.search(n.wildcard, level + 1, kind, m) }
+    }
+
+    fn best_in_leaf(&self, leaf: u32, kind: &str, m: &Masked) -> Option<u32> {
+        let mut best: Option<(u32, f64, usize)> = None;
+        for &slot in &self.nodes[leaf as usize].clusters {
+            let c = self.clusters[slot as usize].as_ref().expect("leaf clusters are live");
+            if &*c.kind != kind {
+                continue;
+            }
+            let Some((sim, params)) = similarity(c, m) else { continue };
+            if sim >= self.cfg.similarity && best.is_none_or(|(_, s, p)| sim > s || (sim == s && params > p)) {
+                best = Some((slot, sim, params));
+            }
+        }
+        best.map(|(slot, _, _)| slot)
+    }
+
+    fn absorb(&mut self, slot: u32, m: &Masked, count: u64, truncated: bool) -> Mined {
+        let tick = self.tick;
+        let c = self.clusters[slot as usize].as_mut().expect("found clusters are live");
+        let mut changed = false;
+        for (i, (t, &h)) in c.hashes.iter_mut().zip(&m.hashes).enumerate() {
+            if *t == WILDCARD_HASH || *t == h || (is_glob(*t) && glob_match(&c.tokens[i], m.token(i))) {
+                continue;
+            }
+            if is_glob(h) && glob_match(m.token(i), &c.tokens[i]) {
+                *t = h;
+                c.tokens[i] = m.token(i).into();
+            } else {
+                *t = WILDCARD_HASH;
+                c.tokens[i] = WILDCARD.into();
+            }
+            changed = true;
+        }
+        if changed {
+            c.template = c.tokens.join(" ").into();
+            c.id = PatternId::of(&c.kind, &c.template);
+        }
+        c.count += count;
+        c.last_tick = tick;
+        Mined {
+            serial: c.serial,
+            id: c.id,
+            template: c.template.clone(),
+            count: c.count,
+            created: false,
+            changed,
+            truncated,
+        }
+    }
+
+    fn create(&mut self, kind_hash: u64, kind: &str, m: &Masked, count: u64, truncated: bool) -> Mined {
+        let leaf = self.leaf_for(kind_hash, m);
+        let tokens: Vec<Box<str>> = (0..m.len()).map(|i| m.token(i).into()).collect();
+        let template: Arc<str> = tokens.join(" ").into();
+        self.serials += 1;
+        let cluster = Cluster {
+            serial: self.serials,
+            kind: Arc::from(kind),
+            hashes: m.hashes.clone(),
+            tokens,
+            id: PatternId::of(kind, &template),
+            template,
+            count,
+            last_tick: self.tick,
+            leaf,
+        };
+        let mined = Mined {
+            serial: cluster.serial,
+            id: cluster.id,
+            template: cluster.template.clone(),
+            count,
+            created: true,
+            changed: false,
+            truncated,
+        };
+        let slot = match self.free_clusters.pop() {
+            Some(s) => {
+                self.clusters[s as usize] = Some(cluster);
+                s
+            }
+            None => {
+                self.clusters.push(Some(cluster));
+                (self.clusters.len() - 1) as u32
+            }
+        };
+        self.nodes[leaf as usize].clusters.push(slot);
+        self.live += 1;
+        match self.merge_variants(leaf, slot) {
+            Some(survivor) => {
+                let c = self.clusters[survivor as usize].as_ref().expect("the survivor is live");
+                Mined { serial: c.serial, id: c.id, template: c.template.clone(), count: c.count, ..mined }
+            }
+            None => mined,
+        }
+    }
+
+    /// Where a new pattern differs from others of its leaf at the same one or two word positions,
+    /// and [`VARIANTS_TO_MERGE`] patterns (the new one included) do so, those positions take many
+    /// values: they are variables, and the patterns merge into the oldest of them. A position
+    /// with a few values (`VM Started`, `VM Paused`, ...) keeps its patterns apart.
+    fn merge_variants(&mut self, leaf: u32, new: u32) -> Option<u32> {
+        let n = self.clusters[new as usize].as_ref().expect("new cluster is live");
+        let mut groups: Vec<(Differences, Vec<u32>)> = Vec::new();
+        for &slot in self.nodes[leaf as usize].clusters.iter().rev().take(LEAF_SCAN) {
+            if slot == new {
+                continue;
+            }
+            let c = self.clusters[slot as usize].as_ref().expect("leaf clusters are live");
+            if c.kind != n.kind {
+                continue;
+            }
+            if let Some(d) = word_differences(n, c) {
+                match groups.iter_mut().find(|(k, _)| *k == d) {
+                    Some((_, members)) => members.push(slot),
+                    None => groups.push((d, vec![slot])),
+                }
+            }
+        }
+        let ((diff, len), mut members) = groups.into_iter().find(|(_, m)| m.len() + 1 >= VARIANTS_TO_MERGE)?;
+        members.push(new);
+        members.sort_by_key(|&s| self.clusters[s as usize].as_ref().map_or(u64::MAX, |c| c.serial));
+        let survivor = members[0];
+        let mut absorbed_count = 0;
+        let mut wild: Vec<bool> = self.clusters[survivor as usize]
+            .as_ref()
+            .expect("live")
+            .hashes
+            .iter()
+            .map(|&h| h == WILDCARD_HASH)
+            .collect();
+        for &p in &diff[..len] {
+            wild[p as usize] = true;
+        }
+        for &slot in &members[1..] {
+            let c = self.clusters[slot as usize].take().expect("members are live");
+            for (w, &h) in wild.iter_mut().zip(&c.hashes) {
+                *w |= h == WILDCARD_HASH;
+            }
+            absorbed_count += c.count;
+            self.merged.insert(c.serial, self.clusters[survivor as usize].as_ref().expect("live").serial);
+            self.free_clusters.push(slot);
+            self.live -= 1;
+            let leaf_clusters = &mut self.nodes[leaf as usize].clusters;
+            if let Some(pos) = leaf_clusters.iter().position(|&s| s == slot) {
+                leaf_clusters.swap_remove(pos);
+            }
+        }
+        if self.merged.len() > 4 * self.cfg.max_patterns {
+            self.merged.clear();
+        }
+        let tick = self.tick;
+        let c = self.clusters[survivor as usize].as_mut().expect("live");
+        for (i, &w) in wild.iter().enumerate() {
+            if w && c.hashes[i] != WILDCARD_HASH {
+                c.hashes[i] = WILDCARD_HASH;
+                c.tokens[i] = WILDCARD.into();
+            }
+        }
+        c.template = c.tokens.join(" ").into();
+        c.id = PatternId::of(&c.kind, &c.template);
+        c.count += absorbed_count;
+        c.last_tick = tick;
+        Some(survivor)
+    }
+
+    /// The pattern a serial now belongs to: itself, or the pattern it was merged into (merges of
+    /// the recent past are remembered, a few times `max_patterns` of them).
+    #[must_use]
+    pub fn canonical(&self, mut serial: u64) -> u64 {
+        while let Some(&next) = self.merged.get(&serial) {
+            serial = next;
+        }
+        serial
+    }
+
+    fn new_node(&mut self, parent: u32, key: u64, root: Option<(u64, u32)>) -> u32 {
+        let node = Node { parent, key, root, children: HashMap::new(), wildcard: NONE, clusters: Vec::new() };
+        match self.free_nodes.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The leaf a new pattern for `m` goes to, creating the path (Drain's insertion rule).
+    fn leaf_for(&mut self, kind_hash: u64, m: &Masked) -> u32 {
+        let root_key = (kind_hash, m.len() as u32);
+        let mut node = match self.roots.get(&root_key) {
+            Some(&n) => n,
+            None => {
+                let n = self.new_node(NONE, kind_hash, Some(root_key));
+                self.roots.insert(root_key, n);
+                n
+            }
+        };
+        for &h in m.hashes.iter().take(self.cfg.depth - 2) {
+            let h = route(h);
+            let (existing, wildcard, children) = {
+                let n = &self.nodes[node as usize];
+                (n.children.get(&h).copied(), n.wildcard, n.children.len())
+            };
+            node = if let Some(c) = existing {
+                c
+            } else if h == WILDCARD_HASH || children + 1 >= self.cfg.max_children {
+                if wildcard == NONE {
+                    let w = self.new_node(node, WILDCARD_HASH, None);
+                    self.nodes[node as usize].wildcard = w;
+                    w
+                } else {
+                    wildcard
+                }
+            } else {
+                let c = self.new_node(node, h, None);
+                self.nodes[node as usize].children.insert(h, c);
+                c
+            };
+        }
+        node
+    }
+
+    /// Drops the least recently seen tenth of the patterns, and the tree nodes left empty.
+    fn evict(&mut self) {
+        let target = self.cfg.max_patterns - self.cfg.max_patterns / 10;
+        let mut ticks: Vec<(u64, u32)> =
+            self.clusters.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (c.last_tick, i as u32))).collect();
+        let n = ticks.len().saturating_sub(target);
+        if n == 0 {
+            return;
+        }
+        ticks.select_nth_unstable(n - 1);
+        for &(_, slot) in &ticks[..n] {
+            let c = self.clusters[slot as usize].take().expect("listed clusters are live");
+            self.free_clusters.push(slot);
+            self.live -= 1;
+            self.evicted += 1;
+            let leaf = &mut self.nodes[c.leaf as usize].clusters;
+            if let Some(pos) = leaf.iter().position(|&s| s == slot) {
+                leaf.swap_remove(pos);
+            }
+            self.prune(c.leaf);
+        }
+    }
+
+    fn prune(&mut self, mut node: u32) {
+        loop {
+            let n = &self.nodes[node as usize];
+            if !n.clusters.is_empty() || !n.children.is_empty() || n.wildcard != NONE {
+                return;
+            }
+            let (parent, key, root) = (n.parent, n.key, n.root);
+            self.free_nodes.push(node);
+            if let Some(root) = root {
+                self.roots.remove(&root);
+                return;
+            }
+            let p = &mut self.nodes[parent as usize];
+            if p.wildcard == node {
+                p.wildcard = NONE;
+            } else {
+                p.children.remove(&key);
+            }
+            node = parent;
+        }
+    }
+}
+
+/// The tree key of a token: a glob (`rhost=<*>`) goes down the wildcard branch with the
+/// wildcard, since the words it matches cannot be known in advance.
+fn route(h: u64) -> u64 {
+    if is_glob(h) { WILDCARD_HASH } else { h }
+}
+
+/// Whether template token `t` (text `ts`) and message token `m` (text `ms`) can be one: equal,
+/// the message's is masked, or one is a glob (`rhost=<*>`) the other matches.
+fn compatible(t: u64, ts: &str, m: u64, ms: &str) -> bool {
+    t == m
+        || t == WILDCARD_HASH
+        || m == WILDCARD_HASH
+        || (is_glob(t) && glob_match(ts, ms))
+        || (is_glob(m) && glob_match(ms, ts))
+}
+
+/// How well a message fits a pattern: `None` when a constant token of the template meets a
+/// different word (only the variant merge of [`Miner`] turns such a position into a wildcard),
+/// else the share of the template's constant tokens the message repeats exactly (the rest meet
+/// a masked part of the message) and the template's wildcard count (ties go to more of them).
+fn similarity(c: &Cluster, m: &Masked) -> Option<(f64, usize)> {
+    let mut same = 0usize;
+    let mut params = 0usize;
+    for (i, (&t, &h)) in c.hashes.iter().zip(&m.hashes).enumerate() {
+        if t == WILDCARD_HASH {
+            params += 1;
+        } else if t == h {
+            same += 1;
+        } else if !compatible(t, &c.tokens[i], h, m.token(i)) {
+            return None;
+        }
+    }
+    let constants = c.hashes.len() - params;
+    if constants == 0 {
+        // A template of wildcards only takes messages of wildcards only: it would take anything.
+        return m.hashes.iter().all(|&h| h == WILDCARD_HASH).then_some((1.0, params));
+    }
+    Some((same as f64 / constants as f64, params))
+}
+
+/// Up to two token positions, and how many are used.
+type Differences = ([u16; 2], usize);
+
+/// Positions where two patterns hold incompatible constant tokens, if there are at most two and
+/// they are at most half the constants.
+fn word_differences(a: &Cluster, b: &Cluster) -> Option<Differences> {
+    let mut diff = [u16::MAX; 2];
+    let mut n = 0;
+    let mut constants = 0;
+    for (i, (&x, &y)) in a.hashes.iter().zip(&b.hashes).enumerate() {
+        if x == WILDCARD_HASH || y == WILDCARD_HASH {
+            continue;
+        }
+        constants += 1;
+        if !compatible(x, &a.tokens[i], y, &b.tokens[i]) {
+            if n == 2 {
+                return None;
+            }
+            diff[n] = i as u16;
+            n += 1;
+        }
+    }
+    (n > 0 && n * 2 <= constants).then_some((diff, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_messages_share_a_pattern_and_its_id_is_stable() {
+        let mut m = Miner::default();
+        let a = m.mine("ConnectionError", "connection to db-7 refused after 3 retries");
+        let b = m.mine("ConnectionError", "connection to db-9 refused after 5 retries");
+        assert!(a.created && !b.created);
+        assert_eq!(a.serial, b.serial);
+        assert_eq!(&*b.template, "connection to <*> refused after <*> retries");
+        assert_eq!(b.id, PatternId::of("ConnectionError", "connection to <*> refused after <*> retries"));
+        let other_kind = m.mine("TimeoutError", "connection to db-7 refused after 3 retries");
+        assert!(other_kind.created, "kinds never share a pattern");
+        let different = m.mine("ConnectionError", "schema validation failed for field name");
+        assert!(different.created);
+        assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn a_word_position_with_many_values_becomes_a_variable() {
+        let mut m = Miner::default();
+        let first = m.mine("E", "session closed for user alice");
+        for user in ["bob", "carol", "dave"] {
+            let r = m.mine("E", &format!("session closed for user {user}"));
+            assert!(r.created, "a few values may be distinct events: kept apart");
+        }
+        let fifth = m.mine("E", "session closed for user erin");
+        assert_eq!(fifth.serial, first.serial, "the oldest pattern survives the merge");
+        assert_eq!(&*fifth.template, "session closed for user <*>");
+        assert_eq!(fifth.count, 5);
+        assert_eq!(m.len(), 1);
+        for serial in 1..=5 {
+            assert_eq!(m.canonical(serial), first.serial);
+        }
+        let sixth = m.mine("E", "session closed for user frank");
+        assert_eq!((sixth.serial, sixth.created), (first.serial, false));
+    }
+
+    #[test]
+    fn masked_parts_generalise_templates_and_globs_match_words() {
+        let mut m = Miner::default();
+        let a = m.mine("E", "auth failure from rhost=example.org user=root");
+        let b = m.mine("E", "auth failure from rhost=10.0.0.1 user=root");
+        assert_eq!(a.serial, b.serial);
+        assert!(b.changed);
+        assert_ne!(a.id, b.id);
+        assert_eq!(&*b.template, "auth failure from rhost=<*> user=root");
+        let c = m.mine("E", "auth failure from rhost=other.example.org user=root");
+        assert_eq!((c.serial, c.changed), (a.serial, false));
+        // A glob leading the message routes down the wildcard branch, where words find it too.
+        let d = m.mine("E", "rhost=10.0.0.1 refused the connection");
+        let e = m.mine("E", "rhost=example.org refused the connection");
+        assert_eq!((e.serial, e.created), (d.serial, false));
+    }
+
+    #[test]
+    fn a_flood_of_unique_messages_stays_bounded() {
+        let cfg = MinerConfig { max_patterns: 100, ..MinerConfig::default() };
+        let mut m = Miner::new(cfg).unwrap();
+        for i in 0..10_000 {
+            let words: String = (0..5).map(|j| char::from(b'a' + ((i * 7 + j * 13) % 26) as u8)).collect();
+            m.mine(&format!("kind{}", i % 50), &format!("{words} {} {}", words.len(), "x".repeat(i % 9)));
+        }
+        assert!(m.len() <= 100);
+        assert!(m.evicted() > 0);
+        assert!(m.nodes.len() - m.free_nodes.len() < 2_000, "empty tree nodes are freed");
+    }
+
+    #[test]
+    fn hostile_messages_are_handled() {
+        let mut m = Miner::default();
+        let e = m.mine("E", "");
+        assert_eq!(&*e.template, "");
+        let huge = "é".repeat(600_000);
+        assert!(m.mine("E", &huge).truncated);
+        let repeated = "spam ".repeat(100_000);
+        let r = m.mine("E", &repeated);
+        assert!(r.truncated);
+        assert_eq!(r.template.split(' ').count(), m.config().max_tokens);
+        assert_eq!(m.truncated(), 2);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        assert!(Miner::new(MinerConfig { similarity: f64::NAN, ..MinerConfig::default() }).is_err());
+        assert!(Miner::new(MinerConfig { depth: 2, ..MinerConfig::default() }).is_err());
+    }
+}
