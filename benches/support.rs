@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ace::store::{BaselineRecord, MetricQuery, MetricRecord, Record, Store};
+use ace::errors::PatternRecord;
+use ace::store::{BaselineRecord, ErrorQuery, ErrorRecord, MetricQuery, MetricRecord, Record, Store};
 
 /// Counts what it is given and keeps nothing.
 #[derive(Debug, Default)]
@@ -31,6 +32,15 @@ impl Store for NullStore {
     }
     fn count_metrics(&self) -> ace::Result<u64> {
         Ok(self.appended.load(Ordering::Relaxed))
+    }
+    fn query_errors(&self, _: &ErrorQuery) -> ace::Result<Vec<ErrorRecord>> {
+        Ok(Vec::new())
+    }
+    fn save_patterns(&self, _: &[PatternRecord]) -> ace::Result<()> {
+        Ok(())
+    }
+    fn load_patterns(&self) -> ace::Result<Vec<PatternRecord>> {
+        Ok(Vec::new())
     }
     fn ping(&self) -> ace::Result<Duration> {
         Ok(Duration::ZERO)

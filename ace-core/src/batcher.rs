@@ -5,7 +5,8 @@
 //! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s); while
 //! records are waiting, at most `buffer_capacity` of them are held (half in the shards, half
 //! in the writer's hands) and newer ones are dropped and
-//! counted, never silently. Baselines are saved every ten seconds and at every flush.
+//! counted, never silently. Baselines and changed error patterns are saved every ten seconds and at
+//! every flush.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,11 +18,18 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::engine::Shared;
 use crate::error::{Error, Result};
+use crate::errors::PatternRecord;
 use crate::store::{BaselineRecord, Record};
 
 const BASELINE_INTERVAL: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// While records keep coming, the writer looks for them this often instead of being woken:
+/// waking a parked thread is a system call (several microseconds) that would otherwise land on
+/// the recording thread whenever a buffer reaches its share of a batch.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// The writer goes back to sleeping until woken after this long without records.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
 
 /// Coordination between recorders, flushers and the writer thread.
 #[derive(Default)]
@@ -29,6 +37,8 @@ pub(crate) struct WriterSync {
     state: Mutex<State>,
     done: Condvar,
     wake: AtomicBool,
+    /// The writer is polling (see [`POLL_INTERVAL`]): recorders need not wake it.
+    polling: AtomicBool,
     thread: Mutex<Option<Thread>>,
 }
 
@@ -44,9 +54,12 @@ struct State {
 }
 
 impl WriterSync {
-    /// Asks the writer to run now (cheap when it is already awake).
+    /// Asks the writer to run soon: at once if it sleeps, at its next poll if it is polling.
     pub(crate) fn wake(&self) {
-        if !self.wake.swap(true, Ordering::AcqRel)
+        // The flag is set before `polling` is read, and the writer clears `polling` before it
+        // reads the flag (both SeqCst): one of the two sees the other, so no wake-up is lost.
+        if !self.wake.swap(true, Ordering::SeqCst)
+            && !self.polling.load(Ordering::SeqCst)
             && let Some(t) = &*self.thread.lock()
         {
             t.unpark();
@@ -96,6 +109,8 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     carry: Vec<Record>,
     baselines: HashMap<(String, String, String), BaselineRecord>,
+    /// Changed patterns not yet saved (kept across failed saves).
+    patterns: HashMap<(String, String), PatternRecord>,
     last_baselines: Instant,
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -107,6 +122,7 @@ impl Writer {
             shared: shared.clone(),
             carry: Vec::new(),
             baselines: HashMap::new(),
+            patterns: HashMap::new(),
             last_baselines: Instant::now(),
             retry_at: None,
             backoff: FIRST_BACKOFF,
@@ -130,17 +146,29 @@ impl Writer {
 
     fn run(mut self) {
         let timeout = self.shared.config.batch_timeout;
+        let shared = self.shared.clone();
+        let sync = &shared.sync;
         let mut last_cycle = Instant::now();
+        let mut last_records = Instant::now();
         loop {
             let (requested, completed, shutdown) = {
-                let st = self.shared.sync.state.lock();
+                let st = sync.state.lock();
                 (st.requested, st.completed, st.shutdown)
             };
             let flushing = requested > completed || shutdown;
-            let woke = self.shared.sync.wake.swap(false, Ordering::AcqRel);
-            if woke || flushing || last_cycle.elapsed() >= timeout {
+            let woke = sync.wake.swap(false, Ordering::SeqCst);
+            let polling = sync.polling.load(Ordering::Relaxed);
+            if woke || flushing || polling || last_cycle.elapsed() >= timeout {
                 last_cycle = Instant::now();
+                let persisted_before = sync.state.lock().persisted;
                 let result = self.cycle(flushing);
+                if !self.carry.is_empty() || sync.state.lock().persisted > persisted_before {
+                    last_records = Instant::now();
+                    sync.polling.store(true, Ordering::SeqCst);
+                } else if polling && last_records.elapsed() >= IDLE_AFTER {
+                    // Back to sleeping until woken; a wake that raced with this is seen below.
+                    sync.polling.store(false, Ordering::SeqCst);
+                }
                 let mut st = self.shared.sync.state.lock();
                 st.carried = self.carry.len() as u64;
                 if requested > st.completed {
@@ -154,7 +182,14 @@ impl Writer {
                     return;
                 }
             }
-            let mut wait = timeout.saturating_sub(last_cycle.elapsed());
+            if sync.wake.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut wait = if sync.polling.load(Ordering::Relaxed) {
+                POLL_INTERVAL
+            } else {
+                timeout.saturating_sub(last_cycle.elapsed())
+            };
             if let Some(at) = self.retry_at {
                 wait = wait.max(at.saturating_duration_since(Instant::now()));
             }
@@ -226,6 +261,16 @@ impl Writer {
     }
 
     fn save_baselines(&mut self) -> std::result::Result<(), String> {
+        for p in self.shared.errors.changed_patterns() {
+            self.patterns.insert((p.kind.clone(), p.template.clone()), p);
+        }
+        if !self.patterns.is_empty() {
+            let batch: Vec<PatternRecord> = self.patterns.values().cloned().collect();
+            let started = Instant::now();
+            self.shared.store.save_patterns(&batch).map_err(|e| e.to_string())?;
+            self.shared.metrics.time_query("save_patterns", started.elapsed().as_secs_f64());
+            self.patterns.clear();
+        }
         for b in self.shared.monitor.dirty_baselines(false) {
             self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
         }

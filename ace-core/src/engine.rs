@@ -12,6 +12,8 @@ use crate::batcher::{Writer, WriterSync};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::AceConfig;
 use crate::error::{Error, Result};
+use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport, MinerConfig, PatternRecord};
+use crate::event::Severity;
 use crate::metrics::Metrics;
 use crate::monitor::{BaselineState, DetectorConfig, Monitor, Observation, StageTimer};
 use crate::signal::Signal;
@@ -54,6 +56,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) monitor: Monitor,
+    pub(crate) errors: ErrorOrgan,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
 }
@@ -74,6 +77,12 @@ pub struct Stats {
     pub signals: u64,
     /// (agent, stage) pairs with baselines.
     pub baselines: u64,
+    /// Errors recorded (valid calls).
+    pub errors: u64,
+    /// Error patterns held by the miner.
+    pub patterns: u64,
+    /// Tasks with error windows held (released by `end_task` or after a window idle).
+    pub open_tasks: u64,
     /// Failed batch writes (each retried).
     pub store_failures: u64,
 }
@@ -132,6 +141,80 @@ impl Ace {
         Ok(signals)
     }
 
+    /// Records an error: groups its message into a pattern, counts it in the task's and the
+    /// agent's sliding windows, and returns the pattern, the severity (given, or inferred from
+    /// the kind and message when `severity` is `None`) and any signals (see [`crate::errors`]).
+    /// The error is persisted through the batcher like metrics.
+    ///
+    /// ```
+    /// use ace_core::{Ace, SignalKind};
+    ///
+    /// let ace = Ace::builder().build()?;
+    /// for port in [5432, 5433, 5434] {
+    ///     let msg = format!("connection to db-1:{port} refused");
+    ///     let report = ace.record_error("agent-1", "task-1", "execution", "ConnectionError", &msg, None)?;
+    ///     assert_eq!(&*report.template, "connection to <*> refused");
+    ///     if port == 5434 {
+    ///         assert_eq!(report.signals[0].kind, SignalKind::ErrorAccumulation); // 3 in 300 s
+    ///     }
+    /// }
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    pub fn record_error(
+        &self,
+        agent: &str,
+        task: &str,
+        stage: &str,
+        kind: &str,
+        message: &str,
+        severity: Option<Severity>,
+    ) -> Result<ErrorReport> {
+        self.record_error_event(&ErrorEvent { agent, task, stage, kind, message, severity })
+    }
+
+    /// [`Ace::record_error`] with the arguments in a struct.
+    pub fn record_error_event(&self, ev: &ErrorEvent<'_>) -> Result<ErrorReport> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let shared = self.shared();
+        let now = shared.clock.now();
+        let counted = shared.errors.record(now, ev)?;
+        let key = counted.key;
+        let record = crate::store::Record::Error(crate::store::ErrorRecord {
+            ts: now,
+            agent: counted.agent,
+            task: counted.task,
+            stage: counted.stage,
+            kind: counted.kind,
+            message: counted.message,
+            severity: counted.report.severity,
+            pattern: counted.report.pattern,
+        });
+        if shared.monitor.buffer(key, record)? {
+            shared.sync.wake();
+        }
+        Ok(counted.report)
+    }
+
+    /// Says a task has ended: its error windows (per pattern, and its stages for cascades) are
+    /// released. Returns whether there were any. Tasks never ended are released after a window
+    /// without errors.
+    pub fn end_task(&self, agent: &str, task: &str) -> Result<bool> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        crate::event::validate_id("agent", agent)?;
+        crate::event::validate_id("task", task)?;
+        Ok(self.shared().errors.end_task(agent, task))
+    }
+
+    /// The error patterns the miner holds, most frequent first.
+    #[must_use]
+    pub fn patterns(&self) -> Vec<PatternRecord> {
+        self.shared().errors.patterns()
+    }
+
     /// Starts timing a stage; the returned guard records it when finished or dropped.
     pub fn time_stage(&self, agent: &str, task: &str, stage: &str) -> StageTimer {
         StageTimer::new(self.clone(), agent, task, stage)
@@ -185,6 +268,7 @@ impl Ace {
     pub fn stats(&self) -> Stats {
         let shared = self.shared();
         let c = shared.monitor.counts();
+        let e = shared.errors.counts();
         let (persisted, carried) = shared.sync.progress();
         Stats {
             recorded: c.recorded,
@@ -193,6 +277,9 @@ impl Ace {
             dropped: c.dropped,
             signals: c.signals,
             baselines: c.entries,
+            errors: e.recorded,
+            patterns: e.patterns,
+            open_tasks: e.tasks,
             store_failures: shared.metrics.store_failures.get(),
         }
     }
@@ -321,9 +408,17 @@ impl AceBuilder {
         metrics.time_query("load_baselines", started.elapsed().as_secs_f64());
         let loaded = baselines.len();
         monitor.load(baselines);
-        tracing::debug!(store = store.backend(), baselines = loaded, "ace engine starting");
+        let errors =
+            ErrorOrgan::new(MinerConfig::default(), config.error_threshold, config.error_window, metrics.clone())?;
+        let started = std::time::Instant::now();
+        let patterns = store.load_patterns()?;
+        metrics.time_query("load_patterns", started.elapsed().as_secs_f64());
+        let restored = errors.load(&patterns);
+        // Reloaded patterns are already stored.
+        drop(errors.changed_patterns());
+        tracing::debug!(store = store.backend(), baselines = loaded, patterns = restored, "ace engine starting");
 
-        let shared = Arc::new(Shared { config, clock, store, monitor, metrics, sync: WriterSync::default() });
+        let shared = Arc::new(Shared { config, clock, store, monitor, errors, metrics, sync: WriterSync::default() });
         let writer = Writer::spawn(shared.clone())?;
         Ok(Ace { inner: Arc::new(Inner { shared, registry, writer: Mutex::new(Some(writer)) }) })
     }

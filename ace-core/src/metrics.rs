@@ -34,6 +34,17 @@ pub struct Operation {
     pub operation: &'static str,
 }
 
+/// Labels `{agent_id, stage, severity}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentStageSeverity {
+    /// The agent (or [`OVERFLOW_AGENT`]).
+    pub agent_id: Arc<str>,
+    /// The stage.
+    pub stage: String,
+    /// The severity.
+    pub severity: &'static str,
+}
+
 /// Labels `{query_type}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryType {
@@ -73,6 +84,8 @@ pub struct Metrics {
     pub(crate) monitor_series: MonitorSeries,
     pub(crate) computation_duration: HistogramFamily<Operation>,
     pub(crate) query_duration: HistogramFamily<QueryType>,
+    pub(crate) errors: Family<AgentStageSeverity, Counter>,
+    pub(crate) truncated_messages: Counter,
     pub(crate) records_dropped: Family<Reason, Counter>,
     pub(crate) events_rejected: Family<Reason, Counter>,
     pub(crate) signals: Family<Kind, Counter>,
@@ -92,6 +105,8 @@ impl Metrics {
             monitor_series: MonitorSeries::default(),
             computation_duration: Family::new_with_constructor(computation_histogram),
             query_duration: Family::new_with_constructor(query_histogram),
+            errors: Family::default(),
+            truncated_messages: Counter::default(),
             records_dropped: Family::default(),
             events_rejected: Family::default(),
             signals: Family::default(),
@@ -116,6 +131,12 @@ impl Metrics {
             "ace_mem_query_duration_seconds",
             "Duration of store and cache queries, by query type",
             self.query_duration.clone(),
+        );
+        registry.register("ace_errors", "Errors recorded, by agent, stage and severity", self.errors.clone());
+        registry.register(
+            "ace_error_messages_truncated",
+            "Error messages cut to the miner's maximum length (stored with a marker)",
+            self.truncated_messages.clone(),
         );
         registry.register(
             "ace_records_dropped",
@@ -150,6 +171,16 @@ impl Metrics {
         }
         self.label_overflow.inc();
         Arc::from(OVERFLOW_AGENT)
+    }
+
+    /// The `ace_errors_total` counter of (agent, stage, severity), label cap applied.
+    pub(crate) fn error_counter(&self, agent: &Arc<str>, stage: &str, severity: crate::Severity) -> Counter {
+        let labels = AgentStageSeverity {
+            agent_id: self.agent_label(agent),
+            stage: stage.to_owned(),
+            severity: severity.as_str(),
+        };
+        self.errors.get_or_create_owned(&labels)
     }
 
     pub(crate) fn reject(&self, reason: &'static str) {

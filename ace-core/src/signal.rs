@@ -20,6 +20,15 @@ pub enum SignalKind {
     Degradation,
     /// A metric that had degraded is back within its baseline.
     Recovery,
+    /// One error pattern repeated `ACE_ERROR_THRESHOLD` times within `ACE_ERROR_WINDOW`, in a
+    /// task or (across tasks) in an agent.
+    ErrorAccumulation,
+    /// An error of critical severity.
+    CriticalError,
+    /// Repeats of an error pattern raised its severity.
+    ErrorEscalation,
+    /// Errors spread across several stages of a task within the window.
+    ErrorCascade,
 }
 
 impl SignalKind {
@@ -29,6 +38,10 @@ impl SignalKind {
         match self {
             SignalKind::Degradation => "degradation",
             SignalKind::Recovery => "recovery",
+            SignalKind::ErrorAccumulation => "error_accumulation",
+            SignalKind::CriticalError => "critical_error",
+            SignalKind::ErrorEscalation => "error_escalation",
+            SignalKind::ErrorCascade => "error_cascade",
         }
     }
 }
@@ -73,6 +86,42 @@ pub enum Evidence {
         /// Observations in the baseline.
         samples: u64,
     },
+    /// Occurrences of one error pattern.
+    ErrorPattern {
+        /// The pattern's id (16 hex digits).
+        pattern_id: String,
+        /// The error kind.
+        error_kind: String,
+        /// The pattern's template.
+        template: String,
+        /// Occurrences within the window (counted up to four times the threshold).
+        occurrences: u32,
+        /// The window in seconds.
+        window_s: f64,
+        /// Where they were counted.
+        scope: ErrorScope,
+        /// The severity of the latest occurrence, after escalation.
+        severity: Severity,
+        /// The severity before this occurrence.
+        previous_severity: Severity,
+    },
+    /// Errors across a task's stages.
+    Cascade {
+        /// The stages with an error within the window, oldest first.
+        stages: Vec<String>,
+        /// The window in seconds.
+        window_s: f64,
+    },
+}
+
+/// Where error occurrences were counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorScope {
+    /// Within one task of the agent.
+    Task,
+    /// Across the agent's tasks.
+    Agent,
 }
 
 /// A finding of one of the organs.

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::Result;
+use crate::errors::{PatternId, PatternRecord};
+use crate::event::Severity;
 use crate::monitor::BaselineState;
 
 /// One observation of the performance monitor: a finished stage, or a single named metric.
@@ -42,6 +44,29 @@ pub struct MetricRecord {
 pub enum Record {
     /// A performance observation (table `ace_performance_metrics`).
     Metric(MetricRecord),
+    /// An error (table `ace_errors`).
+    Error(ErrorRecord),
+}
+
+/// One recorded error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// When it was recorded (engine clock).
+    pub ts: Timestamp,
+    /// The agent.
+    pub agent: Arc<str>,
+    /// The task.
+    pub task: Arc<str>,
+    /// The stage.
+    pub stage: Arc<str>,
+    /// The error kind (an exception type, say).
+    pub kind: Arc<str>,
+    /// The message (cut to the miner's `max_message_bytes`, with a marker, when longer).
+    pub message: Arc<str>,
+    /// The severity, given or inferred, after escalation.
+    pub severity: Severity,
+    /// The pattern it was grouped into.
+    pub pattern: PatternId,
 }
 
 /// A baseline as stored (table `ace_baselines`).
@@ -117,6 +142,64 @@ impl MetricQuery {
     }
 }
 
+/// Which error records to read back.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ErrorQuery {
+    /// Only this agent.
+    pub agent: Option<String>,
+    /// Only this severity or worse.
+    pub min_severity: Option<Severity>,
+    /// Only records at or after this time.
+    pub since: Option<Timestamp>,
+    /// At most this many records (0: no limit).
+    pub limit: usize,
+}
+
+impl ErrorQuery {
+    /// Every record.
+    #[must_use]
+    pub fn all() -> Self {
+        ErrorQuery::default()
+    }
+
+    /// Only this agent's records.
+    #[must_use]
+    pub fn agent(mut self, agent: impl Into<String>) -> Self {
+        self.agent = Some(agent.into());
+        self
+    }
+
+    /// Only records of `severity` or worse.
+    #[must_use]
+    pub fn min_severity(mut self, severity: Severity) -> Self {
+        self.min_severity = Some(severity);
+        self
+    }
+
+    /// Only records at or after `ts`.
+    #[must_use]
+    pub fn since(mut self, ts: Timestamp) -> Self {
+        self.since = Some(ts);
+        self
+    }
+
+    /// At most `n` records.
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n;
+        self
+    }
+
+    /// Whether `r` matches (for stores that filter in memory).
+    #[must_use]
+    pub fn matches(&self, r: &ErrorRecord) -> bool {
+        self.agent.as_deref().is_none_or(|a| a == &*r.agent)
+            && self.min_severity.is_none_or(|s| r.severity >= s)
+            && self.since.is_none_or(|t| r.ts >= t)
+    }
+}
+
 /// A durable (or in-memory) home for what the engine records.
 ///
 /// Every method may block; the engine calls them from its own threads. Implementations must pass
@@ -141,6 +224,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// How many metric records are stored.
     fn count_metrics(&self) -> Result<u64>;
 
+    /// Error records matching `query`, oldest first (ties in insertion order).
+    fn query_errors(&self, query: &ErrorQuery) -> Result<Vec<ErrorRecord>>;
+
+    /// Inserts or replaces error patterns, keyed by (kind, template): a pattern whose template
+    /// was generalised is a new row, and the old row stays as history.
+    fn save_patterns(&self, patterns: &[PatternRecord]) -> Result<()>;
+
+    /// Every stored pattern, most frequent first.
+    fn load_patterns(&self) -> Result<Vec<PatternRecord>>;
+
     /// Checks the store is reachable; returns the round-trip time.
     fn ping(&self) -> Result<Duration>;
 
@@ -159,7 +252,9 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct MemoryInner {
     metrics: Vec<MetricRecord>,
+    errors: Vec<ErrorRecord>,
     baselines: HashMap<(String, String, String), BaselineRecord>,
+    patterns: HashMap<(String, String), PatternRecord>,
 }
 
 impl MemoryStore {
@@ -181,9 +276,33 @@ impl Store for MemoryStore {
         for record in records {
             match record {
                 Record::Metric(m) => inner.metrics.push(m.clone()),
+                Record::Error(e) => inner.errors.push(e.clone()),
             }
         }
         Ok(())
+    }
+
+    fn query_errors(&self, query: &ErrorQuery) -> Result<Vec<ErrorRecord>> {
+        let inner = self.inner.lock();
+        let limit = if query.limit == 0 { usize::MAX } else { query.limit };
+        let mut out: Vec<ErrorRecord> = inner.errors.iter().filter(|r| query.matches(r)).cloned().collect();
+        out.sort_by_key(|r| r.ts);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn save_patterns(&self, patterns: &[PatternRecord]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        for p in patterns {
+            inner.patterns.insert((p.kind.clone(), p.template.clone()), p.clone());
+        }
+        Ok(())
+    }
+
+    fn load_patterns(&self) -> Result<Vec<PatternRecord>> {
+        let mut out: Vec<PatternRecord> = self.inner.lock().patterns.values().cloned().collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
     }
 
     fn save_baselines(&self, baselines: &[BaselineRecord]) -> Result<()> {

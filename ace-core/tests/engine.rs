@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ace_core::store::{BaselineRecord, MetricQuery, MetricRecord, Record, Store};
+use ace_core::errors::PatternRecord;
+use ace_core::store::{BaselineRecord, ErrorQuery, ErrorRecord, MetricQuery, MetricRecord, Record, Store};
 use ace_core::{Ace, AceConfig, Clock, Error, ManualClock, MemoryStore, SignalKind, Timestamp};
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -166,6 +167,15 @@ impl Store for FlakyStore {
     }
     fn count_metrics(&self) -> ace_core::Result<u64> {
         self.inner.count_metrics()
+    }
+    fn query_errors(&self, q: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        self.inner.query_errors(q)
+    }
+    fn save_patterns(&self, p: &[PatternRecord]) -> ace_core::Result<()> {
+        self.inner.save_patterns(p)
+    }
+    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
+        self.inner.load_patterns()
     }
     fn ping(&self) -> ace_core::Result<Duration> {
         self.inner.ping()

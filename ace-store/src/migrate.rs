@@ -32,9 +32,17 @@ impl Migration {
 }
 
 /// The SQLite migrations, oldest first.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    up: include_str!("../migrations/sqlite/0001_init.up.sql"),
-    down: include_str!("../migrations/sqlite/0001_init.down.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        up: include_str!("../migrations/sqlite/0001_init.up.sql"),
+        down: include_str!("../migrations/sqlite/0001_init.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "errors",
+        up: include_str!("../migrations/sqlite/0002_errors.up.sql"),
+        down: include_str!("../migrations/sqlite/0002_errors.down.sql"),
+    },
+];

@@ -13,8 +13,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ace_core::store::{BaselineRecord, MetricQuery, MetricRecord, Record, Store};
-use ace_core::{BaselineState, Timestamp};
+use ace_core::errors::{PatternId, PatternRecord};
+use ace_core::store::{BaselineRecord, ErrorQuery, ErrorRecord, MetricQuery, MetricRecord, Record, Store};
+use ace_core::{BaselineState, Severity, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -25,6 +26,9 @@ const BACKEND: &str = "sqlite";
 /// Rows per `INSERT` statement (7 parameters each: 14,000, under SQLite's limit of 32,766).
 pub const ROWS_PER_INSERT: usize = 2000;
 const METRIC_COLUMNS: &str = "created_at, agent_id, task_id, stage, duration_s, success, metrics";
+const ERROR_COLUMNS: &str = "created_at, agent_id, task_id, stage, kind, message, severity, pattern_id";
+/// Error rows per `INSERT` (8 parameters each).
+const ERROR_ROWS_PER_INSERT: usize = 1000;
 
 /// A store in one SQLite file.
 ///
@@ -263,6 +267,10 @@ fn metrics_json(metrics: &[(Arc<str>, f64)]) -> Option<String> {
     Some(s)
 }
 
+fn parse_pattern_id(hex: &str) -> Option<PatternId> {
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten().map(PatternId)
+}
+
 fn parse_metrics(text: Option<&str>) -> Result<Vec<(Arc<str>, f64)>, String> {
     let Some(text) = text else { return Ok(Vec::new()) };
     crate::json::ordered_pairs(text)
@@ -274,18 +282,35 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
-        let metrics = records
-            .iter()
-            .map(|r| match r {
-                Record::Metric(m) => Ok(m),
-                other => Err(ace_core::Error::Internal(format!("the sqlite store cannot store {other:?} yet"))),
-            })
-            .collect::<ace_core::Result<Vec<&MetricRecord>>>()?;
-        if metrics.is_empty() {
+        let mut metrics: Vec<&MetricRecord> = Vec::with_capacity(records.len());
+        let mut errors: Vec<&ErrorRecord> = Vec::new();
+        for r in records {
+            match r {
+                Record::Metric(m) => metrics.push(m),
+                Record::Error(e) => errors.push(e),
+                other => return Err(ace_core::Error::Internal(format!("the sqlite store cannot store {other:?}"))),
+            }
+        }
+        if metrics.is_empty() && errors.is_empty() {
             return Ok(());
         }
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a batch", e))?;
+            for chunk in errors.chunks(ERROR_ROWS_PER_INSERT) {
+                let mut qb: QueryBuilder<Sqlite> =
+                    QueryBuilder::new(format!("INSERT INTO ace_errors ({ERROR_COLUMNS}) "));
+                qb.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.ts.as_micros())
+                        .push_bind(e.agent.to_string())
+                        .push_bind(e.task.to_string())
+                        .push_bind(e.stage.to_string())
+                        .push_bind(e.kind.to_string())
+                        .push_bind(e.message.to_string())
+                        .push_bind(e.severity.as_str())
+                        .push_bind(e.pattern.to_string());
+                });
+                qb.build().execute(&mut *tx).await.map_err(|e| query_err("append errors", e))?;
+            }
             for chunk in metrics.chunks(ROWS_PER_INSERT) {
                 let sql: Arc<str> = if chunk.len() == ROWS_PER_INSERT {
                     self.insert_sql.clone()
@@ -306,6 +331,113 @@ impl Store for SqliteStore {
                 q.execute(&mut *tx).await.map_err(|e| query_err("append records", e))?;
             }
             tx.commit().await.map_err(|e| query_err("commit a batch", e))
+        })
+    }
+
+    fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        let location = self.path.display().to_string();
+        self.run(async {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
+            if let Some(agent) = &query.agent {
+                qb.push(" AND agent_id = ").push_bind(agent.clone());
+            }
+            if let Some(min) = query.min_severity {
+                qb.push(" AND severity IN (");
+                let mut sep = qb.separated(", ");
+                for s in Severity::ALL.into_iter().filter(|s| *s >= min) {
+                    sep.push_bind(s.as_str());
+                }
+                qb.push(")");
+            }
+            if let Some(since) = query.since {
+                qb.push(" AND created_at >= ").push_bind(since.as_micros());
+            }
+            qb.push(" ORDER BY created_at, id");
+            if query.limit > 0 {
+                qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+            }
+            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query errors", e))?;
+            let corrupt = |reason: String| ace_core::Error::Corrupt { what: format!("{location}: ace_errors"), reason };
+            rows.iter()
+                .map(|r| {
+                    let text = |col: &str| -> ace_core::Result<Arc<str>> {
+                        let s: String = r.try_get(col).map_err(|e| query_err("decode an error record", e))?;
+                        Ok(Arc::from(s))
+                    };
+                    let severity: String = r.try_get("severity").map_err(|e| query_err("decode an error record", e))?;
+                    let pattern: String =
+                        r.try_get("pattern_id").map_err(|e| query_err("decode an error record", e))?;
+                    Ok(ErrorRecord {
+                        ts: Timestamp::from_micros(
+                            r.try_get("created_at").map_err(|e| query_err("decode an error record", e))?,
+                        ),
+                        agent: text("agent_id")?,
+                        task: text("task_id")?,
+                        stage: text("stage")?,
+                        kind: text("kind")?,
+                        message: text("message")?,
+                        severity: severity.parse().map_err(|_| corrupt(format!("unknown severity {severity:?}")))?,
+                        pattern: parse_pattern_id(&pattern)
+                            .ok_or_else(|| corrupt(format!("bad pattern id {pattern:?}")))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn save_patterns(&self, patterns: &[PatternRecord]) -> ace_core::Result<()> {
+        if patterns.is_empty() {
+            return Ok(());
+        }
+        let now = ace_core::Clock::now(&ace_core::SystemClock).as_micros();
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(|e| query_err("begin saving patterns", e))?;
+            for chunk in patterns.chunks(ERROR_ROWS_PER_INSERT) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO ace_error_patterns (kind, template, pattern_id, count, updated_at) ",
+                );
+                qb.push_values(chunk, |mut row, p| {
+                    row.push_bind(p.kind.clone())
+                        .push_bind(p.template.clone())
+                        .push_bind(p.id.to_string())
+                        .push_bind(i64::try_from(p.count).unwrap_or(i64::MAX))
+                        .push_bind(now);
+                });
+                qb.push(
+                    " ON CONFLICT (kind, template) DO UPDATE SET pattern_id = excluded.pattern_id, \
+                     count = excluded.count, updated_at = excluded.updated_at",
+                );
+                qb.build().execute(&mut *tx).await.map_err(|e| query_err("save patterns", e))?;
+            }
+            tx.commit().await.map_err(|e| query_err("commit patterns", e))
+        })
+    }
+
+    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
+        let location = self.path.display().to_string();
+        self.run(async {
+            let rows = sqlx::query(
+                "SELECT kind, template, pattern_id, count FROM ace_error_patterns ORDER BY count DESC, pattern_id",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| query_err("load patterns", e))?;
+            rows.iter()
+                .map(|r| {
+                    let id: String = r.try_get("pattern_id").map_err(|e| query_err("decode a pattern", e))?;
+                    let count: i64 = r.try_get("count").map_err(|e| query_err("decode a pattern", e))?;
+                    Ok(PatternRecord {
+                        id: parse_pattern_id(&id).ok_or_else(|| ace_core::Error::Corrupt {
+                            what: format!("{location}: ace_error_patterns"),
+                            reason: format!("bad pattern id {id:?}"),
+                        })?,
+                        kind: r.try_get("kind").map_err(|e| query_err("decode a pattern", e))?,
+                        template: r.try_get("template").map_err(|e| query_err("decode a pattern", e))?,
+                        count: u64::try_from(count).unwrap_or(0),
+                    })
+                })
+                .collect()
         })
     }
 
@@ -474,7 +606,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.db");
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
         store
             .run(sqlx::query("INSERT INTO ace_schema_migrations VALUES (99, 'future', 'x', 0)").execute(&store.pool))
             .unwrap();

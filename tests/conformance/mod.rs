@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use ace::store::{BaselineRecord, MetricQuery, MetricRecord, Record, Store};
-use ace::{BaselineState, Timestamp};
+use ace::errors::{PatternId, PatternRecord};
+use ace::store::{BaselineRecord, ErrorQuery, ErrorRecord, MetricQuery, MetricRecord, Record, Store};
+use ace::{BaselineState, Severity, Timestamp};
 
 fn rec(ts: i64, agent: &str, task: &str, stage: &str, metrics: &[(&str, f64)]) -> MetricRecord {
     MetricRecord {
@@ -142,10 +143,65 @@ pub fn pings(store: &dyn Store) {
     assert!(!store.backend().is_empty());
 }
 
+fn err(ts: i64, agent: &str, severity: Severity, message: &str) -> ErrorRecord {
+    ErrorRecord {
+        ts: Timestamp::from_micros(ts),
+        agent: Arc::from(agent),
+        task: Arc::from("task-1"),
+        stage: Arc::from("execution"),
+        kind: Arc::from("TimeoutError"),
+        message: Arc::from(message),
+        severity,
+        pattern: PatternId(0xdead_beef_0000_0001 ^ ts as u64),
+    }
+}
+
+/// Error records come back exactly, interleaved with metrics in one batch, filtered by agent,
+/// severity and time.
+pub fn round_trips_errors(store: &dyn Store) {
+    let errors = vec![
+        err(10, "a", Severity::Low, "retrying"),
+        err(20, "a", Severity::Critical, "fatal: 'quoted' \"double\" ünïcödé \n newline\ttab"),
+        err(30, "b", Severity::High, ""),
+        err(40, "a", Severity::Medium, &"x".repeat(20_000)),
+    ];
+    let batch = vec![
+        Record::Error(errors[0].clone()),
+        Record::Metric(rec(15, "a", "t", "planning", &[])),
+        Record::Error(errors[1].clone()),
+        Record::Error(errors[2].clone()),
+        Record::Error(errors[3].clone()),
+    ];
+    store.append(&batch).unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 1);
+    assert_eq!(store.query_errors(&ErrorQuery::all()).unwrap(), errors);
+    let ts = |q: ErrorQuery| store.query_errors(&q).unwrap().iter().map(|r| r.ts.as_micros()).collect::<Vec<_>>();
+    assert_eq!(ts(ErrorQuery::all().agent("a")), vec![10, 20, 40]);
+    assert_eq!(ts(ErrorQuery::all().min_severity(Severity::High)), vec![20, 30]);
+    assert_eq!(ts(ErrorQuery::all().since(Timestamp::from_micros(25)).limit(1)), vec![30]);
+}
+
+/// Patterns upsert by (kind, template) and come back most frequent first.
+pub fn patterns_upsert_and_reload(store: &dyn Store) {
+    let p = |kind: &str, template: &str, count: u64| PatternRecord {
+        id: PatternId::of(kind, template),
+        kind: kind.into(),
+        template: template.into(),
+        count,
+    };
+    store.save_patterns(&[p("E", "disk <*> full", 2), p("E", "user <*> left", 7), p("F", "disk <*> full", 1)]).unwrap();
+    store.save_patterns(&[p("E", "disk <*> full", 9)]).unwrap();
+    assert_eq!(
+        store.load_patterns().unwrap(),
+        vec![p("E", "disk <*> full", 9), p("E", "user <*> left", 7), p("F", "disk <*> full", 1)]
+    );
+    store.save_patterns(&[]).unwrap();
+}
+
 /// Every check, each on a fresh store from `fresh`.
 pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
     type Check = (&'static str, fn(&dyn Store));
-    let checks: [Check; 9] = [
+    let checks: [Check; 11] = [
         ("round_trips_records", round_trips_records),
         ("empty_batch_is_fine", empty_batch_is_fine),
         ("queries_filter_and_order", queries_filter_and_order),
@@ -155,6 +211,8 @@ pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
         ("extreme_values_survive", extreme_values_survive),
         ("baselines_upsert_and_reload", baselines_upsert_and_reload),
         ("pings", pings),
+        ("round_trips_errors", round_trips_errors),
+        ("patterns_upsert_and_reload", patterns_upsert_and_reload),
     ];
     for (name, check) in checks {
         eprintln!("conformance: {name}");
@@ -177,8 +235,19 @@ pub fn engine_round_trip_owned(store: Arc<dyn Store>, reopen: &dyn Fn() -> Arc<d
         )
         .unwrap();
     }
+    let mut pattern = None;
+    for port in 0..4 {
+        let r = ace
+            .record_error("agent-1", "task-x", "execution", "ConnectionError", &format!("db-{port} refused"), None)
+            .unwrap();
+        pattern = Some(r.pattern);
+    }
     ace.flush().unwrap();
     assert_eq!(store.count_metrics().unwrap(), 150);
+    let stored = store.query_errors(&ErrorQuery::all()).unwrap();
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[3].pattern, pattern.unwrap());
+    assert!(store.load_patterns().unwrap().iter().any(|p| p.id == pattern.unwrap()), "patterns saved at flush");
     let before = ace.baseline("agent-1", "planning", "duration_s").unwrap();
     ace.close().unwrap();
     drop(ace);
@@ -189,5 +258,7 @@ pub fn engine_round_trip_owned(store: Arc<dyn Store>, reopen: &dyn Fn() -> Arc<d
     let after = ace.baseline("agent-1", "planning", "duration_s").expect("baseline reloaded");
     assert_eq!(after, before);
     assert_eq!(ace.baseline("agent-1", "planning", "tokens_in").unwrap().count, 150);
+    let again = ace.record_error("agent-1", "task-y", "execution", "ConnectionError", "db-9 refused", None).unwrap();
+    assert_eq!(again.pattern, pattern.unwrap(), "a reloaded pattern keeps its id");
     ace.close().unwrap();
 }

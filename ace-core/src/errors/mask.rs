@@ -105,8 +105,7 @@ fn is_date_word(tok: &str) -> bool {
     if !(3..=9).contains(&b.len()) || !b[0].is_ascii_uppercase() {
         return false;
     }
-    let prefix = tok[..3].to_ascii_lowercase();
-    NAMES.contains(&prefix.as_str())
+    NAMES.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(&b[..3]))
         && (b.len() == 3
             || [
                 "january",
@@ -144,6 +143,9 @@ fn is_unit(tok: &str) -> bool {
 /// Hex groups joined by `:`, `-` or `.` (MAC addresses, IPv6, UUIDs, hex dumps) with a digit
 /// somewhere: `FF:F2:9F:16:E2:23:00:0D`.
 fn is_hex_groups(tok: &str) -> bool {
+    if !tok.bytes().any(|b| matches!(b, b':' | b'-' | b'.')) {
+        return false;
+    }
     let word = tok.trim_end_matches([',', ';', ')', ']', '}']).trim_start_matches(['(', '[', '{']);
     let separators = word.bytes().filter(|b| matches!(b, b':' | b'-' | b'.')).count();
     separators >= 2
@@ -155,7 +157,7 @@ fn is_whole_variable(tok: &str) -> bool {
     let b = tok.as_bytes();
     is_date_word(tok)
         || is_hex_groups(tok)
-        || tok.contains("://")
+        || b.windows(3).any(|w| w == b"://")
         || (b.len() > 1 && (b[0] == b'/' || (b[0] == b'~' && b[1] == b'/')))
         || b.iter().filter(|&&c| c == b'/' || c == b'\\').count() >= 2
         || (b.len() >= 2 && matches!(b[0], b'\'' | b'"') && b[b.len() - 1] == b[0])

@@ -103,6 +103,8 @@ impl fmt::Display for PatternId {
 pub struct Mined {
     /// Unique for the life of the miner, unlike the id, which changes when the template does.
     pub serial: u64,
+    /// The error kind it was mined under.
+    pub kind: Arc<str>,
     /// The pattern's id (after this message updated the template).
     pub id: PatternId,
     /// The pattern's template.
@@ -133,6 +135,9 @@ pub struct PatternRecord {
 const NONE: u32 = u32::MAX;
 /// Patterns that differ at the same word positions before those positions count as variables.
 const VARIANTS_TO_MERGE: usize = 5;
+/// Patterns per leaf (one token count and leading tokens); the least recently seen is evicted
+/// beyond this, so matching a message costs at most this many comparisons.
+const MAX_LEAF_PATTERNS: usize = 256;
 /// Patterns of a leaf compared with a new one (the most recent).
 const LEAF_SCAN: usize = 64;
 
@@ -156,6 +161,8 @@ struct Cluster {
     count: u64,
     last_tick: u64,
     leaf: u32,
+    /// Changed since the last [`Miner::take_changed`].
+    dirty: bool,
 }
 
 /// The miner. Not thread-safe by itself; the error organ keeps it behind a lock.
@@ -240,10 +247,12 @@ impl Miner {
 
     /// Groups `message` (of errors of `kind`) into a pattern.
     pub fn mine(&mut self, kind: &str, message: &str) -> Mined {
-        self.mine_counted(kind, message, 1)
+        self.mine_counted(kind, message, 1, false)
     }
 
-    fn mine_counted(&mut self, kind: &str, message: &str, count: u64) -> Mined {
+    /// `loading`: a stored template; a pattern it joins keeps the larger of the two counts (the
+    /// store keeps superseded templates as history, whose counts the newer one already holds).
+    fn mine_counted(&mut self, kind: &str, message: &str, count: u64, loading: bool) -> Mined {
         self.tick += 1;
         let mut text = message;
         let mut truncated = false;
@@ -262,7 +271,7 @@ impl Miner {
         }
         let kind_hash = fnv1a(kind.as_bytes());
         let mined = match self.find(kind_hash, kind, &masked) {
-            Some(slot) => self.absorb(slot, &masked, count, truncated),
+            Some(slot) => self.absorb(slot, &masked, count, loading, truncated),
             None => self.create(kind_hash, kind, &masked, count, truncated),
         };
         self.masked = masked;
@@ -276,7 +285,7 @@ impl Miner {
     pub fn load(&mut self, patterns: &[PatternRecord]) -> usize {
         let mut n = 0;
         for p in patterns {
-            let mined = self.mine_counted(&p.kind, &p.template, p.count.max(1));
+            let mined = self.mine_counted(&p.kind, &p.template, p.count.max(1), true);
             if mined.created || mined.changed {
                 n += 1;
             }
@@ -307,6 +316,22 @@ impl Miner {
 
     /// The best pattern for `m`: down the exact path first, then (if that leaf has no fit) down
     /// the wildcard branches, where patterns whose leading tokens became wildcards live.
+    /// Patterns created or changed since the last call (to persist them).
+    pub fn take_changed(&mut self) -> Vec<PatternRecord> {
+        self.clusters
+            .iter_mut()
+            .flatten()
+            .filter_map(|c| {
+                std::mem::take(&mut c.dirty).then(|| PatternRecord {
+                    id: c.id,
+                    kind: c.kind.to_string(),
+                    template: c.template.to_string(),
+                    count: c.count,
+                })
+            })
+            .collect()
+    }
+
     fn find(&self, kind_hash: u64, kind: &str, m: &Masked) -> Option<u32> {
         let root = *self.roots.get(&(kind_hash, m.len() as u32))?;
         self.search(root, 0, kind, m)
@@ -340,7 +365,7 @@ impl Miner {
         best.map(|(slot, _, _)| slot)
     }
 
-    fn absorb(&mut self, slot: u32, m: &Masked, count: u64, truncated: bool) -> Mined {
+    fn absorb(&mut self, slot: u32, m: &Masked, count: u64, loading: bool, truncated: bool) -> Mined {
         let tick = self.tick;
         let c = self.clusters[slot as usize].as_mut().expect("found clusters are live");
         let mut changed = false;
@@ -361,10 +386,12 @@ impl Miner {
             c.template = c.tokens.join(" ").into();
             c.id = PatternId::of(&c.kind, &c.template);
         }
-        c.count += count;
+        c.count = if loading { c.count.max(count) } else { c.count + count };
         c.last_tick = tick;
+        c.dirty = true;
         Mined {
             serial: c.serial,
+            kind: c.kind.clone(),
             id: c.id,
             template: c.template.clone(),
             count: c.count,
@@ -376,6 +403,21 @@ impl Miner {
 
     fn create(&mut self, kind_hash: u64, kind: &str, m: &Masked, count: u64, truncated: bool) -> Mined {
         let leaf = self.leaf_for(kind_hash, m);
+        if self.nodes[leaf as usize].clusters.len() >= MAX_LEAF_PATTERNS {
+            // Matching scans a leaf: keep it short by evicting its least recently seen pattern.
+            let clusters = &self.clusters;
+            let leaf_clusters = &mut self.nodes[leaf as usize].clusters;
+            let (pos, _) = leaf_clusters
+                .iter()
+                .enumerate()
+                .min_by_key(|&(_, &s)| clusters[s as usize].as_ref().map_or(0, |c| c.last_tick))
+                .expect("the leaf is full");
+            let slot = leaf_clusters.swap_remove(pos);
+            self.clusters[slot as usize] = None;
+            self.free_clusters.push(slot);
+            self.live -= 1;
+            self.evicted += 1;
+        }
         let tokens: Vec<Box<str>> = (0..m.len()).map(|i| m.token(i).into()).collect();
         let template: Arc<str> = tokens.join(" ").into();
         self.serials += 1;
@@ -389,9 +431,11 @@ impl Miner {
             count,
             last_tick: self.tick,
             leaf,
+            dirty: true,
         };
         let mined = Mined {
             serial: cluster.serial,
+            kind: cluster.kind.clone(),
             id: cluster.id,
             template: cluster.template.clone(),
             count,
@@ -486,6 +530,7 @@ impl Miner {
         c.id = PatternId::of(&c.kind, &c.template);
         c.count += absorbed_count;
         c.last_tick = tick;
+        c.dirty = true;
         Some(survivor)
     }
 

@@ -1,7 +1,550 @@
 //! The error organ: groups error messages into patterns and notices when they accumulate.
+//!
+//! Each error is mined into a pattern ([`Miner`]), then counted in two sliding windows of
+//! `ACE_ERROR_WINDOW` on the engine clock: one per (agent, task, pattern), one per
+//! (agent, pattern) across tasks. A window keeps only the latest `4 × ACE_ERROR_THRESHOLD`
+//! times (at most 64), so an error costs the same however many errors its task has. Signals:
+//!
+//! - *error_accumulation*: the pattern reached `ACE_ERROR_THRESHOLD` occurrences within the
+//!   window in the task, or (spread over tasks) in the agent; once per window.
+//! - *critical_error*: an error whose severity is critical; once per window per task and pattern.
+//! - *error_escalation*: a repeat whose severity is above the earlier ones of the window, either
+//!   because the caller said so or because repeats raise it (one level at `2 × threshold`
+//!   occurrences, two at `4 ×`).
+//! - *error_cascade*: errors in `cascade_stages` (3) different stages of a task within the window;
+//!   once per window per task.
+//!
+//! Without a severity from the caller it is inferred from the kind and message ([`severity`]).
+//! A task's windows are released by [`Ace::end_task`](crate::Ace::end_task), or once they have
+//! been idle for a window.
 
 pub mod eval;
 pub mod mask;
 pub mod miner;
+pub mod severity;
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 
 pub use miner::{Mined, Miner, MinerConfig, PatternId, PatternRecord};
+
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::event::{Severity, validate_id, validate_stage};
+use crate::metrics::Metrics;
+use crate::signal::{ErrorScope, Evidence, Signal, SignalKind};
+
+const SHARDS: usize = 16;
+/// Times kept per window, at most.
+const MAX_WINDOW_TIMES: usize = 64;
+/// Patterns tracked per task or agent before idle ones are dropped.
+const MAX_PATTERNS_PER_SCOPE: usize = 256;
+/// Stages remembered per task for cascades.
+const MAX_STAGES_PER_TASK: usize = 32;
+/// Distinct stages with errors within the window that make a cascade.
+pub const CASCADE_STAGES: usize = 3;
+/// Operations on a shard between sweeps of idle tasks and agents.
+const SWEEP_EVERY: u64 = 1024;
+/// The marker appended to a message cut to the miner's `max_message_bytes`.
+pub const TRUNCATION_MARKER: &str = " …[truncated]";
+
+/// An error to record.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorEvent<'a> {
+    /// The agent.
+    pub agent: &'a str,
+    /// The task.
+    pub task: &'a str,
+    /// The stage where it happened.
+    pub stage: &'a str,
+    /// The error's kind (an exception type, `TimeoutError`).
+    pub kind: &'a str,
+    /// The message.
+    pub message: &'a str,
+    /// The severity, or `None` to infer it from the kind and message.
+    pub severity: Option<Severity>,
+}
+
+/// What recording an error found.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ErrorReport {
+    /// The pattern the error was grouped into.
+    pub pattern: PatternId,
+    /// The pattern's template.
+    pub template: Arc<str>,
+    /// The severity: given or inferred, raised by repeats.
+    pub severity: Severity,
+    /// Occurrences of the pattern in this task within the window (counted up to 64).
+    pub occurrences: u32,
+    /// The message was cut (it is stored with a marker).
+    pub truncated: bool,
+    /// The signals it raised.
+    pub signals: Vec<Signal>,
+}
+
+#[derive(Default)]
+struct Window {
+    times: VecDeque<Timestamp>,
+    /// The highest severity of the occurrences in the window.
+    max_severity: Option<Severity>,
+    accumulation_at: Option<Timestamp>,
+    critical_at: Option<Timestamp>,
+    last: Timestamp,
+}
+
+impl Window {
+    /// Counts an occurrence at `now`; returns the occurrences within the window.
+    fn push(&mut self, now: Timestamp, window: Duration, cap: usize) -> usize {
+        let horizon = now.minus(window);
+        while self.times.front().is_some_and(|&t| t < horizon) {
+            self.times.pop_front();
+        }
+        if self.times.is_empty() {
+            self.max_severity = None;
+        }
+        if self.times.len() == cap {
+            self.times.pop_front();
+        }
+        self.times.push_back(now);
+        self.last = now;
+        self.times.len()
+    }
+}
+
+fn fired_within(at: Option<Timestamp>, now: Timestamp, window: Duration) -> bool {
+    at.is_some_and(|t| t >= now.minus(window))
+}
+
+/// Keeps at most [`MAX_PATTERNS_PER_SCOPE`] windows, dropping the idlest.
+fn bound(patterns: &mut HashMap<u64, Window>) {
+    if patterns.len() <= MAX_PATTERNS_PER_SCOPE {
+        return;
+    }
+    let mut lasts: Vec<Timestamp> = patterns.values().map(|w| w.last).collect();
+    let cut = lasts.len() - MAX_PATTERNS_PER_SCOPE * 3 / 4;
+    let (_, &mut threshold, _) = lasts.select_nth_unstable(cut);
+    patterns.retain(|_, w| w.last > threshold);
+}
+
+struct TaskState {
+    hash: u64,
+    agent: Arc<str>,
+    task: Arc<str>,
+    patterns: HashMap<u64, Window>,
+    stages: Vec<(Arc<str>, Timestamp)>,
+    /// `ace_errors_total` handles used by this task, by stage and severity.
+    counters: Vec<(Arc<str>, Severity, Counter)>,
+    cascade_at: Option<Timestamp>,
+    last: Timestamp,
+}
+
+impl TaskState {
+    fn new(hash: u64, agent: &str, task: &str) -> Self {
+        TaskState {
+            hash,
+            agent: Arc::from(agent),
+            task: Arc::from(task),
+            patterns: HashMap::new(),
+            stages: Vec::new(),
+            counters: Vec::new(),
+            cascade_at: None,
+            last: Timestamp::EPOCH,
+        }
+    }
+}
+
+struct AgentState {
+    hash: u64,
+    agent: Arc<str>,
+    patterns: HashMap<u64, Window>,
+    last: Timestamp,
+}
+
+#[derive(Default)]
+struct TaskShard {
+    tasks: HashTable<TaskState>,
+    ops: u64,
+    signals: u64,
+    truncated: u64,
+}
+
+#[derive(Default)]
+struct AgentShard {
+    agents: HashTable<AgentState>,
+    ops: u64,
+}
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// Counts summed over the organ.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ErrorCounts {
+    pub recorded: u64,
+    pub signals: u64,
+    pub patterns: u64,
+    pub truncated: u64,
+    pub tasks: u64,
+}
+
+pub(crate) struct ErrorOrgan {
+    miner: Mutex<Miner>,
+    tasks: Box<[Padded<Mutex<TaskShard>>]>,
+    agents: Box<[Padded<Mutex<AgentShard>>]>,
+    hasher: DefaultHashBuilder,
+    threshold: usize,
+    window: Duration,
+    metrics: Metrics,
+}
+
+/// One error after validation, mining and counting: the report, and the parts of its record.
+pub(crate) struct Counted {
+    pub report: ErrorReport,
+    /// A hash of (agent, task), to pick the buffer the record goes to.
+    pub key: u64,
+    pub agent: Arc<str>,
+    pub task: Arc<str>,
+    pub stage: Arc<str>,
+    pub kind: Arc<str>,
+    pub message: Arc<str>,
+}
+
+impl ErrorOrgan {
+    pub(crate) fn new(miner: MinerConfig, threshold: u32, window: Duration, metrics: Metrics) -> Result<Self> {
+        Ok(ErrorOrgan {
+            miner: Mutex::new(Miner::new(miner)?),
+            tasks: (0..SHARDS).map(|_| Padded::default()).collect(),
+            agents: (0..SHARDS).map(|_| Padded::default()).collect(),
+            hasher: DefaultHashBuilder::default(),
+            threshold: (threshold as usize).max(1),
+            window,
+            metrics,
+        })
+    }
+
+    /// Restores stored patterns (at start).
+    pub(crate) fn load(&self, patterns: &[PatternRecord]) -> usize {
+        self.miner.lock().load(patterns)
+    }
+
+    /// Patterns changed since the last call.
+    pub(crate) fn changed_patterns(&self) -> Vec<PatternRecord> {
+        self.miner.lock().take_changed()
+    }
+
+    /// Every pattern held, most frequent first.
+    pub(crate) fn patterns(&self) -> Vec<PatternRecord> {
+        self.miner.lock().patterns()
+    }
+
+    pub(crate) fn counts(&self) -> ErrorCounts {
+        let mut c = ErrorCounts { patterns: self.miner.lock().len() as u64, ..ErrorCounts::default() };
+        for shard in self.tasks.iter() {
+            let shard = shard.0.lock();
+            c.recorded += shard.ops;
+            c.signals += shard.signals;
+            c.truncated += shard.truncated;
+            c.tasks += shard.tasks.len() as u64;
+        }
+        c
+    }
+
+    /// Validates, mines and counts one error.
+    pub(crate) fn record(&self, now: Timestamp, ev: &ErrorEvent<'_>) -> Result<Counted> {
+        if let Err(e) = validate(ev) {
+            self.metrics.reject(match &e {
+                crate::Error::InvalidInput { field: "kind", .. } => "invalid_kind",
+                crate::Error::InvalidInput { field: "stage", .. } => "invalid_stage",
+                crate::Error::InvalidInput { field: "task", .. } => "invalid_task",
+                _ => "invalid_agent",
+            });
+            return Err(e);
+        }
+        let mined = self.miner.lock().mine(ev.kind, ev.message);
+        let message: Arc<str> = if mined.truncated {
+            let max = self.miner.lock().config().max_message_bytes;
+            let mut cut = ev.message.len().min(max);
+            while !ev.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}{TRUNCATION_MARKER}", &ev.message[..cut]).into()
+        } else {
+            Arc::from(ev.message)
+        };
+        let base = ev.severity.unwrap_or_else(|| severity::infer(ev.kind, ev.message));
+        let mut signals = Vec::new();
+        let cap = (self.threshold * 4).min(MAX_WINDOW_TIMES);
+
+        // The task's window.
+        let task_hash = self.hasher.hash_one((ev.agent, ev.task));
+        let (occurrences, severity, task_accumulated, agent, task, stage) = {
+            let mut guard = self.tasks[(task_hash >> 40) as usize % SHARDS].0.lock();
+            let shard = &mut *guard;
+            shard.ops += 1;
+            if shard.ops.is_multiple_of(SWEEP_EVERY) {
+                let horizon = now.minus(self.window);
+                shard.tasks.retain(|t| t.last >= horizon);
+            }
+            let state = match shard.tasks.find_mut(task_hash, |t| &*t.agent == ev.agent && &*t.task == ev.task) {
+                Some(t) => t,
+                None => shard
+                    .tasks
+                    .insert_unique(task_hash, TaskState::new(task_hash, ev.agent, ev.task), |t| t.hash)
+                    .into_mut(),
+            };
+            state.last = now;
+            let w = state.patterns.entry(mined.serial).or_default();
+            let n = w.push(now, self.window, cap);
+            let bumps = if n >= 4 * self.threshold {
+                2
+            } else if n >= 2 * self.threshold {
+                1
+            } else {
+                0
+            };
+            let severity = raise(base, bumps);
+            let ctx = Ctx { now, ev, mined: &mined, window: self.window };
+            if let Some(previous) = w.max_severity
+                && severity > previous
+            {
+                signals.push(ctx.pattern_signal(SignalKind::ErrorEscalation, ErrorScope::Task, n, severity, previous));
+            }
+            let previous = w.max_severity.unwrap_or(severity);
+            w.max_severity = Some(previous.max(severity));
+            let mut accumulated = false;
+            if n >= self.threshold && !fired_within(w.accumulation_at, now, self.window) {
+                w.accumulation_at = Some(now);
+                accumulated = true;
+                signals.push(ctx.pattern_signal(
+                    SignalKind::ErrorAccumulation,
+                    ErrorScope::Task,
+                    n,
+                    severity,
+                    previous,
+                ));
+            }
+            if severity == Severity::Critical && !fired_within(w.critical_at, now, self.window) {
+                w.critical_at = Some(now);
+                signals.push(ctx.pattern_signal(SignalKind::CriticalError, ErrorScope::Task, n, severity, previous));
+            }
+            bound(&mut state.patterns);
+            let (cascade, stage) = state.cascade(&ctx);
+            signals.extend(cascade);
+            match state.counters.iter().find(|(s, sev, _)| *s == stage && *sev == severity) {
+                Some((_, _, counter)) => {
+                    counter.inc();
+                }
+                None => {
+                    let counter = self.metrics.error_counter(&state.agent, ev.stage, severity);
+                    counter.inc();
+                    if state.counters.len() < 16 {
+                        state.counters.push((stage.clone(), severity, counter));
+                    }
+                }
+            };
+            let out = (n, severity, accumulated, state.agent.clone(), state.task.clone(), stage);
+            shard.signals += signals.len() as u64;
+            shard.truncated += u64::from(mined.truncated);
+            out
+        };
+
+        // The agent's window, across tasks.
+        {
+            let agent_hash = self.hasher.hash_one(ev.agent);
+            let mut guard = self.agents[(agent_hash >> 40) as usize % SHARDS].0.lock();
+            let shard = &mut *guard;
+            shard.ops += 1;
+            if shard.ops.is_multiple_of(SWEEP_EVERY) {
+                let horizon = now.minus(self.window);
+                shard.agents.retain(|a| a.last >= horizon);
+            }
+            let state = match shard.agents.find_mut(agent_hash, |a| &*a.agent == ev.agent) {
+                Some(a) => a,
+                None => {
+                    let fresh =
+                        AgentState { hash: agent_hash, agent: agent.clone(), patterns: HashMap::new(), last: now };
+                    shard.agents.insert_unique(agent_hash, fresh, |a| a.hash).into_mut()
+                }
+            };
+            state.last = now;
+            let w = state.patterns.entry(mined.serial).or_default();
+            let n = w.push(now, self.window, cap);
+            if n >= self.threshold && !fired_within(w.accumulation_at, now, self.window) {
+                w.accumulation_at = Some(now);
+                if !task_accumulated {
+                    let ctx = Ctx { now, ev, mined: &mined, window: self.window };
+                    signals.push(ctx.pattern_signal(
+                        SignalKind::ErrorAccumulation,
+                        ErrorScope::Agent,
+                        n,
+                        severity,
+                        severity,
+                    ));
+                }
+            }
+            bound(&mut state.patterns);
+        }
+
+        for s in &signals {
+            self.metrics.signals.get_or_create(&crate::metrics::Kind { kind: s.kind.as_str() }).inc();
+        }
+        if mined.truncated {
+            self.metrics.truncated_messages.inc();
+        }
+        Ok(Counted {
+            report: ErrorReport {
+                pattern: mined.id,
+                template: mined.template,
+                severity,
+                occurrences: u32::try_from(occurrences).unwrap_or(u32::MAX),
+                truncated: mined.truncated,
+                signals,
+            },
+            key: task_hash,
+            agent,
+            task,
+            stage,
+            kind: mined.kind,
+            message,
+        })
+    }
+
+    /// Forgets the windows of a finished task; returns whether it had any.
+    pub(crate) fn end_task(&self, agent: &str, task: &str) -> bool {
+        let hash = self.hasher.hash_one((agent, task));
+        let mut shard = self.tasks[(hash >> 40) as usize % SHARDS].0.lock();
+        match shard.tasks.find_entry(hash, |t| &*t.agent == agent && &*t.task == task) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+struct Ctx<'a> {
+    now: Timestamp,
+    ev: &'a ErrorEvent<'a>,
+    mined: &'a Mined,
+    window: Duration,
+}
+
+impl Ctx<'_> {
+    fn pattern_signal(
+        &self,
+        kind: SignalKind,
+        scope: ErrorScope,
+        occurrences: usize,
+        severity: Severity,
+        previous: Severity,
+    ) -> Signal {
+        let window_s = self.window.as_secs_f64();
+        let where_ = match scope {
+            ErrorScope::Task => format!("in task {}", self.ev.task),
+            ErrorScope::Agent => "across its tasks".to_owned(),
+        };
+        let message = match kind {
+            SignalKind::ErrorEscalation => format!(
+                "{} {}: repeated {} error \"{}\" rose from {previous} to {severity} ({occurrences} within {window_s:.0}s {where_})",
+                self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
+            ),
+            SignalKind::CriticalError => format!(
+                "{} {}: critical {} error \"{}\" {where_}",
+                self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
+            ),
+            _ => format!(
+                "{} {}: {} error \"{}\" occurred {occurrences} times within {window_s:.0}s {where_}",
+                self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
+            ),
+        };
+        Signal {
+            kind,
+            severity: if kind == SignalKind::ErrorAccumulation { severity.max(Severity::Medium) } else { severity },
+            at: self.now,
+            agent: self.ev.agent.to_owned(),
+            task: Some(self.ev.task.to_owned()),
+            stage: Some(self.ev.stage.to_owned()),
+            message,
+            evidence: Evidence::ErrorPattern {
+                pattern_id: self.mined.id.to_string(),
+                error_kind: self.ev.kind.to_owned(),
+                template: self.mined.template.to_string(),
+                occurrences: u32::try_from(occurrences).unwrap_or(u32::MAX),
+                window_s,
+                scope,
+                severity,
+                previous_severity: previous,
+            },
+        }
+    }
+}
+
+impl TaskState {
+    /// Notes the error's stage (returned, shared); a cascade signal when it makes
+    /// [`CASCADE_STAGES`] stages with errors within the window.
+    fn cascade(&mut self, ctx: &Ctx<'_>) -> (Option<Signal>, Arc<str>) {
+        let horizon = ctx.now.minus(ctx.window);
+        self.stages.retain(|(_, t)| *t >= horizon);
+        let (joined, stage) = match self.stages.iter_mut().find(|(s, _)| &**s == ctx.ev.stage) {
+            Some(entry) => {
+                entry.1 = ctx.now;
+                (false, entry.0.clone())
+            }
+            None => {
+                if self.stages.len() == MAX_STAGES_PER_TASK {
+                    self.stages.remove(0);
+                }
+                let stage: Arc<str> = Arc::from(ctx.ev.stage);
+                self.stages.push((stage.clone(), ctx.now));
+                (true, stage)
+            }
+        };
+        if !joined || self.stages.len() < CASCADE_STAGES || fired_within(self.cascade_at, ctx.now, ctx.window) {
+            return (None, stage);
+        }
+        self.cascade_at = Some(ctx.now);
+        let mut stages: Vec<(Arc<str>, Timestamp)> = self.stages.clone();
+        stages.sort_by_key(|(_, t)| *t);
+        let names: Vec<String> = stages.iter().map(|(s, _)| s.to_string()).collect();
+        let signal = Signal {
+            kind: SignalKind::ErrorCascade,
+            severity: Severity::High,
+            at: ctx.now,
+            agent: ctx.ev.agent.to_owned(),
+            task: Some(ctx.ev.task.to_owned()),
+            stage: Some(ctx.ev.stage.to_owned()),
+            message: format!(
+                "{}: errors spread across {} stages of task {} within {:.0}s ({})",
+                ctx.ev.agent,
+                names.len(),
+                ctx.ev.task,
+                ctx.window.as_secs_f64(),
+                names.join(" → ")
+            ),
+            evidence: Evidence::Cascade { stages: names, window_s: ctx.window.as_secs_f64() },
+        };
+        (Some(signal), stage)
+    }
+}
+
+fn raise(s: Severity, levels: usize) -> Severity {
+    let i = Severity::ALL.iter().position(|&x| x == s).unwrap_or(0);
+    Severity::ALL[(i + levels).min(Severity::ALL.len() - 1)]
+}
+
+fn validate(ev: &ErrorEvent<'_>) -> Result<()> {
+    validate_id("agent", ev.agent)?;
+    validate_id("task", ev.task)?;
+    validate_stage(ev.stage)?;
+    validate_id("kind", ev.kind)?;
+    Ok(())
+}

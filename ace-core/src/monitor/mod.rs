@@ -163,7 +163,7 @@ impl Monitor {
         let mut signals = Vec::new();
         entry.observe(now, obs, &self.detector, &self.metrics, &mut signals);
 
-        if shard.pending.len() < self.shard_capacity {
+        let wake = if shard.pending.len() < self.shard_capacity {
             let task = if &*entry.last_task == obs.task {
                 entry.last_task.clone()
             } else {
@@ -171,7 +171,7 @@ impl Monitor {
                 entry.last_task.clone()
             };
             let metrics = obs.metrics.iter().map(|&(name, v)| (entry.intern(name), v)).collect();
-            shard.pending.push(Record::Metric(MetricRecord {
+            let record = Record::Metric(MetricRecord {
                 ts: now,
                 agent: entry.agent.clone(),
                 task,
@@ -179,19 +179,12 @@ impl Monitor {
                 duration_s: obs.outcome.map(|(d, _)| d),
                 success: obs.outcome.map(|(_, s)| s),
                 metrics,
-            }));
+            });
+            self.push_pending(shard, record)
         } else {
-            shard.dropped += 1;
-            let dropped = shard.dropped;
-            self.metrics.drop_records("buffer_full", 1);
-            if dropped.is_power_of_two() {
-                tracing::warn!(
-                    dropped,
-                    "ace record buffer is full: records are not being persisted (store too slow or down)"
-                );
-            }
-        }
-        let wake = shard.pending.len() == self.batch_size;
+            self.count_drop(shard);
+            false
+        };
         shard.recorded += 1;
         shard.signals += signals.len() as u64;
         if let Some(started) = started {
@@ -202,6 +195,39 @@ impl Monitor {
             self.metrics.signals.get_or_create(&crate::metrics::Kind { kind: s.kind.as_str() }).inc();
         }
         Ok((signals, wake))
+    }
+
+    /// Buffers a record of another organ, keyed by `key` (a hash of its agent and task), under
+    /// the same capacity and close rules as the monitor's own. Returns whether the writer should
+    /// wake.
+    pub(crate) fn buffer(&self, key: u64, record: Record) -> Result<bool> {
+        let mut guard = self.shard_of(key).lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(self.push_pending(&mut guard, record))
+    }
+
+    fn push_pending(&self, shard: &mut Shard, record: Record) -> bool {
+        if shard.pending.len() < self.shard_capacity {
+            shard.pending.push(record);
+            shard.pending.len() == self.batch_size
+        } else {
+            self.count_drop(shard);
+            false
+        }
+    }
+
+    fn count_drop(&self, shard: &mut Shard) {
+        shard.dropped += 1;
+        let dropped = shard.dropped;
+        self.metrics.drop_records("buffer_full", 1);
+        if dropped.is_power_of_two() {
+            tracing::warn!(
+                dropped,
+                "ace record buffer is full: records are not being persisted (store too slow or down)"
+            );
+        }
     }
 
     /// Takes and releases every shard lock once (see `closed`).
