@@ -114,6 +114,12 @@ impl ManualClock {
         self.0.store(t.0, Ordering::Relaxed);
     }
 
+    /// Moves the time forward to `t`; a clock already past `t` stays where it is (several
+    /// threads driving one clock never move it backwards).
+    pub fn advance_to(&self, t: Timestamp) {
+        self.0.fetch_max(t.0, Ordering::Relaxed);
+    }
+
     /// Moves the time forward by `d`.
     pub fn advance(&self, d: Duration) {
         let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);

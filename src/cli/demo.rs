@@ -1,8 +1,11 @@
 //! `ace demo`: a simulated fleet of agents, with faults injected, recorded into a real store.
 //!
-//! Each agent runs multi-stage tasks with log-normal timing noise and token/cost metrics. Three
-//! faults are injected into known agents at known times: a 3x slowdown of `execution`, a burst of
-//! failing `verification` stages, and a 2.5x growth of `planning` prompt tokens (context bloat).
+//! Each agent runs multi-stage tasks with log-normal timing noise and token/cost metrics; a failed
+//! stage also records an error (a realistic kind and message). Three faults are injected into
+//! known agents at known times: a 3x slowdown of `execution`, a burst of failing `verification`
+//! stages repeating one assertion error, and a 2.5x growth of `planning` prompt tokens (context
+//! bloat). The engine runs on a simulated clock (10 s per task), so error windows see the
+//! fleet's time, not the demo's compressed wall time.
 //! At the end the demo shows what ace recorded, what it noticed, how quickly, and what it raised
 //! on healthy agents (false alarms).
 
@@ -12,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ace::{Ace, AceConfig, Error, Evidence, Result, SignalKind, metric_names as m, stages};
+use ace::{Ace, AceConfig, Error, Evidence, ManualClock, Result, SignalKind, Timestamp, metric_names as m, stages};
 
 use super::sim::Rng;
 
@@ -55,9 +58,20 @@ const PROFILES: [StageProfile; 4] = [
     StageProfile { name: stages::REFLECTION, median_s: 0.8, sigma: 0.3, tokens_in: 900.0, tokens_out: 200.0 },
     StageProfile { name: stages::VERIFICATION, median_s: 1.5, sigma: 0.4, tokens_in: 600.0, tokens_out: 100.0 },
 ];
-const BASE_FAILURE_RATE: f64 = 0.02;
+const BASE_FAILURE_RATE: f64 = 0.01;
 const PRICE_IN: f64 = 3e-6;
 const PRICE_OUT: f64 = 15e-6;
+/// Simulated seconds per task round.
+const TASK_SECONDS: u64 = 10;
+/// What an ordinary failed stage reports: (kind, message template; `#` is a number).
+const ERRORS: [(&str, &str); 6] = [
+    ("TimeoutError", "model call timed out after # s"),
+    ("RateLimitError", "rate limit exceeded for model gpt-4o, retry after # ms"),
+    ("JSONDecodeError", "Expecting value: line # column # (char #)"),
+    ("ToolError", "search tool returned HTTP 50# for request req-#"),
+    ("ValueError", "plan step # references an unknown tool"),
+    ("KeyError", "'answer' missing from tool output of call #"),
+];
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Fault {
@@ -121,6 +135,10 @@ type Seen = (usize, usize, String, String, SignalKind);
 #[derive(Default)]
 struct WorkerReport {
     events: u64,
+    errors: u64,
+    /// Error signals: (agent index, task index, kind).
+    error_signals: Vec<(usize, usize, SignalKind)>,
+    error_sample: Option<String>,
     record_time: Duration,
     seen: Vec<Seen>,
     sample: Option<String>,
@@ -154,7 +172,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let store = ace::open_store(&args.store)?;
     let location = store_location(&args.store, store.backend());
     let before_rows = store.count_metrics()?;
-    let ace = Ace::builder().config(config).store_arc(store).build()?;
+    let clock = ManualClock::new(ace::Clock::now(&ace::SystemClock));
+    let start = ace::Clock::now(&clock);
+    let ace = Ace::builder().config(config).store_arc(store).clock(clock.clone()).build()?;
     let loaded = ace.stats().baselines;
 
     let onset = if tasks == usize::MAX { 100 } else { (tasks / 2).max(1) };
@@ -193,8 +213,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let reports: Vec<Result<WorkerReport>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..args.threads)
             .map(|w| {
-                let (ace, plan, progress) = (&ace, &plan, &progress);
-                s.spawn(move || simulate(ace, plan, w, args.threads, progress))
+                let (ace, plan, progress, clock) = (&ace, &plan, &progress, &clock);
+                s.spawn(move || simulate(ace, plan, w, args.threads, progress, clock, start))
             })
             .collect();
         let total = (tasks != usize::MAX).then(|| (plan.agents * tasks * PROFILES.len()) as u64);
@@ -215,6 +235,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let mut all = WorkerReport::default();
     for r in &mut reports {
         all.events += r.events;
+        all.errors += r.errors;
+        all.error_signals.append(&mut r.error_signals);
+        all.error_sample = all.error_sample.take().or(r.error_sample.take());
         all.record_time += r.record_time;
         all.seen.append(&mut r.seen);
         all.tokens += r.tokens;
@@ -243,7 +266,15 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-fn simulate(ace: &Ace, plan: &Plan, worker: usize, workers: usize, progress: &AtomicU64) -> Result<WorkerReport> {
+fn simulate(
+    ace: &Ace,
+    plan: &Plan,
+    worker: usize,
+    workers: usize,
+    progress: &AtomicU64,
+    clock: &ManualClock,
+    start: Timestamp,
+) -> Result<WorkerReport> {
     let mine: Vec<usize> = (worker..plan.agents).step_by(workers).collect();
     let names: Vec<String> = mine.iter().map(|i| format!("agent-{i:05}")).collect();
     let mut rngs: Vec<Rng> =
@@ -257,6 +288,7 @@ fn simulate(ace: &Ace, plan: &Plan, worker: usize, workers: usize, progress: &At
         if plan.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
+        clock.advance_to(start.plus(Duration::from_secs(TASK_SECONDS * t as u64)));
         for (k, &i) in mine.iter().enumerate() {
             let fault = Fault::of_agent(i);
             let active = |f: Fault| {
@@ -301,13 +333,44 @@ fn simulate(ace: &Ace, plan: &Plan, worker: usize, workers: usize, progress: &At
                     }
                     report.seen.push((i, t, p.name.to_owned(), metric.clone(), s.kind));
                 }
+                if !success {
+                    let (kind, message) = if p.name == stages::VERIFICATION && active(Fault::Failures) {
+                        let answer = rng.below(100_000);
+                        (
+                            "AssertionError",
+                            format!("verification failed for answer {answer}: expected 42, got {}", answer % 97),
+                        )
+                    } else {
+                        let (kind, template) = ERRORS[rng.below(ERRORS.len() as u64) as usize];
+                        (
+                            kind,
+                            template.split('#').enumerate().fold(String::new(), |mut out, (j, part)| {
+                                if j > 0 {
+                                    out.push_str(&rng.below(1000).to_string());
+                                }
+                                out.push_str(part);
+                                out
+                            }),
+                        )
+                    };
+                    let r = ace.record_error(&names[k], &task_id, p.name, kind, &message, None)?;
+                    report.errors += 1;
+                    for s in r.signals {
+                        if report.error_sample.is_none() && fault == Some(Fault::Failures) {
+                            report.error_sample = Some(s.message.clone());
+                        }
+                        report.error_signals.push((i, t, s.kind));
+                    }
+                }
             }
+            ace.end_task(&names[k], &task_id)?;
             report.record_time += began.elapsed();
             report.events += PROFILES.len() as u64;
         }
         progress.fetch_add((mine.len() * PROFILES.len()) as u64, Ordering::Relaxed);
         // Keep to the store's pace, as a real fleet would: never let the buffer overflow.
-        while ace.stats().buffered > capacity / 2 {
+        // (A quarter of the capacity: the shards' half is spread over 16 shards unevenly.)
+        while ace.stats().buffered > capacity / 4 {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -426,6 +489,29 @@ impl Summary {
             let median = delays.get(delays.len() / 2).copied();
             fault_rows.push((f, injected.len(), delays.len(), median));
         }
+        // Error signals: the verification burst should be caught as a repeated error.
+        let mut error_kinds: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut error_first: HashMap<usize, usize> = HashMap::new();
+        let mut error_false = 0u64;
+        let burst = (plan.onset_of(Fault::Failures), plan.onset_of(Fault::Failures) + plan.burst_len);
+        for &(agent, task, kind) in &all.error_signals {
+            *by_kind.entry(kind.as_str()).or_default() += 1;
+            *error_kinds.entry(kind.as_str()).or_default() += 1;
+            let in_burst = Fault::of_agent(agent) == Some(Fault::Failures) && task >= burst.0 && task < burst.1 + 30;
+            if in_burst && kind == SignalKind::ErrorAccumulation {
+                error_first.entry(agent).and_modify(|t| *t = (*t).min(task)).or_insert(task);
+            } else if !in_burst {
+                error_false += 1;
+            }
+        }
+        let burst_agents = (0..plan.agents)
+            .filter(|&i| Fault::of_agent(i) == Some(Fault::Failures) && (tasks_run as usize) > burst.0)
+            .count();
+        let mut error_delays: Vec<usize> = error_first.values().map(|t| t - burst.0).collect();
+        error_delays.sort_unstable();
+        let error_median = error_delays.get(error_delays.len() / 2).copied();
+        let error_stats = stats;
+
         let faulted_streams: usize = (0..plan.agents).filter_map(Fault::of_agent).map(|f| f.streams().len()).sum();
         let streams = plan.agents * PROFILES.len() * 5;
         let healthy_streams = streams - faulted_streams;
@@ -477,6 +563,11 @@ impl Summary {
             group(stats.baselines),
             if loaded > 0 { format!(" ({loaded} resumed from the store)") } else { String::new() }
         ));
+        lines.push(format!(
+            "  errors        {} recorded, grouped into {} patterns",
+            group(all.errors),
+            error_stats.patterns
+        ));
         let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
         lines.push(format!("  signals       {}", if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") }));
         lines.push(String::new());
@@ -491,9 +582,20 @@ impl Summary {
             ));
         }
         lines.push(format!(
+            "  {:<26} {:>7} {:>9}  {} (tasks, as repeated errors)",
+            "verification errors",
+            burst_agents,
+            error_first.len(),
+            error_median.map_or("-".to_owned(), |d| d.to_string())
+        ));
+        lines.push(format!(
             "  false alarms                {} degradation signals on {} healthy streams",
             false_alarms.len(),
-            group(healthy_streams as u64)
+            group(healthy_streams as u64),
+        ));
+        lines.push(format!(
+            "  background errors           {} error signals from the 1% of stages failing at random (the same error 3 times in 300 s is a real accumulation)",
+            error_false
         ));
         lines.push(String::new());
         lines.push("  fleet median baselines (healthy agents)".to_owned());
@@ -508,6 +610,9 @@ impl Summary {
         if let Some(sample) = &all.sample {
             lines.push(String::new());
             lines.push(format!("  e.g. \"{sample}\""));
+        }
+        if let Some(sample) = &all.error_sample {
+            lines.push(format!("       \"{sample}\""));
         }
         lines.push(String::new());
         lines.push(format!(
@@ -533,6 +638,9 @@ impl Summary {
                 "fault": f.describe(), "agents": injected, "detected": detected, "median_stages_to_detect": median,
             })).collect::<Vec<_>>(),
             "false_alarms": false_alarms.len(),
+            "errors": { "recorded": all.errors, "patterns": error_stats.patterns, "signals": error_kinds,
+                        "burst_agents": burst_agents, "burst_detected": error_first.len(),
+                        "median_tasks_to_detect": error_median, "signals_outside_burst": error_false },
             "healthy_streams": healthy_streams,
             "tokens": all.tokens,
             "cost_usd": all.cost,

@@ -23,6 +23,11 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Uniform in [0, n) (n > 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
     pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.uniform() < p
     }

@@ -12,6 +12,7 @@
 //! it. Memory is bounded: beyond `max_patterns`, the least recently seen tenth is evicted and the
 //! tree nodes left empty are freed.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
@@ -149,11 +150,15 @@ struct Node {
     children: HashMap<u64, u32>,
     wildcard: u32,
     clusters: Vec<u32>,
+    /// On a root: its most recently created patterns, which a new one is compared with to find
+    /// word positions that take many values (see `merge_variants`).
+    recent: VecDeque<u32>,
 }
 
 struct Cluster {
     serial: u64,
     kind: Arc<str>,
+    kind_hash: u64,
     hashes: Vec<u64>,
     tokens: Vec<Box<str>>,
     template: Arc<str>,
@@ -402,7 +407,7 @@ impl Miner {
     }
 
     fn create(&mut self, kind_hash: u64, kind: &str, m: &Masked, count: u64, truncated: bool) -> Mined {
-        let leaf = self.leaf_for(kind_hash, m);
+        let leaf = self.leaf_for(kind_hash, &m.hashes);
         if self.nodes[leaf as usize].clusters.len() >= MAX_LEAF_PATTERNS {
             // Matching scans a leaf: keep it short by evicting its least recently seen pattern.
             let clusters = &self.clusters;
@@ -424,6 +429,7 @@ impl Miner {
         let cluster = Cluster {
             serial: self.serials,
             kind: Arc::from(kind),
+            kind_hash,
             hashes: m.hashes.clone(),
             tokens,
             id: PatternId::of(kind, &template),
@@ -455,7 +461,13 @@ impl Miner {
         };
         self.nodes[leaf as usize].clusters.push(slot);
         self.live += 1;
-        match self.merge_variants(leaf, slot) {
+        let root = self.roots[&(kind_hash, m.len() as u32)];
+        let recent = &mut self.nodes[root as usize].recent;
+        if recent.len() == LEAF_SCAN {
+            recent.pop_front();
+        }
+        recent.push_back(slot);
+        match self.merge_variants(root, slot) {
             Some(survivor) => {
                 let c = self.clusters[survivor as usize].as_ref().expect("the survivor is live");
                 Mined { serial: c.serial, id: c.id, template: c.template.clone(), count: c.count, ..mined }
@@ -468,15 +480,19 @@ impl Miner {
     /// and [`VARIANTS_TO_MERGE`] patterns (the new one included) do so, those positions take many
     /// values: they are variables, and the patterns merge into the oldest of them. A position
     /// with a few values (`VM Started`, `VM Paused`, ...) keeps its patterns apart.
-    fn merge_variants(&mut self, leaf: u32, new: u32) -> Option<u32> {
+    fn merge_variants(&mut self, root: u32, new: u32) -> Option<u32> {
         let n = self.clusters[new as usize].as_ref().expect("new cluster is live");
         let mut groups: Vec<(Differences, Vec<u32>)> = Vec::new();
-        for &slot in self.nodes[leaf as usize].clusters.iter().rev().take(LEAF_SCAN) {
+        for &slot in self.nodes[root as usize].recent.iter().rev() {
             if slot == new {
                 continue;
             }
-            let c = self.clusters[slot as usize].as_ref().expect("leaf clusters are live");
-            if c.kind != n.kind {
+            // The list may hold slots freed (and reused) since: only live patterns of this root.
+            let Some(c) = self.clusters[slot as usize].as_ref() else { continue };
+            if c.kind_hash != n.kind_hash || c.hashes.len() != n.hashes.len() || c.kind != n.kind {
+                continue;
+            }
+            if groups.iter().any(|(_, m)| m.contains(&slot)) {
                 continue;
             }
             if let Some(d) = word_differences(n, c) {
@@ -510,10 +526,7 @@ impl Miner {
             self.merged.insert(c.serial, self.clusters[survivor as usize].as_ref().expect("live").serial);
             self.free_clusters.push(slot);
             self.live -= 1;
-            let leaf_clusters = &mut self.nodes[leaf as usize].clusters;
-            if let Some(pos) = leaf_clusters.iter().position(|&s| s == slot) {
-                leaf_clusters.swap_remove(pos);
-            }
+            self.detach(slot, c.leaf);
         }
         if self.merged.len() > 4 * self.cfg.max_patterns {
             self.merged.clear();
@@ -531,7 +544,25 @@ impl Miner {
         c.count += absorbed_count;
         c.last_tick = tick;
         c.dirty = true;
+        // A leading token that became a wildcard moves the pattern down the wildcard branch,
+        // where messages with other values at that position will look for it.
+        let (kind_hash, hashes, old_leaf) = (c.kind_hash, c.hashes.clone(), c.leaf);
+        let leaf = self.leaf_for(kind_hash, &hashes);
+        if leaf != old_leaf {
+            self.nodes[leaf as usize].clusters.push(survivor);
+            self.clusters[survivor as usize].as_mut().expect("live").leaf = leaf;
+            self.detach(survivor, old_leaf);
+        }
         Some(survivor)
+    }
+
+    /// Takes `slot` off `leaf` and frees the tree nodes left empty.
+    fn detach(&mut self, slot: u32, leaf: u32) {
+        let clusters = &mut self.nodes[leaf as usize].clusters;
+        if let Some(pos) = clusters.iter().position(|&s| s == slot) {
+            clusters.swap_remove(pos);
+        }
+        self.prune(leaf);
     }
 
     /// The pattern a serial now belongs to: itself, or the pattern it was merged into (merges of
@@ -545,7 +576,15 @@ impl Miner {
     }
 
     fn new_node(&mut self, parent: u32, key: u64, root: Option<(u64, u32)>) -> u32 {
-        let node = Node { parent, key, root, children: HashMap::new(), wildcard: NONE, clusters: Vec::new() };
+        let node = Node {
+            parent,
+            key,
+            root,
+            children: HashMap::new(),
+            wildcard: NONE,
+            clusters: Vec::new(),
+            recent: VecDeque::new(),
+        };
         match self.free_nodes.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -559,8 +598,8 @@ impl Miner {
     }
 
     /// The leaf a new pattern for `m` goes to, creating the path (Drain's insertion rule).
-    fn leaf_for(&mut self, kind_hash: u64, m: &Masked) -> u32 {
-        let root_key = (kind_hash, m.len() as u32);
+    fn leaf_for(&mut self, kind_hash: u64, hashes: &[u64]) -> u32 {
+        let root_key = (kind_hash, hashes.len() as u32);
         let mut node = match self.roots.get(&root_key) {
             Some(&n) => n,
             None => {
@@ -569,7 +608,7 @@ impl Miner {
                 n
             }
         };
-        for &h in m.hashes.iter().take(self.cfg.depth - 2) {
+        for &h in hashes.iter().take(self.cfg.depth - 2) {
             let h = route(h);
             let (existing, wildcard, children) = {
                 let n = &self.nodes[node as usize];
@@ -743,6 +782,21 @@ mod tests {
         }
         let sixth = m.mine("E", "session closed for user frank");
         assert_eq!((sixth.serial, sixth.created), (first.serial, false));
+    }
+
+    #[test]
+    fn a_variable_leading_word_merges_across_leaves_and_later_values_find_it() {
+        let mut m = Miner::default();
+        let users = ["alice", "bob", "carol", "dave", "erin"];
+        let first = m.mine("E", "user alice logged in");
+        for u in &users[1..] {
+            m.mine("E", &format!("user {u} logged in"));
+        }
+        assert_eq!(m.len(), 1, "{:?}", m.patterns());
+        let later = m.mine("E", "user zed logged in");
+        assert_eq!((later.serial, later.created), (first.serial, false));
+        assert_eq!(&*later.template, "user <*> logged in");
+        assert_eq!(later.count, 6);
     }
 
     #[test]
