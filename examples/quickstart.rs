@@ -39,6 +39,15 @@ fn main() -> ace::Result<()> {
             }
         }
     }
+    // Report errors: ace groups them into patterns and notices repeats.
+    for port in [5432, 5433, 5434] {
+        let msg = format!("connection to db-1:{port} refused");
+        let report = ace.record_error("support-bot", "ticket-60", "execution", "ConnectionError", &msg, None)?;
+        for signal in report.signals {
+            println!("ace: {} [{}]", signal.message, report.template);
+        }
+    }
+    ace.end_task("support-bot", "ticket-60")?; // releases the task's error windows
     ace.close()?; // flushes everything to ace.db
     // --8<-- [end:quickstart]
 

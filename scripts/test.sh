@@ -74,6 +74,20 @@ assert d["store"]["dropped"] == 0, d["store"]
 print(f"demo --json: {d['events']} events, signals {d['signals']}")
 PY
 
+step "ace patterns eval (committed fixture; the shared Loghub-2k data when present)"
+cargo run --locked --quiet --bin ace -- patterns eval --json tests/fixtures > "$demo_dir/eval.json"
+python3 - "$demo_dir/eval.json" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+assert [r["dataset"] for r in rows] == ["mini", "average"], rows
+assert rows[0]["grouping_accuracy"] == 1.0 and rows[0]["patterns_found"] == 5, rows[0]
+print(f"patterns eval --json: {rows[0]}")
+PY
+if [[ -d ../shared/data/loghub-2k ]]; then
+    echo "(a debug build: lines/s here are not the release figures of docs/errors.md)"
+    cargo run --locked --quiet --bin ace -- patterns eval ../shared/data/loghub-2k
+fi
+
 step "benches compile"
 cargo bench --locked --no-run --quiet 2>&1 | tail -n 3
 

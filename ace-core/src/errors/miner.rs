@@ -843,6 +843,31 @@ mod tests {
         assert_eq!(m.truncated(), 2);
     }
 
+    /// What `fuzz/fuzz_targets/miner.rs` checks, on pseudo-random input, in every test run.
+    #[test]
+    fn random_bytes_keep_the_invariants() {
+        let cfg = MinerConfig { max_patterns: 20, max_message_bytes: 256, max_tokens: 16, ..MinerConfig::default() };
+        let mut m = Miner::new(cfg).unwrap();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"ab Z09.:=/-_[]()'\"<*>\xc3\xa9 \t\n\xff";
+        for i in 0..20_000 {
+            let len = (i * 7) % 300;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let kind = ["", "E", "TimeoutError"][i % 3];
+            let mined = m.mine(kind, &String::from_utf8_lossy(&bytes));
+            assert_eq!(mined.id, PatternId::of(kind, &mined.template));
+            assert!(m.len() <= 20);
+            assert_eq!(m.canonical(mined.serial), mined.serial);
+        }
+    }
+
     #[test]
     fn bad_configs_are_refused() {
         assert!(Miner::new(MinerConfig { similarity: f64::NAN, ..MinerConfig::default() }).is_err());

@@ -454,15 +454,15 @@ impl Ctx<'_> {
         };
         let message = match kind {
             SignalKind::ErrorEscalation => format!(
-                "{} {}: repeated {} error \"{}\" rose from {previous} to {severity} ({occurrences} within {window_s:.0}s {where_})",
+                "{} {}: repeated {} \"{}\" rose from {previous} to {severity} ({occurrences} within {window_s:.0}s {where_})",
                 self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
             ),
             SignalKind::CriticalError => format!(
-                "{} {}: critical {} error \"{}\" {where_}",
+                "{} {}: critical {} \"{}\" {where_}",
                 self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
             ),
             _ => format!(
-                "{} {}: {} error \"{}\" occurred {occurrences} times within {window_s:.0}s {where_}",
+                "{} {}: {} \"{}\" occurred {occurrences} times within {window_s:.0}s {where_}",
                 self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
             ),
         };
