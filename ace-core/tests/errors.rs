@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use ace_core::errors::TRUNCATION_MARKER;
 use ace_core::store::ErrorQuery;
-use ace_core::{
-    Ace, AceConfig, ErrorScope, Evidence, ManualClock, MemoryStore, Severity, SignalKind, Store, Timestamp,
-};
+use ace_core::{Ace, ErrorScope, Evidence, ManualClock, MemoryStore, Severity, SignalKind, Store, Timestamp};
 
 fn engine(store: &MemoryStore) -> (Ace, ManualClock) {
     let clock = ManualClock::new(Timestamp::from_micros(1_000_000_000));
