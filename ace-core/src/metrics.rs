@@ -89,6 +89,8 @@ pub struct Metrics {
     pub(crate) records_dropped: Family<Reason, Counter>,
     pub(crate) events_rejected: Family<Reason, Counter>,
     pub(crate) signals: Family<Kind, Counter>,
+    /// The `signals` counter of each kind, by [`SignalKind::index`](crate::SignalKind::index).
+    signal_counters: Arc<[Counter]>,
     pub(crate) records_persisted: Counter,
     pub(crate) store_failures: Counter,
     pub(crate) buffered: Gauge,
@@ -101,6 +103,7 @@ impl Metrics {
     /// Fresh metrics with a cap of `max_agents` distinct `agent_id` values.
     #[must_use]
     pub fn new(max_agents: usize) -> Self {
+        let signals: Family<Kind, Counter> = Family::default();
         Metrics {
             monitor_series: MonitorSeries::default(),
             computation_duration: Family::new_with_constructor(computation_histogram),
@@ -109,7 +112,11 @@ impl Metrics {
             truncated_messages: Counter::default(),
             records_dropped: Family::default(),
             events_rejected: Family::default(),
-            signals: Family::default(),
+            signals: signals.clone(),
+            signal_counters: crate::SignalKind::ALL
+                .iter()
+                .map(|k| signals.get_or_create_owned(&Kind { kind: k.as_str() }))
+                .collect(),
             records_persisted: Counter::default(),
             store_failures: Counter::default(),
             buffered: Gauge::default(),
@@ -181,6 +188,11 @@ impl Metrics {
             severity: severity.as_str(),
         };
         self.errors.get_or_create_owned(&labels)
+    }
+
+    /// Counts a signal in `ace_signals_total{kind}`.
+    pub(crate) fn count_signal(&self, kind: crate::SignalKind) {
+        self.signal_counters[kind.index()].inc();
     }
 
     pub(crate) fn reject(&self, reason: &'static str) {

@@ -5,10 +5,12 @@
 //! act on them directly, since every recording call returns the signals it produced.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::errors::PatternId;
 use crate::event::Severity;
 
 /// What kind of finding a signal is.
@@ -32,6 +34,22 @@ pub enum SignalKind {
 }
 
 impl SignalKind {
+    /// Every kind.
+    pub const ALL: [SignalKind; 6] = [
+        SignalKind::Degradation,
+        SignalKind::Recovery,
+        SignalKind::ErrorAccumulation,
+        SignalKind::CriticalError,
+        SignalKind::ErrorEscalation,
+        SignalKind::ErrorCascade,
+    ];
+
+    /// The kind's position in [`SignalKind::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The snake_case name (`"degradation"`).
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -88,12 +106,12 @@ pub enum Evidence {
     },
     /// Occurrences of one error pattern.
     ErrorPattern {
-        /// The pattern's id (16 hex digits).
-        pattern_id: String,
+        /// The pattern's id (16 hex digits in JSON).
+        pattern_id: PatternId,
         /// The error kind.
-        error_kind: String,
+        error_kind: Arc<str>,
         /// The pattern's template.
-        template: String,
+        template: Arc<str>,
         /// Occurrences within the window (counted up to four times the threshold).
         occurrences: u32,
         /// The window in seconds.
@@ -134,13 +152,26 @@ pub struct Signal {
     /// When it was found (engine clock).
     pub at: Timestamp,
     /// The agent concerned.
-    pub agent: String,
+    pub agent: Arc<str>,
     /// The task during which it was found, if any.
-    pub task: Option<String>,
+    pub task: Option<Arc<str>>,
     /// The stage concerned, if any.
-    pub stage: Option<String>,
+    pub stage: Option<Arc<str>>,
     /// One human-readable sentence.
     pub message: String,
     /// The numbers behind it.
     pub evidence: Evidence,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_listed_in_index_order_with_unique_names() {
+        for (i, k) in SignalKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+            assert_eq!(serde_json::to_string(k).unwrap(), format!("\"{}\"", k.as_str()));
+        }
+    }
 }

@@ -247,7 +247,7 @@ fn degradation_is_returned_by_the_call_that_caused_it() {
     let (at, signal) = found.expect("a tripled duration must raise a signal");
     assert!(at < 110, "raised only at task {at}");
     assert_eq!(signal.kind, SignalKind::Degradation);
-    assert_eq!(signal.agent, "agent-7");
+    assert_eq!(&*signal.agent, "agent-7");
     assert_eq!(signal.stage.as_deref(), Some("execution"));
     assert_eq!(signal.at, clock.now());
     assert!(signal.message.contains("duration_s") && signal.message.contains("above"), "{}", signal.message);

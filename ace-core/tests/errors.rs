@@ -34,7 +34,7 @@ fn a_repeated_pattern_accumulates_within_the_window_only() {
     let Evidence::ErrorPattern { occurrences, scope, ref template, .. } = third.signals[0].evidence else {
         panic!("{:?}", third.signals[0].evidence)
     };
-    assert_eq!((occurrences, scope, template.as_str()), (3, ErrorScope::Task, "could not parse plan step <*>"));
+    assert_eq!((occurrences, scope, &**template), (3, ErrorScope::Task, "could not parse plan step <*>"));
     assert!(third.signals[0].message.contains("3 times within 300s in task t"), "{}", third.signals[0].message);
     assert!(rec(4).signals.is_empty(), "once per window");
 

@@ -175,13 +175,21 @@ pub(crate) fn mask_into(message: &str, max_tokens: usize, out: &mut Masked) -> b
         }
         let start = out.text.len();
         let after_value = out.hashes.last() == Some(&WILDCARD_HASH);
+        // Most tokens are plain words: no digit, slash, quote or wildcard means nothing to mask
+        // but a date word or a unit, and the token is copied as it is.
+        let bytes = tok.as_bytes();
+        let plain = !bytes.iter().any(|&c| c.is_ascii_digit() || matches!(c, b'/' | b'\\' | b'\'' | b'"' | b'<'));
+        if plain {
+            out.text.push_str(if is_date_word(tok) || (after_value && is_unit(tok)) { WILDCARD } else { tok });
+            out.push_token(start);
+            continue;
+        }
         if is_whole_variable(tok) || (after_value && is_unit(tok)) {
             out.text.push_str(WILDCARD);
             out.push_token(start);
             continue;
         }
         let mut has_word = false;
-        let bytes = tok.as_bytes();
         let mut seg_start = 0;
         for i in 0..=bytes.len() {
             if i < bytes.len() && !is_delimiter(bytes[i]) {

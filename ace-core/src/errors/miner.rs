@@ -20,7 +20,9 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::mask::{Masked, WILDCARD, WILDCARD_HASH, fnv1a, glob_match, is_glob, mask_into};
+use super::severity::infer;
 use crate::error::{Error, Result};
+use crate::event::Severity;
 
 /// The tunables of the miner. The defaults are the one configuration ace ships; they were chosen
 /// on eight Loghub-2k datasets and are not meant to be tuned per log format.
@@ -73,10 +75,36 @@ impl MinerConfig {
     }
 }
 
-/// The stable id of a pattern: a hash of its kind and template.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+/// The stable id of a pattern: a hash of its kind and template. Written as 16 hex digits
+/// (also in JSON, where a 64-bit number would lose digits in JavaScript).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PatternId(pub u64);
+
+impl std::str::FromStr for PatternId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s.len() == 16
+            && let Ok(v) = u64::from_str_radix(s, 16)
+        {
+            return Ok(PatternId(v));
+        }
+        Err(Error::invalid("pattern id", format!("expected 16 hex digits, got {s:?}")))
+    }
+}
+
+impl Serialize for PatternId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PatternId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl PatternId {
     /// The id of `template` for errors of `kind`.
@@ -110,6 +138,8 @@ pub struct Mined {
     pub id: PatternId,
     /// The pattern's template.
     pub template: Arc<str>,
+    /// The severity inferred from the kind and the template (see [`super::severity`]).
+    pub severity: Severity,
     /// Messages the pattern has grouped, this one included.
     pub count: u64,
     /// A new pattern.
@@ -163,6 +193,7 @@ struct Cluster {
     tokens: Vec<Box<str>>,
     template: Arc<str>,
     id: PatternId,
+    severity: Severity,
     count: u64,
     last_tick: u64,
     leaf: u32,
@@ -390,6 +421,7 @@ impl Miner {
         if changed {
             c.template = c.tokens.join(" ").into();
             c.id = PatternId::of(&c.kind, &c.template);
+            c.severity = infer(&c.kind, &c.template);
         }
         c.count = if loading { c.count.max(count) } else { c.count + count };
         c.last_tick = tick;
@@ -399,6 +431,7 @@ impl Miner {
             kind: c.kind.clone(),
             id: c.id,
             template: c.template.clone(),
+            severity: c.severity,
             count: c.count,
             created: false,
             changed,
@@ -433,6 +466,7 @@ impl Miner {
             hashes: m.hashes.clone(),
             tokens,
             id: PatternId::of(kind, &template),
+            severity: infer(kind, &template),
             template,
             count,
             last_tick: self.tick,
@@ -444,6 +478,7 @@ impl Miner {
             kind: cluster.kind.clone(),
             id: cluster.id,
             template: cluster.template.clone(),
+            severity: cluster.severity,
             count,
             created: true,
             changed: false,
@@ -470,7 +505,14 @@ impl Miner {
         match self.merge_variants(root, slot) {
             Some(survivor) => {
                 let c = self.clusters[survivor as usize].as_ref().expect("the survivor is live");
-                Mined { serial: c.serial, id: c.id, template: c.template.clone(), count: c.count, ..mined }
+                Mined {
+                    serial: c.serial,
+                    id: c.id,
+                    template: c.template.clone(),
+                    severity: c.severity,
+                    count: c.count,
+                    ..mined
+                }
             }
             None => mined,
         }
@@ -541,6 +583,7 @@ impl Miner {
         }
         c.template = c.tokens.join(" ").into();
         c.id = PatternId::of(&c.kind, &c.template);
+        c.severity = infer(&c.kind, &c.template);
         c.count += absorbed_count;
         c.last_tick = tick;
         c.dirty = true;
@@ -866,6 +909,15 @@ mod tests {
             assert!(m.len() <= 20);
             assert_eq!(m.canonical(mined.serial), mined.serial);
         }
+    }
+
+    #[test]
+    fn pattern_ids_are_hex_in_json() {
+        let id = PatternId(0xfedc_ba98_7654_3210);
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"fedcba9876543210\"");
+        assert_eq!(serde_json::from_str::<PatternId>("\"fedcba9876543210\"").unwrap(), id);
+        assert!(serde_json::from_str::<PatternId>("\"xyz\"").is_err());
+        assert!("123".parse::<PatternId>().is_err());
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! - *error_cascade*: errors in `cascade_stages` (3) different stages of a task within the window;
 //!   once per window per task.
 //!
-//! Without a severity from the caller it is inferred from the kind and message ([`severity`]).
+//! Without a severity from the caller it is inferred from the kind and the pattern's template
+//! ([`severity`]), once per pattern.
 //! A task's windows are released by [`Ace::end_task`](crate::Ace::end_task), or once they have
 //! been idle for a window.
 
@@ -279,7 +280,8 @@ impl ErrorOrgan {
         } else {
             Arc::from(ev.message)
         };
-        let base = ev.severity.unwrap_or_else(|| severity::infer(ev.kind, ev.message));
+        // Inferred once per pattern, from its kind and template (a property of the pattern).
+        let base = ev.severity.unwrap_or(mined.severity);
         let mut signals = Vec::new();
         let cap = (self.threshold * 4).min(MAX_WINDOW_TIMES);
 
@@ -301,6 +303,12 @@ impl ErrorOrgan {
                     .into_mut(),
             };
             state.last = now;
+            let stage: Arc<str> = state
+                .stages
+                .iter()
+                .find(|(s, _)| &**s == ev.stage)
+                .map_or_else(|| Arc::from(ev.stage), |(s, _)| s.clone());
+            let (agent, task) = (state.agent.clone(), state.task.clone());
             let w = state.patterns.entry(mined.serial).or_default();
             let n = w.push(now, self.window, cap);
             let bumps = if n >= 4 * self.threshold {
@@ -311,7 +319,7 @@ impl ErrorOrgan {
                 0
             };
             let severity = raise(base, bumps);
-            let ctx = Ctx { now, ev, mined: &mined, window: self.window };
+            let ctx = Ctx { now, ev, mined: &mined, window: self.window, agent: &agent, task: &task, stage: &stage };
             if let Some(previous) = w.max_severity
                 && severity > previous
             {
@@ -336,8 +344,7 @@ impl ErrorOrgan {
                 signals.push(ctx.pattern_signal(SignalKind::CriticalError, ErrorScope::Task, n, severity, previous));
             }
             bound(&mut state.patterns);
-            let (cascade, stage) = state.cascade(&ctx);
-            signals.extend(cascade);
+            signals.extend(state.cascade(&ctx));
             match state.counters.iter().find(|(s, sev, _)| *s == stage && *sev == severity) {
                 Some((_, _, counter)) => {
                     counter.inc();
@@ -350,7 +357,7 @@ impl ErrorOrgan {
                     }
                 }
             };
-            let out = (n, severity, accumulated, state.agent.clone(), state.task.clone(), stage);
+            let out = (n, severity, accumulated, agent.clone(), task.clone(), stage.clone());
             shard.signals += signals.len() as u64;
             shard.truncated += u64::from(mined.truncated);
             out
@@ -380,7 +387,8 @@ impl ErrorOrgan {
             if n >= self.threshold && !fired_within(w.accumulation_at, now, self.window) {
                 w.accumulation_at = Some(now);
                 if !task_accumulated {
-                    let ctx = Ctx { now, ev, mined: &mined, window: self.window };
+                    let ctx =
+                        Ctx { now, ev, mined: &mined, window: self.window, agent: &agent, task: &task, stage: &stage };
                     signals.push(ctx.pattern_signal(
                         SignalKind::ErrorAccumulation,
                         ErrorScope::Agent,
@@ -394,7 +402,7 @@ impl ErrorOrgan {
         }
 
         for s in &signals {
-            self.metrics.signals.get_or_create(&crate::metrics::Kind { kind: s.kind.as_str() }).inc();
+            self.metrics.count_signal(s.kind);
         }
         if mined.truncated {
             self.metrics.truncated_messages.inc();
@@ -436,6 +444,9 @@ struct Ctx<'a> {
     ev: &'a ErrorEvent<'a>,
     mined: &'a Mined,
     window: Duration,
+    agent: &'a Arc<str>,
+    task: &'a Arc<str>,
+    stage: &'a Arc<str>,
 }
 
 impl Ctx<'_> {
@@ -448,36 +459,51 @@ impl Ctx<'_> {
         previous: Severity,
     ) -> Signal {
         let window_s = self.window.as_secs_f64();
-        let where_ = match scope {
-            ErrorScope::Task => format!("in task {}", self.ev.task),
-            ErrorScope::Agent => "across its tasks".to_owned(),
-        };
-        let message = match kind {
-            SignalKind::ErrorEscalation => format!(
-                "{} {}: repeated {} \"{}\" rose from {previous} to {severity} ({occurrences} within {window_s:.0}s {where_})",
-                self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
-            ),
-            SignalKind::CriticalError => format!(
-                "{} {}: critical {} \"{}\" {where_}",
-                self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
-            ),
-            _ => format!(
-                "{} {}: {} \"{}\" occurred {occurrences} times within {window_s:.0}s {where_}",
-                self.ev.agent, self.ev.stage, self.ev.kind, self.mined.template
-            ),
-        };
+        // Built by pushing parts (no float formatting): a signal is on the recording path.
+        let e = self.ev;
+        let mut message = String::with_capacity(96 + e.agent.len() + e.stage.len() + self.mined.template.len());
+        let mut push = |parts: &[&str]| parts.iter().for_each(|p| message.push_str(p));
+        let n = occurrences.to_string();
+        let secs = self.window.as_secs().to_string();
+        push(&[e.agent, " ", e.stage, ": "]);
+        match kind {
+            SignalKind::ErrorEscalation => push(&[
+                "repeated ",
+                e.kind,
+                " \"",
+                &self.mined.template,
+                "\" rose from ",
+                previous.as_str(),
+                " to ",
+                severity.as_str(),
+                " (",
+                &n,
+                " within ",
+                &secs,
+                "s",
+            ]),
+            SignalKind::CriticalError => push(&["critical ", e.kind, " \"", &self.mined.template, "\""]),
+            _ => push(&[e.kind, " \"", &self.mined.template, "\" occurred ", &n, " times within ", &secs, "s"]),
+        }
+        match scope {
+            ErrorScope::Task => push(&[" in task ", e.task]),
+            ErrorScope::Agent => push(&[" across its tasks"]),
+        }
+        if kind == SignalKind::ErrorEscalation {
+            push(&[")"]);
+        }
         Signal {
             kind,
             severity: if kind == SignalKind::ErrorAccumulation { severity.max(Severity::Medium) } else { severity },
             at: self.now,
-            agent: self.ev.agent.to_owned(),
-            task: Some(self.ev.task.to_owned()),
-            stage: Some(self.ev.stage.to_owned()),
+            agent: self.agent.clone(),
+            task: Some(self.task.clone()),
+            stage: Some(self.stage.clone()),
             message,
             evidence: Evidence::ErrorPattern {
-                pattern_id: self.mined.id.to_string(),
-                error_kind: self.ev.kind.to_owned(),
-                template: self.mined.template.to_string(),
+                pattern_id: self.mined.id,
+                error_kind: self.mined.kind.clone(),
+                template: self.mined.template.clone(),
                 occurrences: u32::try_from(occurrences).unwrap_or(u32::MAX),
                 window_s,
                 scope,
@@ -491,25 +517,24 @@ impl Ctx<'_> {
 impl TaskState {
     /// Notes the error's stage (returned, shared); a cascade signal when it makes
     /// [`CASCADE_STAGES`] stages with errors within the window.
-    fn cascade(&mut self, ctx: &Ctx<'_>) -> (Option<Signal>, Arc<str>) {
+    fn cascade(&mut self, ctx: &Ctx<'_>) -> Option<Signal> {
         let horizon = ctx.now.minus(ctx.window);
         self.stages.retain(|(_, t)| *t >= horizon);
-        let (joined, stage) = match self.stages.iter_mut().find(|(s, _)| &**s == ctx.ev.stage) {
+        let joined = match self.stages.iter_mut().find(|(s, _)| &**s == ctx.ev.stage) {
             Some(entry) => {
                 entry.1 = ctx.now;
-                (false, entry.0.clone())
+                false
             }
             None => {
                 if self.stages.len() == MAX_STAGES_PER_TASK {
                     self.stages.remove(0);
                 }
-                let stage: Arc<str> = Arc::from(ctx.ev.stage);
-                self.stages.push((stage.clone(), ctx.now));
-                (true, stage)
+                self.stages.push((ctx.stage.clone(), ctx.now));
+                true
             }
         };
         if !joined || self.stages.len() < CASCADE_STAGES || fired_within(self.cascade_at, ctx.now, ctx.window) {
-            return (None, stage);
+            return None;
         }
         self.cascade_at = Some(ctx.now);
         let mut stages: Vec<(Arc<str>, Timestamp)> = self.stages.clone();
@@ -519,9 +544,9 @@ impl TaskState {
             kind: SignalKind::ErrorCascade,
             severity: Severity::High,
             at: ctx.now,
-            agent: ctx.ev.agent.to_owned(),
-            task: Some(ctx.ev.task.to_owned()),
-            stage: Some(ctx.ev.stage.to_owned()),
+            agent: ctx.agent.clone(),
+            task: Some(ctx.task.clone()),
+            stage: Some(ctx.stage.clone()),
             message: format!(
                 "{}: errors spread across {} stages of task {} within {:.0}s ({})",
                 ctx.ev.agent,
@@ -532,7 +557,7 @@ impl TaskState {
             ),
             evidence: Evidence::Cascade { stages: names, window_s: ctx.window.as_secs_f64() },
         };
-        (Some(signal), stage)
+        Some(signal)
     }
 }
 

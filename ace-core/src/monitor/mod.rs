@@ -192,7 +192,7 @@ impl Monitor {
         }
         drop(guard);
         for s in &signals {
-            self.metrics.signals.get_or_create(&crate::metrics::Kind { kind: s.kind.as_str() }).inc();
+            self.metrics.count_signal(s.kind);
         }
         Ok((signals, wake))
     }
@@ -386,9 +386,9 @@ impl Entry {
 
 struct SignalContext<'a> {
     now: Timestamp,
-    agent: &'a str,
+    agent: &'a Arc<str>,
     task: &'a str,
-    stage: &'a str,
+    stage: &'a Arc<str>,
     cfg: &'a DetectorConfig,
 }
 
@@ -434,9 +434,9 @@ impl SignalContext<'_> {
             kind,
             severity,
             at: self.now,
-            agent: self.agent.to_owned(),
-            task: Some(self.task.to_owned()),
-            stage: Some(self.stage.to_owned()),
+            agent: self.agent.clone(),
+            task: Some(Arc::from(self.task)),
+            stage: Some(self.stage.clone()),
             message,
             evidence: Evidence::BaselineShift {
                 metric: stream.name.to_string(),
