@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::errors::PatternRecord;
+use crate::monitor::DrainState;
 use crate::store::{BaselineRecord, Record};
 
 const BASELINE_INTERVAL: Duration = Duration::from_secs(10);
@@ -108,6 +109,7 @@ impl WriterSync {
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     carry: Vec<Record>,
+    drain: DrainState,
     baselines: HashMap<(String, String, String), BaselineRecord>,
     /// Changed patterns not yet saved (kept across failed saves).
     patterns: HashMap<(String, String), PatternRecord>,
@@ -121,6 +123,7 @@ impl Writer {
         let writer = Writer {
             shared: shared.clone(),
             carry: Vec::new(),
+            drain: DrainState::default(),
             baselines: HashMap::new(),
             patterns: HashMap::new(),
             last_baselines: Instant::now(),
@@ -205,7 +208,8 @@ impl Writer {
         if !force && self.retry_at.is_some_and(|at| Instant::now() < at) {
             // Backing off: only move records out of the shards, so they can take new ones.
             if self.carry.is_empty() {
-                shared.monitor.drain(&mut self.carry);
+                shared.monitor.drain(&mut self.carry, &mut self.drain);
+                shared.sync.state.lock().carried = self.carry.len() as u64;
             }
             return Ok(());
         }
@@ -216,7 +220,10 @@ impl Writer {
             // of `buffer_capacity` and so does one drain, so memory stays within the capacity.
             let held_back = !self.carry.is_empty();
             if !held_back {
-                shared.monitor.drain(&mut self.carry);
+                shared.monitor.drain(&mut self.carry, &mut self.drain);
+                // Published before the write, so `stats().buffered` counts what is in hand
+                // while the store is busy (hosts pace themselves on it).
+                shared.sync.state.lock().carried = self.carry.len() as u64;
             }
             result = self.write_records();
             if result.is_err() || !held_back {

@@ -3,8 +3,9 @@
 //! State is kept per (agent, stage) in a fixed number of shards, each behind its own lock, so
 //! agents recording from different threads rarely meet. One record call takes one shard lock
 //! once: it finds the (agent, stage) entry, feeds its detectors (duration, success and each named
-//! metric), pushes one record into the shard's pending buffer and updates the Prometheus handles
-//! cached on the entry. It never waits for I/O: the engine's writer thread drains the buffers.
+//! metric), counts the entry's Prometheus series (plain fields, read at scrape time by
+//! `export.rs`) and pushes one compact record into the shard's buffer. It never waits for I/O:
+//! the engine's writer thread drains the buffers and completes the records.
 
 mod baseline;
 mod export;
@@ -38,6 +39,30 @@ const MAX_STREAMS_PER_ENTRY: usize = 64;
 /// One record in this many has its computation time measured.
 const TIMING_SAMPLE: u32 = 64;
 
+/// A metric record as buffered: the (agent, stage) as an index into the shard's keys and the task
+/// only when it changed, so buffering it touches no reference count shared with the writer
+/// thread (those atomic operations, and the cache lines they pull across cores, were a quarter of
+/// a record's cost). [`Monitor::drain`] turns it into a [`MetricRecord`] on the writer thread.
+pub(crate) struct Pending {
+    ts: Timestamp,
+    key: u32,
+    task: Option<Arc<str>>,
+    duration_s: Option<f64>,
+    success: Option<bool>,
+    metrics: Vec<(Arc<str>, f64)>,
+}
+
+/// The writer's side of [`Monitor::drain`]: its own copies of the shards' keys (separate
+/// allocations, so the writer's reference counting never touches a cache line the recorders
+/// read), and the last task of each key.
+#[derive(Default)]
+pub(crate) struct DrainState {
+    shards: Vec<Vec<WriterKey>>,
+}
+
+/// The writer's copy of a key: agent, stage, and the task of its latest record.
+type WriterKey = (Arc<str>, Arc<str>, Arc<str>);
+
 /// What a record call reports: a finished stage, or a single metric.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Observation<'a> {
@@ -69,7 +94,13 @@ pub(crate) struct Padded<T>(T);
 #[derive(Default)]
 pub(crate) struct Shard {
     entries: HashTable<Entry>,
-    pending: Vec<Record>,
+    /// (agent, stage) of each entry, by `Entry::key`; append-only (entries are never removed).
+    keys: Vec<(Arc<str>, Arc<str>)>,
+    /// This shard's metric records, compact: no reference count is touched on the recording
+    /// thread (see [`Pending`]).
+    pending: Vec<Pending>,
+    /// Records of other organs (errors), as they are.
+    others: Vec<Record>,
     recorded: u64,
     dropped: u64,
     signals: u64,
@@ -78,9 +109,14 @@ pub(crate) struct Shard {
 
 struct Entry {
     hash: u64,
+    /// Index of (agent, stage) in the shard's `keys`.
+    key: u32,
     agent: Arc<str>,
     stage: Arc<str>,
     last_task: Arc<str>,
+    /// `last_task` went out with a buffered record, so later records of the same task can say
+    /// "same task" instead of carrying it.
+    task_sent: bool,
     updated_at: Timestamp,
     duration: Stream,
     success: Stream,
@@ -157,30 +193,31 @@ impl Monitor {
                     self.metrics.reject(reject_reason(&e));
                     return Err(e);
                 }
-                shard.entries.insert_unique(hash, Entry::new(hash, obs.agent, obs.stage), |e| e.hash).into_mut()
+                let entry = Entry::new(hash, shard.keys.len() as u32, obs.agent, obs.stage);
+                shard.keys.push((entry.agent.clone(), entry.stage.clone()));
+                shard.entries.insert_unique(hash, entry, |e| e.hash).into_mut()
             }
         };
         let mut signals = Vec::new();
         entry.observe(now, obs, &self.detector, &self.metrics, &mut signals);
 
-        let wake = if shard.pending.len() < self.shard_capacity {
-            let task = if &*entry.last_task == obs.task {
-                entry.last_task.clone()
-            } else {
-                entry.last_task = Arc::from(obs.task);
-                entry.last_task.clone()
-            };
+        if &*entry.last_task != obs.task {
+            entry.last_task = Arc::from(obs.task);
+            entry.task_sent = false;
+        }
+        let wake = if shard.pending.len() + shard.others.len() < self.shard_capacity {
+            let task = (!entry.task_sent).then(|| entry.last_task.clone());
+            entry.task_sent = true;
             let metrics = obs.metrics.iter().map(|&(name, v)| (entry.intern(name), v)).collect();
-            let record = Record::Metric(MetricRecord {
+            shard.pending.push(Pending {
                 ts: now,
-                agent: entry.agent.clone(),
+                key: entry.key,
                 task,
-                stage: entry.stage.clone(),
                 duration_s: obs.outcome.map(|(d, _)| d),
                 success: obs.outcome.map(|(_, s)| s),
                 metrics,
             });
-            self.push_pending(shard, record)
+            shard.pending.len() + shard.others.len() == self.batch_size
         } else {
             self.count_drop(shard);
             false
@@ -209,9 +246,9 @@ impl Monitor {
     }
 
     fn push_pending(&self, shard: &mut Shard, record: Record) -> bool {
-        if shard.pending.len() < self.shard_capacity {
-            shard.pending.push(record);
-            shard.pending.len() == self.batch_size
+        if shard.pending.len() + shard.others.len() < self.shard_capacity {
+            shard.others.push(record);
+            shard.pending.len() + shard.others.len() == self.batch_size
         } else {
             self.count_drop(shard);
             false
@@ -237,18 +274,41 @@ impl Monitor {
         }
     }
 
-    /// Takes every buffered record, shard by shard.
-    pub(crate) fn drain(&self, out: &mut Vec<Record>) {
-        for shard in self.shards.iter() {
-            let mut shard = shard.0.lock();
-            if shard.pending.is_empty() {
-                continue;
+    /// Takes every buffered record, shard by shard. The shard lock is held only to swap the
+    /// buffers out (and copy keys new since the last drain); the records are completed after.
+    pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
+        state.shards.resize_with(self.shards.len(), Vec::new);
+        let mut pending = Vec::new();
+        for (shard, keys) in self.shards.iter().zip(&mut state.shards) {
+            let mut others = Vec::new();
+            {
+                let mut shard = shard.0.lock();
+                if shard.pending.is_empty() && shard.others.is_empty() {
+                    continue;
+                }
+                std::mem::swap(&mut pending, &mut shard.pending);
+                std::mem::swap(&mut others, &mut shard.others);
+                for (agent, stage) in &shard.keys[keys.len()..] {
+                    keys.push((Arc::from(&**agent), Arc::from(&**stage), Arc::from("")));
+                }
             }
-            if out.is_empty() {
-                std::mem::swap(out, &mut shard.pending);
-            } else {
-                out.append(&mut shard.pending);
+            out.reserve(pending.len() + others.len());
+            for p in pending.drain(..) {
+                let (agent, stage, last_task) = &mut keys[p.key as usize];
+                if let Some(task) = p.task {
+                    *last_task = Arc::from(&*task);
+                }
+                out.push(Record::Metric(MetricRecord {
+                    ts: p.ts,
+                    agent: agent.clone(),
+                    task: last_task.clone(),
+                    stage: stage.clone(),
+                    duration_s: p.duration_s,
+                    success: p.success,
+                    metrics: p.metrics,
+                }));
             }
+            out.append(&mut others);
         }
     }
 
@@ -286,7 +346,11 @@ impl Monitor {
             let mut shard = self.shard_of(hash).lock();
             let entry = match shard.entries.find_mut(hash, |e| *e.agent == *b.agent && *e.stage == *b.stage) {
                 Some(e) => e,
-                None => shard.entries.insert_unique(hash, Entry::new(hash, &b.agent, &b.stage), |e| e.hash).into_mut(),
+                None => {
+                    let entry = Entry::new(hash, shard.keys.len() as u32, &b.agent, &b.stage);
+                    shard.keys.push((entry.agent.clone(), entry.stage.clone()));
+                    shard.entries.insert_unique(hash, entry, |e| e.hash).into_mut()
+                }
             };
             entry.updated_at = entry.updated_at.max(b.updated_at);
             match b.metric.as_str() {
@@ -315,7 +379,7 @@ impl Monitor {
             c.recorded += shard.recorded;
             c.dropped += shard.dropped;
             c.signals += shard.signals;
-            c.buffered += shard.pending.len() as u64;
+            c.buffered += (shard.pending.len() + shard.others.len()) as u64;
             c.entries += shard.entries.len() as u64;
         }
         c
@@ -323,12 +387,14 @@ impl Monitor {
 }
 
 impl Entry {
-    fn new(hash: u64, agent: &str, stage: &str) -> Self {
+    fn new(hash: u64, key: u32, agent: &str, stage: &str) -> Self {
         Entry {
             hash,
+            key,
             agent: Arc::from(agent),
             stage: Arc::from(stage),
             last_task: Arc::from(""),
+            task_sent: false,
             updated_at: Timestamp::EPOCH,
             duration: Stream::new(Arc::from(metric_names::DURATION), BaselineState::default()),
             success: Stream::new(Arc::from(metric_names::SUCCESS), BaselineState::default()),
@@ -492,5 +558,60 @@ fn reject_reason(e: &Error) -> &'static str {
             _ => "invalid_metric",
         },
         _ => "invalid",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor(buffer_capacity: usize) -> Monitor {
+        let detector = DetectorConfig { warmup: 20, alpha: 0.01, z: 4.0, min_pct: 20.0, sustain: 3 };
+        Monitor::new(detector, buffer_capacity, 1000, Metrics::new(10))
+    }
+
+    fn record(m: &Monitor, task: &str) -> Result<()> {
+        let obs = Observation { agent: "a", task, stage: "planning", outcome: Some((1.0, true)), metrics: &[] };
+        m.record(Timestamp::from_micros(1), &obs).map(|_| ())
+    }
+
+    fn drained_tasks(m: &Monitor, state: &mut DrainState) -> Vec<String> {
+        let mut out = Vec::new();
+        m.drain(&mut out, state);
+        out.iter()
+            .map(|r| match r {
+                Record::Metric(r) => r.task.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compact_records_come_back_with_their_tasks_across_drains() {
+        let m = monitor(100_000);
+        let mut state = DrainState::default();
+        for t in ["t1", "t1", "t2", "t2", "t1"] {
+            record(&m, t).unwrap();
+        }
+        assert_eq!(drained_tasks(&m, &mut state), ["t1", "t1", "t2", "t2", "t1"]);
+        // "Same task" resolves against the previous drain.
+        record(&m, "t1").unwrap();
+        assert_eq!(drained_tasks(&m, &mut state), ["t1"]);
+    }
+
+    #[test]
+    fn a_dropped_task_change_is_carried_by_the_next_record() {
+        // Two slots in all: one per shard.
+        let m = monitor(2);
+        let mut state = DrainState::default();
+        record(&m, "t1").unwrap();
+        record(&m, "t2").unwrap(); // the shard is full: dropped, with the change of task
+        assert_eq!(m.counts().dropped, 1);
+        assert_eq!(drained_tasks(&m, &mut state), ["t1"]);
+        record(&m, "t2").unwrap();
+        record(&m, "t2").unwrap(); // dropped again
+        assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+        record(&m, "t2").unwrap();
+        assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
     }
 }
