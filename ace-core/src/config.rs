@@ -37,6 +37,15 @@ pub struct AceConfig {
     pub intervention_enabled: bool,
     /// `ACE_CONTEXT_STALENESS_THRESHOLD` (0.8): staleness score in [0, 1] that raises a signal.
     pub context_staleness_threshold: f64,
+    /// `ACE_CONTEXT_TIME_HALF_LIFE` (600 s): time since the last refresh at which the time part of
+    /// staleness is 0.5.
+    pub context_time_half_life: Duration,
+    /// `ACE_CONTEXT_STEPS_HALF_LIFE` (20): stages since the last refresh at which the steps part
+    /// of staleness is 0.5.
+    pub context_steps_half_life: f64,
+    /// `ACE_CONTEXT_ERRORS_HALF_LIFE` (3): errors since the last refresh at which the errors part
+    /// of staleness is 0.5.
+    pub context_errors_half_life: f64,
     /// `ACE_BASELINE_WARMUP` (20): observations before a baseline is used to judge.
     pub baseline_warmup: u32,
     /// `ACE_BASELINE_ALPHA` (0.01): how fast baselines forget (weight of each new observation).
@@ -76,6 +85,9 @@ impl Default for AceConfig {
             max_interventions_per_task: 5,
             intervention_enabled: true,
             context_staleness_threshold: 0.8,
+            context_time_half_life: Duration::from_secs(600),
+            context_steps_half_life: 20.0,
+            context_errors_half_life: 3.0,
             baseline_warmup: 20,
             baseline_alpha: 0.01,
             degradation_z: 4.0,
@@ -104,6 +116,9 @@ pub const ENV_VARS: &[&str] = &[
     "ACE_MAX_INTERVENTIONS_PER_TASK",
     "ACE_INTERVENTION_ENABLED",
     "ACE_CONTEXT_STALENESS_THRESHOLD",
+    "ACE_CONTEXT_TIME_HALF_LIFE",
+    "ACE_CONTEXT_STEPS_HALF_LIFE",
+    "ACE_CONTEXT_ERRORS_HALF_LIFE",
     "ACE_BASELINE_WARMUP",
     "ACE_BASELINE_ALPHA",
     "ACE_DEGRADATION_Z",
@@ -155,6 +170,9 @@ impl AceConfig {
         env.parse_int("ACE_MAX_INTERVENTIONS_PER_TASK", &mut c.max_interventions_per_task)?;
         env.parse_bool("ACE_INTERVENTION_ENABLED", &mut c.intervention_enabled)?;
         env.parse_float("ACE_CONTEXT_STALENESS_THRESHOLD", &mut c.context_staleness_threshold)?;
+        env.parse_secs("ACE_CONTEXT_TIME_HALF_LIFE", &mut c.context_time_half_life)?;
+        env.parse_float("ACE_CONTEXT_STEPS_HALF_LIFE", &mut c.context_steps_half_life)?;
+        env.parse_float("ACE_CONTEXT_ERRORS_HALF_LIFE", &mut c.context_errors_half_life)?;
         env.parse_int("ACE_BASELINE_WARMUP", &mut c.baseline_warmup)?;
         env.parse_float("ACE_BASELINE_ALPHA", &mut c.baseline_alpha)?;
         env.parse_float("ACE_DEGRADATION_Z", &mut c.degradation_z)?;
@@ -227,6 +245,24 @@ impl AceConfig {
             "ACE_DEGRADATION_MIN_PCT",
             self.degradation_min_pct,
             "must be a number >= 0",
+        )?;
+        check(
+            !self.context_time_half_life.is_zero(),
+            "ACE_CONTEXT_TIME_HALF_LIFE",
+            self.context_time_half_life.as_secs_f64(),
+            "must be more than 0 seconds",
+        )?;
+        check(
+            self.context_steps_half_life > 0.0,
+            "ACE_CONTEXT_STEPS_HALF_LIFE",
+            self.context_steps_half_life,
+            "must be more than 0",
+        )?;
+        check(
+            self.context_errors_half_life > 0.0,
+            "ACE_CONTEXT_ERRORS_HALF_LIFE",
+            self.context_errors_half_life,
+            "must be more than 0",
         )?;
         check(
             self.degradation_sustain >= 1,
@@ -364,6 +400,12 @@ setters! {
     intervention_enabled: bool,
     /// See [`AceConfig::context_staleness_threshold`].
     context_staleness_threshold: f64,
+    /// See [`AceConfig::context_time_half_life`].
+    context_time_half_life: Duration,
+    /// See [`AceConfig::context_steps_half_life`].
+    context_steps_half_life: f64,
+    /// See [`AceConfig::context_errors_half_life`].
+    context_errors_half_life: f64,
     /// See [`AceConfig::baseline_warmup`].
     baseline_warmup: u32,
     /// See [`AceConfig::baseline_alpha`].

@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 use crate::batcher::{Writer, WriterSync};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::AceConfig;
+use crate::context::{ContextOrgan, StalenessConfig};
 use crate::error::{Error, Result};
 use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport, MinerConfig, PatternRecord};
 use crate::event::Severity;
@@ -57,6 +58,7 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) monitor: Monitor,
     pub(crate) errors: ErrorOrgan,
+    pub(crate) context: Arc<ContextOrgan>,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
 }
@@ -207,6 +209,26 @@ impl Ace {
         crate::event::validate_id("agent", agent)?;
         crate::event::validate_id("task", task)?;
         Ok(self.shared().errors.end_task(agent, task))
+    }
+
+    /// Says the agent's context was rebuilt (new instructions, a fresh retrieval, a summary of
+    /// the conversation so far): its staleness drops to 0 and a new `context_stale` signal may
+    /// come once it grows again. See [`crate::context`].
+    pub fn refresh_context(&self, agent: &str) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        crate::event::validate_id("agent", agent)?;
+        let shared = self.shared();
+        shared.context.refresh(agent, shared.clock.now());
+        Ok(())
+    }
+
+    /// The agent's context staleness in [0, 1] now, or `None` for an agent never seen.
+    #[must_use]
+    pub fn context_staleness(&self, agent: &str) -> Option<f64> {
+        let shared = self.shared();
+        shared.context.staleness(agent, shared.clock.now())
     }
 
     /// The error patterns the miner holds, most frequent first.
@@ -402,14 +424,21 @@ impl AceBuilder {
             min_pct: config.degradation_min_pct,
             sustain: config.degradation_sustain,
         };
-        let monitor = Monitor::new(detector, config.buffer_capacity, config.batch_size, metrics.clone());
+        let context = ContextOrgan::new(StalenessConfig::from_config(&config), metrics.clone(), clock.clone());
+        let monitor =
+            Monitor::new(detector, config.buffer_capacity, config.batch_size, metrics.clone(), context.clone());
         let started = std::time::Instant::now();
         let baselines = store.load_baselines()?;
         metrics.time_query("load_baselines", started.elapsed().as_secs_f64());
         let loaded = baselines.len();
         monitor.load(baselines);
-        let errors =
-            ErrorOrgan::new(MinerConfig::default(), config.error_threshold, config.error_window, metrics.clone())?;
+        let errors = ErrorOrgan::new(
+            MinerConfig::default(),
+            config.error_threshold,
+            config.error_window,
+            metrics.clone(),
+            context.clone(),
+        )?;
         let started = std::time::Instant::now();
         let patterns = store.load_patterns()?;
         metrics.time_query("load_patterns", started.elapsed().as_secs_f64());
@@ -418,7 +447,8 @@ impl AceBuilder {
         drop(errors.changed_patterns());
         tracing::debug!(store = store.backend(), baselines = loaded, patterns = restored, "ace engine starting");
 
-        let shared = Arc::new(Shared { config, clock, store, monitor, errors, metrics, sync: WriterSync::default() });
+        let shared =
+            Arc::new(Shared { config, clock, store, monitor, errors, context, metrics, sync: WriterSync::default() });
         let writer = Writer::spawn(shared.clone())?;
         Ok(Ace { inner: Arc::new(Inner { shared, registry, writer: Mutex::new(Some(writer)) }) })
     }

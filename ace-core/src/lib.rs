@@ -5,6 +5,7 @@
 mod batcher;
 pub mod clock;
 pub mod config;
+pub mod context;
 mod engine;
 pub mod error;
 pub mod errors;

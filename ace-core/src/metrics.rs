@@ -18,6 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::context::ContextSeries;
 use crate::monitor::MonitorSeries;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -82,6 +83,8 @@ pub struct Metrics {
     /// `ace_performance_updates_total`, `ace_stage_duration_seconds`, `ace_error_rate` and
     /// `ace_baseline_deviation`, kept by the monitor and read at scrape time.
     pub(crate) monitor_series: MonitorSeries,
+    /// `ace_context_staleness`, computed at scrape time.
+    pub(crate) context_series: ContextSeries,
     pub(crate) computation_duration: HistogramFamily<Operation>,
     pub(crate) query_duration: HistogramFamily<QueryType>,
     pub(crate) errors: Family<AgentStageSeverity, Counter>,
@@ -106,6 +109,7 @@ impl Metrics {
         let signals: Family<Kind, Counter> = Family::default();
         Metrics {
             monitor_series: MonitorSeries::default(),
+            context_series: ContextSeries::default(),
             computation_duration: Family::new_with_constructor(computation_histogram),
             query_duration: Family::new_with_constructor(query_histogram),
             errors: Family::default(),
@@ -129,6 +133,7 @@ impl Metrics {
     /// Registers every metric into `registry` (the engine's own, or a host's).
     pub fn register(&self, registry: &mut Registry) {
         registry.register_collector(Box::new(self.monitor_series.clone()));
+        registry.register_collector(Box::new(self.context_series.clone()));
         registry.register(
             "ace_metric_computation_duration_seconds",
             "Time spent computing baselines and signals (sampled 1 in 64 records), and flushing",

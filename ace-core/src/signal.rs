@@ -31,17 +31,20 @@ pub enum SignalKind {
     ErrorEscalation,
     /// Errors spread across several stages of a task within the window.
     ErrorCascade,
+    /// An agent's context staleness reached `ACE_CONTEXT_STALENESS_THRESHOLD`.
+    ContextStale,
 }
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 6] = [
+    pub const ALL: [SignalKind; 7] = [
         SignalKind::Degradation,
         SignalKind::Recovery,
         SignalKind::ErrorAccumulation,
         SignalKind::CriticalError,
         SignalKind::ErrorEscalation,
         SignalKind::ErrorCascade,
+        SignalKind::ContextStale,
     ];
 
     /// The kind's position in [`SignalKind::ALL`].
@@ -60,6 +63,7 @@ impl SignalKind {
             SignalKind::CriticalError => "critical_error",
             SignalKind::ErrorEscalation => "error_escalation",
             SignalKind::ErrorCascade => "error_cascade",
+            SignalKind::ContextStale => "context_stale",
         }
     }
 }
@@ -122,6 +126,19 @@ pub enum Evidence {
         severity: Severity,
         /// The severity before this occurrence.
         previous_severity: Severity,
+    },
+    /// An agent's context staleness.
+    Staleness {
+        /// The score in [0, 1].
+        score: f64,
+        /// The threshold it reached.
+        threshold: f64,
+        /// Seconds since the last refresh (or since the agent was first seen).
+        seconds_since_refresh: f64,
+        /// Stages recorded since then.
+        steps_since_refresh: u64,
+        /// Errors recorded since then.
+        errors_since_refresh: u64,
     },
     /// Errors across a task's stages.
     Cascade {

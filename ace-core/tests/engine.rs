@@ -233,6 +233,8 @@ fn degradation_is_returned_by_the_call_that_caused_it() {
     for i in 0..100u32 {
         clock.advance(Duration::from_secs(10));
         let d = if i.is_multiple_of(2) { 2.1 } else { 1.9 };
+        // The agent's context is rebuilt for every task, so only the monitor speaks here.
+        ace.refresh_context("agent-7").unwrap();
         assert!(ace.record_stage("agent-7", &format!("t{i}"), "execution", d, true).unwrap().is_empty());
     }
     let mut found = None;
@@ -317,7 +319,10 @@ fn metrics_use_the_seed_names_and_cap_agent_labels() {
         "ace_stage_duration_seconds_bucket{le=\"+Inf\",agent_id=\"a1\",stage=\"planning\"} 1",
         "ace_error_rate{agent_id=\"a2\",stage=\"planning\"}",
         "ace_baseline_deviation{agent_id=\"a1\",stage=\"planning\",metric=\"tokens_in\"}",
-        "ace_metrics_label_overflow_total 3",
+        // Three agents over the cap, each folded in two families (stage series and staleness).
+        "ace_metrics_label_overflow_total 6",
+        "ace_context_staleness{agent_id=\"__overflow__\"}",
+        "ace_context_staleness{agent_id=\"a1\"}",
         "# EOF",
     ] {
         assert!(text.contains(name), "missing {name} in\n{text}");

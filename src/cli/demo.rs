@@ -301,6 +301,8 @@ fn simulate(
             let _ = write!(StrWriter(&mut task_id), "{}/task-{t:06}", names[k]);
             let rng = &mut rngs[k];
             let began = Instant::now();
+            // These agents rebuild their context for every task, so it never goes stale.
+            ace.refresh_context(&names[k])?;
             for p in &PROFILES {
                 let mut duration = rng.lognormal(p.median_s * speed, p.sigma);
                 if p.name == stages::EXECUTION && active(Fault::Slowdown) {

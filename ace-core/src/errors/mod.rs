@@ -36,6 +36,7 @@ use prometheus_client::metrics::counter::Counter;
 pub use miner::{Mined, Miner, MinerConfig, PatternId, PatternRecord};
 
 use crate::clock::Timestamp;
+use crate::context::ContextOrgan;
 use crate::error::Result;
 use crate::event::{Severity, validate_id, validate_stage};
 use crate::metrics::Metrics;
@@ -204,6 +205,7 @@ pub(crate) struct ErrorOrgan {
     threshold: usize,
     window: Duration,
     metrics: Metrics,
+    context: Arc<ContextOrgan>,
 }
 
 /// One error after validation, mining and counting: the report, and the parts of its record.
@@ -219,7 +221,13 @@ pub(crate) struct Counted {
 }
 
 impl ErrorOrgan {
-    pub(crate) fn new(miner: MinerConfig, threshold: u32, window: Duration, metrics: Metrics) -> Result<Self> {
+    pub(crate) fn new(
+        miner: MinerConfig,
+        threshold: u32,
+        window: Duration,
+        metrics: Metrics,
+        context: Arc<ContextOrgan>,
+    ) -> Result<Self> {
         Ok(ErrorOrgan {
             miner: Mutex::new(Miner::new(miner)?),
             tasks: (0..SHARDS).map(|_| Padded::default()).collect(),
@@ -228,6 +236,7 @@ impl ErrorOrgan {
             threshold: (threshold as usize).max(1),
             window,
             metrics,
+            context,
         })
     }
 
@@ -401,6 +410,7 @@ impl ErrorOrgan {
             bound(&mut state.patterns);
         }
 
+        signals.extend(self.context.agent(ev.agent, now).observe(now, true, ev.task, ev.stage, &self.context.cfg));
         for s in &signals {
             self.metrics.count_signal(s.kind);
         }

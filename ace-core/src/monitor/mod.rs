@@ -24,6 +24,7 @@ pub(crate) use export::MonitorSeries;
 pub use timer::StageTimer;
 
 use crate::clock::Timestamp;
+use crate::context::{AgentContext, ContextOrgan};
 use crate::error::{Error, Result};
 use crate::event::{
     MAX_METRICS_PER_EVENT, Severity, metric_names, validate_duration, validate_id, validate_metric_name,
@@ -83,6 +84,7 @@ pub(crate) struct Monitor {
     shard_capacity: usize,
     batch_size: usize,
     metrics: Metrics,
+    context: Arc<ContextOrgan>,
     /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
     /// final drain.
     pub(crate) closed: AtomicBool,
@@ -121,6 +123,8 @@ struct Entry {
     duration: Stream,
     success: Stream,
     named: Vec<Stream>,
+    /// The agent's context state (staleness), fetched at the entry's first stage.
+    context: Option<Arc<AgentContext>>,
     series: export::EntrySeries,
     dirty: bool,
 }
@@ -147,7 +151,13 @@ pub(crate) struct MonitorCounts {
 }
 
 impl Monitor {
-    pub(crate) fn new(detector: DetectorConfig, buffer_capacity: usize, batch_size: usize, metrics: Metrics) -> Self {
+    pub(crate) fn new(
+        detector: DetectorConfig,
+        buffer_capacity: usize,
+        batch_size: usize,
+        metrics: Metrics,
+        context: Arc<ContextOrgan>,
+    ) -> Self {
         let shards: Arc<Shards> = (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect();
         metrics.monitor_series.attach(&shards);
         Monitor {
@@ -158,6 +168,7 @@ impl Monitor {
             shard_capacity: (buffer_capacity / 2).div_ceil(SHARDS).max(1),
             batch_size: batch_size.div_ceil(SHARDS).min((buffer_capacity / 2).div_ceil(SHARDS)).max(1),
             metrics,
+            context,
             closed: AtomicBool::new(false),
         }
     }
@@ -200,6 +211,10 @@ impl Monitor {
         };
         let mut signals = Vec::new();
         entry.observe(now, obs, &self.detector, &self.metrics, &mut signals);
+        if obs.outcome.is_some() {
+            let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
+            signals.extend(context.observe(now, false, obs.task, obs.stage, &self.context.cfg));
+        }
 
         if &*entry.last_task != obs.task {
             entry.last_task = Arc::from(obs.task);
@@ -399,6 +414,7 @@ impl Entry {
             duration: Stream::new(Arc::from(metric_names::DURATION), BaselineState::default()),
             success: Stream::new(Arc::from(metric_names::SUCCESS), BaselineState::default()),
             named: Vec::new(),
+            context: None,
             series: export::EntrySeries::default(),
             dirty: false,
         }
@@ -567,7 +583,13 @@ mod tests {
 
     fn monitor(buffer_capacity: usize) -> Monitor {
         let detector = DetectorConfig { warmup: 20, alpha: 0.01, z: 4.0, min_pct: 20.0, sustain: 3 };
-        Monitor::new(detector, buffer_capacity, 1000, Metrics::new(10))
+        let metrics = Metrics::new(10);
+        let context = ContextOrgan::new(
+            crate::context::StalenessConfig::from_config(&crate::AceConfig::default()),
+            metrics.clone(),
+            Arc::new(crate::ManualClock::default()),
+        );
+        Monitor::new(detector, buffer_capacity, 1000, metrics, context)
     }
 
     fn record(m: &Monitor, task: &str) -> Result<()> {
