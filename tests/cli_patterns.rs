@@ -1,0 +1,44 @@
+//! `ace patterns eval` as a user runs it: the real binary on real files.
+
+use std::process::Command;
+
+fn ace(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ace")).args(args).output().expect("run ace");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn eval_prints_json_per_dataset_and_the_average() {
+    let (ok, out, err) = ace(&["patterns", "eval", "--json", "tests/fixtures/mini_2k.log_structured.csv"]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["dataset"], "mini");
+    assert_eq!(rows[0]["grouping_accuracy"], 1.0);
+    assert_eq!(rows[0]["patterns_true"], 5);
+    assert_eq!(rows[1]["dataset"], "average");
+    assert!(rows[0]["lines_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn eval_refuses_bad_input_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_column = dir.path().join("x_structured.csv");
+    std::fs::write(&no_column, "LineId,Message\n1,hello\n").unwrap();
+    let broken = dir.path().join("y_structured.csv");
+    std::fs::write(&broken, "Content,EventId\n\"unterminated,E1\nok,E2,extra\n").unwrap();
+    for (args, needle) in [
+        (vec!["patterns", "eval", "/no/such/file.csv"], "No such file"),
+        (vec!["patterns", "eval", no_column.to_str().unwrap()], "no \"Content\" column"),
+        (vec!["patterns", "eval", broken.to_str().unwrap()], "y_structured.csv"),
+        (vec!["patterns", "eval", dir.path().join("empty").to_str().unwrap()], "No such file"),
+    ] {
+        let (ok, _, err) = ace(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains("invalid_input") && err.contains(needle), "{args:?}: {err}");
+    }
+}
