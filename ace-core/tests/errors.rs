@@ -200,3 +200,32 @@ fn a_flood_of_unique_errors_stays_bounded() {
     }
     assert!(ace.stats().patterns <= 10_000, "{}", ace.stats().patterns);
 }
+
+#[test]
+fn threads_recording_errors_at_once_lose_nothing() {
+    let store = MemoryStore::new();
+    let config = ace_core::AceConfig::builder().buffer_capacity(1_000_000).build().unwrap();
+    let ace = Ace::builder().store(store.clone()).config(config).build().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let ace = ace.clone();
+            s.spawn(move || {
+                for i in 0..5_000 {
+                    let task = format!("t{t}-{}", i / 50);
+                    let msg = format!("tool call {i} failed with status 50{}", i % 4);
+                    ace.record_error(&format!("agent-{}", i % 7), &task, "execution", "ToolError", &msg, None).unwrap();
+                    if i % 50 == 49 {
+                        ace.end_task(&format!("agent-{}", i % 7), &task).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    ace.flush().unwrap();
+    assert_eq!(ace.stats().errors, 20_000);
+    let stored = store.query_errors(&ErrorQuery::all()).unwrap();
+    assert_eq!(stored.len(), 20_000);
+    // One pattern for all of them, whatever the interleaving.
+    assert_eq!(ace.patterns().len(), 1, "{:?}", ace.patterns());
+    assert!(stored.iter().all(|r| r.pattern == stored[0].pattern));
+}
