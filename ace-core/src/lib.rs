@@ -10,6 +10,7 @@ mod engine;
 pub mod error;
 pub mod errors;
 pub mod event;
+pub mod intervene;
 pub mod metrics;
 pub mod monitor;
 pub mod signal;

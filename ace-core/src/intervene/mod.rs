@@ -1,0 +1,584 @@
+//! The intervention engine's core: which strategy, for which signal, and whether at all.
+//!
+//! This is the deciding part of issue 4, landed ahead of its wiring into the recording calls:
+//! [`Decider::decide`] takes the signals one call produced and returns at most one
+//! [`Intervention`]. Rules give each signal kind its candidate strategies with a prior; the
+//! choice among them is Thompson sampling over a Beta posterior per (signal kind, strategy),
+//! deterministic under a seed, which reported outcomes ([`Decider::report_outcome`]) update.
+//! Gates, per task: `ACE_INTERVENTION_ENABLED`, a cooldown (`ACE_COOLDOWN_SECONDS`), a cap
+//! (`ACE_MAX_INTERVENTIONS_PER_TASK`, counted per task and reset when the task ends) and de-dup
+//! (a signal about the same thing, say the same error pattern or the same metric, is acted on
+//! once per task).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashbrown::{DefaultHashBuilder, HashMap};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::event::Severity;
+use crate::signal::{Direction, Evidence, Signal, SignalKind};
+
+const SHARDS: usize = 16;
+/// Interventions awaiting an outcome, at most (the oldest are forgotten beyond this).
+const MAX_AWAITING: usize = 100_000;
+
+/// What the agent is told to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Rebuild the context (instructions, retrieval, a summary of the conversation).
+    RefreshContext,
+    /// Make a new plan for the task.
+    Replan,
+    /// Stop and reflect on what went wrong before going on.
+    Reflect,
+    /// Check the result before going on.
+    Verify,
+    /// Hand the task to a human or a stronger agent.
+    Escalate,
+    /// Wait before calling the failing dependency again.
+    Backoff,
+    /// Give up on the task.
+    Terminate,
+}
+
+impl Strategy {
+    /// Every strategy.
+    pub const ALL: [Strategy; 7] = [
+        Strategy::RefreshContext,
+        Strategy::Replan,
+        Strategy::Reflect,
+        Strategy::Verify,
+        Strategy::Escalate,
+        Strategy::Backoff,
+        Strategy::Terminate,
+    ];
+
+    /// The snake_case name (`"refresh_context"`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Strategy::RefreshContext => "refresh_context",
+            Strategy::Replan => "replan",
+            Strategy::Reflect => "reflect",
+            Strategy::Verify => "verify",
+            Strategy::Escalate => "escalate",
+            Strategy::Backoff => "backoff",
+            Strategy::Terminate => "terminate",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Strategy::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            Error::invalid(
+                "strategy",
+                format!("unknown strategy {s:?}; one of {}", Strategy::ALL.map(Strategy::as_str).join(", ")),
+            )
+        })
+    }
+}
+
+/// An intervention's id: unique within an engine, 16 hex digits when written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InterventionId(pub u64);
+
+impl fmt::Display for InterventionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl FromStr for InterventionId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s.len() == 16
+            && let Ok(v) = u64::from_str_radix(s, 16)
+        {
+            return Ok(InterventionId(v));
+        }
+        Err(Error::invalid("intervention id", format!("expected 16 hex digits, got {s:?}")))
+    }
+}
+
+impl Serialize for InterventionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InterventionId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the engine tells an agent to do, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Intervention {
+    /// Its id, to report the outcome with.
+    pub id: InterventionId,
+    /// When it was decided (engine clock).
+    pub at: Timestamp,
+    /// The agent.
+    pub agent: Arc<str>,
+    /// The task.
+    pub task: Arc<str>,
+    /// What to do.
+    pub strategy: Strategy,
+    /// The severity of the signal acted on.
+    pub severity: Severity,
+    /// One human-readable sentence.
+    pub reason: String,
+    /// The signals of the call that caused it, the one acted on first.
+    pub signals: Vec<Signal>,
+}
+
+/// The gates and the seed (from [`AceConfig`](crate::AceConfig)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DecisionConfig {
+    /// Whether interventions are issued at all.
+    pub enabled: bool,
+    /// Minimum time between two interventions on one task.
+    pub cooldown: Duration,
+    /// Interventions per task at most.
+    pub max_per_task: u32,
+    /// Seed of the sampling: the same seed and inputs give the same decisions.
+    pub seed: u64,
+}
+
+/// A Beta(alpha, beta) belief that a strategy works for a kind of signal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Belief {
+    /// Prior successes plus reported successes.
+    pub alpha: f64,
+    /// Prior failures plus reported failures.
+    pub beta: f64,
+}
+
+impl Belief {
+    /// The expected success rate.
+    #[must_use]
+    pub fn mean(&self) -> f64 {
+        self.alpha / (self.alpha + self.beta)
+    }
+}
+
+/// The rules: candidate strategies for a signal, each with a prior (alpha, beta), first choice
+/// first. A first choice's prior (9, 1) is worth about ten outcomes, nine of them good, so
+/// Thompson sampling follows the rule until reported outcomes say otherwise; a second choice
+/// starts at (3, 2), a third at (2, 2).
+#[must_use]
+pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
+    use Strategy::*;
+    match (&signal.kind, &signal.evidence) {
+        (SignalKind::ContextStale, _) => &[(RefreshContext, 9.0, 1.0), (Replan, 2.0, 2.0)],
+        (SignalKind::CriticalError, _) => &[(Escalate, 9.0, 1.0), (Terminate, 3.0, 2.0), (Reflect, 2.0, 2.0)],
+        (SignalKind::ErrorEscalation, _) => &[(Escalate, 9.0, 1.0), (Reflect, 3.0, 2.0)],
+        (SignalKind::ErrorCascade, _) => &[(Replan, 9.0, 1.0), (Escalate, 3.0, 2.0)],
+        (SignalKind::ErrorAccumulation, Evidence::ErrorPattern { error_kind, template, .. })
+            if is_throttling(error_kind, template) =>
+        {
+            &[(Backoff, 9.0, 1.0), (Replan, 2.0, 2.0)]
+        }
+        (SignalKind::ErrorAccumulation, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Backoff, 2.0, 2.0)],
+        (SignalKind::Degradation, Evidence::BaselineShift { metric, direction, .. }) => match metric.as_str() {
+            "success" => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
+            "duration_s" => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0)],
+            "tokens_in" | "tokens_out" | "cost_usd" if *direction == Direction::Up => {
+                &[(RefreshContext, 9.0, 1.0), (Replan, 2.0, 2.0)]
+            }
+            _ => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0)],
+        },
+        _ => &[],
+    }
+}
+
+fn is_throttling(kind: &str, template: &str) -> bool {
+    let text = format!("{kind} {template}").to_ascii_lowercase();
+    ["rate limit", "ratelimit", "too many requests", "429", "throttl", "quota", "overloaded"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
+/// What a signal is about, for de-dup within a task.
+fn subject(signal: &Signal) -> (SignalKind, String) {
+    let what = match &signal.evidence {
+        Evidence::BaselineShift { metric, .. } => format!("{}/{metric}", signal.stage.as_deref().unwrap_or("")),
+        Evidence::ErrorPattern { pattern_id, .. } => pattern_id.to_string(),
+        Evidence::Cascade { .. } | Evidence::Staleness { .. } => String::new(),
+    };
+    (signal.kind, what)
+}
+
+#[derive(Default)]
+struct TaskGate {
+    count: u32,
+    last: Option<Timestamp>,
+    acted_on: Vec<(SignalKind, String)>,
+}
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// SplitMix64 with Marsaglia-Tsang gamma draws: deterministic Beta samples under a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            return self.gamma(shape + 1.0) * self.uniform().powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = self.uniform();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    fn beta(&mut self, b: Belief) -> f64 {
+        let x = self.gamma(b.alpha);
+        let y = self.gamma(b.beta);
+        x / (x + y)
+    }
+}
+
+/// The gates of the tasks of one shard, by (agent, task).
+type Gates = HashMap<(Arc<str>, Arc<str>), TaskGate>;
+
+/// Decides interventions and learns from their outcomes.
+pub struct Decider {
+    cfg: DecisionConfig,
+    tasks: Box<[Padded<Mutex<Gates>>]>,
+    hasher: DefaultHashBuilder,
+    learning: Mutex<Learning>,
+}
+
+struct Learning {
+    rng: Rng,
+    next_id: u64,
+    beliefs: HashMap<(SignalKind, Strategy), Belief>,
+    awaiting: HashMap<InterventionId, (SignalKind, Strategy)>,
+    order: VecDeque<InterventionId>,
+}
+
+impl fmt::Debug for Decider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decider").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl Decider {
+    /// A decider with `cfg`.
+    #[must_use]
+    pub fn new(cfg: DecisionConfig) -> Self {
+        Decider {
+            cfg,
+            tasks: (0..SHARDS).map(|_| Padded::default()).collect(),
+            hasher: DefaultHashBuilder::default(),
+            learning: Mutex::new(Learning {
+                rng: Rng(cfg.seed ^ 0x5851_F42D_4C95_7F2D),
+                next_id: cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+                beliefs: HashMap::new(),
+                awaiting: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn gate(&self, agent: &str, task: &str) -> &Mutex<Gates> {
+        &self.tasks[(self.hasher.hash_one((agent, task)) >> 40) as usize % SHARDS].0
+    }
+
+    /// At most one intervention for the signals one call produced about `agent` and `task`.
+    pub fn decide(&self, now: Timestamp, agent: &str, task: &str, signals: &[Signal]) -> Option<Intervention> {
+        if !self.cfg.enabled || signals.is_empty() {
+            return None;
+        }
+        let mut gates = self.gate(agent, task).lock();
+        let key: (Arc<str>, Arc<str>) = (Arc::from(agent), Arc::from(task));
+        let gate = gates.entry(key.clone()).or_default();
+        if gate.count >= self.cfg.max_per_task || gate.last.is_some_and(|t| now.since(t) < self.cfg.cooldown) {
+            return None;
+        }
+        // The most severe signal not yet acted on in this task, that has a rule.
+        let (index, signal) = signals
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !candidates(s).is_empty() && !gate.acted_on.contains(&subject(s)))
+            .max_by_key(|(i, s)| (s.severity, std::cmp::Reverse(*i)))?;
+        let strategy = self.choose(signal);
+        gate.count += 1;
+        gate.last = Some(now);
+        gate.acted_on.push(subject(signal));
+        drop(gates);
+
+        let id = {
+            let mut l = self.learning.lock();
+            l.next_id = l.next_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let id = InterventionId(l.next_id);
+            l.awaiting.insert(id, (signal.kind, strategy));
+            l.order.push_back(id);
+            if l.order.len() > MAX_AWAITING
+                && let Some(old) = l.order.pop_front()
+            {
+                l.awaiting.remove(&old);
+            }
+            id
+        };
+        let mut ordered = Vec::with_capacity(signals.len());
+        ordered.push(signal.clone());
+        ordered.extend(signals.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, s)| s.clone()));
+        Some(Intervention {
+            id,
+            at: now,
+            agent: key.0,
+            task: key.1,
+            strategy,
+            severity: signal.severity,
+            reason: format!("{strategy}: {}", signal.message),
+            signals: ordered,
+        })
+    }
+
+    fn choose(&self, signal: &Signal) -> Strategy {
+        let mut l = self.learning.lock();
+        let mut best = (Strategy::Reflect, f64::NEG_INFINITY);
+        for &(strategy, alpha, beta) in candidates(signal) {
+            let belief = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
+            let draw = l.rng.beta(belief);
+            if draw > best.1 {
+                best = (strategy, draw);
+            }
+        }
+        best.0
+    }
+
+    /// Reports whether an intervention worked: updates the belief in its strategy for its kind
+    /// of signal. An unknown id (or one reported already, or forgotten) is an error.
+    pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<()> {
+        let mut l = self.learning.lock();
+        let Some((kind, strategy)) = l.awaiting.remove(&id) else {
+            return Err(Error::invalid(
+                "intervention id",
+                format!("{id} is unknown or its outcome was already reported"),
+            ));
+        };
+        let b = l.beliefs.get_mut(&(kind, strategy)).expect("a belief exists for every decision");
+        if success {
+            b.alpha += 1.0;
+        } else {
+            b.beta += 1.0;
+        }
+        Ok(())
+    }
+
+    /// The current belief in `strategy` for `kind` (the rule's prior until outcomes arrive).
+    #[must_use]
+    pub fn belief(&self, kind: SignalKind, strategy: Strategy) -> Option<Belief> {
+        self.learning.lock().beliefs.get(&(kind, strategy)).copied()
+    }
+
+    /// Forgets a task's gates (count, cooldown, de-dup): it has ended.
+    pub fn end_task(&self, agent: &str, task: &str) -> bool {
+        let mut gates = self.gate(agent, task).lock();
+        gates.remove(&(Arc::from(agent), Arc::from(task))).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::PatternId;
+    use crate::signal::ErrorScope;
+
+    fn cfg() -> DecisionConfig {
+        DecisionConfig { enabled: true, cooldown: Duration::from_secs(60), max_per_task: 5, seed: 42 }
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_micros(secs * 1_000_000)
+    }
+
+    fn error_signal(kind: SignalKind, error_kind: &str, pattern: u64, severity: Severity) -> Signal {
+        Signal {
+            kind,
+            severity,
+            at: t(0),
+            agent: "a".into(),
+            task: Some("t".into()),
+            stage: Some("execution".into()),
+            message: format!("a execution: {error_kind} \"x <*>\" occurred 3 times"),
+            evidence: Evidence::ErrorPattern {
+                pattern_id: PatternId(pattern),
+                error_kind: error_kind.into(),
+                template: "x <*>".into(),
+                occurrences: 3,
+                window_s: 300.0,
+                scope: ErrorScope::Task,
+                severity,
+                previous_severity: severity,
+            },
+        }
+    }
+
+    fn stale() -> Signal {
+        Signal {
+            kind: SignalKind::ContextStale,
+            severity: Severity::Medium,
+            at: t(0),
+            agent: "a".into(),
+            task: Some("t".into()),
+            stage: Some("planning".into()),
+            message: "a: context is stale".into(),
+            evidence: Evidence::Staleness {
+                score: 0.85,
+                threshold: 0.8,
+                seconds_since_refresh: 900.0,
+                steps_since_refresh: 40,
+                errors_since_refresh: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn rules_pick_sensible_strategies() {
+        let d = Decider::new(cfg());
+        let i = d.decide(t(0), "a", "t1", &[stale()]).unwrap();
+        assert_eq!(i.strategy, Strategy::RefreshContext);
+        assert!(i.reason.starts_with("refresh_context: a: context is stale"), "{}", i.reason);
+        let r = d
+            .decide(
+                t(0),
+                "a",
+                "t2",
+                &[error_signal(SignalKind::ErrorAccumulation, "RateLimitError", 1, Severity::Medium)],
+            )
+            .unwrap();
+        assert_eq!(r.strategy, Strategy::Backoff);
+        assert_eq!(
+            candidates(&error_signal(SignalKind::CriticalError, "E", 2, Severity::Critical))[0].0,
+            Strategy::Escalate
+        );
+    }
+
+    #[test]
+    fn without_outcomes_the_rule_decides_almost_always() {
+        let d = Decider::new(cfg());
+        let refresh = (0..1000)
+            .filter(|k| d.decide(t(0), "a", &format!("t{k}"), &[stale()]).unwrap().strategy == Strategy::RefreshContext)
+            .count();
+        // Beta(9, 1) against Beta(2, 2): the second choice wins a draw about 4% of the time.
+        assert!(refresh > 930, "{refresh}");
+    }
+
+    #[test]
+    fn the_most_severe_signal_is_acted_on_and_listed_first() {
+        let d = Decider::new(cfg());
+        let low = error_signal(SignalKind::ErrorAccumulation, "E", 1, Severity::Medium);
+        let critical = error_signal(SignalKind::CriticalError, "E", 2, Severity::Critical);
+        let i = d.decide(t(0), "a", "t", &[low.clone(), critical.clone()]).unwrap();
+        assert_eq!(i.signals, vec![critical, low]);
+        assert_eq!(i.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn cooldown_cap_dedup_and_disable_gate_per_task() {
+        let d = Decider::new(cfg());
+        let s = |p| error_signal(SignalKind::ErrorAccumulation, "E", p, Severity::Medium);
+        assert!(d.decide(t(0), "a", "t", &[s(1)]).is_some());
+        assert!(d.decide(t(30), "a", "t", &[s(2)]).is_none(), "cooldown: 60 s per task");
+        assert!(d.decide(t(30), "a", "other", &[s(2)]).is_some(), "another task is not cooled down");
+        assert!(d.decide(t(61), "a", "t", &[s(1)]).is_none(), "the same pattern again: de-dup");
+        assert!(d.decide(t(61), "a", "t", &[s(2)]).is_some());
+        for (k, p) in (3..10).enumerate() {
+            let at = t(200 + 100 * k as i64);
+            let got = d.decide(at, "a", "t", &[s(p)]);
+            assert_eq!(got.is_some(), k < 3, "cap of 5 per task (2 given already), at {k}");
+        }
+        assert!(d.end_task("a", "t"));
+        assert!(d.decide(t(5000), "a", "t", &[s(1)]).is_some(), "a new task starts with clean gates");
+        let off = Decider::new(DecisionConfig { enabled: false, ..cfg() });
+        assert!(off.decide(t(0), "a", "t", &[s(1)]).is_none());
+        assert!(d.decide(t(9000), "a", "t9", &[]).is_none());
+    }
+
+    #[test]
+    fn outcomes_teach_which_strategy_works_deterministically() {
+        let run = |seed| {
+            let d = Decider::new(DecisionConfig { seed, cooldown: Duration::ZERO, ..cfg() });
+            let mut chosen = Vec::new();
+            for task in 0..400 {
+                let s = error_signal(SignalKind::ErrorAccumulation, "ToolError", 7, Severity::Medium);
+                let i = d.decide(t(task), "a", &format!("t{task}"), &[s]).unwrap();
+                // In this world only replanning works.
+                d.report_outcome(i.id, i.strategy == Strategy::Replan).unwrap();
+                chosen.push(i.strategy);
+            }
+            (chosen, d.belief(SignalKind::ErrorAccumulation, Strategy::Replan).unwrap())
+        };
+        let (a, belief) = run(7);
+        let (b, _) = run(7);
+        assert_eq!(a, b, "same seed, same decisions");
+        let late_replans = a[300..].iter().filter(|s| **s == Strategy::Replan).count();
+        assert!(late_replans > 90, "learned: {late_replans} of the last 100");
+        assert!(belief.mean() > 0.9);
+    }
+
+    #[test]
+    fn outcomes_for_unknown_or_reported_ids_are_refused() {
+        let d = Decider::new(cfg());
+        let i = d.decide(t(0), "a", "t", &[stale()]).unwrap();
+        d.report_outcome(i.id, true).unwrap();
+        assert_eq!(d.report_outcome(i.id, true).unwrap_err().code(), "invalid_input");
+        assert_eq!(d.report_outcome(InterventionId(12345), false).unwrap_err().code(), "invalid_input");
+        assert_eq!(i.id.to_string().parse::<InterventionId>().unwrap(), i.id);
+        assert_eq!("not-a-strategy".parse::<Strategy>().unwrap_err().code(), "invalid_input");
+        assert_eq!("backoff".parse::<Strategy>().unwrap(), Strategy::Backoff);
+    }
+}
