@@ -161,6 +161,45 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Display, parsing and serde for a `u64` id written as 16 hex digits (also in JSON, where a
+/// 64-bit number would lose digits in JavaScript). `$what` names the id in parse errors.
+macro_rules! hex_id {
+    ($name:ident, $what:literal) => {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:016x}", self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::Error;
+
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                if s.len() == 16
+                    && let Ok(v) = u64::from_str_radix(s, 16)
+                {
+                    return Ok($name(v));
+                }
+                Err($crate::Error::invalid($what, format!("expected 16 hex digits, got {s:?}")))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use hex_id;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,31 +80,7 @@ impl MinerConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PatternId(pub u64);
 
-impl std::str::FromStr for PatternId {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        if s.len() == 16
-            && let Ok(v) = u64::from_str_radix(s, 16)
-        {
-            return Ok(PatternId(v));
-        }
-        Err(Error::invalid("pattern id", format!("expected 16 hex digits, got {s:?}")))
-    }
-}
-
-impl Serialize for PatternId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PatternId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::event::hex_id!(PatternId, "pattern id");
 
 impl PatternId {
     /// The id of `template` for errors of `kind`.
@@ -118,12 +94,6 @@ impl PatternId {
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
         PatternId(h)
-    }
-}
-
-impl fmt::Display for PatternId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
     }
 }
 

@@ -100,37 +100,7 @@ impl FromStr for Strategy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InterventionId(pub u64);
 
-impl fmt::Display for InterventionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl FromStr for InterventionId {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        if s.len() == 16
-            && let Ok(v) = u64::from_str_radix(s, 16)
-        {
-            return Ok(InterventionId(v));
-        }
-        Err(Error::invalid("intervention id", format!("expected 16 hex digits, got {s:?}")))
-    }
-}
-
-impl Serialize for InterventionId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for InterventionId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::event::hex_id!(InterventionId, "intervention id");
 
 /// What the engine tells an agent to do, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
