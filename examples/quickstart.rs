@@ -25,7 +25,7 @@ fn main() -> ace::Result<()> {
     // Or report a finished stage yourself, with token and cost metrics.
     for i in 0..60 {
         let slow = i >= 50; // the model behind `execution` gets 4x slower
-        let signals = ace.record_stage_with(
+        let report = ace.record_stage_with(
             "support-bot",
             &format!("ticket-{i}"),
             "execution",
@@ -33,21 +33,31 @@ fn main() -> ace::Result<()> {
             true,
             &[("tokens_out", 420.0), ("cost_usd", 0.0063)],
         )?;
-        for signal in signals {
+        for signal in &report.signals {
             if signal.kind == SignalKind::Degradation {
                 println!("ace: {}", signal.message);
             }
         }
+        // What to do about it, when the signals warrant it; tell ace whether it helped.
+        if let Some(intervention) = report.intervention {
+            println!("  => {}", intervention.strategy);
+            ace.report_outcome(intervention.id, true)?;
+        }
     }
+    // A new ticket: the agent rebuilds its context (else ace would soon call it stale).
+    ace.refresh_context("support-bot")?;
     // Report errors: ace groups them into patterns and notices repeats.
     for port in [5432, 5433, 5434] {
         let msg = format!("connection to db-1:{port} refused");
         let report = ace.record_error("support-bot", "ticket-60", "execution", "ConnectionError", &msg, None)?;
-        for signal in report.signals {
-            println!("ace: {} [{}]", signal.message, report.template);
+        for signal in &report.signals {
+            println!("ace: {}", signal.message);
+        }
+        if let Some(intervention) = report.intervention {
+            println!("  => {}", intervention.strategy);
         }
     }
-    ace.end_task("support-bot", "ticket-60")?; // releases the task's error windows
+    ace.end_task("support-bot", "ticket-60")?; // releases the task's windows and gates
     ace.close()?; // flushes everything to ace.db
     // --8<-- [end:quickstart]
 

@@ -35,6 +35,9 @@ pub struct AceConfig {
     pub max_interventions_per_task: u32,
     /// `ACE_INTERVENTION_ENABLED` (true): whether interventions are issued at all.
     pub intervention_enabled: bool,
+    /// `ACE_INTERVENTION_SEED` (0): seed of the strategy sampling; the same seed and the same
+    /// events give the same interventions.
+    pub intervention_seed: u64,
     /// `ACE_CONTEXT_STALENESS_THRESHOLD` (0.8): staleness score in [0, 1] that raises a signal.
     pub context_staleness_threshold: f64,
     /// `ACE_CONTEXT_TIME_HALF_LIFE` (600 s): time since the last refresh at which the time part of
@@ -84,6 +87,7 @@ impl Default for AceConfig {
             cooldown: Duration::from_secs(60),
             max_interventions_per_task: 5,
             intervention_enabled: true,
+            intervention_seed: 0,
             context_staleness_threshold: 0.8,
             context_time_half_life: Duration::from_secs(600),
             context_steps_half_life: 20.0,
@@ -115,6 +119,7 @@ pub const ENV_VARS: &[&str] = &[
     "ACE_COOLDOWN_SECONDS",
     "ACE_MAX_INTERVENTIONS_PER_TASK",
     "ACE_INTERVENTION_ENABLED",
+    "ACE_INTERVENTION_SEED",
     "ACE_CONTEXT_STALENESS_THRESHOLD",
     "ACE_CONTEXT_TIME_HALF_LIFE",
     "ACE_CONTEXT_STEPS_HALF_LIFE",
@@ -169,6 +174,7 @@ impl AceConfig {
         env.parse_secs("ACE_COOLDOWN_SECONDS", &mut c.cooldown)?;
         env.parse_int("ACE_MAX_INTERVENTIONS_PER_TASK", &mut c.max_interventions_per_task)?;
         env.parse_bool("ACE_INTERVENTION_ENABLED", &mut c.intervention_enabled)?;
+        env.parse_int("ACE_INTERVENTION_SEED", &mut c.intervention_seed)?;
         env.parse_float("ACE_CONTEXT_STALENESS_THRESHOLD", &mut c.context_staleness_threshold)?;
         env.parse_secs("ACE_CONTEXT_TIME_HALF_LIFE", &mut c.context_time_half_life)?;
         env.parse_float("ACE_CONTEXT_STEPS_HALF_LIFE", &mut c.context_steps_half_life)?;
@@ -398,6 +404,8 @@ setters! {
     max_interventions_per_task: u32,
     /// See [`AceConfig::intervention_enabled`].
     intervention_enabled: bool,
+    /// See [`AceConfig::intervention_seed`].
+    intervention_seed: u64,
     /// See [`AceConfig::context_staleness_threshold`].
     context_staleness_threshold: f64,
     /// See [`AceConfig::context_time_half_life`].

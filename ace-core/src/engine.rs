@@ -15,7 +15,9 @@ use crate::context::{ContextOrgan, StalenessConfig};
 use crate::error::{Error, Result};
 use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport, MinerConfig, PatternRecord};
 use crate::event::Severity;
+use crate::intervene::{Decider, DecisionConfig, Intervention, InterventionId, Report};
 use crate::metrics::Metrics;
+use crate::metrics::{AgentType, Type};
 use crate::monitor::{BaselineState, DetectorConfig, Monitor, Observation, StageTimer};
 use crate::signal::Signal;
 use crate::store::{MemoryStore, Store};
@@ -45,9 +47,13 @@ pub struct Ace {
     inner: Arc<Inner>,
 }
 
+/// Called with every intervention.
+type Subscriber = Arc<dyn Fn(&Intervention) + Send + Sync>;
+
 struct Inner {
     shared: Arc<Shared>,
     registry: Registry,
+    subscribers: parking_lot::RwLock<Vec<Subscriber>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -59,6 +65,7 @@ pub(crate) struct Shared {
     pub(crate) monitor: Monitor,
     pub(crate) errors: ErrorOrgan,
     pub(crate) context: Arc<ContextOrgan>,
+    pub(crate) decider: Decider,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
 }
@@ -100,14 +107,7 @@ impl Ace {
     }
 
     /// Records a finished stage: its duration in seconds and whether it succeeded.
-    pub fn record_stage(
-        &self,
-        agent: &str,
-        task: &str,
-        stage: &str,
-        duration_s: f64,
-        success: bool,
-    ) -> Result<Vec<Signal>> {
+    pub fn record_stage(&self, agent: &str, task: &str, stage: &str, duration_s: f64, success: bool) -> Result<Report> {
         self.record_stage_with(agent, task, stage, duration_s, success, &[])
     }
 
@@ -125,22 +125,73 @@ impl Ace {
         duration_s: f64,
         success: bool,
         metrics: &[(&str, f64)],
-    ) -> Result<Vec<Signal>> {
+    ) -> Result<Report> {
         self.observe(&Observation { agent, task, stage, outcome: Some((duration_s, success)), metrics })
     }
 
     /// Records one named metric of a stage without an outcome (a cost known only later, say).
-    pub fn record_metric(&self, agent: &str, task: &str, stage: &str, name: &str, value: f64) -> Result<Vec<Signal>> {
+    pub fn record_metric(&self, agent: &str, task: &str, stage: &str, name: &str, value: f64) -> Result<Report> {
         self.observe(&Observation { agent, task, stage, outcome: None, metrics: &[(name, value)] })
     }
 
-    fn observe(&self, obs: &Observation<'_>) -> Result<Vec<Signal>> {
+    fn observe(&self, obs: &Observation<'_>) -> Result<Report> {
         let shared = self.shared();
-        let (signals, wake) = shared.monitor.record(shared.clock.now(), obs)?;
+        let now = shared.clock.now();
+        let (signals, wake) = shared.monitor.record(now, obs)?;
         if wake {
             shared.sync.wake();
         }
-        Ok(signals)
+        if signals.is_empty() {
+            return Ok(Report::default());
+        }
+        let intervention = self.decide(now, obs.agent, obs.task, &signals);
+        Ok(Report { signals, intervention })
+    }
+
+    /// At most one intervention for the signals of one call; counted, timed and delivered to
+    /// the subscribers. Kept out of line: most calls raise no signal.
+    #[cold]
+    #[inline(never)]
+    fn decide(&self, now: Timestamp, agent: &str, task: &str, signals: &[Signal]) -> Option<Box<Intervention>> {
+        if signals.is_empty() {
+            return None;
+        }
+        let shared = self.shared();
+        let started = std::time::Instant::now();
+        let intervention = shared.decider.decide(now, agent, task, signals)?;
+        let strategy = intervention.strategy.as_str();
+        shared
+            .metrics
+            .intervention_latency
+            .get_or_create(&Type { r#type: strategy })
+            .observe(started.elapsed().as_secs_f64());
+        let agent_label = shared.metrics.agent_label(&intervention.agent);
+        shared.metrics.interventions.get_or_create(&AgentType { agent_id: agent_label, r#type: strategy }).inc();
+        let subscribers = self.inner.subscribers.read().clone();
+        for subscriber in subscribers {
+            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| subscriber(&intervention)));
+            if delivered.is_err() {
+                shared.metrics.subscriber_failures.inc();
+                tracing::error!(strategy, agent, "an intervention subscriber panicked; the recording call carries on");
+            }
+        }
+        Some(Box::new(intervention))
+    }
+
+    /// Calls `f` with every intervention the engine issues, on the thread of the recording call
+    /// that caused it (so keep it short: hand the work to a channel). A subscriber that panics is
+    /// counted in `ace_intervention_subscriber_failures_total` and does not fail the call.
+    pub fn subscribe(&self, f: impl Fn(&Intervention) + Send + Sync + 'static) {
+        self.inner.subscribers.write().push(Arc::new(f));
+    }
+
+    /// Reports whether an intervention worked; the engine learns which strategy works for which
+    /// kind of signal. An unknown id, or one reported already, is [`Error::InvalidInput`].
+    pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.shared().decider.report_outcome(id, success)
     }
 
     /// Records an error: groups its message into a pattern, counts it in the task's and the
@@ -196,11 +247,14 @@ impl Ace {
         if shared.monitor.buffer(key, record)? {
             shared.sync.wake();
         }
-        Ok(counted.report)
+        let mut report = counted.report;
+        report.intervention = self.decide(now, ev.agent, ev.task, &report.signals);
+        Ok(report)
     }
 
-    /// Says a task has ended: its error windows (per pattern, and its stages for cascades) are
-    /// released. Returns whether there were any. Tasks never ended are released after a window
+    /// Says a task has ended: its error windows (per pattern, and its stages for cascades) and
+    /// its intervention gates (count, cooldown, de-dup) are released. Returns whether there were
+    /// any error windows. Tasks never ended have their error windows released after a window
     /// without errors.
     pub fn end_task(&self, agent: &str, task: &str) -> Result<bool> {
         if self.is_closed() {
@@ -208,6 +262,7 @@ impl Ace {
         }
         crate::event::validate_id("agent", agent)?;
         crate::event::validate_id("task", task)?;
+        self.shared().decider.end_task(agent, task);
         Ok(self.shared().errors.end_task(agent, task))
     }
 
@@ -447,9 +502,26 @@ impl AceBuilder {
         drop(errors.changed_patterns());
         tracing::debug!(store = store.backend(), baselines = loaded, patterns = restored, "ace engine starting");
 
-        let shared =
-            Arc::new(Shared { config, clock, store, monitor, errors, context, metrics, sync: WriterSync::default() });
+        let decider = Decider::new(DecisionConfig::from_config(&config));
+        let shared = Arc::new(Shared {
+            config,
+            clock,
+            store,
+            monitor,
+            errors,
+            context,
+            decider,
+            metrics,
+            sync: WriterSync::default(),
+        });
         let writer = Writer::spawn(shared.clone())?;
-        Ok(Ace { inner: Arc::new(Inner { shared, registry, writer: Mutex::new(Some(writer)) }) })
+        Ok(Ace {
+            inner: Arc::new(Inner {
+                shared,
+                registry,
+                subscribers: parking_lot::RwLock::new(Vec::new()),
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
     }
 }

@@ -22,6 +22,7 @@ pub use engine::{Ace, AceBuilder, Stats};
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport, PatternId, PatternRecord};
 pub use event::{Severity, metric_names, stages};
+pub use intervene::{Intervention, InterventionId, Report, Strategy};
 pub use metrics::Metrics;
 pub use monitor::{BaselineState, StageTimer};
 pub use signal::{Direction, ErrorScope, Evidence, Signal, SignalKind};

@@ -46,6 +46,22 @@ pub struct AgentStageSeverity {
     pub severity: &'static str,
 }
 
+/// Labels `{agent_id, type}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentType {
+    /// The agent (or [`OVERFLOW_AGENT`]).
+    pub agent_id: Arc<str>,
+    /// The strategy.
+    pub r#type: &'static str,
+}
+
+/// Labels `{type}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Type {
+    /// The strategy.
+    pub r#type: &'static str,
+}
+
 /// Labels `{query_type}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryType {
@@ -88,6 +104,9 @@ pub struct Metrics {
     pub(crate) computation_duration: HistogramFamily<Operation>,
     pub(crate) query_duration: HistogramFamily<QueryType>,
     pub(crate) errors: Family<AgentStageSeverity, Counter>,
+    pub(crate) interventions: Family<AgentType, Counter>,
+    pub(crate) intervention_latency: HistogramFamily<Type>,
+    pub(crate) subscriber_failures: Counter,
     pub(crate) truncated_messages: Counter,
     pub(crate) records_dropped: Family<Reason, Counter>,
     pub(crate) events_rejected: Family<Reason, Counter>,
@@ -113,6 +132,9 @@ impl Metrics {
             computation_duration: Family::new_with_constructor(computation_histogram),
             query_duration: Family::new_with_constructor(query_histogram),
             errors: Family::default(),
+            interventions: Family::default(),
+            intervention_latency: Family::new_with_constructor(computation_histogram),
+            subscriber_failures: Counter::default(),
             truncated_messages: Counter::default(),
             records_dropped: Family::default(),
             events_rejected: Family::default(),
@@ -145,6 +167,21 @@ impl Metrics {
             self.query_duration.clone(),
         );
         registry.register("ace_errors", "Errors recorded, by agent, stage and severity", self.errors.clone());
+        registry.register(
+            "ace_interventions",
+            "Interventions issued, by agent and strategy",
+            self.interventions.clone(),
+        );
+        registry.register(
+            "ace_intervention_latency_seconds",
+            "Time to decide an intervention from the signals of a call, by strategy",
+            self.intervention_latency.clone(),
+        );
+        registry.register(
+            "ace_intervention_subscriber_failures",
+            "Intervention subscribers that panicked (the recording call carried on)",
+            self.subscriber_failures.clone(),
+        );
         registry.register(
             "ace_error_messages_truncated",
             "Error messages cut to the miner's maximum length (stored with a marker)",

@@ -23,7 +23,7 @@ fn stages_make_the_context_stale_once_until_a_refresh() {
             ace.refresh_context("a").unwrap();
             assert_eq!(ace.context_staleness("a"), Some(0.0));
         }
-        let signals = ace.record_stage("a", &format!("t{i}"), "execution", 1.0, true).unwrap();
+        let signals = ace.record_stage("a", &format!("t{i}"), "execution", 1.0, true).unwrap().signals;
         if !stale(&signals).is_empty() {
             fired_at.push(i);
         }
@@ -43,7 +43,7 @@ fn time_and_errors_count_too() {
     let (ace, clock) = engine();
     ace.record_stage("a", "t1", "planning", 1.0, true).unwrap();
     clock.advance(Duration::from_secs(40 * 60));
-    let signals = ace.record_stage("a", "t1", "planning", 1.0, true).unwrap();
+    let signals = ace.record_stage("a", "t1", "planning", 1.0, true).unwrap().signals;
     let s = stale(&signals);
     assert_eq!(s.len(), 1, "40 minutes and 2 stages: {signals:?}");
     let Evidence::Staleness { score, seconds_since_refresh, steps_since_refresh, errors_since_refresh, threshold } =

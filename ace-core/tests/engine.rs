@@ -99,7 +99,7 @@ fn invalid_events_are_rejected_whole_and_counted() {
     let huge = "a".repeat(100 * 1024);
     let many: Vec<(String, f64)> = (0..65).map(|i| (format!("m{i}"), 1.0)).collect();
     let many: Vec<(&str, f64)> = many.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-    let cases: Vec<(&str, Result<Vec<ace_core::Signal>, Error>)> = vec![
+    let cases: Vec<(&str, Result<ace_core::Report, Error>)> = vec![
         (
             "nan metric",
             ace.record_stage_with("a", "t", "planning", 1.0, true, &[("tokens_in", 1.0), ("cost_usd", f64::NAN)]),
@@ -240,8 +240,12 @@ fn degradation_is_returned_by_the_call_that_caused_it() {
     let mut found = None;
     for i in 100..120 {
         clock.advance(Duration::from_secs(10));
-        let signals = ace.record_stage("agent-7", &format!("t{i}"), "execution", 6.0, true).unwrap();
-        if let Some(s) = signals.into_iter().next() {
+        let report = ace.record_stage("agent-7", &format!("t{i}"), "execution", 6.0, true).unwrap();
+        if let Some(s) = report.signals.into_iter().next() {
+            // The same call says what to do about it.
+            let intervention = report.intervention.expect("a degradation warrants an intervention");
+            assert_eq!(intervention.signals[0], s);
+            assert!(intervention.reason.contains("duration_s"), "{}", intervention.reason);
             found = Some((i, s));
             break;
         }

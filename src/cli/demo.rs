@@ -136,6 +136,8 @@ type Seen = (usize, usize, String, String, SignalKind);
 struct WorkerReport {
     events: u64,
     errors: u64,
+    /// Interventions issued, by strategy.
+    interventions: BTreeMap<&'static str, u64>,
     /// Error signals: (agent index, task index, kind).
     error_signals: Vec<(usize, usize, SignalKind)>,
     error_sample: Option<String>,
@@ -236,6 +238,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     for r in &mut reports {
         all.events += r.events;
         all.errors += r.errors;
+        for (k, n) in std::mem::take(&mut r.interventions) {
+            *all.interventions.entry(k).or_default() += n;
+        }
         all.error_signals.append(&mut r.error_signals);
         all.error_sample = all.error_sample.take().or(r.error_sample.take());
         all.record_time += r.record_time;
@@ -320,7 +325,7 @@ fn simulate(
                 let cost = tokens_in * PRICE_IN + tokens_out * PRICE_OUT;
                 report.tokens += tokens_in + tokens_out;
                 report.cost += cost;
-                let signals = ace.record_stage_with(
+                let stage_report = ace.record_stage_with(
                     &names[k],
                     &task_id,
                     p.name,
@@ -328,7 +333,10 @@ fn simulate(
                     success,
                     &[(m::TOKENS_IN, tokens_in), (m::TOKENS_OUT, tokens_out), (m::COST_USD, cost)],
                 )?;
-                for s in signals {
+                if let Some(i) = &stage_report.intervention {
+                    *report.interventions.entry(i.strategy.as_str()).or_default() += 1;
+                }
+                for s in stage_report.signals {
                     let Evidence::BaselineShift { metric, .. } = &s.evidence else { continue };
                     if s.kind == SignalKind::Degradation && report.sample.is_none() && fault.is_some() {
                         report.sample = Some(s.message.clone());
@@ -357,6 +365,9 @@ fn simulate(
                     };
                     let r = ace.record_error(&names[k], &task_id, p.name, kind, &message, None)?;
                     report.errors += 1;
+                    if let Some(i) = &r.intervention {
+                        *report.interventions.entry(i.strategy.as_str()).or_default() += 1;
+                    }
                     for s in r.signals {
                         if report.error_sample.is_none() && fault == Some(Fault::Failures) {
                             report.error_sample = Some(s.message.clone());
@@ -572,6 +583,9 @@ impl Summary {
         ));
         let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
         lines.push(format!("  signals       {}", if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") }));
+        let advice: Vec<String> = all.interventions.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        lines
+            .push(format!("  interventions {}", if advice.is_empty() { "none".to_owned() } else { advice.join(", ") }));
         lines.push(String::new());
         lines.push("  injected fault              agents  detected  median stages to detect".to_owned());
         for (f, injected, detected, median) in &fault_rows {
@@ -640,6 +654,7 @@ impl Summary {
                 "fault": f.describe(), "agents": injected, "detected": detected, "median_stages_to_detect": median,
             })).collect::<Vec<_>>(),
             "false_alarms": false_alarms.len(),
+            "interventions": all.interventions,
             "errors": { "recorded": all.errors, "patterns": error_stats.patterns, "signals": error_kinds,
                         "burst_agents": burst_agents, "burst_detected": error_first.len(),
                         "median_tasks_to_detect": error_median, "signals_outside_burst": error_false },

@@ -89,6 +89,8 @@ pub struct ErrorReport {
     pub truncated: bool,
     /// The signals it raised.
     pub signals: Vec<Signal>,
+    /// The intervention they led to, if any (see [`crate::intervene`]).
+    pub intervention: Option<Box<crate::intervene::Intervention>>,
 }
 
 #[derive(Default)]
@@ -425,6 +427,7 @@ impl ErrorOrgan {
                 occurrences: u32::try_from(occurrences).unwrap_or(u32::MAX),
                 truncated: mined.truncated,
                 signals,
+                intervention: None,
             },
             key: task_hash,
             agent,

@@ -123,6 +123,37 @@ pub struct Intervention {
     pub signals: Vec<Signal>,
 }
 
+/// What a recording call found: the signals it raised and, when they warrant one, what the agent
+/// should do about them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// The signals the call raised (often none).
+    pub signals: Vec<Signal>,
+    /// The intervention they led to, if any (see [`crate::intervene`]). Boxed: most calls
+    /// return none, and a small report is cheaper to return.
+    pub intervention: Option<Box<Intervention>>,
+}
+
+impl Report {
+    /// No signal (and so no intervention).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.signals.is_empty()
+    }
+}
+
+impl DecisionConfig {
+    pub(crate) fn from_config(c: &crate::AceConfig) -> Self {
+        DecisionConfig {
+            enabled: c.intervention_enabled,
+            cooldown: c.cooldown,
+            max_per_task: c.max_interventions_per_task,
+            seed: c.intervention_seed,
+        }
+    }
+}
+
 /// The gates and the seed (from [`AceConfig`](crate::AceConfig)).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DecisionConfig {

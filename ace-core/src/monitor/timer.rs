@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Ace;
 use crate::error::Result;
-use crate::signal::Signal;
+use crate::intervene::Report;
 
 /// Times one stage; records duration and outcome when finished or dropped.
 ///
@@ -68,11 +68,11 @@ impl StageTimer {
     }
 
     /// Records the stage now and returns the signals it raised.
-    pub fn finish(mut self) -> Result<Vec<Signal>> {
+    pub fn finish(mut self) -> Result<Report> {
         self.record(!self.failed)
     }
 
-    fn record(&mut self, success: bool) -> Result<Vec<Signal>> {
+    fn record(&mut self, success: bool) -> Result<Report> {
         self.done = true;
         let metrics: Vec<(&str, f64)> = self.metrics.iter().map(|(n, v)| (n.as_str(), *v)).collect();
         let duration = self.started.elapsed().as_secs_f64();
