@@ -42,6 +42,9 @@ impl Store for NullStore {
     fn load_patterns(&self) -> ace::Result<Vec<PatternRecord>> {
         Ok(Vec::new())
     }
+    fn query_interventions(&self, _: Option<&str>, _: usize) -> ace::Result<Vec<ace::store::InterventionRecord>> {
+        Ok(Vec::new())
+    }
     fn ping(&self) -> ace::Result<Duration> {
         Ok(Duration::ZERO)
     }

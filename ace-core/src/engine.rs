@@ -167,6 +167,22 @@ impl Ace {
             .observe(started.elapsed().as_secs_f64());
         let agent_label = shared.metrics.agent_label(&intervention.agent);
         shared.metrics.interventions.get_or_create(&AgentType { agent_id: agent_label, r#type: strategy }).inc();
+        let record = crate::store::Record::Intervention(crate::store::InterventionRecord {
+            ts: now,
+            id: intervention.id,
+            agent: intervention.agent.clone(),
+            task: intervention.task.clone(),
+            strategy: intervention.strategy,
+            severity: intervention.severity,
+            signal_kind: intervention.signals[0].kind,
+            reason: intervention.reason.clone(),
+            signals_json: serde_json::to_string(&intervention.signals).unwrap_or_else(|_| "[]".to_owned()),
+            outcome: None,
+        });
+        // Closing races a decision only at shutdown; the intervention is still returned.
+        if let Ok(true) = shared.monitor.buffer(intervention.id.0, record) {
+            shared.sync.wake();
+        }
         let subscribers = self.inner.subscribers.read().clone();
         for subscriber in subscribers {
             let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| subscriber(&intervention)));
@@ -191,7 +207,13 @@ impl Ace {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        self.shared().decider.report_outcome(id, success)
+        let shared = self.shared();
+        shared.decider.report_outcome(id, success)?;
+        let record = crate::store::Record::Outcome(crate::store::OutcomeRecord { ts: shared.clock.now(), id, success });
+        if shared.monitor.buffer(id.0, record)? {
+            shared.sync.wake();
+        }
+        Ok(())
     }
 
     /// Records an error: groups its message into a pattern, counts it in the task's and the

@@ -16,7 +16,9 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::errors::{PatternId, PatternRecord};
 use crate::event::Severity;
+use crate::intervene::{InterventionId, Strategy};
 use crate::monitor::BaselineState;
+use crate::signal::SignalKind;
 
 /// One observation of the performance monitor: a finished stage, or a single named metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +48,46 @@ pub enum Record {
     Metric(MetricRecord),
     /// An error (table `ace_errors`).
     Error(ErrorRecord),
+    /// An intervention, for audit (table `ace_interventions`).
+    Intervention(InterventionRecord),
+    /// The reported outcome of an intervention (sets `outcome` on its row).
+    Outcome(OutcomeRecord),
+}
+
+/// An intervention as audited.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InterventionRecord {
+    /// When it was decided (engine clock).
+    pub ts: Timestamp,
+    /// Its id.
+    pub id: InterventionId,
+    /// The agent.
+    pub agent: Arc<str>,
+    /// The task.
+    pub task: Arc<str>,
+    /// What the agent was told to do.
+    pub strategy: Strategy,
+    /// The severity of the signal acted on.
+    pub severity: Severity,
+    /// The kind of the signal acted on.
+    pub signal_kind: SignalKind,
+    /// The one-sentence reason.
+    pub reason: String,
+    /// The signals with their evidence, as JSON (the one acted on first).
+    pub signals_json: String,
+    /// The reported outcome, once there is one.
+    pub outcome: Option<bool>,
+}
+
+/// The outcome of an intervention, reported by the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// When it was reported (engine clock).
+    pub ts: Timestamp,
+    /// The intervention.
+    pub id: InterventionId,
+    /// Whether it worked.
+    pub success: bool,
 }
 
 /// One recorded error.
@@ -234,6 +276,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Every stored pattern, most frequent first.
     fn load_patterns(&self) -> Result<Vec<PatternRecord>>;
 
+    /// Audited interventions of `agent` (all with `None`), oldest first, at most `limit`
+    /// (0: no limit), with their outcomes where reported.
+    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> Result<Vec<InterventionRecord>>;
+
     /// Checks the store is reachable; returns the round-trip time.
     fn ping(&self) -> Result<Duration>;
 
@@ -253,6 +299,7 @@ pub struct MemoryStore {
 struct MemoryInner {
     metrics: Vec<MetricRecord>,
     errors: Vec<ErrorRecord>,
+    interventions: Vec<InterventionRecord>,
     baselines: HashMap<(String, String, String), BaselineRecord>,
     patterns: HashMap<(String, String), PatternRecord>,
 }
@@ -277,6 +324,12 @@ impl Store for MemoryStore {
             match record {
                 Record::Metric(m) => inner.metrics.push(m.clone()),
                 Record::Error(e) => inner.errors.push(e.clone()),
+                Record::Intervention(i) => inner.interventions.push(i.clone()),
+                Record::Outcome(o) => {
+                    if let Some(i) = inner.interventions.iter_mut().rev().find(|i| i.id == o.id) {
+                        i.outcome = Some(o.success);
+                    }
+                }
             }
         }
         Ok(())
@@ -287,6 +340,16 @@ impl Store for MemoryStore {
         let limit = if query.limit == 0 { usize::MAX } else { query.limit };
         let mut out: Vec<ErrorRecord> = inner.errors.iter().filter(|r| query.matches(r)).cloned().collect();
         out.sort_by_key(|r| r.ts);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> Result<Vec<InterventionRecord>> {
+        let inner = self.inner.lock();
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let mut out: Vec<InterventionRecord> =
+            inner.interventions.iter().filter(|i| agent.is_none_or(|a| a == &*i.agent)).cloned().collect();
+        out.sort_by_key(|i| i.ts);
         out.truncate(limit);
         Ok(out)
     }

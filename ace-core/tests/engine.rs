@@ -41,7 +41,9 @@ fn flush_stores_everything_accepted() {
     assert_eq!(back[0].success, Some(false));
     assert_eq!(back[1].metrics, vec![(Arc::from("tokens_in"), 1.0)]);
     let stats = ace.stats();
-    assert_eq!((stats.recorded, stats.persisted, stats.buffered, stats.dropped), (1234, 1234, 0, 0));
+    // Records of every kind: the stages, and the interventions their signals led to (audited).
+    let interventions = store.query_interventions(None, 0).unwrap().len() as u64;
+    assert_eq!((stats.recorded, stats.persisted, stats.buffered, stats.dropped), (1234, 1234 + interventions, 0, 0));
 }
 
 #[test]
@@ -177,6 +179,13 @@ impl Store for FlakyStore {
     fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
         self.inner.load_patterns()
     }
+    fn query_interventions(
+        &self,
+        a: Option<&str>,
+        n: usize,
+    ) -> ace_core::Result<Vec<ace_core::store::InterventionRecord>> {
+        self.inner.query_interventions(a, n)
+    }
     fn ping(&self) -> ace_core::Result<Duration> {
         self.inner.ping()
     }
@@ -208,7 +217,8 @@ fn failed_writes_are_retried_and_nothing_is_lost_or_duplicated() {
 #[test]
 fn a_full_buffer_drops_counted_never_blocks() {
     let flaky = Arc::new(FlakyStore { failures: AtomicUsize::new(usize::MAX), ..FlakyStore::default() });
-    let config = AceConfig::builder().batch_size(16).buffer_capacity(160).build().unwrap();
+    // Interventions off: only stage records go through the buffer here.
+    let config = AceConfig::builder().batch_size(16).buffer_capacity(160).intervention_enabled(false).build().unwrap();
     let ace = Ace::builder().config(config).store_arc(flaky.clone()).build().unwrap();
     for i in 0..5000 {
         // Never an error for the agent: persistence trouble is the engine's to report.

@@ -39,6 +39,12 @@ fn the_call_that_raises_the_signal_returns_the_intervention_and_subscribers_get_
     assert!(text.contains("ace_intervention_subscriber_failures_total 1"), "{text}");
     ace.report_outcome(i.id, true).unwrap();
     assert_eq!(ace.report_outcome(i.id, true).unwrap_err().code(), "invalid_input");
+    // Audited: the intervention and, later, its outcome.
+    ace.flush().unwrap();
+    let audited = ace.store().query_interventions(Some("a"), 0).unwrap();
+    assert_eq!(audited.len(), 1);
+    assert_eq!((audited[0].id, audited[0].strategy, audited[0].outcome), (i.id, Strategy::Reflect, Some(true)));
+    assert!(audited[0].signals_json.contains("error_accumulation"), "{}", audited[0].signals_json);
 }
 
 #[test]

@@ -45,4 +45,10 @@ pub const SQLITE: &[Migration] = &[
         up: include_str!("../migrations/sqlite/0002_errors.up.sql"),
         down: include_str!("../migrations/sqlite/0002_errors.down.sql"),
     },
+    Migration {
+        version: 3,
+        name: "interventions",
+        up: include_str!("../migrations/sqlite/0003_interventions.up.sql"),
+        down: include_str!("../migrations/sqlite/0003_interventions.down.sql"),
+    },
 ];

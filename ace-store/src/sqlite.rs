@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ace_core::errors::{PatternId, PatternRecord};
-use ace_core::store::{BaselineRecord, ErrorQuery, ErrorRecord, MetricQuery, MetricRecord, Record, Store};
+use ace_core::store::{
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord, Record,
+    Store,
+};
 use ace_core::{BaselineState, Severity, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -284,14 +287,18 @@ impl Store for SqliteStore {
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
         let mut metrics: Vec<&MetricRecord> = Vec::with_capacity(records.len());
         let mut errors: Vec<&ErrorRecord> = Vec::new();
+        let mut interventions: Vec<&InterventionRecord> = Vec::new();
+        let mut outcomes: Vec<&OutcomeRecord> = Vec::new();
         for r in records {
             match r {
                 Record::Metric(m) => metrics.push(m),
                 Record::Error(e) => errors.push(e),
+                Record::Intervention(i) => interventions.push(i),
+                Record::Outcome(o) => outcomes.push(o),
                 other => return Err(ace_core::Error::Internal(format!("the sqlite store cannot store {other:?}"))),
             }
         }
-        if metrics.is_empty() && errors.is_empty() {
+        if metrics.is_empty() && errors.is_empty() && interventions.is_empty() && outcomes.is_empty() {
             return Ok(());
         }
         self.run(async {
@@ -310,6 +317,37 @@ impl Store for SqliteStore {
                         .push_bind(e.pattern.to_string());
                 });
                 qb.build().execute(&mut *tx).await.map_err(|e| query_err("append errors", e))?;
+            }
+            // Interventions before outcomes: an outcome refers to an intervention of this batch
+            // or of an earlier one.
+            for chunk in interventions.chunks(ERROR_ROWS_PER_INSERT) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO ace_interventions (intervention_id, created_at, agent_id, task_id, strategy, severity, \
+                     signal_kind, reason, signals, outcome) ",
+                );
+                qb.push_values(chunk, |mut row, i| {
+                    row.push_bind(i.id.to_string())
+                        .push_bind(i.ts.as_micros())
+                        .push_bind(i.agent.to_string())
+                        .push_bind(i.task.to_string())
+                        .push_bind(i.strategy.as_str())
+                        .push_bind(i.severity.as_str())
+                        .push_bind(i.signal_kind.as_str())
+                        .push_bind(i.reason.clone())
+                        .push_bind(i.signals_json.clone())
+                        .push_bind(i.outcome);
+                });
+                qb.push(" ON CONFLICT (intervention_id) DO NOTHING");
+                qb.build().execute(&mut *tx).await.map_err(|e| query_err("append interventions", e))?;
+            }
+            for o in &outcomes {
+                sqlx::query("UPDATE ace_interventions SET outcome = ?, outcome_at = ? WHERE intervention_id = ?")
+                    .bind(o.success)
+                    .bind(o.ts.as_micros())
+                    .bind(o.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| query_err("record an outcome", e))?;
             }
             for chunk in metrics.chunks(ROWS_PER_INSERT) {
                 let sql: Arc<str> = if chunk.len() == ROWS_PER_INSERT {
@@ -380,6 +418,50 @@ impl Store for SqliteStore {
                         severity: severity.parse().map_err(|_| corrupt(format!("unknown severity {severity:?}")))?,
                         pattern: parse_pattern_id(&pattern)
                             .ok_or_else(|| corrupt(format!("bad pattern id {pattern:?}")))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
+        let location = self.path.display().to_string();
+        self.run(async {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
+                 outcome FROM ace_interventions WHERE 1=1",
+            );
+            if let Some(agent) = agent {
+                qb.push(" AND agent_id = ").push_bind(agent.to_owned());
+            }
+            qb.push(" ORDER BY created_at, id");
+            if limit > 0 {
+                qb.push(" LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            }
+            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query interventions", e))?;
+            let corrupt =
+                |reason: String| ace_core::Error::Corrupt { what: format!("{location}: ace_interventions"), reason };
+            rows.iter()
+                .map(|r| {
+                    let get = |col: &str| -> ace_core::Result<String> {
+                        r.try_get(col).map_err(|e| query_err("decode an intervention", e))
+                    };
+                    let (id, strategy, severity, kind) =
+                        (get("intervention_id")?, get("strategy")?, get("severity")?, get("signal_kind")?);
+                    Ok(InterventionRecord {
+                        ts: Timestamp::from_micros(
+                            r.try_get("created_at").map_err(|e| query_err("decode an intervention", e))?,
+                        ),
+                        id: id.parse().map_err(|_| corrupt(format!("bad intervention id {id:?}")))?,
+                        agent: Arc::from(get("agent_id")?),
+                        task: Arc::from(get("task_id")?),
+                        strategy: strategy.parse().map_err(|_| corrupt(format!("unknown strategy {strategy:?}")))?,
+                        severity: severity.parse().map_err(|_| corrupt(format!("unknown severity {severity:?}")))?,
+                        signal_kind: serde_json::from_value(serde_json::Value::String(kind.clone()))
+                            .map_err(|_| corrupt(format!("unknown signal kind {kind:?}")))?,
+                        reason: get("reason")?,
+                        signals_json: get("signals")?,
+                        outcome: r.try_get("outcome").map_err(|e| query_err("decode an intervention", e))?,
                     })
                 })
                 .collect()
@@ -606,7 +688,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.db");
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         store
             .run(sqlx::query("INSERT INTO ace_schema_migrations VALUES (99, 'future', 'x', 0)").execute(&store.pool))
             .unwrap();

@@ -6,8 +6,12 @@
 use std::sync::Arc;
 
 use ace::errors::{PatternId, PatternRecord};
-use ace::store::{BaselineRecord, ErrorQuery, ErrorRecord, MetricQuery, MetricRecord, Record, Store};
+use ace::store::{
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord, Record,
+    Store,
+};
 use ace::{BaselineState, Severity, Timestamp};
+use ace::{InterventionId, SignalKind, Strategy};
 
 fn rec(ts: i64, agent: &str, task: &str, stage: &str, metrics: &[(&str, f64)]) -> MetricRecord {
     MetricRecord {
@@ -198,10 +202,47 @@ pub fn patterns_upsert_and_reload(store: &dyn Store) {
     store.save_patterns(&[]).unwrap();
 }
 
+/// Interventions come back as audited, with the outcomes reported later (an outcome for an id
+/// the store never saw changes nothing).
+pub fn interventions_and_outcomes(store: &dyn Store) {
+    let i = |ts: i64, id: u64, agent: &str, strategy| InterventionRecord {
+        ts: Timestamp::from_micros(ts),
+        id: InterventionId(id),
+        agent: Arc::from(agent),
+        task: Arc::from("task-1"),
+        strategy,
+        severity: Severity::High,
+        signal_kind: SignalKind::ErrorAccumulation,
+        reason: "reflect: a execution: ToolError \"x <*>\" occurred 3 times ünï".into(),
+        signals_json: r#"[{"kind":"error_accumulation"}]"#.into(),
+        outcome: None,
+    };
+    let outcome =
+        |ts: i64, id: u64, success| OutcomeRecord { ts: Timestamp::from_micros(ts), id: InterventionId(id), success };
+    store
+        .append(&[
+            Record::Intervention(i(10, u64::MAX, "a", Strategy::Reflect)),
+            Record::Intervention(i(20, 2, "b", Strategy::Backoff)),
+            Record::Outcome(outcome(30, u64::MAX, true)),
+        ])
+        .unwrap();
+    store.append(&[Record::Outcome(outcome(40, 2, false)), Record::Outcome(outcome(50, 99, true))]).unwrap();
+    let back = store.query_interventions(None, 0).unwrap();
+    assert_eq!(
+        back,
+        vec![
+            InterventionRecord { outcome: Some(true), ..i(10, u64::MAX, "a", Strategy::Reflect) },
+            InterventionRecord { outcome: Some(false), ..i(20, 2, "b", Strategy::Backoff) },
+        ]
+    );
+    assert_eq!(store.query_interventions(Some("b"), 0).unwrap().len(), 1);
+    assert_eq!(store.query_interventions(None, 1).unwrap()[0].id, InterventionId(u64::MAX));
+}
+
 /// Every check, each on a fresh store from `fresh`.
 pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
     type Check = (&'static str, fn(&dyn Store));
-    let checks: [Check; 11] = [
+    let checks: [Check; 12] = [
         ("round_trips_records", round_trips_records),
         ("empty_batch_is_fine", empty_batch_is_fine),
         ("queries_filter_and_order", queries_filter_and_order),
@@ -213,6 +254,7 @@ pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
         ("pings", pings),
         ("round_trips_errors", round_trips_errors),
         ("patterns_upsert_and_reload", patterns_upsert_and_reload),
+        ("interventions_and_outcomes", interventions_and_outcomes),
     ];
     for (name, check) in checks {
         eprintln!("conformance: {name}");
