@@ -88,6 +88,20 @@ if [[ -d ../shared/data/loghub-2k ]]; then
     cargo run --locked --quiet --bin ace -- patterns eval ../shared/data/loghub-2k
 fi
 
+step "ace replay (the shared development traces when present)"
+if [[ -d ../shared/data/traces ]]; then
+    cargo run --locked --quiet --bin ace -- replay --json ../shared/data/traces/*.jsonl > "$demo_dir/replay.json"
+    python3 - "$demo_dir/replay.json" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+for r in rows:
+    for key in ("tasks", "failed_tasks", "flagged_tasks", "precision", "recall", "early_hits", "interventions", "events", "events_per_second"):
+        assert key in r, (key, r)
+    assert r["tasks"] > 0 and r["events"] > 0, r
+    print(f"replay {r['file']}: precision {r['precision']} recall {r['recall']} early_hits {r['early_hits']}")
+PY
+fi
+
 step "benches compile"
 cargo bench --locked --no-run --quiet 2>&1 | tail -n 3
 

@@ -13,6 +13,7 @@ pub mod event;
 pub mod intervene;
 pub mod metrics;
 pub mod monitor;
+pub mod replay;
 pub mod signal;
 pub mod store;
 

@@ -2,6 +2,7 @@
 
 mod demo;
 mod patterns;
+mod replay;
 mod sim;
 
 use std::process::ExitCode;
@@ -23,6 +24,9 @@ enum Command {
     /// Error pattern mining: evaluate the default miner on labelled logs.
     #[command(subcommand)]
     Patterns(patterns::PatternsCommand),
+    /// Feed recorded traces (JSON Lines, see TRACE_FORMAT.md) to a fresh engine and score its
+    /// interventions against the traces' labels.
+    Replay(replay::ReplayArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -34,6 +38,7 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Patterns(cmd) => patterns::run(&cmd),
+        Command::Replay(args) => replay::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
