@@ -82,7 +82,7 @@ pub struct Stats {
     pub buffered: u64,
     /// Records not persisted because the buffer was full (also in `ace_records_dropped_total`).
     pub dropped: u64,
-    /// Signals raised.
+    /// Signals raised, by every organ (also in `ace_signals_total{kind}`).
     pub signals: u64,
     /// (agent, stage) pairs with baselines.
     pub baselines: u64,
@@ -374,7 +374,7 @@ impl Ace {
             persisted,
             buffered: c.buffered + carried,
             dropped: c.dropped,
-            signals: c.signals,
+            signals: c.signals + e.signals,
             baselines: c.entries,
             errors: e.recorded,
             patterns: e.patterns,

@@ -229,3 +229,13 @@ fn threads_recording_errors_at_once_lose_nothing() {
     assert_eq!(ace.patterns().len(), 1, "{:?}", ace.patterns());
     assert!(stored.iter().all(|r| r.pattern == stored[0].pattern));
 }
+
+#[test]
+fn stats_count_error_signals_too() {
+    let store = MemoryStore::new();
+    let (ace, _) = engine(&store);
+    for i in 0..3 {
+        ace.record_error("a", "t", "execution", "E", &format!("boom {i}"), None).unwrap();
+    }
+    assert_eq!(ace.stats().signals, 1, "the accumulation");
+}

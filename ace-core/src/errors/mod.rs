@@ -176,7 +176,6 @@ struct TaskShard {
     tasks: HashTable<TaskState>,
     ops: u64,
     signals: u64,
-    truncated: u64,
 }
 
 #[derive(Default)]
@@ -195,7 +194,6 @@ pub(crate) struct ErrorCounts {
     pub recorded: u64,
     pub signals: u64,
     pub patterns: u64,
-    pub truncated: u64,
     pub tasks: u64,
 }
 
@@ -263,7 +261,6 @@ impl ErrorOrgan {
             let shard = shard.0.lock();
             c.recorded += shard.ops;
             c.signals += shard.signals;
-            c.truncated += shard.truncated;
             c.tasks += shard.tasks.len() as u64;
         }
         c
@@ -370,7 +367,6 @@ impl ErrorOrgan {
             };
             let out = (n, severity, accumulated, agent.clone(), task.clone(), stage.clone());
             shard.signals += signals.len() as u64;
-            shard.truncated += u64::from(mined.truncated);
             out
         };
 
