@@ -1,15 +1,7 @@
 //! `ace patterns eval` as a user runs it: the real binary on real files.
 
-use std::process::Command;
-
-fn ace(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ace")).args(args).output().expect("run ace");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::ace;
 
 #[test]
 fn eval_prints_json_per_dataset_and_the_average() {

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result, redact_url};
+use crate::event::Severity;
 
 /// The engine's configuration. Build one with [`AceConfig::builder`], [`AceConfig::from_env`] or
 /// `AceConfig::default()`.
@@ -38,6 +39,9 @@ pub struct AceConfig {
     /// `ACE_INTERVENTION_SEED` (0): seed of the strategy sampling; the same seed and the same
     /// events give the same interventions.
     pub intervention_seed: u64,
+    /// `ACE_JUDGE_TIMEOUT` (2 s): the longest the judge hook may take over one proposal before
+    /// the engine issues its own choice.
+    pub judge_timeout: Duration,
     /// `ACE_CONTEXT_STALENESS_THRESHOLD` (0.8): staleness score in [0, 1] that raises a signal.
     pub context_staleness_threshold: f64,
     /// `ACE_CONTEXT_TIME_HALF_LIFE` (600 s): time since the last refresh at which the time part of
@@ -49,6 +53,24 @@ pub struct AceConfig {
     /// `ACE_CONTEXT_ERRORS_HALF_LIFE` (3): errors since the last refresh at which the errors part
     /// of staleness is 0.5.
     pub context_errors_half_life: f64,
+    /// `ACE_TASK_ERROR_SEVERITY` (medium): the first error of a task at or above this severity
+    /// raises a `task_error` signal; `off` for none.
+    pub task_error_severity: Option<Severity>,
+    /// `ACE_LOOP_THRESHOLD` (3): failures in a row of the same stage of a task that make a
+    /// `loop` signal; 0 for none.
+    pub loop_threshold: u32,
+    /// `ACE_FAILURE_RUN` (4): failed stages in a row in a task, whichever stages, that make a
+    /// `failure_run` signal; 0 for none.
+    pub failure_run: u32,
+    /// `ACE_LONG_TASK_QUANTILE` (0.95): a task longer (in stages) than this quantile of the
+    /// agent's recent finished tasks, and than 1.5 times their median, raises `long_task`;
+    /// 0 to learn no limit.
+    pub long_task_quantile: f64,
+    /// `ACE_LONG_TASK_MIN_TASKS` (20): finished tasks of an agent before its limit is learned.
+    pub long_task_min_tasks: u32,
+    /// `ACE_TASK_MAX_STEPS` (0): a fixed limit of stages per task for `long_task`, whatever the
+    /// history; 0 for none.
+    pub task_max_steps: u32,
     /// `ACE_BASELINE_WARMUP` (20): observations before a baseline is used to judge.
     pub baseline_warmup: u32,
     /// `ACE_BASELINE_ALPHA` (0.01): how fast baselines forget (weight of each new observation).
@@ -62,6 +84,9 @@ pub struct AceConfig {
     /// `ACE_METRICS_MAX_AGENTS` (1000): distinct `agent_id` label values in metrics; further agents
     /// share the series `agent_id="__overflow__"` and are counted in `ace_metrics_label_overflow_total`.
     pub metrics_max_agents: usize,
+    /// `ACE_TRACE_PATH` (unset): a file the engine appends its input to as a trace, for
+    /// `ace replay` (see `docs/replay.md`).
+    pub trace_path: Option<String>,
     /// `DATABASE_URL` (unset): the store (`sqlite://path`, or `postgresql://...` once supported).
     pub database_url: Option<String>,
     /// `REDIS_URL` (unset): the shared cache.
@@ -88,16 +113,24 @@ impl Default for AceConfig {
             max_interventions_per_task: 5,
             intervention_enabled: true,
             intervention_seed: 0,
+            judge_timeout: Duration::from_secs(2),
             context_staleness_threshold: 0.8,
             context_time_half_life: Duration::from_secs(600),
             context_steps_half_life: 20.0,
             context_errors_half_life: 3.0,
+            task_error_severity: Some(Severity::Medium),
+            loop_threshold: 3,
+            failure_run: 4,
+            long_task_quantile: 0.95,
+            long_task_min_tasks: 20,
+            task_max_steps: 0,
             baseline_warmup: 20,
             baseline_alpha: 0.01,
             degradation_z: 4.0,
             degradation_min_pct: 20.0,
             degradation_sustain: 3,
             metrics_max_agents: 1000,
+            trace_path: None,
             database_url: None,
             redis_url: None,
             redis_cluster_urls: Vec::new(),
@@ -120,16 +153,24 @@ pub const ENV_VARS: &[&str] = &[
     "ACE_MAX_INTERVENTIONS_PER_TASK",
     "ACE_INTERVENTION_ENABLED",
     "ACE_INTERVENTION_SEED",
+    "ACE_JUDGE_TIMEOUT",
     "ACE_CONTEXT_STALENESS_THRESHOLD",
     "ACE_CONTEXT_TIME_HALF_LIFE",
     "ACE_CONTEXT_STEPS_HALF_LIFE",
     "ACE_CONTEXT_ERRORS_HALF_LIFE",
+    "ACE_TASK_ERROR_SEVERITY",
+    "ACE_LOOP_THRESHOLD",
+    "ACE_FAILURE_RUN",
+    "ACE_LONG_TASK_QUANTILE",
+    "ACE_LONG_TASK_MIN_TASKS",
+    "ACE_TASK_MAX_STEPS",
     "ACE_BASELINE_WARMUP",
     "ACE_BASELINE_ALPHA",
     "ACE_DEGRADATION_Z",
     "ACE_DEGRADATION_MIN_PCT",
     "ACE_DEGRADATION_SUSTAIN",
     "ACE_METRICS_MAX_AGENTS",
+    "ACE_TRACE_PATH",
     "DATABASE_URL",
     "REDIS_URL",
     "REDIS_CLUSTER_URLS",
@@ -175,16 +216,31 @@ impl AceConfig {
         env.parse_int("ACE_MAX_INTERVENTIONS_PER_TASK", &mut c.max_interventions_per_task)?;
         env.parse_bool("ACE_INTERVENTION_ENABLED", &mut c.intervention_enabled)?;
         env.parse_int("ACE_INTERVENTION_SEED", &mut c.intervention_seed)?;
+        env.parse_secs("ACE_JUDGE_TIMEOUT", &mut c.judge_timeout)?;
         env.parse_float("ACE_CONTEXT_STALENESS_THRESHOLD", &mut c.context_staleness_threshold)?;
         env.parse_secs("ACE_CONTEXT_TIME_HALF_LIFE", &mut c.context_time_half_life)?;
         env.parse_float("ACE_CONTEXT_STEPS_HALF_LIFE", &mut c.context_steps_half_life)?;
         env.parse_float("ACE_CONTEXT_ERRORS_HALF_LIFE", &mut c.context_errors_half_life)?;
+        if let Some(v) = get("ACE_TASK_ERROR_SEVERITY") {
+            c.task_error_severity = match v.to_ascii_lowercase().as_str() {
+                "off" | "none" => None,
+                other => Some(other.parse().map_err(|_| {
+                    Error::config("ACE_TASK_ERROR_SEVERITY", &v, "must be low, medium, high, critical or off")
+                })?),
+            };
+        }
+        env.parse_int("ACE_LOOP_THRESHOLD", &mut c.loop_threshold)?;
+        env.parse_int("ACE_FAILURE_RUN", &mut c.failure_run)?;
+        env.parse_float("ACE_LONG_TASK_QUANTILE", &mut c.long_task_quantile)?;
+        env.parse_int("ACE_LONG_TASK_MIN_TASKS", &mut c.long_task_min_tasks)?;
+        env.parse_int("ACE_TASK_MAX_STEPS", &mut c.task_max_steps)?;
         env.parse_int("ACE_BASELINE_WARMUP", &mut c.baseline_warmup)?;
         env.parse_float("ACE_BASELINE_ALPHA", &mut c.baseline_alpha)?;
         env.parse_float("ACE_DEGRADATION_Z", &mut c.degradation_z)?;
         env.parse_float("ACE_DEGRADATION_MIN_PCT", &mut c.degradation_min_pct)?;
         env.parse_int("ACE_DEGRADATION_SUSTAIN", &mut c.degradation_sustain)?;
         env.parse_int("ACE_METRICS_MAX_AGENTS", &mut c.metrics_max_agents)?;
+        c.trace_path = get("ACE_TRACE_PATH");
         c.database_url = get("DATABASE_URL");
         c.redis_url = get("REDIS_URL");
         if let Some(urls) = get("REDIS_CLUSTER_URLS") {
@@ -269,6 +325,18 @@ impl AceConfig {
             "ACE_CONTEXT_ERRORS_HALF_LIFE",
             self.context_errors_half_life,
             "must be more than 0",
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.long_task_quantile),
+            "ACE_LONG_TASK_QUANTILE",
+            self.long_task_quantile,
+            "must be in [0, 1]",
+        )?;
+        check(
+            self.long_task_min_tasks >= 1,
+            "ACE_LONG_TASK_MIN_TASKS",
+            self.long_task_min_tasks,
+            "must be at least 1",
         )?;
         check(
             self.degradation_sustain >= 1,
@@ -406,6 +474,8 @@ setters! {
     intervention_enabled: bool,
     /// See [`AceConfig::intervention_seed`].
     intervention_seed: u64,
+    /// See [`AceConfig::judge_timeout`].
+    judge_timeout: Duration,
     /// See [`AceConfig::context_staleness_threshold`].
     context_staleness_threshold: f64,
     /// See [`AceConfig::context_time_half_life`].
@@ -414,6 +484,18 @@ setters! {
     context_steps_half_life: f64,
     /// See [`AceConfig::context_errors_half_life`].
     context_errors_half_life: f64,
+    /// See [`AceConfig::task_error_severity`].
+    task_error_severity: Option<Severity>,
+    /// See [`AceConfig::loop_threshold`].
+    loop_threshold: u32,
+    /// See [`AceConfig::failure_run`].
+    failure_run: u32,
+    /// See [`AceConfig::long_task_quantile`].
+    long_task_quantile: f64,
+    /// See [`AceConfig::long_task_min_tasks`].
+    long_task_min_tasks: u32,
+    /// See [`AceConfig::task_max_steps`].
+    task_max_steps: u32,
     /// See [`AceConfig::baseline_warmup`].
     baseline_warmup: u32,
     /// See [`AceConfig::baseline_alpha`].
@@ -435,6 +517,12 @@ setters! {
 }
 
 impl AceConfigBuilder {
+    /// See [`AceConfig::trace_path`].
+    pub fn trace_path(mut self, path: impl Into<String>) -> Self {
+        self.config.trace_path = Some(path.into());
+        self
+    }
+
     /// See [`AceConfig::database_url`].
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.config.database_url = Some(url.into());
@@ -498,6 +586,12 @@ mod tests {
             ("ACE_DEGRADATION_MIN_PCT", "10"),
             ("ACE_DEGRADATION_SUSTAIN", "5"),
             ("ACE_METRICS_MAX_AGENTS", "7"),
+            ("ACE_TASK_ERROR_SEVERITY", "high"),
+            ("ACE_LOOP_THRESHOLD", "5"),
+            ("ACE_FAILURE_RUN", "0"),
+            ("ACE_LONG_TASK_QUANTILE", "0.9"),
+            ("ACE_LONG_TASK_MIN_TASKS", "50"),
+            ("ACE_TASK_MAX_STEPS", "100"),
             ("DATABASE_URL", "sqlite://x.db"),
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("REDIS_CLUSTER_URLS", "redis://a:1, redis://b:2,"),
@@ -516,6 +610,10 @@ mod tests {
         assert_eq!((c.baseline_warmup, c.baseline_alpha), (10, 0.05));
         assert_eq!((c.degradation_z, c.degradation_min_pct, c.degradation_sustain), (3.0, 10.0, 5));
         assert_eq!(c.metrics_max_agents, 7);
+        assert_eq!(c.task_error_severity, Some(Severity::High));
+        assert_eq!((c.loop_threshold, c.failure_run, c.long_task_min_tasks, c.task_max_steps), (5, 0, 50, 100));
+        assert_eq!(c.long_task_quantile, 0.9);
+        assert_eq!(from(&[("ACE_TASK_ERROR_SEVERITY", "off")]).unwrap().task_error_severity, None);
         assert_eq!(c.database_url.as_deref(), Some("sqlite://x.db"));
         assert_eq!(c.redis_cluster_urls, vec!["redis://a:1", "redis://b:2"]);
         assert_eq!((c.postgres_max_connections, c.redis_max_connections), (8, 9));
@@ -533,6 +631,9 @@ mod tests {
             ("ACE_BASELINE_ALPHA", "inf"),
             ("ACE_DEGRADATION_SUSTAIN", "0"),
             ("ACE_BUFFER_CAPACITY", "10"),
+            ("ACE_TASK_ERROR_SEVERITY", "loud"),
+            ("ACE_LONG_TASK_QUANTILE", "1.5"),
+            ("ACE_LONG_TASK_MIN_TASKS", "0"),
         ] {
             let err = from(&[(key, value)]).unwrap_err();
             assert_eq!(err.code(), "config");

@@ -15,12 +15,14 @@ use crate::context::{ContextOrgan, StalenessConfig};
 use crate::error::{Error, Result};
 use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport, MinerConfig, PatternRecord};
 use crate::event::Severity;
-use crate::intervene::{Decider, DecisionConfig, Intervention, InterventionId, Report};
+use crate::intervene::{Decider, DecisionConfig, Intervention, InterventionId, Judge, Report, Verdict};
 use crate::metrics::Metrics;
-use crate::metrics::{AgentType, Type};
+use crate::metrics::{AgentType, Type, VerdictLabel};
 use crate::monitor::{BaselineState, DetectorConfig, Monitor, Observation, StageTimer};
 use crate::signal::Signal;
 use crate::store::{MemoryStore, Store};
+use crate::trace::TraceWriter;
+use crate::trajectory::{TrajectoryConfig, TrajectoryOrgan};
 
 /// The engine. Clone it freely: clones share one engine (an `Arc` inside).
 ///
@@ -54,6 +56,7 @@ struct Inner {
     shared: Arc<Shared>,
     registry: Registry,
     subscribers: parking_lot::RwLock<Vec<Subscriber>>,
+    judge: Option<Arc<dyn Judge>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -65,7 +68,9 @@ pub(crate) struct Shared {
     pub(crate) monitor: Monitor,
     pub(crate) errors: ErrorOrgan,
     pub(crate) context: Arc<ContextOrgan>,
+    pub(crate) trajectory: Arc<TrajectoryOrgan>,
     pub(crate) decider: Decider,
+    pub(crate) trace: Option<TraceWriter>,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
 }
@@ -90,7 +95,8 @@ pub struct Stats {
     pub errors: u64,
     /// Error patterns held by the miner.
     pub patterns: u64,
-    /// Tasks with error windows held (released by `end_task` or after a window idle).
+    /// Tasks followed: with stages or error windows held (released by `end_task`, or once idle:
+    /// error windows after a window, stage tracks after an hour).
     pub open_tasks: u64,
     /// Failed batch writes (each retried).
     pub store_failures: u64,
@@ -99,7 +105,7 @@ pub struct Stats {
 impl Ace {
     /// A builder with the default configuration, an in-memory store and the system clock.
     pub fn builder() -> AceBuilder {
-        AceBuilder::default()
+        AceBuilder { config: None, store: None, clock: None, persist: true, judge: None }
     }
 
     fn shared(&self) -> &Shared {
@@ -138,6 +144,9 @@ impl Ace {
         let shared = self.shared();
         let now = shared.clock.now();
         let (signals, wake) = shared.monitor.record(now, obs)?;
+        if let (Some(trace), Some(outcome)) = (&shared.trace, obs.outcome) {
+            trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics);
+        }
         if wake {
             shared.sync.wake();
         }
@@ -158,7 +167,12 @@ impl Ace {
         }
         let shared = self.shared();
         let started = std::time::Instant::now();
-        let intervention = shared.decider.decide(now, agent, task, signals)?;
+        let mut intervention = shared.decider.decide(now, agent, task, signals)?;
+        if let Some(judge) = &self.inner.judge
+            && !self.judged(judge, &mut intervention)
+        {
+            return None;
+        }
         let strategy = intervention.strategy.as_str();
         shared
             .metrics
@@ -194,6 +208,43 @@ impl Ace {
         Some(Box::new(intervention))
     }
 
+    /// Puts a proposal to the judge; false when it was vetoed.
+    fn judged(&self, judge: &Arc<dyn Judge>, proposal: &mut Intervention) -> bool {
+        let shared = self.shared();
+        let count = |verdict| shared.metrics.judge_calls.get_or_create(&VerdictLabel { verdict }).inc();
+        match crate::intervene::judge::ask(judge, proposal, shared.config.judge_timeout) {
+            Ok(None) => true,
+            Ok(Some(Verdict::Accept)) => {
+                count("accept");
+                true
+            }
+            Ok(Some(Verdict::Veto)) => {
+                count("veto");
+                shared.decider.forget(proposal.id);
+                false
+            }
+            Ok(Some(Verdict::Pick(strategy))) => {
+                count("pick");
+                if strategy != proposal.strategy {
+                    shared.decider.repick(proposal.id, proposal.signals[0].kind, strategy);
+                    proposal.strategy = strategy;
+                    proposal.reason =
+                        format!("{strategy}: {} (strategy chosen by the judge)", proposal.signals[0].message);
+                }
+                true
+            }
+            Err(failure) => {
+                count(failure.as_str());
+                tracing::warn!(
+                    failure = failure.as_str(),
+                    agent = &*proposal.agent,
+                    "the intervention judge gave no verdict; the engine's own choice stands"
+                );
+                true
+            }
+        }
+    }
+
     /// Calls `f` with every intervention the engine issues, on the thread of the recording call
     /// that caused it (so keep it short: hand the work to a channel). A subscriber that panics is
     /// counted in `ace_intervention_subscriber_failures_total` and does not fail the call.
@@ -208,7 +259,9 @@ impl Ace {
             return Err(Error::Closed);
         }
         let shared = self.shared();
-        shared.decider.report_outcome(id, success)?;
+        let (agent, rate) = shared.decider.report_outcome(id, success)?;
+        let agent_id = shared.metrics.agent_label(&agent);
+        shared.metrics.effectiveness.get_or_create(&crate::metrics::AgentId { agent_id }).set(rate);
         let record = crate::store::Record::Outcome(crate::store::OutcomeRecord { ts: shared.clock.now(), id, success });
         if shared.monitor.buffer(id.0, record)? {
             shared.sync.wake();
@@ -255,6 +308,9 @@ impl Ace {
         let shared = self.shared();
         let now = shared.clock.now();
         let counted = shared.errors.record(now, ev)?;
+        if let Some(trace) = &shared.trace {
+            trace.error(now, ev.agent, ev.task, ev.stage, ev.kind, ev.message, ev.severity);
+        }
         let key = counted.key;
         let record = crate::store::Record::Error(crate::store::ErrorRecord {
             ts: now,
@@ -275,17 +331,24 @@ impl Ace {
     }
 
     /// Says a task has ended: its error windows (per pattern, and its stages for cascades) and
-    /// its intervention gates (count, cooldown, de-dup) are released. Returns whether there were
-    /// any error windows. Tasks never ended have their error windows released after a window
-    /// without errors.
+    /// its intervention gates (count, cooldown, de-dup) are released, and its length (stages
+    /// recorded) joins what the agent's tasks usually take (see [`crate::trajectory`]). Returns
+    /// whether the engine knew the task (it had stages or errors). Tasks never ended have their
+    /// error windows released after a window without errors, and their tracks after an hour
+    /// without stages.
     pub fn end_task(&self, agent: &str, task: &str) -> Result<bool> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
         crate::event::validate_id("agent", agent)?;
         crate::event::validate_id("task", task)?;
-        self.shared().decider.end_task(agent, task);
-        Ok(self.shared().errors.end_task(agent, task))
+        let shared = self.shared();
+        if let Some(trace) = &shared.trace {
+            trace.task_end(shared.clock.now(), agent, task);
+        }
+        shared.decider.end_task(agent, task);
+        let followed = shared.trajectory.end_task(agent, task);
+        Ok(shared.errors.end_task(agent, task) | followed)
     }
 
     /// Says the agent's context was rebuilt (new instructions, a fresh retrieval, a summary of
@@ -297,7 +360,11 @@ impl Ace {
         }
         crate::event::validate_id("agent", agent)?;
         let shared = self.shared();
-        shared.context.refresh(agent, shared.clock.now());
+        let now = shared.clock.now();
+        shared.context.refresh(agent, now);
+        if let Some(trace) = &shared.trace {
+            trace.refresh(now, agent);
+        }
         Ok(())
     }
 
@@ -331,6 +398,9 @@ impl Ace {
     pub fn flush(&self) -> Result<()> {
         if self.is_closed() {
             return Err(Error::Closed);
+        }
+        if let Some(trace) = &self.shared().trace {
+            trace.flush()?;
         }
         self.shared().sync.flush(self.shared().store.backend())
     }
@@ -378,7 +448,7 @@ impl Ace {
             baselines: c.entries,
             errors: e.recorded,
             patterns: e.patterns,
-            open_tasks: e.tasks,
+            open_tasks: e.tasks.max(shared.trajectory.open_tasks() as u64),
             store_failures: shared.metrics.store_failures.get(),
         }
     }
@@ -426,7 +496,8 @@ impl Inner {
             let _ = handle.join();
         }
         let closed = shared.store.close();
-        flushed.and(closed)
+        let traced = shared.trace.as_ref().map_or(Ok(()), TraceWriter::flush);
+        flushed.and(closed).and(traced)
     }
 }
 
@@ -451,18 +522,35 @@ impl Drop for Inner {
 ///     .build()?;
 /// # Ok::<(), ace_core::Error>(())
 /// ```
-#[derive(Default)]
 #[must_use]
 pub struct AceBuilder {
     config: Option<AceConfig>,
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
+    persist: bool,
+    judge: Option<Arc<dyn Judge>>,
 }
 
 impl AceBuilder {
     /// The configuration (default: [`AceConfig::default`]).
     pub fn config(mut self, config: AceConfig) -> Self {
         self.config = Some(config);
+        self
+    }
+
+    /// A judge that sees proposed interventions before they are issued and may accept, veto
+    /// or change them (see [`crate::intervene::judge`]); none by default.
+    pub fn judge(mut self, judge: impl Judge) -> Self {
+        self.judge = Some(Arc::new(judge));
+        self
+    }
+
+    /// Whether records (stages, metrics, errors, interventions) are written to the store
+    /// (default: true). With `false` the engine only watches and decides, as `ace replay` does:
+    /// nothing is buffered, nothing written, and the store is used only to load baselines and
+    /// patterns at start.
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
         self
     }
 
@@ -502,8 +590,16 @@ impl AceBuilder {
             sustain: config.degradation_sustain,
         };
         let context = ContextOrgan::new(StalenessConfig::from_config(&config), metrics.clone(), clock.clone());
-        let monitor =
-            Monitor::new(detector, config.buffer_capacity, config.batch_size, metrics.clone(), context.clone());
+        let trajectory = Arc::new(TrajectoryOrgan::new(TrajectoryConfig::from_config(&config)));
+        let mut monitor = Monitor::new(
+            detector,
+            config.buffer_capacity,
+            config.batch_size,
+            metrics.clone(),
+            context.clone(),
+            trajectory.clone(),
+        );
+        monitor.set_persist(self.persist);
         let started = std::time::Instant::now();
         let baselines = store.load_baselines()?;
         metrics.time_query("load_baselines", started.elapsed().as_secs_f64());
@@ -513,6 +609,7 @@ impl AceBuilder {
             MinerConfig::default(),
             config.error_threshold,
             config.error_window,
+            config.task_error_severity,
             metrics.clone(),
             context.clone(),
         )?;
@@ -525,6 +622,7 @@ impl AceBuilder {
         tracing::debug!(store = store.backend(), baselines = loaded, patterns = restored, "ace engine starting");
 
         let decider = Decider::new(DecisionConfig::from_config(&config));
+        let trace = config.trace_path.as_deref().map(TraceWriter::open).transpose()?;
         let shared = Arc::new(Shared {
             config,
             clock,
@@ -532,7 +630,9 @@ impl AceBuilder {
             monitor,
             errors,
             context,
+            trajectory,
             decider,
+            trace,
             metrics,
             sync: WriterSync::default(),
         });
@@ -542,6 +642,7 @@ impl AceBuilder {
                 shared,
                 registry,
                 subscribers: parking_lot::RwLock::new(Vec::new()),
+                judge: self.judge,
                 writer: Mutex::new(Some(writer)),
             }),
         })

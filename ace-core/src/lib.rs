@@ -16,6 +16,8 @@ pub mod monitor;
 pub mod replay;
 pub mod signal;
 pub mod store;
+mod trace;
+pub mod trajectory;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
@@ -23,7 +25,7 @@ pub use engine::{Ace, AceBuilder, Stats};
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport, PatternId, PatternRecord};
 pub use event::{Severity, metric_names, stages};
-pub use intervene::{Intervention, InterventionId, Report, Strategy};
+pub use intervene::{Intervention, InterventionId, Judge, Report, Strategy, Verdict};
 pub use metrics::Metrics;
 pub use monitor::{BaselineState, StageTimer};
 pub use signal::{Direction, ErrorScope, Evidence, Signal, SignalKind};

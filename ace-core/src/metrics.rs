@@ -10,6 +10,7 @@
 //! Prometheus server.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use hashbrown::HashSet;
 use parking_lot::Mutex;
@@ -76,6 +77,20 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+/// Labels `{agent_id}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentId {
+    /// The agent (or `__overflow__` beyond the label cap).
+    pub agent_id: Arc<str>,
+}
+
+/// Labels `{verdict}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    /// `accept`, `veto`, `pick`, `timeout` or `panic`.
+    pub verdict: &'static str,
+}
+
 /// Labels `{kind}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Kind {
@@ -107,6 +122,8 @@ pub struct Metrics {
     pub(crate) interventions: Family<AgentType, Counter>,
     pub(crate) intervention_latency: HistogramFamily<Type>,
     pub(crate) subscriber_failures: Counter,
+    pub(crate) effectiveness: Family<AgentId, Gauge<f64, AtomicU64>>,
+    pub(crate) judge_calls: Family<VerdictLabel, Counter>,
     pub(crate) truncated_messages: Counter,
     pub(crate) records_dropped: Family<Reason, Counter>,
     pub(crate) events_rejected: Family<Reason, Counter>,
@@ -135,6 +152,8 @@ impl Metrics {
             interventions: Family::default(),
             intervention_latency: Family::new_with_constructor(computation_histogram),
             subscriber_failures: Counter::default(),
+            effectiveness: Family::default(),
+            judge_calls: Family::default(),
             truncated_messages: Counter::default(),
             records_dropped: Family::default(),
             events_rejected: Family::default(),
@@ -181,6 +200,16 @@ impl Metrics {
             "ace_intervention_subscriber_failures",
             "Intervention subscribers that panicked (the recording call carried on)",
             self.subscriber_failures.clone(),
+        );
+        registry.register(
+            "ace_intervention_effectiveness",
+            "Share of the agent's interventions whose reported outcome was a success",
+            self.effectiveness.clone(),
+        );
+        registry.register(
+            "ace_judge_calls",
+            "Judge hook calls by verdict: accept, veto, pick, or timeout and panic (the engine kept its choice)",
+            self.judge_calls.clone(),
         );
         registry.register(
             "ace_error_messages_truncated",

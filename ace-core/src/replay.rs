@@ -10,12 +10,13 @@
 //! failed tasks, `early_hits` = among tasks with a `mistake_index` and an `error` event at or
 //! before it, the share whose first intervention came at or before that index.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::time::Instant;
 
 use hashbrown::HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::{ManualClock, Timestamp};
@@ -61,127 +62,190 @@ struct TaskTrack {
     interventions: u64,
 }
 
-struct Line<'a> {
-    name: &'a str,
-    number: usize,
-    value: Value,
+/// One line as written: every field the format knows, borrowed where the text allows.
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    ts: Option<f64>,
+    #[serde(borrow)]
+    agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    task: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stage: Option<Cow<'a, str>>,
+    duration_s: Option<f64>,
+    success: Option<bool>,
+    #[serde(borrow, default, deserialize_with = "metrics")]
+    metrics: Vec<(Cow<'a, str>, f64)>,
+    #[serde(rename = "kind", borrow)]
+    error_kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    severity: Option<Cow<'a, str>>,
+    failed: Option<bool>,
+    mistake_index: Option<u64>,
 }
 
-impl Line<'_> {
+/// `metrics`: an object of name -> number (or null), kept in order without a map.
+fn metrics<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<(Cow<'de, str>, f64)>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(Cow<'de, str>, f64)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of name -> number")
+        }
+
+        fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> std::result::Result<Self::Value, M::Error> {
+            let mut out = Vec::new();
+            while let Some((k, v)) = map.next_entry::<Borrowed<'de>, f64>()? {
+                out.push((k.0, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Pairs)
+}
+
+/// A string borrowed from the input when it has no escapes.
+struct Borrowed<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Borrowed<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Cow::<'de, str>::deserialize(d).map(Borrowed)
+    }
+}
+
+struct At<'a> {
+    name: &'a str,
+    number: usize,
+}
+
+impl At<'_> {
     fn fail(&self, reason: impl std::fmt::Display) -> Error {
         Error::invalid("trace", format!("{} line {}: {reason}", self.name, self.number))
     }
 
-    fn str(&self, key: &str) -> Result<&str> {
-        match self.value.get(key) {
-            Some(Value::String(s)) => Ok(s),
-            Some(other) => Err(self.fail(format!("`{key}` must be a string, got {other}"))),
-            None => Err(self.fail(format!("missing `{key}`"))),
-        }
+    fn need<T>(&self, value: Option<T>, key: &str) -> Result<T> {
+        value.ok_or_else(|| self.fail(format!("missing `{key}`")))
     }
 
-    fn num(&self, key: &str) -> Result<f64> {
-        match self.value.get(key) {
-            Some(Value::Number(n)) => n.as_f64().ok_or_else(|| self.fail(format!("`{key}` is out of range"))),
-            Some(other) => Err(self.fail(format!("`{key}` must be a number, got {other}"))),
-            None => Err(self.fail(format!("missing `{key}`"))),
+    /// Why a line that failed the typed parse is wrong, in the format's own words.
+    fn explain(&self, text: &[u8], parse: &serde_json::Error) -> Error {
+        let value: Value = match serde_json::from_slice(text) {
+            Ok(v) => v,
+            Err(e) => return self.fail(format!("not JSON: {e}")),
+        };
+        let Value::Object(map) = &value else { return self.fail("not a JSON object") };
+        let strings = ["type", "agent", "task", "stage", "kind", "message", "severity"];
+        for (key, v) in map {
+            let wrong = match (key.as_str(), v) {
+                (_, Value::Null) => None,
+                (k, Value::String(_)) if strings.contains(&k) => None,
+                (k, _) if strings.contains(&k) => Some("a string"),
+                ("ts" | "duration_s", Value::Number(_)) => None,
+                ("ts" | "duration_s", _) => Some("a number"),
+                ("success" | "failed", Value::Bool(_)) => None,
+                ("success" | "failed", _) => Some("true or false"),
+                ("mistake_index", Value::Number(n)) if n.as_u64().is_some() => None,
+                ("mistake_index", _) => Some("a whole number >= 0"),
+                ("metrics", Value::Object(m)) => {
+                    if let Some((k, _)) = m.iter().find(|(_, v)| !v.is_number()) {
+                        return self.fail(format!("metric `{k}` must be a number"));
+                    }
+                    None
+                }
+                ("metrics", _) => Some("an object"),
+                _ => None,
+            };
+            if let Some(what) = wrong {
+                return self.fail(format!("`{key}` must be {what}, got {v}"));
+            }
         }
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>> {
-        match self.value.get(key) {
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            None | Some(Value::Null) => Ok(None),
-            Some(other) => Err(self.fail(format!("`{key}` must be true or false, got {other}"))),
+        if !map.contains_key("type") {
+            return self.fail("missing `type`");
         }
+        self.fail(parse)
     }
 }
 
 /// Replays the trace read from `reader` (named `name` in errors) on a fresh engine with
 /// `config`. A malformed line is an [`Error::InvalidInput`] naming its line number; so is an
 /// event the engine refuses (an invalid stage name, say).
-pub fn replay(reader: impl BufRead, name: &str, config: AceConfig) -> Result<ReplayScore> {
+pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<ReplayScore> {
     let clock = ManualClock::new(Timestamp::EPOCH);
-    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).build()?;
+    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).persist(false).build()?;
     let mut tasks: HashMap<String, TaskTrack> = HashMap::new();
     let mut labels: Vec<(String, bool, Option<usize>)> = Vec::new();
     let mut score = ReplayScore::default();
+    let mut text: Vec<u8> = Vec::new();
+    let mut number = 0;
     let started = Instant::now();
-    for (i, text) in reader.lines().enumerate() {
-        let number = i + 1;
-        let text = text.map_err(|e| Error::invalid("trace", format!("{name} line {number}: {e}")))?;
-        if text.trim().is_empty() {
+    loop {
+        text.clear();
+        number += 1;
+        let at = At { name, number };
+        if reader.read_until(b'\n', &mut text).map_err(|e| at.fail(e))? == 0 {
+            break;
+        }
+        if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::invalid("trace", format!("{name} line {number}: not JSON: {e}")))?;
-        let line = Line { name, number, value };
-        let kind = line.str("type")?;
-        if kind == "label" {
-            let mistake = match line.value.get("mistake_index") {
-                Some(Value::Number(n)) => {
-                    Some(n.as_u64().ok_or_else(|| line.fail("`mistake_index` must be a whole number >= 0"))? as usize)
-                }
-                None | Some(Value::Null) => None,
-                Some(other) => return Err(line.fail(format!("`mistake_index` must be a number, got {other}"))),
-            };
-            let failed = line.bool("failed")?.ok_or_else(|| line.fail("missing `failed`"))?;
-            labels.push((line.str("task")?.to_owned(), failed, mistake));
+        let raw: Raw<'_> = serde_json::from_slice(&text).map_err(|e| at.explain(&text, &e))?;
+        if raw.kind == "label" {
+            let failed = at.need(raw.failed, "failed")?;
+            let task = at.need(raw.task, "task")?;
+            labels.push((task.into_owned(), failed, raw.mistake_index.map(|m| m as usize)));
             continue;
         }
-        let ts = line.num("ts")?;
-        let ts = Timestamp::from_secs_f64(ts).ok_or_else(|| line.fail(format!("`ts` {ts} is not a time")))?;
+        let ts = at.need(raw.ts, "ts")?;
+        let ts = Timestamp::from_secs_f64(ts).ok_or_else(|| at.fail(format!("`ts` {ts} is not a time")))?;
         clock.advance_to(ts);
-        let agent = line.str("agent")?;
+        let agent = at.need(raw.agent.as_deref(), "agent")?;
         score.events += 1;
-        if kind == "context_refresh" {
-            ace.refresh_context(agent).map_err(|e| line.fail(e))?;
+        if raw.kind == "context_refresh" {
+            ace.refresh_context(agent).map_err(|e| at.fail(e))?;
             continue;
         }
-        let task = line.str("task")?;
+        let task = at.need(raw.task.as_deref(), "task")?;
         let track = tasks.entry_ref(task).or_default();
         let index = track.events;
         track.events += 1;
-        let intervention = match kind {
+        let intervention = match &*raw.kind {
             "task_start" => None,
             "task_end" => {
-                line.bool("success")?;
-                ace.end_task(agent, task).map_err(|e| line.fail(e))?;
+                ace.end_task(agent, task).map_err(|e| at.fail(e))?;
                 None
             }
             "stage" => {
-                let stage = line.str("stage")?;
-                let duration = line.num("duration_s")?;
-                let success = line.bool("success")?.ok_or_else(|| line.fail("missing `success`"))?;
-                let mut metrics: Vec<(&str, f64)> = Vec::new();
-                match line.value.get("metrics") {
-                    Some(Value::Object(m)) => {
-                        for (k, v) in m {
-                            let v = v.as_f64().ok_or_else(|| line.fail(format!("metric `{k}` must be a number")))?;
-                            metrics.push((k.as_str(), v));
-                        }
-                    }
-                    None | Some(Value::Null) => {}
-                    Some(other) => return Err(line.fail(format!("`metrics` must be an object, got {other}"))),
-                }
+                let stage = at.need(raw.stage.as_deref(), "stage")?;
+                let duration = at.need(raw.duration_s, "duration_s")?;
+                let success = at.need(raw.success, "success")?;
+                let metrics: Vec<(&str, f64)> = raw.metrics.iter().map(|(k, v)| (&**k, *v)).collect();
                 ace.record_stage_with(agent, task, stage, duration, success, &metrics)
-                    .map_err(|e| line.fail(e))?
+                    .map_err(|e| at.fail(e))?
                     .intervention
             }
             "error" => {
                 if track.first_error.is_none() {
                     track.first_error = Some(index);
                 }
-                let severity = match line.value.get("severity") {
-                    Some(Value::String(s)) => Some(s.parse::<Severity>().map_err(|e| line.fail(e))?),
-                    None | Some(Value::Null) => None,
-                    Some(other) => return Err(line.fail(format!("`severity` must be a string, got {other}"))),
+                let severity = match raw.severity.as_deref() {
+                    Some(s) => Some(s.parse::<Severity>().map_err(|e| at.fail(e))?),
+                    None => None,
                 };
-                ace.record_error(agent, task, line.str("stage")?, line.str("kind")?, line.str("message")?, severity)
-                    .map_err(|e| line.fail(e))?
-                    .intervention
+                let stage = at.need(raw.stage.as_deref(), "stage")?;
+                let kind = at.need(raw.error_kind.as_deref(), "kind")?;
+                let message = at.need(raw.message.as_deref(), "message")?;
+                ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?.intervention
             }
-            other => return Err(line.fail(format!("unknown event type {other:?}"))),
+            other => return Err(at.fail(format!("unknown event type {other:?}"))),
         };
         if let Some(i) = intervention {
             let track = tasks.get_mut(task).expect("tracked above");
@@ -245,6 +309,19 @@ mod tests {
     }
 
     #[test]
+    fn escaped_strings_and_null_fields_are_read() {
+        let trace = concat!(
+            r#"{"ts":1,"type":"error","agent":"a\u0062","task":"t\"1","stage":"execution","kind":"E","message":"line\nbreak","severity":null}"#,
+            "\n",
+            r#"{"ts":2,"type":"stage","agent":"ab","task":"t\"1","stage":"execution","duration_s":1,"success":false,"metrics":null}"#,
+            "\n",
+            r#"{"type":"label","task":"t\"1","failed":true,"mistake_index":null}"#,
+        );
+        let s = replay(trace.as_bytes(), "mem", AceConfig::default()).unwrap();
+        assert_eq!((s.tasks, s.failed_tasks, s.flagged_tasks, s.events), (1, 1, 1, 2));
+    }
+
+    #[test]
     fn malformed_lines_name_their_number() {
         for (bad, needle) in [
             ("{not json", "line 1: not JSON"),
@@ -263,6 +340,21 @@ mod tests {
                 "line 1",
             ),
             (r#"{"type":"label","task":"t","failed":"yes"}"#, "`failed` must be true or false"),
+            (
+                r#"{"ts":1,"type":"stage","agent":"a","task":"t","stage":"s","duration_s":1,"success":true,"metrics":{"x":"1"}}"#,
+                "metric `x` must be a number",
+            ),
+            (
+                r#"{"ts":1,"type":"stage","agent":"a","task":"t","stage":"s","duration_s":1,"success":true,"metrics":[1]}"#,
+                "`metrics` must be an object",
+            ),
+            (
+                r#"{"type":"label","task":"t","failed":true,"mistake_index":-1}"#,
+                "`mistake_index` must be a whole number",
+            ),
+            ("[1, 2]", "not a JSON object"),
+            (r#"{"ts":1,"agent":"a"}"#, "missing `type`"),
+            (r#"{"ts":1,"type":"context_refresh"}"#, "missing `agent`"),
         ] {
             let e = replay(bad.as_bytes(), "bad.jsonl", AceConfig::default()).unwrap_err();
             assert_eq!(e.code(), "invalid_input", "{bad}");

@@ -33,11 +33,19 @@ pub enum SignalKind {
     ErrorCascade,
     /// An agent's context staleness reached `ACE_CONTEXT_STALENESS_THRESHOLD`.
     ContextStale,
+    /// The first error of a task at or above `ACE_TASK_ERROR_SEVERITY` (medium).
+    TaskError,
+    /// The same stage of a task failed `ACE_LOOP_THRESHOLD` times in a row.
+    Loop,
+    /// `ACE_FAILURE_RUN` stages of a task failed in a row, whichever stages they were.
+    FailureRun,
+    /// A task ran more stages than the agent's tasks usually take (see [`crate::trajectory`]).
+    LongTask,
 }
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 7] = [
+    pub const ALL: [SignalKind; 11] = [
         SignalKind::Degradation,
         SignalKind::Recovery,
         SignalKind::ErrorAccumulation,
@@ -45,6 +53,10 @@ impl SignalKind {
         SignalKind::ErrorEscalation,
         SignalKind::ErrorCascade,
         SignalKind::ContextStale,
+        SignalKind::TaskError,
+        SignalKind::Loop,
+        SignalKind::FailureRun,
+        SignalKind::LongTask,
     ];
 
     /// The kind's position in [`SignalKind::ALL`].
@@ -64,6 +76,10 @@ impl SignalKind {
             SignalKind::ErrorEscalation => "error_escalation",
             SignalKind::ErrorCascade => "error_cascade",
             SignalKind::ContextStale => "context_stale",
+            SignalKind::TaskError => "task_error",
+            SignalKind::Loop => "loop",
+            SignalKind::FailureRun => "failure_run",
+            SignalKind::LongTask => "long_task",
         }
     }
 }
@@ -139,6 +155,24 @@ pub enum Evidence {
         steps_since_refresh: u64,
         /// Errors recorded since then.
         errors_since_refresh: u64,
+    },
+    /// Stages of a task that failed in a row (the same stage for a loop, any for a run).
+    Failures {
+        /// Failures in a row.
+        failures: u32,
+        /// The threshold they reached.
+        threshold: u32,
+    },
+    /// A task's length against what the agent's tasks usually take.
+    TaskLength {
+        /// Stages recorded in the task so far.
+        steps: u32,
+        /// The length it exceeded.
+        limit: u32,
+        /// The median length of the agent's recent tasks (0 when only a fixed cap applies).
+        typical_steps: u32,
+        /// The agent's finished tasks the limit was learned from.
+        tasks_seen: u32,
     },
     /// Errors across a task's stages.
     Cascade {

@@ -376,3 +376,71 @@ fn bad_config_fails_the_build() {
     assert_eq!(err.code(), "config");
     assert!(err.to_string().contains("ACE_BATCH_SIZE"));
 }
+
+#[test]
+fn an_engine_that_does_not_persist_still_decides_but_stores_nothing() {
+    let clock = ace_core::ManualClock::new(ace_core::Timestamp::from_micros(1_700_000_000_000_000));
+    let ace = Ace::builder().clock(clock).persist(false).build().unwrap();
+    let mut issued = 0;
+    for _ in 0..3 {
+        issued += usize::from(ace.record_stage("a", "t", "execution", 1.0, false).unwrap().intervention.is_some());
+    }
+    ace.record_error("a", "t", "execution", "TypeError", "boom", None).unwrap();
+    assert_eq!(issued, 1);
+    ace.flush().unwrap();
+    assert_eq!(ace.store().count_metrics().unwrap(), 0);
+    assert!(ace.store().query_interventions(None, 0).unwrap().is_empty());
+    assert_eq!(ace.stats().buffered, 0);
+}
+
+#[test]
+fn a_recorded_trace_replays_to_the_same_decisions() {
+    let dir = std::env::temp_dir().join(format!("ace-trace-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trace.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let clock = ace_core::ManualClock::new(ace_core::Timestamp::from_micros(1_700_000_000_000_000));
+    let config = AceConfig::builder().trace_path(path.to_str().unwrap()).build().unwrap();
+    let ace = Ace::builder().config(config.clone()).clock(clock.clone()).build().unwrap();
+    let mut live = 0;
+    for task in 0..5 {
+        let task = format!("t{task}");
+        for step in 0..4 {
+            clock.advance(std::time::Duration::from_secs(2));
+            let r = ace.record_stage_with(
+                "a",
+                &task,
+                "execution",
+                1.5,
+                step % 2 == 0 || task != "t3",
+                &[("tokens_in", 10.0)],
+            );
+            live += usize::from(r.unwrap().intervention.is_some());
+        }
+        let e = ace.record_error(
+            "a",
+            &task,
+            "execution",
+            "ToolError",
+            "tool \"x\" failed: bad input",
+            Some(ace_core::Severity::High),
+        );
+        live += usize::from(e.unwrap().intervention.is_some());
+        ace.refresh_context("a").unwrap();
+        ace.end_task("a", &task).unwrap();
+    }
+    ace.record_metric("a", "t9", "execution", "cost_usd", 0.1).unwrap();
+    ace.close().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 5 * (4 + 1 + 1 + 1), "stages, errors, refreshes and ends; no metric-only line");
+    assert!(text.lines().next().unwrap().contains("\"type\":\"stage\""));
+    assert!(text.contains("\"severity\":\"high\"") && text.contains("\\\"x\\\""));
+    let score = ace_core::replay::replay(text.as_bytes(), "recorded", AceConfig::default()).unwrap();
+    assert_eq!(score.events, 35);
+    assert_eq!(score.interventions as usize, live, "the same input gives the same decisions");
+    assert!(live > 0);
+    // A trace path that cannot be opened is a configuration error at start.
+    let bad = AceConfig::builder().trace_path(dir.join("no/such/dir/t.jsonl").to_str().unwrap()).build().unwrap();
+    assert_eq!(Ace::builder().config(bad).build().unwrap_err().code(), "config");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

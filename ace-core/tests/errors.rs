@@ -8,7 +8,9 @@ use ace_core::{Ace, ErrorScope, Evidence, ManualClock, MemoryStore, Severity, Si
 
 fn engine(store: &MemoryStore) -> (Ace, ManualClock) {
     let clock = ManualClock::new(Timestamp::from_micros(1_000_000_000));
-    let ace = Ace::builder().store(store.clone()).clock(clock.clone()).build().unwrap();
+    // Accumulation is under test here; the first-error signal has its own test (trajectory.rs).
+    let config = ace_core::AceConfig::builder().task_error_severity(None).build().unwrap();
+    let ace = Ace::builder().config(config).store(store.clone()).clock(clock.clone()).build().unwrap();
     (ace, clock)
 }
 
@@ -204,7 +206,7 @@ fn a_flood_of_unique_errors_stays_bounded() {
 #[test]
 fn threads_recording_errors_at_once_lose_nothing() {
     let store = MemoryStore::new();
-    let config = ace_core::AceConfig::builder().buffer_capacity(1_000_000).build().unwrap();
+    let config = ace_core::AceConfig::builder().buffer_capacity(1_000_000).task_error_severity(None).build().unwrap();
     let ace = Ace::builder().store(store.clone()).config(config).build().unwrap();
     std::thread::scope(|s| {
         for t in 0..4 {

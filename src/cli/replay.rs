@@ -1,4 +1,5 @@
-//! `ace replay FILE... [--json]`: score the engine's interventions on labelled traces.
+//! `ace replay FILE... [--json] [--config FILE] [--set KEY=VALUE]...`: score the engine's
+//! interventions on labelled traces.
 
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -14,16 +15,60 @@ pub(crate) struct ReplayArgs {
     /// One JSON object per file instead of a table.
     #[arg(long)]
     json: bool,
+    /// Settings as `ACE_*=value` lines (`#` starts a comment), over the environment's.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// One setting, `ACE_*=value`, over the config file's and the environment's (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// The settings: the environment, then the config file, then `--set`.
+fn settings(args: &ReplayArgs) -> ace::Result<AceConfig> {
+    let mut over: Vec<(String, String)> = Vec::new();
+    let mut parse = |line: &str, origin: &str| -> ace::Result<()> {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return Ok(());
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(Error::InvalidInput {
+                field: "config",
+                reason: format!("{origin}: expected KEY=VALUE, got {line:?}"),
+            });
+        };
+        let key = key.trim();
+        if !ace::config::ENV_VARS.contains(&key) {
+            return Err(Error::InvalidInput { field: "config", reason: format!("{origin}: unknown setting {key:?}") });
+        }
+        let value = value.split_once(" #").map_or(value, |(v, _)| v);
+        over.push((key.to_owned(), value.trim().trim_matches('"').to_owned()));
+        Ok(())
+    };
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::InvalidInput { field: "config", reason: format!("{}: {e}", path.display()) })?;
+        for (i, line) in text.lines().enumerate() {
+            parse(line, &format!("{} line {}", path.display(), i + 1))?;
+        }
+    }
+    for item in &args.set {
+        parse(item, "--set")?;
+    }
+    AceConfig::from_lookup(|key| {
+        over.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| std::env::var(key).ok())
+    })
 }
 
 pub(crate) fn run(args: &ReplayArgs) -> ace::Result<()> {
-    // The engine's settings come from the ACE_* variables, as everywhere else.
-    let config = AceConfig::from_env()?;
+    // The engine's settings come from the ACE_* variables, as everywhere else, then the options.
+    let config = settings(args)?;
     for path in &args.files {
         let name = path.display().to_string();
         let file = std::fs::File::open(path)
             .map_err(|e| Error::InvalidInput { field: "trace", reason: format!("{name}: {e}") })?;
-        let score = replay(BufReader::new(file), &name, config.clone())?;
+        let score = replay(BufReader::with_capacity(1 << 20, file), &name, config.clone())?;
         if args.json {
             let mut v = serde_json::to_value(&score).unwrap_or_default();
             v["file"] = serde_json::Value::String(name);

@@ -13,6 +13,9 @@
 //!   occurrences, two at `4 ×`).
 //! - *error_cascade*: errors in `cascade_stages` (3) different stages of a task within the window;
 //!   once per window per task.
+//! - *task_error*: the first error of a task at or above `ACE_TASK_ERROR_SEVERITY` (medium), so
+//!   a task that meets a real error is looked at before the error repeats; low-severity errors
+//!   (`not found`, `retrying`, warnings) are left to accumulate.
 //!
 //! Without a severity from the caller it is inferred from the kind and the pattern's template
 //! ([`severity`]), once per pattern.
@@ -146,6 +149,8 @@ struct TaskState {
     /// `ace_errors_total` handles used by this task, by stage and severity.
     counters: Vec<(Arc<str>, Severity, Counter)>,
     cascade_at: Option<Timestamp>,
+    /// A `task_error` signal was raised for this task.
+    flagged: bool,
     last: Timestamp,
 }
 
@@ -159,6 +164,7 @@ impl TaskState {
             stages: Vec::new(),
             counters: Vec::new(),
             cascade_at: None,
+            flagged: false,
             last: Timestamp::EPOCH,
         }
     }
@@ -204,6 +210,7 @@ pub(crate) struct ErrorOrgan {
     hasher: DefaultHashBuilder,
     threshold: usize,
     window: Duration,
+    task_error: Option<Severity>,
     metrics: Metrics,
     context: Arc<ContextOrgan>,
 }
@@ -225,6 +232,7 @@ impl ErrorOrgan {
         miner: MinerConfig,
         threshold: u32,
         window: Duration,
+        task_error: Option<Severity>,
         metrics: Metrics,
         context: Arc<ContextOrgan>,
     ) -> Result<Self> {
@@ -235,6 +243,7 @@ impl ErrorOrgan {
             hasher: DefaultHashBuilder::default(),
             threshold: (threshold as usize).max(1),
             window,
+            task_error,
             metrics,
             context,
         })
@@ -346,6 +355,10 @@ impl ErrorOrgan {
                     severity,
                     previous,
                 ));
+            }
+            if !state.flagged && self.task_error.is_some_and(|floor| severity >= floor) {
+                state.flagged = true;
+                signals.push(ctx.pattern_signal(SignalKind::TaskError, ErrorScope::Task, n, severity, previous));
             }
             if severity == Severity::Critical && !fired_within(w.critical_at, now, self.window) {
                 w.critical_at = Some(now);
@@ -492,6 +505,9 @@ impl Ctx<'_> {
                 "s",
             ]),
             SignalKind::CriticalError => push(&["critical ", e.kind, " \"", &self.mined.template, "\""]),
+            SignalKind::TaskError => {
+                push(&["first ", severity.as_str(), " error: ", e.kind, " \"", &self.mined.template, "\""]);
+            }
             _ => push(&[e.kind, " \"", &self.mined.template, "\" occurred ", &n, " times within ", &secs, "s"]),
         }
         match scope {

@@ -10,6 +10,8 @@
 //! (a signal about the same thing, say the same error pattern or the same metric, is acted on
 //! once per task).
 
+pub mod judge;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -25,6 +27,8 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::event::Severity;
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
+
+pub use judge::{Judge, Verdict};
 
 const SHARDS: usize = 16;
 /// Interventions awaiting an outcome, at most (the oldest are forgotten beyond this).
@@ -202,6 +206,15 @@ pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
             &[(Backoff, 9.0, 1.0), (Replan, 2.0, 2.0)]
         }
         (SignalKind::ErrorAccumulation, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Backoff, 2.0, 2.0)],
+        (SignalKind::TaskError, Evidence::ErrorPattern { error_kind, template, .. })
+            if is_throttling(error_kind, template) =>
+        {
+            &[(Backoff, 9.0, 1.0), (Reflect, 2.0, 2.0)]
+        }
+        (SignalKind::TaskError, _) => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
+        (SignalKind::Loop, _) => &[(Replan, 9.0, 1.0), (Reflect, 3.0, 2.0), (Escalate, 2.0, 2.0)],
+        (SignalKind::FailureRun, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
+        (SignalKind::LongTask, _) => &[(Replan, 9.0, 1.0), (Escalate, 3.0, 2.0), (Terminate, 2.0, 2.0)],
         (SignalKind::Degradation, Evidence::BaselineShift { metric, direction, .. }) => match metric.as_str() {
             "success" => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
             "duration_s" => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0)],
@@ -226,7 +239,8 @@ fn subject(signal: &Signal) -> (SignalKind, String) {
     let what = match &signal.evidence {
         Evidence::BaselineShift { metric, .. } => format!("{}/{metric}", signal.stage.as_deref().unwrap_or("")),
         Evidence::ErrorPattern { pattern_id, .. } => pattern_id.to_string(),
-        Evidence::Cascade { .. } | Evidence::Staleness { .. } => String::new(),
+        Evidence::Failures { .. } => signal.stage.as_deref().unwrap_or("").to_owned(),
+        Evidence::Cascade { .. } | Evidence::Staleness { .. } | Evidence::TaskLength { .. } => String::new(),
     };
     (signal.kind, what)
 }
@@ -289,6 +303,13 @@ impl Rng {
     }
 }
 
+/// An intervention awaiting its outcome.
+struct Awaiting {
+    kind: SignalKind,
+    strategy: Strategy,
+    agent: Arc<str>,
+}
+
 /// The gates of the tasks of one shard, by (agent, task).
 type Gates = HashMap<(Arc<str>, Arc<str>), TaskGate>;
 
@@ -304,7 +325,9 @@ struct Learning {
     rng: Rng,
     next_id: u64,
     beliefs: HashMap<(SignalKind, Strategy), Belief>,
-    awaiting: HashMap<InterventionId, (SignalKind, Strategy)>,
+    awaiting: HashMap<InterventionId, Awaiting>,
+    /// Reported outcomes per agent: (successes, reports).
+    outcomes: HashMap<Arc<str>, (u64, u64)>,
     order: VecDeque<InterventionId>,
 }
 
@@ -327,6 +350,7 @@ impl Decider {
                 next_id: cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
                 beliefs: HashMap::new(),
                 awaiting: HashMap::new(),
+                outcomes: HashMap::new(),
                 order: VecDeque::new(),
             }),
         }
@@ -363,7 +387,7 @@ impl Decider {
             let mut l = self.learning.lock();
             l.next_id = l.next_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let id = InterventionId(l.next_id);
-            l.awaiting.insert(id, (signal.kind, strategy));
+            l.awaiting.insert(id, Awaiting { kind: signal.kind, strategy, agent: key.0.clone() });
             l.order.push_back(id);
             if l.order.len() > MAX_AWAITING
                 && let Some(old) = l.order.pop_front()
@@ -401,10 +425,11 @@ impl Decider {
     }
 
     /// Reports whether an intervention worked: updates the belief in its strategy for its kind
-    /// of signal. An unknown id (or one reported already, or forgotten) is an error.
-    pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<()> {
+    /// of signal. An unknown id (or one reported already, or forgotten) is an error. Returns
+    /// the agent and the share of its reported interventions that worked.
+    pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<(Arc<str>, f64)> {
         let mut l = self.learning.lock();
-        let Some((kind, strategy)) = l.awaiting.remove(&id) else {
+        let Some(Awaiting { kind, strategy, agent }) = l.awaiting.remove(&id) else {
             return Err(Error::invalid(
                 "intervention id",
                 format!("{id} is unknown or its outcome was already reported"),
@@ -416,7 +441,30 @@ impl Decider {
         } else {
             b.beta += 1.0;
         }
-        Ok(())
+        let counts = l.outcomes.entry(agent.clone()).or_default();
+        counts.0 += u64::from(success);
+        counts.1 += 1;
+        let rate = counts.0 as f64 / counts.1 as f64;
+        Ok((agent, rate))
+    }
+
+    /// The judge picked another strategy for intervention `id`: its outcome will teach about
+    /// that one. Returns whether the id was awaiting an outcome.
+    pub(crate) fn repick(&self, id: InterventionId, kind: SignalKind, strategy: Strategy) -> bool {
+        let mut l = self.learning.lock();
+        l.beliefs.entry((kind, strategy)).or_insert(Belief { alpha: 1.0, beta: 1.0 });
+        match l.awaiting.get_mut(&id) {
+            Some(a) => {
+                a.strategy = strategy;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The judge vetoed intervention `id`: no outcome will come.
+    pub(crate) fn forget(&self, id: InterventionId) {
+        self.learning.lock().awaiting.remove(&id);
     }
 
     /// The current belief in `strategy` for `kind` (the rule's prior until outcomes arrive).

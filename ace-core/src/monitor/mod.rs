@@ -33,6 +33,7 @@ use crate::event::{
 use crate::metrics::Metrics;
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 use crate::store::{BaselineRecord, MetricRecord, Record};
+use crate::trajectory::{self, Track, TrajectoryOrgan};
 
 const SHARDS: usize = 16;
 /// Named metrics tracked with a baseline per (agent, stage); more are stored but not baselined.
@@ -85,6 +86,9 @@ pub(crate) struct Monitor {
     batch_size: usize,
     metrics: Metrics,
     context: Arc<ContextOrgan>,
+    trajectory: Arc<TrajectoryOrgan>,
+    /// Whether records are buffered for the store at all (see `AceBuilder::persist`).
+    persist: bool,
     /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
     /// final drain.
     pub(crate) closed: AtomicBool,
@@ -125,6 +129,10 @@ struct Entry {
     named: Vec<Stream>,
     /// The agent's context state (staleness), fetched at the entry's first stage.
     context: Option<Arc<AgentContext>>,
+    /// The track of `last_task`, fetched at its first stage here.
+    track: Option<Arc<Track>>,
+    /// Failures in a row of this stage in `last_task`.
+    failures: u32,
     series: export::EntrySeries,
     dirty: bool,
 }
@@ -157,6 +165,7 @@ impl Monitor {
         batch_size: usize,
         metrics: Metrics,
         context: Arc<ContextOrgan>,
+        trajectory: Arc<TrajectoryOrgan>,
     ) -> Self {
         let shards: Arc<Shards> = (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect();
         metrics.monitor_series.attach(&shards);
@@ -169,8 +178,15 @@ impl Monitor {
             batch_size: batch_size.div_ceil(SHARDS).min((buffer_capacity / 2).div_ceil(SHARDS)).max(1),
             metrics,
             context,
+            trajectory,
+            persist: true,
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// Records nothing for the store from now on (set before the engine is shared).
+    pub(crate) fn set_persist(&mut self, persist: bool) {
+        self.persist = persist;
     }
 
     fn shard_of(&self, hash: u64) -> &Mutex<Shard> {
@@ -209,18 +225,22 @@ impl Monitor {
                 shard.entries.insert_unique(hash, entry, |e| e.hash).into_mut()
             }
         };
-        let mut signals = Vec::new();
-        entry.observe(now, obs, &self.detector, &self.metrics, &mut signals);
-        if obs.outcome.is_some() {
-            let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
-            signals.extend(context.observe(now, false, obs.task, obs.stage, &self.context.cfg));
-        }
-
         if &*entry.last_task != obs.task {
             entry.last_task = Arc::from(obs.task);
             entry.task_sent = false;
+            entry.track = None;
+            entry.failures = 0;
         }
-        let wake = if shard.pending.len() + shard.others.len() < self.shard_capacity {
+        let mut signals = Vec::new();
+        entry.observe(now, obs, &self.detector, &self.metrics, &mut signals);
+        if let Some((_, success)) = obs.outcome {
+            let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
+            signals.extend(context.observe(now, false, obs.task, obs.stage, &self.context.cfg));
+            self.follow(now, entry, success, &mut signals);
+        }
+        let wake = if !self.persist {
+            false
+        } else if shard.pending.len() + shard.others.len() < self.shard_capacity {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
             let metrics = obs.metrics.iter().map(|&(name, v)| (entry.intern(name), v)).collect();
@@ -249,6 +269,32 @@ impl Monitor {
         Ok((signals, wake))
     }
 
+    /// Counts a stage outcome in its task's trajectory: loops of this stage, runs of failures,
+    /// the task's length.
+    fn follow(&self, now: Timestamp, entry: &mut Entry, success: bool, signals: &mut Vec<Signal>) {
+        let cfg = &self.trajectory.cfg;
+        let track = match &entry.track {
+            Some(t) if !t.ended() => t,
+            _ => entry.track.insert(self.trajectory.track(&entry.agent, &entry.last_task, now)),
+        };
+        track.step(now, success, &entry.stage, cfg, signals);
+        if success {
+            entry.failures = 0;
+        } else {
+            entry.failures += 1;
+            if cfg.loop_threshold > 0 && entry.failures == cfg.loop_threshold {
+                signals.push(trajectory::loop_signal(
+                    now,
+                    &entry.agent,
+                    &entry.last_task,
+                    &entry.stage,
+                    entry.failures,
+                    cfg.loop_threshold,
+                ));
+            }
+        }
+    }
+
     /// Buffers a record of another organ, keyed by `key` (a hash of its agent and task), under
     /// the same capacity and close rules as the monitor's own. Returns whether the writer should
     /// wake.
@@ -261,7 +307,9 @@ impl Monitor {
     }
 
     fn push_pending(&self, shard: &mut Shard, record: Record) -> bool {
-        if shard.pending.len() + shard.others.len() < self.shard_capacity {
+        if !self.persist {
+            false
+        } else if shard.pending.len() + shard.others.len() < self.shard_capacity {
             shard.others.push(record);
             shard.pending.len() + shard.others.len() == self.batch_size
         } else {
@@ -415,6 +463,8 @@ impl Entry {
             success: Stream::new(Arc::from(metric_names::SUCCESS), BaselineState::default()),
             named: Vec::new(),
             context: None,
+            track: None,
+            failures: 0,
             series: export::EntrySeries::default(),
             dirty: false,
         }
@@ -589,7 +639,10 @@ mod tests {
             metrics.clone(),
             Arc::new(crate::ManualClock::default()),
         );
-        Monitor::new(detector, buffer_capacity, 1000, metrics, context)
+        let trajectory = Arc::new(TrajectoryOrgan::new(crate::trajectory::TrajectoryConfig::from_config(
+            &crate::AceConfig::default(),
+        )));
+        Monitor::new(detector, buffer_capacity, 1000, metrics, context, trajectory)
     }
 
     fn record(m: &Monitor, task: &str) -> Result<()> {

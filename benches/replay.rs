@@ -1,0 +1,71 @@
+//! Replay throughput: events of a trace fed to a fresh engine and scored, per second.
+//! Target (issue 4): >= 1,000,000 events/s.
+//!
+//! The trace is the shared tau-bench development trace (`../shared/data/traces`) repeated 20
+//! times under fresh task names, so the engine sees about 53,000 events of real shape; without
+//! the shared data a synthetic trace of the same shape stands in (said on stderr).
+
+use std::path::Path;
+
+use ace::AceConfig;
+use ace::replay::replay;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const COPIES: usize = 20;
+
+fn synthetic() -> String {
+    let mut out = String::new();
+    for task in 0..100 {
+        let t0 = 1_700_000_000 + task * 1000;
+        out += &format!("{{\"ts\":{t0},\"type\":\"task_start\",\"agent\":\"a\",\"task\":\"t{task}\"}}\n");
+        for step in 0..25 {
+            let stage = ["planning", "execution", "observation"][step % 3];
+            out += &format!(
+                "{{\"ts\":{},\"type\":\"stage\",\"agent\":\"a\",\"task\":\"t{task}\",\"stage\":\"{stage}\",\"duration_s\":1.0,\"success\":true,\"metrics\":{{\"chars\":{}}}}}\n",
+                t0 + 2 * step + 2,
+                100 + step * 7
+            );
+        }
+        out += &format!("{{\"ts\":{},\"type\":\"task_end\",\"agent\":\"a\",\"task\":\"t{task}\"}}\n", t0 + 60);
+        out += &format!("{{\"type\":\"label\",\"task\":\"t{task}\",\"failed\":{}}}\n", task % 2 == 0);
+    }
+    out
+}
+
+fn trace() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/traces/tau_airline_dev.jsonl");
+    let one = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        eprintln!("{} not found: using a synthetic trace", path.display());
+        synthetic()
+    });
+    let mut out = String::with_capacity(one.len() * COPIES + COPIES * 1000);
+    for copy in 0..COPIES {
+        for line in one.lines() {
+            let mut v: serde_json::Value = serde_json::from_str(line).expect("the trace is valid");
+            if let Some(task) = v.get("task").and_then(|t| t.as_str()).map(|t| format!("{t}-c{copy}")) {
+                v["task"] = task.into();
+            }
+            if let Some(ts) = v.get("ts").and_then(serde_json::Value::as_f64) {
+                v["ts"] = (ts + copy as f64 * 1e7).into();
+            }
+            out += &v.to_string();
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn bench_replay(c: &mut Criterion) {
+    let text = trace();
+    let events = replay(text.as_bytes(), "bench", AceConfig::default()).expect("replays").events;
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Elements(events));
+    group.sample_size(20);
+    group.bench_function("tau_airline_x20", |b| {
+        b.iter(|| replay(text.as_bytes(), "bench", AceConfig::default()).expect("replays"));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_replay);
+criterion_main!(benches);
