@@ -84,6 +84,11 @@ pub struct AceConfig {
     /// `ACE_METRICS_MAX_AGENTS` (1000): distinct `agent_id` label values in metrics; further agents
     /// share the series `agent_id="__overflow__"` and are counted in `ace_metrics_label_overflow_total`.
     pub metrics_max_agents: usize,
+    /// `ACE_BREAKER_FAILURES` (5): failures in a row that open a breaker made by name with the
+    /// registry's default configuration.
+    pub breaker_failures: u32,
+    /// `ACE_BREAKER_WAIT_SECONDS` (60 s): how long such a breaker stays open before a trial call.
+    pub breaker_wait: Duration,
     /// `ACE_TRACE_PATH` (unset): a file the engine appends its input to as a trace, for
     /// `ace replay` (see `docs/replay.md`).
     pub trace_path: Option<String>,
@@ -130,6 +135,8 @@ impl Default for AceConfig {
             degradation_min_pct: 20.0,
             degradation_sustain: 3,
             metrics_max_agents: 1000,
+            breaker_failures: 5,
+            breaker_wait: Duration::from_secs(60),
             trace_path: None,
             database_url: None,
             redis_url: None,
@@ -170,6 +177,8 @@ pub const ENV_VARS: &[&str] = &[
     "ACE_DEGRADATION_MIN_PCT",
     "ACE_DEGRADATION_SUSTAIN",
     "ACE_METRICS_MAX_AGENTS",
+    "ACE_BREAKER_FAILURES",
+    "ACE_BREAKER_WAIT_SECONDS",
     "ACE_TRACE_PATH",
     "DATABASE_URL",
     "REDIS_URL",
@@ -240,6 +249,8 @@ impl AceConfig {
         env.parse_float("ACE_DEGRADATION_MIN_PCT", &mut c.degradation_min_pct)?;
         env.parse_int("ACE_DEGRADATION_SUSTAIN", &mut c.degradation_sustain)?;
         env.parse_int("ACE_METRICS_MAX_AGENTS", &mut c.metrics_max_agents)?;
+        env.parse_int("ACE_BREAKER_FAILURES", &mut c.breaker_failures)?;
+        env.parse_secs("ACE_BREAKER_WAIT_SECONDS", &mut c.breaker_wait)?;
         c.trace_path = get("ACE_TRACE_PATH");
         c.database_url = get("DATABASE_URL");
         c.redis_url = get("REDIS_URL");
@@ -331,6 +342,13 @@ impl AceConfig {
             "ACE_LONG_TASK_QUANTILE",
             self.long_task_quantile,
             "must be in [0, 1]",
+        )?;
+        check(self.breaker_failures >= 1, "ACE_BREAKER_FAILURES", self.breaker_failures, "must be at least 1")?;
+        check(
+            !self.breaker_wait.is_zero(),
+            "ACE_BREAKER_WAIT_SECONDS",
+            secs(self.breaker_wait),
+            "must be more than 0",
         )?;
         check(
             self.long_task_min_tasks >= 1,
@@ -496,6 +514,10 @@ setters! {
     long_task_min_tasks: u32,
     /// See [`AceConfig::task_max_steps`].
     task_max_steps: u32,
+    /// See [`AceConfig::breaker_failures`].
+    breaker_failures: u32,
+    /// See [`AceConfig::breaker_wait`].
+    breaker_wait: Duration,
     /// See [`AceConfig::baseline_warmup`].
     baseline_warmup: u32,
     /// See [`AceConfig::baseline_alpha`].
@@ -592,6 +614,8 @@ mod tests {
             ("ACE_LONG_TASK_QUANTILE", "0.9"),
             ("ACE_LONG_TASK_MIN_TASKS", "50"),
             ("ACE_TASK_MAX_STEPS", "100"),
+            ("ACE_BREAKER_FAILURES", "3"),
+            ("ACE_BREAKER_WAIT_SECONDS", "30"),
             ("DATABASE_URL", "sqlite://x.db"),
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("REDIS_CLUSTER_URLS", "redis://a:1, redis://b:2,"),
@@ -613,6 +637,7 @@ mod tests {
         assert_eq!(c.task_error_severity, Some(Severity::High));
         assert_eq!((c.loop_threshold, c.failure_run, c.long_task_min_tasks, c.task_max_steps), (5, 0, 50, 100));
         assert_eq!(c.long_task_quantile, 0.9);
+        assert_eq!((c.breaker_failures, c.breaker_wait), (3, Duration::from_secs(30)));
         assert_eq!(from(&[("ACE_TASK_ERROR_SEVERITY", "off")]).unwrap().task_error_severity, None);
         assert_eq!(c.database_url.as_deref(), Some("sqlite://x.db"));
         assert_eq!(c.redis_cluster_urls, vec!["redis://a:1", "redis://b:2"]);
@@ -634,6 +659,8 @@ mod tests {
             ("ACE_TASK_ERROR_SEVERITY", "loud"),
             ("ACE_LONG_TASK_QUANTILE", "1.5"),
             ("ACE_LONG_TASK_MIN_TASKS", "0"),
+            ("ACE_BREAKER_FAILURES", "0"),
+            ("ACE_BREAKER_WAIT_SECONDS", "0"),
         ] {
             let err = from(&[(key, value)]).unwrap_err();
             assert_eq!(err.code(), "config");

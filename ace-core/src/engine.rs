@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 
 use crate::batcher::{Writer, WriterSync};
+use crate::breaker::{BreakerConfig, Breakers, CircuitBreaker, Permit, Rejected};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::AceConfig;
 use crate::context::{ContextOrgan, StalenessConfig};
@@ -71,6 +72,7 @@ pub(crate) struct Shared {
     pub(crate) trajectory: Arc<TrajectoryOrgan>,
     pub(crate) decider: Decider,
     pub(crate) trace: Option<TraceWriter>,
+    pub(crate) breakers: Arc<Breakers>,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
 }
@@ -206,6 +208,81 @@ impl Ace {
             }
         }
         Some(Box::new(intervention))
+    }
+
+    /// The engine's named circuit breakers, rate limiters and bulkheads (see [`crate::breaker`]).
+    #[must_use]
+    pub fn breakers(&self) -> &Arc<Breakers> {
+        &self.shared().breakers
+    }
+
+    /// The circuit breaker named `name`, made with the registry's default configuration on
+    /// first use: `ACE_BREAKER_FAILURES` (5) failures in a row open it for
+    /// `ACE_BREAKER_WAIT_SECONDS` (60 s), then one trial call decides.
+    pub fn breaker(&self, name: &str) -> Result<Arc<CircuitBreaker>> {
+        self.shared().breakers.get(name)
+    }
+
+    /// Leave for `agent`'s call in `task` through `breaker`. A rejection raises a
+    /// `breaker_open` signal for the task and carries the intervention it warrants (by rule,
+    /// `backoff`; once per breaker and task, within the task's gates) in
+    /// [`Rejected::intervention`].
+    ///
+    /// ```
+    /// use ace_core::{Ace, Strategy};
+    ///
+    /// let ace = Ace::builder().build()?;
+    /// let llm = ace.breaker("llm")?;
+    /// for _ in 0..5 {
+    ///     ace.acquire("agent-1", "task-1", &llm).unwrap().failure();
+    /// }
+    /// let rejected = ace.acquire("agent-1", "task-1", &llm).unwrap_err();
+    /// assert_eq!(rejected.intervention.unwrap().strategy, Strategy::Backoff);
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    pub fn acquire<'b>(
+        &self,
+        agent: &str,
+        task: &str,
+        breaker: &'b CircuitBreaker,
+    ) -> std::result::Result<Permit<'b>, Rejected> {
+        match breaker.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(rejected) => Err(self.breaker_rejected(agent, task, rejected)),
+        }
+    }
+
+    #[cold]
+    fn breaker_rejected(&self, agent: &str, task: &str, mut rejected: Rejected) -> Rejected {
+        if self.is_closed()
+            || crate::event::validate_id("agent", agent).is_err()
+            || crate::event::validate_id("task", task).is_err()
+        {
+            return rejected;
+        }
+        let shared = self.shared();
+        let now = shared.clock.now();
+        let retry = rejected.retry_after.map(|d| format!(", retry after {:.1} s", d.as_secs_f64())).unwrap_or_default();
+        let signal = Signal {
+            kind: crate::SignalKind::BreakerOpen,
+            severity: Severity::High,
+            at: now,
+            agent: Arc::from(agent),
+            task: Some(Arc::from(task)),
+            stage: None,
+            message: format!(
+                "{agent}: circuit breaker '{}' is {} and turned the call away{retry}",
+                rejected.breaker, rejected.state
+            ),
+            evidence: crate::Evidence::Breaker {
+                breaker: rejected.breaker.to_string(),
+                state: rejected.state.as_str().to_owned(),
+                retry_after_s: rejected.retry_after.map(|d| d.as_secs_f64()),
+            },
+        };
+        shared.metrics.count_signal(crate::SignalKind::BreakerOpen);
+        rejected.intervention = self.decide(now, agent, task, std::slice::from_ref(&signal));
+        rejected
     }
 
     /// Puts a proposal to the judge; false when it was vetoed.
@@ -623,6 +700,12 @@ impl AceBuilder {
 
         let decider = Decider::new(DecisionConfig::from_config(&config));
         let trace = config.trace_path.as_deref().map(TraceWriter::open).transpose()?;
+        let defaults = BreakerConfig::builder()
+            .window(crate::breaker::Window::ConsecutiveFailures(config.breaker_failures))
+            .wait_in_open(config.breaker_wait)
+            .build()?;
+        let breakers = Arc::new(Breakers::new(defaults, clock.clone()));
+        metrics.breaker_series.attach(&breakers);
         let shared = Arc::new(Shared {
             config,
             clock,
@@ -633,6 +716,7 @@ impl AceBuilder {
             trajectory,
             decider,
             trace,
+            breakers,
             metrics,
             sync: WriterSync::default(),
         });

@@ -74,6 +74,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A circuit breaker did not let the call through.
+    #[error("circuit breaker '{breaker}' is open{}", retry_after.map(|d| format!(" (retry after {:.3} s)", d.as_secs_f64())).unwrap_or_default())]
+    CircuitOpen {
+        /// The breaker's name.
+        breaker: String,
+        /// How long until it lets a trial through, when known.
+        retry_after: Option<std::time::Duration>,
+    },
+
     /// A bug in ace. Please report it with the message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -100,6 +109,7 @@ impl Error {
             Error::StoreUnavailable { .. } => "store_unavailable",
             Error::Store { .. } => "store",
             Error::Corrupt { .. } => "corrupt",
+            Error::CircuitOpen { .. } => "circuit_open",
             Error::Internal(_) => "internal",
         }
     }

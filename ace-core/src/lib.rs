@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod batcher;
+pub mod breaker;
 pub mod clock;
 pub mod config;
 pub mod context;

@@ -116,6 +116,8 @@ pub struct Metrics {
     pub(crate) monitor_series: MonitorSeries,
     /// `ace_context_staleness`, computed at scrape time.
     pub(crate) context_series: ContextSeries,
+    /// The breakers' and limiters' series, read at scrape time.
+    pub(crate) breaker_series: crate::breaker::BreakerSeries,
     pub(crate) computation_duration: HistogramFamily<Operation>,
     pub(crate) query_duration: HistogramFamily<QueryType>,
     pub(crate) errors: Family<AgentStageSeverity, Counter>,
@@ -146,6 +148,7 @@ impl Metrics {
         Metrics {
             monitor_series: MonitorSeries::default(),
             context_series: ContextSeries::default(),
+            breaker_series: crate::breaker::BreakerSeries::default(),
             computation_duration: Family::new_with_constructor(computation_histogram),
             query_duration: Family::new_with_constructor(query_histogram),
             errors: Family::default(),
@@ -175,6 +178,7 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register_collector(Box::new(self.monitor_series.clone()));
         registry.register_collector(Box::new(self.context_series.clone()));
+        registry.register_collector(Box::new(self.breaker_series.clone()));
         registry.register(
             "ace_metric_computation_duration_seconds",
             "Time spent computing baselines and signals (sampled 1 in 64 records), and flushing",

@@ -41,11 +41,13 @@ pub enum SignalKind {
     FailureRun,
     /// A task ran more stages than the agent's tasks usually take (see [`crate::trajectory`]).
     LongTask,
+    /// A circuit breaker turned the agent's call away (see [`crate::Ace::acquire`]).
+    BreakerOpen,
 }
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 11] = [
+    pub const ALL: [SignalKind; 12] = [
         SignalKind::Degradation,
         SignalKind::Recovery,
         SignalKind::ErrorAccumulation,
@@ -57,6 +59,7 @@ impl SignalKind {
         SignalKind::Loop,
         SignalKind::FailureRun,
         SignalKind::LongTask,
+        SignalKind::BreakerOpen,
     ];
 
     /// The kind's position in [`SignalKind::ALL`].
@@ -80,6 +83,7 @@ impl SignalKind {
             SignalKind::Loop => "loop",
             SignalKind::FailureRun => "failure_run",
             SignalKind::LongTask => "long_task",
+            SignalKind::BreakerOpen => "breaker_open",
         }
     }
 }
@@ -173,6 +177,15 @@ pub enum Evidence {
         typical_steps: u32,
         /// The agent's finished tasks the limit was learned from.
         tasks_seen: u32,
+    },
+    /// A circuit breaker that is not letting calls through.
+    Breaker {
+        /// The breaker's name.
+        breaker: String,
+        /// Its state (`open`, `half_open`, `forced_open`).
+        state: String,
+        /// Seconds until it lets a trial through, when known.
+        retry_after_s: Option<f64>,
     },
     /// Errors across a task's stages.
     Cascade {

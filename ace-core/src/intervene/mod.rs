@@ -214,6 +214,7 @@ pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
         (SignalKind::TaskError, _) => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
         (SignalKind::Loop, _) => &[(Replan, 9.0, 1.0), (Reflect, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::FailureRun, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
+        (SignalKind::BreakerOpen, _) => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::LongTask, _) => &[(Replan, 9.0, 1.0), (Escalate, 3.0, 2.0), (Terminate, 2.0, 2.0)],
         (SignalKind::Degradation, Evidence::BaselineShift { metric, direction, .. }) => match metric.as_str() {
             "success" => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
@@ -240,6 +241,7 @@ fn subject(signal: &Signal) -> (SignalKind, String) {
         Evidence::BaselineShift { metric, .. } => format!("{}/{metric}", signal.stage.as_deref().unwrap_or("")),
         Evidence::ErrorPattern { pattern_id, .. } => pattern_id.to_string(),
         Evidence::Failures { .. } => signal.stage.as_deref().unwrap_or("").to_owned(),
+        Evidence::Breaker { breaker, .. } => breaker.clone(),
         Evidence::Cascade { .. } | Evidence::Staleness { .. } | Evidence::TaskLength { .. } => String::new(),
     };
     (signal.kind, what)

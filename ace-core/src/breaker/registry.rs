@@ -1,0 +1,296 @@
+//! Named breakers sharing a default configuration, their events and their metrics.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::RwLock;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::limit::{Bulkhead, RateLimiter};
+use super::{BreakerConfig, CircuitBreaker, State};
+use crate::clock::{Clock, Timestamp};
+use crate::error::Result;
+
+/// What happened to a breaker (or a limiter).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// It moved from one state to another.
+    Transition {
+        /// Before.
+        from: State,
+        /// After.
+        to: State,
+        /// Why, in a few words.
+        why: &'static str,
+    },
+    /// A call was not let through (in `state`).
+    Rejected {
+        /// The breaker's state.
+        state: State,
+    },
+    /// A rate limiter or bulkhead turned a call away.
+    Limited,
+}
+
+/// An event of a named breaker or limiter.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BreakerEvent {
+    /// Its name.
+    pub name: Arc<str>,
+    /// What happened.
+    pub kind: EventKind,
+    /// When (engine clock); rejections carry the epoch (reading the clock for each would cost
+    /// more than the rejection).
+    pub at: Timestamp,
+}
+
+type Subscriber = Arc<dyn Fn(&BreakerEvent) + Send + Sync>;
+
+/// The subscribers of a registry's events; rejections are delivered only when someone listens.
+#[derive(Default)]
+pub(crate) struct Sink {
+    subscribers: RwLock<Vec<Subscriber>>,
+    listening: AtomicBool,
+}
+
+impl Sink {
+    fn emit(&self, event: &BreakerEvent) {
+        for s in self.subscribers.read().iter() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s(event))).is_err() {
+                tracing::error!(breaker = &*event.name, "a breaker event subscriber panicked; the call carries on");
+            }
+        }
+    }
+
+    pub(crate) fn emit_transition(&self, name: &Arc<str>, from: State, to: State, why: &'static str, at: Timestamp) {
+        match to {
+            State::Open | State::ForcedOpen => {
+                tracing::warn!(breaker = &**name, %from, %to, why, "circuit breaker opened")
+            }
+            _ => tracing::info!(breaker = &**name, %from, %to, why, "circuit breaker changed state"),
+        }
+        if self.listening.load(Ordering::Acquire) {
+            self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::Transition { from, to, why }, at });
+        }
+    }
+
+    pub(crate) fn emit_rejection(&self, name: &Arc<str>, state: State) {
+        if self.listening.load(Ordering::Relaxed) {
+            self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::Rejected { state }, at: Timestamp::EPOCH });
+        }
+    }
+
+    pub(crate) fn emit_limited(&self, name: &Arc<str>) {
+        if self.listening.load(Ordering::Relaxed) {
+            self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::Limited, at: Timestamp::EPOCH });
+        }
+    }
+}
+
+/// The engine's named breakers, rate limiters and bulkheads. Breakers made by name take the
+/// registry's default configuration.
+pub struct Breakers {
+    defaults: RwLock<BreakerConfig>,
+    clock: Arc<dyn Clock>,
+    breakers: RwLock<BTreeMap<Arc<str>, Arc<CircuitBreaker>>>,
+    limiters: RwLock<BTreeMap<Arc<str>, Arc<RateLimiter>>>,
+    bulkheads: RwLock<BTreeMap<Arc<str>, Arc<Bulkhead>>>,
+    sink: Arc<Sink>,
+}
+
+impl fmt::Debug for Breakers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breakers")
+            .field("breakers", &self.breakers.read().keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Breakers {
+    /// An empty registry on `clock` with `defaults` for breakers made by name.
+    #[must_use]
+    pub fn new(defaults: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
+        Breakers {
+            defaults: RwLock::new(defaults),
+            clock,
+            breakers: RwLock::default(),
+            limiters: RwLock::default(),
+            bulkheads: RwLock::default(),
+            sink: Arc::default(),
+        }
+    }
+
+    /// The breaker named `name`, made with the default configuration on first use. An invalid
+    /// name (empty, over 256 bytes, control characters) is an error.
+    pub fn get(&self, name: &str) -> Result<Arc<CircuitBreaker>> {
+        if let Some(b) = self.breakers.read().get(name) {
+            return Ok(b.clone());
+        }
+        let cfg = self.defaults.read().clone();
+        self.get_with(name, cfg)
+    }
+
+    /// The breaker named `name`, made with `cfg` if it does not exist yet (an existing breaker
+    /// keeps its configuration).
+    pub fn get_with(&self, name: &str, cfg: BreakerConfig) -> Result<Arc<CircuitBreaker>> {
+        let mut map = self.breakers.write();
+        if let Some(b) = map.get(name) {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(CircuitBreaker::with_sink(name, cfg, self.clock.clone(), self.sink.clone())?);
+        map.insert(b.name.clone(), b.clone());
+        Ok(b)
+    }
+
+    /// Replaces the default configuration for breakers made from now on.
+    pub fn set_defaults(&self, cfg: BreakerConfig) -> Result<()> {
+        cfg.validate()?;
+        *self.defaults.write() = cfg;
+        Ok(())
+    }
+
+    /// The rate limiter named `name`, made with `per_second` and `burst` on first use.
+    pub fn rate_limiter(&self, name: &str, per_second: f64, burst: u32) -> Result<Arc<RateLimiter>> {
+        if let Some(l) = self.limiters.read().get(name) {
+            return Ok(l.clone());
+        }
+        let mut map = self.limiters.write();
+        if let Some(l) = map.get(name) {
+            return Ok(l.clone());
+        }
+        let l = Arc::new(RateLimiter::with_sink(name, per_second, burst, self.clock.clone(), self.sink.clone())?);
+        map.insert(Arc::from(name), l.clone());
+        Ok(l)
+    }
+
+    /// The bulkhead named `name`, letting `max_concurrent` calls run at once, made on first use.
+    pub fn bulkhead(&self, name: &str, max_concurrent: u32) -> Result<Arc<Bulkhead>> {
+        if let Some(b) = self.bulkheads.read().get(name) {
+            return Ok(b.clone());
+        }
+        let mut map = self.bulkheads.write();
+        if let Some(b) = map.get(name) {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(Bulkhead::with_sink(name, max_concurrent, self.sink.clone())?);
+        map.insert(Arc::from(name), b.clone());
+        Ok(b)
+    }
+
+    /// Every breaker, by name.
+    #[must_use]
+    pub fn all(&self) -> Vec<Arc<CircuitBreaker>> {
+        self.breakers.read().values().cloned().collect()
+    }
+
+    /// Calls `f` with every event of this registry's breakers and limiters: state transitions
+    /// (on the thread that caused them) and rejections. A panicking subscriber is logged and the
+    /// call carries on.
+    pub fn subscribe(&self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) {
+        self.sink.subscribers.write().push(Arc::new(f));
+        self.sink.listening.store(true, Ordering::Release);
+    }
+}
+
+/// Registered in the engine's registry: the breakers' and limiters' series, read at scrape time.
+#[derive(Clone, Default)]
+pub struct BreakerSeries {
+    registry: Arc<OnceLock<Weak<Breakers>>>,
+}
+
+impl fmt::Debug for BreakerSeries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerSeries").finish_non_exhaustive()
+    }
+}
+
+impl BreakerSeries {
+    pub(crate) fn attach(&self, breakers: &Arc<Breakers>) {
+        let _ = self.registry.set(Arc::downgrade(breakers));
+    }
+}
+
+impl Collector for BreakerSeries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), fmt::Error> {
+        let Some(registry) = self.registry.get().and_then(Weak::upgrade) else { return Ok(()) };
+        let breakers = registry.all();
+        let mut state = encoder.encode_descriptor(
+            "circuit_breaker_state",
+            "1 for the breaker's current state, 0 for the others",
+            None,
+            MetricType::Gauge,
+        )?;
+        for b in &breakers {
+            let now = b.state();
+            for s in State::ALL {
+                ConstGauge::new(i64::from(s == now))
+                    .encode(state.encode_family(&[("name", b.name()), ("state", s.as_str())])?)?;
+            }
+        }
+        let mut failures = encoder.encode_descriptor(
+            "circuit_breaker_failures",
+            "Calls through the breaker that failed",
+            None,
+            MetricType::Counter,
+        )?;
+        for b in &breakers {
+            ConstCounter::new(b.counts().failures).encode(failures.encode_family(&[("name", b.name())])?)?;
+        }
+        let mut calls = encoder.encode_descriptor(
+            "circuit_breaker_calls",
+            "Calls through the breaker by outcome (success, failure, ignored; slow calls are also counted as slow)",
+            None,
+            MetricType::Counter,
+        )?;
+        for b in &breakers {
+            let c = b.counts();
+            for (outcome, n) in
+                [("success", c.successes), ("failure", c.failures), ("ignored", c.ignored), ("slow", c.slow)]
+            {
+                ConstCounter::new(n).encode(calls.encode_family(&[("name", b.name()), ("outcome", outcome)])?)?;
+            }
+        }
+        let mut rejected = encoder.encode_descriptor(
+            "circuit_breaker_not_permitted_calls",
+            "Calls the breaker did not let through",
+            None,
+            MetricType::Counter,
+        )?;
+        for b in &breakers {
+            ConstCounter::new(b.counts().not_permitted).encode(rejected.encode_family(&[("name", b.name())])?)?;
+        }
+        let limiters: Vec<Arc<RateLimiter>> = registry.limiters.read().values().cloned().collect();
+        let bulkheads: Vec<Arc<Bulkhead>> = registry.bulkheads.read().values().cloned().collect();
+        let mut limited = encoder.encode_descriptor(
+            "ace_limiter_rejected_calls",
+            "Calls a rate limiter or bulkhead turned away, by limiter",
+            None,
+            MetricType::Counter,
+        )?;
+        for l in &limiters {
+            ConstCounter::new(l.rejected()).encode(limited.encode_family(&[("name", l.name()), ("kind", "rate")])?)?;
+        }
+        for b in &bulkheads {
+            ConstCounter::new(b.rejected())
+                .encode(limited.encode_family(&[("name", b.name()), ("kind", "bulkhead")])?)?;
+        }
+        let mut in_flight = encoder.encode_descriptor(
+            "ace_bulkhead_in_flight",
+            "Calls running through the bulkhead now",
+            None,
+            MetricType::Gauge,
+        )?;
+        for b in &bulkheads {
+            ConstGauge::new(i64::from(b.in_flight())).encode(in_flight.encode_family(&[("name", b.name())])?)?;
+        }
+        Ok(())
+    }
+}

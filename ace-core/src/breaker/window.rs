@@ -1,0 +1,144 @@
+//! Sliding windows of call outcomes: the last N calls, or the calls of the last N seconds.
+
+use super::config::Window as Kind;
+
+/// Totals over a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub calls: u32,
+    pub failures: u32,
+    pub slow: u32,
+}
+
+impl Tally {
+    fn add(&mut self, failed: bool, slow: bool) {
+        self.calls += 1;
+        self.failures += u32::from(failed);
+        self.slow += u32::from(slow);
+    }
+
+    fn remove(&mut self, failed: bool, slow: bool) {
+        self.calls -= 1;
+        self.failures -= u32::from(failed);
+        self.slow -= u32::from(slow);
+    }
+
+    /// Failure and slow-call rates in percent.
+    pub fn rates(&self) -> (f64, f64) {
+        if self.calls == 0 {
+            return (0.0, 0.0);
+        }
+        let n = f64::from(self.calls);
+        (f64::from(self.failures) * 100.0 / n, f64::from(self.slow) * 100.0 / n)
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Bucket {
+    second: i64,
+    tally: Tally,
+}
+
+/// The outcomes of a count or time window (a consecutive-failures breaker keeps none).
+pub(crate) enum Outcomes {
+    None,
+    /// A ring of the last calls, two bits each (failed, slow).
+    Count {
+        ring: Vec<u8>,
+        next: usize,
+        len: usize,
+        tally: Tally,
+    },
+    /// One bucket per second, indexed by the second modulo the size.
+    Time {
+        buckets: Vec<Bucket>,
+    },
+}
+
+impl Outcomes {
+    pub fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::ConsecutiveFailures(_) => Outcomes::None,
+            Kind::Count(n) => Outcomes::Count { ring: vec![0; n as usize], next: 0, len: 0, tally: Tally::default() },
+            Kind::Time(n) => {
+                Outcomes::Time { buckets: vec![Bucket { second: i64::MIN, ..Bucket::default() }; n as usize] }
+            }
+        }
+    }
+
+    /// Records one outcome at `second` (seconds since the epoch on the engine clock) and returns
+    /// the window's totals.
+    pub fn push(&mut self, second: i64, failed: bool, slow: bool) -> Tally {
+        match self {
+            Outcomes::None => Tally::default(),
+            Outcomes::Count { ring, next, len, tally } => {
+                if *len == ring.len() {
+                    let old = ring[*next];
+                    tally.remove(old & 1 != 0, old & 2 != 0);
+                } else {
+                    *len += 1;
+                }
+                ring[*next] = u8::from(failed) | (u8::from(slow) << 1);
+                *next = (*next + 1) % ring.len();
+                tally.add(failed, slow);
+                *tally
+            }
+            Outcomes::Time { buckets } => {
+                let size = buckets.len() as i64;
+                let b = &mut buckets[second.rem_euclid(size) as usize];
+                if b.second != second {
+                    *b = Bucket { second, tally: Tally::default() };
+                }
+                b.tally.add(failed, slow);
+                let mut total = Tally::default();
+                for b in buckets.iter().filter(|b| b.second > second - size && b.second <= second) {
+                    total.calls += b.tally.calls;
+                    total.failures += b.tally.failures;
+                    total.slow += b.tally.slow;
+                }
+                total
+            }
+        }
+    }
+
+    /// Forgets every outcome.
+    pub fn clear(&mut self) {
+        match self {
+            Outcomes::None => {}
+            Outcomes::Count { ring, next, len, tally } => {
+                ring.fill(0);
+                (*next, *len, *tally) = (0, 0, Tally::default());
+            }
+            Outcomes::Time { buckets } => buckets.fill(Bucket { second: i64::MIN, ..Bucket::default() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_window_keeps_the_last_n() {
+        let mut w = Outcomes::new(Kind::Count(3));
+        assert_eq!(w.push(0, true, false), Tally { calls: 1, failures: 1, slow: 0 });
+        w.push(0, false, true);
+        w.push(0, false, false);
+        assert_eq!(w.push(0, false, false), Tally { calls: 3, failures: 0, slow: 1 }, "the first failure slid out");
+        assert_eq!(w.push(0, true, false).rates(), (100.0 / 3.0, 0.0));
+        w.clear();
+        assert_eq!(w.push(0, false, false).calls, 1);
+    }
+
+    #[test]
+    fn a_time_window_keeps_the_last_n_seconds() {
+        let mut w = Outcomes::new(Kind::Time(10));
+        for s in 0..10 {
+            w.push(100 + s, s % 2 == 0, false);
+        }
+        assert_eq!(w.push(109, false, false), Tally { calls: 11, failures: 5, slow: 0 });
+        // Second 110 reuses 100's bucket; 100 is out of the window.
+        assert_eq!(w.push(110, false, false), Tally { calls: 11, failures: 4, slow: 0 });
+        assert_eq!(w.push(200, true, true), Tally { calls: 1, failures: 1, slow: 1 }, "long idle: all old");
+    }
+}
