@@ -45,6 +45,12 @@ impl Store for NullStore {
     fn query_interventions(&self, _: Option<&str>, _: usize) -> ace::Result<Vec<ace::store::InterventionRecord>> {
         Ok(Vec::new())
     }
+    fn append_playbook(&self, _: &[ace::store::PlaybookEntry]) -> ace::Result<()> {
+        Ok(())
+    }
+    fn load_playbook(&self, _: &str) -> ace::Result<Vec<ace::store::PlaybookEntry>> {
+        Ok(Vec::new())
+    }
     fn ping(&self) -> ace::Result<Duration> {
         Ok(Duration::ZERO)
     }

@@ -74,7 +74,9 @@ fn a_file_that_is_not_a_database_is_corrupt() {
 fn migrations_go_down_and_up_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("m.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.migrate_down(3).unwrap(), 1);
+    assert!(store.load_playbook("d").is_err(), "v4 tables are gone after going down to 3");
     assert_eq!(store.migrate_down(2).unwrap(), 1);
     assert!(store.query_interventions(None, 0).is_err(), "v3 tables are gone after going down to 2");
     assert_eq!(store.migrate_down(1).unwrap(), 1);
@@ -84,7 +86,7 @@ fn migrations_go_down_and_up_again() {
     assert_eq!(store.migrate_down(0).unwrap(), 1);
     assert_eq!(store.schema_version().unwrap(), 0);
     assert!(store.count_metrics().is_err(), "tables are gone after down");
-    assert_eq!(store.migrate_up().unwrap(), 3);
+    assert_eq!(store.migrate_up().unwrap(), 4);
     assert_eq!(store.load_patterns().unwrap(), vec![]);
     assert_eq!(store.count_metrics().unwrap(), 0);
     assert_eq!(store.migrate_up().unwrap(), 0, "up is idempotent");

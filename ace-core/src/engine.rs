@@ -20,6 +20,7 @@ use crate::intervene::{Decider, DecisionConfig, Intervention, InterventionId, Ju
 use crate::metrics::Metrics;
 use crate::metrics::{AgentType, Type, VerdictLabel};
 use crate::monitor::{BaselineState, DetectorConfig, Monitor, Observation, StageTimer};
+use crate::playbook::{Embedder, HashEmbedder, PlaybookConfig, Playbooks};
 use crate::signal::Signal;
 use crate::store::{MemoryStore, Store};
 use crate::trace::TraceWriter;
@@ -73,6 +74,7 @@ pub(crate) struct Shared {
     pub(crate) decider: Decider,
     pub(crate) trace: Option<TraceWriter>,
     pub(crate) breakers: Arc<Breakers>,
+    pub(crate) playbooks: Playbooks,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
 }
@@ -107,7 +109,15 @@ pub struct Stats {
 impl Ace {
     /// A builder with the default configuration, an in-memory store and the system clock.
     pub fn builder() -> AceBuilder {
-        AceBuilder { config: None, store: None, clock: None, persist: true, judge: None }
+        AceBuilder {
+            config: None,
+            store: None,
+            clock: None,
+            persist: true,
+            judge: None,
+            embedder: None,
+            playbook: None,
+        }
     }
 
     fn shared(&self) -> &Shared {
@@ -208,6 +218,32 @@ impl Ace {
             }
         }
         Some(Box::new(intervention))
+    }
+
+    /// The playbooks, one per domain, persisted in the engine's store (see [`crate::playbook`]).
+    ///
+    /// ```
+    /// use ace_core::Ace;
+    /// use ace_core::playbook::{Feedback, Insight, Stage};
+    ///
+    /// let ace = Ace::builder().build()?;
+    /// let pb = ace.playbooks();
+    /// let report = pb.merge("airline", &[
+    ///     Insight::new("strategies", "Verify the fare total before charging the card"),
+    ///     Insight::new("strategies", "verify the fare total before charging the card."),
+    /// ])?;
+    /// assert_eq!((report.added.len(), report.merged.len()), (1, 1));
+    /// let id = &report.added[0];
+    /// for _ in 0..3 {
+    ///     pb.feedback("airline", id, Feedback::Helpful)?;
+    /// }
+    /// let best = pb.retrieve("airline", "charging a card", 5, Stage::Staging)?;
+    /// assert_eq!(&best[0].bullet.id, id);
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn playbooks(&self) -> &Playbooks {
+        &self.shared().playbooks
     }
 
     /// The engine's named circuit breakers, rate limiters and bulkheads (see [`crate::breaker`]).
@@ -606,6 +642,8 @@ pub struct AceBuilder {
     clock: Option<Arc<dyn Clock>>,
     persist: bool,
     judge: Option<Arc<dyn Judge>>,
+    embedder: Option<Arc<dyn Embedder>>,
+    playbook: Option<PlaybookConfig>,
 }
 
 impl AceBuilder {
@@ -619,6 +657,18 @@ impl AceBuilder {
     /// or change them (see [`crate::intervene::judge`]); none by default.
     pub fn judge(mut self, judge: impl Judge) -> Self {
         self.judge = Some(Arc::new(judge));
+        self
+    }
+
+    /// The embedder of the playbooks (default: the built-in [`HashEmbedder`], no model).
+    pub fn embedder(mut self, embedder: impl Embedder) -> Self {
+        self.embedder = Some(Arc::new(embedder));
+        self
+    }
+
+    /// The playbooks' thresholds and gates (default: [`PlaybookConfig::default`]).
+    pub fn playbook_config(mut self, config: PlaybookConfig) -> Self {
+        self.playbook = Some(config);
         self
     }
 
@@ -706,6 +756,13 @@ impl AceBuilder {
             .build()?;
         let breakers = Arc::new(Breakers::new(defaults, clock.clone()));
         metrics.breaker_series.attach(&breakers);
+        let playbooks = Playbooks::new(
+            self.playbook.unwrap_or_default(),
+            self.embedder.unwrap_or_else(|| Arc::new(HashEmbedder::default())),
+            store.clone(),
+            clock.clone(),
+            metrics.playbook.clone(),
+        )?;
         let shared = Arc::new(Shared {
             config,
             clock,
@@ -717,6 +774,7 @@ impl AceBuilder {
             decider,
             trace,
             breakers,
+            playbooks,
             metrics,
             sync: WriterSync::default(),
         });

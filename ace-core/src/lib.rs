@@ -14,6 +14,7 @@ pub mod event;
 pub mod intervene;
 pub mod metrics;
 pub mod monitor;
+pub mod playbook;
 pub mod replay;
 pub mod signal;
 pub mod store;

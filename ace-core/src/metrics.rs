@@ -118,6 +118,7 @@ pub struct Metrics {
     pub(crate) context_series: ContextSeries,
     /// The breakers' and limiters' series, read at scrape time.
     pub(crate) breaker_series: crate::breaker::BreakerSeries,
+    pub(crate) playbook: crate::playbook::PlaybookMetrics,
     pub(crate) computation_duration: HistogramFamily<Operation>,
     pub(crate) query_duration: HistogramFamily<QueryType>,
     pub(crate) errors: Family<AgentStageSeverity, Counter>,
@@ -149,6 +150,7 @@ impl Metrics {
             monitor_series: MonitorSeries::default(),
             context_series: ContextSeries::default(),
             breaker_series: crate::breaker::BreakerSeries::default(),
+            playbook: crate::playbook::PlaybookMetrics::default(),
             computation_duration: Family::new_with_constructor(computation_histogram),
             query_duration: Family::new_with_constructor(query_histogram),
             errors: Family::default(),
@@ -179,6 +181,7 @@ impl Metrics {
         registry.register_collector(Box::new(self.monitor_series.clone()));
         registry.register_collector(Box::new(self.context_series.clone()));
         registry.register_collector(Box::new(self.breaker_series.clone()));
+        self.playbook.register(registry);
         registry.register(
             "ace_metric_computation_duration_seconds",
             "Time spent computing baselines and signals (sampled 1 in 64 records), and flushing",

@@ -54,6 +54,24 @@ pub enum Record {
     Outcome(OutcomeRecord),
 }
 
+/// One entry of a playbook domain's log: an operation or a snapshot, chained by hash (see
+/// [`crate::playbook`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookEntry {
+    /// The domain (tenant).
+    pub domain: String,
+    /// The version this entry makes (1, 2, ... per domain).
+    pub version: u64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// SHA-256 (hex) of the previous entry's hash, this version and `body`.
+    pub hash: String,
+    /// A snapshot of the whole domain rather than one operation.
+    pub snapshot: bool,
+    /// The operation or snapshot, as JSON.
+    pub body: String,
+}
+
 /// An intervention as audited.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InterventionRecord {
@@ -280,6 +298,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// (0: no limit), with their outcomes where reported.
     fn query_interventions(&self, agent: Option<&str>, limit: usize) -> Result<Vec<InterventionRecord>>;
 
+    /// Appends playbook log entries atomically (all or none). An entry whose (domain, version)
+    /// exists already is refused with an error: two writers never fork a playbook's history.
+    fn append_playbook(&self, entries: &[PlaybookEntry]) -> Result<()>;
+
+    /// Every log entry of `domain`, by version.
+    fn load_playbook(&self, domain: &str) -> Result<Vec<PlaybookEntry>>;
+
     /// Checks the store is reachable; returns the round-trip time.
     fn ping(&self) -> Result<Duration>;
 
@@ -302,6 +327,7 @@ struct MemoryInner {
     interventions: Vec<InterventionRecord>,
     baselines: HashMap<(String, String, String), BaselineRecord>,
     patterns: HashMap<(String, String), PatternRecord>,
+    playbooks: HashMap<String, Vec<PlaybookEntry>>,
 }
 
 impl MemoryStore {
@@ -351,6 +377,32 @@ impl Store for MemoryStore {
             inner.interventions.iter().filter(|i| agent.is_none_or(|a| a == &*i.agent)).cloned().collect();
         out.sort_by_key(|i| i.ts);
         out.truncate(limit);
+        Ok(out)
+    }
+
+    fn append_playbook(&self, entries: &[PlaybookEntry]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        for e in entries {
+            let log = inner.playbooks.get(&e.domain);
+            let clash = log.is_some_and(|l| l.iter().any(|x| x.version == e.version))
+                || entries.iter().filter(|x| x.domain == e.domain && x.version == e.version).count() > 1;
+            if clash {
+                return Err(crate::Error::Store {
+                    backend: "memory",
+                    operation: "append playbook entries",
+                    source: format!("playbook {:?} already has version {}", e.domain, e.version).into(),
+                });
+            }
+        }
+        for e in entries {
+            inner.playbooks.entry(e.domain.clone()).or_default().push(e.clone());
+        }
+        Ok(())
+    }
+
+    fn load_playbook(&self, domain: &str) -> Result<Vec<PlaybookEntry>> {
+        let mut out = self.inner.lock().playbooks.get(domain).cloned().unwrap_or_default();
+        out.sort_by_key(|e| e.version);
         Ok(out)
     }
 

@@ -186,6 +186,12 @@ impl Store for FlakyStore {
     ) -> ace_core::Result<Vec<ace_core::store::InterventionRecord>> {
         self.inner.query_interventions(a, n)
     }
+    fn append_playbook(&self, entries: &[ace_core::store::PlaybookEntry]) -> ace_core::Result<()> {
+        self.inner.append_playbook(entries)
+    }
+    fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<ace_core::store::PlaybookEntry>> {
+        self.inner.load_playbook(domain)
+    }
     fn ping(&self) -> ace_core::Result<Duration> {
         self.inner.ping()
     }

@@ -51,4 +51,10 @@ pub const SQLITE: &[Migration] = &[
         up: include_str!("../migrations/sqlite/0003_interventions.up.sql"),
         down: include_str!("../migrations/sqlite/0003_interventions.down.sql"),
     },
+    Migration {
+        version: 4,
+        name: "playbooks",
+        up: include_str!("../migrations/sqlite/0004_playbooks.up.sql"),
+        down: include_str!("../migrations/sqlite/0004_playbooks.down.sql"),
+    },
 ];

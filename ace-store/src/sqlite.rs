@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use ace_core::errors::{PatternId, PatternRecord};
 use ace_core::store::{
-    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord, Record,
-    Store,
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord,
+    PlaybookEntry, Record, Store,
 };
 use ace_core::{BaselineState, Severity, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -468,6 +468,56 @@ impl Store for SqliteStore {
         })
     }
 
+    fn append_playbook(&self, entries: &[PlaybookEntry]) -> ace_core::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.run(async {
+            let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a playbook append", e))?;
+            for chunk in entries.chunks(ERROR_ROWS_PER_INSERT) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO ace_playbook_versions (domain, version, created_at, hash, snapshot, body) ",
+                );
+                qb.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.domain.clone())
+                        .push_bind(i64::try_from(e.version).unwrap_or(i64::MAX))
+                        .push_bind(e.at.as_micros())
+                        .push_bind(e.hash.clone())
+                        .push_bind(e.snapshot)
+                        .push_bind(e.body.clone());
+                });
+                qb.build().execute(&mut *tx).await.map_err(|e| query_err("append playbook entries", e))?;
+            }
+            tx.commit().await.map_err(|e| query_err("commit playbook entries", e))
+        })
+    }
+
+    fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
+        self.run(async {
+            let rows = sqlx::query(
+                "SELECT version, created_at, hash, snapshot, body FROM ace_playbook_versions WHERE domain = ? ORDER BY version",
+            )
+            .bind(domain)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| query_err("load a playbook", e))?;
+            rows.iter()
+                .map(|r| {
+                    let decode = |e| query_err("decode a playbook entry", e);
+                    let version: i64 = r.try_get("version").map_err(decode)?;
+                    Ok(PlaybookEntry {
+                        domain: domain.to_owned(),
+                        version: u64::try_from(version).unwrap_or(0),
+                        at: Timestamp::from_micros(r.try_get("created_at").map_err(decode)?),
+                        hash: r.try_get("hash").map_err(decode)?,
+                        snapshot: r.try_get("snapshot").map_err(decode)?,
+                        body: r.try_get("body").map_err(decode)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn save_patterns(&self, patterns: &[PatternRecord]) -> ace_core::Result<()> {
         if patterns.is_empty() {
             return Ok(());
@@ -688,7 +738,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.db");
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), SQLITE.len() as i64);
         store
             .run(sqlx::query("INSERT INTO ace_schema_migrations VALUES (99, 'future', 'x', 0)").execute(&store.pool))
             .unwrap();

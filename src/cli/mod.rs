@@ -2,6 +2,7 @@
 
 mod demo;
 mod patterns;
+mod playbook;
 mod replay;
 mod sim;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Feed recorded traces (JSON Lines, see TRACE_FORMAT.md) to a fresh engine and score its
     /// interventions against the traces' labels.
     Replay(replay::ReplayArgs),
+    /// Playbooks in the store: export, import, stats, rollback.
+    #[command(subcommand)]
+    Playbook(playbook::PlaybookCommand),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -39,6 +43,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Patterns(cmd) => patterns::run(&cmd),
         Command::Replay(args) => replay::run(&args),
+        Command::Playbook(cmd) => playbook::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use ace::errors::{PatternId, PatternRecord};
 use ace::store::{
-    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord, Record,
-    Store,
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord,
+    PlaybookEntry, Record, Store,
 };
 use ace::{BaselineState, Severity, Timestamp};
 use ace::{InterventionId, SignalKind, Strategy};
@@ -239,10 +239,37 @@ pub fn interventions_and_outcomes(store: &dyn Store) {
     assert_eq!(store.query_interventions(None, 1).unwrap()[0].id, InterventionId(u64::MAX));
 }
 
+fn entry(domain: &str, version: u64, snapshot: bool, body: &str) -> PlaybookEntry {
+    PlaybookEntry {
+        domain: domain.to_owned(),
+        version,
+        at: Timestamp::from_micros(1_700_000_000_000_000 + version as i64),
+        hash: format!("{version:064x}"),
+        snapshot,
+        body: body.to_owned(),
+    }
+}
+
+pub fn playbook_logs_append_in_order_per_domain(store: &dyn Store) {
+    assert!(store.load_playbook("none").unwrap().is_empty());
+    store.append_playbook(&[entry("a", 1, false, "{\"op\":1}"), entry("a", 2, true, "{\"é\":\"ü\\n\"}")]).unwrap();
+    store.append_playbook(&[entry("b", 1, false, "{}")]).unwrap();
+    store.append_playbook(&[entry("a", 3, false, "{}")]).unwrap();
+    store.append_playbook(&[]).unwrap();
+    let a = store.load_playbook("a").unwrap();
+    assert_eq!(a.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(a[1], entry("a", 2, true, "{\"é\":\"ü\\n\"}"), "verbatim");
+    assert_eq!(store.load_playbook("b").unwrap().len(), 1, "domains are apart");
+    // A version written twice would fork the history: refused, and the batch is all or nothing.
+    let clash = store.append_playbook(&[entry("a", 4, false, "{}"), entry("a", 3, false, "{}")]);
+    assert!(clash.is_err());
+    assert_eq!(store.load_playbook("a").unwrap().len(), 3, "nothing of the refused batch");
+}
+
 /// Every check, each on a fresh store from `fresh`.
 pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
     type Check = (&'static str, fn(&dyn Store));
-    let checks: [Check; 12] = [
+    let checks: [Check; 13] = [
         ("round_trips_records", round_trips_records),
         ("empty_batch_is_fine", empty_batch_is_fine),
         ("queries_filter_and_order", queries_filter_and_order),
@@ -255,6 +282,7 @@ pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
         ("round_trips_errors", round_trips_errors),
         ("patterns_upsert_and_reload", patterns_upsert_and_reload),
         ("interventions_and_outcomes", interventions_and_outcomes),
+        ("playbook_logs_append_in_order_per_domain", playbook_logs_append_in_order_per_domain),
     ];
     for (name, check) in checks {
         eprintln!("conformance: {name}");
@@ -291,6 +319,11 @@ pub fn engine_round_trip_owned(store: Arc<dyn Store>, reopen: &dyn Fn() -> Arc<d
     assert_eq!(stored[3].pattern, pattern.unwrap());
     assert!(store.load_patterns().unwrap().iter().any(|p| p.id == pattern.unwrap()), "patterns saved at flush");
     let before = ace.baseline("agent-1", "planning", "duration_s").unwrap();
+    let pb = ace.playbooks();
+    let added =
+        pb.merge("tenant-a", &[ace::playbook::Insight::new("strategies", "Check the fare before booking")]).unwrap();
+    pb.feedback("tenant-a", &added.added[0], ace::playbook::Feedback::Helpful).unwrap();
+    let playbook_before = pb.stats("tenant-a").unwrap();
     ace.close().unwrap();
     drop(ace);
     drop(store);
@@ -302,5 +335,9 @@ pub fn engine_round_trip_owned(store: Arc<dyn Store>, reopen: &dyn Fn() -> Arc<d
     assert_eq!(ace.baseline("agent-1", "planning", "tokens_in").unwrap().count, 150);
     let again = ace.record_error("agent-1", "task-y", "execution", "ConnectionError", "db-9 refused", None).unwrap();
     assert_eq!(again.pattern, pattern.unwrap(), "a reloaded pattern keeps its id");
+    let pb = ace.playbooks();
+    assert_eq!(pb.stats("tenant-a").unwrap(), playbook_before, "the playbook reloads to the same version and hash");
+    assert_eq!(pb.bullets("tenant-a").unwrap()[0].helpful, 1);
+    assert!(pb.bullets("tenant-b").unwrap().is_empty());
     ace.close().unwrap();
 }
