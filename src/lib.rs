@@ -17,6 +17,8 @@
 pub use ace_core::*;
 #[cfg(feature = "sqlite")]
 pub use ace_store::{self as stores, SqliteStore};
+#[cfg(feature = "postgres")]
+pub use ace_store::{PgOptions, PgStore};
 
 /// Opens the store a URL names (`memory`, `sqlite://PATH`, or a file path); see
 /// [`ace_store::open`].
@@ -34,6 +36,6 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://ace.db";
 pub fn from_env() -> Result<Ace> {
     let config = AceConfig::from_env()?;
     let url = config.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-    let store = open_store(&url)?;
+    let store = ace_store::open_with(&url, config.postgres_max_connections)?;
     Ace::builder().config(config).store_arc(store).build()
 }

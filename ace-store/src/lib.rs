@@ -6,10 +6,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod common;
 mod error;
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod json;
 pub mod migrate;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -18,6 +22,8 @@ use std::sync::Arc;
 use ace_core::{MemoryStore, Store};
 
 pub use error::Error;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -27,10 +33,18 @@ pub use sqlite::SqliteStore;
 /// |---|---|
 /// | `memory`, `memory://` | a fresh [`MemoryStore`] |
 /// | `sqlite://PATH`, `sqlite:PATH`, or a plain file path | [`SqliteStore`] at `PATH` |
+/// | `postgresql://...`, `postgres://...` | [`PgStore`] (pool of 50; see [`open_with`]) |
 ///
-/// Anything else (`postgresql://` before the PostgreSQL backend lands, a typo) is a
+/// Anything else (a typo, an unknown scheme) is a
 /// [`ace_core::Error::Config`] naming `DATABASE_URL`; passwords are never printed.
 pub fn open(url: &str) -> ace_core::Result<Arc<dyn Store>> {
+    open_with(url, 50)
+}
+
+/// [`open`] with a PostgreSQL pool of `postgres_max_connections` (`POSTGRES_MAX_CONNECTIONS`).
+pub fn open_with(url: &str, postgres_max_connections: u32) -> ace_core::Result<Arc<dyn Store>> {
+    #[cfg(not(feature = "postgres"))]
+    let _ = postgres_max_connections;
     let url = url.trim();
     if url.is_empty() {
         return Err(Error::UnsupportedUrl { url: String::new(), reason: "the store URL is empty".into() }.into());
@@ -42,15 +56,20 @@ pub fn open(url: &str) -> ace_core::Result<Arc<dyn Store>> {
     match scheme.as_deref() {
         #[cfg(feature = "sqlite")]
         Some("sqlite") | None => Ok(Arc::new(SqliteStore::open(sqlite::path_from_url(url))?)),
+        #[cfg(feature = "postgres")]
+        Some("postgres" | "postgresql") => {
+            let options = PgOptions::default().max_connections(postgres_max_connections);
+            Ok(Arc::new(PgStore::connect(url, options)?))
+        }
+        #[cfg(not(feature = "postgres"))]
         Some("postgres" | "postgresql") => Err(Error::UnsupportedUrl {
             url: ace_core::error::redact_url(url),
-            reason: "the PostgreSQL store is not available in this build of ace yet; use sqlite://PATH or memory"
-                .into(),
+            reason: "this build of ace has no PostgreSQL store (the postgres feature is off)".into(),
         }
         .into()),
         Some(other) => Err(Error::UnsupportedUrl {
             url: ace_core::error::redact_url(url),
-            reason: format!("unknown scheme {other:?}; use sqlite://PATH, a file path, or memory"),
+            reason: format!("unknown scheme {other:?}; use sqlite://PATH, postgresql://..., a file path, or memory"),
         }
         .into()),
         #[cfg(not(feature = "sqlite"))]

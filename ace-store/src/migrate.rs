@@ -58,3 +58,11 @@ pub const SQLITE: &[Migration] = &[
         down: include_str!("../migrations/sqlite/0004_playbooks.down.sql"),
     },
 ];
+
+/// The PostgreSQL migrations, oldest first.
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    up: include_str!("../migrations/postgres/0001_init.up.sql"),
+    down: include_str!("../migrations/postgres/0001_init.down.sql"),
+}];

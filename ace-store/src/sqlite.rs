@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ace_core::errors::{PatternId, PatternRecord};
+use ace_core::errors::PatternRecord;
 use ace_core::store::{
     BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord,
     PlaybookEntry, Record, Store,
@@ -22,6 +22,7 @@ use ace_core::{BaselineState, Severity, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use crate::common::{block_on, metrics_json, parse_pattern_id};
 use crate::error::Error;
 use crate::migrate::{Migration, SQLITE};
 
@@ -192,19 +193,6 @@ impl Drop for SqliteStore {
     }
 }
 
-fn block_on<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    if tokio::runtime::Handle::try_current().is_ok() {
-        // Blocking inside a runtime would panic: wait on a helper thread instead.
-        std::thread::scope(|s| s.spawn(|| rt.block_on(fut)).join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-    } else {
-        rt.block_on(fut)
-    }
-}
-
 async fn ensure_migrations_table(pool: &SqlitePool) -> ace_core::Result<()> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS ace_schema_migrations (
@@ -247,31 +235,6 @@ fn insert_sql(rows: usize) -> String {
         sql.push_str(if i == 0 { "(?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?)" });
     }
     sql
-}
-
-fn metrics_json(metrics: &[(Arc<str>, f64)]) -> Option<String> {
-    if metrics.is_empty() {
-        return None;
-    }
-    // Names are validated (ASCII letters, digits, `_-.:`) and values finite: no escaping needed,
-    // and writing in order keeps the caller's order on the way back.
-    let mut s = String::with_capacity(16 * metrics.len() + 2);
-    s.push('{');
-    for (i, (name, value)) in metrics.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push('"');
-        s.push_str(name);
-        s.push_str("\":");
-        s.push_str(&serde_json::Number::from_f64(*value).map_or_else(|| "null".to_owned(), |n| n.to_string()));
-    }
-    s.push('}');
-    Some(s)
-}
-
-fn parse_pattern_id(hex: &str) -> Option<PatternId> {
-    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten().map(PatternId)
 }
 
 fn parse_metrics(text: Option<&str>) -> Result<Vec<(Arc<str>, f64)>, String> {

@@ -1,6 +1,7 @@
 //! Command-line parsing, logging set-up and dispatch.
 
 mod demo;
+mod migrate;
 mod patterns;
 mod playbook;
 mod replay;
@@ -28,6 +29,9 @@ enum Command {
     /// Feed recorded traces (JSON Lines, see TRACE_FORMAT.md) to a fresh engine and score its
     /// interventions against the traces' labels.
     Replay(replay::ReplayArgs),
+    /// The store's schema: migrate up, down, or show the version.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
     /// Playbooks in the store: export, import, stats, rollback.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
@@ -44,6 +48,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Patterns(cmd) => patterns::run(&cmd),
         Command::Replay(args) => replay::run(&args),
         Command::Playbook(cmd) => playbook::run(&cmd),
+        Command::Migrate(cmd) => migrate::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
