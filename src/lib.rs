@@ -19,6 +19,8 @@ pub use ace_core::*;
 pub use ace_store::{self as stores, SqliteStore};
 #[cfg(feature = "postgres")]
 pub use ace_store::{PgOptions, PgStore};
+#[cfg(feature = "redis")]
+pub use ace_store::{RedisCache, RedisOptions};
 
 /// Opens the store a URL names (`memory`, `sqlite://PATH`, or a file path); see
 /// [`ace_store::open`].
@@ -30,12 +32,22 @@ pub fn open_store(url: &str) -> Result<std::sync::Arc<dyn Store>> {
 /// The store URL used when `DATABASE_URL` is not set: `ace.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ace.db";
 
-/// An engine configured from the environment: [`AceConfig::from_env`] for the settings and
-/// `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]) for the store.
+/// An engine configured from the environment: [`AceConfig::from_env`] for the settings,
+/// `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]) for the store, and `REDIS_URL` or
+/// `REDIS_CLUSTER_URLS` (with `ACE_ENABLE_CACHING`, on by default) for the shared cache.
 #[cfg(feature = "sqlite")]
 pub fn from_env() -> Result<Ace> {
     let config = AceConfig::from_env()?;
     let url = config.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
     let store = ace_store::open_with(&url, config.postgres_max_connections)?;
-    Ace::builder().config(config).store_arc(store).build()
+    let mut builder = Ace::builder().store_arc(store);
+    #[cfg(feature = "redis")]
+    if config.enable_caching {
+        if !config.redis_cluster_urls.is_empty() {
+            builder = builder.cache(RedisCache::connect_cluster(&config.redis_cluster_urls, RedisOptions::default())?);
+        } else if let Some(redis) = &config.redis_url {
+            builder = builder.cache(RedisCache::connect(redis, RedisOptions::default())?);
+        }
+    }
+    builder.config(config).build()
 }

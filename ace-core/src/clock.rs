@@ -64,6 +64,32 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// RFC 3339 in UTC with milliseconds (`2026-11-22T10:40:00.123Z`).
+    #[must_use]
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1_000_000);
+        let millis = self.0.rem_euclid(1_000_000) / 1000;
+        let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        )
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:.6}", self.as_secs_f64())
@@ -152,6 +178,14 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_with_millis() {
+        assert_eq!(Timestamp::EPOCH.to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp::from_micros(1_700_000_000_123_456).to_rfc3339(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(Timestamp::from_micros(951_782_400_000_000).to_rfc3339(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(Timestamp::from_micros(-1_000_000).to_rfc3339(), "1969-12-31T23:59:59.000Z");
+    }
 
     #[test]
     fn timestamps_round_trip_seconds() {

@@ -7,9 +7,11 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
+use serde::Serialize;
 
 use crate::batcher::{Writer, WriterSync};
 use crate::breaker::{BreakerConfig, Breakers, CircuitBreaker, Permit, Rejected};
+use crate::cache::Cache;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::AceConfig;
 use crate::context::{ContextOrgan, StalenessConfig};
@@ -18,7 +20,7 @@ use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport, MinerConfig, PatternRec
 use crate::event::Severity;
 use crate::intervene::{Decider, DecisionConfig, Intervention, InterventionId, Judge, Report, Verdict};
 use crate::metrics::Metrics;
-use crate::metrics::{AgentType, Type, VerdictLabel};
+use crate::metrics::{AgentType, ResultLabel, Type, VerdictLabel};
 use crate::monitor::{BaselineState, DetectorConfig, Monitor, Observation, StageTimer};
 use crate::playbook::{Embedder, HashEmbedder, PlaybookConfig, Playbooks};
 use crate::signal::Signal;
@@ -59,6 +61,7 @@ struct Inner {
     registry: Registry,
     subscribers: parking_lot::RwLock<Vec<Subscriber>>,
     judge: Option<Arc<dyn Judge>>,
+    cache: Option<Arc<dyn Cache>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -77,6 +80,48 @@ pub(crate) struct Shared {
     pub(crate) playbooks: Playbooks,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
+}
+
+/// The engine's health, in the shape of the seed runbook's `/health` answer (see
+/// [`Ace::health`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// `healthy`, `degraded` (the cache unreachable, a breaker open, records dropped, the buffer
+    /// over half full) or `unhealthy` (the store does not answer).
+    pub status: &'static str,
+    /// ace's version.
+    pub version: &'static str,
+    /// When it was taken (engine clock, RFC 3339 UTC).
+    pub timestamp: String,
+    /// `connected` or `unreachable`.
+    pub database: &'static str,
+    /// The store backend (`sqlite`, `postgres`, `memory`).
+    pub database_backend: &'static str,
+    /// The store's round trip in milliseconds (when connected).
+    pub latency_ms: Option<f64>,
+    /// Why the store did not answer.
+    pub database_error: Option<String>,
+    /// The shared cache: `connected`, `unreachable` or `not_configured`.
+    pub redis: &'static str,
+    /// The cache's backend (`redis`, `memory`), when one is configured.
+    pub cache_backend: Option<&'static str>,
+    /// The cache's round trip in milliseconds (when connected).
+    pub cache_latency_ms: Option<f64>,
+    /// Each breaker's state, by name.
+    pub circuit_breakers: std::collections::BTreeMap<String, &'static str>,
+    /// Records waiting for the store.
+    pub buffered: u64,
+    /// Records accepted but not stored (should stay 0).
+    pub dropped: u64,
+}
+
+impl Health {
+    /// The health as JSON (what `/health` serves).
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"status":"unhealthy"}"#.to_owned())
+    }
 }
 
 /// Counters of the engine's activity since it started.
@@ -117,6 +162,7 @@ impl Ace {
             judge: None,
             embedder: None,
             playbook: None,
+            cache: None,
         }
     }
 
@@ -180,6 +226,12 @@ impl Ace {
         let shared = self.shared();
         let started = std::time::Instant::now();
         let mut intervention = shared.decider.decide(now, agent, task, signals)?;
+        if let Some(cache) = &self.inner.cache
+            && !self.claimed(cache, &intervention)
+        {
+            shared.decider.forget(intervention.id);
+            return None;
+        }
         if let Some(judge) = &self.inner.judge
             && !self.judged(judge, &mut intervention)
         {
@@ -319,6 +371,48 @@ impl Ace {
         shared.metrics.count_signal(crate::SignalKind::BreakerOpen);
         rejected.intervention = self.decide(now, agent, task, std::slice::from_ref(&signal));
         rejected
+    }
+
+    /// Claims the task's cooldown and a place under its cap in the shared cache; false when
+    /// another replica acted on the task within the cooldown or the cap is reached fleet-wide.
+    /// A cache error leaves the local decision standing.
+    fn claimed(&self, cache: &Arc<dyn Cache>, proposal: &Intervention) -> bool {
+        let shared = self.shared();
+        let count = |result| {
+            shared.metrics.cache_requests.get_or_create(&ResultLabel { result }).inc();
+        };
+        let key = format!("gate:{}:{}", proposal.agent, proposal.task);
+        let cooldown = shared.config.cooldown;
+        if !cooldown.is_zero() {
+            match cache.claim(&format!("{key}:cooldown"), &proposal.id.to_string(), cooldown) {
+                Ok(true) => count("hit"),
+                Ok(false) => {
+                    count("miss");
+                    return false;
+                }
+                Err(e) => {
+                    count("error");
+                    tracing::warn!(error = %e, "the shared cache failed; deciding on local state");
+                    return true;
+                }
+            }
+        }
+        // A task's count lives a day: tasks end long before.
+        match cache.incr(&format!("{key}:count"), std::time::Duration::from_secs(86_400)) {
+            Ok(n) if n <= i64::from(shared.config.max_interventions_per_task) => {
+                count("hit");
+                true
+            }
+            Ok(_) => {
+                count("miss");
+                false
+            }
+            Err(e) => {
+                count("error");
+                tracing::warn!(error = %e, "the shared cache failed; deciding on local state");
+                true
+            }
+        }
     }
 
     /// Puts a proposal to the judge; false when it was vetoed.
@@ -545,6 +639,68 @@ impl Ace {
         &self.shared().metrics
     }
 
+    /// The engine's health: the store's and the cache's round trips (pings, so this call waits
+    /// on them), each breaker's state, the buffer. `unhealthy` when the store does not answer,
+    /// `degraded` when the cache does not answer, a breaker is open, records were dropped or the
+    /// buffer is over half full.
+    ///
+    /// ```
+    /// let ace = ace_core::Ace::builder().build()?;
+    /// let health = ace.health();
+    /// assert_eq!((health.status, health.database), ("healthy", "connected"));
+    /// assert!(health.to_json().starts_with(r#"{"status":"healthy","version":"#));
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn health(&self) -> Health {
+        let shared = self.shared();
+        let ping = shared.store.ping();
+        let stats = self.stats();
+        let circuit_breakers: std::collections::BTreeMap<String, &'static str> =
+            shared.breakers.all().iter().map(|b| (b.name().to_owned(), b.state().as_str())).collect();
+        let open = shared
+            .breakers
+            .all()
+            .iter()
+            .any(|b| matches!(b.state(), crate::breaker::State::Open | crate::breaker::State::ForcedOpen));
+        let (database, latency_ms, database_error) = match &ping {
+            Ok(d) => ("connected", Some(d.as_secs_f64() * 1e3), None),
+            Err(e) => ("unreachable", None, Some(e.to_string())),
+        };
+        let cache_ping = self.inner.cache.as_ref().map(|c| (c.backend(), c.ping()));
+        let (redis, cache_backend, cache_latency_ms) = match &cache_ping {
+            None => ("not_configured", None, None),
+            Some((backend, Ok(d))) => ("connected", Some(*backend), Some(d.as_secs_f64() * 1e3)),
+            Some((backend, Err(_))) => ("unreachable", Some(*backend), None),
+        };
+        let status = if ping.is_err() {
+            "unhealthy"
+        } else if open
+            || redis == "unreachable"
+            || stats.dropped > 0
+            || stats.buffered as usize > shared.config.buffer_capacity / 2
+        {
+            "degraded"
+        } else {
+            "healthy"
+        };
+        Health {
+            status,
+            version: env!("CARGO_PKG_VERSION"),
+            timestamp: shared.clock.now().to_rfc3339(),
+            database,
+            database_backend: shared.store.backend(),
+            latency_ms,
+            database_error,
+            redis,
+            cache_backend,
+            cache_latency_ms,
+            circuit_breakers,
+            buffered: stats.buffered,
+            dropped: stats.dropped,
+        }
+    }
+
     /// Activity counters.
     #[must_use]
     pub fn stats(&self) -> Stats {
@@ -644,6 +800,7 @@ pub struct AceBuilder {
     judge: Option<Arc<dyn Judge>>,
     embedder: Option<Arc<dyn Embedder>>,
     playbook: Option<PlaybookConfig>,
+    cache: Option<Arc<dyn Cache>>,
 }
 
 impl AceBuilder {
@@ -657,6 +814,19 @@ impl AceBuilder {
     /// or change them (see [`crate::intervene::judge`]); none by default.
     pub fn judge(mut self, judge: impl Judge) -> Self {
         self.judge = Some(Arc::new(judge));
+        self
+    }
+
+    /// A cache shared by the processes of a fleet (Redis: `ace_store::RedisCache`): per-task
+    /// cooldowns and caps then hold across replicas (see [`crate::cache`]). None by default.
+    pub fn cache(mut self, cache: impl Cache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// [`AceBuilder::cache`], already shared.
+    pub fn cache_arc(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = Some(cache);
         self
     }
 
@@ -785,6 +955,7 @@ impl AceBuilder {
                 registry,
                 subscribers: parking_lot::RwLock::new(Vec::new()),
                 judge: self.judge,
+                cache: self.cache,
                 writer: Mutex::new(Some(writer)),
             }),
         })

@@ -4,6 +4,7 @@
 
 mod batcher;
 pub mod breaker;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -21,9 +22,10 @@ pub mod store;
 mod trace;
 pub mod trajectory;
 
+pub use cache::{Cache, MemoryCache};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
-pub use engine::{Ace, AceBuilder, Stats};
+pub use engine::{Ace, AceBuilder, Health, Stats};
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport, PatternId, PatternRecord};
 pub use event::{Severity, metric_names, stages};

@@ -84,6 +84,13 @@ pub struct AgentId {
     pub agent_id: Arc<str>,
 }
 
+/// Labels `{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `hit`, `miss` or `error`.
+    pub result: &'static str,
+}
+
 /// Labels `{verdict}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerdictLabel {
@@ -127,6 +134,7 @@ pub struct Metrics {
     pub(crate) subscriber_failures: Counter,
     pub(crate) effectiveness: Family<AgentId, Gauge<f64, AtomicU64>>,
     pub(crate) judge_calls: Family<VerdictLabel, Counter>,
+    pub(crate) cache_requests: Family<ResultLabel, Counter>,
     pub(crate) truncated_messages: Counter,
     pub(crate) records_dropped: Family<Reason, Counter>,
     pub(crate) events_rejected: Family<Reason, Counter>,
@@ -159,6 +167,7 @@ impl Metrics {
             subscriber_failures: Counter::default(),
             effectiveness: Family::default(),
             judge_calls: Family::default(),
+            cache_requests: Family::default(),
             truncated_messages: Counter::default(),
             records_dropped: Family::default(),
             events_rejected: Family::default(),
@@ -217,6 +226,11 @@ impl Metrics {
             "ace_judge_calls",
             "Judge hook calls by verdict: accept, veto, pick, or timeout and panic (the engine kept its choice)",
             self.judge_calls.clone(),
+        );
+        registry.register(
+            "ace_cache_requests",
+            "Requests to the shared cache by result: hit (a claim or count granted), miss (refused: another replica acted), error (the engine decided locally)",
+            self.cache_requests.clone(),
         );
         registry.register(
             "ace_error_messages_truncated",

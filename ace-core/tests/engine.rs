@@ -450,3 +450,80 @@ fn a_recorded_trace_replays_to_the_same_decisions() {
     assert_eq!(Ace::builder().config(bad).build().unwrap_err().code(), "config");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A store that stopped answering pings (everything else works, so the engine starts).
+#[derive(Debug, Default)]
+struct Unpingable(MemoryStore);
+
+impl Store for Unpingable {
+    fn backend(&self) -> &'static str {
+        "unpingable"
+    }
+    fn append(&self, records: &[Record]) -> ace_core::Result<()> {
+        self.0.append(records)
+    }
+    fn save_baselines(&self, b: &[BaselineRecord]) -> ace_core::Result<()> {
+        self.0.save_baselines(b)
+    }
+    fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
+        self.0.load_baselines()
+    }
+    fn query_metrics(&self, q: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
+        self.0.query_metrics(q)
+    }
+    fn count_metrics(&self) -> ace_core::Result<u64> {
+        self.0.count_metrics()
+    }
+    fn query_errors(&self, q: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        self.0.query_errors(q)
+    }
+    fn save_patterns(&self, p: &[PatternRecord]) -> ace_core::Result<()> {
+        self.0.save_patterns(p)
+    }
+    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
+        self.0.load_patterns()
+    }
+    fn query_interventions(
+        &self,
+        a: Option<&str>,
+        n: usize,
+    ) -> ace_core::Result<Vec<ace_core::store::InterventionRecord>> {
+        self.0.query_interventions(a, n)
+    }
+    fn append_playbook(&self, e: &[ace_core::store::PlaybookEntry]) -> ace_core::Result<()> {
+        self.0.append_playbook(e)
+    }
+    fn load_playbook(&self, d: &str) -> ace_core::Result<Vec<ace_core::store::PlaybookEntry>> {
+        self.0.load_playbook(d)
+    }
+    fn ping(&self) -> ace_core::Result<Duration> {
+        Err(Error::StoreUnavailable { backend: "unpingable", message: "connection refused".into(), source: None })
+    }
+}
+
+#[test]
+fn health_reports_the_store_the_breakers_and_the_status() {
+    let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
+    let ace = Ace::builder().clock(clock).build().unwrap();
+    let h = ace.health();
+    assert_eq!(
+        (h.status, h.database, h.database_backend, h.redis),
+        ("healthy", "connected", "memory", "not_configured")
+    );
+    assert!(h.latency_ms.is_some() && h.database_error.is_none());
+    assert_eq!(h.timestamp, "2023-11-14T22:13:20.000Z");
+    let llm = ace.breaker("generator").unwrap();
+    for _ in 0..5 {
+        llm.try_acquire().unwrap().failure();
+    }
+    let h = ace.health();
+    assert_eq!((h.status, h.circuit_breakers["generator"]), ("degraded", "open"));
+    let json: serde_json::Value = serde_json::from_str(&h.to_json()).unwrap();
+    assert_eq!(json["circuit_breakers"]["generator"], "open");
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+
+    let down = Ace::builder().store(Unpingable::default()).build().unwrap();
+    let h = down.health();
+    assert_eq!((h.status, h.database), ("unhealthy", "unreachable"));
+    assert!(h.database_error.unwrap().contains("connection refused"));
+}

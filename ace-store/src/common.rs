@@ -1,8 +1,10 @@
 //! What the SQL stores share: blocking on their runtime, and the text forms of records.
 
 use std::future::Future;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::sync::Arc;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use ace_core::errors::PatternId;
 
 /// Runs `fut` on `rt`; inside another tokio runtime (a host's), waits on a scoped helper thread
@@ -19,6 +21,7 @@ where
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A record's named metrics as a JSON object, in the order given (`None` for none). Names are
 /// validated (ASCII letters, digits, `_-.:`) and values finite, so nothing needs escaping.
 pub(crate) fn metrics_json(metrics: &[(Arc<str>, f64)]) -> Option<String> {
@@ -41,6 +44,7 @@ pub(crate) fn metrics_json(metrics: &[(Arc<str>, f64)]) -> Option<String> {
 }
 
 /// A pattern id from its 16 hex digits.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn parse_pattern_id(hex: &str) -> Option<PatternId> {
     (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten().map(PatternId)
 }

@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod common;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -14,6 +14,8 @@ mod json;
 pub mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -24,6 +26,8 @@ use ace_core::{MemoryStore, Store};
 pub use error::Error;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};
+#[cfg(feature = "redis")]
+pub use redis::{RedisCache, RedisOptions};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

@@ -1,0 +1,132 @@
+//! The shared cache on the real Redis of this machine (127.0.0.1:6379, or `ACE_TEST_REDIS_URL`),
+//! and on a Redis of the test's own that it stops and starts again.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ace::{Ace, AceConfig, Cache, ManualClock, RedisCache, RedisOptions, Strategy, Timestamp};
+
+fn url() -> String {
+    std::env::var("ACE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn namespace(name: &str) -> String {
+    format!("test-{name}-{}-{}", std::process::id(), ace::Clock::now(&ace::SystemClock).as_micros())
+}
+
+fn cache(ns: &str) -> RedisCache {
+    RedisCache::connect(&url(), RedisOptions::default().namespace(ns))
+        .unwrap_or_else(|e| panic!("Redis at {} is required: {e}", url()))
+}
+
+#[test]
+fn claims_counters_and_expiry_on_the_real_server() {
+    let ns = namespace("ops");
+    let (a, b) = (cache(&ns), cache(&ns));
+    assert!(a.claim("k", "a", Duration::from_secs(60)).unwrap());
+    assert!(!b.claim("k", "b", Duration::from_secs(60)).unwrap(), "one winner across clients");
+    assert_eq!(b.get("k").unwrap().as_deref(), Some("a"));
+    assert_eq!(a.incr("n", Duration::from_secs(60)).unwrap(), 1);
+    assert_eq!(b.incr("n", Duration::from_secs(60)).unwrap(), 2);
+    a.set("short", "x", Duration::from_millis(50)).unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(a.get("short").unwrap(), None, "expired");
+    a.delete("k").unwrap();
+    assert_eq!(b.get("k").unwrap(), None);
+    assert!(a.ping().unwrap() < Duration::from_secs(1));
+    assert_eq!(cache(&namespace("other")).get("n").unwrap(), None, "namespaces are apart");
+}
+
+fn engine(ns: &str) -> Ace {
+    let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
+    Ace::builder().clock(clock).cache(cache(ns)).build().unwrap()
+}
+
+fn loop_in(ace: &Ace, task: &str) -> Option<Box<ace::Intervention>> {
+    (0..3).filter_map(|_| ace.record_stage("agent-1", task, "execution", 1.0, false).unwrap().intervention).next()
+}
+
+#[test]
+fn two_replicas_never_both_intervene_on_one_task_within_the_cooldown() {
+    let ns = namespace("replicas");
+    let (a, b) = (engine(&ns), engine(&ns));
+    assert_eq!(loop_in(&a, "task-1").unwrap().strategy, Strategy::Replan);
+    assert!(loop_in(&b, "task-1").is_none(), "the other replica already acted on task-1");
+    assert!(loop_in(&b, "task-2").is_some(), "another task is free");
+    assert!(b.metrics_text().contains("ace_cache_requests_total{result=\"miss\"} 1"), "{}", b.metrics_text());
+    let h = b.health();
+    assert_eq!((h.redis, h.cache_backend, h.status), ("connected", Some("redis"), "healthy"));
+}
+
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        OwnRedis { child, port }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn local_state_serves_while_redis_is_down_and_the_cache_is_used_again_when_it_returns() {
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let server = OwnRedis::start(port);
+    let local = format!("redis://127.0.0.1:{}", server.port);
+    let cache = RedisCache::connect(&local, RedisOptions::default().namespace("down")).unwrap();
+    let config = AceConfig::builder().cooldown(Duration::from_secs(60)).build().unwrap();
+    let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
+    let ace = Ace::builder().clock(clock).config(config).cache(cache).build().unwrap();
+    assert!(loop_in(&ace, "before").is_some());
+    drop(server);
+    // Down: the local gates decide; each attempt to use the cache is counted as an error.
+    let started = std::time::Instant::now();
+    assert!(loop_in(&ace, "during").is_some(), "the engine keeps deciding without Redis");
+    assert!(started.elapsed() < Duration::from_secs(2), "never blocked long: {:?}", started.elapsed());
+    assert!(ace.metrics_text().contains("ace_cache_requests_total{result=\"error\"}"));
+    let h = ace.health();
+    assert_eq!((h.redis, h.status), ("unreachable", "degraded"));
+    // Back: claims go through Redis again.
+    let _again = OwnRedis::start(port);
+    let mut back = false;
+    for i in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        if loop_in(&ace, &format!("after-{i}")).is_some()
+            && ace.metrics_text().contains("ace_cache_requests_total{result=\"hit\"} 4")
+        {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "{}", ace.metrics_text());
+}
+
+#[test]
+fn bad_urls_and_unreachable_servers_are_clear_errors_without_passwords() {
+    let err = RedisCache::connect("redis://:pa55word@127.0.0.1:notaport", RedisOptions::default()).unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(!err.to_string().contains("pa55word"), "{err}");
+    let err = RedisCache::connect("redis://:pa55word@127.0.0.1:1", RedisOptions::default()).unwrap_err();
+    assert_eq!(err.code(), "store_unavailable", "{err}");
+    assert!(!err.to_string().contains("pa55word") && err.to_string().contains("127.0.0.1:1"), "{err}");
+}
