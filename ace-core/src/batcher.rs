@@ -2,10 +2,11 @@
 //!
 //! It wakes when a buffer reaches its share of `batch_size`, when `batch_timeout` has passed, or
 //! when `flush()` asks; it writes everything buffered in one `Store::append` call. A failed write
-//! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s); while
-//! records are waiting, at most `buffer_capacity` of them are held (half in the shards, half
-//! in the writer's hands) and newer ones are dropped and
-//! counted, never silently. Baselines and changed error patterns are saved every ten seconds and at
+//! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s). While it
+//! backs off, records go to the spill directory (`ACE_SPILL_DIR`, see [`crate::spill`]) instead
+//! of piling up in memory, and are stored, oldest first, before anything newer once a write
+//! succeeds; without a spill directory at most `buffer_capacity` records are held (half in the
+//! shards, half in the writer's hands) and newer ones are dropped and counted, never silently. Baselines and changed error patterns are saved every ten seconds and at
 //! every flush.
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::errors::PatternRecord;
 use crate::monitor::DrainState;
+use crate::spill::Spill;
 use crate::store::{BaselineRecord, Record};
 
 const BASELINE_INTERVAL: Duration = Duration::from_secs(10);
@@ -31,6 +33,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// The writer goes back to sleeping until woken after this long without records.
 const IDLE_AFTER: Duration = Duration::from_millis(100);
+/// While backing off, records in hand are spilled once this many have gathered (small files
+/// replay in short writes, between which the writer keeps draining the buffers)...
+const SPILL_BATCH: usize = 2_000;
+/// ...or this long after the last spill.
+const SPILL_EVERY: Duration = Duration::from_millis(250);
 
 /// Coordination between recorders, flushers and the writer thread.
 #[derive(Default)]
@@ -116,10 +123,12 @@ pub(crate) struct Writer {
     last_baselines: Instant,
     retry_at: Option<Instant>,
     backoff: Duration,
+    spill: Option<Spill>,
+    last_spill: Instant,
 }
 
 impl Writer {
-    pub(crate) fn spawn(shared: Arc<Shared>) -> Result<JoinHandle<()>> {
+    pub(crate) fn spawn(shared: Arc<Shared>, spill: Option<Spill>) -> Result<JoinHandle<()>> {
         let writer = Writer {
             shared: shared.clone(),
             carry: Vec::new(),
@@ -129,6 +138,8 @@ impl Writer {
             last_baselines: Instant::now(),
             retry_at: None,
             backoff: FIRST_BACKOFF,
+            spill,
+            last_spill: Instant::now(),
         };
         let handle = std::thread::Builder::new()
             .name("ace-writer".into())
@@ -193,7 +204,11 @@ impl Writer {
             } else {
                 timeout.saturating_sub(last_cycle.elapsed())
             };
-            if let Some(at) = self.retry_at {
+            // Backing off without a spill directory, the writer sleeps until the retry; with
+            // one it keeps draining the buffers to disk meanwhile.
+            if let Some(at) = self.retry_at
+                && self.spill.is_none()
+            {
                 wait = wait.max(at.saturating_duration_since(Instant::now()));
             }
             std::thread::park_timeout(wait);
@@ -206,12 +221,21 @@ impl Writer {
     fn cycle(&mut self, force: bool) -> std::result::Result<(), String> {
         let shared = self.shared.clone();
         if !force && self.retry_at.is_some_and(|at| Instant::now() < at) {
-            // Backing off: only move records out of the shards, so they can take new ones.
-            if self.carry.is_empty() {
+            // Backing off: only move records out of the shards, so they can take new ones; with
+            // a spill directory, on to disk.
+            if self.spill.is_some() {
                 shared.monitor.drain(&mut self.carry, &mut self.drain);
-                shared.sync.state.lock().carried = self.carry.len() as u64;
+                if self.carry.len() >= SPILL_BATCH || self.last_spill.elapsed() >= SPILL_EVERY {
+                    self.spill_carry();
+                }
+            } else if self.carry.is_empty() {
+                shared.monitor.drain(&mut self.carry, &mut self.drain);
             }
+            shared.sync.state.lock().carried = self.carry.len() as u64;
             return Ok(());
+        }
+        if let Err(message) = self.replay_spilled() {
+            return self.failed(message);
         }
         let rounds = if force { 2 } else { 1 };
         let mut result = Ok(());
@@ -233,21 +257,89 @@ impl Writer {
         if result.is_ok() && (force || self.last_baselines.elapsed() >= BASELINE_INTERVAL) {
             result = self.save_baselines();
         }
-        match &result {
+        match result {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff = FIRST_BACKOFF;
+                let buffered = shared.monitor.counts().buffered + self.carry.len() as u64;
+                shared.metrics.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
+                Ok(())
             }
-            Err(message) => {
-                shared.metrics.store_failures.inc();
-                tracing::warn!(store = shared.store.backend(), error = %message, retry_in = ?self.backoff, "ace store write failed; will retry");
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            }
+            Err(message) => self.failed(message),
+        }
+    }
+
+    /// A failed write: back off, and spill what is in hand.
+    fn failed(&mut self, message: String) -> std::result::Result<(), String> {
+        let shared = self.shared.clone();
+        shared.metrics.store_failures.inc();
+        tracing::warn!(store = shared.store.backend(), error = %message, retry_in = ?self.backoff, "ace store write failed; will retry");
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if self.spill.is_some() {
+            self.spill_carry();
         }
         let buffered = shared.monitor.counts().buffered + self.carry.len() as u64;
         shared.metrics.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
-        result
+        Err(message)
+    }
+
+    /// Moves the records in hand to a spill file (kept in hand if the file cannot be written).
+    fn spill_carry(&mut self) {
+        self.last_spill = Instant::now();
+        let Some(spill) = &mut self.spill else { return };
+        if self.carry.is_empty() {
+            return;
+        }
+        match spill.write(&self.carry) {
+            Ok(n) => {
+                self.shared.metrics.records_spilled.inc_by(n);
+                self.carry.clear();
+                self.shared.sync.state.lock().carried = 0;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = self.carry.len(), "cannot write a spill file; records stay in memory")
+            }
+        }
+    }
+
+    /// Stores spilled files, oldest first; stops at the first failure (the file stays spilled).
+    fn replay_spilled(&mut self) -> std::result::Result<(), String> {
+        let Some(spill) = &self.spill else { return Ok(()) };
+        for file in spill.pending() {
+            let Some(spill) = &self.spill else { break };
+            let Some(claimed) = spill.claim(&file) else { continue };
+            let records = match Spill::read(&claimed) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Unreadable: set aside for a person, never deleted.
+                    let aside = file.with_extension("unreadable");
+                    let _ = std::fs::rename(&claimed, &aside);
+                    tracing::error!(file = %aside.display(), error = %e, "a spill file cannot be read; it was set aside");
+                    continue;
+                }
+            };
+            let started = Instant::now();
+            if let Err(e) = self.shared.store.append(&records) {
+                spill.release(&claimed, &file);
+                return Err(e.to_string());
+            }
+            self.shared.metrics.time_query("append", started.elapsed().as_secs_f64());
+            if let Err(e) = std::fs::remove_file(&claimed) {
+                tracing::error!(file = %claimed.display(), error = %e, "a replayed spill file could not be removed");
+            }
+            let n = records.len() as u64;
+            self.shared.metrics.records_replayed.inc_by(n);
+            self.shared.metrics.records_persisted.inc_by(n);
+            self.shared.sync.state.lock().persisted += n;
+            // Keep the buffers from filling while the backlog is written: what came in meanwhile
+            // goes into hand, and to a newer spill file (replayed after this one) if it piles up.
+            self.shared.monitor.drain(&mut self.carry, &mut self.drain);
+            if self.carry.len() >= SPILL_BATCH {
+                self.spill_carry();
+            }
+        }
+        Ok(())
     }
 
     fn write_records(&mut self) -> std::result::Result<(), String> {
@@ -293,8 +385,23 @@ impl Writer {
         Ok(())
     }
 
-    /// At shutdown after the final flush: anything still held could not be stored.
+    /// At shutdown after the final flush: anything still held could not be stored. With a spill
+    /// directory it goes there, to be stored by the next engine on the directory.
     fn give_up(&mut self) {
+        if self.spill.is_some() {
+            self.shared.monitor.drain(&mut self.carry, &mut self.drain);
+            if !self.carry.is_empty() {
+                let n = self.carry.len();
+                self.spill_carry();
+                if self.carry.is_empty() {
+                    tracing::warn!(
+                        records = n,
+                        store = self.shared.store.backend(),
+                        "ace closed while the store was failing: records spilled to disk"
+                    );
+                }
+            }
+        }
         let lost = self.carry.len() as u64 + self.shared.monitor.counts().buffered;
         if lost > 0 {
             self.shared.metrics.drop_records("store_failed_at_close", lost);

@@ -89,6 +89,10 @@ pub struct AceConfig {
     pub breaker_failures: u32,
     /// `ACE_BREAKER_WAIT_SECONDS` (60 s): how long such a breaker stays open before a trial call.
     pub breaker_wait: Duration,
+    /// `ACE_SPILL_DIR` (`<temp dir>/ace-spill`): where records go while the store fails, to be
+    /// stored once it answers again; `off` to hold them in memory only (then at most
+    /// `buffer_capacity`, and the rest dropped and counted).
+    pub spill_dir: Option<std::path::PathBuf>,
     /// `ACE_TRACE_PATH` (unset): a file the engine appends its input to as a trace, for
     /// `ace replay` (see `docs/replay.md`).
     pub trace_path: Option<String>,
@@ -138,6 +142,7 @@ impl Default for AceConfig {
             breaker_failures: 5,
             breaker_wait: Duration::from_secs(60),
             trace_path: None,
+            spill_dir: Some(std::env::temp_dir().join("ace-spill")),
             database_url: None,
             redis_url: None,
             redis_cluster_urls: Vec::new(),
@@ -180,6 +185,7 @@ pub const ENV_VARS: &[&str] = &[
     "ACE_BREAKER_FAILURES",
     "ACE_BREAKER_WAIT_SECONDS",
     "ACE_TRACE_PATH",
+    "ACE_SPILL_DIR",
     "DATABASE_URL",
     "REDIS_URL",
     "REDIS_CLUSTER_URLS",
@@ -252,6 +258,12 @@ impl AceConfig {
         env.parse_int("ACE_BREAKER_FAILURES", &mut c.breaker_failures)?;
         env.parse_secs("ACE_BREAKER_WAIT_SECONDS", &mut c.breaker_wait)?;
         c.trace_path = get("ACE_TRACE_PATH");
+        if let Some(dir) = get("ACE_SPILL_DIR") {
+            c.spill_dir = match dir.to_ascii_lowercase().as_str() {
+                "off" | "none" => None,
+                _ => Some(std::path::PathBuf::from(dir)),
+            };
+        }
         c.database_url = get("DATABASE_URL");
         c.redis_url = get("REDIS_URL");
         if let Some(urls) = get("REDIS_CLUSTER_URLS") {
@@ -539,6 +551,12 @@ setters! {
 }
 
 impl AceConfigBuilder {
+    /// See [`AceConfig::spill_dir`] (`None`: off).
+    pub fn spill_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.config.spill_dir = dir;
+        self
+    }
+
     /// See [`AceConfig::trace_path`].
     pub fn trace_path(mut self, path: impl Into<String>) -> Self {
         self.config.trace_path = Some(path.into());

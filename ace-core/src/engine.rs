@@ -948,7 +948,24 @@ impl AceBuilder {
             metrics,
             sync: WriterSync::default(),
         });
-        let writer = Writer::spawn(shared.clone())?;
+        // Each store spills into a directory of its own under ACE_SPILL_DIR.
+        let spill = match (&shared.config.spill_dir, shared.store.spill_key(), self.persist) {
+            (Some(dir), Some(key), true) => {
+                let hash = key
+                    .bytes()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+                let dir = dir.join(format!("{}-{hash:016x}", shared.store.backend()));
+                Some(crate::spill::Spill::open(&dir).map_err(|e| {
+                    Error::config(
+                        "ACE_SPILL_DIR",
+                        &dir.display().to_string(),
+                        format!("cannot create the spill directory: {e}"),
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        let writer = Writer::spawn(shared.clone(), spill)?;
         Ok(Ace {
             inner: Arc::new(Inner {
                 shared,

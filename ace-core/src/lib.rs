@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod playbook;
 pub mod replay;
 pub mod signal;
+pub mod spill;
 pub mod store;
 mod trace;
 pub mod trajectory;

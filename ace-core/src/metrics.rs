@@ -142,6 +142,8 @@ pub struct Metrics {
     /// The `signals` counter of each kind, by [`SignalKind::index`](crate::SignalKind::index).
     signal_counters: Arc<[Counter]>,
     pub(crate) records_persisted: Counter,
+    pub(crate) records_spilled: Counter,
+    pub(crate) records_replayed: Counter,
     pub(crate) store_failures: Counter,
     pub(crate) buffered: Gauge,
     pub(crate) label_overflow: Counter,
@@ -177,6 +179,8 @@ impl Metrics {
                 .map(|k| signals.get_or_create_owned(&Kind { kind: k.as_str() }))
                 .collect(),
             records_persisted: Counter::default(),
+            records_spilled: Counter::default(),
+            records_replayed: Counter::default(),
             store_failures: Counter::default(),
             buffered: Gauge::default(),
             label_overflow: Counter::default(),
@@ -249,6 +253,16 @@ impl Metrics {
         );
         registry.register("ace_signals", "Signals raised, by kind", self.signals.clone());
         registry.register("ace_records_persisted", "Records written to the store", self.records_persisted.clone());
+        registry.register(
+            "ace_records_spilled",
+            "Records written to the spill directory while the store was failing",
+            self.records_spilled.clone(),
+        );
+        registry.register(
+            "ace_records_replayed",
+            "Spilled records stored once the store answered again",
+            self.records_replayed.clone(),
+        );
         registry.register("ace_store_write_failures", "Failed batch writes to the store", self.store_failures.clone());
         registry.register("ace_buffered_records", "Records waiting to be written to the store", self.buffered.clone());
         registry.register(

@@ -305,6 +305,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Every log entry of `domain`, by version.
     fn load_playbook(&self, domain: &str) -> Result<Vec<PlaybookEntry>>;
 
+    /// What identifies this store's data across processes (a database file's path, a server
+    /// and database), or `None` for a store whose data lives and dies with the process. Records
+    /// are spilled to disk while the store fails only for stores with a key, into a directory
+    /// of their own, so a spilled record is only ever stored into the store it was meant for.
+    fn spill_key(&self) -> Option<String> {
+        None
+    }
+
     /// Checks the store is reachable; returns the round-trip time.
     fn ping(&self) -> Result<Duration>;
 

@@ -527,3 +527,106 @@ fn health_reports_the_store_the_breakers_and_the_status() {
     assert_eq!((h.status, h.database), ("unhealthy", "unreachable"));
     assert!(h.database_error.unwrap().contains("connection refused"));
 }
+
+/// A store that can be switched off, with a spill key (so the engine spills for it).
+#[derive(Debug)]
+struct Switchable {
+    inner: MemoryStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    key: String,
+}
+
+impl Store for Switchable {
+    fn backend(&self) -> &'static str {
+        "switchable"
+    }
+    fn append(&self, records: &[Record]) -> ace_core::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::StoreUnavailable {
+                backend: "switchable",
+                message: "switched off".into(),
+                source: None,
+            });
+        }
+        self.inner.append(records)
+    }
+    fn save_baselines(&self, b: &[BaselineRecord]) -> ace_core::Result<()> {
+        self.inner.save_baselines(b)
+    }
+    fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
+        self.inner.load_baselines()
+    }
+    fn query_metrics(&self, q: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
+        self.inner.query_metrics(q)
+    }
+    fn count_metrics(&self) -> ace_core::Result<u64> {
+        self.inner.count_metrics()
+    }
+    fn query_errors(&self, q: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        self.inner.query_errors(q)
+    }
+    fn save_patterns(&self, p: &[PatternRecord]) -> ace_core::Result<()> {
+        self.inner.save_patterns(p)
+    }
+    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
+        self.inner.load_patterns()
+    }
+    fn query_interventions(
+        &self,
+        a: Option<&str>,
+        n: usize,
+    ) -> ace_core::Result<Vec<ace_core::store::InterventionRecord>> {
+        self.inner.query_interventions(a, n)
+    }
+    fn append_playbook(&self, e: &[ace_core::store::PlaybookEntry]) -> ace_core::Result<()> {
+        self.inner.append_playbook(e)
+    }
+    fn load_playbook(&self, d: &str) -> ace_core::Result<Vec<ace_core::store::PlaybookEntry>> {
+        self.inner.load_playbook(d)
+    }
+    fn spill_key(&self) -> Option<String> {
+        Some(self.key.clone())
+    }
+    fn ping(&self) -> ace_core::Result<Duration> {
+        self.inner.ping()
+    }
+}
+
+#[test]
+fn records_of_an_engine_closed_while_the_store_is_down_are_spilled_and_stored_by_the_next() {
+    let dir = std::env::temp_dir().join(format!("ace-spill-engine-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let inner = MemoryStore::new();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let key = format!("switchable-{}", std::process::id());
+    let store = || Switchable { inner: inner.clone(), down: down.clone(), key: key.clone() };
+    let config = AceConfig::builder().spill_dir(Some(dir.clone())).build().unwrap();
+    let first = Ace::builder().config(config.clone()).store(store()).build().unwrap();
+    for i in 0..500 {
+        first.record_stage("agent-1", &format!("t{i}"), "planning", 1.0, true).unwrap();
+    }
+    assert!(first.flush().is_err(), "the store is down");
+    first.close().unwrap_or_default();
+    let counter = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // 500 stages and the intervention that staleness raised on the way.
+    let spilled = counter(&first.metrics_text(), "ace_records_spilled_total");
+    assert_eq!(spilled, 501, "{}", first.metrics_text());
+    assert!(!first.metrics_text().contains("ace_records_dropped_total{"));
+    assert_eq!(inner.count_metrics().unwrap(), 0);
+
+    down.store(false, Ordering::SeqCst);
+    let second = Ace::builder().config(config).store(store()).build().unwrap();
+    second.flush().unwrap();
+    assert_eq!(inner.count_metrics().unwrap(), 500, "replayed by the next engine on the directory");
+    assert_eq!(counter(&second.metrics_text(), "ace_records_replayed_total"), spilled);
+    assert_eq!(inner.query_interventions(None, 0).unwrap().len(), 1);
+    // Another store (another key) never sees these files.
+    second.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

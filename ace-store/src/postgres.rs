@@ -87,6 +87,7 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: PgPool,
     location: String,
+    schema: Option<String>,
 }
 
 impl fmt::Debug for PgStore {
@@ -145,7 +146,7 @@ impl PgStore {
                 .await
         })
         .map_err(|e| classify_open_error(&location, e))?;
-        let store = PgStore { rt: Some(rt), pool, location };
+        let store = PgStore { rt: Some(rt), pool, location, schema: options.schema.clone() };
         store.migrate_up()?;
         Ok(store)
     }
@@ -753,6 +754,11 @@ impl Store for PgStore {
                 })
                 .collect()
         })
+    }
+
+    fn spill_key(&self) -> Option<String> {
+        // The URL without its password, and the schema: one directory per database and schema.
+        Some(format!("postgres:{}:{}", self.location, self.schema.as_deref().unwrap_or("public")))
     }
 
     fn ping(&self) -> ace_core::Result<Duration> {

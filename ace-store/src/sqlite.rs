@@ -656,6 +656,11 @@ impl Store for SqliteStore {
         })
     }
 
+    fn spill_key(&self) -> Option<String> {
+        let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        Some(format!("sqlite:{}", path.display()))
+    }
+
     fn ping(&self) -> ace_core::Result<Duration> {
         let started = Instant::now();
         self.run(async { sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| query_err("ping", e)) })?;

@@ -1,0 +1,135 @@
+//! Spilling: records the store cannot take go to local files, and back into the store in order
+//! once it answers again.
+//!
+//! While a write to the store fails, the writer thread moves what it holds, and what the
+//! recorders keep buffering, into files under `ACE_SPILL_DIR` (one JSON Lines file per batch,
+//! written to a temporary name, synced, then renamed, so a file is either complete or absent).
+//! When a write succeeds again, spilled files are appended to the store oldest first, each
+//! deleted once stored, before newer records. A file is claimed by renaming it before it is
+//! replayed, so two processes sharing the directory never store one file twice; files left by a
+//! process that died are replayed by the next engine started on the directory.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use crate::store::Record;
+
+const SUFFIX: &str = ".jsonl";
+
+pub(crate) struct Spill {
+    dir: PathBuf,
+    seq: u64,
+}
+
+impl Spill {
+    /// The spill directory, created if missing.
+    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(Spill { dir: dir.to_path_buf(), seq: 0 })
+    }
+
+    /// Writes `records` to a new file; returns how many.
+    pub(crate) fn write(&mut self, records: &[Record]) -> std::io::Result<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        self.seq += 1;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let name = format!("{:020}-{}-{:08}", now.as_nanos(), std::process::id(), self.seq);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let mut out = std::io::BufWriter::new(fs::File::create(&tmp)?);
+        for r in records {
+            serde_json::to_writer(&mut out, r).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.dir.join(format!("{name}{SUFFIX}")))?;
+        Ok(records.len() as u64)
+    }
+
+    /// Spilled files waiting to be stored, oldest first.
+    pub(crate) fn pending(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(SUFFIX)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Claims `file` for this process (false: another one took it).
+    pub(crate) fn claim(&self, file: &Path) -> Option<PathBuf> {
+        let claimed = file.with_extension(format!("replaying-{}", std::process::id()));
+        fs::rename(file, &claimed).ok().map(|()| claimed)
+    }
+
+    /// Gives a claimed file back (its replay failed).
+    pub(crate) fn release(&self, claimed: &Path, original: &Path) {
+        if let Err(e) = fs::rename(claimed, original) {
+            tracing::error!(file = %claimed.display(), error = %e, "cannot give a spill file back; it stays under its claimed name");
+        }
+    }
+
+    /// The records of a file. A line that does not parse is an error naming the file and line.
+    pub(crate) fn read(file: &Path) -> std::io::Result<Vec<Record>> {
+        let reader = BufReader::new(fs::File::open(file)?);
+        let mut records = Vec::new();
+        for (i, line) in reader.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r: Record = serde_json::from_str(&line).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} line {}: {e}", file.display(), i + 1))
+            })?;
+            records.push(r);
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::store::MetricRecord;
+
+    fn rec(i: i64) -> Record {
+        Record::Metric(MetricRecord {
+            ts: Timestamp::from_micros(i),
+            agent: Arc::from("a"),
+            task: Arc::from("t"),
+            stage: Arc::from("s"),
+            duration_s: Some(1.5),
+            success: Some(true),
+            metrics: vec![(Arc::from("tokens_in"), 3.0)],
+        })
+    }
+
+    #[test]
+    fn files_round_trip_in_order_and_are_claimed_once() {
+        let dir = std::env::temp_dir().join(format!("ace-spill-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut s = Spill::open(&dir).unwrap();
+        assert_eq!(s.write(&[rec(1), rec(2)]).unwrap(), 2);
+        assert_eq!(s.write(&[rec(3)]).unwrap(), 1);
+        let files = s.pending();
+        assert_eq!(files.len(), 2);
+        let claimed = s.claim(&files[0]).unwrap();
+        assert!(s.claim(&files[0]).is_none(), "claimed once");
+        assert_eq!(Spill::read(&claimed).unwrap(), vec![rec(1), rec(2)]);
+        s.release(&claimed, &files[0]);
+        assert_eq!(s.pending().len(), 2);
+        fs::write(dir.join("0-bad.jsonl"), "{not json}\n").unwrap();
+        let err = Spill::read(&dir.join("0-bad.jsonl")).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
