@@ -6,11 +6,22 @@ use std::time::Duration;
 use ace::errors::PatternRecord;
 use ace::store::{BaselineRecord, ErrorQuery, ErrorRecord, MetricQuery, MetricRecord, Record, Store};
 
-/// Counts what it is given and keeps nothing.
+/// Counts what it is given and keeps nothing; or, made with [`NullStore::down`], refuses every
+/// write like a store that is down (and has a spill key, so the engine spills for it).
 #[derive(Debug, Default)]
 pub struct NullStore {
     /// Records received.
     pub appended: AtomicU64,
+    /// Every write fails.
+    pub failing: bool,
+}
+
+impl NullStore {
+    /// A store that is down.
+    #[allow(dead_code)]
+    pub fn down() -> Self {
+        NullStore { appended: AtomicU64::new(0), failing: true }
+    }
 }
 
 impl Store for NullStore {
@@ -18,8 +29,14 @@ impl Store for NullStore {
         "null"
     }
     fn append(&self, records: &[Record]) -> ace::Result<()> {
+        if self.failing {
+            return Err(ace::Error::StoreUnavailable { backend: "null", message: "down (bench)".into(), source: None });
+        }
         self.appended.fetch_add(records.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+    fn spill_key(&self) -> Option<String> {
+        self.failing.then(|| format!("bench-null-{}", std::process::id()))
     }
     fn save_baselines(&self, _: &[BaselineRecord]) -> ace::Result<()> {
         Ok(())
