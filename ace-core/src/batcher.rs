@@ -125,7 +125,12 @@ pub(crate) struct Writer {
     backoff: Duration,
     spill: Option<Spill>,
     last_spill: Instant,
+    /// Journal segments finished before the last drain: deleted once the hand is empty.
+    rotated: Vec<std::path::PathBuf>,
 }
+
+/// A journal segment is finished (and can go once stored) after this long.
+const ROTATE_EVERY: Duration = Duration::from_millis(200);
 
 impl Writer {
     pub(crate) fn spawn(shared: Arc<Shared>, spill: Option<Spill>) -> Result<JoinHandle<()>> {
@@ -140,6 +145,7 @@ impl Writer {
             backoff: FIRST_BACKOFF,
             spill,
             last_spill: Instant::now(),
+            rotated: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("ace-writer".into())
@@ -224,12 +230,13 @@ impl Writer {
             // Backing off: only move records out of the shards, so they can take new ones; with
             // a spill directory, on to disk.
             if self.spill.is_some() {
-                shared.monitor.drain(&mut self.carry, &mut self.drain);
+                self.take();
                 if self.carry.len() >= SPILL_BATCH || self.last_spill.elapsed() >= SPILL_EVERY {
                     self.spill_carry();
+                    self.forget_journal();
                 }
             } else if self.carry.is_empty() {
-                shared.monitor.drain(&mut self.carry, &mut self.drain);
+                self.take();
             }
             shared.sync.state.lock().carried = self.carry.len() as u64;
             return Ok(());
@@ -244,7 +251,7 @@ impl Writer {
             // of `buffer_capacity` and so does one drain, so memory stays within the capacity.
             let held_back = !self.carry.is_empty();
             if !held_back {
-                shared.monitor.drain(&mut self.carry, &mut self.drain);
+                self.take();
                 // Published before the write, so `stats().buffered` counts what is in hand
                 // while the store is busy (hosts pace themselves on it).
                 shared.sync.state.lock().carried = self.carry.len() as u64;
@@ -261,11 +268,35 @@ impl Writer {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff = FIRST_BACKOFF;
+                self.forget_journal();
                 let buffered = shared.monitor.counts().buffered + self.carry.len() as u64;
                 shared.metrics.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
                 Ok(())
             }
             Err(message) => self.failed(message),
+        }
+    }
+
+    /// Moves the buffers into hand. In durable mode the journal segment is finished first, so
+    /// every record it holds is in hand (or stored) after this drain.
+    fn take(&mut self) {
+        if let Some(journal) = &self.shared.journal
+            && let Some(old) = journal.rotate(ROTATE_EVERY)
+        {
+            self.rotated.push(old);
+        }
+        self.shared.monitor.drain(&mut self.carry, &mut self.drain);
+    }
+
+    /// Deletes finished journal segments once nothing is in hand (all stored or spilled).
+    fn forget_journal(&mut self) {
+        if !self.carry.is_empty() {
+            return;
+        }
+        for path in self.rotated.drain(..) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove a journal segment");
+            }
         }
     }
 
@@ -279,6 +310,7 @@ impl Writer {
         if self.spill.is_some() {
             self.spill_carry();
         }
+        self.forget_journal();
         let buffered = shared.monitor.counts().buffered + self.carry.len() as u64;
         shared.metrics.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
         Err(message)
@@ -334,7 +366,7 @@ impl Writer {
             self.shared.sync.state.lock().persisted += n;
             // Keep the buffers from filling while the backlog is written: what came in meanwhile
             // goes into hand, and to a newer spill file (replayed after this one) if it piles up.
-            self.shared.monitor.drain(&mut self.carry, &mut self.drain);
+            self.take();
             if self.carry.len() >= SPILL_BATCH {
                 self.spill_carry();
             }
@@ -389,7 +421,7 @@ impl Writer {
     /// directory it goes there, to be stored by the next engine on the directory.
     fn give_up(&mut self) {
         if self.spill.is_some() {
-            self.shared.monitor.drain(&mut self.carry, &mut self.drain);
+            self.take();
             if !self.carry.is_empty() {
                 let n = self.carry.len();
                 self.spill_carry();
@@ -403,6 +435,13 @@ impl Writer {
             }
         }
         let lost = self.carry.len() as u64 + self.shared.monitor.counts().buffered;
+        if lost == 0
+            && let Some(journal) = &self.shared.journal
+        {
+            // A clean close: everything is stored or spilled, the journal is not needed.
+            self.rotated.push(journal.current());
+            self.forget_journal();
+        }
         if lost > 0 {
             self.shared.metrics.drop_records("store_failed_at_close", lost);
             tracing::error!(

@@ -93,6 +93,10 @@ pub struct AceConfig {
     /// stored once it answers again; `off` to hold them in memory only (then at most
     /// `buffer_capacity`, and the rest dropped and counted).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// `ACE_DURABLE` (false): every accepted record is written to a journal under the spill
+    /// directory before the recording call returns, so even `kill -9` loses none (see
+    /// `docs/architecture.md`, "Spilling"). Costs a `write` system call per record.
+    pub durable: bool,
     /// `ACE_TRACE_PATH` (unset): a file the engine appends its input to as a trace, for
     /// `ace replay` (see `docs/replay.md`).
     pub trace_path: Option<String>,
@@ -142,6 +146,7 @@ impl Default for AceConfig {
             breaker_failures: 5,
             breaker_wait: Duration::from_secs(60),
             trace_path: None,
+            durable: false,
             spill_dir: Some(std::env::temp_dir().join("ace-spill")),
             database_url: None,
             redis_url: None,
@@ -186,6 +191,7 @@ pub const ENV_VARS: &[&str] = &[
     "ACE_BREAKER_WAIT_SECONDS",
     "ACE_TRACE_PATH",
     "ACE_SPILL_DIR",
+    "ACE_DURABLE",
     "DATABASE_URL",
     "REDIS_URL",
     "REDIS_CLUSTER_URLS",
@@ -258,6 +264,7 @@ impl AceConfig {
         env.parse_int("ACE_BREAKER_FAILURES", &mut c.breaker_failures)?;
         env.parse_secs("ACE_BREAKER_WAIT_SECONDS", &mut c.breaker_wait)?;
         c.trace_path = get("ACE_TRACE_PATH");
+        env.parse_bool("ACE_DURABLE", &mut c.durable)?;
         if let Some(dir) = get("ACE_SPILL_DIR") {
             c.spill_dir = match dir.to_ascii_lowercase().as_str() {
                 "off" | "none" => None,
@@ -551,6 +558,12 @@ setters! {
 }
 
 impl AceConfigBuilder {
+    /// See [`AceConfig::durable`].
+    pub fn durable(mut self, on: bool) -> Self {
+        self.config.durable = on;
+        self
+    }
+
     /// See [`AceConfig::spill_dir`] (`None`: off).
     pub fn spill_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
         self.config.spill_dir = dir;
@@ -634,6 +647,8 @@ mod tests {
             ("ACE_TASK_MAX_STEPS", "100"),
             ("ACE_BREAKER_FAILURES", "3"),
             ("ACE_BREAKER_WAIT_SECONDS", "30"),
+            ("ACE_DURABLE", "yes"),
+            ("ACE_SPILL_DIR", "/var/spool/ace"),
             ("DATABASE_URL", "sqlite://x.db"),
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("REDIS_CLUSTER_URLS", "redis://a:1, redis://b:2,"),
@@ -656,6 +671,9 @@ mod tests {
         assert_eq!((c.loop_threshold, c.failure_run, c.long_task_min_tasks, c.task_max_steps), (5, 0, 50, 100));
         assert_eq!(c.long_task_quantile, 0.9);
         assert_eq!((c.breaker_failures, c.breaker_wait), (3, Duration::from_secs(30)));
+        assert!(c.durable);
+        assert_eq!(c.spill_dir.as_deref(), Some(std::path::Path::new("/var/spool/ace")));
+        assert_eq!(from(&[("ACE_SPILL_DIR", "off")]).unwrap().spill_dir, None);
         assert_eq!(from(&[("ACE_TASK_ERROR_SEVERITY", "off")]).unwrap().task_error_severity, None);
         assert_eq!(c.database_url.as_deref(), Some("sqlite://x.db"));
         assert_eq!(c.redis_cluster_urls, vec!["redis://a:1", "redis://b:2"]);
@@ -679,6 +697,7 @@ mod tests {
             ("ACE_LONG_TASK_MIN_TASKS", "0"),
             ("ACE_BREAKER_FAILURES", "0"),
             ("ACE_BREAKER_WAIT_SECONDS", "0"),
+            ("ACE_DURABLE", "sometimes"),
         ] {
             let err = from(&[(key, value)]).unwrap_err();
             assert_eq!(err.code(), "config");

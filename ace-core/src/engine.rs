@@ -77,6 +77,7 @@ pub(crate) struct Shared {
     pub(crate) decider: Decider,
     pub(crate) trace: Option<TraceWriter>,
     pub(crate) breakers: Arc<Breakers>,
+    pub(crate) journal: Option<crate::spill::Journal>,
     pub(crate) playbooks: Playbooks,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
@@ -202,6 +203,17 @@ impl Ace {
         let shared = self.shared();
         let now = shared.clock.now();
         let (signals, wake) = shared.monitor.record(now, obs)?;
+        if let Some(journal) = &shared.journal {
+            journal.append(&crate::store::Record::Metric(crate::store::MetricRecord {
+                ts: now,
+                agent: Arc::from(obs.agent),
+                task: Arc::from(obs.task),
+                stage: Arc::from(obs.stage),
+                duration_s: obs.outcome.map(|(d, _)| d),
+                success: obs.outcome.map(|(_, s)| s),
+                metrics: obs.metrics.iter().map(|&(n, v)| (Arc::from(n), v)).collect(),
+            }));
+        }
         if let (Some(trace), Some(outcome)) = (&shared.trace, obs.outcome) {
             trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics);
         }
@@ -258,8 +270,12 @@ impl Ace {
             outcome: None,
         });
         // Closing races a decision only at shutdown; the intervention is still returned.
+        let journaled = shared.journal.as_ref().map(|_| record.clone());
         if let Ok(true) = shared.monitor.buffer(intervention.id.0, record) {
             shared.sync.wake();
+        }
+        if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
+            journal.append(&r);
         }
         let subscribers = self.inner.subscribers.read().clone();
         for subscriber in subscribers {
@@ -470,8 +486,12 @@ impl Ace {
         let agent_id = shared.metrics.agent_label(&agent);
         shared.metrics.effectiveness.get_or_create(&crate::metrics::AgentId { agent_id }).set(rate);
         let record = crate::store::Record::Outcome(crate::store::OutcomeRecord { ts: shared.clock.now(), id, success });
+        let journaled = shared.journal.as_ref().map(|_| record.clone());
         if shared.monitor.buffer(id.0, record)? {
             shared.sync.wake();
+        }
+        if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
+            journal.append(&r);
         }
         Ok(())
     }
@@ -529,8 +549,12 @@ impl Ace {
             severity: counted.report.severity,
             pattern: counted.report.pattern,
         });
+        let journaled = shared.journal.as_ref().map(|_| record.clone());
         if shared.monitor.buffer(key, record)? {
             shared.sync.wake();
+        }
+        if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
+            journal.append(&r);
         }
         let mut report = counted.report;
         report.intervention = self.decide(now, ev.agent, ev.task, &report.signals);
@@ -933,6 +957,39 @@ impl AceBuilder {
             clock.clone(),
             metrics.playbook.clone(),
         )?;
+        // Each store spills into a directory of its own under ACE_SPILL_DIR.
+        let spill_dir = match (&config.spill_dir, store.spill_key(), self.persist) {
+            (Some(dir), Some(key), true) => {
+                let hash = key
+                    .bytes()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+                Some(dir.join(format!("{}-{hash:016x}", store.backend())))
+            }
+            _ => None,
+        };
+        let bad_dir = |dir: &std::path::Path, e: std::io::Error| {
+            Error::config(
+                "ACE_SPILL_DIR",
+                &dir.display().to_string(),
+                format!("cannot create the spill directory: {e}"),
+            )
+        };
+        let spill =
+            spill_dir.as_deref().map(|d| crate::spill::Spill::open(d).map_err(|e| bad_dir(d, e))).transpose()?;
+        if let Some(s) = &spill {
+            s.adopt_orphans();
+        }
+        let journal = match (config.durable, &spill_dir) {
+            (false, _) => None,
+            (true, Some(d)) => Some(crate::spill::Journal::open(d).map_err(|e| bad_dir(d, e))?),
+            (true, None) => {
+                return Err(Error::config(
+                    "ACE_DURABLE",
+                    "true",
+                    "durable mode needs a spill directory (ACE_SPILL_DIR) and a store that persists (SQLite, PostgreSQL)",
+                ));
+            }
+        };
         let shared = Arc::new(Shared {
             config,
             clock,
@@ -944,27 +1001,11 @@ impl AceBuilder {
             decider,
             trace,
             breakers,
+            journal,
             playbooks,
             metrics,
             sync: WriterSync::default(),
         });
-        // Each store spills into a directory of its own under ACE_SPILL_DIR.
-        let spill = match (&shared.config.spill_dir, shared.store.spill_key(), self.persist) {
-            (Some(dir), Some(key), true) => {
-                let hash = key
-                    .bytes()
-                    .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
-                let dir = dir.join(format!("{}-{hash:016x}", shared.store.backend()));
-                Some(crate::spill::Spill::open(&dir).map_err(|e| {
-                    Error::config(
-                        "ACE_SPILL_DIR",
-                        &dir.display().to_string(),
-                        format!("cannot create the spill directory: {e}"),
-                    )
-                })?)
-            }
-            _ => None,
-        };
         let writer = Writer::spawn(shared.clone(), spill)?;
         Ok(Ace {
             inner: Arc::new(Inner {

@@ -16,6 +16,76 @@ use std::path::{Path, PathBuf};
 use crate::store::Record;
 
 const SUFFIX: &str = ".jsonl";
+const JOURNAL: &str = "journal";
+
+/// Durable mode's journal: every accepted record is appended (one `write` each, no user-space
+/// buffer) before the recording call returns, so a `kill -9` loses nothing written; segments are
+/// rotated by the writer and deleted once their records are stored or spilled. A segment left by
+/// a process that died is replayed like a spill file (at least once: a record stored just before
+/// the crash may be stored again).
+pub(crate) struct Journal {
+    dir: PathBuf,
+    file: parking_lot::Mutex<(fs::File, PathBuf, std::time::Instant)>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+impl Journal {
+    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let (file, path) = Self::segment(dir, 1)?;
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            file: parking_lot::Mutex::new((file, path, std::time::Instant::now())),
+            seq: 1.into(),
+        })
+    }
+
+    fn segment(dir: &Path, seq: u64) -> std::io::Result<(fs::File, PathBuf)> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let path = dir.join(format!("{:020}-{}-j{seq:08}.{JOURNAL}", now.as_nanos(), std::process::id()));
+        Ok((fs::OpenOptions::new().create(true).append(true).open(&path)?, path))
+    }
+
+    /// Appends one record (a failure is logged: durability is lost for it, the record is not).
+    pub(crate) fn append(&self, record: &Record) {
+        let mut line = match serde_json::to_vec(record) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot journal a record");
+                return;
+            }
+        };
+        line.push(b'\n');
+        let mut f = self.file.lock();
+        if let Err(e) = f.0.write_all(&line) {
+            tracing::error!(file = %f.1.display(), error = %e, "cannot write the durable journal");
+        }
+    }
+
+    /// Starts a new segment if the current one is older than `age`; returns the finished one.
+    pub(crate) fn rotate(&self, age: std::time::Duration) -> Option<PathBuf> {
+        let mut f = self.file.lock();
+        if f.2.elapsed() < age {
+            return None;
+        }
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match Self::segment(&self.dir, seq) {
+            Ok((file, path)) => {
+                let old = std::mem::replace(&mut *f, (file, path, std::time::Instant::now()));
+                Some(old.1)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a new journal segment");
+                None
+            }
+        }
+    }
+
+    /// The current segment (deleted at a clean close).
+    pub(crate) fn current(&self) -> PathBuf {
+        self.file.lock().1.clone()
+    }
+}
 
 pub(crate) struct Spill {
     dir: PathBuf,
@@ -47,6 +117,21 @@ impl Spill {
         file.sync_all()?;
         fs::rename(&tmp, self.dir.join(format!("{name}{SUFFIX}")))?;
         Ok(records.len() as u64)
+    }
+
+    /// Turns the journal segments of processes that are gone into spill files (Linux: a
+    /// process is gone when `/proc/<pid>` is).
+    pub(crate) fn adopt_orphans(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(stem) = name.strip_suffix(&format!(".{JOURNAL}")) else { continue };
+            let pid = stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                let _ = fs::rename(&path, self.dir.join(format!("{stem}{SUFFIX}")));
+            }
+        }
     }
 
     /// Spilled files waiting to be stored, oldest first.

@@ -630,3 +630,11 @@ fn records_of_an_engine_closed_while_the_store_is_down_are_spilled_and_stored_by
     second.close().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn durable_mode_needs_a_store_that_persists() {
+    let config = AceConfig::builder().durable(true).build().unwrap();
+    let err = Ace::builder().config(config).build().unwrap_err();
+    assert_eq!(err.code(), "config");
+    assert!(err.to_string().contains("ACE_DURABLE"), "{err}");
+}
