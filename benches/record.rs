@@ -67,8 +67,35 @@ fn percentiles_while_the_store_is_down() {
     let _ = std::fs::remove_dir_all(&spill);
 }
 
+/// Durable mode: every record journaled (a `write` system call) before the call returns.
+fn durable_percentiles() {
+    let spill = std::env::temp_dir().join(format!("ace-bench-durable-{}", std::process::id()));
+    let config = AceConfig::builder()
+        .buffer_capacity(1_000_000)
+        .batch_size(1000)
+        .durable(true)
+        .spill_dir(Some(spill.clone()))
+        .build()
+        .unwrap();
+    let ace = Ace::builder().config(config).store_arc(Arc::new(support::NullStore::keyed())).build().unwrap();
+    let agents = agents();
+    warm(&ace, &agents);
+    let mut times: Vec<u64> = Vec::with_capacity(100_000);
+    for i in 0..100_000usize {
+        let t = Instant::now();
+        ace.record_stage(&agents[i % AGENTS], "task-1", "execution", 1.0, true).unwrap();
+        times.push(t.elapsed().as_nanos() as u64);
+    }
+    times.sort_unstable();
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    eprintln!("record in durable mode: p50 {} ns, p99 {} ns (timer included)", pct(0.5), pct(0.99));
+    drop(ace);
+    let _ = std::fs::remove_dir_all(&spill);
+}
+
 fn bench_record(c: &mut Criterion) {
     percentiles_while_the_store_is_down();
+    durable_percentiles();
     let mut g = c.benchmark_group("record_stage");
     g.throughput(Throughput::Elements(1));
     g.measurement_time(Duration::from_secs(5));

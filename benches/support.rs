@@ -14,13 +14,21 @@ pub struct NullStore {
     pub appended: AtomicU64,
     /// Every write fails.
     pub failing: bool,
+    /// Reports a spill key (so the engine may spill and journal for it).
+    pub keyed: bool,
 }
 
 impl NullStore {
     /// A store that is down.
     #[allow(dead_code)]
     pub fn down() -> Self {
-        NullStore { appended: AtomicU64::new(0), failing: true }
+        NullStore { appended: AtomicU64::new(0), failing: true, keyed: true }
+    }
+
+    /// A store that works and has a spill key (for durable mode).
+    #[allow(dead_code)]
+    pub fn keyed() -> Self {
+        NullStore { appended: AtomicU64::new(0), failing: false, keyed: true }
     }
 }
 
@@ -36,7 +44,7 @@ impl Store for NullStore {
         Ok(())
     }
     fn spill_key(&self) -> Option<String> {
-        self.failing.then(|| format!("bench-null-{}", std::process::id()))
+        self.keyed.then(|| format!("bench-null-{}", std::process::id()))
     }
     fn save_baselines(&self, _: &[BaselineRecord]) -> ace::Result<()> {
         Ok(())

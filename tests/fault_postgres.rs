@@ -119,6 +119,9 @@ fn a_postgres_outage_under_load_loses_nothing_and_stores_nothing_twice() {
     let (spilled, replayed) = (value("ace_records_spilled_total"), value("ace_records_replayed_total"));
     eprintln!("spilled {spilled}, replayed {replayed}, slowest record call {slowest:?}");
     assert!(spilled > 0, "the outage was long enough to spill");
+    // The engine's own breaker saw the failures, and the writer tried again.
+    assert!(value("circuit_breaker_failures_total{name=\"ace-store\"}") > 0, "{text}");
+    assert!(value("ace_store_retries_total") > 0, "{text}");
     assert_eq!(spilled, replayed, "every spilled record was stored");
     assert!(!text.contains("ace_records_dropped_total{"), "nothing dropped: {text}");
     let rows = store.query_metrics(&MetricQuery::all()).unwrap();

@@ -113,6 +113,26 @@ impl WriterSync {
     }
 }
 
+/// A write to the store through the engine's own breaker (`ace-store` in the registry): while
+/// it is open the store is not called at all (records are spilled instead), and its half-open
+/// trial is the next write. `retry` counts the attempt in `ace_store_retries_total`.
+fn guarded_append(shared: &Shared, records: &[Record], retry: bool) -> std::result::Result<(), String> {
+    let permit = shared.store_breaker.try_acquire().map_err(|r| r.to_string())?;
+    if retry {
+        shared.metrics.store_retries.inc();
+    }
+    match shared.store.append(records) {
+        Ok(()) => {
+            permit.success();
+            Ok(())
+        }
+        Err(e) => {
+            permit.failure();
+            Err(e.to_string())
+        }
+    }
+}
+
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     carry: Vec<Record>,
@@ -352,9 +372,9 @@ impl Writer {
                 }
             };
             let started = Instant::now();
-            if let Err(e) = self.shared.store.append(&records) {
+            if let Err(e) = guarded_append(&self.shared, &records, self.retry_at.is_some()) {
                 spill.release(&claimed, &file);
-                return Err(e.to_string());
+                return Err(e);
             }
             self.shared.metrics.time_query("append", started.elapsed().as_secs_f64());
             if let Err(e) = std::fs::remove_file(&claimed) {
@@ -380,7 +400,7 @@ impl Writer {
         }
         let shared = &self.shared;
         let started = Instant::now();
-        shared.store.append(&self.carry).map_err(|e| e.to_string())?;
+        guarded_append(shared, &self.carry, self.retry_at.is_some())?;
         let seconds = started.elapsed().as_secs_f64();
         shared.metrics.time_query("append", seconds);
         shared.metrics.time_operation("flush", seconds);

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     pub(crate) decider: Decider,
     pub(crate) trace: Option<TraceWriter>,
     pub(crate) breakers: Arc<Breakers>,
+    /// The engine's own breaker in front of the store (`ace-store` in the registry).
+    pub(crate) store_breaker: Arc<CircuitBreaker>,
     pub(crate) journal: Option<crate::spill::Journal>,
     pub(crate) playbooks: Playbooks,
     pub(crate) metrics: Metrics,
@@ -949,6 +951,19 @@ impl AceBuilder {
             .wait_in_open(config.breaker_wait)
             .build()?;
         let breakers = Arc::new(Breakers::new(defaults, clock.clone()));
+        // Three failed writes in a row open it for a second, doubling to 30 s while it keeps
+        // failing; the writer spills meanwhile. Store I/O runs on real time, not the engine's
+        // (possibly manual) clock.
+        let store_breaker = breakers.adopt(CircuitBreaker::with_sink_of(
+            &breakers,
+            "ace-store",
+            BreakerConfig::builder()
+                .window(crate::breaker::Window::ConsecutiveFailures(3))
+                .wait_in_open(std::time::Duration::from_secs(1))
+                .backoff(2.0, std::time::Duration::from_secs(30))
+                .build()?,
+            Arc::new(SystemClock),
+        )?);
         metrics.breaker_series.attach(&breakers);
         let playbooks = Playbooks::new(
             self.playbook.unwrap_or_default(),
@@ -1001,6 +1016,7 @@ impl AceBuilder {
             decider,
             trace,
             breakers,
+            store_breaker,
             journal,
             playbooks,
             metrics,

@@ -145,6 +145,7 @@ pub struct Metrics {
     pub(crate) records_spilled: Counter,
     pub(crate) records_replayed: Counter,
     pub(crate) store_failures: Counter,
+    pub(crate) store_retries: Counter,
     pub(crate) buffered: Gauge,
     pub(crate) label_overflow: Counter,
     labelled_agents: Arc<Mutex<HashSet<Arc<str>>>>,
@@ -182,6 +183,7 @@ impl Metrics {
             records_spilled: Counter::default(),
             records_replayed: Counter::default(),
             store_failures: Counter::default(),
+            store_retries: Counter::default(),
             buffered: Gauge::default(),
             label_overflow: Counter::default(),
             labelled_agents: Arc::default(),
@@ -264,6 +266,11 @@ impl Metrics {
             self.records_replayed.clone(),
         );
         registry.register("ace_store_write_failures", "Failed batch writes to the store", self.store_failures.clone());
+        registry.register(
+            "ace_store_retries",
+            "Batch writes attempted again after a failure (the store's breaker lets one through per wait)",
+            self.store_retries.clone(),
+        );
         registry.register("ace_buffered_records", "Records waiting to be written to the store", self.buffered.clone());
         registry.register(
             "ace_metrics_label_overflow",

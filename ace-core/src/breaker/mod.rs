@@ -296,6 +296,17 @@ impl CircuitBreaker {
         Self::with_sink(name, cfg, clock, Arc::default())
     }
 
+    /// A breaker on `clock` whose events go to `registry`'s subscribers (register it with
+    /// `Breakers::adopt`).
+    pub(crate) fn with_sink_of(
+        registry: &Breakers,
+        name: &str,
+        cfg: BreakerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> crate::Result<Self> {
+        Self::with_sink(name, cfg, clock, registry.sink())
+    }
+
     fn with_sink(
         name: &str,
         cfg: BreakerConfig,

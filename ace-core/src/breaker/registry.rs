@@ -150,6 +150,17 @@ impl Breakers {
         Ok(b)
     }
 
+    /// Registers a breaker made elsewhere (with its own clock); an existing one of the same name
+    /// stays and is returned.
+    pub(crate) fn adopt(&self, breaker: CircuitBreaker) -> Arc<CircuitBreaker> {
+        let mut map = self.breakers.write();
+        map.entry(breaker.name.clone()).or_insert_with(|| Arc::new(breaker)).clone()
+    }
+
+    pub(crate) fn sink(&self) -> Arc<Sink> {
+        self.sink.clone()
+    }
+
     /// Replaces the default configuration for breakers made from now on.
     pub fn set_defaults(&self, cfg: BreakerConfig) -> Result<()> {
         cfg.validate()?;
