@@ -130,3 +130,25 @@ fn bad_urls_and_unreachable_servers_are_clear_errors_without_passwords() {
     assert_eq!(err.code(), "store_unavailable", "{err}");
     assert!(!err.to_string().contains("pa55word") && err.to_string().contains("127.0.0.1:1"), "{err}");
 }
+
+#[test]
+fn a_breaker_that_opens_in_one_process_opens_in_the_others() {
+    let ns = namespace("breakers");
+    let a = Ace::builder().cache(cache(&ns)).build().unwrap();
+    let b = Ace::builder().cache(cache(&ns)).build().unwrap();
+    let (llm_a, llm_b) = (a.breaker("llm").unwrap(), b.breaker("llm").unwrap());
+    for _ in 0..5 {
+        llm_a.try_acquire().unwrap().failure();
+    }
+    assert_eq!(llm_a.state(), ace::breaker::State::Open);
+    // Published by a's writer and picked up by b's within a sync or two (about a second each).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while llm_b.state() != ace::breaker::State::Open {
+        assert!(std::time::Instant::now() < deadline, "b never heard of the opening");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rejected = llm_b.try_acquire().unwrap_err();
+    assert!(rejected.retry_after.unwrap() > Duration::from_secs(50), "the same wait: {rejected}");
+    // A breaker b opened because of a does not bounce back to a as a new opening.
+    assert_eq!(b.breakers().all().iter().filter(|x| x.state() == ace::breaker::State::Open).count(), 1);
+}

@@ -25,6 +25,8 @@ use crate::spill::Spill;
 use crate::store::{BaselineRecord, Record};
 
 const BASELINE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often breaker openings are exchanged through the shared cache.
+const BREAKER_SYNC: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// While records keep coming, the writer looks for them this often instead of being woken:
@@ -147,6 +149,7 @@ pub(crate) struct Writer {
     last_spill: Instant,
     /// Journal segments finished before the last drain: deleted once the hand is empty.
     rotated: Vec<std::path::PathBuf>,
+    last_breaker_sync: Instant,
 }
 
 /// A journal segment is finished (and can go once stored) after this long.
@@ -166,6 +169,7 @@ impl Writer {
             spill,
             last_spill: Instant::now(),
             rotated: Vec::new(),
+            last_breaker_sync: Instant::now(),
         };
         let handle = std::thread::Builder::new()
             .name("ace-writer".into())
@@ -198,6 +202,7 @@ impl Writer {
             let flushing = requested > completed || shutdown;
             let woke = sync.wake.swap(false, Ordering::SeqCst);
             let polling = sync.polling.load(Ordering::Relaxed);
+            self.sync_breakers();
             if woke || flushing || polling || last_cycle.elapsed() >= timeout {
                 last_cycle = Instant::now();
                 let persisted_before = sync.state.lock().persisted;
@@ -294,6 +299,45 @@ impl Writer {
                 Ok(())
             }
             Err(message) => self.failed(message),
+        }
+    }
+
+    /// Publishes breakers that opened here and opens those another process saw open (through
+    /// the shared cache, at most every [`BREAKER_SYNC`]). A cache failure is logged and the next
+    /// sync tries again.
+    fn sync_breakers(&mut self) {
+        let shared = self.shared.clone();
+        let Some(cache) = &shared.cache else { return };
+        if self.last_breaker_sync.elapsed() < BREAKER_SYNC {
+            return;
+        }
+        self.last_breaker_sync = Instant::now();
+        let now = shared.clock.now().as_micros();
+        let opened: Vec<(Arc<str>, i64)> = std::mem::take(&mut *shared.opened.lock());
+        for (name, until) in opened {
+            let ttl = Duration::from_micros(u64::try_from(until - now).unwrap_or(0).max(1000));
+            if let Err(e) = cache.set(&format!("breaker:{name}"), &until.to_string(), ttl) {
+                tracing::warn!(breaker = &*name, error = %e, "cannot publish a breaker opening through the cache");
+            }
+        }
+        for b in shared.breakers.all() {
+            if b.name() == "ace-store" {
+                continue;
+            }
+            match cache.get(&format!("breaker:{}", b.name())) {
+                Ok(Some(v)) => {
+                    if let Ok(until) = v.parse::<i64>()
+                        && b.open_from_peer(crate::clock::Timestamp::from_micros(until))
+                    {
+                        tracing::info!(breaker = b.name(), "opened: another process saw the dependency fail");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read breaker states from the cache");
+                    return;
+                }
+            }
         }
     }
 

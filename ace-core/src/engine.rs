@@ -61,7 +61,6 @@ struct Inner {
     registry: Registry,
     subscribers: parking_lot::RwLock<Vec<Subscriber>>,
     judge: Option<Arc<dyn Judge>>,
-    cache: Option<Arc<dyn Cache>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -80,6 +79,10 @@ pub(crate) struct Shared {
     /// The engine's own breaker in front of the store (`ace-store` in the registry).
     pub(crate) store_breaker: Arc<CircuitBreaker>,
     pub(crate) journal: Option<crate::spill::Journal>,
+    /// The fleet's shared cache, if any.
+    pub(crate) cache: Option<Arc<dyn Cache>>,
+    /// Breakers that opened here, to publish through the cache: (name, open until, micros).
+    pub(crate) opened: Mutex<Vec<(Arc<str>, i64)>>,
     pub(crate) playbooks: Playbooks,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
@@ -240,7 +243,7 @@ impl Ace {
         let shared = self.shared();
         let started = std::time::Instant::now();
         let mut intervention = shared.decider.decide(now, agent, task, signals)?;
-        if let Some(cache) = &self.inner.cache
+        if let Some(cache) = &self.shared().cache
             && !self.claimed(cache, &intervention)
         {
             shared.decider.forget(intervention.id);
@@ -693,7 +696,7 @@ impl Ace {
             Ok(d) => ("connected", Some(d.as_secs_f64() * 1e3), None),
             Err(e) => ("unreachable", None, Some(e.to_string())),
         };
-        let cache_ping = self.inner.cache.as_ref().map(|c| (c.backend(), c.ping()));
+        let cache_ping = self.shared().cache.as_ref().map(|c| (c.backend(), c.ping()));
         let (redis, cache_backend, cache_latency_ms) = match &cache_ping {
             None => ("not_configured", None, None),
             Some((backend, Ok(d))) => ("connected", Some(*backend), Some(d.as_secs_f64() * 1e3)),
@@ -1018,10 +1021,28 @@ impl AceBuilder {
             breakers,
             store_breaker,
             journal,
+            cache: self.cache,
+            opened: Mutex::new(Vec::new()),
             playbooks,
             metrics,
             sync: WriterSync::default(),
         });
+        if shared.cache.is_some() {
+            // Openings are published by the writer thread (never on the caller's): queue them.
+            let weak = Arc::downgrade(&shared);
+            shared.breakers.subscribe(move |e| {
+                if let (
+                    Some(shared),
+                    crate::breaker::EventKind::Transition { to: crate::breaker::State::Open, why, .. },
+                ) = (weak.upgrade(), &e.kind)
+                    && *why != crate::breaker::FROM_PEER
+                    && let Ok(b) = shared.breakers.get(&e.name)
+                    && let Some(until) = b.open_until_time()
+                {
+                    shared.opened.lock().push((e.name.clone(), until.as_micros()));
+                }
+            });
+        }
         let writer = Writer::spawn(shared.clone(), spill)?;
         Ok(Ace {
             inner: Arc::new(Inner {
@@ -1029,7 +1050,6 @@ impl AceBuilder {
                 registry,
                 subscribers: parking_lot::RwLock::new(Vec::new()),
                 judge: self.judge,
-                cache: self.cache,
                 writer: Mutex::new(Some(writer)),
             }),
         })

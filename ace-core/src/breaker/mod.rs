@@ -91,6 +91,9 @@ impl std::fmt::Display for State {
     }
 }
 
+/// Why a breaker opened because another process's did (not published again).
+pub(crate) const FROM_PEER: &str = "opened by another process";
+
 // The word: bits 0..8 the state, 8..32 the half-open permits left, 32..64 the generation.
 const PERMIT: u64 = 1 << 8;
 const PERMITS_MASK: u64 = 0xff_ffff << 8;
@@ -634,6 +637,21 @@ impl CircuitBreaker {
     /// Opens the breaker until `until` on the engine clock.
     pub fn open_until(&self, until: Timestamp) {
         self.force(State::Open, Some(until), "opened by hand");
+    }
+
+    /// Another process saw this dependency fail: open until `until` unless already open.
+    /// Returns whether it moved.
+    pub(crate) fn open_from_peer(&self, until: Timestamp) -> bool {
+        if self.state() != State::Closed || until <= self.clock.now() {
+            return false;
+        }
+        self.force(State::Open, Some(until), FROM_PEER);
+        true
+    }
+
+    /// When an open breaker lets a trial through (engine clock), if it is open.
+    pub(crate) fn open_until_time(&self) -> Option<Timestamp> {
+        (self.state() == State::Open).then(|| Timestamp::from_micros(self.open_until.load(Ordering::Acquire)))
     }
 
     /// Closes the breaker (its window starts empty).
