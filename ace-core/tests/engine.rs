@@ -140,11 +140,15 @@ fn invalid_events_are_rejected_whole_and_counted() {
     assert_eq!(store.count_metrics().unwrap(), 1);
 }
 
-/// A store whose writes fail `failures` times, then succeed.
+/// A memory store that misbehaves on demand: its writes fail `failures` times (then succeed),
+/// or while `down` is set; its pings fail when `unpingable`; with a `key` the engine spills for it.
 #[derive(Debug, Default)]
 struct FlakyStore {
     inner: MemoryStore,
     failures: AtomicUsize,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    unpingable: bool,
+    key: Option<String>,
 }
 
 impl Store for FlakyStore {
@@ -152,11 +156,17 @@ impl Store for FlakyStore {
         "flaky"
     }
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::StoreUnavailable { backend: "flaky", message: "switched off".into(), source: None });
+        }
         if self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
             return Err(Error::StoreUnavailable { backend: "flaky", message: "injected failure".into(), source: None });
         }
         self.inner.append(records)
+    }
+    fn spill_key(&self) -> Option<String> {
+        self.key.clone()
     }
     fn save_baselines(&self, b: &[BaselineRecord]) -> ace_core::Result<()> {
         self.inner.save_baselines(b)
@@ -193,6 +203,13 @@ impl Store for FlakyStore {
         self.inner.load_playbook(domain)
     }
     fn ping(&self) -> ace_core::Result<Duration> {
+        if self.unpingable {
+            return Err(Error::StoreUnavailable {
+                backend: "flaky",
+                message: "connection refused".into(),
+                source: None,
+            });
+        }
         self.inner.ping()
     }
 }
@@ -451,56 +468,6 @@ fn a_recorded_trace_replays_to_the_same_decisions() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A store that stopped answering pings (everything else works, so the engine starts).
-#[derive(Debug, Default)]
-struct Unpingable(MemoryStore);
-
-impl Store for Unpingable {
-    fn backend(&self) -> &'static str {
-        "unpingable"
-    }
-    fn append(&self, records: &[Record]) -> ace_core::Result<()> {
-        self.0.append(records)
-    }
-    fn save_baselines(&self, b: &[BaselineRecord]) -> ace_core::Result<()> {
-        self.0.save_baselines(b)
-    }
-    fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
-        self.0.load_baselines()
-    }
-    fn query_metrics(&self, q: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
-        self.0.query_metrics(q)
-    }
-    fn count_metrics(&self) -> ace_core::Result<u64> {
-        self.0.count_metrics()
-    }
-    fn query_errors(&self, q: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
-        self.0.query_errors(q)
-    }
-    fn save_patterns(&self, p: &[PatternRecord]) -> ace_core::Result<()> {
-        self.0.save_patterns(p)
-    }
-    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
-        self.0.load_patterns()
-    }
-    fn query_interventions(
-        &self,
-        a: Option<&str>,
-        n: usize,
-    ) -> ace_core::Result<Vec<ace_core::store::InterventionRecord>> {
-        self.0.query_interventions(a, n)
-    }
-    fn append_playbook(&self, e: &[ace_core::store::PlaybookEntry]) -> ace_core::Result<()> {
-        self.0.append_playbook(e)
-    }
-    fn load_playbook(&self, d: &str) -> ace_core::Result<Vec<ace_core::store::PlaybookEntry>> {
-        self.0.load_playbook(d)
-    }
-    fn ping(&self) -> ace_core::Result<Duration> {
-        Err(Error::StoreUnavailable { backend: "unpingable", message: "connection refused".into(), source: None })
-    }
-}
-
 #[test]
 fn health_reports_the_store_the_breakers_and_the_status() {
     let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
@@ -522,74 +489,10 @@ fn health_reports_the_store_the_breakers_and_the_status() {
     assert_eq!(json["circuit_breakers"]["generator"], "open");
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
 
-    let down = Ace::builder().store(Unpingable::default()).build().unwrap();
+    let down = Ace::builder().store(FlakyStore { unpingable: true, ..FlakyStore::default() }).build().unwrap();
     let h = down.health();
     assert_eq!((h.status, h.database), ("unhealthy", "unreachable"));
     assert!(h.database_error.unwrap().contains("connection refused"));
-}
-
-/// A store that can be switched off, with a spill key (so the engine spills for it).
-#[derive(Debug)]
-struct Switchable {
-    inner: MemoryStore,
-    down: Arc<std::sync::atomic::AtomicBool>,
-    key: String,
-}
-
-impl Store for Switchable {
-    fn backend(&self) -> &'static str {
-        "switchable"
-    }
-    fn append(&self, records: &[Record]) -> ace_core::Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::StoreUnavailable {
-                backend: "switchable",
-                message: "switched off".into(),
-                source: None,
-            });
-        }
-        self.inner.append(records)
-    }
-    fn save_baselines(&self, b: &[BaselineRecord]) -> ace_core::Result<()> {
-        self.inner.save_baselines(b)
-    }
-    fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
-        self.inner.load_baselines()
-    }
-    fn query_metrics(&self, q: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
-        self.inner.query_metrics(q)
-    }
-    fn count_metrics(&self) -> ace_core::Result<u64> {
-        self.inner.count_metrics()
-    }
-    fn query_errors(&self, q: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
-        self.inner.query_errors(q)
-    }
-    fn save_patterns(&self, p: &[PatternRecord]) -> ace_core::Result<()> {
-        self.inner.save_patterns(p)
-    }
-    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
-        self.inner.load_patterns()
-    }
-    fn query_interventions(
-        &self,
-        a: Option<&str>,
-        n: usize,
-    ) -> ace_core::Result<Vec<ace_core::store::InterventionRecord>> {
-        self.inner.query_interventions(a, n)
-    }
-    fn append_playbook(&self, e: &[ace_core::store::PlaybookEntry]) -> ace_core::Result<()> {
-        self.inner.append_playbook(e)
-    }
-    fn load_playbook(&self, d: &str) -> ace_core::Result<Vec<ace_core::store::PlaybookEntry>> {
-        self.inner.load_playbook(d)
-    }
-    fn spill_key(&self) -> Option<String> {
-        Some(self.key.clone())
-    }
-    fn ping(&self) -> ace_core::Result<Duration> {
-        self.inner.ping()
-    }
 }
 
 #[test]
@@ -599,7 +502,8 @@ fn records_of_an_engine_closed_while_the_store_is_down_are_spilled_and_stored_by
     let inner = MemoryStore::new();
     let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let key = format!("switchable-{}", std::process::id());
-    let store = || Switchable { inner: inner.clone(), down: down.clone(), key: key.clone() };
+    let store =
+        || FlakyStore { inner: inner.clone(), down: down.clone(), key: Some(key.clone()), ..FlakyStore::default() };
     let config = AceConfig::builder().spill_dir(Some(dir.clone())).build().unwrap();
     let first = Ace::builder().config(config.clone()).store(store()).build().unwrap();
     for i in 0..500 {
