@@ -12,21 +12,21 @@
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ace_core::Severity;
 use ace_core::errors::PatternRecord;
 use ace_core::store::{
     BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord,
     PlaybookEntry, Record, Store,
 };
-use ace_core::{BaselineState, Severity, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 
-use crate::common::{block_on, metrics_json, parse_pattern_id};
+use crate::common::{block_on, metrics_json};
 use crate::error::Error;
 use crate::migrate::{Migration, POSTGRES};
+use crate::rows;
 
 const BACKEND: &str = "postgres";
 const METRIC_COLUMNS: &str = "created_at, agent_id, task_id, stage, duration_s, success, metrics";
@@ -471,6 +471,8 @@ impl Store for PgStore {
     }
 
     fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
+        let location = self.location.clone();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let rows = sqlx::query(
                 "SELECT agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at \
@@ -479,30 +481,13 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| query_err("load baselines", e))?;
-            rows.iter()
-                .map(|r| {
-                    let d = |e| query_err("decode a baseline", e);
-                    let count: i64 = r.try_get("count").map_err(d)?;
-                    Ok(BaselineRecord {
-                        agent: r.try_get("agent_id").map_err(d)?,
-                        stage: r.try_get("stage").map_err(d)?,
-                        metric: r.try_get("metric").map_err(d)?,
-                        state: BaselineState {
-                            count: u64::try_from(count).unwrap_or(0),
-                            mean: r.try_get("mean").map_err(d)?,
-                            var: r.try_get("variance").map_err(d)?,
-                            recent: r.try_get("recent").map_err(d)?,
-                            degraded: r.try_get("degraded").map_err(d)?,
-                        },
-                        updated_at: Timestamp::from_micros(r.try_get("updated_at").map_err(d)?),
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.baseline(r)).collect()
         })
     }
 
     fn query_metrics(&self, query: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
         let location = self.location.clone();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
                 "SELECT {METRIC_COLUMNS}, metrics::text AS metrics_text FROM ace_performance_metrics WHERE true"
@@ -521,30 +506,7 @@ impl Store for PgStore {
                 qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
             }
             let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query metrics", e))?;
-            rows.iter()
-                .map(|r| {
-                    let d = |e| query_err("decode a metric record", e);
-                    let text = |col: &str| -> ace_core::Result<Arc<str>> {
-                        Ok(Arc::from(r.try_get::<String, _>(col).map_err(d)?))
-                    };
-                    let metrics: Option<String> = r.try_get("metrics_text").map_err(d)?;
-                    Ok(MetricRecord {
-                        ts: Timestamp::from_micros(r.try_get("created_at").map_err(d)?),
-                        agent: text("agent_id")?,
-                        task: text("task_id")?,
-                        stage: text("stage")?,
-                        duration_s: r.try_get("duration_s").map_err(d)?,
-                        success: r.try_get("success").map_err(d)?,
-                        metrics: match metrics.as_deref() {
-                            None => Vec::new(),
-                            Some(t) => crate::json::ordered_pairs(t).map_err(|reason| ace_core::Error::Corrupt {
-                                what: format!("{location}: ace_performance_metrics"),
-                                reason,
-                            })?,
-                        },
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.metric(r, "metrics_text")).collect()
         })
     }
 
@@ -560,6 +522,7 @@ impl Store for PgStore {
 
     fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
         let location = self.location.clone();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let mut qb: QueryBuilder<Postgres> =
                 QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE true"));
@@ -579,28 +542,7 @@ impl Store for PgStore {
                 qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
             }
             let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query errors", e))?;
-            let corrupt = |reason: String| ace_core::Error::Corrupt { what: format!("{location}: ace_errors"), reason };
-            rows.iter()
-                .map(|r| {
-                    let d = |e| query_err("decode an error record", e);
-                    let text = |col: &str| -> ace_core::Result<Arc<str>> {
-                        Ok(Arc::from(r.try_get::<String, _>(col).map_err(d)?))
-                    };
-                    let severity: String = r.try_get("severity").map_err(d)?;
-                    let pattern: String = r.try_get("pattern_id").map_err(d)?;
-                    Ok(ErrorRecord {
-                        ts: Timestamp::from_micros(r.try_get("created_at").map_err(d)?),
-                        agent: text("agent_id")?,
-                        task: text("task_id")?,
-                        stage: text("stage")?,
-                        kind: text("kind")?,
-                        message: text("message")?,
-                        severity: severity.parse().map_err(|_| corrupt(format!("unknown severity {severity:?}")))?,
-                        pattern: parse_pattern_id(&pattern)
-                            .ok_or_else(|| corrupt(format!("bad pattern id {pattern:?}")))?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.error(r)).collect()
         })
     }
 
@@ -641,6 +583,7 @@ impl Store for PgStore {
 
     fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
         let location = self.location.clone();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let rows = sqlx::query(
                 "SELECT kind, template, pattern_id, count FROM ace_error_patterns ORDER BY count DESC, pattern_id",
@@ -648,27 +591,13 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| query_err("load patterns", e))?;
-            rows.iter()
-                .map(|r| {
-                    let d = |e| query_err("decode a pattern", e);
-                    let id: String = r.try_get("pattern_id").map_err(d)?;
-                    let count: i64 = r.try_get("count").map_err(d)?;
-                    Ok(PatternRecord {
-                        id: parse_pattern_id(&id).ok_or_else(|| ace_core::Error::Corrupt {
-                            what: format!("{location}: ace_error_patterns"),
-                            reason: format!("bad pattern id {id:?}"),
-                        })?,
-                        kind: r.try_get("kind").map_err(d)?,
-                        template: r.try_get("template").map_err(d)?,
-                        count: u64::try_from(count).unwrap_or(0),
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.pattern(r)).collect()
         })
     }
 
     fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
         let location = self.location.clone();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
                 "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
@@ -682,27 +611,7 @@ impl Store for PgStore {
                 qb.push(" LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
             }
             let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query interventions", e))?;
-            let corrupt = |reason: String| ace_core::Error::Corrupt { what: format!("{location}: ace_interventions"), reason };
-            rows.iter()
-                .map(|r| {
-                    let d = |e| query_err("decode an intervention", e);
-                    let get = |col: &str| -> ace_core::Result<String> { r.try_get(col).map_err(d) };
-                    let (id, strategy, severity, kind) = (get("intervention_id")?, get("strategy")?, get("severity")?, get("signal_kind")?);
-                    Ok(InterventionRecord {
-                        ts: Timestamp::from_micros(r.try_get("created_at").map_err(d)?),
-                        id: id.parse().map_err(|_| corrupt(format!("bad intervention id {id:?}")))?,
-                        agent: Arc::from(get("agent_id")?),
-                        task: Arc::from(get("task_id")?),
-                        strategy: strategy.parse().map_err(|_| corrupt(format!("unknown strategy {strategy:?}")))?,
-                        severity: severity.parse().map_err(|_| corrupt(format!("unknown severity {severity:?}")))?,
-                        signal_kind: serde_json::from_value(serde_json::Value::String(kind.clone()))
-                            .map_err(|_| corrupt(format!("unknown signal kind {kind:?}")))?,
-                        reason: get("reason")?,
-                        signals_json: get("signals")?,
-                        outcome: r.try_get("outcome").map_err(d)?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.intervention(r)).collect()
         })
     }
 
@@ -731,6 +640,8 @@ impl Store for PgStore {
     }
 
     fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
+        let location = self.location.clone();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let rows = sqlx::query(
                 "SELECT version, created_at, hash, snapshot, body FROM ace_playbook_versions WHERE domain = $1 ORDER BY version",
@@ -739,20 +650,7 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| query_err("load a playbook", e))?;
-            rows.iter()
-                .map(|r| {
-                    let d = |e| query_err("decode a playbook entry", e);
-                    let version: i64 = r.try_get("version").map_err(d)?;
-                    Ok(PlaybookEntry {
-                        domain: domain.to_owned(),
-                        version: u64::try_from(version).unwrap_or(0),
-                        at: Timestamp::from_micros(r.try_get("created_at").map_err(d)?),
-                        hash: r.try_get("hash").map_err(d)?,
-                        snapshot: r.try_get("snapshot").map_err(d)?,
-                        body: r.try_get("body").map_err(d)?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.playbook_entry(r, domain)).collect()
         })
     }
 

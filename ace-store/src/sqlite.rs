@@ -13,18 +13,19 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ace_core::Severity;
 use ace_core::errors::PatternRecord;
 use ace_core::store::{
     BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord,
     PlaybookEntry, Record, Store,
 };
-use ace_core::{BaselineState, Severity, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
-use crate::common::{block_on, metrics_json, parse_pattern_id};
+use crate::common::{block_on, metrics_json};
 use crate::error::Error;
 use crate::migrate::{Migration, SQLITE};
+use crate::rows;
 
 const BACKEND: &str = "sqlite";
 /// Rows per `INSERT` statement (7 parameters each: 14,000, under SQLite's limit of 32,766).
@@ -237,11 +238,6 @@ fn insert_sql(rows: usize) -> String {
     sql
 }
 
-fn parse_metrics(text: Option<&str>) -> Result<Vec<(Arc<str>, f64)>, String> {
-    let Some(text) = text else { return Ok(Vec::new()) };
-    crate::json::ordered_pairs(text)
-}
-
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -337,6 +333,7 @@ impl Store for SqliteStore {
 
     fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
         let location = self.path.display().to_string();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let mut qb: QueryBuilder<Sqlite> =
                 QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
@@ -359,36 +356,13 @@ impl Store for SqliteStore {
                 qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
             }
             let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query errors", e))?;
-            let corrupt = |reason: String| ace_core::Error::Corrupt { what: format!("{location}: ace_errors"), reason };
-            rows.iter()
-                .map(|r| {
-                    let text = |col: &str| -> ace_core::Result<Arc<str>> {
-                        let s: String = r.try_get(col).map_err(|e| query_err("decode an error record", e))?;
-                        Ok(Arc::from(s))
-                    };
-                    let severity: String = r.try_get("severity").map_err(|e| query_err("decode an error record", e))?;
-                    let pattern: String =
-                        r.try_get("pattern_id").map_err(|e| query_err("decode an error record", e))?;
-                    Ok(ErrorRecord {
-                        ts: Timestamp::from_micros(
-                            r.try_get("created_at").map_err(|e| query_err("decode an error record", e))?,
-                        ),
-                        agent: text("agent_id")?,
-                        task: text("task_id")?,
-                        stage: text("stage")?,
-                        kind: text("kind")?,
-                        message: text("message")?,
-                        severity: severity.parse().map_err(|_| corrupt(format!("unknown severity {severity:?}")))?,
-                        pattern: parse_pattern_id(&pattern)
-                            .ok_or_else(|| corrupt(format!("bad pattern id {pattern:?}")))?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.error(r)).collect()
         })
     }
 
     fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
         let location = self.path.display().to_string();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
@@ -402,32 +376,7 @@ impl Store for SqliteStore {
                 qb.push(" LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
             }
             let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query interventions", e))?;
-            let corrupt =
-                |reason: String| ace_core::Error::Corrupt { what: format!("{location}: ace_interventions"), reason };
-            rows.iter()
-                .map(|r| {
-                    let get = |col: &str| -> ace_core::Result<String> {
-                        r.try_get(col).map_err(|e| query_err("decode an intervention", e))
-                    };
-                    let (id, strategy, severity, kind) =
-                        (get("intervention_id")?, get("strategy")?, get("severity")?, get("signal_kind")?);
-                    Ok(InterventionRecord {
-                        ts: Timestamp::from_micros(
-                            r.try_get("created_at").map_err(|e| query_err("decode an intervention", e))?,
-                        ),
-                        id: id.parse().map_err(|_| corrupt(format!("bad intervention id {id:?}")))?,
-                        agent: Arc::from(get("agent_id")?),
-                        task: Arc::from(get("task_id")?),
-                        strategy: strategy.parse().map_err(|_| corrupt(format!("unknown strategy {strategy:?}")))?,
-                        severity: severity.parse().map_err(|_| corrupt(format!("unknown severity {severity:?}")))?,
-                        signal_kind: serde_json::from_value(serde_json::Value::String(kind.clone()))
-                            .map_err(|_| corrupt(format!("unknown signal kind {kind:?}")))?,
-                        reason: get("reason")?,
-                        signals_json: get("signals")?,
-                        outcome: r.try_get("outcome").map_err(|e| query_err("decode an intervention", e))?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.intervention(r)).collect()
         })
     }
 
@@ -456,6 +405,8 @@ impl Store for SqliteStore {
     }
 
     fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
+        let location = self.path.display().to_string();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let rows = sqlx::query(
                 "SELECT version, created_at, hash, snapshot, body FROM ace_playbook_versions WHERE domain = ? ORDER BY version",
@@ -464,20 +415,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| query_err("load a playbook", e))?;
-            rows.iter()
-                .map(|r| {
-                    let decode = |e| query_err("decode a playbook entry", e);
-                    let version: i64 = r.try_get("version").map_err(decode)?;
-                    Ok(PlaybookEntry {
-                        domain: domain.to_owned(),
-                        version: u64::try_from(version).unwrap_or(0),
-                        at: Timestamp::from_micros(r.try_get("created_at").map_err(decode)?),
-                        hash: r.try_get("hash").map_err(decode)?,
-                        snapshot: r.try_get("snapshot").map_err(decode)?,
-                        body: r.try_get("body").map_err(decode)?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.playbook_entry(r, domain)).collect()
         })
     }
 
@@ -511,6 +449,7 @@ impl Store for SqliteStore {
 
     fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
         let location = self.path.display().to_string();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let rows = sqlx::query(
                 "SELECT kind, template, pattern_id, count FROM ace_error_patterns ORDER BY count DESC, pattern_id",
@@ -518,21 +457,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| query_err("load patterns", e))?;
-            rows.iter()
-                .map(|r| {
-                    let id: String = r.try_get("pattern_id").map_err(|e| query_err("decode a pattern", e))?;
-                    let count: i64 = r.try_get("count").map_err(|e| query_err("decode a pattern", e))?;
-                    Ok(PatternRecord {
-                        id: parse_pattern_id(&id).ok_or_else(|| ace_core::Error::Corrupt {
-                            what: format!("{location}: ace_error_patterns"),
-                            reason: format!("bad pattern id {id:?}"),
-                        })?,
-                        kind: r.try_get("kind").map_err(|e| query_err("decode a pattern", e))?,
-                        template: r.try_get("template").map_err(|e| query_err("decode a pattern", e))?,
-                        count: u64::try_from(count).unwrap_or(0),
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.pattern(r)).collect()
         })
     }
 
@@ -569,6 +494,8 @@ impl Store for SqliteStore {
     }
 
     fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
+        let location = self.path.display().to_string();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let rows = sqlx::query(
                 "SELECT agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at \
@@ -577,31 +504,13 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| query_err("load baselines", e))?;
-            rows.iter()
-                .map(|r| {
-                    let count: i64 = r.try_get("count").map_err(|e| query_err("decode a baseline", e))?;
-                    Ok(BaselineRecord {
-                        agent: r.try_get("agent_id").map_err(|e| query_err("decode a baseline", e))?,
-                        stage: r.try_get("stage").map_err(|e| query_err("decode a baseline", e))?,
-                        metric: r.try_get("metric").map_err(|e| query_err("decode a baseline", e))?,
-                        state: BaselineState {
-                            count: u64::try_from(count).unwrap_or(0),
-                            mean: r.try_get("mean").map_err(|e| query_err("decode a baseline", e))?,
-                            var: r.try_get("variance").map_err(|e| query_err("decode a baseline", e))?,
-                            recent: r.try_get("recent").map_err(|e| query_err("decode a baseline", e))?,
-                            degraded: r.try_get("degraded").map_err(|e| query_err("decode a baseline", e))?,
-                        },
-                        updated_at: Timestamp::from_micros(
-                            r.try_get("updated_at").map_err(|e| query_err("decode a baseline", e))?,
-                        ),
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.baseline(r)).collect()
         })
     }
 
     fn query_metrics(&self, query: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
         let location = self.path.display().to_string();
+        let src = rows::Source { backend: BACKEND, location: &location };
         self.run(async {
             let mut qb: QueryBuilder<Sqlite> =
                 QueryBuilder::new(format!("SELECT {METRIC_COLUMNS} FROM ace_performance_metrics WHERE 1=1"));
@@ -619,30 +528,7 @@ impl Store for SqliteStore {
                 qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
             }
             let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query metrics", e))?;
-            rows.iter()
-                .map(|r| {
-                    let text = |col: &str| -> ace_core::Result<Arc<str>> {
-                        let s: String = r.try_get(col).map_err(|e| query_err("decode a metric record", e))?;
-                        Ok(Arc::from(s))
-                    };
-                    let metrics: Option<String> =
-                        r.try_get("metrics").map_err(|e| query_err("decode a metric record", e))?;
-                    Ok(MetricRecord {
-                        ts: Timestamp::from_micros(
-                            r.try_get("created_at").map_err(|e| query_err("decode a metric record", e))?,
-                        ),
-                        agent: text("agent_id")?,
-                        task: text("task_id")?,
-                        stage: text("stage")?,
-                        duration_s: r.try_get("duration_s").map_err(|e| query_err("decode a metric record", e))?,
-                        success: r.try_get("success").map_err(|e| query_err("decode a metric record", e))?,
-                        metrics: parse_metrics(metrics.as_deref()).map_err(|reason| ace_core::Error::Corrupt {
-                            what: format!("{location}: ace_performance_metrics"),
-                            reason,
-                        })?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| src.metric(r, "metrics")).collect()
         })
     }
 
@@ -735,9 +621,9 @@ mod tests {
         let pairs: Vec<(Arc<str>, f64)> =
             vec![(Arc::from("z"), 1.5), (Arc::from("a"), -2.0), (Arc::from("m:x"), 1e-300)];
         let text = metrics_json(&pairs).unwrap();
-        assert_eq!(parse_metrics(Some(&text)).unwrap(), pairs);
+        assert_eq!(crate::json::ordered_pairs(&text).unwrap(), pairs);
         assert!(metrics_json(&[]).is_none());
-        assert!(parse_metrics(Some("{not json")).is_err());
+        assert!(crate::json::ordered_pairs("{not json").is_err());
     }
 
     #[test]
