@@ -37,9 +37,18 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://ace.db";
 /// `REDIS_CLUSTER_URLS` (with `ACE_ENABLE_CACHING`, on by default) for the shared cache.
 #[cfg(feature = "sqlite")]
 pub fn from_env() -> Result<Ace> {
-    let config = AceConfig::from_env()?;
-    let url = config.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    builder_for(AceConfig::from_env()?, DEFAULT_DATABASE_URL)?.build()
+}
+
+/// A builder for the engine `config` describes: the store its `database_url` names
+/// (`default_url` when it names none) and, when caching is on, the shared cache its
+/// `redis_cluster_urls` or `redis_url` name. The bindings build their engines through this, so
+/// a URL means the same thing in Rust, Python and Node.
+#[cfg(feature = "sqlite")]
+pub fn builder_for(config: AceConfig, default_url: &str) -> Result<AceBuilder> {
+    let url = config.database_url.clone().unwrap_or_else(|| default_url.to_owned());
     let store = ace_store::open_with(&url, config.postgres_max_connections)?;
+    #[allow(unused_mut)]
     let mut builder = Ace::builder().store_arc(store);
     #[cfg(feature = "redis")]
     if config.enable_caching {
@@ -49,5 +58,5 @@ pub fn from_env() -> Result<Ace> {
             builder = builder.cache(RedisCache::connect(redis, RedisOptions::default())?);
         }
     }
-    builder.config(config).build()
+    Ok(builder.config(config))
 }

@@ -20,7 +20,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::errors::PatternRecord;
-use crate::monitor::DrainState;
+use crate::monitor::{DrainState, Wake};
 use crate::spill::Spill;
 use crate::store::{BaselineRecord, Record};
 
@@ -64,15 +64,23 @@ struct State {
 }
 
 impl WriterSync {
-    /// Asks the writer to run soon: at once if it sleeps, at its next poll if it is polling.
-    pub(crate) fn wake(&self) {
+    /// Asks the writer to run: `Soon` wakes it if it sleeps and otherwise leaves it to its next
+    /// poll; `Now` wakes it in any case.
+    #[inline]
+    pub(crate) fn wake(&self, wake: Wake) {
         // The flag is set before `polling` is read, and the writer clears `polling` before it
         // reads the flag (both SeqCst): one of the two sees the other, so no wake-up is lost.
-        if !self.wake.swap(true, Ordering::SeqCst)
-            && !self.polling.load(Ordering::SeqCst)
-            && let Some(t) = &*self.thread.lock()
-        {
-            t.unpark();
+        match wake {
+            Wake::No => {}
+            Wake::Soon => {
+                if !self.wake.swap(true, Ordering::SeqCst) && !self.polling.load(Ordering::SeqCst) {
+                    self.unpark();
+                }
+            }
+            Wake::Now => {
+                self.wake.store(true, Ordering::SeqCst);
+                self.unpark();
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::batcher::{Writer, WriterSync};
-use crate::breaker::{BreakerConfig, Breakers, CircuitBreaker, Permit, Rejected};
+use crate::breaker::{BreakerConfig, Breakers, CircuitBreaker, OwnedPermit, Permit, Rejected};
 use crate::cache::Cache;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::AceConfig;
@@ -222,9 +222,7 @@ impl Ace {
         if let (Some(trace), Some(outcome)) = (&shared.trace, obs.outcome) {
             trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics);
         }
-        if wake {
-            shared.sync.wake();
-        }
+        shared.sync.wake(wake);
         if signals.is_empty() {
             return Ok(Report::default());
         }
@@ -276,8 +274,8 @@ impl Ace {
         });
         // Closing races a decision only at shutdown; the intervention is still returned.
         let journaled = shared.journal.as_ref().map(|_| record.clone());
-        if let Ok(true) = shared.monitor.buffer(intervention.id.0, record) {
-            shared.sync.wake();
+        if let Ok(wake) = shared.monitor.buffer(intervention.id.0, record) {
+            shared.sync.wake(wake);
         }
         if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
             journal.append(&r);
@@ -362,6 +360,20 @@ impl Ace {
     }
 
     #[cold]
+    /// [`Ace::acquire`] for a permit that owns a handle on its breaker (see
+    /// [`crate::breaker::OwnedPermit`]).
+    pub fn acquire_owned(
+        &self,
+        agent: &str,
+        task: &str,
+        breaker: &Arc<CircuitBreaker>,
+    ) -> std::result::Result<OwnedPermit, Rejected> {
+        match breaker.try_acquire_owned() {
+            Ok(permit) => Ok(permit),
+            Err(rejected) => Err(self.breaker_rejected(agent, task, rejected)),
+        }
+    }
+
     fn breaker_rejected(&self, agent: &str, task: &str, mut rejected: Rejected) -> Rejected {
         if self.is_closed()
             || crate::event::validate_id("agent", agent).is_err()
@@ -492,9 +504,8 @@ impl Ace {
         shared.metrics.effectiveness.get_or_create(&crate::metrics::AgentId { agent_id }).set(rate);
         let record = crate::store::Record::Outcome(crate::store::OutcomeRecord { ts: shared.clock.now(), id, success });
         let journaled = shared.journal.as_ref().map(|_| record.clone());
-        if shared.monitor.buffer(id.0, record)? {
-            shared.sync.wake();
-        }
+        let wake = shared.monitor.buffer(id.0, record)?;
+        shared.sync.wake(wake);
         if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
             journal.append(&r);
         }
@@ -555,9 +566,8 @@ impl Ace {
             pattern: counted.report.pattern,
         });
         let journaled = shared.journal.as_ref().map(|_| record.clone());
-        if shared.monitor.buffer(key, record)? {
-            shared.sync.wake();
-        }
+        let wake = shared.monitor.buffer(key, record)?;
+        shared.sync.wake(wake);
         if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
             journal.append(&r);
         }

@@ -532,3 +532,33 @@ fn a_bulkhead_bounds_concurrency_and_wakes_waiters() {
     assert_eq!(waiter.join().unwrap(), 2, "the waiter took the freed place");
     assert_eq!(bulkhead.in_flight(), 1);
 }
+
+#[test]
+fn owned_permits_follow_the_same_rules_as_borrowed_ones() {
+    let c = clock();
+    let b = Arc::new(breaker(BreakerConfig::default(), &c));
+    for _ in 0..5 {
+        b.try_acquire_owned().unwrap().record(Outcome::Failure);
+    }
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.try_acquire_owned().unwrap_err().state, State::Open);
+    c.advance(secs(61));
+    drop(b.try_acquire_owned().unwrap());
+    let trial = b.try_acquire_owned().expect("the dropped trial permit came back");
+    assert!(b.try_acquire_owned().is_err(), "one trial at a time");
+    assert_eq!(trial.breaker().name(), "dep");
+    trial.record(Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.counts().failures, 5);
+}
+
+#[test]
+fn an_owned_permit_through_the_engine_carries_the_backoff_intervention() {
+    let ace = Ace::builder().build().unwrap();
+    let llm = ace.breaker("llm").unwrap();
+    for _ in 0..5 {
+        ace.acquire_owned("a", "t", &llm).unwrap().error("TimeoutError", "timed out");
+    }
+    let rejected = ace.acquire_owned("a", "t", &llm).unwrap_err();
+    assert_eq!(rejected.intervention.unwrap().strategy, Strategy::Backoff);
+}

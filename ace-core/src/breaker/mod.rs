@@ -279,6 +279,16 @@ impl Permit<'_> {
         self.finish(outcome);
     }
 
+    /// The same permit, holding `breaker` (the breaker it came from) instead of a borrow.
+    ///
+    /// # Panics
+    /// If `breaker` is not the breaker this permit was taken from.
+    pub fn into_owned(mut self, breaker: &Arc<CircuitBreaker>) -> OwnedPermit {
+        assert!(std::ptr::eq(self.breaker, &**breaker), "a permit can only own the breaker it came from");
+        self.done = true;
+        OwnedPermit { breaker: breaker.clone(), word: self.word, started: self.started, done: false }
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         self.done = true;
         self.breaker.complete(self.word, self.started, outcome);
@@ -286,6 +296,52 @@ impl Permit<'_> {
 }
 
 impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.give_back(self.word);
+        }
+    }
+}
+
+/// A [`Permit`] that owns a handle on its breaker, for hosts that cannot hold a borrow across
+/// the call (a binding's `with` block or `await`). Same rules: complete it with its outcome;
+/// dropped without one, it is given back.
+#[must_use = "a permit records nothing unless completed"]
+pub struct OwnedPermit {
+    breaker: Arc<CircuitBreaker>,
+    word: u64,
+    started: Option<Timestamp>,
+    done: bool,
+}
+
+impl std::fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedPermit").field("breaker", &self.breaker.name).finish_non_exhaustive()
+    }
+}
+
+impl OwnedPermit {
+    /// The breaker it was taken from.
+    #[must_use]
+    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
+        &self.breaker
+    }
+
+    /// The call ended with `outcome`.
+    pub fn record(mut self, outcome: Outcome) {
+        self.done = true;
+        self.breaker.complete(self.word, self.started, outcome);
+    }
+
+    /// The call failed with an error of `kind`: the breaker's classifier decides whether it
+    /// counts as a failure or is ignored.
+    pub fn error(self, kind: &str, message: &str) {
+        let outcome = self.breaker.cfg.classify.as_ref().map_or(Outcome::Failure, |c| c(kind, message));
+        self.record(outcome);
+    }
+}
+
+impl Drop for OwnedPermit {
     fn drop(&mut self) {
         if !self.done {
             self.breaker.give_back(self.word);
@@ -354,6 +410,11 @@ impl CircuitBreaker {
     #[must_use]
     pub fn state(&self) -> State {
         State::from_bits(self.word.load(Ordering::Acquire))
+    }
+
+    /// [`CircuitBreaker::try_acquire`], for a permit that outlives the borrow.
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
+        self.try_acquire().map(|p| p.into_owned(self))
     }
 
     /// Leave to make one call, or why not. Never blocks.

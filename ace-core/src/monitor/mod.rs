@@ -36,6 +36,17 @@ use crate::store::{BaselineRecord, MetricRecord, Record};
 use crate::trajectory::{self, Track, TrajectoryOrgan};
 
 const SHARDS: usize = 16;
+
+/// What a buffered record asks of the writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Nothing.
+    No,
+    /// Run soon: at once if it sleeps, at its next poll if it is polling.
+    Soon,
+    /// Run at once (a shard is half full).
+    Now,
+}
 /// Named metrics tracked with a baseline per (agent, stage); more are stored but not baselined.
 const MAX_STREAMS_PER_ENTRY: usize = 64;
 /// One record in this many has its computation time measured.
@@ -83,6 +94,8 @@ pub(crate) struct Monitor {
     hasher: DefaultHashBuilder,
     detector: DetectorConfig,
     shard_capacity: usize,
+    /// Half of `shard_capacity`: a shard this full wakes the writer at once.
+    shard_half: usize,
     batch_size: usize,
     metrics: Metrics,
     context: Arc<ContextOrgan>,
@@ -175,6 +188,7 @@ impl Monitor {
             detector,
             // Half the capacity for the shards, half for the writer's batch in hand (see batcher).
             shard_capacity: (buffer_capacity / 2).div_ceil(SHARDS).max(1),
+            shard_half: ((buffer_capacity / 2).div_ceil(SHARDS) / 2).max(1),
             batch_size: batch_size.div_ceil(SHARDS).min((buffer_capacity / 2).div_ceil(SHARDS)).max(1),
             metrics,
             context,
@@ -196,7 +210,7 @@ impl Monitor {
 
     /// Validates, updates baselines, buffers the record. Returns the signals and whether the
     /// shard's buffer reached its share of a batch (the writer should wake).
-    pub(crate) fn record(&self, now: Timestamp, obs: &Observation<'_>) -> Result<(Vec<Signal>, bool)> {
+    pub(crate) fn record(&self, now: Timestamp, obs: &Observation<'_>) -> Result<(Vec<Signal>, Wake)> {
         if let Err(e) = validate(obs) {
             self.metrics.reject(reject_reason(&e));
             return Err(e);
@@ -239,7 +253,7 @@ impl Monitor {
             self.follow(now, entry, success, &mut signals);
         }
         let wake = if !self.persist {
-            false
+            Wake::No
         } else if shard.pending.len() + shard.others.len() < self.shard_capacity {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
@@ -252,10 +266,10 @@ impl Monitor {
                 success: obs.outcome.map(|(_, s)| s),
                 metrics,
             });
-            shard.pending.len() + shard.others.len() == self.batch_size
+            self.wake_for(shard.pending.len() + shard.others.len())
         } else {
             self.count_drop(shard);
-            false
+            Wake::No
         };
         shard.recorded += 1;
         shard.signals += signals.len() as u64;
@@ -298,7 +312,7 @@ impl Monitor {
     /// Buffers a record of another organ, keyed by `key` (a hash of its agent and task), under
     /// the same capacity and close rules as the monitor's own. Returns whether the writer should
     /// wake.
-    pub(crate) fn buffer(&self, key: u64, record: Record) -> Result<bool> {
+    pub(crate) fn buffer(&self, key: u64, record: Record) -> Result<Wake> {
         let mut guard = self.shard_of(key).lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -306,15 +320,29 @@ impl Monitor {
         Ok(self.push_pending(&mut guard, record))
     }
 
-    fn push_pending(&self, shard: &mut Shard, record: Record) -> bool {
+    fn push_pending(&self, shard: &mut Shard, record: Record) -> Wake {
         if !self.persist {
-            false
+            Wake::No
         } else if shard.pending.len() + shard.others.len() < self.shard_capacity {
             shard.others.push(record);
-            shard.pending.len() + shard.others.len() == self.batch_size
+            self.wake_for(shard.pending.len() + shard.others.len())
         } else {
             self.count_drop(shard);
-            false
+            Wake::No
+        }
+    }
+
+    /// Whether a shard holding `held` records should wake the writer: soon at its share of a
+    /// batch, at once at half its capacity (a hot (agent, stage) fills its shard faster than the
+    /// writer's poll; waking it then keeps the shard from overflowing).
+    #[inline]
+    fn wake_for(&self, held: usize) -> Wake {
+        if held == self.shard_half {
+            Wake::Now
+        } else if held == self.batch_size {
+            Wake::Soon
+        } else {
+            Wake::No
         }
     }
 

@@ -1,0 +1,72 @@
+"""ace: an in-process oversight engine for AI agents.
+
+Record what your agents do, and ace tells you when they go wrong and what to do about it::
+
+    import ace
+
+    eng = ace.Ace()                      # in memory; ace.Ace("sqlite:///ace.db") persists
+    with eng.stage("agent-1", "task-1", "planning") as s:
+        ...                              # an exception marks the stage failed
+    if s.report.intervention:
+        print(s.report.intervention.strategy)
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from ace import _ace
+from ace._ace import (
+    ErrorReport,
+    Guarded,
+    Intervention,
+    Permit,
+    Playbooks,
+    Report,
+    Signal,
+    __version__,
+    replay,
+    sync_log_level,
+)
+from ace._breaker import Breaker
+from ace._engine import Ace, Stage
+from ace.exceptions import (
+    AceError,
+    CircuitOpenError,
+    ClosedError,
+    ConfigError,
+    CorruptError,
+    InternalError,
+    InvalidInputError,
+    StoreError,
+    StoreUnavailableError,
+)
+
+__all__ = [
+    "Ace",
+    "AceError",
+    "Breaker",
+    "CircuitOpenError",
+    "ClosedError",
+    "ConfigError",
+    "CorruptError",
+    "ErrorReport",
+    "Guarded",
+    "InternalError",
+    "Intervention",
+    "InvalidInputError",
+    "Permit",
+    "Playbooks",
+    "Report",
+    "Signal",
+    "Stage",
+    "StoreError",
+    "StoreUnavailableError",
+    "__version__",
+    "replay",
+    "sync_log_level",
+]
+
+if hasattr(_os, "register_at_fork"):
+    # A forked child rebuilds its engines on first use (the parent's writer thread is gone).
+    _os.register_at_fork(after_in_child=_ace._after_fork_child)

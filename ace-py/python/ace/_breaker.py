@@ -1,0 +1,73 @@
+"""``ace.Breaker``: a circuit breaker of the engine, as a decorator (sync and async), a context
+manager (``with`` and ``async with``) and ``call``."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from typing import Any, Callable, Optional, Tuple, TypeVar
+
+from ace import _ace
+
+__all__ = ["Breaker"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Breaker(_ace.CircuitBreaker):
+    """The circuit breaker ``name`` of ``engine``. With no settings it uses the engine's defaults
+    (``ACE_BREAKER_FAILURES`` failures in a row open it for ``ACE_BREAKER_WAIT_SECONDS``). Settings
+    (applied when the breaker is first made): ``failures``, ``wait_seconds``, ``window``
+    (``"count:N"`` or ``"time:SECONDS"``, with ``failure_rate`` percent and ``minimum_calls``),
+    ``slow_call_seconds`` and ``slow_call_rate``, ``half_open_permits``,
+    ``max_half_open_seconds``, and ``ignore``, exception classes that count neither way.
+
+    ``@breaker`` guards a function; ``with breaker:`` guards a block (an exception is a failure);
+    ``breaker.call(fn, *args)`` guards one call; ``breaker.acquire(agent, task)`` gives a
+    ``Permit`` and, when turned away, a ``CircuitOpenError`` carrying the intervention.
+    """
+
+    def __new__(cls, engine: Any, name: str, *, ignore: Optional[Tuple[type, ...]] = None, **config: Any) -> "Breaker":
+        if ignore is not None:
+            ignore = tuple(ignore)
+        return super().__new__(cls, engine, name, ignore=ignore, **config)
+
+    def __init__(self, engine: Any, name: str, **config: Any) -> None:
+        self._held: contextvars.ContextVar[Tuple[_ace.Permit, ...]] = contextvars.ContextVar(
+            f"ace-breaker-{name}", default=()
+        )
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+            acquire = self.acquire
+
+            @functools.wraps(fn)
+            async def guarded(*args: Any, **kwargs: Any) -> Any:
+                permit = acquire()
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as e:
+                    permit.error(e)
+                    raise
+                permit.success()
+                return result
+
+            return guarded  # type: ignore[return-value]
+        return self.guard(fn)  # type: ignore[return-value]
+
+    def __enter__(self) -> _ace.Permit:
+        permit = self.acquire()
+        self._held.set(self._held.get() + (permit,))
+        return permit
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        held = self._held.get()
+        self._held.set(held[:-1])
+        return held[-1].__exit__(exc_type, exc, tb)
+
+    async def __aenter__(self) -> _ace.Permit:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        return self.__exit__(exc_type, exc, tb)

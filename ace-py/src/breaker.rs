@@ -1,0 +1,394 @@
+//! Circuit breakers: `ace._ace.CircuitBreaker` (the pure-Python `ace.Breaker` adds `with`,
+//! `async with` and the decorator's async half), its `Permit`, and `Guarded`, the sync decorator,
+//! whose whole call (permit, call, verdict) runs here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ace::breaker::{BreakerConfig, CircuitBreaker, Outcome, OwnedPermit, Rejected, Window};
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::convert;
+use crate::engine::PyAce;
+use crate::errors::{IntoPy, exception, guard, invalid};
+
+/// `CircuitOpenError` for a rejection, with its breaker, wait and intervention.
+fn rejected(py: Python<'_>, r: &Rejected) -> PyErr {
+    let mut details: Vec<(&str, Py<PyAny>)> = Vec::new();
+    details.push(("breaker", pyo3::types::PyString::new(py, &r.breaker).into_any().unbind()));
+    details.push(("state", pyo3::types::PyString::new(py, r.state.as_str()).into_any().unbind()));
+    if let Some(d) = r.retry_after
+        && let Ok(v) = d.as_secs_f64().into_pyobject(py)
+    {
+        details.push(("retry_after", v.into_any().unbind()));
+    }
+    if let Some(i) = r.intervention.as_deref()
+        && let Ok(v) = convert::intervention(py, i)
+    {
+        details.push(("intervention", v.into_any()));
+    }
+    exception(py, "CircuitOpenError", &r.to_string(), &details)
+}
+
+/// What an exception says about the call: ignored if the breaker ignores its class, nothing at
+/// all (`None`: the permit is given back) for a `BaseException` that is not an `Exception`
+/// (a cancellation or an interrupt is not the dependency failing), a failure otherwise.
+fn outcome_of(py: Python<'_>, ignore: &Option<Py<PyTuple>>, err: &PyErr) -> Option<Outcome> {
+    if !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
+        return None;
+    }
+    match ignore {
+        Some(types) if err.is_instance(py, types.bind(py).as_any()) => Some(Outcome::Ignored),
+        _ => Some(Outcome::Failure),
+    }
+}
+
+fn secs(py: Python<'_>, field: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| invalid(py, field, "expected a finite number of seconds >= 0"))
+}
+
+/// A circuit breaker of the engine's registry.
+#[pyclass(module = "ace._ace", name = "CircuitBreaker", subclass, frozen)]
+pub(crate) struct PyBreaker {
+    breaker: Arc<CircuitBreaker>,
+    engine: Py<PyAce>,
+    ignore: Option<Py<PyTuple>>,
+}
+
+#[pymethods]
+impl PyBreaker {
+    /// The breaker `name` of `engine` (made with these settings on first use; an existing one
+    /// keeps its own). `window` is `"count:N"` or `"time:SECONDS"`; without one, `failures` in a
+    /// row open it. `ignore` is a tuple of exception classes that count neither way.
+    #[new]
+    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None))]
+    fn new(
+        py: Python<'_>,
+        engine: Py<PyAce>,
+        name: &str,
+        failures: Option<u32>,
+        wait_seconds: Option<f64>,
+        window: Option<&str>,
+        failure_rate: Option<f64>,
+        minimum_calls: Option<u32>,
+        slow_call_seconds: Option<f64>,
+        slow_call_rate: Option<f64>,
+        half_open_permits: Option<u32>,
+        max_half_open_seconds: Option<f64>,
+        ignore: Option<Py<PyTuple>>,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            let ace = engine.get().handle()?;
+            let configured = failures.is_some()
+                || wait_seconds.is_some()
+                || window.is_some()
+                || failure_rate.is_some()
+                || minimum_calls.is_some()
+                || slow_call_seconds.is_some()
+                || slow_call_rate.is_some()
+                || half_open_permits.is_some()
+                || max_half_open_seconds.is_some();
+            let breaker = if configured {
+                let mut b = BreakerConfig::builder()
+                    .wait_in_open(ace.config().breaker_wait)
+                    .window(Window::ConsecutiveFailures(failures.unwrap_or(ace.config().breaker_failures)));
+                if let Some(w) = window {
+                    b = b.window(parse_window(py, w)?);
+                }
+                if let Some(s) = wait_seconds {
+                    b = b.wait_in_open(secs(py, "wait_seconds", s)?);
+                }
+                if let Some(r) = failure_rate {
+                    b = b.failure_rate_threshold(r);
+                }
+                if let Some(n) = minimum_calls {
+                    b = b.minimum_calls(n);
+                }
+                if let Some(s) = slow_call_seconds {
+                    b = b.slow_call_duration(secs(py, "slow_call_seconds", s)?);
+                }
+                if let Some(r) = slow_call_rate {
+                    b = b.slow_call_rate_threshold(r);
+                }
+                if let Some(n) = half_open_permits {
+                    b = b.half_open_permits(n);
+                }
+                if let Some(s) = max_half_open_seconds {
+                    b = b.max_wait_in_half_open(secs(py, "max_half_open_seconds", s)?);
+                }
+                let cfg = b.build().py(py)?;
+                ace.breakers().get_with(name, cfg).py(py)?
+            } else {
+                ace.breaker(name).py(py)?
+            };
+            Ok(PyBreaker { breaker, engine, ignore })
+        })
+    }
+
+    /// The breaker's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.breaker.name()
+    }
+
+    /// `closed`, `open`, `half_open`, `disabled`, `forced_open` or `metrics_only`.
+    #[getter]
+    fn state(&self) -> &'static str {
+        self.breaker.state().as_str()
+    }
+
+    /// Leave to make one call: a `Permit` to complete with its outcome (or use with `with`).
+    /// Raises `CircuitOpenError` when the breaker turns the call away; given `agent` and `task`,
+    /// the rejection is a signal for that task and the error carries the intervention it warrants.
+    #[pyo3(signature = (agent=None, task=None))]
+    fn acquire(&self, py: Python<'_>, agent: Option<&str>, task: Option<&str>) -> PyResult<PyPermit> {
+        guard(py, || {
+            let permit = match (agent, task) {
+                (Some(a), Some(t)) => self.engine.get().recording(py, |ace| ace.acquire_owned(a, t, &self.breaker))?,
+                (None, None) => self.breaker.try_acquire_owned(),
+                _ => return Err(invalid(py, "task", "give both agent and task, or neither")),
+            };
+            match permit {
+                Ok(p) => {
+                    Ok(PyPermit { permit: Mutex::new(Some(p)), ignore: self.ignore.as_ref().map(|t| t.clone_ref(py)) })
+                }
+                Err(r) => Err(rejected(py, &r)),
+            }
+        })
+    }
+
+    /// Calls `fn(*args, **kwargs)` through the breaker: its exception counts as a failure (unless
+    /// ignored) and is raised again; `CircuitOpenError` when the breaker turns it away.
+    #[pyo3(signature = (fn_, *args, **kwargs))]
+    fn call(
+        &self,
+        py: Python<'_>,
+        fn_: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        guarded_call(py, &self.breaker, &self.ignore, fn_, args, kwargs)
+    }
+
+    /// `fn` wrapped so that every call goes through the breaker (for sync functions).
+    fn guard(&self, py: Python<'_>, fn_: Py<PyAny>) -> Guarded {
+        Guarded { breaker: self.breaker.clone(), ignore: self.ignore.as_ref().map(|t| t.clone_ref(py)), f: fn_ }
+    }
+
+    /// Counts and rates, as a dict.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.breaker.snapshot();
+        let d = PyDict::new(py);
+        d.set_item("name", s.name.as_ref())?;
+        d.set_item("state", s.state.as_str())?;
+        d.set_item("successes", s.counts.successes)?;
+        d.set_item("failures", s.counts.failures)?;
+        d.set_item("ignored", s.counts.ignored)?;
+        d.set_item("slow", s.counts.slow)?;
+        d.set_item("not_permitted", s.counts.not_permitted)?;
+        d.set_item("consecutive_failures", s.consecutive_failures)?;
+        d.set_item("window_calls", s.window_calls)?;
+        d.set_item("failure_rate", s.failure_rate)?;
+        d.set_item("slow_call_rate", s.slow_call_rate)?;
+        Ok(d)
+    }
+
+    /// Opens it for `seconds` (then a trial decides).
+    fn open_for(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        self.breaker.open_for(secs(py, "seconds", seconds)?);
+        Ok(())
+    }
+
+    /// Closes it (counts start again).
+    fn close(&self) {
+        self.breaker.close();
+    }
+
+    /// Closes it and clears its counts.
+    fn reset(&self) {
+        self.breaker.reset();
+    }
+
+    /// Lets every call through, judging nothing.
+    fn disable(&self) {
+        self.breaker.disable();
+    }
+
+    /// Turns every call away until changed by hand.
+    fn force_open(&self) {
+        self.breaker.force_open();
+    }
+
+    /// Lets every call through and counts them; never trips.
+    fn metrics_only(&self) {
+        self.breaker.metrics_only();
+    }
+
+    fn __repr__(&self) -> String {
+        format!("CircuitBreaker(name={:?}, state={:?})", self.breaker.name(), self.breaker.state().as_str())
+    }
+}
+
+fn parse_window(py: Python<'_>, w: &str) -> PyResult<Window> {
+    let bad = || invalid(py, "window", &format!("{w:?}: expected \"count:N\", \"time:SECONDS\" or \"consecutive:N\""));
+    let (kind, n) = w.split_once(':').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    match kind.trim() {
+        "count" => Ok(Window::Count(n)),
+        "time" => Ok(Window::Time(n)),
+        "consecutive" => Ok(Window::ConsecutiveFailures(n)),
+        _ => Err(bad()),
+    }
+}
+
+fn guarded_call(
+    py: Python<'_>,
+    breaker: &CircuitBreaker,
+    ignore: &Option<Py<PyTuple>>,
+    f: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let permit = breaker.try_acquire().map_err(|r| rejected(py, &r))?;
+    match f.call(args, kwargs) {
+        Ok(v) => {
+            permit.success();
+            Ok(v.unbind())
+        }
+        Err(e) => {
+            if let Some(outcome) = outcome_of(py, ignore, &e) {
+                permit.record(outcome);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A function whose calls go through a breaker.
+#[pyclass(module = "ace._ace", name = "Guarded", frozen)]
+pub(crate) struct Guarded {
+    breaker: Arc<CircuitBreaker>,
+    ignore: Option<Py<PyTuple>>,
+    f: Py<PyAny>,
+}
+
+#[pymethods]
+impl Guarded {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        guarded_call(py, &self.breaker, &self.ignore, self.f.bind(py), args, kwargs)
+    }
+
+    /// The wrapped function.
+    #[getter]
+    fn __wrapped__(&self, py: Python<'_>) -> Py<PyAny> {
+        self.f.clone_ref(py)
+    }
+
+    /// The wrapped function's name.
+    #[getter]
+    fn __name__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.f.bind(py).getattr("__name__")?.unbind())
+    }
+
+    /// Bound as a method, like the function it wraps.
+    fn __get__(slf: Py<Self>, py: Python<'_>, obj: Option<Py<PyAny>>, owner: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let _ = owner;
+        match obj {
+            None => Ok(slf.into_any()),
+            Some(o) => Ok(py.import("types")?.getattr("MethodType")?.call1((slf, o))?.unbind()),
+        }
+    }
+}
+
+/// Leave for one call. Complete it with `success()`, `failure()` or `error(exc)`; as a context
+/// manager it completes itself (an exception is a failure unless ignored). Dropped without an
+/// outcome, it is given back.
+#[pyclass(module = "ace._ace", name = "Permit", frozen)]
+pub(crate) struct PyPermit {
+    permit: Mutex<Option<OwnedPermit>>,
+    ignore: Option<Py<PyTuple>>,
+}
+
+impl PyPermit {
+    fn finish(&self, py: Python<'_>, outcome: Outcome) -> PyResult<()> {
+        match self.permit.lock().take() {
+            Some(p) => {
+                p.record(outcome);
+                Ok(())
+            }
+            None => Err(invalid(py, "permit", "already completed")),
+        }
+    }
+}
+
+#[pymethods]
+impl PyPermit {
+    /// The call worked.
+    fn success(&self, py: Python<'_>) -> PyResult<()> {
+        self.finish(py, Outcome::Success)
+    }
+
+    /// The call failed.
+    fn failure(&self, py: Python<'_>) -> PyResult<()> {
+        self.finish(py, Outcome::Failure)
+    }
+
+    /// The call raised `exc`: a failure unless the breaker ignores its class; a `BaseException`
+    /// that is not an `Exception` (a cancellation) gives the permit back.
+    fn error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<()> {
+        let e = PyErr::from_value(exc.clone());
+        match outcome_of(py, &self.ignore, &e) {
+            Some(outcome) => self.finish(py, outcome),
+            None => {
+                drop(self.permit.lock().take());
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether it was completed.
+    #[getter]
+    fn done(&self) -> bool {
+        self.permit.lock().is_none()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (exc_type=None, exc=None, tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        exc: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let _ = (exc_type, tb);
+        if self.permit.lock().is_none() {
+            return Ok(false);
+        }
+        match exc {
+            Some(e) if !e.is_none() => self.error(py, e)?,
+            _ => self.success(py)?,
+        }
+        Ok(false)
+    }
+}
+
+/// Registry states as `{name: state}`.
+pub(crate) fn states<'py>(py: Python<'py>, ace: &ace::Ace) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for b in ace.breakers().all() {
+        d.set_item(b.name(), b.state().as_str())?;
+    }
+    Ok(d)
+}

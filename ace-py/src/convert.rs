@@ -1,0 +1,281 @@
+//! Values between the core and Python: the result classes (`Report`, `Intervention`, `Signal`,
+//! `ErrorReport`), plain data as dicts and lists, and settings given as a mapping.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use ace::{AceConfig, Intervention, Report, Signal};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::errors::{IntoPy, exception};
+
+/// A JSON value as the Python object it reads as.
+pub(crate) fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(a) => {
+            let items = a.iter().map(|x| json_to_py(py, x)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+        Value::Object(m) => {
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                d.set_item(k, json_to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+/// Any serialisable core value as plain Python data (dicts, lists, numbers, strings).
+pub(crate) fn to_data<'py>(py: Python<'py>, v: &impl Serialize) -> PyResult<Bound<'py, PyAny>> {
+    let value = serde_json::to_value(v).map_err(|e| exception(py, "InternalError", &e.to_string(), &[]))?;
+    json_to_py(py, &value)
+}
+
+/// A signal an organ raised.
+#[pyclass(module = "ace._ace", name = "Signal", frozen, get_all)]
+pub(crate) struct PySignal {
+    /// What was found (`latency_degradation`, `error_accumulation`, ...).
+    kind: &'static str,
+    /// `low`, `medium`, `high` or `critical`.
+    severity: &'static str,
+    /// When, in seconds since the Unix epoch (engine clock).
+    at: f64,
+    agent: String,
+    task: Option<String>,
+    stage: Option<String>,
+    message: String,
+    /// The numbers behind it, as a dict (its `type` key names the kind of evidence).
+    evidence: Py<PyAny>,
+}
+
+#[pymethods]
+impl PySignal {
+    fn __repr__(&self) -> String {
+        format!(
+            "Signal(kind={:?}, severity={:?}, agent={:?}, message={:?})",
+            self.kind, self.severity, self.agent, self.message
+        )
+    }
+}
+
+pub(crate) fn signal(py: Python<'_>, s: &Signal) -> PyResult<Py<PySignal>> {
+    Py::new(
+        py,
+        PySignal {
+            kind: s.kind.as_str(),
+            severity: s.severity.as_str(),
+            at: s.at.as_secs_f64(),
+            agent: s.agent.to_string(),
+            task: s.task.as_deref().map(str::to_owned),
+            stage: s.stage.as_deref().map(str::to_owned),
+            message: s.message.clone(),
+            evidence: to_data(py, &s.evidence)?.unbind(),
+        },
+    )
+}
+
+fn signals<'py>(py: Python<'py>, list: &[Signal]) -> PyResult<Bound<'py, PyTuple>> {
+    let items = list.iter().map(|s| signal(py, s)).collect::<PyResult<Vec<_>>>()?;
+    PyTuple::new(py, items)
+}
+
+/// What the engine tells the agent to do.
+#[pyclass(module = "ace._ace", name = "Intervention", frozen, get_all)]
+pub(crate) struct PyIntervention {
+    /// Its id, for `report_outcome`.
+    id: u64,
+    /// When it was decided, in seconds since the Unix epoch.
+    at: f64,
+    agent: String,
+    task: String,
+    /// `refresh_context`, `replan`, `reflect`, `verify`, `escalate`, `backoff` or `terminate`.
+    strategy: &'static str,
+    severity: &'static str,
+    reason: String,
+    signals: Py<PyTuple>,
+}
+
+#[pymethods]
+impl PyIntervention {
+    fn __repr__(&self) -> String {
+        format!(
+            "Intervention(id={}, strategy={:?}, agent={:?}, task={:?}, reason={:?})",
+            self.id, self.strategy, self.agent, self.task, self.reason
+        )
+    }
+}
+
+pub(crate) fn intervention(py: Python<'_>, i: &Intervention) -> PyResult<Py<PyIntervention>> {
+    Py::new(
+        py,
+        PyIntervention {
+            id: i.id.0,
+            at: i.at.as_secs_f64(),
+            agent: i.agent.to_string(),
+            task: i.task.to_string(),
+            strategy: i.strategy.as_str(),
+            severity: i.severity.as_str(),
+            reason: i.reason.clone(),
+            signals: signals(py, &i.signals)?.unbind(),
+        },
+    )
+}
+
+/// What a recording call found: its signals and, when they warrant one, the intervention. Falsy
+/// when the call raised nothing.
+#[pyclass(module = "ace._ace", name = "Report", frozen, get_all)]
+pub(crate) struct PyReport {
+    signals: Py<PyTuple>,
+    intervention: Option<Py<PyIntervention>>,
+}
+
+#[pymethods]
+impl PyReport {
+    fn __bool__(&self, py: Python<'_>) -> bool {
+        !self.signals.bind(py).is_empty()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let i = self.intervention.as_ref().map(|i| i.get().__repr__()).unwrap_or_else(|| "None".to_owned());
+        format!("Report(signals={}, intervention={i})", self.signals.bind(py).len())
+    }
+}
+
+/// The report of a call; the empty one is shared.
+pub(crate) fn report(py: Python<'_>, r: &Report) -> PyResult<Py<PyReport>> {
+    static EMPTY: PyOnceLock<Py<PyReport>> = PyOnceLock::new();
+    if r.signals.is_empty() && r.intervention.is_none() {
+        return EMPTY
+            .get_or_try_init(py, || Py::new(py, PyReport { signals: PyTuple::empty(py).unbind(), intervention: None }))
+            .map(|e| e.clone_ref(py));
+    }
+    let intervention = r.intervention.as_deref().map(|i| intervention(py, i)).transpose()?;
+    Py::new(py, PyReport { signals: signals(py, &r.signals)?.unbind(), intervention })
+}
+
+/// What recording an error found.
+#[pyclass(module = "ace._ace", name = "ErrorReport", frozen, get_all)]
+pub(crate) struct PyErrorReport {
+    /// The pattern's id (16 hex digits).
+    pattern: String,
+    /// The pattern's template (`connection to <*> refused`).
+    template: String,
+    severity: &'static str,
+    /// Occurrences of the pattern in this task within the window.
+    occurrences: u32,
+    /// The message was cut.
+    truncated: bool,
+    signals: Py<PyTuple>,
+    intervention: Option<Py<PyIntervention>>,
+}
+
+#[pymethods]
+impl PyErrorReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "ErrorReport(pattern={:?}, template={:?}, severity={:?}, occurrences={})",
+            self.pattern, self.template, self.severity, self.occurrences
+        )
+    }
+}
+
+pub(crate) fn error_report(py: Python<'_>, r: &ace::ErrorReport) -> PyResult<Py<PyErrorReport>> {
+    let intervention = r.intervention.as_deref().map(|i| intervention(py, i)).transpose()?;
+    Py::new(
+        py,
+        PyErrorReport {
+            pattern: r.pattern.to_string(),
+            template: r.template.to_string(),
+            severity: r.severity.as_str(),
+            occurrences: r.occurrences,
+            truncated: r.truncated,
+            signals: signals(py, &r.signals)?.unbind(),
+            intervention,
+        },
+    )
+}
+
+/// A setting's value as the text its environment variable would hold.
+fn setting_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(if b.is_true() { "true" } else { "false" }.to_owned());
+    }
+    if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() || v.is_instance_of::<PyString>() {
+        return Ok(v.str()?.to_cow()?.into_owned());
+    }
+    if let Ok(items) = v.cast::<PyList>() {
+        let parts = items.iter().map(|x| setting_text(&x)).collect::<PyResult<Vec<_>>>()?;
+        return Ok(parts.join(","));
+    }
+    Err(PyTypeError::new_err(format!("a setting is a str, int, float, bool or list, not {}", v.get_type().name()?)))
+}
+
+/// The settings in `settings` (keys as environment variable names, `ACE_BATCH_SIZE`, or in lower
+/// case without the prefix, `batch_size`), over the environment when `env` is set, over the
+/// defaults otherwise. A key that names no setting is a `ConfigError`.
+pub(crate) fn config(
+    py: Python<'_>,
+    settings: Option<&Bound<'_, PyDict>>,
+    overrides: &[(&str, Option<String>)],
+    env: bool,
+) -> PyResult<AceConfig> {
+    let mut given: Vec<(String, String)> = Vec::new();
+    if let Some(d) = settings {
+        for (k, v) in d.iter() {
+            let key: String = k.extract().map_err(|_| PyTypeError::new_err("setting names are str"))?;
+            let upper = key.to_ascii_uppercase();
+            let name = if upper.starts_with("ACE_") || PLAIN.contains(&upper.as_str()) {
+                upper
+            } else {
+                format!("ACE_{upper}")
+            };
+            given.push((name, setting_text(&v)?));
+        }
+    }
+    for (name, v) in overrides {
+        if let Some(v) = v {
+            given.push(((*name).to_owned(), v.clone()));
+        }
+    }
+    let asked = RefCell::new(BTreeSet::new());
+    let cfg = AceConfig::from_lookup(|name| {
+        asked.borrow_mut().insert(name.to_owned());
+        given
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| if env { std::env::var(name).ok() } else { None })
+    })
+    .py(py)?;
+    let asked = asked.into_inner();
+    if let Some((unknown, value)) = given.iter().find(|(k, _)| !asked.contains(k)) {
+        return Err(crate::errors::to_py(
+            py,
+            &ace::Error::Config {
+                key: unknown.clone(),
+                value: ace::error::redact_url(value),
+                reason: "no such setting (see docs/configuration.md)".into(),
+            },
+        ));
+    }
+    Ok(cfg)
+}
+
+/// Settings without the `ACE_` prefix.
+const PLAIN: [&str; 5] =
+    ["DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URLS", "POSTGRES_MAX_CONNECTIONS", "REDIS_MAX_CONNECTIONS"];

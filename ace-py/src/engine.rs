@@ -1,0 +1,458 @@
+//! `ace._ace.Ace`: the engine handle. Recording calls hold the GIL (they never wait); anything
+//! that may wait (building, flush, close, health, the playbook's store work) releases it.
+//!
+//! Fork: a child process cannot use its parent's engine (its writer thread did not survive the
+//! fork). `ace` registers `_after_fork_child` with `os.register_at_fork`; the first call in the
+//! child then builds a fresh engine from the same settings, on the same store, and leaks the
+//! parent's (whose threads are gone and whose locks may be held).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ace::playbook::Embedder;
+use ace::{Ace, AceConfig, Intervention, Severity, Strategy, Verdict};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::convert::{self, PyErrorReport, PyReport, to_data};
+use crate::errors::{IntoPy, guard, invalid};
+use crate::text::utf8;
+
+/// Bumped in a child process after `fork()`.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Called by `os.register_at_fork(after_in_child=...)`.
+#[pyfunction]
+pub(crate) fn _after_fork_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// What an engine is built from, kept to build it again in a forked child.
+struct Recipe {
+    config: AceConfig,
+    default_url: String,
+    persist: bool,
+    embedder: Option<Arc<PyEmbedder>>,
+    judge: Option<Arc<Py<PyAny>>>,
+    subscribers: Arc<Mutex<Vec<Py<PyAny>>>>,
+}
+
+impl Recipe {
+    fn build(&self) -> ace::Result<Ace> {
+        let mut builder = ace::builder_for(self.config.clone(), &self.default_url)?.persist(self.persist);
+        if let Some(e) = &self.embedder {
+            builder = builder.embedder(ArcEmbedder(e.clone()));
+        }
+        if let Some(j) = &self.judge {
+            let j = j.clone();
+            builder = builder.judge(move |i: &Intervention| judge(&j, i));
+        }
+        let ace = builder.build()?;
+        let subscribers = self.subscribers.clone();
+        ace.subscribe(move |i| deliver(&subscribers, i));
+        Ok(ace)
+    }
+}
+
+/// Asks a Python judge; anything but a clear answer accepts the proposal.
+fn judge(f: &Py<PyAny>, proposal: &Intervention) -> Verdict {
+    Python::attach(|py| {
+        let answer = convert::intervention(py, proposal).and_then(|i| f.call1(py, (i,)));
+        match answer {
+            Ok(v) => {
+                let v = v.bind(py);
+                if v.is_none() {
+                    return Verdict::Accept;
+                }
+                if let Ok(b) = v.extract::<bool>() {
+                    return if b { Verdict::Accept } else { Verdict::Veto };
+                }
+                match v.extract::<String>().ok().and_then(|s| s.parse::<Strategy>().ok()) {
+                    Some(s) => Verdict::Pick(s),
+                    None => {
+                        tracing::warn!("the judge returned neither None, a bool nor a strategy name; accepting");
+                        Verdict::Accept
+                    }
+                }
+            }
+            Err(e) => {
+                e.write_unraisable(py, Some(f.bind(py)));
+                Verdict::Accept
+            }
+        }
+    })
+}
+
+/// Hands an intervention to the Python subscribers; an exception in one is reported through
+/// `sys.unraisablehook` and does not fail the recording call.
+fn deliver(subscribers: &Mutex<Vec<Py<PyAny>>>, i: &Intervention) {
+    Python::attach(|py| {
+        let callbacks: Vec<Py<PyAny>> = subscribers.lock().iter().map(|c| c.clone_ref(py)).collect();
+        if callbacks.is_empty() {
+            return;
+        }
+        match convert::intervention(py, i) {
+            Ok(obj) => {
+                for cb in callbacks {
+                    if let Err(e) = cb.call1(py, (obj.clone_ref(py),)) {
+                        e.write_unraisable(py, Some(cb.bind(py)));
+                    }
+                }
+            }
+            Err(e) => e.write_unraisable(py, None),
+        }
+    });
+}
+
+/// A Python callable as the playbook's embedder: `f(texts: list[str]) -> list[list[float]]`.
+pub(crate) struct PyEmbedder {
+    f: Py<PyAny>,
+    dim: usize,
+}
+
+struct ArcEmbedder(Arc<PyEmbedder>);
+
+impl Embedder for ArcEmbedder {
+    fn dim(&self) -> usize {
+        self.0.dim
+    }
+
+    fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
+        Python::attach(|py| {
+            let out = self.0.f.call1(py, (texts.to_vec(),)).and_then(|v| v.extract::<Vec<Vec<f32>>>(py));
+            out.map_err(|e| ace::Error::InvalidInput {
+                field: "embedder",
+                reason: format!("the Python embedder failed: {e}"),
+            })
+        })
+    }
+}
+
+/// The engine.
+#[pyclass(module = "ace._ace", name = "Ace", subclass, frozen)]
+pub(crate) struct PyAce {
+    ace: RwLock<Ace>,
+    generation: AtomicU64,
+    recipe: Recipe,
+}
+
+impl PyAce {
+    /// The engine, built again first if this is a forked child. Hold the guard only while
+    /// attached to the interpreter (a fork cannot happen then); clone the handle to detach.
+    #[inline]
+    pub(crate) fn engine(&self) -> PyResult<RwLockReadGuard<'_, Ace>> {
+        let now = FORK_GENERATION.load(Ordering::Relaxed);
+        if self.generation.load(Ordering::Relaxed) != now {
+            self.rebuild(now)?;
+        }
+        Ok(self.ace.read())
+    }
+
+    #[cold]
+    fn rebuild(&self, generation: u64) -> PyResult<()> {
+        Python::attach(|py| {
+            let fresh = self.recipe.build().py(py)?;
+            let old = std::mem::replace(&mut *self.ace.write(), fresh);
+            // The parent's threads are gone; dropping it would wait for its writer forever.
+            std::mem::forget(old);
+            self.generation.store(generation, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    pub(crate) fn handle(&self) -> PyResult<Ace> {
+        Ok(self.engine()?.clone())
+    }
+
+    /// Runs a recording call. With a Python judge it runs detached from the interpreter: the
+    /// judge is asked on its own thread and needs the GIL the caller would otherwise hold.
+    #[inline]
+    pub(crate) fn recording<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Ace) -> T + Send) -> PyResult<T> {
+        let ace = self.engine()?;
+        if self.recipe.judge.is_some() {
+            let ace = ace.clone();
+            return Ok(py.detach(|| f(&ace)));
+        }
+        Ok(f(&ace))
+    }
+}
+
+fn text<'a>(py: Python<'_>, field: &str, v: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>> {
+    if let Ok(s) = v.cast::<PyString>() {
+        return match s.to_cow() {
+            Ok(s) => Ok(std::borrow::Cow::Owned(s.into_owned())),
+            Err(_) => Ok(std::borrow::Cow::Owned(s.to_string_lossy().into_owned())),
+        };
+    }
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(std::borrow::Cow::Owned(String::from_utf8_lossy(b.as_bytes()).into_owned()));
+    }
+    Err(invalid(py, field, &format!("expected str or bytes, got {}", v.get_type().name()?)))
+}
+
+fn severity(py: Python<'_>, s: Option<&str>) -> PyResult<Option<Severity>> {
+    s.map(|s| s.parse::<Severity>()).transpose().py(py)
+}
+
+fn metrics_of(py: Python<'_>, m: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, f64)>> {
+    let Some(m) = m else { return Ok(Vec::new()) };
+    let mut out = Vec::with_capacity(m.len());
+    for (k, v) in m.iter() {
+        let name: String = k.extract().map_err(|_| invalid(py, "metrics", "metric names are str"))?;
+        let value: f64 =
+            v.extract().map_err(|_| invalid(py, "metrics", &format!("the value of {name:?} is not a number")))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl PyAce {
+    #[new]
+    #[pyo3(signature = (url=None, *, cache=None, config=None, persist=true, embedder=None, embedder_dim=None, judge=None, from_env=false))]
+    fn new(
+        py: Python<'_>,
+        url: Option<String>,
+        cache: Option<String>,
+        config: Option<&Bound<'_, PyDict>>,
+        persist: bool,
+        embedder: Option<Py<PyAny>>,
+        embedder_dim: Option<usize>,
+        judge: Option<Py<PyAny>>,
+        from_env: bool,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            let (url, cache) = match url {
+                Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => (None, Some(u)),
+                other => (other, cache),
+            };
+            let config = convert::config(py, config, &[("DATABASE_URL", url), ("REDIS_URL", cache)], from_env)?;
+            let embedder = match (embedder, embedder_dim) {
+                (Some(f), Some(dim)) => Some(Arc::new(PyEmbedder { f, dim })),
+                (Some(_), None) => return Err(invalid(py, "embedder_dim", "give the embedder's vector dimension")),
+                (None, _) => None,
+            };
+            let recipe = Recipe {
+                config,
+                default_url: if from_env { ace::DEFAULT_DATABASE_URL } else { "memory" }.to_owned(),
+                persist,
+                embedder,
+                judge: judge.map(Arc::new),
+                subscribers: Arc::default(),
+            };
+            let ace = py.detach(|| recipe.build()).py(py)?;
+            Ok(PyAce {
+                ace: RwLock::new(ace),
+                generation: AtomicU64::new(FORK_GENERATION.load(Ordering::Relaxed)),
+                recipe,
+            })
+        })
+    }
+
+    /// Records a finished stage.
+    #[pyo3(signature = (agent, task, stage, duration_s, success=true, metrics=None))]
+    fn record_stage(
+        &self,
+        py: Python<'_>,
+        agent: &Bound<'_, PyString>,
+        task: &Bound<'_, PyString>,
+        stage: &Bound<'_, PyString>,
+        duration_s: f64,
+        success: bool,
+        metrics: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyReport>> {
+        guard(py, || {
+            let (agent, task, stage) = (utf8(py, "agent", agent)?, utf8(py, "task", task)?, utf8(py, "stage", stage)?);
+            let r = match metrics {
+                None => self.recording(py, |ace| ace.record_stage(agent, task, stage, duration_s, success))?,
+                Some(m) => {
+                    let owned = metrics_of(py, Some(m))?;
+                    let pairs: Vec<(&str, f64)> = owned.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                    self.recording(py, |ace| ace.record_stage_with(agent, task, stage, duration_s, success, &pairs))?
+                }
+            }
+            .py(py)?;
+            convert::report(py, &r)
+        })
+    }
+
+    /// Records one named metric of a stage without an outcome.
+    fn record_metric(
+        &self,
+        py: Python<'_>,
+        agent: &Bound<'_, PyString>,
+        task: &Bound<'_, PyString>,
+        stage: &Bound<'_, PyString>,
+        name: &Bound<'_, PyString>,
+        value: f64,
+    ) -> PyResult<Py<PyReport>> {
+        guard(py, || {
+            let (agent, task, stage) = (utf8(py, "agent", agent)?, utf8(py, "task", task)?, utf8(py, "stage", stage)?);
+            let name = utf8(py, "name", name)?;
+            let r = self.recording(py, |ace| ace.record_metric(agent, task, stage, name, value))?.py(py)?;
+            convert::report(py, &r)
+        })
+    }
+
+    /// Records an error: `error` is an exception (its class name is the kind, its text the
+    /// message) or a kind name with `message`.
+    #[pyo3(signature = (agent, task, stage, error, message=None, severity=None))]
+    fn record_error(
+        &self,
+        py: Python<'_>,
+        agent: &Bound<'_, PyString>,
+        task: &Bound<'_, PyString>,
+        stage: &Bound<'_, PyString>,
+        error: &Bound<'_, PyAny>,
+        message: Option<&Bound<'_, PyAny>>,
+        severity: Option<&str>,
+    ) -> PyResult<Py<PyErrorReport>> {
+        guard(py, || {
+            let (agent, task, stage) = (utf8(py, "agent", agent)?, utf8(py, "task", task)?, utf8(py, "stage", stage)?);
+            let severity = self::severity(py, severity)?;
+            let (kind, default_message) = if error.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+                (error.get_type().name()?.to_string(), Some(error.str()?.to_string_lossy().into_owned()))
+            } else {
+                (text(py, "error", error)?.into_owned(), None)
+            };
+            let message = match message {
+                Some(m) => text(py, "message", m)?.into_owned(),
+                None => default_message.unwrap_or_default(),
+            };
+            let r =
+                self.recording(py, |ace| ace.record_error(agent, task, stage, &kind, &message, severity))?.py(py)?;
+            convert::error_report(py, &r)
+        })
+    }
+
+    /// Says a task has ended; returns whether the engine knew it.
+    fn end_task(&self, py: Python<'_>, agent: &str, task: &str) -> PyResult<bool> {
+        guard(py, || self.engine()?.end_task(agent, task).py(py))
+    }
+
+    /// Says the agent's context was rebuilt.
+    fn refresh_context(&self, py: Python<'_>, agent: &str) -> PyResult<()> {
+        guard(py, || self.engine()?.refresh_context(agent).py(py))
+    }
+
+    /// The agent's context staleness in [0, 1], or None for an agent never seen.
+    fn context_staleness(&self, py: Python<'_>, agent: &str) -> PyResult<Option<f64>> {
+        guard(py, || Ok(self.engine()?.context_staleness(agent)))
+    }
+
+    /// Calls `callback(intervention)` for every intervention the engine issues.
+    fn subscribe(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        if !callback.bind(py).is_callable() {
+            return Err(invalid(py, "callback", "not callable"));
+        }
+        self.recipe.subscribers.lock().push(callback);
+        Ok(())
+    }
+
+    /// Reports whether an intervention worked.
+    fn report_outcome(&self, py: Python<'_>, intervention: &Bound<'_, PyAny>, success: bool) -> PyResult<()> {
+        guard(py, || {
+            let id: u64 = match intervention.cast::<convert::PyIntervention>() {
+                Ok(i) => i.getattr("id")?.extract()?,
+                Err(_) => intervention
+                    .extract()
+                    .map_err(|_| invalid(py, "intervention", "expected an Intervention or its id"))?,
+            };
+            self.engine()?.report_outcome(ace::InterventionId(id), success).py(py)
+        })
+    }
+
+    /// The baseline of one (agent, stage, metric), as a dict, or None.
+    #[pyo3(signature = (agent, stage, metric="duration_s"))]
+    fn baseline<'py>(
+        &self,
+        py: Python<'py>,
+        agent: &str,
+        stage: &str,
+        metric: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        guard(py, || self.engine()?.baseline(agent, stage, metric).map(|b| to_data(py, &b)).transpose())
+    }
+
+    /// The error patterns, most frequent first, as dicts.
+    fn patterns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, || to_data(py, &self.engine()?.patterns()))
+    }
+
+    /// All metrics as OpenMetrics text.
+    fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || Ok(self.engine()?.metrics_text()))
+    }
+
+    /// Store, cache and breaker status, as a dict in the runbook's `/health` shape.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, || {
+            let ace = self.handle()?;
+            let h = py.detach(|| ace.health());
+            to_data(py, &h)
+        })
+    }
+
+    /// Counters since the engine started, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, || {
+            let s = self.engine()?.stats();
+            let d = PyDict::new(py);
+            for (k, v) in [
+                ("recorded", s.recorded),
+                ("persisted", s.persisted),
+                ("buffered", s.buffered),
+                ("dropped", s.dropped),
+                ("signals", s.signals),
+                ("baselines", s.baselines),
+                ("errors", s.errors),
+                ("patterns", s.patterns),
+                ("open_tasks", s.open_tasks),
+                ("store_failures", s.store_failures),
+            ] {
+                d.set_item(k, v)?;
+            }
+            Ok(d.into_any())
+        })
+    }
+
+    /// Blocks (without the GIL) until every accepted record is stored.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        guard(py, || {
+            let ace = self.handle()?;
+            py.detach(|| ace.flush()).py(py)
+        })
+    }
+
+    /// Flushes and stops the engine; later calls raise `ClosedError`.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        guard(py, || {
+            let ace = self.handle()?;
+            py.detach(|| ace.close()).py(py)
+        })
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> PyResult<bool> {
+        Ok(self.engine()?.is_closed())
+    }
+
+    /// The playbooks, one per domain.
+    #[getter]
+    fn playbooks(slf: Py<Self>) -> crate::playbook::PyPlaybooks {
+        crate::playbook::PyPlaybooks { engine: slf }
+    }
+
+    /// Every breaker's state, `{name: state}`.
+    fn breaker_states<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guard(py, || crate::breaker::states(py, &self.handle()?))
+    }
+
+    /// The store backend (`memory`, `sqlite`, `postgres`).
+    #[getter]
+    fn backend(&self) -> PyResult<&'static str> {
+        Ok(self.engine()?.store().backend())
+    }
+}

@@ -1,0 +1,187 @@
+//! `ace._ace.Playbooks`: the engine's playbooks, one per domain. Calls that embed, search or
+//! write the store release the GIL (a Python embedder takes it back for its own call).
+
+use ace::playbook::{Feedback, Insight, Stage};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::convert::to_data;
+use crate::engine::PyAce;
+use crate::errors::{IntoPy, guard, invalid};
+
+fn stage(py: Python<'_>, s: &str) -> PyResult<Stage> {
+    s.parse::<Stage>().py(py)
+}
+
+fn feedback(py: Python<'_>, s: &str) -> PyResult<Feedback> {
+    match s {
+        "helpful" => Ok(Feedback::Helpful),
+        "harmful" => Ok(Feedback::Harmful),
+        "neutral" => Ok(Feedback::Neutral),
+        other => Err(invalid(py, "feedback", &format!("{other:?}: one of helpful, harmful, neutral"))),
+    }
+}
+
+/// An insight from a dict (`section`, `content`, optional `provenance`) or a
+/// `(section, content)` tuple.
+fn insight(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Insight> {
+    if let Ok(d) = v.cast::<PyDict>() {
+        let get = |k: &str| -> PyResult<Option<String>> {
+            match d.get_item(k)? {
+                Some(x) if !x.is_none() => {
+                    Ok(Some(x.extract().map_err(|_| invalid(py, "insights", &format!("{k} must be a str")))?))
+                }
+                _ => Ok(None),
+            }
+        };
+        let section = get("section")?.ok_or_else(|| invalid(py, "insights", "an insight needs a section"))?;
+        let content = get("content")?.ok_or_else(|| invalid(py, "insights", "an insight needs content"))?;
+        let mut i = Insight::new(&section, &content);
+        i.provenance = get("provenance")?;
+        return Ok(i);
+    }
+    if let Ok(t) = v.cast::<PyTuple>()
+        && let Ok((section, content)) = t.extract::<(String, String)>()
+    {
+        return Ok(Insight::new(&section, &content));
+    }
+    Err(invalid(py, "insights", "each insight is a dict with section and content, or a (section, content) tuple"))
+}
+
+/// The engine's playbooks.
+#[pyclass(module = "ace._ace", name = "Playbooks", frozen)]
+pub(crate) struct PyPlaybooks {
+    pub(crate) engine: Py<PyAce>,
+}
+
+impl PyPlaybooks {
+    /// Runs `f` on the engine without the GIL.
+    fn run<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&ace::Ace) -> ace::Result<T> + Send) -> PyResult<T> {
+        guard(py, || {
+            let ace = self.engine.get().handle()?;
+            py.detach(|| f(&ace)).py(py)
+        })
+    }
+}
+
+#[pymethods]
+impl PyPlaybooks {
+    /// Adds one bullet; returns its id.
+    #[pyo3(signature = (domain, section, content, provenance=None))]
+    fn add(
+        &self,
+        py: Python<'_>,
+        domain: &str,
+        section: &str,
+        content: &str,
+        provenance: Option<&str>,
+    ) -> PyResult<String> {
+        self.run(py, |a| a.playbooks().add(domain, section, content, provenance))
+    }
+
+    /// Changes a bullet's section or content.
+    #[pyo3(signature = (domain, id, *, section=None, content=None))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        domain: &str,
+        id: &str,
+        section: Option<&str>,
+        content: Option<&str>,
+    ) -> PyResult<()> {
+        self.run(py, |a| a.playbooks().update(domain, id, section, content))
+    }
+
+    /// Removes a bullet.
+    fn remove(&self, py: Python<'_>, domain: &str, id: &str) -> PyResult<()> {
+        self.run(py, |a| a.playbooks().remove(domain, id))
+    }
+
+    /// Records `helpful`, `harmful` or `neutral` feedback; returns the bullet's stage afterwards.
+    fn feedback(&self, py: Python<'_>, domain: &str, id: &str, feedback: &str) -> PyResult<&'static str> {
+        let f = self::feedback(py, feedback)?;
+        self.run(py, |a| a.playbooks().feedback(domain, id, f)).map(Stage::as_str)
+    }
+
+    /// Merges insights with write-time de-dup; returns what happened to each, as a dict.
+    fn merge<'py>(&self, py: Python<'py>, domain: &str, insights: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let list = insights.try_iter()?.map(|x| insight(py, &x?)).collect::<PyResult<Vec<_>>>()?;
+        let r = self.run(py, |a| a.playbooks().merge(domain, &list))?;
+        to_data(py, &r)
+    }
+
+    /// The `k` best bullets for `query` from `min_stage` up: a list of `{bullet, score}` dicts.
+    #[pyo3(signature = (domain, query, k=5, min_stage="staging"))]
+    fn retrieve<'py>(
+        &self,
+        py: Python<'py>,
+        domain: &str,
+        query: &str,
+        k: usize,
+        min_stage: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let s = stage(py, min_stage)?;
+        let r = self.run(py, |a| a.playbooks().retrieve(domain, query, k, s))?;
+        to_data(py, &r)
+    }
+
+    /// Bullets as prompt text within `token_budget`: `{text, ids, tokens}`.
+    #[pyo3(signature = (domain, query=None, k=20, min_stage="staging", token_budget=2000))]
+    fn render<'py>(
+        &self,
+        py: Python<'py>,
+        domain: &str,
+        query: Option<&str>,
+        k: usize,
+        min_stage: &str,
+        token_budget: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let s = stage(py, min_stage)?;
+        let r = self.run(py, |a| a.playbooks().render(domain, query, k, s, token_budget))?;
+        to_data(py, &r)
+    }
+
+    /// Every bullet of the domain, as dicts.
+    fn bullets<'py>(&self, py: Python<'py>, domain: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().bullets(domain))?;
+        to_data(py, &r)
+    }
+
+    /// One bullet, as a dict.
+    fn bullet<'py>(&self, py: Python<'py>, domain: &str, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().bullet(domain, id))?;
+        to_data(py, &r)
+    }
+
+    /// The domain's version, hash and counts by stage and section.
+    fn stats<'py>(&self, py: Python<'py>, domain: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().stats(domain))?;
+        to_data(py, &r)
+    }
+
+    /// Restores the domain as it was at `version` (recorded as a new version).
+    fn rollback<'py>(&self, py: Python<'py>, domain: &str, version: u64) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().rollback(domain, version))?;
+        to_data(py, &r)
+    }
+
+    /// The domain in the ACE text format.
+    fn export_text(&self, py: Python<'_>, domain: &str) -> PyResult<String> {
+        self.run(py, |a| a.playbooks().export_text(domain))
+    }
+
+    /// The domain as JSON.
+    fn export_json(&self, py: Python<'_>, domain: &str) -> PyResult<String> {
+        self.run(py, |a| a.playbooks().export_json(domain))
+    }
+
+    /// Replaces the domain with a JSON export; returns the bullets imported.
+    fn import_json(&self, py: Python<'_>, domain: &str, json: &str) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_json(domain, json))
+    }
+
+    /// Replaces the domain with bullets in the ACE text format; returns the bullets imported.
+    fn import_text(&self, py: Python<'_>, domain: &str, text: &str) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_text(domain, text))
+    }
+}

@@ -1,0 +1,99 @@
+"""Bad input gets a typed error; nothing panics across the boundary."""
+
+import math
+
+import pytest
+
+import ace
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("", "t", "planning", 1.0),
+        ("a", "", "planning", 1.0),
+        ("a", "t", "Planning!", 1.0),
+        ("a", "t", "planning", math.nan),
+        ("a", "t", "planning", math.inf),
+        ("a", "t", "planning", -1.0),
+        ("a" * 100_000, "t", "planning", 1.0),
+        ("a\x00b", "t", "planning", 1.0),
+    ],
+)
+def test_invalid_stage_records_raise_invalid_input(eng, args):
+    with pytest.raises(ace.InvalidInputError) as info:
+        eng.record_stage(*args)
+    assert info.value.code == "invalid_input" and info.value.field
+    assert isinstance(info.value, ValueError)
+    assert eng.stats()["recorded"] == 0
+
+
+def test_wrong_types_raise_type_errors(eng):
+    with pytest.raises(TypeError):
+        eng.record_stage(b"agent", "t", "planning", 1.0)
+    with pytest.raises(TypeError):
+        eng.record_stage("a", "t", "planning", "slow")
+    with pytest.raises(TypeError):
+        eng.record_stage(None, "t", "planning", 1.0)
+    with pytest.raises(ace.InvalidInputError):
+        eng.record_stage("a", "t", "planning", 1.0, True, {"tokens": "many"})
+    with pytest.raises(ace.InvalidInputError):
+        eng.record_stage("a", "t", "planning", 1.0, True, {"tokens": math.nan})
+    with pytest.raises(ace.InvalidInputError):
+        eng.record_error("a", "t", "planning", 42)
+    with pytest.raises(ace.InvalidInputError):
+        eng.record_error("a", "t", "planning", "E", "m", severity="apocalyptic")
+    with pytest.raises(ace.InvalidInputError):
+        eng.subscribe(42)
+
+
+def test_strings_that_are_not_utf8(eng):
+    # A lone surrogate cannot be encoded: a typed error, not a crash.
+    with pytest.raises((ace.InvalidInputError, UnicodeEncodeError, TypeError)):
+        eng.record_stage("a\ud800", "t", "planning", 1.0)
+    # Error messages may be bytes in any encoding; they are decoded with replacement.
+    r = eng.record_error("a", "t", "planning", "DecodeError", b"bad byte \xff at 3")
+    assert "bad byte" in r.template
+    r = eng.record_error("a", "t", "planning", "E", "x" * 1_000_000)
+    assert r.truncated
+
+
+def test_bad_settings_and_urls_name_what_is_wrong():
+    with pytest.raises(ace.ConfigError) as info:
+        ace.Ace(config={"batch_size": "lots"})
+    assert info.value.key == "ACE_BATCH_SIZE" and "lots" in str(info.value)
+    with pytest.raises(ace.ConfigError):
+        ace.Ace(config={"no_such_setting": 1})
+    with pytest.raises(TypeError):
+        ace.Ace(config={"batch_size": object()})
+    with pytest.raises(ace.AceError) as info:
+        ace.Ace("mysql://u:hunter2@h/db")
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ace.StoreError) as info:
+        ace.Ace("postgresql://u:hunter2@127.0.0.1:1/db", config={"POSTGRES_MAX_CONNECTIONS": 1})
+    assert "hunter2" not in str(info.value) and info.value.backend == "postgres"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_subscriber_that_raises_does_not_fail_the_call(eng):
+    def boom(i):
+        raise RuntimeError("subscriber bug")
+
+    eng.subscribe(boom)
+    reports = [eng.record_error("a", "t", "x", "ConnectionError", f"connection to db-{p}:5432 refused") for p in range(3)]
+    assert any(r.intervention is not None for r in reports)
+
+
+def test_every_error_class_carries_its_code():
+    for cls, code in [
+        (ace.ConfigError, "config"),
+        (ace.InvalidInputError, "invalid_input"),
+        (ace.ClosedError, "closed"),
+        (ace.StoreError, "store"),
+        (ace.StoreUnavailableError, "store_unavailable"),
+        (ace.CorruptError, "corrupt"),
+        (ace.CircuitOpenError, "circuit_open"),
+        (ace.InternalError, "internal"),
+    ]:
+        assert issubclass(cls, ace.AceError) and cls.code == code
+    assert issubclass(ace.StoreUnavailableError, ace.StoreError)

@@ -1,0 +1,108 @@
+"""Threads hammering one engine, asyncio, and fork."""
+
+import asyncio
+import os
+import sys
+import threading
+
+import pytest
+
+import ace
+
+
+def test_threads_hammering_one_engine_lose_nothing(eng):
+    n_threads, n = 8, 5_000
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(n):
+                eng.record_stage(f"agent-{k}", f"task-{i % 50}", "planning", 0.1 + (i % 7) * 0.01, True)
+                if i % 500 == 0:
+                    eng.record_error(f"agent-{k}", "t", "execution", "E", f"failure {i}")
+                    eng.flush()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    eng.flush()
+    s = eng.stats()
+    assert s["recorded"] == n_threads * n
+    assert s["dropped"] == 0
+    assert s["persisted"] >= n_threads * n + s["errors"]
+
+
+def test_flush_releases_the_gil(eng):
+    # While one thread flushes a PostgreSQL-less engine, another keeps recording.
+    stop = threading.Event()
+    count = [0]
+
+    def record():
+        while not stop.is_set():
+            eng.record_stage("a", "t", "planning", 0.1)
+            count[0] += 1
+
+    t = threading.Thread(target=record)
+    t.start()
+    for _ in range(50):
+        eng.flush()
+    stop.set()
+    t.join()
+    assert count[0] > 0
+
+
+def test_asyncio_tasks_share_an_engine(eng):
+    async def agent(k):
+        for i in range(100):
+            async with eng.stage(f"a{k}", f"t{i}", "llm"):
+                await asyncio.sleep(0)
+        return k
+
+    async def main():
+        done = await asyncio.gather(*(agent(k) for k in range(10)))
+        await eng.aflush()
+        return done
+
+    assert asyncio.run(main()) == list(range(10))
+    assert eng.stats()["recorded"] == 1000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_gets_a_working_engine(tmp_path):
+    db = tmp_path / "fork.db"
+    e = ace.Ace(f"sqlite://{db}")
+    e.record_stage("parent", "t", "planning", 0.1)
+    e.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(r)
+            for i in range(100):
+                e.record_stage("child", f"t{i}", "planning", 0.2)
+            e.flush()
+            s = e.stats()
+            os.write(w, f"{s['recorded']} {s['persisted'] >= 100} {s['dropped']}".encode())
+            e.close()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    out = os.read(r, 100).decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert out == "100 True 0"
+    # The parent's engine is untouched and both wrote to the same file.
+    e.record_stage("parent", "t", "planning", 0.1)
+    e.flush()
+    assert e.stats()["persisted"] == 2
+    e.close()
+    again = ace.Ace(f"sqlite://{db}")
+    assert again.baseline("child", "planning")["count"] == 100
+    again.close()

@@ -1,0 +1,62 @@
+"""The real stores: a SQLite file, PostgreSQL and Redis on this machine."""
+
+import pytest
+
+import ace
+from conftest import PG_URL, REDIS_URL
+
+
+def test_sqlite_file_persists_across_engines(tmp_path):
+    url = f"sqlite://{tmp_path}/ace.db"
+    e = ace.Ace(url)
+    assert e.backend == "sqlite"
+    for i in range(25):
+        e.record_stage("a", f"t{i}", "planning", 0.3)
+    e.record_error("a", "t", "execution", "ConnectionError", "connection to db-1:5432 refused")
+    e.playbooks.merge("d", [("s", "check the fare")])
+    e.close()
+    again = ace.Ace(url)
+    assert again.baseline("a", "planning")["count"] == 25
+    assert again.patterns()[0]["template"] == "connection to <*> refused"
+    assert len(again.playbooks.bullets("d")) == 1
+    again.close()
+
+
+def test_postgresql_stores_everything_and_reloads_it(uid):
+    e = ace.Ace(PG_URL, config={"POSTGRES_MAX_CONNECTIONS": 4})
+    assert e.backend == "postgres"
+    agent = f"py-{uid}"
+    for i in range(500):
+        e.record_stage(agent, f"t{i % 10}", "planning", 0.2, True, {"tokens_in": 100.0})
+    e.record_error(agent, "t", "execution", "ConnectionError", "connection to pg-1:5432 refused")
+    e.flush()
+    s = e.stats()
+    assert (s["recorded"], s["dropped"]) == (500, 0) and s["persisted"] >= 501
+    assert e.health()["database"] == "connected"
+    e.close()
+    again = ace.Ace(PG_URL)
+    assert again.baseline(agent, "planning")["count"] == 500
+    again.close()
+
+
+def test_redis_shares_intervention_gates_across_engines(uid):
+    one = ace.Ace(cache=REDIS_URL, config={"cooldown_seconds": 60})
+    two = ace.Ace(REDIS_URL, config={"cooldown_seconds": 60})
+    h = one.health()
+    assert h["redis"] == "connected" and h["cache_backend"] == "redis"
+    task = f"task-{uid}"
+    issued = []
+    for e in (one, two):
+        reports = [e.record_error("a", task, "execution", "ConnectionError", f"connection to db-{p}:5432 refused") for p in range(3)]
+        assert any(r.signals for r in reports)
+        issued.append([r.intervention for r in reports if r.intervention is not None])
+    assert len(issued[0]) == 1
+    assert issued[1] == [], "the second replica lost the claim on the task's cooldown"
+    one.close()
+    two.close()
+
+
+def test_an_unreachable_redis_is_a_clear_error():
+    with pytest.raises(ace.StoreUnavailableError) as info:
+        ace.Ace(cache="redis://:s3cret@127.0.0.1:1")
+    assert "s3cret" not in str(info.value)
