@@ -9,6 +9,7 @@ mod breaker;
 mod convert;
 mod engine;
 mod errors;
+mod limit;
 mod logging;
 mod playbook;
 mod text;
@@ -49,6 +50,9 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::PyPermit>()?;
     m.add_class::<breaker::Guarded>()?;
     m.add_class::<playbook::PyPlaybooks>()?;
+    m.add_class::<limit::PyRateLimiter>()?;
+    m.add_class::<limit::PyBulkhead>()?;
+    m.add_class::<limit::PyBulkheadPermit>()?;
     m.add_class::<convert::PyReport>()?;
     m.add_class::<convert::PyErrorReport>()?;
     m.add_class::<convert::PyIntervention>()?;

@@ -150,3 +150,43 @@ def test_acquire_with_a_task_carries_the_backoff_intervention(eng):
     assert info.value.intervention.strategy == "backoff"
     with pytest.raises(ace.InvalidInputError):
         b.acquire("agent-1")
+
+
+def test_rate_limiters_and_bulkheads(eng):
+    import time
+
+    rl = eng.rate_limiter("llm-rate", per_second=50.0, burst=2)
+    assert rl.try_acquire() and rl.try_acquire()
+    assert not rl.try_acquire(), "the burst is spent"
+    with pytest.raises(ace.LimitedError) as info:
+        rl._inner.try_acquire()
+    assert info.value.code == "limited" and 0 < info.value.retry_after <= 0.05
+    started = time.monotonic()
+    rl.acquire()  # waits about 1/50 s for a token
+    assert time.monotonic() - started < 1.0
+    slow = eng.rate_limiter("slow-rate", per_second=0.01, burst=1)
+    slow.acquire(timeout=0)  # the burst token
+    with pytest.raises(ace.LimitedError):
+        slow.acquire(timeout=0.01)  # the next one is 100 s away
+
+    async def wait_async():
+        await rl.aacquire()
+
+    asyncio.run(wait_async())
+    assert rl.rejected >= 1
+    with pytest.raises(ace.ConfigError):
+        eng.rate_limiter("bad-rate", per_second=0.0, burst=1)
+
+    bh = eng.bulkhead("db-pool", max_concurrent=2)
+    with bh.try_enter():
+        with bh.try_enter():
+            assert bh.in_flight == 2
+            with pytest.raises(ace.LimitedError):
+                bh.try_enter()
+    assert bh.in_flight == 0 and bh.rejected == 1
+    p = bh.try_enter()
+    p.release()
+    p.release()
+    assert bh.in_flight == 0
+    with pytest.raises(ace.ConfigError):
+        eng.bulkhead("bad", max_concurrent=0)

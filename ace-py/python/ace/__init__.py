@@ -30,6 +30,7 @@ from ace._ace import (
 )
 from ace._breaker import Breaker
 from ace._engine import Ace, Stage
+from ace._limit import Bulkhead, RateLimiter
 from ace.exceptions import (
     AceError,
     CircuitOpenError,
@@ -38,6 +39,7 @@ from ace.exceptions import (
     CorruptError,
     InternalError,
     InvalidInputError,
+    LimitedError,
     StoreError,
     StoreUnavailableError,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "Ace",
     "AceError",
     "Breaker",
+    "Bulkhead",
     "CircuitOpenError",
     "ClosedError",
     "ConfigError",
@@ -55,8 +58,10 @@ __all__ = [
     "InternalError",
     "Intervention",
     "InvalidInputError",
+    "LimitedError",
     "Permit",
     "Playbooks",
+    "RateLimiter",
     "Report",
     "Signal",
     "Stage",

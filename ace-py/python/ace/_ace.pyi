@@ -9,12 +9,15 @@ __all__ = [
     "__version__",
     "_after_fork_child",
     "Ace",
+    "Bulkhead",
+    "BulkheadPermit",
     "CircuitBreaker",
     "ErrorReport",
     "Guarded",
     "Intervention",
     "Permit",
     "Playbooks",
+    "RateLimiter",
     "Report",
     "Signal",
     "replay",
@@ -136,6 +139,32 @@ class Guarded:
     @property
     def __name__(self) -> str: ...
     def __get__(self, instance: Any, owner: Any = None, /) -> Any: ...
+
+@final
+class RateLimiter:
+    def __new__(cls, engine: Ace, name: str, per_second: float, burst: int) -> Self: ...
+    def try_acquire(self) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def rejected(self) -> int: ...
+
+@final
+class BulkheadPermit:
+    def release(self) -> None: ...
+    def __enter__(self) -> BulkheadPermit: ...
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> bool: ...
+
+@final
+class Bulkhead:
+    def __new__(cls, engine: Ace, name: str, max_concurrent: int) -> Self: ...
+    def try_enter(self) -> BulkheadPermit: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
 
 @disjoint_base
 class CircuitBreaker:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional, TypeVar
 
 from ace import _ace
 from ace._breaker import Breaker
+from ace._limit import Bulkhead, RateLimiter
 
 __all__ = ["Ace", "Stage"]
 
@@ -45,6 +46,14 @@ class Ace(_ace.Ace):
     def breaker(self, name: str, **config: Any) -> Breaker:
         """The circuit breaker ``name`` (settings apply when it is first made; see ``Breaker``)."""
         return Breaker(self, name, **config)
+
+    def rate_limiter(self, name: str, per_second: float, burst: int) -> RateLimiter:
+        """The rate limiter ``name`` (a token bucket; settings apply when it is first made)."""
+        return RateLimiter(self, name, per_second, burst)
+
+    def bulkhead(self, name: str, max_concurrent: int) -> Bulkhead:
+        """The bulkhead ``name``: at most ``max_concurrent`` calls at once."""
+        return Bulkhead(self, name, max_concurrent)
 
     async def aflush(self) -> None:
         """``flush()`` without blocking the event loop."""

@@ -12,6 +12,7 @@ __all__ = [
     "CorruptError",
     "InternalError",
     "InvalidInputError",
+    "LimitedError",
     "StoreError",
     "StoreUnavailableError",
     "error_for_code",
@@ -82,6 +83,15 @@ class CircuitOpenError(AceError):
     intervention: Any = None
 
 
+class LimitedError(AceError):
+    """A rate limiter or bulkhead turned the call away: ``limiter`` names it, ``retry_after``
+    (seconds, rate limiters) says when a token will be there."""
+
+    code = "limited"
+    limiter: Optional[str] = None
+    retry_after: Optional[float] = None
+
+
 class InternalError(AceError):
     """A bug in ace (a Rust panic is caught and raised as this). Please report it."""
 
@@ -98,6 +108,7 @@ _BY_CODE = {
         StoreUnavailableError,
         CorruptError,
         CircuitOpenError,
+        LimitedError,
         InternalError,
     )
 }
