@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks that README.md's Rust and Python quickstarts are the tested examples, verbatim.
+"""Checks that README.md's Rust, Python and Node quickstarts are the tested examples, verbatim.
 
 The block between `// --8<-- [start:quickstart]` and `// --8<-- [end:quickstart]` in
 examples/quickstart.rs, dedented, must equal the first ```rust block under "## Rust quickstart".
@@ -36,3 +36,15 @@ block = re.search(r"```python\n(.*?)\n```", section[1], re.S)
 if not block or block.group(1).strip() != m.group(1).strip():
     sys.exit("README.md's Python quickstart differs from examples/python/quickstart.py; copy the example's marked block")
 print("README Python quickstart matches examples/python/quickstart.py")
+
+node_example = (root / "examples/node/quickstart.mjs").read_text()
+m = re.search(r"// --8<-- \[start:quickstart\]\n(.*?)\n// --8<-- \[end:quickstart\]", node_example, re.S)
+if not m:
+    sys.exit("examples/node/quickstart.mjs has no quickstart markers")
+section = readme.split("## Node quickstart", 1)
+if len(section) != 2:
+    sys.exit("README.md has no '## Node quickstart' section")
+block = re.search(r"```js\n(.*?)\n```", section[1], re.S)
+if not block or block.group(1).strip() != m.group(1).strip():
+    sys.exit("README.md's Node quickstart differs from examples/node/quickstart.mjs; copy the example's marked block")
+print("README Node quickstart matches examples/node/quickstart.mjs")

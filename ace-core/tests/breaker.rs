@@ -562,3 +562,22 @@ fn an_owned_permit_through_the_engine_carries_the_backoff_intervention() {
     let rejected = ace.acquire_owned("a", "t", &llm).unwrap_err();
     assert_eq!(rejected.intervention.unwrap().strategy, Strategy::Backoff);
 }
+
+#[test]
+fn batched_successes_end_the_run_of_failures_like_permits_do() {
+    let c = clock();
+    let b = breaker(BreakerConfig::default(), &c);
+    assert!(b.takes_batched_successes());
+    fail(&b, 4);
+    b.record_successes(3);
+    fail(&b, 4);
+    assert_eq!(b.state(), State::Closed, "the batch ended the first run");
+    assert_eq!(b.counts().successes, 3);
+    fail(&b, 1);
+    assert_eq!(b.state(), State::Open);
+    assert!(!b.takes_batched_successes(), "only while closed");
+    let windowed = breaker(BreakerConfig::builder().window(Window::Count(10)).build().unwrap(), &c);
+    assert!(!windowed.takes_batched_successes(), "a rate window needs each call in order");
+    let timed = breaker(BreakerConfig::builder().slow_call_duration(secs(1)).build().unwrap(), &c);
+    assert!(!timed.takes_batched_successes(), "slow calls need each call timed");
+}

@@ -417,6 +417,31 @@ impl CircuitBreaker {
         self.try_acquire().map(|p| p.into_owned(self))
     }
 
+    /// Whether [`CircuitBreaker::record_successes`] can stand for completed permits: a closed
+    /// breaker whose window is consecutive failures, timing no slow calls. There a success only
+    /// counts and resets the run of failures, so successes may be handed over in batches, as
+    /// long as each batch comes before the next failure.
+    #[must_use]
+    pub fn takes_batched_successes(&self) -> bool {
+        self.state() == State::Closed
+            && matches!(self.cfg.window, Window::ConsecutiveFailures(_))
+            && self.cfg.slow_call_duration.is_none()
+    }
+
+    /// Records `n` successful calls made without permits while
+    /// [`CircuitBreaker::takes_batched_successes`] held, for a binding that counts them on its
+    /// side of a costly boundary. They are counted; in a closed breaker they end the run of
+    /// failures, as `n` completed permits would.
+    pub fn record_successes(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.counters.successes.fetch_add(n, Ordering::Relaxed);
+        if self.state() == State::Closed && self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Leave to make one call, or why not. Never blocks.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {

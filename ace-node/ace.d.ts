@@ -1,0 +1,226 @@
+// Types of agent-ace (hand-written over the generated index.d.ts of the native addon; checked by
+// `tsc --noEmit` over test/types.ts in the test command).
+import { EventEmitter } from 'node:events'
+
+export type Severity = 'low' | 'medium' | 'high' | 'critical'
+export type Strategy = 'refresh_context' | 'replan' | 'reflect' | 'verify' | 'escalate' | 'backoff' | 'terminate'
+export type BreakerState = 'closed' | 'open' | 'half_open' | 'disabled' | 'forced_open' | 'metrics_only'
+export type PlaybookStage = 'shadow' | 'staging' | 'prod' | 'quarantined'
+export type Feedback = 'helpful' | 'harmful' | 'neutral'
+export type SignalKind =
+  | 'degradation'
+  | 'recovery'
+  | 'error_accumulation'
+  | 'critical_error'
+  | 'error_escalation'
+  | 'error_cascade'
+  | 'task_error'
+  | 'context_stale'
+  | 'loop'
+  | 'failure_run'
+  | 'long_task'
+  | 'breaker_open'
+export type SettingValue = string | number | boolean | Array<string | number>
+
+export interface Signal {
+  kind: SignalKind
+  severity: Severity
+  /** Seconds since the Unix epoch (engine clock). */
+  at: number
+  agent: string
+  task: string | null
+  stage: string | null
+  message: string
+  evidence: Record<string, unknown>
+}
+
+export interface Intervention {
+  /** A decimal string (a 64-bit id), for `reportOutcome`. */
+  id: string
+  at: number
+  agent: string
+  task: string
+  strategy: Strategy
+  severity: Severity
+  reason: string
+  signals: Signal[]
+}
+
+export interface Report {
+  signals: readonly Signal[]
+  intervention: Intervention | null
+}
+
+export interface ErrorReport extends Report {
+  pattern: string
+  template: string
+  severity: Severity
+  occurrences: number
+  truncated: boolean
+}
+
+export interface OpenOptions {
+  /** A Redis URL for state shared across processes. */
+  cache?: string
+  /** Settings by name: `ACE_COOLDOWN_SECONDS`, `cooldownSeconds` or `cooldown_seconds`. */
+  config?: Record<string, SettingValue>
+  persist?: boolean
+  /** `(texts) => vectors`, called on the JS thread while a playbook call waits. */
+  embedder?: (texts: string[]) => number[][]
+  embedderDim?: number
+}
+
+export interface BreakerOptions {
+  failures?: number
+  waitSeconds?: number
+  /** `count:N` or `time:SECONDS`. */
+  window?: string
+  failureRate?: number
+  minimumCalls?: number
+  slowCallSeconds?: number
+  slowCallRate?: number
+  halfOpenPermits?: number
+  maxHalfOpenSeconds?: number
+  /** Whether an error counts as a failure (default: every error does). */
+  isFailure?: (error: unknown) => boolean
+}
+
+export declare class AceError extends Error {
+  readonly code: string
+  constructor(message: string, details?: Record<string, unknown>)
+}
+export declare class ConfigError extends AceError {
+  readonly code: 'config'
+  key?: string
+}
+export declare class InvalidInputError extends AceError {
+  readonly code: 'invalid_input'
+  field?: string
+}
+export declare class ClosedError extends AceError {
+  readonly code: 'closed'
+}
+export declare class StoreError extends AceError {
+  backend?: string
+}
+export declare class StoreUnavailableError extends StoreError {}
+export declare class CorruptError extends AceError {}
+export declare class CircuitOpenError extends AceError {
+  readonly code: 'circuit_open'
+  breaker?: string
+  state?: BreakerState
+  retryAfter?: number | null
+  intervention?: Intervention | null
+}
+export declare class LimitedError extends AceError {
+  readonly code: 'limited'
+  limiter?: string
+  retryAfter?: number
+}
+export declare class InternalError extends AceError {}
+
+export declare class Stage {
+  readonly agent: string
+  readonly task: string
+  readonly stage: string
+  metrics: Record<string, number>
+  report: Report | null
+  errorReport: ErrorReport | null
+  metric(name: string, value: number): void
+}
+
+export declare class Permit {
+  success(): void
+  failure(): void
+  error(error: unknown): void
+  release(): void
+}
+
+export declare class Breaker {
+  readonly name: string
+  readonly state: BreakerState
+  tryAcquire(agent?: string, task?: string): Permit | null
+  acquire(agent?: string, task?: string): Permit
+  call<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>
+  wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
+  snapshot(): Record<string, unknown>
+  openFor(seconds: number): void
+  close(): void
+  reset(): void
+  disable(): void
+  forceOpen(): void
+  metricsOnly(): void
+}
+
+export declare class RateLimiter {
+  readonly name: string
+  readonly rejected: number
+  tryAcquire(): boolean
+  acquire(timeoutSeconds?: number): Promise<void>
+}
+
+export declare class Bulkhead {
+  readonly name: string
+  readonly inFlight: number
+  readonly rejected: number
+  run<T>(fn: () => T | Promise<T>): Promise<T>
+}
+
+export interface Insight {
+  section: string
+  content: string
+  provenance?: string
+}
+
+export declare class Playbooks {
+  add(domain: string, section: string, content: string, provenance?: string): Promise<string>
+  update(domain: string, id: string, changes?: { section?: string; content?: string }): Promise<null>
+  remove(domain: string, id: string): Promise<null>
+  feedback(domain: string, id: string, feedback: Feedback): Promise<PlaybookStage>
+  merge(domain: string, insights: Iterable<Insight | [string, string]>): Promise<Record<string, unknown>>
+  retrieve(domain: string, query: string, options?: { k?: number; minStage?: PlaybookStage }): Promise<Array<{ bullet: Record<string, unknown>; score: number }>>
+  render(domain: string, options?: { query?: string; k?: number; minStage?: PlaybookStage; tokenBudget?: number }): Promise<{ text: string; ids: string[]; tokens: number }>
+  bullets(domain: string): Promise<Array<Record<string, unknown>>>
+  bullet(domain: string, id: string): Promise<Record<string, unknown>>
+  stats(domain: string): Promise<Record<string, unknown>>
+  rollback(domain: string, version: number): Promise<Record<string, unknown>>
+  exportText(domain: string): Promise<string>
+  exportJson(domain: string): Promise<string>
+  importJson(domain: string, json: string): Promise<number>
+  importText(domain: string, text: string): Promise<number>
+}
+
+export declare class Ace extends EventEmitter {
+  /** An in-memory engine, built at once. */
+  constructor(options?: { config?: Record<string, SettingValue> })
+  static open(url?: string, options?: OpenOptions): Promise<Ace>
+  static fromEnv(options?: OpenOptions): Promise<Ace>
+  readonly playbooks: Playbooks
+  readonly closed: boolean
+  readonly backend: string
+  recordStage(agent: string, task: string, stage: string, durationS: number, success?: boolean, metrics?: Record<string, number>): Report
+  recordMetric(agent: string, task: string, stage: string, name: string, value: number): Report
+  recordError(agent: string, task: string, stage: string, error: unknown, message?: string, severity?: Severity): ErrorReport
+  stage<T>(agent: string, task: string, stage: string, fn: (stage: Stage) => T): T
+  endTask(agent: string, task: string): boolean
+  refreshContext(agent: string): void
+  contextStaleness(agent: string): number | null
+  reportOutcome(intervention: Intervention | string, success: boolean): void
+  baseline(agent: string, stage: string, metric?: string): Record<string, unknown> | null
+  patterns(): Array<Record<string, unknown>>
+  metricsText(): string
+  stats(): Record<string, number>
+  /** The runbook's `/health` JSON (snake_case keys, as served). */
+  health(): Promise<Record<string, unknown>>
+  flush(): Promise<void>
+  close(): Promise<void>
+  breakerStates(): Record<string, BreakerState>
+  breaker(name: string, options?: BreakerOptions): Breaker
+  rateLimiter(name: string, perSecond: number, burst: number): RateLimiter
+  bulkhead(name: string, maxConcurrent: number): Bulkhead
+  on(event: 'intervention', listener: (intervention: Intervention) => void): this
+  on(event: 'warning', listener: (error: unknown) => void): this
+}
+
+export declare function replay(path: string, config?: Record<string, SettingValue>): Promise<Record<string, unknown>>
+export declare const version: string

@@ -1,0 +1,665 @@
+'use strict'
+// agent-ace: the JS face of the native engine (index.js loads the addon). This file adds the
+// idioms: error classes with `code`, `stage(..., async (s) => ...)`, intervention events,
+// breakers' `call`, limiters' waits. Everything else is the core's, unchanged.
+
+const { EventEmitter } = require('node:events')
+const native = require('./index.js')
+
+// ---- errors -------------------------------------------------------------------------------
+
+class AceError extends Error {
+  constructor(message, details = {}) {
+    super(message)
+    this.name = new.target.name
+    Object.assign(this, details)
+  }
+}
+AceError.prototype.code = 'internal'
+
+const defineError = (name, code, base = AceError) => {
+  const cls = { [name]: class extends base {} }[name]
+  cls.prototype.code = code
+  return cls
+}
+const ConfigError = defineError('ConfigError', 'config')
+const InvalidInputError = defineError('InvalidInputError', 'invalid_input')
+const ClosedError = defineError('ClosedError', 'closed')
+const StoreError = defineError('StoreError', 'store')
+const StoreUnavailableError = defineError('StoreUnavailableError', 'store_unavailable', StoreError)
+const CorruptError = defineError('CorruptError', 'corrupt')
+const CircuitOpenError = defineError('CircuitOpenError', 'circuit_open')
+const LimitedError = defineError('LimitedError', 'limited')
+const InternalError = defineError('InternalError', 'internal')
+
+const BY_CODE = {
+  config: ConfigError,
+  invalid_input: InvalidInputError,
+  closed: ClosedError,
+  store: StoreError,
+  store_unavailable: StoreUnavailableError,
+  corrupt: CorruptError,
+  circuit_open: CircuitOpenError,
+  limited: LimitedError,
+  internal: InternalError,
+}
+
+/** The error class for a native error (`ace:{json}` messages); other errors pass unchanged. */
+function convert(e) {
+  if (!(e instanceof Error) || typeof e.message !== 'string' || !e.message.startsWith('ace:{')) {
+    return e
+  }
+  let body
+  try {
+    body = JSON.parse(e.message.slice(4))
+  } catch {
+    return e
+  }
+  const { code, message, ...details } = body
+  const cls = BY_CODE[code] || AceError
+  return new cls(message, details)
+}
+
+/** Calls `f`, converting a native error. */
+function call(f) {
+  try {
+    return f()
+  } catch (e) {
+    throw convert(e)
+  }
+}
+
+/** Awaits `p`, converting a native rejection. */
+async function wait(p) {
+  try {
+    return await p
+  } catch (e) {
+    throw convert(e)
+  }
+}
+
+// The per-step calls, written against Node-API directly (see src/raw.rs).
+const fast = native.fastApi()
+const recordStageFast = fast.recordStage
+const recordStageNative = native.recordStage
+const tryAcquireNative = fast.breakerTryAcquire
+const completeNative = fast.breakerComplete
+const flushNative = fast.breakerFlush
+// Calls a breaker lets through on its JS fast path before it asks the core again (see Breaker).
+const SYNC_EVERY = 32
+const SUCCESS = 0
+const FAILURE = 1
+const IGNORED = 2
+const RELEASED = 3
+
+const EMPTY_REPORT = Object.freeze({ signals: Object.freeze([]), intervention: null })
+
+// ---- stages -------------------------------------------------------------------------------
+
+/** One timed stage of a task; see `Ace.stage`. */
+class Stage {
+  constructor(agent, task, stage) {
+    this.agent = agent
+    this.task = task
+    this.stage = stage
+    this.metrics = {}
+    this.report = null
+    this.errorReport = null
+  }
+
+  /** Adds a metric (`tokensIn`, `cost_usd`, ...) to the stage's record. */
+  metric(name, value) {
+    this.metrics[name] = value
+  }
+}
+
+function errorKind(error) {
+  if (error && typeof error === 'object') {
+    return (error.constructor && error.constructor.name) || error.name || 'Error'
+  }
+  return typeof error
+}
+
+function errorMessage(error) {
+  if (error instanceof Error) return error.message
+  try {
+    return String(error)
+  } catch {
+    return ''
+  }
+}
+
+// ---- the engine ---------------------------------------------------------------------------
+
+/**
+ * The engine. `await Ace.open(url?, options?)` builds one on a store (`sqlite://PATH`,
+ * `postgresql://...`, `redis://...` for a shared cache), `Ace.fromEnv()` from the environment,
+ * `new Ace(options?)` in memory at once. Recording calls are synchronous and never wait for
+ * I/O; `flush`, `close`, `health`, replay and the playbook return Promises.
+ *
+ * Interventions are returned by the call that caused them and emitted as `'intervention'`.
+ */
+class Ace extends EventEmitter {
+  constructor(options = {}, _engine) {
+    super()
+    this._engine = _engine || call(() => native.Engine.memory(options.config))
+    this._h = this._engine.handle
+    this.playbooks = new Playbooks(this._engine)
+  }
+
+  /** An engine on the store `url` names; resolves once it is connected and migrated. */
+  static async open(url, options = {}) {
+    const { embedder, ...rest } = options
+    const engine = await wait(call(() => native.Engine.open(url, rest, embedder)))
+    return new Ace(options, engine)
+  }
+
+  /** An engine configured from `DATABASE_URL`, `REDIS_URL` and `ACE_*` (default `sqlite://ace.db`). */
+  static fromEnv(options = {}) {
+    return Ace.open(undefined, { ...options, fromEnv: true })
+  }
+
+  _report(r) {
+    if (r === null) return EMPTY_REPORT
+    if (r.intervention) this.emit('intervention', r.intervention)
+    return r
+  }
+
+  /** Records a finished stage; returns `{signals, intervention}`. */
+  recordStage(agent, task, stage, durationS, success = true, metrics) {
+    let r
+    try {
+      r =
+        metrics === undefined
+          ? recordStageFast(this._h, agent, task, stage, durationS, success)
+          : recordStageNative(this._h, agent, task, stage, durationS, success, metrics)
+    } catch (e) {
+      throw convert(e)
+    }
+    return r === null ? EMPTY_REPORT : this._report(r)
+  }
+
+  /** Records one named metric of a stage without an outcome. */
+  recordMetric(agent, task, stage, name, value) {
+    return this._report(call(() => this._engine.recordMetric(agent, task, stage, name, value)))
+  }
+
+  /** Records an error: an `Error` (its class name is the kind) or a kind and a message. */
+  recordError(agent, task, stage, error, message, severity) {
+    let kind = error
+    if (typeof error !== 'string') {
+      kind = errorKind(error)
+      if (message === undefined || message === null) message = errorMessage(error)
+    }
+    const r = call(() => this._engine.recordError(agent, task, stage, kind, message ?? '', severity))
+    if (r.intervention) this.emit('intervention', r.intervention)
+    return r
+  }
+
+  /**
+   * Runs `fn(stage)` as a timed stage: its duration and success are recorded when it settles;
+   * a throw (or rejection) marks it failed, is recorded as an error, and is rethrown. Returns
+   * (a Promise of) what `fn` returns.
+   */
+  stage(agent, task, stage, fn) {
+    const s = new Stage(agent, task, stage)
+    const started = process.hrtime.bigint()
+    const finish = (error) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      const failed = error !== undefined
+      try {
+        if (failed) s.errorReport = this.recordError(agent, task, stage, error)
+        const metrics = Object.keys(s.metrics).length ? s.metrics : undefined
+        s.report = this.recordStage(agent, task, stage, seconds, !failed, metrics)
+      } catch (e) {
+        if (!failed) throw e
+        // The stage's own error is the one the caller needs; recording it failed.
+        this.emit('warning', e)
+      }
+    }
+    let result
+    try {
+      result = fn(s)
+    } catch (e) {
+      finish(e)
+      throw e
+    }
+    if (result && typeof result.then === 'function') {
+      return Promise.resolve(result).then(
+        (v) => {
+          finish(undefined)
+          return v
+        },
+        (e) => {
+          finish(e === undefined ? new Error('rejected with undefined') : e)
+          throw e
+        },
+      )
+    }
+    finish(undefined)
+    return result
+  }
+
+  endTask(agent, task) {
+    return call(() => this._engine.endTask(agent, task))
+  }
+
+  refreshContext(agent) {
+    return call(() => this._engine.refreshContext(agent))
+  }
+
+  contextStaleness(agent) {
+    return this._engine.contextStaleness(agent)
+  }
+
+  /** Reports whether an intervention (or its id) worked. */
+  reportOutcome(intervention, success) {
+    const id = typeof intervention === 'object' && intervention !== null ? intervention.id : intervention
+    return call(() => this._engine.reportOutcome(String(id), success))
+  }
+
+  baseline(agent, stage, metric = 'duration_s') {
+    return call(() => this._engine.baseline(agent, stage, metric))
+  }
+
+  patterns() {
+    return call(() => this._engine.patterns())
+  }
+
+  metricsText() {
+    this._syncBreakers()
+    return this._engine.metricsText()
+  }
+
+  stats() {
+    return this._engine.stats()
+  }
+
+  health() {
+    this._syncBreakers()
+    return wait(this._engine.health())
+  }
+
+  async flush() {
+    await wait(this._engine.flush())
+  }
+
+  async close() {
+    this._syncBreakers()
+    await wait(this._engine.close())
+  }
+
+  get closed() {
+    return this._engine.closed
+  }
+
+  get backend() {
+    return this._engine.backend
+  }
+
+  breakerStates() {
+    return this._engine.breakerStates()
+  }
+
+  /** The circuit breaker `name` (options apply when it is first made; one object per name). */
+  breaker(name, options) {
+    if (!this._breakers) this._breakers = new Map()
+    let b = this._breakers.get(name)
+    if (!b) {
+      b = new Breaker(this, name, options)
+      this._breakers.set(name, b)
+    }
+    return b
+  }
+
+  _syncBreakers() {
+    if (this._breakers) for (const b of this._breakers.values()) b._sync(0)
+  }
+
+  /** The rate limiter `name`: `perSecond` tokens a second, at most `burst` at once. */
+  rateLimiter(name, perSecond, burst) {
+    return new RateLimiter(this, name, perSecond, burst)
+  }
+
+  /** The bulkhead `name`: at most `maxConcurrent` calls at once. */
+  bulkhead(name, maxConcurrent) {
+    return new Bulkhead(this, name, maxConcurrent)
+  }
+}
+
+// ---- breakers and limits ------------------------------------------------------------------
+
+/**
+ * A circuit breaker. `await breaker.call(fn, ...args)` runs `fn` through it (a throw or
+ * rejection is a failure unless `isFailure(error)` says otherwise) and throws
+ * `CircuitOpenError` when it is open. `tryAcquire()` never throws: it returns a `Permit`, or
+ * `null` when the breaker turns the call away (building an `Error` costs microseconds in V8).
+ */
+class Breaker {
+  constructor(ace, name, options = {}) {
+    const { isFailure, ...rest } = options || {}
+    this._ace = ace
+    this._native = call(() => new native.NativeBreaker(ace._engine, name, Object.keys(rest).length ? rest : undefined))
+    this._id = this._native.id
+    this._isFailure = typeof isFailure === 'function' ? isFailure : null
+    // The JS fast path: while the core says a success only counts (a closed breaker judging
+    // failures in a row, timing nothing), successes are counted here and handed over with the
+    // next failure or every SYNC_EVERY calls, when the state is asked again. A breaker opened
+    // elsewhere (by another process through the shared cache) is seen within that many calls.
+    this._pending = 0
+    this._calls = 0
+    this._fast = false
+    this._sync(0)
+  }
+
+  /** Hands pending successes (and `outcome`: 1 failure, 2 ignored) to the core; refreshes `_fast`. */
+  _sync(outcome) {
+    const pending = this._pending
+    this._pending = 0
+    this._calls = 0
+    this._fast = flushNative(this._id, pending, outcome) === 1
+  }
+
+  get name() {
+    return this._native.name
+  }
+
+  get state() {
+    return this._native.state
+  }
+
+  /** A `Permit` (complete it with `success()`, `failure()` or `error(e)`), or `null`. */
+  tryAcquire(agent, task) {
+    if (this._pending) this._sync(0)
+    const slot = agent === undefined && task === undefined ? tryAcquireNative(this._id) : call(() => this._native.tryAcquire(agent, task))
+    if (slot < 0) {
+      const r = this._native.takeRejection()
+      if (r && r.intervention) this._ace.emit('intervention', r.intervention)
+      return null
+    }
+    return new Permit(this, slot)
+  }
+
+  /** Like `tryAcquire`, but throws `CircuitOpenError` (with the intervention, given a task). */
+  acquire(agent, task) {
+    if (this._pending) this._sync(0)
+    const slot = call(() => this._native.tryAcquire(agent, task))
+    if (slot < 0) throw this._rejected()
+    return new Permit(this, slot)
+  }
+
+  _rejected() {
+    const r = this._native.takeRejection() || { message: `circuit breaker '${this.name}' is open` }
+    if (r.intervention) this._ace.emit('intervention', r.intervention)
+    const { message, ...details } = r
+    return new CircuitOpenError(message, details)
+  }
+
+  _settle(slot, error) {
+    completeNative(this._id, slot, this._isFailure && !this._isFailure(error) ? IGNORED : FAILURE)
+  }
+
+  /** Runs `fn(...args)` (sync or async) through the breaker. */
+  async call(fn, ...args) {
+    if (this._fast && ++this._calls < SYNC_EVERY) {
+      let result
+      try {
+        result = await fn(...args)
+      } catch (e) {
+        this._sync(this._isFailure && !this._isFailure(e) ? IGNORED : FAILURE)
+        throw e
+      }
+      this._pending++
+      return result
+    }
+    if (this._fast) {
+      this._sync(0)
+      if (this._fast) return this.call(fn, ...args)
+    }
+    const id = this._id
+    const slot = tryAcquireNative(id)
+    if (slot < 0) throw this._rejected()
+    let result
+    try {
+      result = await fn(...args)
+    } catch (e) {
+      this._settle(slot, e)
+      throw e
+    }
+    completeNative(id, slot, SUCCESS)
+    if (++this._calls >= SYNC_EVERY) this._sync(0)
+    return result
+  }
+
+  /** `fn` wrapped so that every call goes through the breaker (returns a Promise). */
+  wrap(fn) {
+    const breaker = this
+    return function guarded(...args) {
+      return breaker.call(() => fn.apply(this, args))
+    }
+  }
+
+  snapshot() {
+    this._sync(0)
+    return this._native.snapshot()
+  }
+
+  openFor(seconds) {
+    call(() => this._native.openFor(seconds))
+    this._sync(0)
+  }
+
+  close() {
+    this._native.close()
+    this._sync(0)
+  }
+
+  reset() {
+    this._sync(0)
+    this._native.reset()
+    this._sync(0)
+  }
+
+  disable() {
+    this._native.disable()
+    this._sync(0)
+  }
+
+  forceOpen() {
+    this._native.forceOpen()
+    this._sync(0)
+  }
+
+  metricsOnly() {
+    this._native.metricsOnly()
+    this._sync(0)
+  }
+}
+
+/** Leave for one call through a breaker. */
+class Permit {
+  constructor(breaker, slot) {
+    this._breaker = breaker
+    this._slot = slot
+  }
+
+  success() {
+    call(() => completeNative(this._breaker._id, this._slot, SUCCESS))
+  }
+
+  failure() {
+    call(() => completeNative(this._breaker._id, this._slot, FAILURE))
+  }
+
+  /** The call threw `error`: a failure unless the breaker's `isFailure` says otherwise. */
+  error(error) {
+    call(() => this._breaker._settle(this._slot, error))
+  }
+
+  /** Gives the permit back without a result (a cancelled call). */
+  release() {
+    call(() => completeNative(this._breaker._id, this._slot, RELEASED))
+  }
+}
+
+/** A token bucket. */
+class RateLimiter {
+  constructor(ace, name, perSecond, burst) {
+    this._native = call(() => new native.NativeRateLimiter(ace._engine, name, perSecond, burst))
+  }
+
+  get name() {
+    return this._native.name
+  }
+
+  get rejected() {
+    return this._native.rejected
+  }
+
+  /** Takes a token if one is there; never waits. */
+  tryAcquire() {
+    return this._native.tryAcquire() === 0
+  }
+
+  /** Waits for a token; rejects with `LimitedError` if none comes within `timeoutSeconds`. */
+  async acquire(timeoutSeconds) {
+    const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000
+    for (;;) {
+      const wait = this._native.tryAcquire()
+      if (wait === 0) return
+      if (Date.now() + wait * 1000 > deadline) {
+        throw new LimitedError(`rate limiter '${this.name}' has no token`, { limiter: this.name, retryAfter: wait })
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.ceil(wait * 1000))))
+    }
+  }
+}
+
+/** At most `maxConcurrent` calls at once. */
+class Bulkhead {
+  constructor(ace, name, maxConcurrent) {
+    this._native = call(() => new native.NativeBulkhead(ace._engine, name, maxConcurrent))
+  }
+
+  get name() {
+    return this._native.name
+  }
+
+  get inFlight() {
+    return this._native.inFlight
+  }
+
+  get rejected() {
+    return this._native.rejected
+  }
+
+  /** Runs `fn` if a place is free (else rejects with `LimitedError`), giving it back after. */
+  async run(fn) {
+    if (!this._native.tryEnter()) {
+      throw new LimitedError(`bulkhead '${this.name}' is full`, { limiter: this.name })
+    }
+    try {
+      return await fn()
+    } finally {
+      this._native.leave()
+    }
+  }
+}
+
+// ---- playbooks ----------------------------------------------------------------------------
+
+/** The engine's playbooks, one per domain; every call returns a Promise. */
+class Playbooks {
+  constructor(engine) {
+    this._native = new native.NativePlaybooks(engine)
+  }
+
+  async add(domain, section, content, provenance) {
+    return wait(call(() => this._native.add(domain, section, content, provenance)))
+  }
+
+  async update(domain, id, { section, content } = {}) {
+    return wait(call(() => this._native.update(domain, id, section, content)))
+  }
+
+  async remove(domain, id) {
+    return wait(call(() => this._native.remove(domain, id)))
+  }
+
+  async feedback(domain, id, feedback) {
+    return wait(call(() => this._native.feedback(domain, id, feedback)))
+  }
+
+  /** Insights as `{section, content, provenance?}` objects or `[section, content]` pairs. */
+  async merge(domain, insights) {
+    const list = Array.from(insights, (i) => (Array.isArray(i) ? { section: i[0], content: i[1] } : i))
+    return wait(call(() => this._native.merge(domain, list)))
+  }
+
+  async retrieve(domain, query, { k = 5, minStage = 'staging' } = {}) {
+    return wait(call(() => this._native.retrieve(domain, query, k, minStage)))
+  }
+
+  async render(domain, { query, k = 20, minStage = 'staging', tokenBudget = 2000 } = {}) {
+    return wait(call(() => this._native.render(domain, query, k, minStage, tokenBudget)))
+  }
+
+  async bullets(domain) {
+    return wait(call(() => this._native.bullets(domain)))
+  }
+
+  async bullet(domain, id) {
+    return wait(call(() => this._native.bullet(domain, id)))
+  }
+
+  async stats(domain) {
+    return wait(call(() => this._native.stats(domain)))
+  }
+
+  async rollback(domain, version) {
+    return wait(call(() => this._native.rollback(domain, version)))
+  }
+
+  async exportText(domain) {
+    return wait(call(() => this._native.exportText(domain)))
+  }
+
+  async exportJson(domain) {
+    return wait(call(() => this._native.exportJson(domain)))
+  }
+
+  async importJson(domain, json) {
+    return wait(call(() => this._native.importJson(domain, json)))
+  }
+
+  async importText(domain, text) {
+    return wait(call(() => this._native.importText(domain, text)))
+  }
+}
+
+/** Replays a recorded trace file through a fresh in-memory engine; resolves to the scores. */
+async function replay(path, config) {
+  return wait(call(() => native.replay(path, config)))
+}
+
+module.exports = {
+  Ace,
+  AceError,
+  Breaker,
+  Bulkhead,
+  CircuitOpenError,
+  ClosedError,
+  ConfigError,
+  CorruptError,
+  InternalError,
+  InvalidInputError,
+  LimitedError,
+  Permit,
+  Playbooks,
+  RateLimiter,
+  Stage,
+  StoreError,
+  StoreUnavailableError,
+  replay,
+  version: native.version(),
+}

@@ -1,0 +1,343 @@
+//! Circuit breakers, rate limiters and bulkheads. A breaker's permits live in a slab here and
+//! cross into JS as small integers: building a JS object (let alone an `Error`) per call would
+//! cost more than the breaker itself. `tryAcquire()` returns a slot, or -1 when the breaker turns
+//! the call away (the details are then in `takeRejection()`); the slot is completed with
+//! `success`, `failure` or `error`, or given back with `release`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ace::breaker::limit::{Bulkhead, BulkheadPermit, RateLimiter};
+use ace::breaker::{BreakerConfig, Outcome, Rejected, Window};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, intervention};
+use crate::hot::BreakerCore;
+use crate::{IntoJs, guard, invalid};
+
+/// Settings of a breaker (applied when it is first made).
+#[napi(object)]
+pub struct BreakerOptions {
+    /// Failures in a row that open it (without a `window`).
+    pub failures: Option<u32>,
+    /// How long it stays open before a trial, in seconds.
+    pub wait_seconds: Option<f64>,
+    /// `count:N` or `time:SECONDS` (with `failureRate` and `minimumCalls`).
+    pub window: Option<String>,
+    /// Failure rate in percent that opens a windowed breaker.
+    pub failure_rate: Option<f64>,
+    /// Calls in the window before any rate is computed.
+    pub minimum_calls: Option<u32>,
+    /// A call longer than this (seconds) is slow.
+    pub slow_call_seconds: Option<f64>,
+    /// Slow-call rate in percent that opens it.
+    pub slow_call_rate: Option<f64>,
+    /// Trial calls let through when half-open.
+    pub half_open_permits: Option<u32>,
+    /// The longest it waits half-open for its trials, in seconds.
+    pub max_half_open_seconds: Option<f64>,
+}
+
+fn secs(field: &str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| invalid(field, "expected a finite number of seconds >= 0"))
+}
+
+fn parse_window(w: &str) -> Result<Window> {
+    let bad = || invalid("window", &format!("{w:?}: expected \"count:N\", \"time:SECONDS\" or \"consecutive:N\""));
+    let (kind, n) = w.split_once(':').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    match kind.trim() {
+        "count" => Ok(Window::Count(n)),
+        "time" => Ok(Window::Time(n)),
+        "consecutive" => Ok(Window::ConsecutiveFailures(n)),
+        _ => Err(bad()),
+    }
+}
+
+fn rejection(r: &Rejected) -> Result<Value> {
+    Ok(json!({
+        "breaker": &*r.breaker,
+        "state": r.state.as_str(),
+        "retryAfter": r.retry_after.map(|d| d.as_secs_f64()),
+        "message": r.to_string(),
+        "intervention": r.intervention.as_deref().map(intervention).transpose()?,
+    }))
+}
+
+/// A circuit breaker of the engine's registry (its hot calls are the plain functions of
+/// `hot.rs`, by `id`).
+#[napi]
+pub struct NativeBreaker {
+    core: Arc<BreakerCore>,
+    id: u32,
+}
+
+impl Drop for NativeBreaker {
+    fn drop(&mut self) {
+        crate::hot::release_breaker(self.id);
+    }
+}
+
+#[napi]
+impl NativeBreaker {
+    /// The breaker `name` of `engine`, made with `options` on first use.
+    #[napi(constructor)]
+    pub fn new(engine: &Engine, name: String, options: Option<BreakerOptions>) -> Result<Self> {
+        guard(|| {
+            let ace = engine.ace.clone();
+            let breaker = match options {
+                None => ace.breaker(&name).js()?,
+                Some(o) => {
+                    let mut b = BreakerConfig::builder()
+                        .wait_in_open(ace.config().breaker_wait)
+                        .window(Window::ConsecutiveFailures(o.failures.unwrap_or(ace.config().breaker_failures)));
+                    if let Some(w) = &o.window {
+                        b = b.window(parse_window(w)?);
+                    }
+                    if let Some(s) = o.wait_seconds {
+                        b = b.wait_in_open(secs("waitSeconds", s)?);
+                    }
+                    if let Some(r) = o.failure_rate {
+                        b = b.failure_rate_threshold(r);
+                    }
+                    if let Some(n) = o.minimum_calls {
+                        b = b.minimum_calls(n);
+                    }
+                    if let Some(s) = o.slow_call_seconds {
+                        b = b.slow_call_duration(secs("slowCallSeconds", s)?);
+                    }
+                    if let Some(r) = o.slow_call_rate {
+                        b = b.slow_call_rate_threshold(r);
+                    }
+                    if let Some(n) = o.half_open_permits {
+                        b = b.half_open_permits(n);
+                    }
+                    if let Some(s) = o.max_half_open_seconds {
+                        b = b.max_wait_in_half_open(secs("maxHalfOpenSeconds", s)?);
+                    }
+                    ace.breakers().get_with(&name, b.build().js()?).js()?
+                }
+            };
+            let core = Arc::new(BreakerCore::new(breaker, ace));
+            let id = crate::hot::register_breaker(core.clone());
+            Ok(NativeBreaker { core, id })
+        })
+    }
+
+    /// A permit slot, or -1 when the breaker turns the call away. Never throws for that: see
+    /// `takeRejection()`. With `agent` and `task`, a rejection is a signal for that task and
+    /// carries the intervention it warrants.
+    #[napi]
+    pub fn try_acquire(&self, agent: Option<String>, task: Option<String>) -> Result<i32> {
+        let c = &self.core;
+        match (agent, task) {
+            (None, None) => Ok(c.hold(c.breaker.try_acquire_owned())),
+            (Some(a), Some(t)) => guard(|| Ok(c.hold(c.ace.acquire_owned(&a, &t, &c.breaker)))),
+            _ => Err(invalid("task", "give both agent and task, or neither")),
+        }
+    }
+
+    /// The id for the plain-function fast path (`breakerTryAcquire(id)`).
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Why the last `tryAcquire` returned -1 (once), or `null`.
+    #[napi(ts_return_type = "Record<string, unknown> | null")]
+    pub fn take_rejection(&self) -> Result<Option<Value>> {
+        self.core.take_rejection().as_ref().map(rejection).transpose()
+    }
+
+    /// The call worked.
+    #[napi]
+    pub fn success(&self, slot: i32) -> Result<()> {
+        self.core.take(slot)?.record(Outcome::Success);
+        Ok(())
+    }
+
+    /// The call failed.
+    #[napi]
+    pub fn failure(&self, slot: i32) -> Result<()> {
+        self.core.take(slot)?.record(Outcome::Failure);
+        Ok(())
+    }
+
+    /// The call ended with a result that counts neither way.
+    #[napi]
+    pub fn ignore(&self, slot: i32) -> Result<()> {
+        self.core.take(slot)?.record(Outcome::Ignored);
+        Ok(())
+    }
+
+    /// Gives the permit back without a result (a cancelled call).
+    #[napi]
+    pub fn release(&self, slot: i32) -> Result<()> {
+        drop(self.core.take(slot)?);
+        Ok(())
+    }
+
+    /// Permits taken and not yet completed.
+    #[napi(getter)]
+    pub fn outstanding(&self) -> u32 {
+        self.core.outstanding()
+    }
+
+    /// The breaker's name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.core.breaker.name().to_owned()
+    }
+
+    /// `closed`, `open`, `half_open`, `disabled`, `forced_open` or `metrics_only`.
+    #[napi(getter)]
+    pub fn state(&self) -> &'static str {
+        self.core.breaker.state().as_str()
+    }
+
+    /// Counts and rates.
+    #[napi(ts_return_type = "Record<string, unknown>")]
+    pub fn snapshot(&self) -> Value {
+        let s = self.core.breaker.snapshot();
+        json!({
+            "name": &*s.name, "state": s.state.as_str(),
+            "successes": s.counts.successes, "failures": s.counts.failures, "ignored": s.counts.ignored,
+            "slow": s.counts.slow, "notPermitted": s.counts.not_permitted,
+            "consecutiveFailures": s.consecutive_failures, "windowCalls": s.window_calls,
+            "failureRate": s.failure_rate, "slowCallRate": s.slow_call_rate,
+        })
+    }
+
+    /// Opens it for `seconds`.
+    #[napi]
+    pub fn open_for(&self, seconds: f64) -> Result<()> {
+        self.core.breaker.open_for(secs("seconds", seconds)?);
+        Ok(())
+    }
+
+    /// Closes it.
+    #[napi]
+    pub fn close(&self) {
+        self.core.breaker.close();
+    }
+
+    /// Closes it and clears its counts.
+    #[napi]
+    pub fn reset(&self) {
+        self.core.breaker.reset();
+    }
+
+    /// Lets every call through, judging nothing.
+    #[napi]
+    pub fn disable(&self) {
+        self.core.breaker.disable();
+    }
+
+    /// Turns every call away until changed by hand.
+    #[napi]
+    pub fn force_open(&self) {
+        self.core.breaker.force_open();
+    }
+
+    /// Lets every call through and counts them; never trips.
+    #[napi]
+    pub fn metrics_only(&self) {
+        self.core.breaker.metrics_only();
+    }
+}
+
+/// A token bucket of the engine's registry.
+#[napi]
+pub struct NativeRateLimiter {
+    inner: Arc<RateLimiter>,
+}
+
+#[napi]
+impl NativeRateLimiter {
+    /// The limiter `name`: `perSecond` tokens a second, at most `burst` at once.
+    #[napi(constructor)]
+    pub fn new(engine: &Engine, name: String, per_second: f64, burst: u32) -> Result<Self> {
+        guard(|| Ok(NativeRateLimiter { inner: engine.ace.breakers().rate_limiter(&name, per_second, burst).js()? }))
+    }
+
+    /// Takes a token: 0 when taken, else the seconds until one is there (never waits).
+    #[napi]
+    pub fn try_acquire(&self) -> f64 {
+        match self.inner.try_acquire() {
+            Ok(()) => 0.0,
+            Err(l) => l.retry_after.map_or(f64::MIN_POSITIVE, |d| d.as_secs_f64().max(f64::MIN_POSITIVE)),
+        }
+    }
+
+    /// The limiter's name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+
+    /// Calls turned away so far.
+    #[napi(getter)]
+    pub fn rejected(&self) -> f64 {
+        self.inner.rejected() as f64
+    }
+}
+
+/// A concurrency limit of the engine's registry.
+#[napi]
+pub struct NativeBulkhead {
+    inner: Arc<Bulkhead>,
+    held: Mutex<Vec<BulkheadPermit>>,
+}
+
+#[napi]
+impl NativeBulkhead {
+    /// The bulkhead `name`, letting `maxConcurrent` calls run at once.
+    #[napi(constructor)]
+    pub fn new(engine: &Engine, name: String, max_concurrent: u32) -> Result<Self> {
+        guard(|| {
+            Ok(NativeBulkhead {
+                inner: engine.ace.breakers().bulkhead(&name, max_concurrent).js()?,
+                held: Mutex::default(),
+            })
+        })
+    }
+
+    /// Takes a place: true, or false when full (never waits).
+    #[napi]
+    pub fn try_enter(&self) -> bool {
+        match self.inner.try_enter() {
+            Ok(p) => {
+                self.held.lock().push(p);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Gives a place back.
+    #[napi]
+    pub fn leave(&self) -> Result<()> {
+        self.held.lock().pop().map(drop).ok_or_else(|| invalid("bulkhead", "no place is held"))
+    }
+
+    /// The bulkhead's name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+
+    /// Calls running now.
+    #[napi(getter)]
+    pub fn in_flight(&self) -> u32 {
+        self.inner.in_flight()
+    }
+
+    /// Calls turned away so far.
+    #[napi(getter)]
+    pub fn rejected(&self) -> f64 {
+        self.inner.rejected() as f64
+    }
+}

@@ -1,0 +1,363 @@
+//! `Engine`: the engine handle. Recording calls are synchronous (they never wait for I/O);
+//! building, flushing, closing and health are Promises computed on the libuv pool.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ace::playbook::Embedder;
+use ace::{Ace, Intervention, Report, Severity};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use serde_json::{Value, json};
+
+use crate::{IntoJs, Job, coded, data, guard, invalid};
+
+/// An intervention as JS data; its 64-bit id as a decimal string.
+pub(crate) fn intervention(i: &Intervention) -> Result<Value> {
+    let mut v = data(i)?;
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), Value::from(i.id.0.to_string()));
+    }
+    Ok(v)
+}
+
+/// A report as JS data, or `null` when the call raised nothing (the common case: no object is
+/// built for it).
+pub(crate) fn report(r: &Report) -> Result<Option<Value>> {
+    if r.signals.is_empty() && r.intervention.is_none() {
+        return Ok(None);
+    }
+    let signals = data(&r.signals)?;
+    let intervention = r.intervention.as_deref().map(intervention).transpose()?;
+    Ok(Some(json!({ "signals": signals, "intervention": intervention })))
+}
+
+type EmbedFn = ThreadsafeFunction<Vec<String>, Vec<Vec<f64>>, Vec<String>, Status, false>;
+
+/// A JS function as the playbook's embedder: `(texts: string[]) => number[][]`, called on the
+/// JS thread while the playbook call that needs it waits on the thread pool.
+struct JsEmbedder {
+    f: Arc<EmbedFn>,
+    dim: usize,
+}
+
+impl Embedder for JsEmbedder {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let texts: Vec<String> = texts.iter().map(|t| (*t).to_owned()).collect();
+        let status = self.f.call_with_return_value(
+            texts,
+            ThreadsafeFunctionCallMode::NonBlocking,
+            move |r: Result<Vec<Vec<f64>>>, _env| {
+                let _ = tx.send(r.map_err(|e| e.reason.clone()));
+                Ok(())
+            },
+        );
+        let failed = |reason: String| ace::Error::InvalidInput { field: "embedder", reason };
+        if status != Status::Ok {
+            return Err(failed(format!("the JS embedder could not be called ({status})")));
+        }
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(Ok(v)) => Ok(v.into_iter().map(|row| row.into_iter().map(|x| x as f32).collect()).collect()),
+            Ok(Err(reason)) => Err(failed(format!("the JS embedder failed: {reason}"))),
+            Err(_) => Err(failed(
+                "the JS embedder gave no answer within 60 s (was it called from a synchronous call?)".into(),
+            )),
+        }
+    }
+}
+
+/// Builds engines on the thread pool.
+pub struct Build {
+    config: Option<ace::AceConfig>,
+    default_url: &'static str,
+    persist: bool,
+    embedder: Option<(Arc<EmbedFn>, usize)>,
+}
+
+impl Task for Build {
+    type Output = Ace;
+    type JsValue = Engine;
+
+    fn compute(&mut self) -> Result<Ace> {
+        guard(|| {
+            let config = self.config.take().ok_or_else(|| coded("internal", "built twice", Value::Null))?;
+            let mut builder = ace::builder_for(config, self.default_url).js()?.persist(self.persist);
+            if let Some((f, dim)) = self.embedder.take() {
+                builder = builder.embedder(JsEmbedder { f, dim });
+            }
+            builder.build().js()
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, ace: Ace) -> Result<Engine> {
+        Ok(Engine::new(ace))
+    }
+}
+
+/// Options for `Engine.open`.
+#[napi(object)]
+pub struct OpenOptions {
+    /// A Redis URL for state shared across processes.
+    pub cache: Option<String>,
+    /// Settings by name (`ACE_COOLDOWN_SECONDS`, `cooldownSeconds` or `cooldown_seconds`).
+    pub config: Option<Value>,
+    /// Keep nothing (default true: persist).
+    pub persist: Option<bool>,
+    /// Read `DATABASE_URL`, `REDIS_URL` and `ACE_*` from the environment (settings override).
+    pub from_env: Option<bool>,
+    /// The vector dimension of `embedder`.
+    pub embedder_dim: Option<u32>,
+}
+
+/// The engine.
+#[napi]
+pub struct Engine {
+    pub(crate) ace: Ace,
+    handle: u32,
+}
+
+impl Engine {
+    fn new(ace: Ace) -> Self {
+        let handle = crate::hot::register_engine(ace.clone());
+        Engine { ace, handle }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        crate::hot::release_engine(self.handle);
+    }
+}
+
+fn severity(s: Option<String>) -> Result<Option<Severity>> {
+    s.map(|s| s.parse::<Severity>()).transpose().js()
+}
+
+#[napi]
+impl Engine {
+    /// An in-memory engine, built at once (no I/O).
+    #[napi(factory)]
+    pub fn memory(config: Option<Value>) -> Result<Engine> {
+        guard(|| {
+            let cfg = crate::config(config.as_ref(), &[], false)?;
+            let ace = ace::builder_for(cfg, "memory").js()?.build().js()?;
+            Ok(Engine::new(ace))
+        })
+    }
+
+    /// Builds an engine on the store `url` names (`memory`, `sqlite://PATH`, `postgresql://...`;
+    /// a `redis://` URL means memory with a shared cache) without blocking the event loop.
+    #[napi(ts_return_type = "Promise<Engine>")]
+    pub fn open(
+        url: Option<String>,
+        options: Option<OpenOptions>,
+        embedder: Option<Function<Vec<String>, Vec<Vec<f64>>>>,
+    ) -> Result<AsyncTask<Build>> {
+        guard(|| {
+            let o = options.unwrap_or(OpenOptions {
+                cache: None,
+                config: None,
+                persist: None,
+                from_env: None,
+                embedder_dim: None,
+            });
+            let (url, cache) = match url {
+                Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => (None, Some(u)),
+                other => (other, o.cache),
+            };
+            let from_env = o.from_env.unwrap_or(false);
+            let config = crate::config(o.config.as_ref(), &[("DATABASE_URL", url), ("REDIS_URL", cache)], from_env)?;
+            let embedder = match (embedder, o.embedder_dim) {
+                (Some(f), Some(dim)) => {
+                    let tsfn: EmbedFn = f.build_threadsafe_function().callee_handled::<false>().build()?;
+                    Some((Arc::new(tsfn), dim as usize))
+                }
+                (Some(_), None) => return Err(invalid("embedderDim", "give the embedder's vector dimension")),
+                (None, _) => None,
+            };
+            Ok(AsyncTask::new(Build {
+                config: Some(config),
+                default_url: if from_env { ace::DEFAULT_DATABASE_URL } else { "memory" },
+                persist: o.persist.unwrap_or(true),
+                embedder,
+            }))
+        })
+    }
+
+    /// Records a finished stage; `null` when it raised nothing, else `{signals, intervention}`.
+    #[napi(ts_return_type = "Record<string, unknown> | null")]
+    pub fn record_stage(
+        &self,
+        agent: String,
+        task: String,
+        stage: String,
+        duration_s: f64,
+        success: bool,
+        metrics: Option<HashMap<String, f64>>,
+    ) -> Result<Option<Value>> {
+        guard(|| {
+            let r = match metrics {
+                None => self.ace.record_stage(&agent, &task, &stage, duration_s, success),
+                Some(m) => {
+                    let pairs: Vec<(&str, f64)> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                    self.ace.record_stage_with(&agent, &task, &stage, duration_s, success, &pairs)
+                }
+            }
+            .js()?;
+            report(&r)
+        })
+    }
+
+    /// Records one named metric of a stage without an outcome.
+    #[napi(ts_return_type = "Record<string, unknown> | null")]
+    pub fn record_metric(
+        &self,
+        agent: String,
+        task: String,
+        stage: String,
+        name: String,
+        value: f64,
+    ) -> Result<Option<Value>> {
+        guard(|| report(&self.ace.record_metric(&agent, &task, &stage, &name, value).js()?))
+    }
+
+    /// Records an error of `kind` with `message`.
+    #[napi(ts_return_type = "Record<string, unknown>")]
+    pub fn record_error(
+        &self,
+        agent: String,
+        task: String,
+        stage: String,
+        kind: String,
+        message: String,
+        severity: Option<String>,
+    ) -> Result<Value> {
+        guard(|| {
+            let sev = self::severity(severity)?;
+            let r = self.ace.record_error(&agent, &task, &stage, &kind, &message, sev).js()?;
+            let intervention = r.intervention.as_deref().map(intervention).transpose()?;
+            Ok(json!({
+                "pattern": r.pattern.to_string(),
+                "template": &*r.template,
+                "severity": r.severity.as_str(),
+                "occurrences": r.occurrences,
+                "truncated": r.truncated,
+                "signals": data(&r.signals)?,
+                "intervention": intervention,
+            }))
+        })
+    }
+
+    /// Says a task has ended; whether the engine knew it.
+    #[napi]
+    pub fn end_task(&self, agent: String, task: String) -> Result<bool> {
+        guard(|| self.ace.end_task(&agent, &task).js())
+    }
+
+    /// Says the agent's context was rebuilt.
+    #[napi]
+    pub fn refresh_context(&self, agent: String) -> Result<()> {
+        guard(|| self.ace.refresh_context(&agent).js())
+    }
+
+    /// The agent's context staleness in [0, 1], or `null` for an agent never seen.
+    #[napi]
+    pub fn context_staleness(&self, agent: String) -> Option<f64> {
+        self.ace.context_staleness(&agent)
+    }
+
+    /// Reports whether an intervention (by id) worked.
+    #[napi]
+    pub fn report_outcome(&self, id: String, success: bool) -> Result<()> {
+        guard(|| {
+            let id: u64 = id.parse().map_err(|_| invalid("id", "an intervention id is a decimal string"))?;
+            self.ace.report_outcome(ace::InterventionId(id), success).js()
+        })
+    }
+
+    /// The baseline of one (agent, stage, metric), or `null`.
+    #[napi(ts_return_type = "Record<string, unknown> | null")]
+    pub fn baseline(&self, agent: String, stage: String, metric: Option<String>) -> Result<Option<Value>> {
+        guard(|| {
+            self.ace.baseline(&agent, &stage, metric.as_deref().unwrap_or("duration_s")).map(|b| data(&b)).transpose()
+        })
+    }
+
+    /// The error patterns, most frequent first.
+    #[napi(ts_return_type = "Array<Record<string, unknown>>")]
+    pub fn patterns(&self) -> Result<Value> {
+        guard(|| data(&self.ace.patterns()))
+    }
+
+    /// All metrics as OpenMetrics text.
+    #[napi]
+    pub fn metrics_text(&self) -> String {
+        self.ace.metrics_text()
+    }
+
+    /// Counters since the engine started.
+    #[napi(ts_return_type = "Record<string, number>")]
+    pub fn stats(&self) -> Value {
+        let s = self.ace.stats();
+        json!({
+            "recorded": s.recorded, "persisted": s.persisted, "buffered": s.buffered, "dropped": s.dropped,
+            "signals": s.signals, "baselines": s.baselines, "errors": s.errors, "patterns": s.patterns,
+            "openTasks": s.open_tasks, "storeFailures": s.store_failures,
+        })
+    }
+
+    /// Store, cache and breaker status, in the runbook's `/health` shape.
+    #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
+    pub fn health(&self) -> AsyncTask<Job> {
+        let ace = self.ace.clone();
+        Job::new(move || {
+            serde_json::from_str(&ace.health().to_json()).map_err(|e| coded("internal", &e.to_string(), Value::Null))
+        })
+    }
+
+    /// Resolves once every accepted record is stored.
+    #[napi(ts_return_type = "Promise<null>")]
+    pub fn flush(&self) -> AsyncTask<Job> {
+        let ace = self.ace.clone();
+        Job::new(move || ace.flush().js().map(|()| Value::Null))
+    }
+
+    /// Flushes and stops the engine; later calls fail with `closed`.
+    #[napi(ts_return_type = "Promise<null>")]
+    pub fn close(&self) -> AsyncTask<Job> {
+        let ace = self.ace.clone();
+        Job::new(move || ace.close().js().map(|()| Value::Null))
+    }
+
+    /// The handle of the plain-function fast path (`recordStage(handle, ...)`).
+    #[napi(getter)]
+    pub fn handle(&self) -> u32 {
+        self.handle
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.ace.is_closed()
+    }
+
+    /// The store backend (`memory`, `sqlite`, `postgres`).
+    #[napi(getter)]
+    pub fn backend(&self) -> &'static str {
+        self.ace.store().backend()
+    }
+
+    /// Every breaker's state by name.
+    #[napi(ts_return_type = "Record<string, string>")]
+    pub fn breaker_states(&self) -> Value {
+        Value::Object(
+            self.ace.breakers().all().iter().map(|b| (b.name().to_owned(), Value::from(b.state().as_str()))).collect(),
+        )
+    }
+}

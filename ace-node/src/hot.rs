@@ -1,0 +1,243 @@
+//! The hot calls as plain functions over small integer handles.
+//!
+//! napi-rs checks a class instance's identity and registers a borrow of it on every method
+//! call: about 300 ns on this machine, more than the engine's own work. A plain function taking
+//! a handle costs about 60 ns. So the calls an agent makes per step (recording a stage, a
+//! breaker's permit and verdict) are plain functions here; the classes keep everything else.
+
+use std::sync::Arc;
+
+use ace::Ace;
+use ace::breaker::{CircuitBreaker, Outcome, OwnedPermit, Rejected};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+
+use crate::{IntoJs, coded, guard, invalid};
+
+/// A slab of values reachable by index; a freed index is used again.
+struct Registry<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Registry<T> {
+    const fn new() -> Self {
+        Registry { items: Vec::new(), free: Vec::new() }
+    }
+
+    fn insert(&mut self, v: T) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.items[i as usize] = Some(v);
+                i
+            }
+            None => {
+                self.items.push(Some(v));
+                (self.items.len() - 1) as u32
+            }
+        }
+    }
+
+    fn remove(&mut self, i: u32) {
+        if let Some(slot) = self.items.get_mut(i as usize)
+            && slot.take().is_some()
+        {
+            self.free.push(i);
+        }
+    }
+
+    fn get(&self, i: u32) -> Option<&T> {
+        self.items.get(i as usize).and_then(Option::as_ref)
+    }
+}
+
+static ENGINES: RwLock<Registry<Ace>> = RwLock::new(Registry::new());
+static BREAKERS: RwLock<Registry<Arc<BreakerCore>>> = RwLock::new(Registry::new());
+
+pub(crate) fn register_engine(ace: Ace) -> u32 {
+    ENGINES.write().insert(ace)
+}
+
+pub(crate) fn release_engine(handle: u32) {
+    ENGINES.write().remove(handle);
+}
+
+fn gone() -> Error {
+    coded("closed", "the ace engine is gone (closed and collected)", Value::Null)
+}
+
+/// Runs `f` on the engine behind `handle`.
+#[inline]
+fn with_engine<T>(handle: u32, f: impl FnOnce(&Ace) -> Result<T>) -> Result<T> {
+    let engines = ENGINES.read();
+    let ace = engines.get(handle).ok_or_else(gone)?;
+    guard(|| f(ace))
+}
+
+/// `Engine.recordStage` as a plain function (see the module docs).
+#[napi(ts_return_type = "Record<string, unknown> | null")]
+pub fn record_stage(
+    handle: u32,
+    agent: String,
+    task: String,
+    stage: String,
+    duration_s: f64,
+    success: bool,
+    metrics: Option<std::collections::HashMap<String, f64>>,
+) -> Result<Option<Value>> {
+    with_engine(handle, |ace| {
+        let r = match metrics {
+            None => ace.record_stage(&agent, &task, &stage, duration_s, success),
+            Some(m) => {
+                let pairs: Vec<(&str, f64)> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                ace.record_stage_with(&agent, &task, &stage, duration_s, success, &pairs)
+            }
+        }
+        .js()?;
+        crate::engine::report(&r)
+    })
+}
+
+/// `recordStage` without metrics, for the raw fast path.
+#[inline]
+pub(crate) fn record_stage_report(
+    handle: u32,
+    agent: &str,
+    task: &str,
+    stage: &str,
+    duration_s: f64,
+    success: bool,
+) -> Result<Option<Value>> {
+    with_engine(handle, |ace| crate::engine::report(&ace.record_stage(agent, task, stage, duration_s, success).js()?))
+}
+
+/// A breaker with the permits JS holds (as slots).
+pub(crate) struct BreakerCore {
+    pub(crate) breaker: Arc<CircuitBreaker>,
+    pub(crate) ace: Ace,
+    slab: Mutex<Slab>,
+}
+
+#[derive(Default)]
+struct Slab {
+    permits: Vec<Option<OwnedPermit>>,
+    free: Vec<u32>,
+    rejected: Option<Rejected>,
+}
+
+impl BreakerCore {
+    pub(crate) fn new(breaker: Arc<CircuitBreaker>, ace: Ace) -> Self {
+        BreakerCore { breaker, ace, slab: Mutex::default() }
+    }
+
+    /// Holds a permit (its slot) or the rejection (-1).
+    #[inline]
+    pub(crate) fn hold(&self, r: std::result::Result<OwnedPermit, Rejected>) -> i32 {
+        let mut s = self.slab.lock();
+        match r {
+            Ok(p) => match s.free.pop() {
+                Some(i) => {
+                    s.permits[i as usize] = Some(p);
+                    i as i32
+                }
+                None => {
+                    s.permits.push(Some(p));
+                    (s.permits.len() - 1) as i32
+                }
+            },
+            Err(r) => {
+                s.rejected = Some(r);
+                -1
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn take(&self, slot: i32) -> Result<OwnedPermit> {
+        let mut s = self.slab.lock();
+        let p = usize::try_from(slot).ok().and_then(|i| s.permits.get_mut(i)).and_then(Option::take);
+        match p {
+            Some(p) => {
+                s.free.push(slot as u32);
+                Ok(p)
+            }
+            None => Err(invalid("permit", "no such permit (completed already?)")),
+        }
+    }
+
+    pub(crate) fn take_rejection(&self) -> Option<Rejected> {
+        self.slab.lock().rejected.take()
+    }
+
+    pub(crate) fn outstanding(&self) -> u32 {
+        let s = self.slab.lock();
+        (s.permits.len() - s.free.len()) as u32
+    }
+}
+
+pub(crate) fn register_breaker(core: Arc<BreakerCore>) -> u32 {
+    BREAKERS.write().insert(core)
+}
+
+pub(crate) fn release_breaker(id: u32) {
+    BREAKERS.write().remove(id);
+}
+
+#[inline]
+fn with_breaker<T>(id: u32, f: impl FnOnce(&BreakerCore) -> Result<T>) -> Result<T> {
+    let breakers = BREAKERS.read();
+    let b = breakers.get(id).ok_or_else(|| invalid("breaker", "no such breaker"))?;
+    f(b)
+}
+
+/// A permit slot of breaker `id`, or -1 when it turns the call away.
+#[inline]
+pub(crate) fn try_acquire(id: u32) -> Result<i32> {
+    with_breaker(id, |b| Ok(b.hold(b.breaker.try_acquire_owned())))
+}
+
+/// Hands over `pending` successes counted in JS, then records one call's `outcome` without a
+/// permit taken beforehand (0 none, 1 failure, 2 ignored); whether JS may go on counting
+/// successes itself (see `CircuitBreaker::takes_batched_successes`).
+#[inline]
+pub(crate) fn flush(id: u32, pending: u32, outcome: u32) -> Result<bool> {
+    with_breaker(id, |b| {
+        b.breaker.record_successes(u64::from(pending));
+        let verdict = match outcome {
+            0 => None,
+            1 => Some(Outcome::Failure),
+            2 => Some(Outcome::Ignored),
+            _ => return Err(invalid("outcome", "0 none, 1 failure, 2 ignored")),
+        };
+        if let Some(o) = verdict
+            && let Ok(p) = b.breaker.try_acquire_owned()
+        {
+            p.record(o);
+        }
+        Ok(b.breaker.takes_batched_successes())
+    })
+}
+
+/// `breakerTryAcquire` for `agent`'s call in `task`: a rejection is a signal for the task.
+#[napi]
+pub fn breaker_try_acquire_for(id: u32, agent: String, task: String) -> Result<i32> {
+    with_breaker(id, |b| guard(|| Ok(b.hold(b.ace.acquire_owned(&agent, &task, &b.breaker)))))
+}
+
+/// Completes the permit in `slot`: 0 success, 1 failure, 2 ignored, 3 given back (no result).
+#[inline]
+pub(crate) fn complete(id: u32, slot: i32, outcome: u32) -> Result<()> {
+    with_breaker(id, |b| {
+        let p = b.take(slot)?;
+        match outcome {
+            0 => p.record(Outcome::Success),
+            1 => p.record(Outcome::Failure),
+            2 => p.record(Outcome::Ignored),
+            3 => drop(p),
+            _ => return Err(invalid("outcome", "0 success, 1 failure, 2 ignored, 3 released")),
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,239 @@
+//! The per-step calls written against Node-API directly.
+//!
+//! Even a plain `#[napi]` function opens and closes a borrow-tracking scope (a thread-local push,
+//! an allocation) around every call: about 110 ns, more than a breaker's whole decision. These
+//! callbacks read their arguments with `napi_get_cb_info` into stack buffers and do nothing
+//! else: `breakerTryAcquire`, `breakerComplete`, `breakerFlush` and `recordStage` (without
+//! metrics). They
+//! never unwind into Node (a panic is caught and thrown as an `internal` error).
+
+use std::ffi::{CString, c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::null_mut;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use serde_json::Value;
+
+use crate::hot;
+
+/// Throws `error` (an `ace:{json}` error) and returns no value.
+unsafe fn throw(env: sys::napi_env, error: &Error) -> sys::napi_value {
+    let message = CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: `env` is the live env of this callback; both strings are NUL-terminated.
+    unsafe { sys::napi_throw_error(env, null_mut(), message.as_ptr()) };
+    null_mut()
+}
+
+fn arg_error(position: usize, expected: &str) -> Error {
+    crate::coded(
+        "invalid_input",
+        &format!("invalid argument {position}: expected {expected}"),
+        serde_json::json!({ "field": format!("argument {position}") }),
+    )
+}
+
+/// Reads up to `N` arguments.
+unsafe fn args<const N: usize>(env: sys::napi_env, info: sys::napi_callback_info) -> ([sys::napi_value; N], usize) {
+    let mut argv = [null_mut(); N];
+    let mut argc = N;
+    // SAFETY: `argv` has room for `argc` values; `env` and `info` come from Node for this call.
+    unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), null_mut(), null_mut()) };
+    (argv, argc.min(N))
+}
+
+unsafe fn u32_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> Result<u32> {
+    let mut out = 0u32;
+    // SAFETY: `v` is an argument value of this call.
+    match unsafe { sys::napi_get_value_uint32(env, v, &mut out) } {
+        sys::Status::napi_ok => Ok(out),
+        _ => Err(arg_error(position, "a number")),
+    }
+}
+
+unsafe fn i32_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> Result<i32> {
+    let mut out = 0i32;
+    // SAFETY: as above.
+    match unsafe { sys::napi_get_value_int32(env, v, &mut out) } {
+        sys::Status::napi_ok => Ok(out),
+        _ => Err(arg_error(position, "a number")),
+    }
+}
+
+unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> Result<f64> {
+    let mut out = 0f64;
+    // SAFETY: as above.
+    match unsafe { sys::napi_get_value_double(env, v, &mut out) } {
+        sys::Status::napi_ok => Ok(out),
+        _ => Err(arg_error(position, "a number")),
+    }
+}
+
+unsafe fn bool_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> Result<bool> {
+    let mut out = false;
+    // SAFETY: as above.
+    match unsafe { sys::napi_get_value_bool(env, v, &mut out) } {
+        sys::Status::napi_ok => Ok(out),
+        _ => Err(arg_error(position, "a boolean")),
+    }
+}
+
+/// A string argument as UTF-8: in `buf` when it fits, else in `heap`. V8 replaces lone
+/// surrogates with U+FFFD.
+unsafe fn str_arg<'a>(
+    env: sys::napi_env,
+    v: sys::napi_value,
+    position: usize,
+    buf: &'a mut [u8; 256],
+    heap: &'a mut Vec<u8>,
+) -> Result<&'a str> {
+    let mut len = 0usize;
+    // SAFETY: `buf` is writable for its length; Node writes at most `len - 1` bytes and a NUL.
+    let status =
+        unsafe { sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast::<c_char>(), buf.len(), &mut len) };
+    if status != sys::Status::napi_ok {
+        return Err(arg_error(position, "a string"));
+    }
+    let bytes: &[u8] = if len < buf.len() - 1 {
+        &buf[..len]
+    } else {
+        // Possibly cut: ask for the length, then copy it whole.
+        // SAFETY: a null buffer asks only for the length.
+        unsafe { sys::napi_get_value_string_utf8(env, v, null_mut(), 0, &mut len) };
+        heap.resize(len + 1, 0);
+        // SAFETY: `heap` has room for `len` bytes and the NUL.
+        unsafe { sys::napi_get_value_string_utf8(env, v, heap.as_mut_ptr().cast::<c_char>(), len + 1, &mut len) };
+        &heap[..len]
+    };
+    std::str::from_utf8(bytes).map_err(|_| arg_error(position, "a string"))
+}
+
+unsafe fn int(env: sys::napi_env, v: i32) -> sys::napi_value {
+    let mut out = null_mut();
+    // SAFETY: `env` is live.
+    unsafe { sys::napi_create_int32(env, v, &mut out) };
+    out
+}
+
+unsafe fn null(env: sys::napi_env) -> sys::napi_value {
+    let mut out = null_mut();
+    // SAFETY: `env` is live.
+    unsafe { sys::napi_get_null(env, &mut out) };
+    out
+}
+
+/// Runs a callback body, throwing its error and catching any panic.
+unsafe fn run(env: sys::napi_env, f: impl FnOnce() -> Result<sys::napi_value>) -> sys::napi_value {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        // SAFETY: `env` is live.
+        Ok(Err(e)) => unsafe { throw(env, &e) },
+        Err(_) => unsafe {
+            throw(env, &crate::coded("internal", "internal error in ace (please report it)", Value::Null))
+        },
+    }
+}
+
+/// `breakerTryAcquire(id)`: a permit slot, or -1 when the breaker turns the call away.
+unsafe extern "C" fn breaker_try_acquire(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node with this call's env and info.
+    unsafe {
+        run(env, || {
+            let (argv, _) = args::<1>(env, info);
+            let id = u32_arg(env, argv[0], 1)?;
+            Ok(int(env, hot::try_acquire(id)?))
+        })
+    }
+}
+
+/// `breakerComplete(id, slot, outcome)`: 0 success, 1 failure, 2 ignored, 3 given back.
+unsafe extern "C" fn breaker_complete(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node with this call's env and info.
+    unsafe {
+        run(env, || {
+            let (argv, _) = args::<3>(env, info);
+            let id = u32_arg(env, argv[0], 1)?;
+            let slot = i32_arg(env, argv[1], 2)?;
+            let outcome = u32_arg(env, argv[2], 3)?;
+            hot::complete(id, slot, outcome)?;
+            Ok(null(env))
+        })
+    }
+}
+
+/// `breakerFlush(id, pending, outcome)`: hands over successes counted in JS and an outcome;
+/// whether JS may keep counting (see `hot::flush`).
+unsafe extern "C" fn breaker_flush(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node with this call's env and info.
+    unsafe {
+        run(env, || {
+            let (argv, _) = args::<3>(env, info);
+            let id = u32_arg(env, argv[0], 1)?;
+            let pending = u32_arg(env, argv[1], 2)?;
+            let outcome = u32_arg(env, argv[2], 3)?;
+            Ok(int(env, i32::from(hot::flush(id, pending, outcome)?)))
+        })
+    }
+}
+
+/// `recordStage(handle, agent, task, stage, durationS, success)`: `null` or a report.
+unsafe extern "C" fn record_stage(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node with this call's env and info.
+    unsafe {
+        run(env, || {
+            let (argv, argc) = args::<6>(env, info);
+            if argc < 6 {
+                return Err(arg_error(argc + 1, "recordStage(handle, agent, task, stage, durationS, success)"));
+            }
+            let handle = u32_arg(env, argv[0], 1)?;
+            let (mut b1, mut b2, mut b3) = ([0u8; 256], [0u8; 256], [0u8; 256]);
+            let (mut h1, mut h2, mut h3) = (Vec::new(), Vec::new(), Vec::new());
+            let agent = str_arg(env, argv[1], 2, &mut b1, &mut h1)?;
+            let task = str_arg(env, argv[2], 3, &mut b2, &mut h2)?;
+            let stage = str_arg(env, argv[3], 4, &mut b3, &mut h3)?;
+            let duration = f64_arg(env, argv[4], 5)?;
+            let success = bool_arg(env, argv[5], 6)?;
+            match hot::record_stage_report(handle, agent, task, stage, duration, success)? {
+                None => Ok(null(env)),
+                Some(v) => Value::to_napi_value(env, v),
+            }
+        })
+    }
+}
+
+fn define(
+    env: sys::napi_env,
+    exports: &mut sys::napi_value,
+    name: &std::ffi::CStr,
+    cb: sys::napi_callback,
+) -> Result<()> {
+    let mut f = null_mut();
+    // SAFETY: `env` is the live env of the `fastApi()` call; `name` is NUL-terminated.
+    let status = unsafe {
+        sys::napi_create_function(env, name.as_ptr(), name.to_bytes().len() as isize, cb, null_mut::<c_void>(), &mut f)
+    };
+    if status != sys::Status::napi_ok {
+        return Err(Error::from_reason("napi_create_function failed"));
+    }
+    // SAFETY: as above; `exports` is an object made in this call.
+    let status = unsafe { sys::napi_set_named_property(env, *exports, name.as_ptr(), f) };
+    if status != sys::Status::napi_ok {
+        return Err(Error::from_reason("napi_set_named_property failed"));
+    }
+    Ok(())
+}
+
+/// The fast per-step calls: `{recordStage, breakerTryAcquire, breakerComplete}`.
+#[napi(
+    ts_return_type = "{ recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number }"
+)]
+pub fn fast_api(env: &Env) -> Result<Object<'_>> {
+    let obj = Object::new(env)?;
+    let mut raw = obj.raw();
+    define(env.raw(), &mut raw, c"recordStage", Some(record_stage))?;
+    define(env.raw(), &mut raw, c"breakerTryAcquire", Some(breaker_try_acquire))?;
+    define(env.raw(), &mut raw, c"breakerComplete", Some(breaker_complete))?;
+    define(env.raw(), &mut raw, c"breakerFlush", Some(breaker_flush))?;
+    Ok(obj)
+}

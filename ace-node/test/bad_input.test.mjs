@@ -1,0 +1,69 @@
+// Bad input gets a typed error; nothing panics across the boundary.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import ace from '../ace.js'
+
+const { Ace } = ace
+
+test('invalid records are InvalidInputError and record nothing', async () => {
+  const eng = new Ace()
+  for (const args of [
+    ['', 't', 'planning', 1],
+    ['a', '', 'planning', 1],
+    ['a', 't', 'Planning!', 1],
+    ['a', 't', 'planning', NaN],
+    ['a', 't', 'planning', Infinity],
+    ['a', 't', 'planning', -1],
+    ['a'.repeat(100_000), 't', 'planning', 1],
+    ['a\u0000b', 't', 'planning', 1],
+  ]) {
+    assert.throws(() => eng.recordStage(...args), (e) => e instanceof ace.InvalidInputError && e.code === 'invalid_input' && !!e.field, String(args[0]).slice(0, 10))
+  }
+  assert.throws(() => eng.recordStage('a', 't', 'planning', 1, true, { tokens: NaN }), ace.InvalidInputError)
+  assert.throws(() => eng.recordError('a', 't', 'planning', 'E', 'm', 'apocalyptic'), ace.InvalidInputError)
+  assert.equal(eng.stats().recorded, 0)
+  await eng.close()
+})
+
+test('wrong types are errors, never crashes', async () => {
+  const eng = new Ace()
+  assert.throws(() => eng.recordStage(42, 't', 'planning', 1))
+  assert.throws(() => eng.recordStage('a', 't', 'planning', 'slow'))
+  assert.throws(() => eng.recordStage('a', 't', 'planning', 1, true, { tokens: 'many' }))
+  assert.throws(() => eng.reportOutcome('not-a-number', true), ace.InvalidInputError)
+  // Lone surrogates are replaced when strings cross into Rust: recorded, not crashed.
+  eng.recordStage('a\ud800', 't', 'planning', 1)
+  assert.equal(eng.stats().recorded, 1)
+  await eng.close()
+})
+
+test('bad settings and URLs name what is wrong without credentials', async () => {
+  assert.throws(() => new Ace({ config: { batchSize: 'lots' } }), (e) => e instanceof ace.ConfigError && e.key === 'ACE_BATCH_SIZE')
+  assert.throws(() => new Ace({ config: { noSuchSetting: 1 } }), ace.ConfigError)
+  assert.throws(() => new Ace({ config: { batchSize: { nested: 1 } } }), ace.InvalidInputError)
+  await assert.rejects(Ace.open('mysql://u:hunter2@h/db'), (e) => e instanceof ace.AceError && !e.message.includes('hunter2'))
+  await assert.rejects(Ace.open('redis://:s3cret@127.0.0.1:1'), (e) => e instanceof ace.StoreUnavailableError && !e.message.includes('s3cret'))
+  await assert.rejects(Ace.open(undefined, { embedder: () => [] }), ace.InvalidInputError)
+})
+
+test('every error class carries its code', () => {
+  const pairs = [
+    [ace.ConfigError, 'config'],
+    [ace.InvalidInputError, 'invalid_input'],
+    [ace.ClosedError, 'closed'],
+    [ace.StoreError, 'store'],
+    [ace.StoreUnavailableError, 'store_unavailable'],
+    [ace.CorruptError, 'corrupt'],
+    [ace.CircuitOpenError, 'circuit_open'],
+    [ace.LimitedError, 'limited'],
+    [ace.InternalError, 'internal'],
+  ]
+  for (const [cls, code] of pairs) {
+    const e = new cls('m', { extra: 1 })
+    assert.ok(e instanceof ace.AceError && e instanceof Error)
+    assert.equal(e.code, code)
+    assert.equal(e.extra, 1)
+    assert.equal(e.name, cls.name)
+  }
+  assert.ok(new ace.StoreUnavailableError('x') instanceof ace.StoreError)
+})

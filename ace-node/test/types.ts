@@ -1,0 +1,34 @@
+// Typed usage of agent-ace: `tsc --noEmit` over this file checks ace.d.ts (never run).
+import { Ace, CircuitOpenError, type Intervention, type Report, replay } from '../ace.js'
+
+async function main(): Promise<void> {
+  const ace = await Ace.open('sqlite:///tmp/ace-types.db', { config: { cooldownSeconds: 60 } })
+  ace.on('intervention', (i: Intervention) => console.log(i.strategy, i.reason))
+  const r: Report = ace.recordStage('agent-1', 'task-1', 'planning', 0.4, true, { tokens_in: 812 })
+  if (r.intervention) ace.reportOutcome(r.intervention, true)
+  const n: number = await ace.stage('agent-1', 'task-1', 'execution', async (s) => {
+    s.metric('tokens_out', 10)
+    return 42
+  })
+  const er = ace.recordError('agent-1', 'task-1', 'execution', new TypeError('bad'))
+  const template: string = er.template
+  const llm = ace.breaker('llm', { failures: 3, waitSeconds: 30 })
+  const answer: string = await llm.call(async (prompt: string) => prompt.toUpperCase(), 'hi')
+  const permit = llm.tryAcquire()
+  if (permit) permit.success()
+  try {
+    llm.acquire('agent-1', 'task-1').failure()
+  } catch (e) {
+    if (e instanceof CircuitOpenError) console.log(e.retryAfter, e.intervention?.strategy)
+  }
+  await ace.rateLimiter('rate', 1, 10).acquire(5)
+  await ace.bulkhead('pool', 4).run(async () => 1)
+  const best = await ace.playbooks.retrieve('support', 'refund', { k: 3 })
+  console.log(best[0]?.score, n, template, answer, (await replay('trace.jsonl')).precision)
+  const health = await ace.health()
+  console.log(health.status, ace.stats().recorded, ace.breakerStates().llm)
+  await ace.flush()
+  await ace.close()
+}
+
+void main()

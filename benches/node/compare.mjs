@@ -1,0 +1,103 @@
+// Per-call cost of ace from Node, side by side with the libraries it replaces, in one run:
+//
+// - recording a stage:   ace.recordStage  vs prom-client (a labelled histogram + counter)
+// - recording an error:  ace.recordError  vs prom-client (a labelled counter; it mines nothing)
+// - a call through a closed breaker: ace (call, and tryAcquire/success) vs cockatiel vs opossum
+//
+//   node benches/node/compare.mjs           # the full run (figures in docs/node.md)
+//   node benches/node/compare.mjs --quick   # a smoke run (CI)
+import { createRequire } from 'node:module'
+
+const require = createRequire(new URL('../../ace-node/package.json', import.meta.url))
+const ace = require('./ace.js')
+const client = require('prom-client')
+const { CircuitBreakerPolicy, ConsecutiveBreaker, handleAll, circuitBreaker } = require('cockatiel')
+const Opossum = require('opossum')
+
+const quick = process.argv.includes('--quick')
+const N = quick ? 2_000 : 200_000
+const REPEATS = quick ? 1 : 5
+
+async function perCall(fn, n = N) {
+  let best = Infinity
+  for (let r = 0; r < REPEATS; r++) {
+    const t = process.hrtime.bigint()
+    await fn(n)
+    best = Math.min(best, Number(process.hrtime.bigint() - t) / n)
+  }
+  return best
+}
+
+const eng = new ace.Ace()
+const quiet = await ace.Ace.open(undefined, { persist: false })
+const rows = []
+
+const registry = new client.Registry()
+const hist = new client.Histogram({ name: 'stage_seconds', help: 'x', labelNames: ['agent', 'stage'], registers: [registry] })
+const count = new client.Counter({ name: 'stages', help: 'x', labelNames: ['agent', 'stage', 'success'], registers: [registry] })
+const errors = new client.Counter({ name: 'errors', help: 'x', labelNames: ['agent', 'kind'], registers: [registry] })
+
+rows.push([
+  'record a stage',
+  await perCall((n) => {
+    for (let i = 0; i < n; i++) quiet.recordStage('agent-1', 'task-1', 'planning', 0.5, true)
+  }),
+  'prom-client',
+  await perCall((n) => {
+    for (let i = 0; i < n; i++) {
+      hist.labels('agent-1', 'planning').observe(0.5)
+      count.labels('agent-1', 'planning', 'true').inc()
+    }
+  }),
+])
+
+const messages = Array.from({ length: 1000 }, (_, i) => `connection to db-${i % 50}:${5432 + (i % 7)} refused after ${i % 1000} ms`)
+const ne = Math.max(N / 10, 1000)
+rows.push([
+  'record an error',
+  await perCall((n) => {
+    for (let i = 0; i < n; i++) quiet.recordError('agent-1', `task-${i % 100}`, 'execution', 'ConnectionError', messages[i % 1000])
+  }, ne),
+  'prom-client (count only)',
+  await perCall((n) => {
+    for (let i = 0; i < n; i++) errors.labels('agent-1', 'ConnectionError').inc()
+  }, ne),
+])
+
+const noop = async () => 1
+const b = quiet.breaker('bench')
+const aceCall = await perCall(async (n) => {
+  for (let i = 0; i < n; i++) await b.call(noop)
+})
+const aceTry = await perCall(async (n) => {
+  for (let i = 0; i < n; i++) {
+    const p = b.tryAcquire()
+    await noop()
+    p.success()
+  }
+})
+const cockatiel = circuitBreaker(handleAll, { halfOpenAfter: 60_000, breaker: new ConsecutiveBreaker(5) })
+const cockatielNs = await perCall(async (n) => {
+  for (let i = 0; i < n; i++) await cockatiel.execute(noop)
+})
+const opossum = new Opossum(noop, { timeout: false, errorThresholdPercentage: 50, resetTimeout: 60_000 })
+const opossumNs = await perCall(async (n) => {
+  for (let i = 0; i < n; i++) await opossum.fire()
+})
+const bare = await perCall(async (n) => {
+  for (let i = 0; i < n; i++) await noop()
+})
+rows.push(['closed breaker: call(asyncFn)', aceCall, 'cockatiel', cockatielNs])
+rows.push(['closed breaker: call(asyncFn)', aceCall, 'opossum', opossumNs])
+rows.push(['closed breaker: tryAcquire', aceTry, 'cockatiel', cockatielNs])
+
+const pad = (s, n) => String(s).padEnd(n)
+const num = (x, n) => x.toFixed(0).padStart(n)
+console.log(`${pad('operation', 31)} ${'ace ns'.padStart(8)} ${pad('peer', 25)} ${'peer ns'.padStart(8)} ${'peer/ace'.padStart(9)}`)
+for (const [op, ours, peer, theirs] of rows) {
+  console.log(`${pad(op, 31)} ${num(ours, 8)} ${pad(peer, 25)} ${num(theirs, 8)} ${(theirs / ours).toFixed(1).padStart(8)}x`)
+}
+console.log(`(awaiting a resolved async function costs ${bare.toFixed(0)} ns here; ${quick ? 'quick run' : `best of ${REPEATS}`})`)
+opossum.shutdown()
+await eng.close()
+await quiet.close()
