@@ -65,8 +65,13 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -151,4 +156,87 @@ fn a_breaker_that_opens_in_one_process_opens_in_the_others() {
     assert!(rejected.retry_after.unwrap() > Duration::from_secs(50), "the same wait: {rejected}");
     // A breaker b opened because of a does not bounce back to a as a new opening.
     assert_eq!(b.breakers().all().iter().filter(|x| x.state() == ace::breaker::State::Open).count(), 1);
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    // The writers sync about once a second; allow a few.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_new_replica_starts_from_the_fleets_baseline() {
+    let ns = namespace("baselines");
+    let a = Ace::builder().cache(cache(&ns)).build().unwrap();
+    for i in 0..40 {
+        a.record_stage_with(
+            "agent-1",
+            &format!("t{i}"),
+            "planning",
+            1.0 + f64::from(i % 3) * 0.01,
+            true,
+            &[("tokens_in", 800.0)],
+        )
+        .unwrap();
+    }
+    a.flush().unwrap(); // saves, and so publishes, the baselines
+    let b = Ace::builder().cache(cache(&ns)).build().unwrap();
+    b.record_stage("agent-1", "t-b", "planning", 1.0, true).unwrap();
+    assert_eq!(b.baseline("agent-1", "planning", "duration_s").unwrap().count, 1, "warming up here");
+    eventually("adopting the fleet's baseline", || {
+        b.baseline("agent-1", "planning", "duration_s").unwrap().count >= 40
+    });
+    assert!(b.baseline("agent-1", "planning", "tokens_in").unwrap().count >= 40, "every stream of the pair");
+    // With the fleet's baseline, a slowdown is news at once rather than after a warm-up.
+    let flagged = (0..10)
+        .any(|i| !b.record_stage("agent-1", &format!("slow-{i}"), "planning", 5.0, true).unwrap().signals.is_empty());
+    assert!(flagged, "b judged a fivefold slowdown against the adopted baseline");
+    // A replica that has seen more than the fleet keeps its own.
+    let c = Ace::builder().cache(cache(&ns)).build().unwrap();
+    for i in 0..60 {
+        c.record_stage("agent-1", &format!("c{i}"), "planning", 2.0, true).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(c.baseline("agent-1", "planning", "duration_s").unwrap().count, 60);
+}
+
+#[test]
+fn a_context_refresh_in_one_replica_is_seen_by_the_others() {
+    let ns = namespace("refresh");
+    let config = || AceConfig::builder().context_steps_half_life(2.0).build().unwrap();
+    let a = Ace::builder().config(config()).cache(cache(&ns)).build().unwrap();
+    let b = Ace::builder().config(config()).cache(cache(&ns)).build().unwrap();
+    for i in 0..10 {
+        a.record_stage("agent-1", &format!("a{i}"), "planning", 1.0, true).unwrap();
+        b.record_stage("agent-1", &format!("b{i}"), "planning", 1.0, true).unwrap();
+    }
+    assert!(b.context_staleness("agent-1").unwrap() > 0.5, "ten steps at a half-life of two");
+    a.refresh_context("agent-1").unwrap();
+    eventually("b seeing a's refresh", || b.context_staleness("agent-1").unwrap() < 0.1);
+}
+
+#[test]
+fn wrong_credentials_are_a_clear_error_without_the_password() {
+    // A server of the test's own that wants a password.
+    let port = 20_000 + ((std::process::id() + 7_919) % 20_000) as u16;
+    let server = OwnRedis::start_with(port, &["--requirepass", "r1ght"]);
+    let at = |auth: &str| format!("redis://{auth}127.0.0.1:{}", server.port);
+    let good = RedisCache::connect(&at(":r1ght@"), RedisOptions::default()).expect("the right password");
+    good.set("k", "v", Duration::from_secs(5)).unwrap();
+    for auth in [":wr0ngpass@", "nobody:wr0ngpass@", ""] {
+        let err = RedisCache::connect(&at(auth), RedisOptions::default())
+            .map(|c| c.get("k").map(|_| c))
+            .and_then(|r| r)
+            .expect_err(auth);
+        let text = err.to_string();
+        assert_eq!(err.code(), "store_unavailable", "{text}");
+        assert!(
+            text.contains("WRONGPASS") || text.contains("NOAUTH") || text.contains("auth"),
+            "names the cause: {text}"
+        );
+        assert!(!text.contains("wr0ngpass") && text.contains(&format!("127.0.0.1:{}", server.port)), "{text}");
+    }
 }

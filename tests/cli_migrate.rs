@@ -7,6 +7,10 @@ fn version(out: &str) -> i64 {
     serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["schema_version"].as_i64().unwrap()
 }
 
+fn ran(out: &str) -> i64 {
+    serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["migrations_run"].as_i64().unwrap()
+}
+
 #[test]
 fn down_status_and_up_on_sqlite_and_postgres() {
     let dir = tempfile::tempdir().unwrap();
@@ -14,13 +18,22 @@ fn down_status_and_up_on_sqlite_and_postgres() {
     let db = db.to_str().unwrap();
     let (ok, out, err) = ace(&["migrate", "status", "--store", db]);
     assert!(ok, "{err}");
-    assert_eq!(version(&out), 4);
+    assert_eq!(version(&out), 0, "a new file, and status applies nothing");
+    let (ok, out, err) = ace(&["migrate", "up", "--store", db]);
+    assert!(ok, "{err}");
+    assert_eq!((version(&out), ran(&out)), (4, 4));
     let (ok, out, _) = ace(&["migrate", "down", "--to", "1", "--store", db]);
     assert!(ok);
-    assert_eq!(version(&out), 1);
+    assert_eq!((version(&out), ran(&out)), (1, 3));
+    let (ok, out, _) = ace(&["migrate", "status", "--store", db]);
+    assert!(ok);
+    assert_eq!(version(&out), 1, "status applies nothing");
     let (ok, out, _) = ace(&["migrate", "up", "--store", db]);
     assert!(ok);
-    assert_eq!(version(&out), 4);
+    assert_eq!((version(&out), ran(&out)), (4, 3), "up reports the migrations it ran");
+    let (ok, out, _) = ace(&["migrate", "up", "--store", db]);
+    assert!(ok);
+    assert_eq!((version(&out), ran(&out)), (4, 0));
     let pg = std::env::var("ACE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_owned());
     let (ok, out, err) = ace(&["migrate", "status", "--store", &pg]);

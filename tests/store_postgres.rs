@@ -123,3 +123,47 @@ fn bad_connections_say_what_is_wrong_without_the_password() {
     let store = ace::open_store(&url()).unwrap();
     assert_eq!(store.backend(), "postgres");
 }
+
+#[test]
+fn a_database_without_the_migrations_is_a_clear_error_until_they_run() {
+    let schema = format!("ace_test_unmigrated_{}", std::process::id());
+    let options = PgOptions::default().schema(schema.clone()).max_connections(2).migrate(false);
+    let store = PgStore::connect(&url(), options).unwrap();
+    let guard = Fresh { store: Arc::new(store), schema };
+    assert_eq!(guard.store.schema_version().unwrap(), 0);
+    let record = ace::Record::Metric(ace::MetricRecord {
+        ts: ace::Timestamp::from_micros(1_700_000_000_000_000),
+        agent: Arc::from("a"),
+        task: Arc::from("t"),
+        stage: Arc::from("planning"),
+        duration_s: Some(1.0),
+        success: Some(true),
+        metrics: Vec::new(),
+    });
+    let err = guard.store.append(std::slice::from_ref(&record)).unwrap_err();
+    assert_eq!(err.code(), "store", "{err}");
+    assert!(err.to_string().contains("ace_performance_metrics"), "names the missing table: {err}");
+    assert!(guard.store.migrate_up().unwrap() >= 1);
+    guard.store.append(&[record]).unwrap();
+    assert_eq!(guard.store.count_metrics().unwrap(), 1);
+}
+
+#[test]
+fn tls_follows_the_urls_sslmode() {
+    // This server offers TLS with a self-signed certificate (Debian's snakeoil).
+    let with = |mode: &str| {
+        let base = url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}sslmode={mode}")
+    };
+    let schema = format!("ace_test_tls_{}", std::process::id());
+    let options = PgOptions::default().schema(schema.clone()).max_connections(2);
+    let store = PgStore::connect(&with("require"), options).expect("an encrypted connection");
+    let guard = Fresh { store: Arc::new(store), schema };
+    assert_eq!(guard.store.count_metrics().unwrap(), 0);
+    // Verifying the certificate proves the handshake happened: this one is not trusted.
+    let err = PgStore::connect(&with("verify-full"), PgOptions::default().max_connections(1)).unwrap_err();
+    assert_eq!(err.code(), "store_unavailable", "{err}");
+    let text = err.to_string().to_lowercase();
+    assert!(text.contains("certificate") || text.contains("tls") || text.contains("ssl"), "{err}");
+}

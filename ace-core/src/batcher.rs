@@ -158,6 +158,29 @@ pub(crate) struct Writer {
     /// Journal segments finished before the last drain: deleted once the hand is empty.
     rotated: Vec<std::path::PathBuf>,
     last_breaker_sync: Instant,
+    last_state_sync: Instant,
+    /// (agent, stage) pairs whose fleet baseline was asked for, and when: asked again after
+    /// [`BASELINE_ASK_AGAIN`].
+    asked: HashMap<(Arc<str>, Arc<str>), Instant>,
+}
+
+/// How often the writer shares context refreshes and warming baselines through the cache.
+const STATE_SYNC: Duration = Duration::from_secs(1);
+/// The most keys one sync reads from the cache, for baselines and for refreshes each.
+const SYNC_READS: usize = 64;
+/// How long before a warming (agent, stage) asks the cache for the fleet's baseline again.
+const BASELINE_ASK_AGAIN: Duration = Duration::from_secs(10);
+
+/// A baseline as shared through the cache (`baseline:{stage}:{agent}`: every stream of the pair).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedStream {
+    metric: String,
+    state: crate::monitor::BaselineState,
+    updated_at: i64,
+}
+
+fn baseline_key(agent: &str, stage: &str) -> String {
+    format!("baseline:{stage}:{agent}")
 }
 
 /// A journal segment is finished (and can go once stored) after this long.
@@ -178,6 +201,8 @@ impl Writer {
             last_spill: Instant::now(),
             rotated: Vec::new(),
             last_breaker_sync: Instant::now(),
+            last_state_sync: Instant::now(),
+            asked: HashMap::new(),
         };
         let handle = std::thread::Builder::new()
             .name("ace-writer".into())
@@ -211,6 +236,7 @@ impl Writer {
             let woke = sync.wake.swap(false, Ordering::SeqCst);
             let polling = sync.polling.load(Ordering::Relaxed);
             self.sync_breakers();
+            self.sync_state();
             if woke || flushing || polling || last_cycle.elapsed() >= timeout {
                 last_cycle = Instant::now();
                 let persisted_before = sync.state.lock().persisted;
@@ -349,6 +375,111 @@ impl Writer {
         }
     }
 
+    /// Shares state through the cache, at most every [`STATE_SYNC`], never on a caller's path:
+    /// publishes this process's context refreshes; applies refreshes other processes made to
+    /// agents whose context is getting stale here; and gives (agent, stage) pairs still warming
+    /// up the baseline the fleet has learned, when it has seen more. Baselines are published as
+    /// they are saved (see `save_baselines`). A cache failure is logged; the next sync retries.
+    fn sync_state(&mut self) {
+        let shared = self.shared.clone();
+        let Some(cache) = &shared.cache else { return };
+        if self.last_state_sync.elapsed() < STATE_SYNC {
+            return;
+        }
+        self.last_state_sync = Instant::now();
+        let ttl = shared.config.cache_ttl;
+        let now = shared.clock.now();
+        let refreshed: Vec<(Arc<str>, i64)> = std::mem::take(&mut *shared.refreshed.lock());
+        for (agent, at) in refreshed {
+            if let Err(e) = cache.set(&format!("refresh:{agent}"), &at.to_string(), ttl) {
+                tracing::warn!(agent = &*agent, error = %e, "cannot publish a context refresh through the cache");
+                return;
+            }
+        }
+        let threshold = shared.context.cfg.threshold;
+        for agent in shared.context.staler_than(threshold / 2.0, now, SYNC_READS) {
+            match cache.get(&format!("refresh:{agent}")) {
+                Ok(Some(v)) => {
+                    if let Ok(at) = v.parse::<i64>()
+                        && shared.context.refresh_from_peer(&agent, crate::clock::Timestamp::from_micros(at))
+                    {
+                        tracing::debug!(agent = &*agent, "context refreshed by another process");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read context refreshes from the cache");
+                    return;
+                }
+            }
+        }
+        if self.asked.len() > 100_000 {
+            self.asked.clear();
+        }
+        let warmup = u64::from(shared.config.baseline_warmup);
+        let mut reads = 0;
+        for (agent, stage) in shared.monitor.warming(warmup, SYNC_READS * 4) {
+            if reads >= SYNC_READS {
+                break;
+            }
+            let key = (agent.clone(), stage.clone());
+            if self.asked.get(&key).is_some_and(|t| t.elapsed() < BASELINE_ASK_AGAIN) {
+                continue;
+            }
+            self.asked.insert(key, Instant::now());
+            reads += 1;
+            match cache.get(&baseline_key(&agent, &stage)) {
+                Ok(Some(v)) => {
+                    let Ok(streams) = serde_json::from_str::<Vec<SharedStream>>(&v) else {
+                        tracing::warn!(agent = &*agent, stage = &*stage, "ignoring a malformed shared baseline");
+                        continue;
+                    };
+                    let records = streams
+                        .into_iter()
+                        .map(|s| BaselineRecord {
+                            agent: agent.to_string(),
+                            stage: stage.to_string(),
+                            metric: s.metric,
+                            state: s.state,
+                            updated_at: crate::clock::Timestamp::from_micros(s.updated_at),
+                        })
+                        .collect();
+                    let taken = shared.monitor.adopt(records);
+                    if taken > 0 {
+                        tracing::debug!(agent = &*agent, stage = &*stage, taken, "took the fleet's baseline");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read shared baselines from the cache");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Publishes baselines through the cache, one key per (agent, stage) with every stream.
+    fn publish_baselines(&self, batch: &[BaselineRecord]) {
+        let shared = &self.shared;
+        let Some(cache) = &shared.cache else { return };
+        let warmup = u64::from(shared.config.baseline_warmup);
+        let mut pairs: HashMap<(&str, &str), Vec<SharedStream>> = HashMap::new();
+        for b in batch.iter().filter(|b| b.state.count >= warmup) {
+            pairs.entry((b.agent.as_str(), b.stage.as_str())).or_default().push(SharedStream {
+                metric: b.metric.clone(),
+                state: b.state,
+                updated_at: b.updated_at.as_micros(),
+            });
+        }
+        for ((agent, stage), streams) in pairs {
+            let Ok(json) = serde_json::to_string(&streams) else { continue };
+            if let Err(e) = cache.set(&baseline_key(agent, stage), &json, shared.config.cache_ttl) {
+                tracing::warn!(error = %e, "cannot publish baselines through the cache");
+                return;
+            }
+        }
+    }
+
     /// Moves the buffers into hand. In durable mode the journal segment is finished first, so
     /// every record it holds is in hand (or stored) after this drain.
     fn take(&mut self) {
@@ -482,6 +613,7 @@ impl Writer {
             return Ok(());
         }
         let batch: Vec<BaselineRecord> = self.baselines.values().cloned().collect();
+        self.publish_baselines(&batch);
         let started = Instant::now();
         self.shared.store.save_baselines(&batch).map_err(|e| e.to_string())?;
         self.shared.metrics.time_query("save_baselines", started.elapsed().as_secs_f64());

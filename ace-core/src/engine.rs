@@ -83,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) cache: Option<Arc<dyn Cache>>,
     /// Breakers that opened here, to publish through the cache: (name, open until, micros).
     pub(crate) opened: Mutex<Vec<(Arc<str>, i64)>>,
+    /// Context refreshes made here, to publish through the cache: (agent, micros).
+    pub(crate) refreshed: Mutex<Vec<(Arc<str>, i64)>>,
     pub(crate) playbooks: Playbooks,
     pub(crate) metrics: Metrics,
     pub(crate) sync: WriterSync,
@@ -608,6 +610,9 @@ impl Ace {
         let shared = self.shared();
         let now = shared.clock.now();
         shared.context.refresh(agent, now);
+        if shared.cache.is_some() {
+            shared.refreshed.lock().push((Arc::from(agent), now.as_micros()));
+        }
         if let Some(trace) = &shared.trace {
             trace.refresh(now, agent);
         }
@@ -1033,6 +1038,7 @@ impl AceBuilder {
             journal,
             cache: self.cache,
             opened: Mutex::new(Vec::new()),
+            refreshed: Mutex::new(Vec::new()),
             playbooks,
             metrics,
             sync: WriterSync::default(),

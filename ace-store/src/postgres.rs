@@ -42,6 +42,9 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
     /// A schema to create (if missing) and use instead of `public`: tests give each run its own.
     pub schema: Option<String>,
+    /// Apply pending migrations on connect (default true). `ace migrate` turns it off to apply
+    /// them itself and report what ran; a store left unmigrated cannot take records.
+    pub migrate: bool,
 }
 
 impl PgOptions {
@@ -59,6 +62,13 @@ impl PgOptions {
         self
     }
 
+    /// Sets [`PgOptions::migrate`].
+    #[must_use]
+    pub fn migrate(mut self, on: bool) -> Self {
+        self.migrate = on;
+        self
+    }
+
     /// Sets [`PgOptions::schema`].
     #[must_use]
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
@@ -69,7 +79,7 @@ impl PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { max_connections: 50, connect_timeout: Duration::from_secs(10), schema: None }
+        PgOptions { max_connections: 50, connect_timeout: Duration::from_secs(10), schema: None, migrate: true }
     }
 }
 
@@ -147,7 +157,9 @@ impl PgStore {
         })
         .map_err(|e| classify_open_error(&location, e))?;
         let store = PgStore { rt: Some(rt), pool, location, schema: options.schema.clone() };
-        store.migrate_up()?;
+        if options.migrate {
+            store.migrate_up()?;
+        }
         Ok(store)
     }
 

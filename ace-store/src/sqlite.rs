@@ -64,7 +64,17 @@ impl SqliteStore {
     /// [`ace_core::Error::Corrupt`] when it is not a SQLite database or holds a schema this build
     /// of ace does not know.
     pub fn open(path: impl AsRef<Path>) -> ace_core::Result<Self> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Opens the database file at `path` without applying migrations: for `ace migrate`, which
+    /// applies them itself and reports what ran. A store left unmigrated cannot take records.
+    pub fn open_unmigrated(path: impl AsRef<Path>) -> ace_core::Result<Self> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, migrate: bool) -> ace_core::Result<Self> {
+        let path = path.to_path_buf();
         let location = path.display().to_string();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -95,6 +105,9 @@ impl SqliteStore {
         })
         .map_err(|e| classify_open_error(&location, e))?;
         let store = SqliteStore { rt: Some(rt), pool, path, insert_sql: insert_sql(ROWS_PER_INSERT).into() };
+        if !migrate {
+            return Ok(store);
+        }
         store.migrate_up().map_err(|e| match e {
             ace_core::Error::Store { source, .. } if is_corruption(&source.to_string()) => {
                 ace_core::Error::Corrupt { what: location.clone(), reason: source.to_string() }

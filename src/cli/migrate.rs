@@ -44,11 +44,11 @@ fn open(arg: &StoreArg) -> ace::Result<Opened> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("postgres" | "postgresql") => {
-            Ok(Opened::Postgres(PgStore::connect(&url, PgOptions::default().max_connections(2))?))
+            Ok(Opened::Postgres(PgStore::connect(&url, PgOptions::default().max_connections(2).migrate(false))?))
         }
         Some("sqlite") | None => {
             let path = url.strip_prefix("sqlite://").unwrap_or(&url);
-            Ok(Opened::Sqlite(SqliteStore::open(path)?))
+            Ok(Opened::Sqlite(SqliteStore::open_unmigrated(path)?))
         }
         Some(other) => Err(Error::InvalidInput {
             field: "store",

@@ -193,6 +193,36 @@ impl ContextOrgan {
         self.agent(agent, now).refresh(now);
     }
 
+    /// Applies a refresh another process made at `at` (through the shared cache) if it is newer
+    /// than this process's last; whether it was.
+    pub(crate) fn refresh_from_peer(&self, agent: &str, at: Timestamp) -> bool {
+        let shard = self.shard(agent).lock();
+        match shard.get(agent) {
+            Some(a) if a.refreshed_at.load(Ordering::Relaxed) < at.as_micros() => {
+                a.refresh(at);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Up to `limit` agents whose score at `now` is at least `score`.
+    pub(crate) fn staler_than(&self, score: f64, now: Timestamp, limit: usize) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.0.lock();
+            for a in shard.values() {
+                if out.len() >= limit {
+                    return out;
+                }
+                if a.score_at(now, &self.cfg).0 >= score {
+                    out.push(a.agent.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The agent's score at `now`, if it was ever seen.
     pub(crate) fn staleness(&self, agent: &str, now: Timestamp) -> Option<f64> {
         let shard = self.shard(agent).lock();

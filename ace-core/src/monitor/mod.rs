@@ -428,6 +428,35 @@ impl Monitor {
 
     /// Restores persisted baselines (at start, before any record).
     pub(crate) fn load(&self, baselines: Vec<BaselineRecord>) {
+        self.set_baselines(baselines, false);
+    }
+
+    /// Takes baselines another process published (through the shared cache) for streams that
+    /// have seen fewer observations here; how many it took.
+    pub(crate) fn adopt(&self, baselines: Vec<BaselineRecord>) -> usize {
+        self.set_baselines(baselines, true)
+    }
+
+    /// Up to `limit` (agent, stage) pairs whose duration baseline has fewer than `warmup`
+    /// observations.
+    pub(crate) fn warming(&self, warmup: u64, limit: usize) -> Vec<(Arc<str>, Arc<str>)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.0.lock();
+            for e in shard.entries.iter() {
+                if out.len() >= limit {
+                    return out;
+                }
+                if e.duration.detector.state.count < warmup {
+                    out.push((e.agent.clone(), e.stage.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn set_baselines(&self, baselines: Vec<BaselineRecord>, only_fresher: bool) -> usize {
+        let mut taken = 0;
         for b in baselines {
             if validate_id("agent", &b.agent).is_err() || validate_stage(&b.stage).is_err() {
                 tracing::warn!(agent = %b.agent, stage = %b.stage, "skipping a stored baseline with an invalid key");
@@ -443,16 +472,26 @@ impl Monitor {
                     shard.entries.insert_unique(hash, entry, |e| e.hash).into_mut()
                 }
             };
+            if only_fresher && entry.streams().any(|s| *s.name == *b.metric && s.detector.state.count >= b.state.count)
+            {
+                continue;
+            }
             entry.updated_at = entry.updated_at.max(b.updated_at);
             match b.metric.as_str() {
                 metric_names::DURATION => entry.duration.detector = Detector::from_state(b.state),
                 metric_names::SUCCESS => entry.success.detector = Detector::from_state(b.state),
-                name if entry.named.len() < MAX_STREAMS_PER_ENTRY => {
-                    entry.named.push(Stream::new(Arc::from(name), b.state));
+                name => {
+                    let full = entry.named.len() >= MAX_STREAMS_PER_ENTRY;
+                    match entry.named.iter_mut().find(|s| &*s.name == name) {
+                        Some(s) => s.detector = Detector::from_state(b.state),
+                        None if !full => entry.named.push(Stream::new(Arc::from(name), b.state)),
+                        None => continue,
+                    }
                 }
-                _ => {}
             }
+            taken += 1;
         }
+        taken
     }
 
     /// The baseline of one (agent, stage, metric), if any.
