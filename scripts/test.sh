@@ -41,6 +41,16 @@ ensure_services() {
 step "services"
 ensure_services
 
+step "Prometheus tools (promtool for the alert rules, prometheus for the scrape test)"
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "installing Debian's prometheus package"
+  (apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+    || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1)) \
+    || { echo "prometheus and promtool are required (apt-get install prometheus)" >&2; exit 1; }
+fi
+promtool check rules docs/alerts/ace-alerts.yml
+(cd docs/alerts && promtool test rules ace-alerts.test.yml)
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

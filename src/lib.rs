@@ -22,6 +22,21 @@ pub use ace_store::{PgOptions, PgStore};
 #[cfg(feature = "redis")]
 pub use ace_store::{RedisCache, RedisOptions};
 
+mod serve;
+pub use serve::{ServeOptions, Server, serve, serve_with};
+
+/// `ace.serve(addr)`: the metrics listener as a method of the engine (see [`serve`]).
+pub trait Serve {
+    /// Serves `/metrics` and `/health` on `addr` until the returned [`Server`] is dropped.
+    fn serve(&self, addr: impl std::net::ToSocketAddrs) -> Result<Server>;
+}
+
+impl Serve for Ace {
+    fn serve(&self, addr: impl std::net::ToSocketAddrs) -> Result<Server> {
+        serve::serve(self, addr)
+    }
+}
+
 /// Opens the store a URL names (`memory`, `sqlite://PATH`, or a file path); see
 /// [`ace_store::open`].
 #[cfg(feature = "sqlite")]

@@ -5,6 +5,7 @@ mod migrate;
 mod patterns;
 mod playbook;
 mod replay;
+mod serve;
 mod sim;
 
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     /// Playbooks in the store: export, import, stats, rollback.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// Serve the engine's /metrics and /health (configured from DATABASE_URL, REDIS_URL and
+    /// ACE_*; ACE_METRICS_TOKEN requires a bearer token).
+    Serve(serve::ServeArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -49,6 +53,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Playbook(cmd) => playbook::run(&cmd),
         Command::Migrate(cmd) => migrate::run(&cmd),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
