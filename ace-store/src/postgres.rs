@@ -8,6 +8,10 @@
 //! from inside another runtime). TLS follows the URL's `sslmode` (`disable`, `prefer`,
 //! `require`, `verify-ca`, `verify-full`); the password comes from the URL or `PGPASSWORD` and is
 //! never printed.
+//!
+//! With TimescaleDB on the server, `ace_performance_metrics` and `ace_errors` become hypertables
+//! (one-day chunks of the engine's microsecond clock) with compression enabled; see
+//! [`PgOptions::timescale`], [`PgStore::compress`] and [`PgStore::retain`].
 
 use std::fmt;
 use std::future::Future;
@@ -45,6 +49,15 @@ pub struct PgOptions {
     /// Apply pending migrations on connect (default true). `ace migrate` turns it off to apply
     /// them itself and report what ran; a store left unmigrated cannot take records.
     pub migrate: bool,
+    /// Use TimescaleDB when the server has it (default true): migrating up creates the extension
+    /// if it is available and not yet created (falling back to plain tables, with a warning, when
+    /// the role may not create it), turns `ace_performance_metrics` and `ace_errors` into
+    /// hypertables with one-day chunks and enables compression on them. Off: plain tables always.
+    pub timescale: bool,
+    /// Append metric rows with `COPY ... FROM STDIN` (default true, the fastest way in). Off:
+    /// one `INSERT ... SELECT FROM UNNEST` per batch, for PostgreSQL-compatible servers and
+    /// proxies that do not speak the copy sub-protocol (PGlite, for one).
+    pub copy: bool,
 }
 
 impl PgOptions {
@@ -69,6 +82,20 @@ impl PgOptions {
         self
     }
 
+    /// Sets [`PgOptions::timescale`].
+    #[must_use]
+    pub fn timescale(mut self, on: bool) -> Self {
+        self.timescale = on;
+        self
+    }
+
+    /// Sets [`PgOptions::copy`].
+    #[must_use]
+    pub fn copy(mut self, on: bool) -> Self {
+        self.copy = on;
+        self
+    }
+
     /// Sets [`PgOptions::schema`].
     #[must_use]
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
@@ -79,7 +106,14 @@ impl PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { max_connections: 50, connect_timeout: Duration::from_secs(10), schema: None, migrate: true }
+        PgOptions {
+            max_connections: 50,
+            connect_timeout: Duration::from_secs(10),
+            schema: None,
+            migrate: true,
+            timescale: true,
+            copy: true,
+        }
     }
 }
 
@@ -98,6 +132,9 @@ pub struct PgStore {
     pool: PgPool,
     location: String,
     schema: Option<String>,
+    options: PgOptions,
+    /// The schema TimescaleDB's functions live in, once the time-series tables are hypertables.
+    timescale: std::sync::Mutex<Option<String>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -156,9 +193,18 @@ impl PgStore {
                 .await
         })
         .map_err(|e| classify_open_error(&location, e))?;
-        let store = PgStore { rt: Some(rt), pool, location, schema: options.schema.clone() };
-        if options.migrate {
+        let store = PgStore {
+            rt: Some(rt),
+            pool,
+            location,
+            schema: options.schema.clone(),
+            options,
+            timescale: std::sync::Mutex::default(),
+        };
+        if store.options.migrate {
             store.migrate_up()?;
+        } else {
+            store.detect_timescale()?;
         }
         Ok(store)
     }
@@ -232,8 +278,63 @@ impl PgStore {
                 tracing::info!(version = m.version, name = m.name, "applied postgres migration");
                 ran += 1;
             }
+            if self.options.timescale {
+                let ts = enable_timescale(&mut tx).await?;
+                *self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = ts;
+            }
             tx.commit().await.map_err(|e| query_err("commit migrations", e))?;
             Ok(ran)
+        })
+    }
+
+    /// Whether `ace_performance_metrics` and `ace_errors` are TimescaleDB hypertables here.
+    #[must_use]
+    pub fn timescale(&self) -> bool {
+        self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+
+    /// Looks for hypertables made by an earlier migration (a store opened unmigrated).
+    fn detect_timescale(&self) -> ace_core::Result<()> {
+        let found = self.run(async {
+            let mut conn = self.pool.acquire().await.map_err(|e| query_err("look for TimescaleDB", e))?;
+            match timescale_schema(&mut conn).await? {
+                Some(ext) if is_hypertable(&mut *conn, HYPERTABLES[0]).await? => Ok::<_, ace_core::Error>(Some(ext)),
+                _ => Ok(None),
+            }
+        })?;
+        *self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = found;
+        Ok(())
+    }
+
+    /// Compresses every whole chunk of the hypertables older than `days` days; returns how many
+    /// chunks it compressed (already compressed ones are skipped). Compressed rows stay
+    /// queryable. Errors with [`ace_core::Error::InvalidInput`] when the tables are plain (no
+    /// TimescaleDB): use [`PgStore::retain`] there.
+    pub fn compress(&self, days: u32) -> ace_core::Result<u64> {
+        let Some(ext) = self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() else {
+            return Err(ace_core::Error::InvalidInput {
+                field: "compress",
+                reason: format!("{} has plain tables (no TimescaleDB), nothing can be compressed", self.location),
+            });
+        };
+        let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * 86_400_000_000;
+        self.run(async {
+            let mut compressed = 0;
+            for table in HYPERTABLES {
+                let sql = format!(
+                    "SELECT count({ext}.compress_chunk(format('%I.%I', chunk_schema, chunk_name)::regclass)) \
+                     FROM timescaledb_information.chunks \
+                     WHERE hypertable_schema = current_schema() AND hypertable_name = '{table}' \
+                       AND NOT is_compressed AND range_end_integer <= $1"
+                );
+                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(cutoff)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| query_err("compress old chunks", e))?;
+                compressed += u64::try_from(n).unwrap_or(0);
+            }
+            Ok(compressed)
         })
     }
 
@@ -254,19 +355,48 @@ impl PgStore {
     }
 
     /// Deletes metric, error and intervention records older than `days` days (engine-clock
-    /// micros before now); returns how many rows went.
+    /// micros before now); returns how many rows went. On hypertables whole chunks past the
+    /// cutoff are dropped (cheap, no dead rows) and the rest deleted row by row.
     pub fn retain(&self, days: u32) -> ace_core::Result<u64> {
         let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * 86_400_000_000;
+        let ts = self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin retention", e))?;
             let mut removed = 0;
             for table in ["ace_performance_metrics", "ace_errors", "ace_interventions"] {
-                removed += sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE created_at < $1")))
-                    .bind(cutoff)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| query_err("delete old records", e))?
-                    .rows_affected();
+                let delete = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE created_at < $1"));
+                match &ts {
+                    Some(ext) if HYPERTABLES.contains(&table) => {
+                        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                            "SELECT count(*) FROM {table} WHERE created_at < $1"
+                        )))
+                        .bind(cutoff)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| query_err("count old records", e))?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SELECT {ext}.drop_chunks('{table}'::regclass, older_than => $1::bigint)"
+                        )))
+                        .bind(cutoff)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| query_err("drop old chunks", e))?;
+                        sqlx::query(delete)
+                            .bind(cutoff)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| query_err("delete old records", e))?;
+                        removed += u64::try_from(n).unwrap_or(0);
+                    }
+                    _ => {
+                        removed += sqlx::query(delete)
+                            .bind(cutoff)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| query_err("delete old records", e))?
+                            .rows_affected();
+                    }
+                }
             }
             tx.commit().await.map_err(|e| query_err("commit retention", e))?;
             Ok(removed)
@@ -302,6 +432,92 @@ impl Drop for PgStore {
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS ace_schema_migrations (
     version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+/// The tables that become hypertables (partitioned by `created_at`, one-day chunks).
+const HYPERTABLES: [&str; 2] = ["ace_performance_metrics", "ace_errors"];
+
+/// One day in the engine clock's microseconds: the chunk interval.
+const CHUNK_MICROS: i64 = 86_400_000_000;
+
+/// The schema of the `timescaledb` extension when it is created in this database.
+async fn timescale_schema(conn: &mut sqlx::PgConnection) -> ace_core::Result<Option<String>> {
+    let schema: Option<String> = sqlx::query_scalar(
+        "SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+         WHERE e.extname = 'timescaledb'",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| query_err("look for TimescaleDB", e))?;
+    Ok(schema)
+}
+
+async fn is_hypertable<'c, E>(conn: E, table: &str) -> ace_core::Result<bool>
+where
+    E: sqlx::Executor<'c, Database = Postgres>,
+{
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables \
+         WHERE hypertable_schema = current_schema() AND hypertable_name = $1)",
+    )
+    .bind(table)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| query_err("look for hypertables", e))
+}
+
+/// Creates the extension when the server has it and turns the time-series tables into
+/// compressed-capable hypertables; returns the extension's schema, or `None` for plain tables.
+async fn enable_timescale(conn: &mut sqlx::PgConnection) -> ace_core::Result<Option<String>> {
+    use sqlx::Connection as _;
+    let mut ext = timescale_schema(conn).await?;
+    if ext.is_none() {
+        let available: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| query_err("look for TimescaleDB", e))?;
+        if !available {
+            return Ok(None);
+        }
+        // A savepoint: a role that may not create extensions keeps its plain tables.
+        let mut sp = conn.begin().await.map_err(|e| query_err("begin a savepoint", e))?;
+        match sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb").execute(&mut *sp).await {
+            Ok(_) => sp.commit().await.map_err(|e| query_err("create TimescaleDB", e))?,
+            Err(e) => {
+                let _ = sp.rollback().await;
+                tracing::warn!(error = %e, "TimescaleDB is available but could not be created; using plain tables");
+                return Ok(None);
+            }
+        }
+        ext = timescale_schema(conn).await?;
+    }
+    let Some(ext) = ext else { return Ok(None) };
+    for table in HYPERTABLES {
+        if is_hypertable(&mut *conn, table).await? {
+            continue;
+        }
+        // A hypertable's unique keys must hold the partitioning column.
+        let steps = [
+            format!("ALTER TABLE {table} DROP CONSTRAINT {table}_pkey, ADD PRIMARY KEY (id, created_at)"),
+            format!(
+                "SELECT {ext}.create_hypertable('{table}'::regclass, 'created_at', \
+                 chunk_time_interval => {CHUNK_MICROS}::bigint, migrate_data => true)"
+            ),
+            format!(
+                "ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = 'agent_id', \
+                 timescaledb.compress_orderby = 'created_at DESC, id DESC')"
+            ),
+        ];
+        for sql in steps {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| query_err("make a hypertable", e))?;
+        }
+        tracing::info!(table, "converted to a TimescaleDB hypertable");
+    }
+    Ok(Some(ext))
+}
 
 async fn ensure_migrations_table(pool: &PgPool) -> ace_core::Result<()> {
     sqlx::raw_sql(MIGRATIONS_TABLE).execute(pool).await.map_err(|e| query_err("create the migrations table", e))?;
@@ -359,21 +575,38 @@ impl Store for PgStore {
     }
 
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
-        let mut m = MetricColumns::default();
+        let mut metrics: Vec<&MetricRecord> = Vec::new();
         let mut e = ErrorColumns::default();
         let mut interventions: Vec<&InterventionRecord> = Vec::new();
         let mut outcomes: Vec<&OutcomeRecord> = Vec::new();
         for r in records {
             match r {
-                Record::Metric(r) => m.push(r),
+                Record::Metric(r) => metrics.push(r),
                 Record::Error(r) => e.push(r),
                 Record::Intervention(i) => interventions.push(i),
                 Record::Outcome(o) => outcomes.push(o),
                 other => return Err(ace_core::Error::Internal(format!("the postgres store cannot store {other:?}"))),
             }
         }
-        if m.ts.is_empty() && e.ts.is_empty() && interventions.is_empty() && outcomes.is_empty() {
+        if metrics.is_empty() && e.ts.is_empty() && interventions.is_empty() && outcomes.is_empty() {
             return Ok(());
+        }
+        let copy = self.options.copy;
+        let mut m = MetricColumns::default();
+        let mut unnest: Vec<MetricArrays> = Vec::new();
+        for r in metrics {
+            if copy {
+                m.push(r);
+            } else {
+                match unnest.last_mut() {
+                    Some(u) if u.ts.len() < UNNEST_CHUNK => u.push(r),
+                    _ => {
+                        let mut u = MetricArrays::default();
+                        u.push(r);
+                        unnest.push(u);
+                    }
+                }
+            }
         }
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a batch", e))?;
@@ -422,6 +655,23 @@ impl Store for PgStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| query_err("record an outcome", e))?;
+            }
+            for u in &unnest {
+                sqlx::query(
+                    "INSERT INTO ace_performance_metrics (created_at, agent_id, task_id, stage, duration_s, success, metrics) \
+                     SELECT t, a, k, s, d, ok, m::json FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                     $5::float8[], $6::bool[], $7::text[]) AS r(t, a, k, s, d, ok, m)",
+                )
+                .bind(&u.ts)
+                .bind(&u.agent)
+                .bind(&u.task)
+                .bind(&u.stage)
+                .bind(&u.duration)
+                .bind(&u.success)
+                .bind(&u.metrics)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| query_err("append records", e))?;
             }
             if !m.ts.is_empty() {
                 // COPY in text format: the fastest way in, one stream per batch.
@@ -720,6 +970,35 @@ impl MetricColumns {
         }
         line.push('\n');
         self.rows.push(line);
+    }
+}
+
+/// Rows per `INSERT ... UNNEST` statement when `COPY` is off: each message stays near 64 KiB,
+/// which servers that read a message in one go (PGlite's socket server) need; still one
+/// transaction per batch.
+const UNNEST_CHUNK: usize = 500;
+
+/// Metric records as column arrays for `UNNEST` (servers without `COPY`).
+#[derive(Default)]
+struct MetricArrays {
+    ts: Vec<i64>,
+    agent: Vec<String>,
+    task: Vec<String>,
+    stage: Vec<String>,
+    duration: Vec<Option<f64>>,
+    success: Vec<Option<bool>>,
+    metrics: Vec<Option<String>>,
+}
+
+impl MetricArrays {
+    fn push(&mut self, m: &MetricRecord) {
+        self.ts.push(m.ts.as_micros());
+        self.agent.push(m.agent.to_string());
+        self.task.push(m.task.to_string());
+        self.stage.push(m.stage.to_string());
+        self.duration.push(m.duration_s);
+        self.success.push(m.success);
+        self.metrics.push(metrics_json(&m.metrics));
     }
 }
 
