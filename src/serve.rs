@@ -111,6 +111,7 @@ fn answer(ace: &Ace, stream: TcpStream, token: Option<&str>) -> std::io::Result<
     let mut request_line = String::new();
     reader.by_ref().take(MAX_HEAD as u64).read_line(&mut request_line)?;
     let mut authorization = None;
+    let mut openmetrics = false;
     let mut head = request_line.len();
     loop {
         let mut line = String::new();
@@ -119,10 +120,13 @@ fn answer(ace: &Ace, stream: TcpStream, token: Option<&str>) -> std::io::Result<
         if n == 0 || line == "\r\n" || line == "\n" || head > MAX_HEAD {
             break;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("authorization")
-        {
-            authorization = Some(value.trim().to_owned());
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_owned());
+            } else if name.eq_ignore_ascii_case("accept") {
+                openmetrics = value.contains("application/openmetrics-text");
+            }
         }
     }
     let mut parts = request_line.split_whitespace();
@@ -134,7 +138,11 @@ fn answer(ace: &Ace, stream: TcpStream, token: Option<&str>) -> std::io::Result<
         ("401 Unauthorized", "text/plain", "a bearer token is required\n".to_owned())
     } else {
         match path {
-            "/metrics" => ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", ace.metrics_text()),
+            // Prometheus asks for OpenMetrics; curl, promtool and older scrapers get the classic format.
+            "/metrics" if openmetrics => {
+                ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", ace.metrics_text())
+            }
+            "/metrics" => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", ace.metrics_text_prometheus()),
             "/health" => {
                 let h = ace.health();
                 let status = if h.status == "unhealthy" { "503 Service Unavailable" } else { "200 OK" };

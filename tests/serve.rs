@@ -42,9 +42,15 @@ fn metrics_and_health_over_http() {
     let ace = busy_engine();
     let server = ace.serve("127.0.0.1:0").unwrap();
     let base = format!("http://{}", server.local_addr());
+    // Without an Accept header: the classic text format (what curl and promtool read).
     let (status, body) = curl(&format!("{base}/metrics"), &[]);
     assert_eq!(status, 200);
-    assert!(body.contains("ace_errors_total") && body.trim_end().ends_with("# EOF"), "{body}");
+    assert!(body.contains("# TYPE ace_errors_total counter") && !body.contains("# EOF"), "{body}");
+    // Asked for OpenMetrics, as Prometheus asks: OpenMetrics.
+    let accept = "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let (status, body) = curl(&format!("{base}/metrics"), &["-H", accept]);
+    assert_eq!(status, 200);
+    assert!(body.contains("# TYPE ace_errors counter") && body.trim_end().ends_with("# EOF"), "{body}");
     let (status, body) = curl(&format!("{base}/health"), &[]);
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();

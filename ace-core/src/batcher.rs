@@ -33,6 +33,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// waking a parked thread is a system call (several microseconds) that would otherwise land on
 /// the recording thread whenever a buffer reaches its share of a batch.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// The poll interval stretches up to this while each poll finds little (a small fleet): a
+/// wake-up costs the writer a few microseconds and a store transaction, whatever it carries.
+/// Buffers half full still wake the writer at once, so a burst never waits this long.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// The writer goes back to sleeping until woken after this long without records.
 const IDLE_AFTER: Duration = Duration::from_millis(100);
 /// While backing off, records in hand are spilled once this many have gathered (small files
@@ -227,6 +231,8 @@ impl Writer {
         let sync = &shared.sync;
         let mut last_cycle = Instant::now();
         let mut last_records = Instant::now();
+        let mut poll = POLL_INTERVAL;
+        let batch = self.shared.config.batch_size as u64;
         loop {
             let (requested, completed, shutdown) = {
                 let st = sync.state.lock();
@@ -241,7 +247,14 @@ impl Writer {
                 last_cycle = Instant::now();
                 let persisted_before = sync.state.lock().persisted;
                 let result = self.cycle(flushing);
-                if !self.carry.is_empty() || sync.state.lock().persisted > persisted_before {
+                let wrote = sync.state.lock().persisted - persisted_before;
+                // Poll often under a heavy flow, seldom under a trickle.
+                if wrote < batch / 8 {
+                    poll = (poll * 2).min(MAX_POLL_INTERVAL);
+                } else if wrote > batch / 2 {
+                    poll = (poll / 2).max(POLL_INTERVAL);
+                }
+                if !self.carry.is_empty() || wrote > 0 {
                     last_records = Instant::now();
                     sync.polling.store(true, Ordering::SeqCst);
                 } else if polling && last_records.elapsed() >= IDLE_AFTER {
@@ -264,11 +277,8 @@ impl Writer {
             if sync.wake.load(Ordering::SeqCst) {
                 continue;
             }
-            let mut wait = if sync.polling.load(Ordering::Relaxed) {
-                POLL_INTERVAL
-            } else {
-                timeout.saturating_sub(last_cycle.elapsed())
-            };
+            let mut wait =
+                if sync.polling.load(Ordering::Relaxed) { poll } else { timeout.saturating_sub(last_cycle.elapsed()) };
             // Backing off without a spill directory, the writer sleeps until the retry; with
             // one it keeps draining the buffers to disk meanwhile.
             if let Some(at) = self.retry_at
@@ -533,6 +543,7 @@ impl Writer {
                 self.shared.sync.state.lock().carried = 0;
             }
             Err(e) => {
+                self.shared.metrics.spill_failures.inc();
                 tracing::error!(error = %e, records = self.carry.len(), "cannot write a spill file; records stay in memory")
             }
         }
@@ -605,19 +616,40 @@ impl Writer {
             self.shared.metrics.time_query("save_patterns", started.elapsed().as_secs_f64());
             self.patterns.clear();
         }
-        for b in self.shared.monitor.dirty_baselines(false) {
-            self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
-        }
         self.last_baselines = Instant::now();
-        if self.baselines.is_empty() {
-            return Ok(());
+        // Baselines a failed save left behind go first, merged with their shards' newer states.
+        let mut pending = std::mem::take(&mut self.baselines);
+        for index in 0..self.shared.monitor.shard_count() {
+            // One shard at a time: a fleet's worth of baselines (10,000 agents: 120,000) is
+            // never held at once. The leftover map is dropped, not cleared, once saved.
+            let dirty = self.shared.monitor.dirty_baselines(index, false);
+            let batch: Vec<BaselineRecord> = if pending.is_empty() {
+                dirty
+            } else {
+                for b in dirty {
+                    pending.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+                }
+                std::mem::take(&mut pending).into_values().collect()
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            self.publish_baselines(&batch);
+            let started = Instant::now();
+            if let Err(e) = self.shared.store.save_baselines(&batch) {
+                // Keep this batch, and mark the rest to be read again next time.
+                for b in batch {
+                    self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+                }
+                for rest in index + 1..self.shared.monitor.shard_count() {
+                    for b in self.shared.monitor.dirty_baselines(rest, false) {
+                        self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+                    }
+                }
+                return Err(e.to_string());
+            }
+            self.shared.metrics.time_query("save_baselines", started.elapsed().as_secs_f64());
         }
-        let batch: Vec<BaselineRecord> = self.baselines.values().cloned().collect();
-        self.publish_baselines(&batch);
-        let started = Instant::now();
-        self.shared.store.save_baselines(&batch).map_err(|e| e.to_string())?;
-        self.shared.metrics.time_query("save_baselines", started.elapsed().as_secs_f64());
-        self.baselines.clear();
         Ok(())
     }
 

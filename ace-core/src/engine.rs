@@ -677,6 +677,14 @@ impl Ace {
         out
     }
 
+    /// All metrics in the classic Prometheus text format (version 0.0.4), which `promtool check
+    /// metrics` and scrapers that do not ask for OpenMetrics read; `/metrics` serves it unless
+    /// the client's `Accept` names `application/openmetrics-text`.
+    #[must_use]
+    pub fn metrics_text_prometheus(&self) -> String {
+        crate::metrics::prometheus_text(&self.metrics_text())
+    }
+
     /// The engine's metrics, to register into a host's own registry with [`Metrics::register`].
     #[must_use]
     pub fn metrics(&self) -> &Metrics {

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod batcher;
+mod bounded;
 pub mod breaker;
 pub mod cache;
 pub mod clock;

@@ -144,12 +144,25 @@ pub struct Metrics {
     pub(crate) records_persisted: Counter,
     pub(crate) records_spilled: Counter,
     pub(crate) records_replayed: Counter,
+    pub(crate) spill_failures: Counter,
     pub(crate) store_failures: Counter,
     pub(crate) store_retries: Counter,
     pub(crate) buffered: Gauge,
     pub(crate) label_overflow: Counter,
+    pub(crate) build_info: Family<BuildInfo, Gauge>,
     labelled_agents: Arc<Mutex<HashSet<Arc<str>>>>,
     max_agents: usize,
+}
+
+/// Labels of `ace_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildInfo {
+    /// The ace version (`CARGO_PKG_VERSION` of ace-core).
+    pub version: &'static str,
+    /// `std::env::consts::OS`.
+    pub os: &'static str,
+    /// `std::env::consts::ARCH`.
+    pub arch: &'static str,
 }
 
 impl Metrics {
@@ -182,10 +195,21 @@ impl Metrics {
             records_persisted: Counter::default(),
             records_spilled: Counter::default(),
             records_replayed: Counter::default(),
+            spill_failures: Counter::default(),
             store_failures: Counter::default(),
             store_retries: Counter::default(),
             buffered: Gauge::default(),
             label_overflow: Counter::default(),
+            build_info: {
+                let info: Family<BuildInfo, Gauge> = Family::default();
+                info.get_or_create(&BuildInfo {
+                    version: env!("CARGO_PKG_VERSION"),
+                    os: std::env::consts::OS,
+                    arch: std::env::consts::ARCH,
+                })
+                .set(1);
+                info
+            },
             labelled_agents: Arc::default(),
             max_agents,
         }
@@ -265,6 +289,11 @@ impl Metrics {
             "Spilled records stored once the store answered again",
             self.records_replayed.clone(),
         );
+        registry.register(
+            "ace_spill_failures",
+            "Spill files that could not be written (a full or read-only disk); the records stay in memory",
+            self.spill_failures.clone(),
+        );
         registry.register("ace_store_write_failures", "Failed batch writes to the store", self.store_failures.clone());
         registry.register(
             "ace_store_retries",
@@ -272,6 +301,11 @@ impl Metrics {
             self.store_retries.clone(),
         );
         registry.register("ace_buffered_records", "Records waiting to be written to the store", self.buffered.clone());
+        registry.register(
+            "ace_build_info",
+            "Always 1: the ace version, and the OS and CPU architecture it was built for",
+            self.build_info.clone(),
+        );
         registry.register(
             "ace_metrics_label_overflow",
             "Series folded into agent_id=\"__overflow__\" because of the agent label cap",
@@ -323,4 +357,52 @@ impl Metrics {
     pub(crate) fn time_operation(&self, operation: &'static str, seconds: f64) {
         self.computation_duration.get_or_create(&Operation { operation }).observe(seconds);
     }
+}
+
+/// Rewrites OpenMetrics text (what `prometheus-client` writes) as the classic Prometheus text
+/// format 0.0.4: counters are announced under their `_total` sample name, `# UNIT` and `# EOF`
+/// lines go, `info` families become gauges named `_info`, and `_created` samples are dropped.
+/// Sample lines are otherwise the same in both formats.
+#[must_use]
+pub fn prometheus_text(openmetrics: &str) -> String {
+    use std::fmt::Write as _;
+    // First pass: the families whose samples carry a suffix (`_total`, `_info`).
+    let mut suffixed: hashbrown::HashMap<&str, &str> = hashbrown::HashMap::new();
+    for line in openmetrics.lines() {
+        if let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|r| r.split_once(' ')) {
+            match kind {
+                "counter" => suffixed.insert(name, "_total"),
+                "info" => suffixed.insert(name, "_info"),
+                _ => None,
+            };
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|r| r.split_once(' ')) {
+            let suffix = suffixed.get(name).copied().unwrap_or("");
+            let kind = match kind {
+                "info" | "stateset" => "gauge",
+                "gaugehistogram" => "histogram",
+                other => other,
+            };
+            let _ = writeln!(out, "# TYPE {name}{suffix} {kind}");
+        } else if let Some((name, help)) = line.strip_prefix("# HELP ").and_then(|r| r.split_once(' ')) {
+            let suffix = suffixed.get(name).copied().unwrap_or("");
+            let _ = writeln!(out, "# HELP {name}{suffix} {help}");
+        } else {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            if name.strip_suffix("_created").is_some_and(|base| suffixed.contains_key(base)) {
+                continue;
+            }
+            // Exemplars (` # {...} v`) are OpenMetrics only.
+            let sample = line.find(" # {").map_or(line, |at| &line[..at]);
+            out.push_str(sample);
+            out.push('\n');
+        }
+    }
+    out
 }

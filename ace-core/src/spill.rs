@@ -108,14 +108,22 @@ impl Spill {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let name = format!("{:020}-{}-{:08}", now.as_nanos(), std::process::id(), self.seq);
         let tmp = self.dir.join(format!("{name}.tmp"));
-        let mut out = std::io::BufWriter::new(fs::File::create(&tmp)?);
-        for r in records {
-            serde_json::to_writer(&mut out, r).map_err(std::io::Error::other)?;
-            out.write_all(b"\n")?;
+        let written = (|| {
+            let mut out = std::io::BufWriter::new(fs::File::create(&tmp)?);
+            for r in records {
+                serde_json::to_writer(&mut out, r).map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+            }
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            fs::rename(&tmp, self.dir.join(format!("{name}{SUFFIX}")))
+        })();
+        if let Err(e) = written {
+            // A full disk leaves a partial file: remove it, so the space it took is free for the
+            // next try and no half batch is ever replayed.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.dir.join(format!("{name}{SUFFIX}")))?;
         Ok(records.len() as u64)
     }
 

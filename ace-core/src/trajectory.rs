@@ -39,6 +39,11 @@ const HISTORY: usize = 256;
 const IDLE: Duration = Duration::from_secs(3600);
 /// Task creations in a shard between sweeps of idle tasks.
 const SWEEP_EVERY: u32 = 1024;
+/// Running tasks tracked at most (in all shards). Past it the least recently active tasks are
+/// forgotten first: a fleet starting tasks faster than they go idle (10,000 agents at a new task
+/// every few seconds start millions an hour) stays within a few MB.
+const MAX_TASKS: usize = 65_536;
+const SHARD_MAX_TASKS: usize = MAX_TASKS / SHARDS;
 /// A learned limit is at least this multiple of the median length.
 const MIN_RATIO: f64 = 1.5;
 
@@ -256,6 +261,13 @@ impl TrajectoryOrgan {
             let horizon = now.minus(IDLE).as_micros();
             shard.tasks.retain(|t| t.last.load(Ordering::Relaxed) >= horizon);
         }
+        if shard.tasks.len() >= SHARD_MAX_TASKS {
+            let tasks = &mut shard.tasks;
+            crate::bounded::forget_least_recent(now, IDLE, SHARD_MAX_TASKS, |horizon| {
+                tasks.retain(|t| t.last.load(Ordering::Relaxed) >= horizon.as_micros());
+                tasks.len()
+            });
+        }
         let (learned, typical, seen) =
             self.agents.lock().get(agent).map_or((0, 0, 0), |h| (h.limit, h.typical, h.lengths.len() as u32));
         let limit = match (learned, self.cfg.max_steps) {
@@ -333,6 +345,23 @@ mod tests {
         assert_eq!(h.sorted.len(), HISTORY, "the oldest lengths are forgotten");
         assert_eq!(h.sorted[0], 1044);
         assert!(h.sorted.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn tasks_held_are_capped_and_the_least_recent_go_first() {
+        let o = TrajectoryOrgan::new(cfg());
+        let agent: Arc<str> = Arc::from("a");
+        let first = o.track(&agent, "task-0", Timestamp::from_micros(0));
+        let mut latest = first.clone();
+        // 200,000 tasks started 1 ms apart, none ever ending: far past the cap within the hour.
+        for i in 1..200_000i64 {
+            latest = o.track(&agent, &format!("task-{i}"), Timestamp::from_micros(i * 1000));
+        }
+        let held = o.open_tasks();
+        assert!((MAX_TASKS / 2..=MAX_TASKS).contains(&held), "{held}");
+        let now = Timestamp::from_micros(200_000 * 1000);
+        assert!(Arc::ptr_eq(&latest, &o.track(&agent, "task-199999", now)), "the newest task is kept");
+        assert!(!Arc::ptr_eq(&first, &o.track(&agent, "task-0", now)), "the oldest was forgotten");
     }
 
     #[test]

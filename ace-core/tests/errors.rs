@@ -241,3 +241,28 @@ fn stats_count_error_signals_too() {
     }
     assert_eq!(ace.stats().signals, 1, "the accumulation");
 }
+
+#[test]
+fn task_windows_are_capped_and_the_most_recent_keep_accumulating() {
+    let config = ace_core::AceConfig::builder().task_error_severity(None).build().unwrap();
+    let clock = ManualClock::new(Timestamp::from_micros(1_000_000_000));
+    // No store: nothing is buffered, so 100,000 errors cost memory only in the organ.
+    let ace = Ace::builder().config(config).clock(clock.clone()).build().unwrap();
+    for i in 0..100_000 {
+        clock.advance(Duration::from_millis(1));
+        ace.record_error("a", &format!("t{i}"), "execution", "ValueError", "could not parse plan step 3", None)
+            .unwrap();
+    }
+    let held = ace.stats().open_tasks;
+    assert!(held <= 65_536, "task windows held: {held}");
+    // The newest task's window survived the evictions: two more errors make three.
+    let mut last = Vec::new();
+    for _ in 0..2 {
+        clock.advance(Duration::from_millis(1));
+        last = ace
+            .record_error("a", "t99999", "execution", "ValueError", "could not parse plan step 3", None)
+            .unwrap()
+            .signals;
+    }
+    assert!(kinds(&last).contains(&SignalKind::ErrorAccumulation), "{last:?}");
+}

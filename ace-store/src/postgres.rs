@@ -58,6 +58,9 @@ pub struct PgOptions {
     /// one `INSERT ... SELECT FROM UNNEST` per batch, for PostgreSQL-compatible servers and
     /// proxies that do not speak the copy sub-protocol (PGlite, for one).
     pub copy: bool,
+    /// How long one store operation (a batch, a query, a migration) may take before it fails
+    /// as unavailable and the writer retries or spills (default 10 s).
+    pub query_timeout: Duration,
 }
 
 impl PgOptions {
@@ -89,6 +92,13 @@ impl PgOptions {
         self
     }
 
+    /// Sets [`PgOptions::query_timeout`].
+    #[must_use]
+    pub fn query_timeout(mut self, d: Duration) -> Self {
+        self.query_timeout = d;
+        self
+    }
+
     /// Sets [`PgOptions::copy`].
     #[must_use]
     pub fn copy(mut self, on: bool) -> Self {
@@ -113,6 +123,7 @@ impl Default for PgOptions {
             migrate: true,
             timescale: true,
             copy: true,
+            query_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -215,12 +226,31 @@ impl PgStore {
         &self.location
     }
 
-    fn run<F>(&self, fut: F) -> F::Output
+    /// Runs a store operation to completion, or fails it after [`PgOptions::query_timeout`]: a
+    /// server that stops answering (a network partition drops packets, it does not refuse them)
+    /// must not hold the writer thread for the minutes TCP takes to give up. The abandoned
+    /// connection is discarded by the pool.
+    fn run<T, F>(&self, fut: F) -> ace_core::Result<T>
     where
-        F: Future + Send,
-        F::Output: Send,
+        F: Future<Output = ace_core::Result<T>> + Send,
+        T: Send,
     {
-        block_on(self.rt.as_ref().expect("runtime present until drop"), fut)
+        self.run_within(self.options.query_timeout, fut)
+    }
+
+    fn run_within<T, F>(&self, limit: Duration, fut: F) -> ace_core::Result<T>
+    where
+        F: Future<Output = ace_core::Result<T>> + Send,
+        T: Send,
+    {
+        let rt = self.rt.as_ref().expect("runtime present until drop");
+        block_on(rt, async { tokio::time::timeout(limit, fut).await }).unwrap_or_else(|_| {
+            Err(ace_core::Error::StoreUnavailable {
+                backend: BACKEND,
+                message: format!("{} did not answer within {limit:?}", self.location),
+                source: None,
+            })
+        })
     }
 
     /// The schema version the database is at (0 for an empty one).
@@ -923,13 +953,20 @@ impl Store for PgStore {
 
     fn ping(&self) -> ace_core::Result<Duration> {
         let started = Instant::now();
-        self.run(async { sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| query_err("ping", e)) })?;
+        // Health checks wait at most 5 s, however long a query may take.
+        let limit = self.options.query_timeout.min(Duration::from_secs(5));
+        self.run_within(limit, async {
+            sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| query_err("ping", e))
+        })?;
         Ok(started.elapsed())
     }
 
     fn close(&self) -> ace_core::Result<()> {
-        self.run(self.pool.close());
-        Ok(())
+        let limit = self.options.query_timeout;
+        self.run_within(limit, async {
+            self.pool.close().await;
+            Ok(())
+        })
     }
 }
 

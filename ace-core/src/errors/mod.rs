@@ -56,6 +56,11 @@ const MAX_STAGES_PER_TASK: usize = 32;
 pub const CASCADE_STAGES: usize = 3;
 /// Operations on a shard between sweeps of idle tasks and agents.
 const SWEEP_EVERY: u64 = 1024;
+/// Tasks with an error window held at most (in all shards); past it the least recently failing
+/// go first. 10,000 agents failing 1% of 10 stages a second open 1,000 task windows a second, and
+/// a window lives `ACE_ERROR_WINDOW` (300 s) after its last error.
+const MAX_TASKS: usize = 65_536;
+const SHARD_MAX_TASKS: usize = MAX_TASKS / SHARDS;
 /// The marker appended to a message cut to the miner's `max_message_bytes`.
 pub const TRUNCATION_MARKER: &str = " …[truncated]";
 
@@ -311,6 +316,13 @@ impl ErrorOrgan {
             if shard.ops.is_multiple_of(SWEEP_EVERY) {
                 let horizon = now.minus(self.window);
                 shard.tasks.retain(|t| t.last >= horizon);
+            }
+            if shard.tasks.len() >= SHARD_MAX_TASKS {
+                let tasks = &mut shard.tasks;
+                crate::bounded::forget_least_recent(now, self.window, SHARD_MAX_TASKS, |horizon| {
+                    tasks.retain(|t| t.last >= horizon);
+                    tasks.len()
+                });
             }
             let state = match shard.tasks.find_mut(task_hash, |t| &*t.agent == ev.agent && &*t.task == ev.task) {
                 Some(t) => t,

@@ -31,6 +31,10 @@ use crate::signal::{Direction, Evidence, Signal, SignalKind};
 pub use judge::{Judge, Verdict};
 
 const SHARDS: usize = 16;
+/// Task gates held at most (in all shards); see [`TaskGate::touched`].
+const MAX_GATES: usize = 65_536;
+const SHARD_MAX_GATES: usize = MAX_GATES / SHARDS;
+const GATE_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Interventions awaiting an outcome, at most (the oldest are forgotten beyond this).
 const MAX_AWAITING: usize = 100_000;
 
@@ -252,6 +256,9 @@ struct TaskGate {
     count: u32,
     last: Option<Timestamp>,
     acted_on: Vec<(SignalKind, String)>,
+    /// The last signal about the task: gates idle for an hour, or the least recent past the
+    /// cap, are forgotten (a task that never reports its end must not be kept forever).
+    touched: Timestamp,
 }
 
 #[repr(align(128))]
@@ -369,7 +376,14 @@ impl Decider {
         }
         let mut gates = self.gate(agent, task).lock();
         let key: (Arc<str>, Arc<str>) = (Arc::from(agent), Arc::from(task));
+        if gates.len() >= SHARD_MAX_GATES && !gates.contains_key(&key) {
+            crate::bounded::forget_least_recent(now, GATE_IDLE, SHARD_MAX_GATES, |horizon| {
+                gates.retain(|_, g| g.touched >= horizon);
+                gates.len()
+            });
+        }
         let gate = gates.entry(key.clone()).or_default();
+        gate.touched = now;
         if gate.count >= self.cfg.max_per_task || gate.last.is_some_and(|t| now.since(t) < self.cfg.cooldown) {
             return None;
         }
@@ -597,6 +611,21 @@ mod tests {
         let off = Decider::new(DecisionConfig { enabled: false, ..cfg() });
         assert!(off.decide(t(0), "a", "t", &[s(1)]).is_none());
         assert!(d.decide(t(9000), "a", "t9", &[]).is_none());
+    }
+
+    #[test]
+    fn gates_of_tasks_that_never_end_are_capped() {
+        let d = Decider::new(cfg());
+        let s = |p| error_signal(SignalKind::ErrorAccumulation, "E", p, Severity::Medium);
+        // 100,000 tasks, one signal each, 10 ms apart, none ever reported ended.
+        for i in 0..100_000i64 {
+            let at = Timestamp::from_micros(i * 10_000);
+            assert!(d.decide(at, "a", &format!("t{i}"), &[s(1)]).is_some());
+        }
+        let held: usize = d.tasks.iter().map(|g| g.0.lock().len()).sum();
+        assert!(held <= MAX_GATES, "{held}");
+        // The newest task's gate is still there: its cooldown holds.
+        assert!(d.decide(Timestamp::from_micros(99_999 * 10_000 + 1), "a", "t99999", &[s(2)]).is_none());
     }
 
     #[test]

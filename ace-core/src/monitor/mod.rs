@@ -403,11 +403,17 @@ impl Monitor {
         }
     }
 
-    /// Baselines changed since the last call (all of them with `all`).
-    pub(crate) fn dirty_baselines(&self, all: bool) -> Vec<BaselineRecord> {
+    /// How many shards [`Monitor::dirty_baselines`] walks (saving one shard's baselines at a
+    /// time keeps a fleet's save from holding every baseline in memory at once).
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Baselines of shard `index` changed since the last call (all of them with `all`).
+    pub(crate) fn dirty_baselines(&self, index: usize, all: bool) -> Vec<BaselineRecord> {
         let mut out = Vec::new();
-        for shard in self.shards.iter() {
-            let mut shard = shard.0.lock();
+        {
+            let mut shard = self.shards[index].0.lock();
             for e in shard.entries.iter_mut().filter(|e| e.dirty || all) {
                 e.dirty = false;
                 for s in e.streams() {

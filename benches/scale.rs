@@ -1,0 +1,247 @@
+//! A fleet at a steady pace: CPU share and memory of one process running ace for many agents.
+//!
+//! Targets (issue 10): at most 1% of one core per 100 agents at 10 stage events per agent per
+//! second, and at most 100 MB resident for 10,000 agents.
+//!
+//! ```text
+//! cargo bench --bench scale                                    # 10,000 agents, 10 ev/s, 60 s
+//! cargo bench --bench scale -- --agents 1000 --seconds 20
+//! cargo bench --bench scale -- --seconds 1800 --every 60       # the soak (scripts/soak.sh)
+//! ```
+//!
+//! Every agent runs tasks of four stages (`planning`, `execution`, `reflection`,
+//! `verification`) with jittered durations and token metrics; 1% of stages fail and record an
+//! error. Events are paced in 20 ms ticks over `--threads` recording threads, and the engine
+//! persists to a real SQLite file in a temporary directory (`--store sqlite`, the default) or to
+//! a store that discards (`--store discard`: ace's own cost, without a database). CPU is the whole process's
+//! (`/proc/self/stat`: the recording threads, the writer, SQLite and this driver, so the share
+//! charged to ace is an upper bound); memory is the resident set (`VmRSS`, peak `VmHWM`). The
+//! first `--warmup` seconds (baselines warming, buffers growing) are left out of the CPU figure.
+//! With `--every N` a line is printed every N seconds, and the run ends with whether memory
+//! stayed flat (the last resident size within 10% of the one right after warm-up).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ace::{Ace, AceConfig, SqliteStore};
+
+struct Args {
+    agents: usize,
+    rate: f64,
+    seconds: f64,
+    warmup: f64,
+    threads: usize,
+    every: f64,
+    store: String,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        agents: 10_000,
+        rate: 10.0,
+        seconds: 60.0,
+        warmup: 10.0,
+        threads: 2,
+        every: 10.0,
+        store: "sqlite".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        // cargo bench passes --bench to every bench binary.
+        if flag == "--bench" {
+            continue;
+        }
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        if flag == "--store" {
+            assert!(value == "sqlite" || value == "discard", "--store sqlite|discard");
+            a.store = value;
+            continue;
+        }
+        let num = || value.parse::<f64>().unwrap_or_else(|_| panic!("{flag}: not a number: {value}"));
+        match flag.as_str() {
+            "--agents" => a.agents = num() as usize,
+            "--rate" => a.rate = num(),
+            "--seconds" => a.seconds = num(),
+            "--warmup" => a.warmup = num(),
+            "--threads" => a.threads = (num() as usize).max(1),
+            "--every" => a.every = num(),
+            other => panic!("unknown flag {other} (--agents --rate --seconds --warmup --threads --every --store)"),
+        }
+    }
+    assert!(a.agents > 0 && a.rate > 0.0 && a.seconds > a.warmup, "need agents, a rate and seconds > warmup");
+    a
+}
+
+/// Process CPU seconds (user + system) from `/proc/self/stat`, in USER_HZ (100 per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
+    // The command name may hold spaces; fields after its closing parenthesis are fixed.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// (`VmRSS`, `VmHWM`) in MB.
+fn memory_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+const STAGES: [(&str, f64); 4] = [("planning", 1.2), ("execution", 4.0), ("reflection", 0.8), ("verification", 1.5)];
+
+fn main() {
+    let args = parse();
+    let dir = tempfile::tempdir().unwrap();
+    let builder = Ace::builder().config(AceConfig::default());
+    let builder = if args.store == "sqlite" {
+        builder.store(SqliteStore::open(dir.path().join("scale.db")).unwrap())
+    } else {
+        builder.store(support::NullStore::default())
+    };
+    let ace = Arc::new(builder.build().unwrap());
+    let agents: Arc<Vec<String>> = Arc::new((0..args.agents).map(|i| format!("agent-{i:05}")).collect());
+    let events = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tick = Duration::from_millis(20);
+    let per_tick = args.rate * tick.as_secs_f64();
+    println!(
+        "ace scale: {} agents x {} stage events/s = {:.0} events/s on {} threads, {} s ({} s warm-up), {} store",
+        args.agents,
+        args.rate,
+        args.agents as f64 * args.rate,
+        args.threads,
+        args.seconds,
+        args.warmup,
+        args.store
+    );
+    let workers: Vec<_> = (0..args.threads)
+        .map(|t| {
+            let (ace, agents, events, stop) = (ace.clone(), agents.clone(), events.clone(), stop.clone());
+            let threads = args.threads;
+            std::thread::spawn(move || {
+                let mine: Vec<usize> = (t..agents.len()).step_by(threads).collect();
+                let mut step = vec![0u64; mine.len()];
+                let mut task = String::new();
+                let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ t as u64;
+                let mut owed = 0.0;
+                let mut cursor = 0;
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    owed += per_tick * mine.len() as f64;
+                    let n = owed as usize;
+                    owed -= n as f64;
+                    for _ in 0..n {
+                        let slot = cursor % mine.len();
+                        cursor += 1;
+                        let agent = &agents[mine[slot]];
+                        let s = step[slot];
+                        step[slot] += 1;
+                        let (stage, median) = STAGES[(s % 4) as usize];
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        let jitter = 0.75 + (rng % 1000) as f64 / 2000.0;
+                        let ok = !rng.is_multiple_of(100);
+                        task.clear();
+                        use std::fmt::Write;
+                        let _ = write!(task, "task-{}", s / 4);
+                        ace.record_stage_with(
+                            agent,
+                            &task,
+                            stage,
+                            median * jitter,
+                            ok,
+                            &[("tokens_in", 900.0 * jitter)],
+                        )
+                        .unwrap();
+                        if !ok {
+                            ace.record_error(
+                                agent,
+                                &task,
+                                stage,
+                                "TimeoutError",
+                                "model call timed out after 30 s",
+                                None,
+                            )
+                            .unwrap();
+                        }
+                    }
+                    events.fetch_add(n as u64, Ordering::Relaxed);
+                    next += tick;
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    } else {
+                        next = now;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(args.warmup));
+    let (cpu0, t0, ev0) = (cpu_seconds(), Instant::now(), events.load(Ordering::Relaxed));
+    let rss_after_warmup = memory_mb().0;
+    let mut last_report = Instant::now();
+    while start.elapsed().as_secs_f64() < args.seconds {
+        std::thread::sleep(Duration::from_millis(200));
+        if args.every > 0.0 && last_report.elapsed().as_secs_f64() >= args.every {
+            last_report = Instant::now();
+            let wall = t0.elapsed().as_secs_f64();
+            let (rss, hwm) = memory_mb();
+            println!(
+                "  t={:>6.0}s  events/s {:>8.0}  cpu {:>5.1}% of a core  rss {:>6.1} MB (peak {:.1})  buffered {}  open tasks {}",
+                start.elapsed().as_secs_f64(),
+                (events.load(Ordering::Relaxed) - ev0) as f64 / wall,
+                (cpu_seconds() - cpu0) / wall * 100.0,
+                rss,
+                hwm,
+                ace.stats().buffered,
+                ace.stats().open_tasks
+            );
+        }
+    }
+    let (cpu1, wall, ev1) = (cpu_seconds(), t0.elapsed().as_secs_f64(), events.load(Ordering::Relaxed));
+    let (rss, hwm) = memory_mb();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    ace.flush().unwrap();
+    let stats = ace.stats();
+    let share = (cpu1 - cpu0) / wall * 100.0;
+    let per_100 = share / (args.agents as f64 / 100.0);
+    let flat = rss <= rss_after_warmup * 1.10;
+    println!("result:");
+    println!("  events/s           {:.0} (asked {:.0})", (ev1 - ev0) as f64 / wall, args.agents as f64 * args.rate);
+    println!("  cpu                {share:.1}% of one core over {wall:.0} s (whole process)");
+    println!(
+        "  cpu per 100 agents {per_100:.3}% of one core (target <= 1% at 10 ev/s: {})",
+        if per_100 <= 1.0 { "met" } else { "missed" }
+    );
+    println!(
+        "  resident           {rss:.1} MB, peak {hwm:.1} MB (target <= 100 MB for 10,000 agents: {})",
+        if hwm <= 100.0 { "met" } else { "missed" }
+    );
+    println!(
+        "  memory flat        {} ({rss_after_warmup:.1} MB after warm-up, {rss:.1} MB at the end)",
+        if flat { "yes" } else { "no" }
+    );
+    println!(
+        "  records            {} persisted, {} dropped, {} buffered at the end",
+        stats.persisted, stats.dropped, stats.buffered
+    );
+}
