@@ -214,7 +214,7 @@ impl PgStore {
         };
         if store.options.migrate {
             store.migrate_up()?;
-        } else {
+        } else if store.options.timescale {
             store.detect_timescale()?;
         }
         Ok(store)
@@ -347,7 +347,7 @@ impl PgStore {
                 reason: format!("{} has plain tables (no TimescaleDB), nothing can be compressed", self.location),
             });
         };
-        let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * 86_400_000_000;
+        let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * DAY_MICROS;
         self.run(async {
             let mut compressed = 0;
             for table in HYPERTABLES {
@@ -388,7 +388,7 @@ impl PgStore {
     /// micros before now); returns how many rows went. On hypertables whole chunks past the
     /// cutoff are dropped (cheap, no dead rows) and the rest deleted row by row.
     pub fn retain(&self, days: u32) -> ace_core::Result<u64> {
-        let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * 86_400_000_000;
+        let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * DAY_MICROS;
         let ts = self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin retention", e))?;
@@ -466,8 +466,8 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS ace_schema_migrations
 /// The tables that become hypertables (partitioned by `created_at`, one-day chunks).
 const HYPERTABLES: [&str; 2] = ["ace_performance_metrics", "ace_errors"];
 
-/// One day in the engine clock's microseconds: the chunk interval.
-const CHUNK_MICROS: i64 = 86_400_000_000;
+/// One day in the engine clock's microseconds: the chunk interval, and the unit of retention.
+const DAY_MICROS: i64 = 86_400_000_000;
 
 /// The schema of the `timescaledb` extension when it is created in this database.
 async fn timescale_schema(conn: &mut sqlx::PgConnection) -> ace_core::Result<Option<String>> {
@@ -531,7 +531,7 @@ async fn enable_timescale(conn: &mut sqlx::PgConnection) -> ace_core::Result<Opt
             format!("ALTER TABLE {table} DROP CONSTRAINT {table}_pkey, ADD PRIMARY KEY (id, created_at)"),
             format!(
                 "SELECT {ext}.create_hypertable('{table}'::regclass, 'created_at', \
-                 chunk_time_interval => {CHUNK_MICROS}::bigint, migrate_data => true)"
+                 chunk_time_interval => {DAY_MICROS}::bigint, migrate_data => true)"
             ),
             format!(
                 "ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = 'agent_id', \
