@@ -59,7 +59,8 @@ pub struct PgOptions {
     /// proxies that do not speak the copy sub-protocol (PGlite, for one).
     pub copy: bool,
     /// How long one store operation (a batch, a query, a migration) may take before it fails
-    /// as unavailable and the writer retries or spills (default 10 s).
+    /// as unavailable and the writer retries or spills (default 10 s). Migrations get at least
+    /// a minute: they wait on the lock while another replica migrates.
     pub query_timeout: Duration,
 }
 
@@ -238,6 +239,10 @@ impl PgStore {
         self.run_within(self.options.query_timeout, fut)
     }
 
+    fn migration_timeout(&self) -> Duration {
+        self.options.query_timeout.max(Duration::from_secs(60))
+    }
+
     fn run_within<T, F>(&self, limit: Duration, fut: F) -> ace_core::Result<T>
     where
         F: Future<Output = ace_core::Result<T>> + Send,
@@ -268,7 +273,7 @@ impl PgStore {
     /// Applies every pending migration; returns how many ran. Concurrent starts are serialised
     /// by an advisory lock, so two replicas never migrate at once.
     pub fn migrate_up(&self) -> ace_core::Result<usize> {
-        self.run(async {
+        self.run_within(self.migration_timeout(), async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin migrations", e))?;
             sqlx::query("SELECT pg_advisory_xact_lock(7369011)")
                 .execute(&mut *tx)
@@ -371,7 +376,7 @@ impl PgStore {
     /// Reverts migrations down to `target` (0 reverts everything); returns how many ran.
     pub fn migrate_down(&self, target: i64) -> ace_core::Result<usize> {
         let current = self.schema_version()?;
-        self.run(async {
+        self.run_within(self.migration_timeout(), async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin migrations", e))?;
             let mut ran = 0;
             for m in POSTGRES.iter().rev().filter(|m| m.version > target && m.version <= current) {
