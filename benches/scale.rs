@@ -113,6 +113,7 @@ fn main() {
     let ace = Arc::new(builder.build().unwrap());
     let agents: Arc<Vec<String>> = Arc::new((0..args.agents).map(|i| format!("agent-{i:05}")).collect());
     let events = Arc::new(AtomicU64::new(0));
+    let interventions = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let tick = Duration::from_millis(20);
     let per_tick = args.rate * tick.as_secs_f64();
@@ -129,6 +130,7 @@ fn main() {
     let workers: Vec<_> = (0..args.threads)
         .map(|t| {
             let (ace, agents, events, stop) = (ace.clone(), agents.clone(), events.clone(), stop.clone());
+            let interventions = interventions.clone();
             let threads = args.threads;
             std::thread::spawn(move || {
                 let mine: Vec<usize> = (t..agents.len()).step_by(threads).collect();
@@ -157,25 +159,32 @@ fn main() {
                         task.clear();
                         use std::fmt::Write;
                         let _ = write!(task, "task-{}", s / 4);
-                        ace.record_stage_with(
-                            agent,
-                            &task,
-                            stage,
-                            median * jitter,
-                            ok,
-                            &[("tokens_in", 900.0 * jitter)],
-                        )
-                        .unwrap();
-                        if !ok {
-                            ace.record_error(
+                        let report = ace
+                            .record_stage_with(
                                 agent,
                                 &task,
                                 stage,
-                                "TimeoutError",
-                                "model call timed out after 30 s",
-                                None,
+                                median * jitter,
+                                ok,
+                                &[("tokens_in", 900.0 * jitter)],
                             )
                             .unwrap();
+                        let mut acted = report.intervention.is_some();
+                        if !ok {
+                            let report = ace
+                                .record_error(
+                                    agent,
+                                    &task,
+                                    stage,
+                                    "TimeoutError",
+                                    "model call timed out after 30 s",
+                                    None,
+                                )
+                                .unwrap();
+                            acted |= report.intervention.is_some();
+                        }
+                        if acted {
+                            interventions.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     events.fetch_add(n as u64, Ordering::Relaxed);
@@ -203,14 +212,15 @@ fn main() {
             let wall = t0.elapsed().as_secs_f64();
             let (rss, hwm) = memory_mb();
             println!(
-                "  t={:>6.0}s  events/s {:>8.0}  cpu {:>5.1}% of a core  rss {:>6.1} MB (peak {:.1})  buffered {}  open tasks {}",
+                "  t={:>6.0}s  events/s {:>8.0}  cpu {:>5.1}% of a core  rss {:>6.1} MB (peak {:.1})  buffered {}  open tasks {}  interventions {}",
                 start.elapsed().as_secs_f64(),
                 (events.load(Ordering::Relaxed) - ev0) as f64 / wall,
                 (cpu_seconds() - cpu0) / wall * 100.0,
                 rss,
                 hwm,
                 ace.stats().buffered,
-                ace.stats().open_tasks
+                ace.stats().open_tasks,
+                interventions.load(Ordering::Relaxed)
             );
         }
     }

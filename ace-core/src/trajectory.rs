@@ -42,7 +42,7 @@ const SWEEP_EVERY: u32 = 1024;
 /// Running tasks tracked at most (in all shards). Past it the least recently active tasks are
 /// forgotten first: a fleet starting tasks faster than they go idle (10,000 agents at a new task
 /// every few seconds start millions an hour) stays within a few MB.
-const MAX_TASKS: usize = 65_536;
+const MAX_TASKS: usize = 57_344;
 const SHARD_MAX_TASKS: usize = MAX_TASKS / SHARDS;
 /// A learned limit is at least this multiple of the median length.
 const MIN_RATIO: f64 = 1.5;
@@ -88,6 +88,11 @@ pub(crate) struct Track {
 }
 
 impl Track {
+    /// The task's name.
+    pub(crate) fn task(&self) -> &Arc<str> {
+        &self.task
+    }
+
     /// Whether the task was reported finished (a new task of the same name needs a new track).
     pub(crate) fn ended(&self) -> bool {
         self.ended.load(Ordering::Relaxed)

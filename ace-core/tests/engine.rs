@@ -542,3 +542,31 @@ fn durable_mode_needs_a_store_that_persists() {
     assert_eq!(err.code(), "config");
     assert!(err.to_string().contains("ACE_DURABLE"), "{err}");
 }
+
+#[test]
+fn thousands_of_agent_stages_each_keep_their_own_baseline() {
+    // 3,000 (agent, stage) entries: about 190 a shard, past one chunk of entries in each.
+    let store = MemoryStore::new();
+    let ace = engine(&store, AceConfig::default());
+    for round in 0..3 {
+        for agent in 0..1_000 {
+            for (i, stage) in ["planning", "execution", "reflection"].into_iter().enumerate() {
+                let seconds = (agent * 3 + i) as f64 + round as f64 * 0.001;
+                ace.record_stage_with(&format!("agent-{agent}"), "t", stage, seconds, true, &[("tokens", 1.0)])
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(ace.stats().baselines, 3_000);
+    for agent in [0, 127, 128, 500, 999] {
+        for (i, stage) in ["planning", "execution", "reflection"].into_iter().enumerate() {
+            let b = ace.baseline(&format!("agent-{agent}"), stage, "duration_s").unwrap();
+            assert_eq!(b.count, 3);
+            assert!((b.mean - ((agent * 3 + i) as f64 + 0.001)).abs() < 1e-9, "{agent} {stage}: {}", b.mean);
+            assert_eq!(ace.baseline(&format!("agent-{agent}"), stage, "tokens").unwrap().count, 3);
+        }
+    }
+    assert!(ace.baseline("agent-1000", "planning", "duration_s").is_none());
+    ace.flush().unwrap();
+    assert_eq!(store.query_metrics(&MetricQuery::all()).unwrap().len(), 9_000);
+}

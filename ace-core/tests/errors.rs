@@ -254,7 +254,7 @@ fn task_windows_are_capped_and_the_most_recent_keep_accumulating() {
             .unwrap();
     }
     let held = ace.stats().open_tasks;
-    assert!(held <= 65_536, "task windows held: {held}");
+    assert!(held <= 57_344, "task windows held: {held}");
     // The newest task's window survived the evictions: two more errors make three.
     let mut last = Vec::new();
     for _ in 0..2 {

@@ -80,6 +80,11 @@ pub(crate) struct AgentContext {
 }
 
 impl AgentContext {
+    /// The agent's name (one copy, shared by the organs that keep per-agent state).
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.agent
+    }
+
     fn score_at(&self, now: Timestamp, cfg: &StalenessConfig) -> (f64, f64, u64, u64) {
         let seconds = now.since(Timestamp::from_micros(self.refreshed_at.load(Ordering::Relaxed))).as_secs_f64();
         let steps = self.steps.load(Ordering::Relaxed);

@@ -59,7 +59,7 @@ const SWEEP_EVERY: u64 = 1024;
 /// Tasks with an error window held at most (in all shards); past it the least recently failing
 /// go first. 10,000 agents failing 1% of 10 stages a second open 1,000 task windows a second, and
 /// a window lives `ACE_ERROR_WINDOW` (300 s) after its last error.
-const MAX_TASKS: usize = 65_536;
+const MAX_TASKS: usize = 57_344;
 const SHARD_MAX_TASKS: usize = MAX_TASKS / SHARDS;
 /// The marker appended to a message cut to the miner's `max_message_bytes`.
 pub const TRUNCATION_MARKER: &str = " …[truncated]";
@@ -130,6 +130,36 @@ impl Window {
     }
 }
 
+/// A task's windows, by pattern: a task has one or two patterns, so a short list, grown one
+/// at a time, costs far less than a hash map.
+#[derive(Default)]
+struct Windows(Vec<(u64, Window)>);
+
+impl Windows {
+    fn entry(&mut self, serial: u64) -> &mut Window {
+        let i = match self.0.iter().position(|(s, _)| *s == serial) {
+            Some(i) => i,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((serial, Window::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// Keeps at most [`MAX_PATTERNS_PER_SCOPE`] windows, dropping the idlest.
+    fn bound(&mut self) {
+        if self.0.len() <= MAX_PATTERNS_PER_SCOPE {
+            return;
+        }
+        let mut lasts: Vec<Timestamp> = self.0.iter().map(|(_, w)| w.last).collect();
+        let cut = lasts.len() - MAX_PATTERNS_PER_SCOPE * 3 / 4;
+        let (_, &mut threshold, _) = lasts.select_nth_unstable(cut);
+        self.0.retain(|(_, w)| w.last > threshold);
+    }
+}
+
 fn fired_within(at: Option<Timestamp>, now: Timestamp, window: Duration) -> bool {
     at.is_some_and(|t| t >= now.minus(window))
 }
@@ -149,7 +179,7 @@ struct TaskState {
     hash: u64,
     agent: Arc<str>,
     task: Arc<str>,
-    patterns: HashMap<u64, Window>,
+    patterns: Windows,
     stages: Vec<(Arc<str>, Timestamp)>,
     /// `ace_errors_total` handles used by this task, by stage and severity.
     counters: Vec<(Arc<str>, Severity, Counter)>,
@@ -160,12 +190,12 @@ struct TaskState {
 }
 
 impl TaskState {
-    fn new(hash: u64, agent: &str, task: &str) -> Self {
+    fn new(hash: u64, agent: Arc<str>, task: &str) -> Self {
         TaskState {
             hash,
-            agent: Arc::from(agent),
+            agent,
             task: Arc::from(task),
-            patterns: HashMap::new(),
+            patterns: Windows::default(),
             stages: Vec::new(),
             counters: Vec::new(),
             cascade_at: None,
@@ -184,7 +214,8 @@ struct AgentState {
 
 #[derive(Default)]
 struct TaskShard {
-    tasks: HashTable<TaskState>,
+    /// Boxed: the table keeps a slot per 8/7 tasks or more, and a slot is then a pointer.
+    tasks: HashTable<Box<TaskState>>,
     ops: u64,
     signals: u64,
 }
@@ -309,6 +340,8 @@ impl ErrorOrgan {
 
         // The task's window.
         let task_hash = self.hasher.hash_one((ev.agent, ev.task));
+        // The agent's context state holds the one copy of its name.
+        let context = self.context.agent(ev.agent, now);
         let (occurrences, severity, task_accumulated, agent, task, stage) = {
             let mut guard = self.tasks[(task_hash >> 40) as usize % SHARDS].0.lock();
             let shard = &mut *guard;
@@ -326,10 +359,10 @@ impl ErrorOrgan {
             }
             let state = match shard.tasks.find_mut(task_hash, |t| &*t.agent == ev.agent && &*t.task == ev.task) {
                 Some(t) => t,
-                None => shard
-                    .tasks
-                    .insert_unique(task_hash, TaskState::new(task_hash, ev.agent, ev.task), |t| t.hash)
-                    .into_mut(),
+                None => {
+                    let state = Box::new(TaskState::new(task_hash, context.name().clone(), ev.task));
+                    shard.tasks.insert_unique(task_hash, state, |t| t.hash).into_mut()
+                }
             };
             state.last = now;
             let stage: Arc<str> = state
@@ -338,7 +371,7 @@ impl ErrorOrgan {
                 .find(|(s, _)| &**s == ev.stage)
                 .map_or_else(|| Arc::from(ev.stage), |(s, _)| s.clone());
             let (agent, task) = (state.agent.clone(), state.task.clone());
-            let w = state.patterns.entry(mined.serial).or_default();
+            let w = state.patterns.entry(mined.serial);
             let n = w.push(now, self.window, cap);
             let bumps = if n >= 4 * self.threshold {
                 2
@@ -376,7 +409,7 @@ impl ErrorOrgan {
                 w.critical_at = Some(now);
                 signals.push(ctx.pattern_signal(SignalKind::CriticalError, ErrorScope::Task, n, severity, previous));
             }
-            bound(&mut state.patterns);
+            state.patterns.bound();
             signals.extend(state.cascade(&ctx));
             match state.counters.iter().find(|(s, sev, _)| *s == stage && *sev == severity) {
                 Some((_, _, counter)) => {
@@ -386,6 +419,7 @@ impl ErrorOrgan {
                     let counter = self.metrics.error_counter(&state.agent, ev.stage, severity);
                     counter.inc();
                     if state.counters.len() < 16 {
+                        state.counters.reserve_exact(1);
                         state.counters.push((stage.clone(), severity, counter));
                     }
                 }
@@ -433,7 +467,7 @@ impl ErrorOrgan {
             bound(&mut state.patterns);
         }
 
-        signals.extend(self.context.agent(ev.agent, now).observe(now, true, ev.task, ev.stage, &self.context.cfg));
+        signals.extend(context.observe(now, true, ev.task, ev.stage, &self.context.cfg));
         for s in &signals {
             self.metrics.count_signal(s.kind);
         }
@@ -566,6 +600,7 @@ impl TaskState {
                 if self.stages.len() == MAX_STAGES_PER_TASK {
                     self.stages.remove(0);
                 }
+                self.stages.reserve_exact(1);
                 self.stages.push((ctx.stage.clone(), ctx.now));
                 true
             }

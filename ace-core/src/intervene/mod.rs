@@ -14,12 +14,12 @@ pub mod judge;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hashbrown::{DefaultHashBuilder, HashMap};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -32,11 +32,11 @@ pub use judge::{Judge, Verdict};
 
 const SHARDS: usize = 16;
 /// Task gates held at most (in all shards); see [`TaskGate::touched`].
-const MAX_GATES: usize = 65_536;
+const MAX_GATES: usize = 57_344;
 const SHARD_MAX_GATES: usize = MAX_GATES / SHARDS;
 const GATE_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Interventions awaiting an outcome, at most (the oldest are forgotten beyond this).
-const MAX_AWAITING: usize = 100_000;
+const MAX_AWAITING: usize = 57_344;
 
 /// What the agent is told to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -239,23 +239,32 @@ fn is_throttling(kind: &str, template: &str) -> bool {
         .any(|w| text.contains(w))
 }
 
-/// What a signal is about, for de-dup within a task.
-fn subject(signal: &Signal) -> (SignalKind, String) {
-    let what = match &signal.evidence {
-        Evidence::BaselineShift { metric, .. } => format!("{}/{metric}", signal.stage.as_deref().unwrap_or("")),
-        Evidence::ErrorPattern { pattern_id, .. } => pattern_id.to_string(),
-        Evidence::Failures { .. } => signal.stage.as_deref().unwrap_or("").to_owned(),
-        Evidence::Breaker { breaker, .. } => breaker.clone(),
-        Evidence::Cascade { .. } | Evidence::Staleness { .. } | Evidence::TaskLength { .. } => String::new(),
-    };
-    (signal.kind, what)
+/// What a signal is about, for de-dup within a task, as a 64-bit hash: its kind, and the
+/// stage and metric, pattern or breaker it concerns. (Two subjects of one task colliding, a
+/// chance of about one in 2^64, would leave the second unanswered, as a repeat is.)
+fn subject(hasher: &DefaultHashBuilder, signal: &Signal) -> u64 {
+    let mut h = hasher.build_hasher();
+    signal.kind.hash(&mut h);
+    match &signal.evidence {
+        Evidence::BaselineShift { metric, .. } => (0u8, signal.stage.as_deref(), metric.as_str()).hash(&mut h),
+        Evidence::ErrorPattern { pattern_id, .. } => (1u8, pattern_id).hash(&mut h),
+        Evidence::Failures { .. } => (2u8, signal.stage.as_deref()).hash(&mut h),
+        Evidence::Breaker { breaker, .. } => (3u8, breaker.as_str()).hash(&mut h),
+        Evidence::Cascade { .. } | Evidence::Staleness { .. } | Evidence::TaskLength { .. } => 4u8.hash(&mut h),
+    }
+    h.finish()
 }
 
-#[derive(Default)]
+/// A task's gate. Held boxed: a table keeps a slot per 8/7 gates or more, and a slot is then
+/// a pointer.
 struct TaskGate {
+    hash: u64,
+    agent: Arc<str>,
+    task: Arc<str>,
     count: u32,
     last: Option<Timestamp>,
-    acted_on: Vec<(SignalKind, String)>,
+    /// The subjects acted on (see [`subject`]), grown one at a time: most tasks see one.
+    acted_on: Vec<u64>,
     /// The last signal about the task: gates idle for an hour, or the least recent past the
     /// cap, are forgotten (a task that never reports its end must not be kept forever).
     touched: Timestamp,
@@ -320,7 +329,7 @@ struct Awaiting {
 }
 
 /// The gates of the tasks of one shard, by (agent, task).
-type Gates = HashMap<(Arc<str>, Arc<str>), TaskGate>;
+type Gates = HashTable<Box<TaskGate>>;
 
 /// Decides interventions and learns from their outcomes.
 pub struct Decider {
@@ -365,8 +374,10 @@ impl Decider {
         }
     }
 
-    fn gate(&self, agent: &str, task: &str) -> &Mutex<Gates> {
-        &self.tasks[(self.hasher.hash_one((agent, task)) >> 40) as usize % SHARDS].0
+    /// The shard of `agent`'s `task`, and the task's hash.
+    fn gates(&self, agent: &str, task: &str) -> (&Mutex<Gates>, u64) {
+        let hash = self.hasher.hash_one((agent, task));
+        (&self.tasks[(hash >> 40) as usize % SHARDS].0, hash)
     }
 
     /// At most one intervention for the signals one call produced about `agent` and `task`.
@@ -374,15 +385,36 @@ impl Decider {
         if !self.cfg.enabled || signals.is_empty() {
             return None;
         }
-        let mut gates = self.gate(agent, task).lock();
-        let key: (Arc<str>, Arc<str>) = (Arc::from(agent), Arc::from(task));
-        if gates.len() >= SHARD_MAX_GATES && !gates.contains_key(&key) {
+        let (shard, hash) = self.gates(agent, task);
+        let mut gates = shard.lock();
+        #[allow(clippy::borrowed_box)] // the table's element type
+        let found = |g: &Box<TaskGate>| &*g.agent == agent && &*g.task == task;
+        if gates.len() >= SHARD_MAX_GATES && gates.find(hash, found).is_none() {
             crate::bounded::forget_least_recent(now, GATE_IDLE, SHARD_MAX_GATES, |horizon| {
-                gates.retain(|_, g| g.touched >= horizon);
+                gates.retain(|g| g.touched >= horizon);
                 gates.len()
             });
         }
-        let gate = gates.entry(key.clone()).or_default();
+        let gate = match gates.find_mut(hash, found) {
+            Some(g) => g,
+            None => {
+                // The names of a new gate are the signals' copies when they match.
+                let first = &signals[0];
+                let gate = TaskGate {
+                    hash,
+                    agent: if &*first.agent == agent { first.agent.clone() } else { Arc::from(agent) },
+                    task: match &first.task {
+                        Some(t) if &**t == task => t.clone(),
+                        _ => Arc::from(task),
+                    },
+                    count: 0,
+                    last: None,
+                    acted_on: Vec::new(),
+                    touched: now,
+                };
+                gates.insert_unique(hash, Box::new(gate), |g| g.hash).into_mut()
+            }
+        };
         gate.touched = now;
         if gate.count >= self.cfg.max_per_task || gate.last.is_some_and(|t| now.since(t) < self.cfg.cooldown) {
             return None;
@@ -391,25 +423,29 @@ impl Decider {
         let (index, signal) = signals
             .iter()
             .enumerate()
-            .filter(|(_, s)| !candidates(s).is_empty() && !gate.acted_on.contains(&subject(s)))
+            .filter(|(_, s)| !candidates(s).is_empty() && !gate.acted_on.contains(&subject(&self.hasher, s)))
             .max_by_key(|(i, s)| (s.severity, std::cmp::Reverse(*i)))?;
         let strategy = self.choose(signal);
         gate.count += 1;
         gate.last = Some(now);
-        gate.acted_on.push(subject(signal));
+        gate.acted_on.reserve_exact(1);
+        gate.acted_on.push(subject(&self.hasher, signal));
+        let key = (gate.agent.clone(), gate.task.clone());
         drop(gates);
 
         let id = {
             let mut l = self.learning.lock();
             l.next_id = l.next_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let id = InterventionId(l.next_id);
-            l.awaiting.insert(id, Awaiting { kind: signal.kind, strategy, agent: key.0.clone() });
-            l.order.push_back(id);
-            if l.order.len() > MAX_AWAITING
+            // The oldest is forgotten before the newest is added, so the map never holds more
+            // than the cap (one more would double its table).
+            if l.order.len() >= MAX_AWAITING
                 && let Some(old) = l.order.pop_front()
             {
                 l.awaiting.remove(&old);
             }
+            l.awaiting.insert(id, Awaiting { kind: signal.kind, strategy, agent: key.0.clone() });
+            l.order.push_back(id);
             id
         };
         let mut ordered = Vec::with_capacity(signals.len());
@@ -491,8 +527,15 @@ impl Decider {
 
     /// Forgets a task's gates (count, cooldown, de-dup): it has ended.
     pub fn end_task(&self, agent: &str, task: &str) -> bool {
-        let mut gates = self.gate(agent, task).lock();
-        gates.remove(&(Arc::from(agent), Arc::from(task))).is_some()
+        let (shard, hash) = self.gates(agent, task);
+        let mut gates = shard.lock();
+        match gates.find_entry(hash, |g| &*g.agent == agent && &*g.task == task) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

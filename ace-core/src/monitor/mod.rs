@@ -70,7 +70,27 @@ pub(crate) struct Pending {
 /// read), and the last task of each key.
 #[derive(Default)]
 pub(crate) struct DrainState {
-    shards: Vec<Vec<WriterKey>>,
+    keys: Vec<Vec<WriterKey>>,
+    /// One copy of each agent and stage name for all the keys that share it.
+    names: Names,
+    no_task: Arc<str>,
+}
+
+/// A set of shared names: the first copy of a name is kept and handed out for the others.
+#[derive(Default)]
+struct Names(hashbrown::HashSet<Arc<str>>);
+
+impl Names {
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        match self.0.get(name) {
+            Some(n) => n.clone(),
+            None => {
+                let n: Arc<str> = Arc::from(name);
+                self.0.insert(n.clone());
+                n
+            }
+        }
+    }
 }
 
 /// The writer's copy of a key: agent, stage, and the task of its latest record.
@@ -102,6 +122,7 @@ pub(crate) struct Monitor {
     trajectory: Arc<TrajectoryOrgan>,
     /// Whether records are buffered for the store at all (see `AceBuilder::persist`).
     persist: bool,
+    names: SharedNames,
     /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
     /// final drain.
     pub(crate) closed: AtomicBool,
@@ -112,9 +133,9 @@ pub(crate) struct Padded<T>(T);
 
 #[derive(Default)]
 pub(crate) struct Shard {
-    entries: HashTable<Entry>,
-    /// (agent, stage) of each entry, by `Entry::key`; append-only (entries are never removed).
-    keys: Vec<(Arc<str>, Arc<str>)>,
+    entries: Entries,
+    /// The stage names of the entries, one copy each (up to [`MAX_SHARED_STAGES`]).
+    stages: Vec<Arc<str>>,
     /// This shard's metric records, compact: no reference count is touched on the recording
     /// thread (see [`Pending`]).
     pending: Vec<Pending>,
@@ -126,9 +147,101 @@ pub(crate) struct Shard {
     ops: u32,
 }
 
-struct Entry {
+impl Shard {
+    /// The shard's copy of a stage name: stages are few, and every agent's entries share them.
+    fn stage_name(&mut self, stage: &str) -> Arc<str> {
+        if let Some(s) = self.stages.iter().find(|s| &***s == stage) {
+            return s.clone();
+        }
+        let name: Arc<str> = Arc::from(stage);
+        if self.stages.len() < MAX_SHARED_STAGES {
+            self.stages.push(name.clone());
+        }
+        name
+    }
+}
+
+/// Stage names a shard keeps one copy of; an application with more stages than this pays for
+/// a copy per entry of the rest.
+const MAX_SHARED_STAGES: usize = 64;
+
+/// Names every entry holds, one copy for all.
+struct SharedNames {
+    /// The task of an entry that has none yet.
+    none: Arc<str>,
+    duration: Arc<str>,
+    success: Arc<str>,
+}
+
+/// Entries per chunk of [`Entries`].
+const CHUNK: usize = 128;
+
+/// A shard's entries, append-only (entries are never removed), in chunks of [`CHUNK`] that never
+/// move or grow once made, found through a table of their indexes.
+///
+/// Entries are large (about 400 bytes) and a fleet has tens of thousands; a hash table of them
+/// would hold up to twice their number in slots (it doubles when 7/8 full, 16 shards grow in
+/// step), and a `Vec` of them would too. Here the slack is at most one chunk per shard, and the
+/// table holds 4-byte indexes.
+#[derive(Default)]
+pub(crate) struct Entries {
+    index: HashTable<u32>,
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn at(&self, i: usize) -> &Entry {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn find(&self, hash: u64, agent: &str, stage: &str) -> Option<&Entry> {
+        let i = *self.index.find(hash, |&i| {
+            let e = self.at(i as usize);
+            &*e.agent == agent && &*e.stage == stage
+        })?;
+        Some(self.at(i as usize))
+    }
+
+    fn find_mut(&mut self, hash: u64, agent: &str, stage: &str) -> Option<&mut Entry> {
+        let i = *self.index.find(hash, |&i| {
+            let e = self.at(i as usize);
+            &*e.agent == agent && &*e.stage == stage
+        })? as usize;
+        Some(&mut self.chunks[i / CHUNK][i % CHUNK])
+    }
+
+    /// Adds an entry (whose `key` is [`Entries::len`]) that is not there yet.
+    fn insert(&mut self, entry: Entry) -> &mut Entry {
+        let i = self.len;
+        debug_assert_eq!(entry.key as usize, i);
+        let hash = entry.hash;
+        if i.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks[i / CHUNK].push(entry);
+        self.len += 1;
+        let chunks = &self.chunks;
+        self.index.insert_unique(hash, i as u32, |&j| chunks[j as usize / CHUNK][j as usize % CHUNK].hash);
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks.iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.chunks.iter_mut().flatten()
+    }
+}
+
+pub(crate) struct Entry {
     hash: u64,
-    /// Index of (agent, stage) in the shard's `keys`.
+    /// Index of the entry in its shard's [`Entries`].
     key: u32,
     agent: Arc<str>,
     stage: Arc<str>,
@@ -194,7 +307,33 @@ impl Monitor {
             context,
             trajectory,
             persist: true,
+            names: SharedNames {
+                none: Arc::from(""),
+                duration: Arc::from(metric_names::DURATION),
+                success: Arc::from(metric_names::SUCCESS),
+            },
             closed: AtomicBool::new(false),
+        }
+    }
+
+    /// A new entry: `agent` and `stage` are shared names, as are the outcome streams' names.
+    fn new_entry(&self, hash: u64, key: u32, agent: Arc<str>, stage: Arc<str>) -> Entry {
+        Entry {
+            hash,
+            key,
+            agent,
+            stage,
+            last_task: self.names.none.clone(),
+            task_sent: false,
+            updated_at: Timestamp::EPOCH,
+            duration: Stream::new(self.names.duration.clone(), BaselineState::default()),
+            success: Stream::new(self.names.success.clone(), BaselineState::default()),
+            named: Vec::new(),
+            context: None,
+            track: None,
+            failures: 0,
+            series: export::EntrySeries::default(),
+            dirty: false,
         }
     }
 
@@ -224,7 +363,7 @@ impl Monitor {
         shard.ops = shard.ops.wrapping_add(1);
         let started = shard.ops.is_multiple_of(TIMING_SAMPLE).then(Instant::now);
 
-        let entry = match shard.entries.find_mut(hash, |e| &*e.agent == obs.agent && &*e.stage == obs.stage) {
+        let entry = match shard.entries.find_mut(hash, obs.agent, obs.stage) {
             Some(e) => e,
             None => {
                 // An existing entry's agent and stage were checked when it was made, so only a
@@ -234,15 +373,28 @@ impl Monitor {
                     self.metrics.reject(reject_reason(&e));
                     return Err(e);
                 }
-                let entry = Entry::new(hash, shard.keys.len() as u32, obs.agent, obs.stage);
-                shard.keys.push((entry.agent.clone(), entry.stage.clone()));
-                shard.entries.insert_unique(hash, entry, |e| e.hash).into_mut()
+                // The agent's name comes from its context state, one copy for all its stages
+                // (its label too, unless capped); the stage's from the shard's other entries.
+                let context = self.context.agent(obs.agent, now);
+                let stage = shard.stage_name(obs.stage);
+                let mut entry = self.new_entry(hash, shard.entries.len() as u32, context.name().clone(), stage);
+                entry.series.agent_label = Some(self.metrics.agent_label(context.name()));
+                entry.context = Some(context);
+                shard.entries.insert(entry)
             }
         };
         if &*entry.last_task != obs.task {
-            entry.last_task = Arc::from(obs.task);
+            // A stage outcome follows the task's track; its name is the track's (one copy for
+            // the task's stages, whose entries lie in other shards).
+            if obs.outcome.is_some() {
+                let track = self.trajectory.track(&entry.agent, obs.task, now);
+                entry.last_task = track.task().clone();
+                entry.track = Some(track);
+            } else {
+                entry.last_task = Arc::from(obs.task);
+                entry.track = None;
+            }
             entry.task_sent = false;
-            entry.track = None;
             entry.failures = 0;
         }
         let mut signals = Vec::new();
@@ -368,9 +520,9 @@ impl Monitor {
     /// Takes every buffered record, shard by shard. The shard lock is held only to swap the
     /// buffers out (and copy keys new since the last drain); the records are completed after.
     pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
-        state.shards.resize_with(self.shards.len(), Vec::new);
+        state.keys.resize_with(self.shards.len(), Vec::new);
         let mut pending = Vec::new();
-        for (shard, keys) in self.shards.iter().zip(&mut state.shards) {
+        for (shard, keys) in self.shards.iter().zip(&mut state.keys) {
             let mut others = Vec::new();
             {
                 let mut shard = shard.0.lock();
@@ -379,8 +531,9 @@ impl Monitor {
                 }
                 std::mem::swap(&mut pending, &mut shard.pending);
                 std::mem::swap(&mut others, &mut shard.others);
-                for (agent, stage) in &shard.keys[keys.len()..] {
-                    keys.push((Arc::from(&**agent), Arc::from(&**stage), Arc::from("")));
+                for i in keys.len()..shard.entries.len() {
+                    let e = shard.entries.at(i);
+                    keys.push((state.names.intern(&e.agent), state.names.intern(&e.stage), state.no_task.clone()));
                 }
             }
             out.reserve(pending.len() + others.len());
@@ -470,12 +623,13 @@ impl Monitor {
             }
             let hash = self.hasher.hash_one((b.agent.as_str(), b.stage.as_str()));
             let mut shard = self.shard_of(hash).lock();
-            let entry = match shard.entries.find_mut(hash, |e| *e.agent == *b.agent && *e.stage == *b.stage) {
+            let shard = &mut *shard;
+            let entry = match shard.entries.find_mut(hash, &b.agent, &b.stage) {
                 Some(e) => e,
                 None => {
-                    let entry = Entry::new(hash, shard.keys.len() as u32, &b.agent, &b.stage);
-                    shard.keys.push((entry.agent.clone(), entry.stage.clone()));
-                    shard.entries.insert_unique(hash, entry, |e| e.hash).into_mut()
+                    let stage = shard.stage_name(&b.stage);
+                    let entry = self.new_entry(hash, shard.entries.len() as u32, Arc::from(b.agent.as_str()), stage);
+                    shard.entries.insert(entry)
                 }
             };
             if only_fresher && entry.streams().any(|s| *s.name == *b.metric && s.detector.state.count >= b.state.count)
@@ -490,7 +644,10 @@ impl Monitor {
                     let full = entry.named.len() >= MAX_STREAMS_PER_ENTRY;
                     match entry.named.iter_mut().find(|s| &*s.name == name) {
                         Some(s) => s.detector = Detector::from_state(b.state),
-                        None if !full => entry.named.push(Stream::new(Arc::from(name), b.state)),
+                        None if !full => {
+                            entry.named.reserve_exact(1);
+                            entry.named.push(Stream::new(Arc::from(name), b.state));
+                        }
                         None => continue,
                     }
                 }
@@ -504,7 +661,7 @@ impl Monitor {
     pub(crate) fn baseline(&self, agent: &str, stage: &str, metric: &str) -> Option<BaselineState> {
         let hash = self.hasher.hash_one((agent, stage));
         let shard = self.shard_of(hash).lock();
-        let e = shard.entries.find(hash, |e| &*e.agent == agent && &*e.stage == stage)?;
+        let e = shard.entries.find(hash, agent, stage)?;
         e.streams().find(|s| &*s.name == metric).map(|s| s.detector.state)
     }
 
@@ -523,26 +680,6 @@ impl Monitor {
 }
 
 impl Entry {
-    fn new(hash: u64, key: u32, agent: &str, stage: &str) -> Self {
-        Entry {
-            hash,
-            key,
-            agent: Arc::from(agent),
-            stage: Arc::from(stage),
-            last_task: Arc::from(""),
-            task_sent: false,
-            updated_at: Timestamp::EPOCH,
-            duration: Stream::new(Arc::from(metric_names::DURATION), BaselineState::default()),
-            success: Stream::new(Arc::from(metric_names::SUCCESS), BaselineState::default()),
-            named: Vec::new(),
-            context: None,
-            track: None,
-            failures: 0,
-            series: export::EntrySeries::default(),
-            dirty: false,
-        }
-    }
-
     fn streams(&self) -> impl Iterator<Item = &Stream> {
         [&self.duration, &self.success].into_iter().chain(self.named.iter())
     }
@@ -579,6 +716,8 @@ impl Entry {
             let idx = match self.named.iter().position(|s| &*s.name == name) {
                 Some(i) => i,
                 None if self.named.len() < MAX_STREAMS_PER_ENTRY => {
+                    // Most entries have one or two named metrics: no room for four.
+                    self.named.reserve_exact(1);
                     self.named.push(Stream::new(Arc::from(name), BaselineState::default()));
                     self.named.len() - 1
                 }
