@@ -12,7 +12,6 @@
 
 pub mod judge;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::str::FromStr;
@@ -328,6 +327,67 @@ struct Awaiting {
     agent: Arc<str>,
 }
 
+/// The step between consecutive intervention ids (odd, so it has an inverse modulo 2^64).
+const ID_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+/// `ID_STEP`'s inverse modulo 2^64 (Newton's iteration; each step doubles the correct bits).
+const ID_STEP_INVERSE: u64 = {
+    let mut inv = ID_STEP;
+    let mut i = 0;
+    while i < 6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(ID_STEP.wrapping_mul(inv)));
+        i += 1;
+    }
+    inv
+};
+
+/// The interventions awaiting an outcome, in a ring of [`MAX_AWAITING`] slots.
+///
+/// Ids are `first + n * ID_STEP` (wrapping), so an id gives back its sequence number `n`, and
+/// `n % MAX_AWAITING` is its slot: a slot holds the newest intervention that maps to it, and an
+/// older one is forgotten when a newer takes its place. A hash map with removals at one end
+/// and inserts at the other fills with tombstones until it doubles its table; this never grows
+/// past the cap.
+struct Awaited {
+    first: u64,
+    next: u64,
+    slots: Vec<Option<(u64, Awaiting)>>,
+}
+
+impl Awaited {
+    fn new(first: u64) -> Self {
+        Awaited { first, next: 0, slots: Vec::new() }
+    }
+
+    fn push(&mut self, awaiting: Awaiting) -> InterventionId {
+        let n = self.next;
+        self.next += 1;
+        let slot = (n % MAX_AWAITING as u64) as usize;
+        if slot == self.slots.len() {
+            self.slots.push(Some((n, awaiting)));
+        } else {
+            self.slots[slot] = Some((n, awaiting));
+        }
+        InterventionId(self.first.wrapping_add(n.wrapping_mul(ID_STEP)))
+    }
+
+    fn slot(&mut self, id: InterventionId) -> Option<&mut Option<(u64, Awaiting)>> {
+        let n = id.0.wrapping_sub(self.first).wrapping_mul(ID_STEP_INVERSE);
+        if n >= self.next {
+            return None;
+        }
+        let slot = self.slots.get_mut((n % MAX_AWAITING as u64) as usize)?;
+        slot.as_ref().is_some_and(|(m, _)| *m == n).then_some(slot)
+    }
+
+    fn get_mut(&mut self, id: InterventionId) -> Option<&mut Awaiting> {
+        self.slot(id)?.as_mut().map(|(_, a)| a)
+    }
+
+    fn remove(&mut self, id: InterventionId) -> Option<Awaiting> {
+        self.slot(id)?.take().map(|(_, a)| a)
+    }
+}
+
 /// The gates of the tasks of one shard, by (agent, task).
 type Gates = HashTable<Box<TaskGate>>;
 
@@ -341,12 +401,10 @@ pub struct Decider {
 
 struct Learning {
     rng: Rng,
-    next_id: u64,
     beliefs: HashMap<(SignalKind, Strategy), Belief>,
-    awaiting: HashMap<InterventionId, Awaiting>,
+    awaiting: Awaited,
     /// Reported outcomes per agent: (successes, reports).
     outcomes: HashMap<Arc<str>, (u64, u64)>,
-    order: VecDeque<InterventionId>,
 }
 
 impl fmt::Debug for Decider {
@@ -365,11 +423,9 @@ impl Decider {
             hasher: DefaultHashBuilder::default(),
             learning: Mutex::new(Learning {
                 rng: Rng(cfg.seed ^ 0x5851_F42D_4C95_7F2D),
-                next_id: cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
                 beliefs: HashMap::new(),
-                awaiting: HashMap::new(),
+                awaiting: Awaited::new((cfg.seed.wrapping_mul(ID_STEP) | 1).wrapping_add(ID_STEP)),
                 outcomes: HashMap::new(),
-                order: VecDeque::new(),
             }),
         }
     }
@@ -435,18 +491,7 @@ impl Decider {
 
         let id = {
             let mut l = self.learning.lock();
-            l.next_id = l.next_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let id = InterventionId(l.next_id);
-            // The oldest is forgotten before the newest is added, so the map never holds more
-            // than the cap (one more would double its table).
-            if l.order.len() >= MAX_AWAITING
-                && let Some(old) = l.order.pop_front()
-            {
-                l.awaiting.remove(&old);
-            }
-            l.awaiting.insert(id, Awaiting { kind: signal.kind, strategy, agent: key.0.clone() });
-            l.order.push_back(id);
-            id
+            l.awaiting.push(Awaiting { kind: signal.kind, strategy, agent: key.0.clone() })
         };
         let mut ordered = Vec::with_capacity(signals.len());
         ordered.push(signal.clone());
@@ -481,7 +526,7 @@ impl Decider {
     /// the agent and the share of its reported interventions that worked.
     pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<(Arc<str>, f64)> {
         let mut l = self.learning.lock();
-        let Some(Awaiting { kind, strategy, agent }) = l.awaiting.remove(&id) else {
+        let Some(Awaiting { kind, strategy, agent }) = l.awaiting.remove(id) else {
             return Err(Error::invalid(
                 "intervention id",
                 format!("{id} is unknown or its outcome was already reported"),
@@ -505,7 +550,7 @@ impl Decider {
     pub(crate) fn repick(&self, id: InterventionId, kind: SignalKind, strategy: Strategy) -> bool {
         let mut l = self.learning.lock();
         l.beliefs.entry((kind, strategy)).or_insert(Belief { alpha: 1.0, beta: 1.0 });
-        match l.awaiting.get_mut(&id) {
+        match l.awaiting.get_mut(id) {
             Some(a) => {
                 a.strategy = strategy;
                 true
@@ -516,7 +561,7 @@ impl Decider {
 
     /// The judge vetoed intervention `id`: no outcome will come.
     pub(crate) fn forget(&self, id: InterventionId) {
-        self.learning.lock().awaiting.remove(&id);
+        self.learning.lock().awaiting.remove(id);
     }
 
     /// The current belief in `strategy` for `kind` (the rule's prior until outcomes arrive).
@@ -654,6 +699,41 @@ mod tests {
         let off = Decider::new(DecisionConfig { enabled: false, ..cfg() });
         assert!(off.decide(t(0), "a", "t", &[s(1)]).is_none());
         assert!(d.decide(t(9000), "a", "t9", &[]).is_none());
+    }
+
+    #[test]
+    fn the_step_inverse_recovers_sequence_numbers() {
+        assert_eq!(ID_STEP.wrapping_mul(ID_STEP_INVERSE), 1);
+        let mut ring = Awaited::new(12_345);
+        let ids: Vec<InterventionId> = (0..3)
+            .map(|_| ring.push(Awaiting { kind: SignalKind::TaskError, strategy: Strategy::Replan, agent: "a".into() }))
+            .collect();
+        assert_eq!(ids[0].0, 12_345);
+        assert_eq!(ids[2].0, 12_345u64.wrapping_add(ID_STEP.wrapping_mul(2)));
+        assert!(ring.remove(InterventionId(ids[2].0.wrapping_add(ID_STEP))).is_none(), "not issued yet");
+        assert!(ring.remove(InterventionId(7)).is_none(), "never issued");
+        assert!(ring.remove(ids[1]).is_some());
+        assert!(ring.remove(ids[1]).is_none(), "reported once");
+        assert!(ring.get_mut(ids[0]).is_some() && ring.get_mut(ids[2]).is_some());
+    }
+
+    #[test]
+    fn interventions_awaiting_an_outcome_are_capped_oldest_first() {
+        let d = Decider::new(DecisionConfig { cooldown: Duration::ZERO, ..cfg() });
+        let s = error_signal(SignalKind::ErrorAccumulation, "E", 1, Severity::Medium);
+        let n = MAX_AWAITING + 10;
+        let ids: Vec<InterventionId> = (0..n)
+            .map(|i| d.decide(t(i as i64), "a", &format!("t{i}"), std::slice::from_ref(&s)).unwrap().id)
+            .collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), n, "ids are unique");
+        assert!(d.learning.lock().awaiting.slots.len() <= MAX_AWAITING);
+        for id in &ids[..10] {
+            assert!(d.report_outcome(*id, true).is_err(), "the oldest are forgotten");
+        }
+        assert!(d.report_outcome(ids[10], true).is_ok());
+        assert!(d.report_outcome(ids[n - 1], false).is_ok());
+        assert!(d.report_outcome(ids[n - 1], false).is_err(), "an outcome is reported once");
     }
 
     #[test]
