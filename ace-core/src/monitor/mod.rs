@@ -191,14 +191,17 @@ pub(crate) struct Entries {
 }
 
 impl Entries {
+    #[inline]
     fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     fn at(&self, i: usize) -> &Entry {
         &self.chunks[i / CHUNK][i % CHUNK]
     }
 
+    #[inline]
     fn find(&self, hash: u64, agent: &str, stage: &str) -> Option<&Entry> {
         let i = *self.index.find(hash, |&i| {
             let e = self.at(i as usize);
@@ -207,6 +210,7 @@ impl Entries {
         Some(self.at(i as usize))
     }
 
+    #[inline]
     fn find_mut(&mut self, hash: u64, agent: &str, stage: &str) -> Option<&mut Entry> {
         let i = *self.index.find(hash, |&i| {
             let e = self.at(i as usize);
