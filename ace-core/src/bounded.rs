@@ -3,49 +3,110 @@
 
 use std::time::Duration;
 
+use hashbrown::HashTable;
+
 use crate::clock::Timestamp;
 
-/// Shrinks a full table to 3/4 of `cap`. `prune(horizon)` keeps the entries active at or after
-/// `horizon` and returns how many remain; the horizon starts `idle` before `now` and halves
-/// until enough are gone (a few passes, once per quarter of the cap of new entries). Entries
-/// active within the last millisecond are kept even past the cap.
-pub(crate) fn forget_least_recent(
+/// Shrinks a full table to 3/4 of `cap`, forgetting the entries least recently active (`last`),
+/// and every entry idle longer than `idle`. Entries active within the last millisecond are kept
+/// even past the cap. Two passes over the table, one to read the entries' times and one to
+/// remove (the cut is a selection over the times read); called once per quarter of the cap of
+/// new entries.
+pub(crate) fn forget_least_recent<T>(
+    table: &mut HashTable<T>,
     now: Timestamp,
     idle: Duration,
     cap: usize,
-    mut prune: impl FnMut(Timestamp) -> usize,
+    last: impl Fn(&T) -> Timestamp,
 ) {
-    let mut keep = idle;
-    while prune(now.minus(keep)) > cap * 3 / 4 && keep >= Duration::from_millis(1) {
-        keep /= 2;
+    let keep = cap * 3 / 4;
+    let recent = now.minus(Duration::from_millis(1));
+    let expired = now.minus(idle).min(recent);
+    if table.len() <= keep {
+        table.retain(|t| last(t) >= expired);
+        return;
     }
+    let mut times: Vec<Timestamp> = table.iter().map(&last).collect();
+    let cut = times.len() - keep;
+    let (_, &mut oldest_kept, newer) = times.select_nth_unstable(cut);
+    if oldest_kept >= recent || oldest_kept < expired {
+        table.retain(|t| last(t) >= expired.max(oldest_kept).min(recent));
+        return;
+    }
+    // Exactly `keep` stay: those newer than the cut, and as many as fit of those at it.
+    let mut ties = keep - newer.iter().filter(|&&t| t > oldest_kept).count();
+    table.retain(|t| match last(t).cmp(&oldest_kept) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal if ties > 0 => {
+            ties -= 1;
+            true
+        }
+        _ => false,
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A table of entry times (seconds), hashed by themselves.
+    fn table(times: impl IntoIterator<Item = i64>) -> HashTable<i64> {
+        let mut t = HashTable::new();
+        for x in times {
+            t.insert_unique(x as u64, x * 1_000_000, |&y| y as u64 / 1_000_000);
+        }
+        t
+    }
+
+    fn sorted(t: &HashTable<i64>) -> Vec<i64> {
+        let mut v: Vec<i64> = t.iter().map(|&x| x / 1_000_000).collect();
+        v.sort_unstable();
+        v
+    }
+
     #[test]
     fn shrinks_to_three_quarters_keeping_the_newest() {
-        // 1,000 entries active one second apart; cap 400.
-        let mut last: Vec<i64> = (0..1000).map(|i| i * 1_000_000).collect();
+        // 1,000 entries active one second apart; cap 400 keeps the newest 300.
+        let mut t = table(0..1000);
         let now = Timestamp::from_micros(1000 * 1_000_000);
-        forget_least_recent(now, Duration::from_secs(3600), 400, |horizon| {
-            last.retain(|&t| t >= horizon.as_micros());
-            last.len()
-        });
-        assert!((150..=300).contains(&last.len()), "{}", last.len());
-        assert_eq!(last.last(), Some(&(999 * 1_000_000)), "the newest stays");
+        forget_least_recent(&mut t, now, Duration::from_secs(3600), 400, |&x| Timestamp::from_micros(x));
+        assert_eq!(sorted(&t), (700..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn entries_idle_too_long_go_even_below_three_quarters() {
+        // 10 entries; 6 idle longer than 100 s.
+        let mut t = table([0, 1, 2, 3, 4, 5, 950, 960, 970, 980]);
+        let now = Timestamp::from_micros(1000 * 1_000_000);
+        forget_least_recent(&mut t, now, Duration::from_secs(100), 10, |&x| Timestamp::from_micros(x));
+        assert_eq!(sorted(&t), vec![950, 960, 970, 980]);
     }
 
     #[test]
     fn entries_of_the_last_millisecond_are_kept() {
-        let mut last = vec![5_000_000i64; 10];
+        let mut t = HashTable::new();
+        for i in 0..10u64 {
+            t.insert_unique(i, (i, 5_000_000i64), |&(h, _)| h);
+        }
         let now = Timestamp::from_micros(5_000_000);
-        forget_least_recent(now, Duration::from_secs(1), 4, |horizon| {
-            last.retain(|&t| t >= horizon.as_micros());
-            last.len()
-        });
-        assert_eq!(last.len(), 10);
+        forget_least_recent(&mut t, now, Duration::from_secs(1), 4, |&(_, x)| Timestamp::from_micros(x));
+        assert_eq!(t.len(), 10);
+    }
+
+    #[test]
+    fn ties_at_the_cut_still_shrink_the_table() {
+        // 16 entries all last active at 10 s; cap 8 keeps 6 of them.
+        let mut t = table(0..16);
+        let now = Timestamp::from_micros(1000 * 1_000_000);
+        forget_least_recent(&mut t, now, Duration::from_secs(3600), 8, |_| Timestamp::from_micros(10_000_000));
+        assert_eq!(t.len(), 6);
+    }
+
+    #[test]
+    fn a_table_under_three_quarters_loses_only_its_idle_entries() {
+        let mut t = table([0, 1, 990, 995]);
+        let now = Timestamp::from_micros(1000 * 1_000_000);
+        forget_least_recent(&mut t, now, Duration::from_secs(100), 8, |&x| Timestamp::from_micros(x));
+        assert_eq!(sorted(&t), vec![990, 995]);
     }
 }

@@ -267,10 +267,8 @@ impl TrajectoryOrgan {
             shard.tasks.retain(|t| t.last.load(Ordering::Relaxed) >= horizon);
         }
         if shard.tasks.len() >= SHARD_MAX_TASKS {
-            let tasks = &mut shard.tasks;
-            crate::bounded::forget_least_recent(now, IDLE, SHARD_MAX_TASKS, |horizon| {
-                tasks.retain(|t| t.last.load(Ordering::Relaxed) >= horizon.as_micros());
-                tasks.len()
+            crate::bounded::forget_least_recent(&mut shard.tasks, now, IDLE, SHARD_MAX_TASKS, |t| {
+                Timestamp::from_micros(t.last.load(Ordering::Relaxed))
             });
         }
         let (learned, typical, seen) =

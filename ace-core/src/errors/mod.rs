@@ -351,11 +351,7 @@ impl ErrorOrgan {
                 shard.tasks.retain(|t| t.last >= horizon);
             }
             if shard.tasks.len() >= SHARD_MAX_TASKS {
-                let tasks = &mut shard.tasks;
-                crate::bounded::forget_least_recent(now, self.window, SHARD_MAX_TASKS, |horizon| {
-                    tasks.retain(|t| t.last >= horizon);
-                    tasks.len()
-                });
+                crate::bounded::forget_least_recent(&mut shard.tasks, now, self.window, SHARD_MAX_TASKS, |t| t.last);
             }
             let state = match shard.tasks.find_mut(task_hash, |t| &*t.agent == ev.agent && &*t.task == ev.task) {
                 Some(t) => t,

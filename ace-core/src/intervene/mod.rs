@@ -446,10 +446,7 @@ impl Decider {
         #[allow(clippy::borrowed_box)] // the table's element type
         let found = |g: &Box<TaskGate>| &*g.agent == agent && &*g.task == task;
         if gates.len() >= SHARD_MAX_GATES && gates.find(hash, found).is_none() {
-            crate::bounded::forget_least_recent(now, GATE_IDLE, SHARD_MAX_GATES, |horizon| {
-                gates.retain(|g| g.touched >= horizon);
-                gates.len()
-            });
+            crate::bounded::forget_least_recent(&mut gates, now, GATE_IDLE, SHARD_MAX_GATES, |g| g.touched);
         }
         let gate = match gates.find_mut(hash, found) {
             Some(g) => g,
