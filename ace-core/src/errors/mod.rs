@@ -150,13 +150,9 @@ impl Windows {
 
     /// Keeps at most [`MAX_PATTERNS_PER_SCOPE`] windows, dropping the idlest.
     fn bound(&mut self) {
-        if self.0.len() <= MAX_PATTERNS_PER_SCOPE {
-            return;
+        if let Some(cut) = idlest_cut(self.0.iter().map(|(_, w)| w)) {
+            self.0.retain(|(_, w)| w.last > cut);
         }
-        let mut lasts: Vec<Timestamp> = self.0.iter().map(|(_, w)| w.last).collect();
-        let cut = lasts.len() - MAX_PATTERNS_PER_SCOPE * 3 / 4;
-        let (_, &mut threshold, _) = lasts.select_nth_unstable(cut);
-        self.0.retain(|(_, w)| w.last > threshold);
     }
 }
 
@@ -166,13 +162,20 @@ fn fired_within(at: Option<Timestamp>, now: Timestamp, window: Duration) -> bool
 
 /// Keeps at most [`MAX_PATTERNS_PER_SCOPE`] windows, dropping the idlest.
 fn bound(patterns: &mut HashMap<u64, Window>) {
-    if patterns.len() <= MAX_PATTERNS_PER_SCOPE {
-        return;
+    if let Some(cut) = idlest_cut(patterns.values()) {
+        patterns.retain(|_, w| w.last > cut);
     }
-    let mut lasts: Vec<Timestamp> = patterns.values().map(|w| w.last).collect();
+}
+
+/// Past [`MAX_PATTERNS_PER_SCOPE`] windows, the last activity at or before which windows go so
+/// that fewer than 3/4 of it stay; `None` while there are not that many.
+fn idlest_cut<'a>(windows: impl ExactSizeIterator<Item = &'a Window>) -> Option<Timestamp> {
+    if windows.len() <= MAX_PATTERNS_PER_SCOPE {
+        return None;
+    }
+    let mut lasts: Vec<Timestamp> = windows.map(|w| w.last).collect();
     let cut = lasts.len() - MAX_PATTERNS_PER_SCOPE * 3 / 4;
-    let (_, &mut threshold, _) = lasts.select_nth_unstable(cut);
-    patterns.retain(|_, w| w.last > threshold);
+    Some(*lasts.select_nth_unstable(cut).1)
 }
 
 struct TaskState {
@@ -640,4 +643,39 @@ fn validate(ev: &ErrorEvent<'_>) -> Result<()> {
     validate_stage(ev.stage)?;
     validate_id("kind", ev.kind)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` windows, pattern `i` last active at `i` seconds.
+    fn windows(n: u64) -> Windows {
+        let mut w = Windows::default();
+        for i in 0..n {
+            w.entry(i).last = Timestamp::from_micros(i as i64 * 1_000_000);
+        }
+        w
+    }
+
+    #[test]
+    fn a_scope_past_its_pattern_cap_keeps_its_most_recent_windows() {
+        let mut full = windows(MAX_PATTERNS_PER_SCOPE as u64);
+        full.bound();
+        assert_eq!(full.0.len(), MAX_PATTERNS_PER_SCOPE, "at the cap nothing goes");
+
+        let n = MAX_PATTERNS_PER_SCOPE as u64 + 44;
+        let mut task = windows(n);
+        task.bound();
+        let kept: Vec<u64> = task.0.iter().map(|(s, _)| *s).collect();
+        let first_kept = n - (MAX_PATTERNS_PER_SCOPE * 3 / 4) as u64 + 1;
+        assert_eq!(kept, (first_kept..n).collect::<Vec<_>>(), "the idlest go first");
+
+        // The agent scope's map is bounded the same way.
+        let mut agent: HashMap<u64, Window> = windows(n).0.into_iter().collect();
+        bound(&mut agent);
+        let mut kept: Vec<u64> = agent.into_keys().collect();
+        kept.sort_unstable();
+        assert_eq!(kept, (first_kept..n).collect::<Vec<_>>());
+    }
 }

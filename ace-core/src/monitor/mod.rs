@@ -202,20 +202,22 @@ impl Entries {
     }
 
     #[inline]
-    fn find(&self, hash: u64, agent: &str, stage: &str) -> Option<&Entry> {
-        let i = *self.index.find(hash, |&i| {
+    fn position(&self, hash: u64, agent: &str, stage: &str) -> Option<usize> {
+        let i = self.index.find(hash, |&i| {
             let e = self.at(i as usize);
             &*e.agent == agent && &*e.stage == stage
         })?;
-        Some(self.at(i as usize))
+        Some(*i as usize)
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, agent: &str, stage: &str) -> Option<&Entry> {
+        self.position(hash, agent, stage).map(|i| self.at(i))
     }
 
     #[inline]
     fn find_mut(&mut self, hash: u64, agent: &str, stage: &str) -> Option<&mut Entry> {
-        let i = *self.index.find(hash, |&i| {
-            let e = self.at(i as usize);
-            &*e.agent == agent && &*e.stage == stage
-        })? as usize;
+        let i = self.position(hash, agent, stage)?;
         Some(&mut self.chunks[i / CHUNK][i % CHUNK])
     }
 
