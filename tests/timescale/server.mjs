@@ -17,6 +17,16 @@ PGLiteSocketHandler.prototype.attach = async function (socket) {
   return attach.call(this, socket);
 };
 
+// A socket error (a client resetting its connection) detaches the handler and removes its
+// socket listeners, so the socket's 'close' never reaches the server, which then never serves
+// the connections queued behind it: each waits out the 60 s queue timeout and is dropped.
+// Tell the server the handler closed.
+const handleError = PGLiteSocketHandler.prototype.handleError;
+PGLiteSocketHandler.prototype.handleError = function (e) {
+  handleError.call(this, e);
+  this.dispatchEvent(new CustomEvent('close'));
+};
+
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0) {
   console.error('usage: node server.mjs PORT');
