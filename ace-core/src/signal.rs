@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::errors::PatternId;
 use crate::event::Severity;
+use crate::ids::PatternId;
 
 /// What kind of finding a signal is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,9 +39,9 @@ pub enum SignalKind {
     Loop,
     /// `ACE_FAILURE_RUN` stages of a task failed in a row, whichever stages they were.
     FailureRun,
-    /// A task ran more stages than the agent's tasks usually take (see [`crate::trajectory`]).
+    /// A task ran more stages than the agent's tasks usually take (see the `trajectory` organ).
     LongTask,
-    /// A circuit breaker turned the agent's call away (see [`crate::Ace::acquire`]).
+    /// A circuit breaker turned the agent's call away (see `Ace::acquire`).
     BreakerOpen,
 }
 

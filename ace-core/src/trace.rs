@@ -5,7 +5,7 @@
 //! with the engine clock's time, so a user can replay their own history with other settings and
 //! see what they would have changed. Metric-only records (`record_metric`) have no event in the
 //! format and are not written; labels are the user's to add. Lines are buffered and written out
-//! by [`Ace::flush`](crate::Ace::flush) and [`Ace::close`](crate::Ace::close) (and whenever 64 KiB
+//! by `Ace::flush` and `Ace::close` (and whenever 64 KiB
 //! accumulate). A write that fails is logged once and recording stops; the engine carries on.
 
 use std::fs::{File, OpenOptions};

@@ -13,7 +13,7 @@
 //!   `ACE_LONG_TASK_MIN_TASKS` (20); or more than `ACE_TASK_MAX_STEPS` when that is set.
 //!
 //! Each fires once per task (a run fires again after a success breaks it). A task's length is
-//! learned when [`Ace::end_task`](crate::Ace::end_task) reports it finished; tasks that never
+//! learned when `Ace::end_task` reports it finished; tasks that never
 //! end are forgotten after an hour without a stage.
 //!
 //! The recording path touches this organ once per (agent, stage) and task: the monitor's entry
@@ -30,9 +30,9 @@ use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
 use crate::event::Severity;
+use crate::shard::{SHARDS, Sharded};
 use crate::signal::{Evidence, Signal, SignalKind};
 
-const SHARDS: usize = 16;
 /// Finished task lengths remembered per agent.
 const HISTORY: usize = 256;
 /// A task without a stage for this long is forgotten (it never ended, or ended unreported).
@@ -49,7 +49,8 @@ const MIN_RATIO: f64 = 1.5;
 
 const FLAG_LONG: u8 = 1;
 
-/// The trajectory settings (from [`AceConfig`](crate::AceConfig)).
+/// The trajectory settings (`ACE_LOOP_THRESHOLD`, `ACE_FAILURE_RUN`, `ACE_LONG_TASK_*`,
+/// `ACE_TASK_MAX_STEPS`; the defaults are the configuration's).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct TrajectoryConfig {
     pub loop_threshold: u32,
@@ -59,15 +60,9 @@ pub(crate) struct TrajectoryConfig {
     pub max_steps: u32,
 }
 
-impl TrajectoryConfig {
-    pub(crate) fn from_config(c: &crate::AceConfig) -> Self {
-        TrajectoryConfig {
-            loop_threshold: c.loop_threshold,
-            failure_run: c.failure_run,
-            quantile: c.long_task_quantile,
-            min_tasks: c.long_task_min_tasks,
-            max_steps: c.task_max_steps,
-        }
+impl Default for TrajectoryConfig {
+    fn default() -> Self {
+        TrajectoryConfig { loop_threshold: 3, failure_run: 4, quantile: 0.95, min_tasks: 20, max_steps: 0 }
     }
 }
 
@@ -228,14 +223,10 @@ struct Shard {
     created: u32,
 }
 
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
-
 /// The running tasks and the agents' task lengths.
 pub(crate) struct TrajectoryOrgan {
     pub(crate) cfg: TrajectoryConfig,
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Sharded<Shard>,
     agents: Mutex<HashMap<Arc<str>, History>>,
     hasher: DefaultHashBuilder,
 }
@@ -244,14 +235,14 @@ impl TrajectoryOrgan {
     pub(crate) fn new(cfg: TrajectoryConfig) -> Self {
         TrajectoryOrgan {
             cfg,
-            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            shards: Sharded::default(),
             agents: Mutex::new(HashMap::new()),
             hasher: DefaultHashBuilder::default(),
         }
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        &self.shards[(hash >> 40) as usize % SHARDS].0
+        self.shards.of(hash)
     }
 
     /// The track of `agent`'s `task`, made at its first stage.
@@ -267,7 +258,7 @@ impl TrajectoryOrgan {
             shard.tasks.retain(|t| t.last.load(Ordering::Relaxed) >= horizon);
         }
         if shard.tasks.len() >= SHARD_MAX_TASKS {
-            crate::bounded::forget_least_recent(&mut shard.tasks, now, IDLE, SHARD_MAX_TASKS, |t| {
+            crate::shard::forget_least_recent(&mut shard.tasks, now, IDLE, SHARD_MAX_TASKS, |t| {
                 Timestamp::from_micros(t.last.load(Ordering::Relaxed))
             });
         }

@@ -120,7 +120,7 @@ pub struct Rejected {
     pub state: State,
     /// How long until it lets a trial through, when known.
     pub retry_after: Option<Duration>,
-    /// What the agent should do, when the rejection came through [`crate::Ace::acquire`].
+    /// What the agent should do, when the rejection came through `Ace::acquire`.
     pub intervention: Option<Box<crate::Intervention>>,
 }
 
@@ -217,7 +217,7 @@ struct Judged {
     attempts: u32,
 }
 
-/// One circuit breaker. Get one from [`Breakers`] (or [`crate::Ace::breaker`]), or build one
+/// One circuit breaker. Get one from [`Breakers`] (or `Ace::breaker`), or build one
 /// alone with [`CircuitBreaker::new`].
 pub struct CircuitBreaker {
     name: Arc<str>,

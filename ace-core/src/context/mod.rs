@@ -1,6 +1,6 @@
 //! Context staleness: how far an agent's context has drifted since it was last rebuilt.
 //!
-//! Per agent, three counts since the last [`Ace::refresh_context`](crate::Ace::refresh_context)
+//! Per agent, three counts since the last `Ace::refresh_context`
 //! (or since the agent was first seen): seconds, stages recorded, and errors recorded. Each
 //! becomes a part in [0, 1) that reaches 0.5 at its half-life (`ACE_CONTEXT_TIME_HALF_LIFE`,
 //! 600 s; `ACE_CONTEXT_STEPS_HALF_LIFE`, 20; `ACE_CONTEXT_ERRORS_HALF_LIFE`, 3), `x / (x + half)`,
@@ -17,7 +17,7 @@
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 use parking_lot::Mutex;
@@ -27,14 +27,12 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::clock::{Clock, Timestamp};
-use crate::config::AceConfig;
 use crate::event::Severity;
-use crate::metrics::Metrics;
+use crate::shard::Sharded;
 use crate::signal::{Evidence, Signal, SignalKind};
+use crate::telemetry::{AgentLabels, Instrumented};
 
-const SHARDS: usize = 16;
-
-/// The staleness settings (from [`AceConfig`]).
+/// The staleness settings (`ACE_CONTEXT_*`; the defaults are the configuration's).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StalenessConfig {
     /// Score that raises a signal.
@@ -47,16 +45,13 @@ pub struct StalenessConfig {
     pub errors_half_life: f64,
 }
 
-impl StalenessConfig {
-    pub(crate) fn from_config(c: &AceConfig) -> Self {
-        StalenessConfig {
-            threshold: c.context_staleness_threshold,
-            time_half_life_s: c.context_time_half_life.as_secs_f64(),
-            steps_half_life: c.context_steps_half_life,
-            errors_half_life: c.context_errors_half_life,
-        }
+impl Default for StalenessConfig {
+    fn default() -> Self {
+        StalenessConfig { threshold: 0.8, time_half_life_s: 600.0, steps_half_life: 20.0, errors_half_life: 3.0 }
     }
+}
 
+impl StalenessConfig {
     /// The score for `seconds`, `steps` and `errors` since the last refresh.
     #[must_use]
     pub fn score(&self, seconds: f64, steps: u64, errors: u64) -> f64 {
@@ -142,36 +137,29 @@ impl AgentContext {
     }
 }
 
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
-
 type AgentMap = HashMap<Arc<str>, Arc<AgentContext>>;
 
 /// The agents' context states.
 pub(crate) struct ContextOrgan {
-    shards: Box<[Padded<Mutex<AgentMap>>]>,
+    shards: Sharded<AgentMap>,
     hasher: DefaultHashBuilder,
     pub(crate) cfg: StalenessConfig,
-    metrics: Metrics,
+    labels: AgentLabels,
     clock: Arc<dyn Clock>,
 }
 
 impl ContextOrgan {
-    pub(crate) fn new(cfg: StalenessConfig, metrics: Metrics, clock: Arc<dyn Clock>) -> Arc<Self> {
-        let organ = Arc::new(ContextOrgan {
-            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
-            hasher: DefaultHashBuilder::default(),
-            cfg,
-            metrics: metrics.clone(),
-            clock,
-        });
-        metrics.context_series.attach(&organ);
-        organ
+    pub(crate) fn new(cfg: StalenessConfig, labels: AgentLabels, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(ContextOrgan { shards: Sharded::default(), hasher: DefaultHashBuilder::default(), cfg, labels, clock })
+    }
+
+    /// The organ's series (`ace_context_staleness`), computed at scrape time.
+    pub(crate) fn series(self: &Arc<Self>) -> ContextSeries {
+        ContextSeries { organ: Arc::downgrade(self) }
     }
 
     fn shard(&self, agent: &str) -> &Mutex<AgentMap> {
-        &self.shards[(self.hasher.hash_one(agent) >> 40) as usize % SHARDS].0
+        self.shards.of(self.hasher.hash_one(agent))
     }
 
     /// The agent's state, created (fresh as of `now`) on first sight.
@@ -182,7 +170,7 @@ impl ContextOrgan {
         }
         let name: Arc<str> = Arc::from(agent);
         let state = Arc::new(AgentContext {
-            label: self.metrics.agent_label(&name),
+            label: self.labels.label(&name),
             agent: name.clone(),
             refreshed_at: AtomicI64::new(now.as_micros()),
             steps: AtomicU64::new(0),
@@ -235,10 +223,10 @@ impl ContextOrgan {
     }
 }
 
-/// Registered in the engine's registry: `ace_context_staleness{agent_id}`, computed at scrape.
-#[derive(Clone, Default)]
+/// `ace_context_staleness{agent_id}`, computed at scrape.
+#[derive(Clone)]
 pub(crate) struct ContextSeries {
-    organ: Arc<OnceLock<Weak<ContextOrgan>>>,
+    organ: Weak<ContextOrgan>,
 }
 
 impl fmt::Debug for ContextSeries {
@@ -247,15 +235,15 @@ impl fmt::Debug for ContextSeries {
     }
 }
 
-impl ContextSeries {
-    fn attach(&self, organ: &Arc<ContextOrgan>) {
-        let _ = self.organ.set(Arc::downgrade(organ));
+impl Instrumented for ContextSeries {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(self.clone()));
     }
 }
 
 impl Collector for ContextSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let Some(organ) = self.organ.get().and_then(Weak::upgrade) else { return Ok(()) };
+        let Some(organ) = self.organ.upgrade() else { return Ok(()) };
         let now = organ.clock.now();
         // Agents sharing the overflow label report the stalest of them.
         let mut scores: std::collections::BTreeMap<Arc<str>, f64> = std::collections::BTreeMap::new();
@@ -284,7 +272,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> StalenessConfig {
-        StalenessConfig::from_config(&AceConfig::default())
+        StalenessConfig::default()
     }
 
     #[test]

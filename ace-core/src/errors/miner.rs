@@ -17,12 +17,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
-use serde::{Deserialize, Serialize};
 
 use super::mask::{Masked, WILDCARD, WILDCARD_HASH, fnv1a, glob_match, is_glob, mask_into};
 use super::severity::infer;
 use crate::error::{Error, Result};
 use crate::event::Severity;
+pub use crate::ids::PatternId;
+pub use crate::record::PatternRecord;
 
 /// The tunables of the miner. The defaults are the one configuration ace ships; they were chosen
 /// on eight Loghub-2k datasets and are not meant to be tuned per log format.
@@ -75,28 +76,6 @@ impl MinerConfig {
     }
 }
 
-/// The stable id of a pattern: a hash of its kind and template. Written as 16 hex digits
-/// (also in JSON, where a 64-bit number would lose digits in JavaScript).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PatternId(pub u64);
-
-crate::event::hex_id!(PatternId, "pattern id");
-
-impl PatternId {
-    /// The id of `template` for errors of `kind`.
-    #[must_use]
-    pub fn of(kind: &str, template: &str) -> Self {
-        let mut h = fnv1a(kind.as_bytes());
-        h ^= 0x1f;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        for &b in template.as_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        PatternId(h)
-    }
-}
-
 /// What mining one message found.
 #[derive(Clone, Debug)]
 pub struct Mined {
@@ -118,19 +97,6 @@ pub struct Mined {
     pub changed: bool,
     /// The message was cut to `max_message_bytes` or `max_tokens`.
     pub truncated: bool,
-}
-
-/// A pattern as it is stored and reloaded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PatternRecord {
-    /// [`PatternId::of`] its kind and template.
-    pub id: PatternId,
-    /// The error kind.
-    pub kind: String,
-    /// The template, variable parts as `<*>`.
-    pub template: String,
-    /// Messages grouped.
-    pub count: u64,
 }
 
 const NONE: u32 = u32::MAX;

@@ -19,33 +19,35 @@
 //!
 //! Without a severity from the caller it is inferred from the kind and the pattern's template
 //! ([`severity`]), once per pattern.
-//! A task's windows are released by [`Ace::end_task`](crate::Ace::end_task), or once they have
+//! A task's windows are released by `Ace::end_task`, or once they have
 //! been idle for a window.
 
 pub mod eval;
 pub mod mask;
 pub mod miner;
 pub mod severity;
+mod windows;
 
-use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 pub use miner::{Mined, Miner, MinerConfig, PatternId, PatternRecord};
+use windows::{AgentShard, AgentState, TaskShard, TaskState, bound, fired_within};
 
 use crate::clock::Timestamp;
-use crate::context::ContextOrgan;
 use crate::error::Result;
 use crate::event::{Severity, validate_id, validate_stage};
-use crate::metrics::Metrics;
+use crate::shard::{SHARDS, Sharded};
 use crate::signal::{ErrorScope, Evidence, Signal, SignalKind};
+use crate::telemetry::{AgentLabels, AgentStageSeverity, Instrumented};
 
-const SHARDS: usize = 16;
 /// Times kept per window, at most.
 const MAX_WINDOW_TIMES: usize = 64;
 /// Patterns tracked per task or agent before idle ones are dropped.
@@ -97,141 +99,9 @@ pub struct ErrorReport {
     pub truncated: bool,
     /// The signals it raised.
     pub signals: Vec<Signal>,
-    /// The intervention they led to, if any (see [`crate::intervene`]).
-    pub intervention: Option<Box<crate::intervene::Intervention>>,
+    /// The intervention they led to, if any.
+    pub intervention: Option<Box<crate::decision::Intervention>>,
 }
-
-#[derive(Default)]
-struct Window {
-    times: VecDeque<Timestamp>,
-    /// The highest severity of the occurrences in the window.
-    max_severity: Option<Severity>,
-    accumulation_at: Option<Timestamp>,
-    critical_at: Option<Timestamp>,
-    last: Timestamp,
-}
-
-impl Window {
-    /// Counts an occurrence at `now`; returns the occurrences within the window.
-    fn push(&mut self, now: Timestamp, window: Duration, cap: usize) -> usize {
-        let horizon = now.minus(window);
-        while self.times.front().is_some_and(|&t| t < horizon) {
-            self.times.pop_front();
-        }
-        if self.times.is_empty() {
-            self.max_severity = None;
-        }
-        if self.times.len() == cap {
-            self.times.pop_front();
-        }
-        self.times.push_back(now);
-        self.last = now;
-        self.times.len()
-    }
-}
-
-/// A task's windows, by pattern: a task has one or two patterns, so a short list, grown one
-/// at a time, costs far less than a hash map.
-#[derive(Default)]
-struct Windows(Vec<(u64, Window)>);
-
-impl Windows {
-    fn entry(&mut self, serial: u64) -> &mut Window {
-        let i = match self.0.iter().position(|(s, _)| *s == serial) {
-            Some(i) => i,
-            None => {
-                self.0.reserve_exact(1);
-                self.0.push((serial, Window::default()));
-                self.0.len() - 1
-            }
-        };
-        &mut self.0[i].1
-    }
-
-    /// Keeps at most [`MAX_PATTERNS_PER_SCOPE`] windows, dropping the idlest.
-    fn bound(&mut self) {
-        if let Some(cut) = idlest_cut(self.0.iter().map(|(_, w)| w)) {
-            self.0.retain(|(_, w)| w.last > cut);
-        }
-    }
-}
-
-fn fired_within(at: Option<Timestamp>, now: Timestamp, window: Duration) -> bool {
-    at.is_some_and(|t| t >= now.minus(window))
-}
-
-/// Keeps at most [`MAX_PATTERNS_PER_SCOPE`] windows, dropping the idlest.
-fn bound(patterns: &mut HashMap<u64, Window>) {
-    if let Some(cut) = idlest_cut(patterns.values()) {
-        patterns.retain(|_, w| w.last > cut);
-    }
-}
-
-/// Past [`MAX_PATTERNS_PER_SCOPE`] windows, the last activity at or before which windows go so
-/// that fewer than 3/4 of it stay; `None` while there are not that many.
-fn idlest_cut<'a>(windows: impl ExactSizeIterator<Item = &'a Window>) -> Option<Timestamp> {
-    if windows.len() <= MAX_PATTERNS_PER_SCOPE {
-        return None;
-    }
-    let mut lasts: Vec<Timestamp> = windows.map(|w| w.last).collect();
-    let cut = lasts.len() - MAX_PATTERNS_PER_SCOPE * 3 / 4;
-    Some(*lasts.select_nth_unstable(cut).1)
-}
-
-struct TaskState {
-    hash: u64,
-    agent: Arc<str>,
-    task: Arc<str>,
-    patterns: Windows,
-    stages: Vec<(Arc<str>, Timestamp)>,
-    /// `ace_errors_total` handles used by this task, by stage and severity.
-    counters: Vec<(Arc<str>, Severity, Counter)>,
-    cascade_at: Option<Timestamp>,
-    /// A `task_error` signal was raised for this task.
-    flagged: bool,
-    last: Timestamp,
-}
-
-impl TaskState {
-    fn new(hash: u64, agent: Arc<str>, task: &str) -> Self {
-        TaskState {
-            hash,
-            agent,
-            task: Arc::from(task),
-            patterns: Windows::default(),
-            stages: Vec::new(),
-            counters: Vec::new(),
-            cascade_at: None,
-            flagged: false,
-            last: Timestamp::EPOCH,
-        }
-    }
-}
-
-struct AgentState {
-    hash: u64,
-    agent: Arc<str>,
-    patterns: HashMap<u64, Window>,
-    last: Timestamp,
-}
-
-#[derive(Default)]
-struct TaskShard {
-    /// Boxed: the table keeps a slot per 8/7 tasks or more, and a slot is then a pointer.
-    tasks: HashTable<Box<TaskState>>,
-    ops: u64,
-    signals: u64,
-}
-
-#[derive(Default)]
-struct AgentShard {
-    agents: HashTable<AgentState>,
-    ops: u64,
-}
-
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
 
 /// Counts summed over the organ.
 #[derive(Clone, Copy, Debug, Default)]
@@ -244,14 +114,49 @@ pub(crate) struct ErrorCounts {
 
 pub(crate) struct ErrorOrgan {
     miner: Mutex<Miner>,
-    tasks: Box<[Padded<Mutex<TaskShard>>]>,
-    agents: Box<[Padded<Mutex<AgentShard>>]>,
+    tasks: Sharded<TaskShard>,
+    agents: Sharded<AgentShard>,
     hasher: DefaultHashBuilder,
     threshold: usize,
     window: Duration,
     task_error: Option<Severity>,
-    metrics: Metrics,
-    context: Arc<ContextOrgan>,
+    series: ErrorSeries,
+}
+
+/// The organ's series: `ace_errors_total{agent_id, stage, severity}` and
+/// `ace_error_messages_truncated_total`.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorSeries {
+    errors: Family<AgentStageSeverity, Counter>,
+    truncated: Counter,
+    labels: AgentLabels,
+}
+
+impl ErrorSeries {
+    fn new(labels: AgentLabels) -> Self {
+        ErrorSeries { errors: Family::default(), truncated: Counter::default(), labels }
+    }
+
+    /// The counter of (agent, stage, severity), label cap applied.
+    fn counter(&self, agent: &Arc<str>, stage: &str, severity: Severity) -> Counter {
+        let labels = AgentStageSeverity {
+            agent_id: self.labels.label(agent),
+            stage: stage.to_owned(),
+            severity: severity.as_str(),
+        };
+        self.errors.get_or_create_owned(&labels)
+    }
+}
+
+impl Instrumented for ErrorSeries {
+    fn register(&self, registry: &mut Registry) {
+        registry.register("ace_errors", "Errors recorded, by agent, stage and severity", self.errors.clone());
+        registry.register(
+            "ace_error_messages_truncated",
+            "Error messages cut to the miner's maximum length (stored with a marker)",
+            self.truncated.clone(),
+        );
+    }
 }
 
 /// One error after validation, mining and counting: the report, and the parts of its record.
@@ -272,20 +177,23 @@ impl ErrorOrgan {
         threshold: u32,
         window: Duration,
         task_error: Option<Severity>,
-        metrics: Metrics,
-        context: Arc<ContextOrgan>,
+        labels: AgentLabels,
     ) -> Result<Self> {
         Ok(ErrorOrgan {
             miner: Mutex::new(Miner::new(miner)?),
-            tasks: (0..SHARDS).map(|_| Padded::default()).collect(),
-            agents: (0..SHARDS).map(|_| Padded::default()).collect(),
+            tasks: Sharded::default(),
+            agents: Sharded::default(),
             hasher: DefaultHashBuilder::default(),
             threshold: (threshold as usize).max(1),
             window,
             task_error,
-            metrics,
-            context,
+            series: ErrorSeries::new(labels),
         })
+    }
+
+    /// The organ's series, to register.
+    pub(crate) fn series(&self) -> &ErrorSeries {
+        &self.series
     }
 
     /// Restores stored patterns (at start).
@@ -314,17 +222,15 @@ impl ErrorOrgan {
         c
     }
 
-    /// Validates, mines and counts one error.
-    pub(crate) fn record(&self, now: Timestamp, ev: &ErrorEvent<'_>) -> Result<Counted> {
-        if let Err(e) = validate(ev) {
-            self.metrics.reject(match &e {
-                crate::Error::InvalidInput { field: "kind", .. } => "invalid_kind",
-                crate::Error::InvalidInput { field: "stage", .. } => "invalid_stage",
-                crate::Error::InvalidInput { field: "task", .. } => "invalid_task",
-                _ => "invalid_agent",
-            });
-            return Err(e);
-        }
+    /// Validates the parts of an error that [`ErrorOrgan::record`] needs valid.
+    pub(crate) fn validate(ev: &ErrorEvent<'_>) -> Result<()> {
+        validate(ev)
+    }
+
+    /// Mines and counts one error, valid as [`ErrorOrgan::validate`] checks. `agent` is the
+    /// agent's shared name (one copy for every organ), equal to `ev.agent`.
+    pub(crate) fn record(&self, now: Timestamp, agent: &Arc<str>, ev: &ErrorEvent<'_>) -> Result<Counted> {
+        debug_assert_eq!(&**agent, ev.agent);
         let mined = self.miner.lock().mine(ev.kind, ev.message);
         let message: Arc<str> = if mined.truncated {
             let max = self.miner.lock().config().max_message_bytes;
@@ -343,10 +249,8 @@ impl ErrorOrgan {
 
         // The task's window.
         let task_hash = self.hasher.hash_one((ev.agent, ev.task));
-        // The agent's context state holds the one copy of its name.
-        let context = self.context.agent(ev.agent, now);
         let (occurrences, severity, task_accumulated, agent, task, stage) = {
-            let mut guard = self.tasks[(task_hash >> 40) as usize % SHARDS].0.lock();
+            let mut guard = self.tasks.of(task_hash).lock();
             let shard = &mut *guard;
             shard.ops += 1;
             if shard.ops.is_multiple_of(SWEEP_EVERY) {
@@ -354,12 +258,12 @@ impl ErrorOrgan {
                 shard.tasks.retain(|t| t.last >= horizon);
             }
             if shard.tasks.len() >= SHARD_MAX_TASKS {
-                crate::bounded::forget_least_recent(&mut shard.tasks, now, self.window, SHARD_MAX_TASKS, |t| t.last);
+                crate::shard::forget_least_recent(&mut shard.tasks, now, self.window, SHARD_MAX_TASKS, |t| t.last);
             }
             let state = match shard.tasks.find_mut(task_hash, |t| &*t.agent == ev.agent && &*t.task == ev.task) {
                 Some(t) => t,
                 None => {
-                    let state = Box::new(TaskState::new(task_hash, context.name().clone(), ev.task));
+                    let state = Box::new(TaskState::new(task_hash, agent.clone(), ev.task));
                     shard.tasks.insert_unique(task_hash, state, |t| t.hash).into_mut()
                 }
             };
@@ -415,7 +319,7 @@ impl ErrorOrgan {
                     counter.inc();
                 }
                 None => {
-                    let counter = self.metrics.error_counter(&state.agent, ev.stage, severity);
+                    let counter = self.series.counter(&state.agent, ev.stage, severity);
                     counter.inc();
                     if state.counters.len() < 16 {
                         state.counters.reserve_exact(1);
@@ -431,7 +335,7 @@ impl ErrorOrgan {
         // The agent's window, across tasks.
         {
             let agent_hash = self.hasher.hash_one(ev.agent);
-            let mut guard = self.agents[(agent_hash >> 40) as usize % SHARDS].0.lock();
+            let mut guard = self.agents.of(agent_hash).lock();
             let shard = &mut *guard;
             shard.ops += 1;
             if shard.ops.is_multiple_of(SWEEP_EVERY) {
@@ -466,12 +370,8 @@ impl ErrorOrgan {
             bound(&mut state.patterns);
         }
 
-        signals.extend(context.observe(now, true, ev.task, ev.stage, &self.context.cfg));
-        for s in &signals {
-            self.metrics.count_signal(s.kind);
-        }
         if mined.truncated {
-            self.metrics.truncated_messages.inc();
+            self.series.truncated.inc();
         }
         Ok(Counted {
             report: ErrorReport {
@@ -495,7 +395,7 @@ impl ErrorOrgan {
     /// Forgets the windows of a finished task; returns whether it had any.
     pub(crate) fn end_task(&self, agent: &str, task: &str) -> bool {
         let hash = self.hasher.hash_one((agent, task));
-        let mut shard = self.tasks[(hash >> 40) as usize % SHARDS].0.lock();
+        let mut shard = self.tasks.of(hash).lock();
         match shard.tasks.find_entry(hash, |t| &*t.agent == agent && &*t.task == task) {
             Ok(entry) => {
                 entry.remove();
@@ -647,6 +547,7 @@ fn validate(ev: &ErrorEvent<'_>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::windows::{Window, Windows};
     use super::*;
 
     /// `n` windows, pattern `i` last active at `i` seconds.

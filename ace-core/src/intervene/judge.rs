@@ -15,18 +15,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
-use super::{Intervention, Strategy};
-
-/// What the judge decided about a proposed intervention.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Issue it as proposed.
-    Accept,
-    /// Issue nothing (the signals still count as acted on for the task's gates).
-    Veto,
-    /// Issue it with this strategy instead; the outcome reported later teaches about this one.
-    Pick(Strategy),
-}
+use crate::decision::{Intervention, Verdict};
 
 /// The host's say on proposed interventions. Closures `Fn(&Intervention) -> Verdict` are judges.
 pub trait Judge: Send + Sync + 'static {

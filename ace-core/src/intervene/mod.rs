@@ -1,6 +1,5 @@
 //! The intervention engine's core: which strategy, for which signal, and whether at all.
 //!
-//! This is the deciding part of issue 4, landed ahead of its wiring into the recording calls:
 //! [`Decider::decide`] takes the signals one call produced and returns at most one
 //! [`Intervention`]. Rules give each signal kind its candidate strategies with a prior; the
 //! choice among them is Thompson sampling over a Beta posterior per (signal kind, strategy),
@@ -14,22 +13,21 @@ pub mod judge;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::event::Severity;
+use crate::shard::{SHARDS, Sharded};
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 
-pub use judge::{Judge, Verdict};
+pub use crate::decision::{Intervention, Report, Strategy, Verdict};
+pub use crate::ids::InterventionId;
+pub use judge::Judge;
 
-const SHARDS: usize = 16;
 /// Task gates held at most (in all shards); see [`TaskGate::touched`].
 const MAX_GATES: usize = 57_344;
 const SHARD_MAX_GATES: usize = MAX_GATES / SHARDS;
@@ -37,131 +35,8 @@ const GATE_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Interventions awaiting an outcome, at most (the oldest are forgotten beyond this).
 const MAX_AWAITING: usize = 57_344;
 
-/// What the agent is told to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Rebuild the context (instructions, retrieval, a summary of the conversation).
-    RefreshContext,
-    /// Make a new plan for the task.
-    Replan,
-    /// Stop and reflect on what went wrong before going on.
-    Reflect,
-    /// Check the result before going on.
-    Verify,
-    /// Hand the task to a human or a stronger agent.
-    Escalate,
-    /// Wait before calling the failing dependency again.
-    Backoff,
-    /// Give up on the task.
-    Terminate,
-}
-
-impl Strategy {
-    /// Every strategy.
-    pub const ALL: [Strategy; 7] = [
-        Strategy::RefreshContext,
-        Strategy::Replan,
-        Strategy::Reflect,
-        Strategy::Verify,
-        Strategy::Escalate,
-        Strategy::Backoff,
-        Strategy::Terminate,
-    ];
-
-    /// The snake_case name (`"refresh_context"`).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Strategy::RefreshContext => "refresh_context",
-            Strategy::Replan => "replan",
-            Strategy::Reflect => "reflect",
-            Strategy::Verify => "verify",
-            Strategy::Escalate => "escalate",
-            Strategy::Backoff => "backoff",
-            Strategy::Terminate => "terminate",
-        }
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Strategy {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Strategy::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            Error::invalid(
-                "strategy",
-                format!("unknown strategy {s:?}; one of {}", Strategy::ALL.map(Strategy::as_str).join(", ")),
-            )
-        })
-    }
-}
-
-/// An intervention's id: unique within an engine, 16 hex digits when written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InterventionId(pub u64);
-
-crate::event::hex_id!(InterventionId, "intervention id");
-
-/// What the engine tells an agent to do, and why.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Intervention {
-    /// Its id, to report the outcome with.
-    pub id: InterventionId,
-    /// When it was decided (engine clock).
-    pub at: Timestamp,
-    /// The agent.
-    pub agent: Arc<str>,
-    /// The task.
-    pub task: Arc<str>,
-    /// What to do.
-    pub strategy: Strategy,
-    /// The severity of the signal acted on.
-    pub severity: Severity,
-    /// One human-readable sentence.
-    pub reason: String,
-    /// The signals of the call that caused it, the one acted on first.
-    pub signals: Vec<Signal>,
-}
-
-/// What a recording call found: the signals it raised and, when they warrant one, what the agent
-/// should do about them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Report {
-    /// The signals the call raised (often none).
-    pub signals: Vec<Signal>,
-    /// The intervention they led to, if any (see [`crate::intervene`]). Boxed: most calls
-    /// return none, and a small report is cheaper to return.
-    pub intervention: Option<Box<Intervention>>,
-}
-
-impl Report {
-    /// No signal (and so no intervention).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.signals.is_empty()
-    }
-}
-
-impl DecisionConfig {
-    pub(crate) fn from_config(c: &crate::AceConfig) -> Self {
-        DecisionConfig {
-            enabled: c.intervention_enabled,
-            cooldown: c.cooldown,
-            max_per_task: c.max_interventions_per_task,
-            seed: c.intervention_seed,
-        }
-    }
-}
-
-/// The gates and the seed (from [`AceConfig`](crate::AceConfig)).
+/// The gates and the seed (`ACE_INTERVENTION_ENABLED`, `ACE_COOLDOWN_SECONDS`,
+/// `ACE_MAX_INTERVENTIONS_PER_TASK`, `ACE_INTERVENTION_SEED`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DecisionConfig {
     /// Whether interventions are issued at all.
@@ -268,10 +143,6 @@ struct TaskGate {
     /// cap, are forgotten (a task that never reports its end must not be kept forever).
     touched: Timestamp,
 }
-
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
 
 /// SplitMix64 with Marsaglia-Tsang gamma draws: deterministic Beta samples under a seed.
 struct Rng(u64);
@@ -394,7 +265,7 @@ type Gates = HashTable<Box<TaskGate>>;
 /// Decides interventions and learns from their outcomes.
 pub struct Decider {
     cfg: DecisionConfig,
-    tasks: Box<[Padded<Mutex<Gates>>]>,
+    tasks: Sharded<Gates>,
     hasher: DefaultHashBuilder,
     learning: Mutex<Learning>,
 }
@@ -419,7 +290,7 @@ impl Decider {
     pub fn new(cfg: DecisionConfig) -> Self {
         Decider {
             cfg,
-            tasks: (0..SHARDS).map(|_| Padded::default()).collect(),
+            tasks: Sharded::default(),
             hasher: DefaultHashBuilder::default(),
             learning: Mutex::new(Learning {
                 rng: Rng(cfg.seed ^ 0x5851_F42D_4C95_7F2D),
@@ -433,7 +304,7 @@ impl Decider {
     /// The shard of `agent`'s `task`, and the task's hash.
     fn gates(&self, agent: &str, task: &str) -> (&Mutex<Gates>, u64) {
         let hash = self.hasher.hash_one((agent, task));
-        (&self.tasks[(hash >> 40) as usize % SHARDS].0, hash)
+        (self.tasks.of(hash), hash)
     }
 
     /// At most one intervention for the signals one call produced about `agent` and `task`.
@@ -446,7 +317,7 @@ impl Decider {
         #[allow(clippy::borrowed_box)] // the table's element type
         let found = |g: &Box<TaskGate>| &*g.agent == agent && &*g.task == task;
         if gates.len() >= SHARD_MAX_GATES && gates.find(hash, found).is_none() {
-            crate::bounded::forget_least_recent(&mut gates, now, GATE_IDLE, SHARD_MAX_GATES, |g| g.touched);
+            crate::shard::forget_least_recent(&mut gates, now, GATE_IDLE, SHARD_MAX_GATES, |g| g.touched);
         }
         let gate = match gates.find_mut(hash, found) {
             Some(g) => g,
@@ -584,7 +455,8 @@ impl Decider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors::PatternId;
+    use crate::event::Severity;
+    use crate::ids::PatternId;
     use crate::signal::ErrorScope;
 
     fn cfg() -> DecisionConfig {

@@ -12,14 +12,10 @@
 //! While a stream is degraded its baseline still learns, four times slower, so a shift that
 //! persists for long enough becomes the new normal and the stream recovers on its own.
 
-use serde::{Deserialize, Serialize};
-
+use crate::record::ALPHA_FAST;
+pub use crate::record::BaselineState;
 use crate::signal::Direction;
 
-/// Weight of each observation in the recent level (about the last 20 observations).
-const ALPHA_FAST: f64 = 0.1;
-/// The variance of the fast mean, in units of the baseline's variance: `ALPHA_FAST / (2 - ALPHA_FAST)`.
-const FAST_VAR: f64 = ALPHA_FAST / (2.0 - ALPHA_FAST);
 /// Observations are clipped to this many standard deviations before they update anything.
 const CLIP_SD: f64 = 6.0;
 /// The baseline learns this much slower while its stream is degraded.
@@ -51,60 +47,6 @@ pub enum Watch {
     Rate,
     /// Both (named metrics, whose good direction ace does not know).
     Both,
-}
-
-/// The persisted state of one baseline.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct BaselineState {
-    /// Observations seen.
-    pub count: u64,
-    /// The baseline's mean.
-    pub mean: f64,
-    /// The baseline's variance.
-    pub var: f64,
-    /// The recent level (fast exponentially weighted mean).
-    pub recent: f64,
-    /// Whether the stream is currently degraded.
-    pub degraded: bool,
-}
-
-impl BaselineState {
-    /// The baseline's standard deviation, floored so that a constant metric still has a scale:
-    /// at least 5% of the mean's magnitude, and never zero.
-    #[must_use]
-    pub fn std(&self) -> f64 {
-        self.var.max(0.0).sqrt().max(self.mean.abs() * 0.05).max(1e-9)
-    }
-
-    /// `(recent - mean) / |mean| * 100`; 0 when the mean is 0 and nothing moved.
-    #[must_use]
-    pub fn deviation_pct(&self) -> f64 {
-        let d = self.recent - self.mean;
-        if d == 0.0 { 0.0 } else { d / self.mean.abs().max(1e-12) * 100.0 }
-    }
-
-    /// How many standard errors the recent level is from the baseline.
-    ///
-    /// The standard error counts the noise of both estimates: the fast mean's, and the baseline
-    /// mean's own (large right after warm-up, when it rests on few observations), so a young
-    /// baseline needs a larger shift before it judges.
-    #[must_use]
-    pub fn z_score(&self) -> f64 {
-        (self.recent - self.mean) / self.standard_error()
-    }
-
-    fn standard_error(&self) -> f64 {
-        // Observations the baseline effectively remembers: all of them at first, then about
-        // (2 - alpha) / alpha once forgetting dominates; 200 is that for the default alpha.
-        let n = (self.count as f64).clamp(1.0, 200.0);
-        self.std() * (FAST_VAR + 1.0 / n).sqrt()
-    }
-
-    /// Whether the baseline has seen enough to judge.
-    #[must_use]
-    pub fn is_warm(&self, warmup: u32) -> bool {
-        self.count > u64::from(warmup)
-    }
 }
 
 /// A change of a stream's condition.

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::Ace;
+use super::Ace;
+use crate::decision::Report;
 use crate::error::Result;
-use crate::intervene::Report;
 
 /// Times one stage; records duration and outcome when finished or dropped.
 ///

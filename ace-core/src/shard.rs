@@ -1,11 +1,56 @@
-//! Bounds for per-task tables: a fleet can start tasks faster than they go idle, so every table
-//! keyed by task has a cap, and past it the least recently active entries are forgotten first.
+//! Sharded state: every organ keeps its per-agent or per-task tables in [`SHARDS`] parts, each
+//! behind its own lock on its own cache lines, so agents recording from different threads rarely
+//! meet; and every table keyed by task has a cap, since a fleet can start tasks faster than they
+//! go idle (past it the least recently active entries are forgotten first).
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use hashbrown::HashTable;
+use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
+
+/// Shards of every sharded table.
+pub(crate) const SHARDS: usize = 16;
+
+/// The shard of a 64-bit hash. Bits 40.. pick it: hashbrown uses the low bits for buckets and
+/// the top 7 for tags, so the tables inside a shard stay well spread.
+#[inline]
+pub(crate) fn index(hash: u64) -> usize {
+    (hash >> 40) as usize % SHARDS
+}
+
+/// A value alone on its cache lines (two, for the adjacent-line prefetcher), so that locks of
+/// neighbouring shards never share one.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+/// [`SHARDS`] locked parts of a table.
+pub(crate) struct Sharded<T>(Box<[Padded<Mutex<T>>]>);
+
+impl<T: Default> Default for Sharded<T> {
+    fn default() -> Self {
+        Sharded((0..SHARDS).map(|_| Padded::default()).collect())
+    }
+}
+
+impl<T> Sharded<T> {
+    /// The shard that holds `hash`.
+    #[inline]
+    pub(crate) fn of(&self, hash: u64) -> &Mutex<T> {
+        &self.0[index(hash)].0
+    }
+}
+
+impl<T> Deref for Sharded<T> {
+    type Target = [Padded<Mutex<T>>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// Shrinks a full table to 3/4 of `cap`, forgetting the entries least recently active (`last`),
 /// and every entry idle longer than `idle`. Entries active within the last millisecond are kept

@@ -1,15 +1,15 @@
-//! The monitor's per-(agent, stage) series, read at scrape time.
+//! The per-(agent, stage) series of the entry table, read at scrape time.
 //!
 //! Updating a Prometheus counter, histogram and gauges on every record costs several atomic
 //! read-modify-writes (a histogram takes a lock), more than everything else a record does. The
-//! monitor already holds its shard lock while it updates an entry, so it keeps these numbers as
+//! entry table already holds its shard lock while it updates an entry, so it keeps these numbers as
 //! plain fields of the entry, and this collector walks the shards when the registry is encoded.
 //! Entries that share an `agent_id` label (the overflow series) are summed; their gauges take the
 //! value of the most recently updated entry.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::Shards;
 use crate::clock::Timestamp;
+use crate::telemetry::Instrumented;
 
 /// Upper bounds of `ace_stage_duration_seconds`: 5 ms doubling to about 164 s, then +Inf.
 pub(crate) const DURATION_BOUNDS: [f64; 16] = {
@@ -66,22 +67,27 @@ pub(crate) struct EntrySeries {
     pub(crate) outcomes: u64,
 }
 
-/// Registered in the engine's registry; finds the monitor once it exists.
-#[derive(Clone, Default)]
-pub(crate) struct MonitorSeries {
-    shards: Arc<OnceLock<Weak<Shards>>>,
+/// Registered in the engine's registry; reads the entry table at scrape time.
+#[derive(Clone)]
+pub(crate) struct EntrySeriesCollector {
+    shards: Weak<Shards>,
 }
 
-impl fmt::Debug for MonitorSeries {
+impl fmt::Debug for EntrySeriesCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MonitorSeries").finish_non_exhaustive()
+        f.debug_struct("EntrySeriesCollector").finish_non_exhaustive()
     }
 }
 
-impl MonitorSeries {
-    pub(crate) fn attach(&self, shards: &Arc<Shards>) {
-        // A `Metrics` serves one monitor; a second attach keeps the first.
-        let _ = self.shards.set(Arc::downgrade(shards));
+impl EntrySeriesCollector {
+    pub(crate) fn new(shards: &Arc<Shards>) -> Self {
+        EntrySeriesCollector { shards: Arc::downgrade(shards) }
+    }
+}
+
+impl Instrumented for EntrySeriesCollector {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(self.clone()));
     }
 }
 
@@ -97,9 +103,9 @@ struct StageAgg {
 type Deviations = BTreeMap<(Arc<str>, Arc<str>, Arc<str>), (Timestamp, f64)>;
 type NoExemplars = HashMap<usize, Exemplar<Vec<(String, String)>, f64>>;
 
-impl Collector for MonitorSeries {
+impl Collector for EntrySeriesCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let Some(shards) = self.shards.get().and_then(Weak::upgrade) else { return Ok(()) };
+        let Some(shards) = self.shards.upgrade() else { return Ok(()) };
         let mut stages: BTreeMap<(Arc<str>, Arc<str>), StageAgg> = BTreeMap::new();
         let mut deviations = Deviations::new();
         for shard in shards.iter() {
@@ -111,9 +117,9 @@ impl Collector for MonitorSeries {
                 agg.durations.merge(&e.series.durations);
                 agg.outcomes += e.series.outcomes;
                 if e.series.outcomes > 0 && agg.error_rate.is_none_or(|(at, _)| at <= e.updated_at) {
-                    agg.error_rate = Some((e.updated_at, 1.0 - e.success.detector.state.recent));
+                    agg.error_rate = Some((e.updated_at, 1.0 - e.streams.success.detector.state.recent));
                 }
-                for s in e.named.iter().filter(|s| s.detector.state.count > 0) {
+                for s in e.streams.named.iter().filter(|s| s.detector.state.count > 0) {
                     let slot = deviations
                         .entry((label.clone(), e.stage.clone(), s.name.clone()))
                         .or_insert((Timestamp::EPOCH, 0.0));

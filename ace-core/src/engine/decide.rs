@@ -1,0 +1,116 @@
+//! From signals to at most one intervention per call: the decider's choice, the fleet's gates,
+//! the judge's say, then the audit record and the subscribers.
+
+use std::sync::Arc;
+
+use super::Ace;
+use crate::clock::Timestamp;
+use crate::decision::{Intervention, Verdict};
+use crate::intervene::Judge;
+use crate::record::{InterventionRecord, Record};
+use crate::signal::Signal;
+use crate::telemetry::{AgentType, Type, VerdictLabel};
+
+impl Ace {
+    /// At most one intervention for the signals of one call; counted, timed and delivered to
+    /// the subscribers. Kept out of line: most calls raise no signal.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn decide(
+        &self,
+        now: Timestamp,
+        agent: &str,
+        task: &str,
+        signals: &[Signal],
+    ) -> Option<Box<Intervention>> {
+        if signals.is_empty() {
+            return None;
+        }
+        let shared = self.shared();
+        let started = std::time::Instant::now();
+        let mut intervention = shared.decider.decide(now, agent, task, signals)?;
+        if let Some(fleet) = &shared.fleet
+            && !fleet.claimed(&intervention)
+        {
+            shared.decider.forget(intervention.id);
+            return None;
+        }
+        if let Some(judge) = &self.inner.judge
+            && !self.judged(judge, &mut intervention)
+        {
+            return None;
+        }
+        let strategy = intervention.strategy.as_str();
+        shared
+            .metrics
+            .intervention_latency
+            .get_or_create(&Type { r#type: strategy })
+            .observe(started.elapsed().as_secs_f64());
+        let agent_label = shared.metrics.core.labels.label(&intervention.agent);
+        shared.metrics.interventions.get_or_create(&AgentType { agent_id: agent_label, r#type: strategy }).inc();
+        let record = Record::Intervention(InterventionRecord {
+            ts: now,
+            id: intervention.id,
+            agent: intervention.agent.clone(),
+            task: intervention.task.clone(),
+            strategy: intervention.strategy,
+            severity: intervention.severity,
+            signal_kind: intervention.signals[0].kind,
+            reason: intervention.reason.clone(),
+            signals_json: serde_json::to_string(&intervention.signals).unwrap_or_else(|_| "[]".to_owned()),
+            outcome: None,
+        });
+        // Closing races a decision only at shutdown; the intervention is still returned.
+        let _ = self.persist(intervention.id.0, record);
+        self.deliver(&intervention, strategy, agent);
+        Some(Box::new(intervention))
+    }
+
+    fn deliver(&self, intervention: &Intervention, strategy: &str, agent: &str) {
+        let subscribers = self.inner.subscribers.read().clone();
+        for subscriber in subscribers {
+            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| subscriber(intervention)));
+            if delivered.is_err() {
+                self.shared().metrics.subscriber_failures.inc();
+                tracing::error!(strategy, agent, "an intervention subscriber panicked; the recording call carries on");
+            }
+        }
+    }
+
+    /// Puts a proposal to the judge; false when it was vetoed.
+    fn judged(&self, judge: &Arc<dyn Judge>, proposal: &mut Intervention) -> bool {
+        let shared = self.shared();
+        let count = |verdict| shared.metrics.judge_calls.get_or_create(&VerdictLabel { verdict }).inc();
+        match crate::intervene::judge::ask(judge, proposal, shared.config.judge_timeout) {
+            Ok(None) => true,
+            Ok(Some(Verdict::Accept)) => {
+                count("accept");
+                true
+            }
+            Ok(Some(Verdict::Veto)) => {
+                count("veto");
+                shared.decider.forget(proposal.id);
+                false
+            }
+            Ok(Some(Verdict::Pick(strategy))) => {
+                count("pick");
+                if strategy != proposal.strategy {
+                    shared.decider.repick(proposal.id, proposal.signals[0].kind, strategy);
+                    proposal.strategy = strategy;
+                    proposal.reason =
+                        format!("{strategy}: {} (strategy chosen by the judge)", proposal.signals[0].message);
+                }
+                true
+            }
+            Err(failure) => {
+                count(failure.as_str());
+                tracing::warn!(
+                    failure = failure.as_str(),
+                    agent = &*proposal.agent,
+                    "the intervention judge gave no verdict; the engine's own choice stands"
+                );
+                true
+            }
+        }
+    }
+}

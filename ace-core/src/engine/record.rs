@@ -1,0 +1,209 @@
+//! The recording calls: stages, metrics, errors, task ends, context refreshes and intervention
+//! outcomes.
+
+use std::sync::Arc;
+
+use super::Ace;
+use crate::decision::Report;
+use crate::error::{Error, Result};
+use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport};
+use crate::event::{Severity, validate_id};
+use crate::hot::Observation;
+use crate::ids::InterventionId;
+use crate::record::{ErrorRecord, MetricRecord, OutcomeRecord, Record};
+use crate::telemetry::AgentId;
+
+impl Ace {
+    /// Records a finished stage: its duration in seconds and whether it succeeded.
+    pub fn record_stage(&self, agent: &str, task: &str, stage: &str, duration_s: f64, success: bool) -> Result<Report> {
+        self.record_stage_with(agent, task, stage, duration_s, success, &[])
+    }
+
+    /// Records a finished stage with named metrics (`tokens_in`, `tokens_out`, `cost_usd`, or any
+    /// valid name). Each metric gets its own baseline per (agent, stage).
+    ///
+    /// The event is validated as a whole: if anything is invalid (an empty id, a NaN value, a
+    /// negative duration, a stage name with odd characters) nothing is recorded, the call returns
+    /// [`Error::InvalidInput`] and `ace_events_rejected_total` counts it.
+    pub fn record_stage_with(
+        &self,
+        agent: &str,
+        task: &str,
+        stage: &str,
+        duration_s: f64,
+        success: bool,
+        metrics: &[(&str, f64)],
+    ) -> Result<Report> {
+        self.observe(&Observation { agent, task, stage, outcome: Some((duration_s, success)), metrics })
+    }
+
+    /// Records one named metric of a stage without an outcome (a cost known only later, say).
+    pub fn record_metric(&self, agent: &str, task: &str, stage: &str, name: &str, value: f64) -> Result<Report> {
+        self.observe(&Observation { agent, task, stage, outcome: None, metrics: &[(name, value)] })
+    }
+
+    fn observe(&self, obs: &Observation<'_>) -> Result<Report> {
+        let shared = self.shared();
+        let now = shared.clock.now();
+        let (signals, wake) = match shared.hot.record(now, obs) {
+            Ok(found) => found,
+            Err(e) => {
+                shared.metrics.reject(&e);
+                return Err(e);
+            }
+        };
+        if let Some(journal) = &shared.journal {
+            journal.append(&Record::Metric(MetricRecord {
+                ts: now,
+                agent: Arc::from(obs.agent),
+                task: Arc::from(obs.task),
+                stage: Arc::from(obs.stage),
+                duration_s: obs.outcome.map(|(d, _)| d),
+                success: obs.outcome.map(|(_, s)| s),
+                metrics: obs.metrics.iter().map(|&(n, v)| (Arc::from(n), v)).collect(),
+            }));
+        }
+        if let (Some(trace), Some(outcome)) = (&shared.trace, obs.outcome) {
+            trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics);
+        }
+        shared.sync.wake(wake);
+        if signals.is_empty() {
+            return Ok(Report::default());
+        }
+        shared.metrics.count_signals(&signals);
+        let intervention = self.decide(now, obs.agent, obs.task, &signals);
+        Ok(Report { signals, intervention })
+    }
+
+    /// Buffers a record of another organ for the store (and journals it in durable mode).
+    pub(super) fn persist(&self, key: u64, record: Record) -> Result<()> {
+        let shared = self.shared();
+        let journaled = shared.journal.as_ref().map(|_| record.clone());
+        let wake = shared.hot.buffer(key, record)?;
+        shared.sync.wake(wake);
+        if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
+            journal.append(&r);
+        }
+        Ok(())
+    }
+
+    /// Reports whether an intervention worked; the engine learns which strategy works for which
+    /// kind of signal. An unknown id, or one reported already, is [`Error::InvalidInput`].
+    pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let shared = self.shared();
+        let (agent, rate) = shared.decider.report_outcome(id, success)?;
+        let agent_id = shared.metrics.core.labels.label(&agent);
+        shared.metrics.effectiveness.get_or_create(&AgentId { agent_id }).set(rate);
+        self.persist(id.0, Record::Outcome(OutcomeRecord { ts: shared.clock.now(), id, success }))
+    }
+
+    /// Records an error: groups its message into a pattern, counts it in the task's and the
+    /// agent's sliding windows, and returns the pattern, the severity (given, or inferred from
+    /// the kind and message when `severity` is `None`) and any signals (see [`crate::errors`]).
+    /// The error is persisted through the writer like metrics.
+    ///
+    /// ```
+    /// use ace_core::{Ace, SignalKind};
+    ///
+    /// let ace = Ace::builder().build()?;
+    /// for port in [5432, 5433, 5434] {
+    ///     let msg = format!("connection to db-1:{port} refused");
+    ///     let report = ace.record_error("agent-1", "task-1", "execution", "ConnectionError", &msg, None)?;
+    ///     assert_eq!(&*report.template, "connection to <*> refused");
+    ///     if port == 5434 {
+    ///         assert_eq!(report.signals[0].kind, SignalKind::ErrorAccumulation); // 3 in 300 s
+    ///     }
+    /// }
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    pub fn record_error(
+        &self,
+        agent: &str,
+        task: &str,
+        stage: &str,
+        kind: &str,
+        message: &str,
+        severity: Option<Severity>,
+    ) -> Result<ErrorReport> {
+        self.record_error_event(&ErrorEvent { agent, task, stage, kind, message, severity })
+    }
+
+    /// [`Ace::record_error`] with the arguments in a struct.
+    pub fn record_error_event(&self, ev: &ErrorEvent<'_>) -> Result<ErrorReport> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let shared = self.shared();
+        if let Err(e) = ErrorOrgan::validate(ev) {
+            shared.metrics.reject(&e);
+            return Err(e);
+        }
+        let now = shared.clock.now();
+        // The agent's context state holds the one copy of its name.
+        let context = shared.context.agent(ev.agent, now);
+        let mut counted = shared.errors.record(now, context.name(), ev)?;
+        counted.report.signals.extend(context.observe(now, true, ev.task, ev.stage, &shared.context.cfg));
+        shared.metrics.count_signals(&counted.report.signals);
+        if let Some(trace) = &shared.trace {
+            trace.error(now, ev.agent, ev.task, ev.stage, ev.kind, ev.message, ev.severity);
+        }
+        let record = Record::Error(ErrorRecord {
+            ts: now,
+            agent: counted.agent,
+            task: counted.task,
+            stage: counted.stage,
+            kind: counted.kind,
+            message: counted.message,
+            severity: counted.report.severity,
+            pattern: counted.report.pattern,
+        });
+        self.persist(counted.key, record)?;
+        let mut report = counted.report;
+        report.intervention = self.decide(now, ev.agent, ev.task, &report.signals);
+        Ok(report)
+    }
+
+    /// Says a task has ended: its error windows (per pattern, and its stages for cascades) and
+    /// its intervention gates (count, cooldown, de-dup) are released, and its length (stages
+    /// recorded) joins what the agent's tasks usually take (see [`crate::trajectory`]). Returns
+    /// whether the engine knew the task (it had stages or errors). Tasks never ended have their
+    /// error windows released after a window without errors, and their tracks after an hour
+    /// without stages.
+    pub fn end_task(&self, agent: &str, task: &str) -> Result<bool> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        validate_id("agent", agent)?;
+        validate_id("task", task)?;
+        let shared = self.shared();
+        if let Some(trace) = &shared.trace {
+            trace.task_end(shared.clock.now(), agent, task);
+        }
+        shared.decider.end_task(agent, task);
+        let followed = shared.trajectory.end_task(agent, task);
+        Ok(shared.errors.end_task(agent, task) | followed)
+    }
+
+    /// Says the agent's context was rebuilt (new instructions, a fresh retrieval, a summary of
+    /// the conversation so far): its staleness drops to 0 and a new `context_stale` signal may
+    /// come once it grows again. See [`crate::context`].
+    pub fn refresh_context(&self, agent: &str) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        validate_id("agent", agent)?;
+        let shared = self.shared();
+        let now = shared.clock.now();
+        shared.context.refresh(agent, now);
+        if let Some(fleet) = &shared.fleet {
+            fleet.refreshed(agent, now.as_micros());
+        }
+        if let Some(trace) = &shared.trace {
+            trace.refresh(now, agent);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! The fleet: how ten replicas share what one learns, through the shared [`Cache`].
+//!
+//! - Breaker openings: a replica that opens a breaker publishes until when; the others open
+//!   theirs ([`sync`]).
+//! - Context refreshes: an agent refreshed on one replica is fresh on the others ([`sync`]).
+//! - Baselines: saved baselines are published per (agent, stage); a replica where the pair is
+//!   still warming up takes the fleet's ([`Fleet::publish_baselines`], [`sync`]).
+//! - Intervention gates: the task's cooldown and cap are claimed fleet-wide ([`gates`]).
+//!
+//! Everything but the gate claims runs on the writer thread (as a [`Periodic`]
+//! (crate::persist::Periodic)), never on a caller's.
+
+mod gates;
+mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+pub(crate) use sync::FleetSync;
+
+use crate::breaker::{Breakers, EventKind, FROM_PEER, State};
+use crate::cache::Cache;
+use crate::monitor::BaselineState;
+use crate::record::BaselineRecord;
+use crate::telemetry::{Instrumented, ResultLabel};
+
+/// What the fleet needs of the engine's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FleetConfig {
+    /// How long shared state lives in the cache (`ACE_CACHE_TTL_SECONDS`).
+    pub cache_ttl: Duration,
+    /// Observations before a baseline is shared, or taken from the fleet.
+    pub baseline_warmup: u64,
+    /// The task's cooldown between interventions, claimed fleet-wide.
+    pub cooldown: Duration,
+    /// Interventions per task, counted fleet-wide.
+    pub max_per_task: u32,
+}
+
+/// A baseline as shared through the cache (`baseline:{stage}:{agent}`: every stream of the pair).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedStream {
+    metric: String,
+    state: BaselineState,
+    updated_at: i64,
+}
+
+fn baseline_key(agent: &str, stage: &str) -> String {
+    format!("baseline:{stage}:{agent}")
+}
+
+/// The fleet's shared state: the cache and what waits to be published through it.
+pub(crate) struct Fleet {
+    cache: Arc<dyn Cache>,
+    cfg: FleetConfig,
+    /// Breakers that opened here, to publish: (name, open until, micros).
+    opened: Mutex<Vec<(Arc<str>, i64)>>,
+    /// Context refreshes made here, to publish: (agent, micros).
+    refreshed: Mutex<Vec<(Arc<str>, i64)>>,
+    series: FleetSeries,
+}
+
+/// `ace_cache_requests_total{result}`: registered whether or not a cache is configured.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FleetSeries {
+    requests: Family<ResultLabel, Counter>,
+}
+
+impl Fleet {
+    pub(crate) fn new(cache: Arc<dyn Cache>, cfg: FleetConfig, series: FleetSeries) -> Arc<Self> {
+        Arc::new(Fleet { cache, cfg, opened: Mutex::new(Vec::new()), refreshed: Mutex::new(Vec::new()), series })
+    }
+
+    /// The shared cache.
+    pub(crate) fn cache(&self) -> &Arc<dyn Cache> {
+        &self.cache
+    }
+
+    /// Queues breaker openings (not those learnt from a peer) to publish: subscribed to the
+    /// registry's events, so an opening is never published on the caller's thread.
+    pub(crate) fn watch(self: &Arc<Self>, breakers: &Arc<Breakers>) {
+        let fleet = Arc::downgrade(self);
+        let registry = Arc::downgrade(breakers);
+        breakers.subscribe(move |e| {
+            if let (Some(fleet), Some(breakers), EventKind::Transition { to: State::Open, why, .. }) =
+                (fleet.upgrade(), registry.upgrade(), &e.kind)
+                && *why != FROM_PEER
+                && let Ok(b) = breakers.get(&e.name)
+                && let Some(until) = b.open_until_time()
+            {
+                fleet.opened.lock().push((e.name.clone(), until.as_micros()));
+            }
+        });
+    }
+
+    /// Queues a context refresh made here at `micros`, to publish.
+    pub(crate) fn refreshed(&self, agent: &str, micros: i64) {
+        self.refreshed.lock().push((Arc::from(agent), micros));
+    }
+
+    /// Publishes baselines through the cache, one key per (agent, stage) with every stream.
+    pub(crate) fn publish_baselines(&self, batch: &[BaselineRecord]) {
+        let warmup = self.cfg.baseline_warmup;
+        let mut pairs: HashMap<(&str, &str), Vec<SharedStream>> = HashMap::new();
+        for b in batch.iter().filter(|b| b.state.count >= warmup) {
+            pairs.entry((b.agent.as_str(), b.stage.as_str())).or_default().push(SharedStream {
+                metric: b.metric.clone(),
+                state: b.state,
+                updated_at: b.updated_at.as_micros(),
+            });
+        }
+        for ((agent, stage), streams) in pairs {
+            let Ok(json) = serde_json::to_string(&streams) else { continue };
+            if let Err(e) = self.cache.set(&baseline_key(agent, stage), &json, self.cfg.cache_ttl) {
+                tracing::warn!(error = %e, "cannot publish baselines through the cache");
+                return;
+            }
+        }
+    }
+}
+
+impl Instrumented for FleetSeries {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ace_cache_requests",
+            "Requests to the shared cache by result: hit (a claim or count granted), miss (refused: another replica acted), error (the engine decided locally)",
+            self.requests.clone(),
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! The per-call path: why a record costs one lock.
+//!
+//! A record touches four organs: the monitor's streams of its (agent, stage), the agent's
+//! context, the task's trajectory, and the buffer of records for the store. Kept apart, each
+//! would take its own lock and its own hash lookups on every call. Here they are fused: state is
+//! kept per (agent, stage) in [`SHARDS`](crate::shard::SHARDS) shards, each behind its own lock,
+//! so agents recording from different threads rarely meet, and one [`Entry`] holds the
+//! monitor's [`Streams`] beside a handle on the agent's context, the track of its current task
+//! and the loop counter. One record call takes one shard lock once: it finds the entry, feeds
+//! its streams, counts the entry's Prometheus series (plain fields, read at scrape time by
+//! `export.rs`) and pushes one compact record into the shard's buffer (`buffer.rs`). It never
+//! waits for I/O: the writer thread (`persist`) drains the buffers and completes the records.
+//!
+//! The organs stay ignorant of each other: this module, above them, is the only place that
+//! knows a record feeds all four.
+//!
+//! Memory: entries sit in fixed chunks behind a table of 4-byte indexes (`table.rs`); agent,
+//! stage and task names are shared, one copy each across organs (the agent's from its context,
+//! the stage's from the shard, the task's from its track).
+
+mod baselines;
+mod buffer;
+mod export;
+mod table;
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use hashbrown::DefaultHashBuilder;
+
+pub(crate) use buffer::DrainState;
+use buffer::Pending;
+pub(crate) use export::EntrySeriesCollector;
+use table::{Entry, Shard};
+
+use crate::clock::Timestamp;
+use crate::context::ContextOrgan;
+use crate::error::{Error, Result};
+use crate::event::{
+    MAX_METRICS_PER_EVENT, metric_names, validate_duration, validate_id, validate_metric_name, validate_stage,
+    validate_value,
+};
+use crate::monitor::{DetectorConfig, Sample, Streams};
+use crate::persist::Wake;
+use crate::shard::{SHARDS, Sharded};
+use crate::signal::Signal;
+use crate::telemetry::CoreSeries;
+use crate::trajectory::{self, TrajectoryOrgan};
+
+/// One record in this many has its computation time measured.
+const TIMING_SAMPLE: u32 = 64;
+
+/// What a record call reports: a finished stage, or a single metric.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Observation<'a> {
+    pub agent: &'a str,
+    pub task: &'a str,
+    pub stage: &'a str,
+    pub outcome: Option<(f64, bool)>,
+    pub metrics: &'a [(&'a str, f64)],
+}
+
+/// The shards, shared with the metrics collector that reads them at scrape time.
+pub(crate) type Shards = Sharded<Shard>;
+
+/// Names every entry holds, one copy for all.
+struct SharedNames {
+    /// The task of an entry that has none yet.
+    none: Arc<str>,
+    duration: Arc<str>,
+    success: Arc<str>,
+}
+
+/// The entry table with its record buffer, its closed flag and its drain.
+pub(crate) struct Hot {
+    shards: Arc<Shards>,
+    hasher: DefaultHashBuilder,
+    detector: DetectorConfig,
+    shard_capacity: usize,
+    /// Half of `shard_capacity`: a shard this full wakes the writer at once.
+    shard_half: usize,
+    batch_size: usize,
+    series: CoreSeries,
+    context: Arc<ContextOrgan>,
+    trajectory: Arc<TrajectoryOrgan>,
+    /// Whether records are buffered for the store at all (see `AceBuilder::persist`).
+    persist: bool,
+    names: SharedNames,
+    /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
+    /// final drain.
+    pub(crate) closed: AtomicBool,
+}
+
+/// Counts summed over the shards.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HotCounts {
+    pub recorded: u64,
+    pub dropped: u64,
+    pub signals: u64,
+    pub buffered: u64,
+    pub entries: u64,
+}
+
+impl Hot {
+    pub(crate) fn new(
+        detector: DetectorConfig,
+        buffer_capacity: usize,
+        batch_size: usize,
+        series: CoreSeries,
+        context: Arc<ContextOrgan>,
+        trajectory: Arc<TrajectoryOrgan>,
+    ) -> Self {
+        let share = (buffer_capacity / 2).div_ceil(SHARDS);
+        Hot {
+            shards: Arc::new(Sharded::default()),
+            hasher: DefaultHashBuilder::default(),
+            detector,
+            // Half the capacity for the shards, half for the writer's batch in hand (see persist).
+            shard_capacity: share.max(1),
+            shard_half: (share / 2).max(1),
+            batch_size: batch_size.div_ceil(SHARDS).min(share).max(1),
+            series,
+            context,
+            trajectory,
+            persist: true,
+            names: SharedNames {
+                none: Arc::from(""),
+                duration: Arc::from(metric_names::DURATION),
+                success: Arc::from(metric_names::SUCCESS),
+            },
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The collector of the entries' series, to register.
+    pub(crate) fn series(&self) -> EntrySeriesCollector {
+        EntrySeriesCollector::new(&self.shards)
+    }
+
+    /// A new entry: `agent` and `stage` are shared names, as are the outcome streams' names.
+    fn new_entry(&self, hash: u64, key: u32, agent: Arc<str>, stage: Arc<str>) -> Entry {
+        Entry {
+            hash,
+            key,
+            agent,
+            stage,
+            last_task: self.names.none.clone(),
+            task_sent: false,
+            updated_at: Timestamp::EPOCH,
+            streams: Streams::new(self.names.duration.clone(), self.names.success.clone()),
+            context: None,
+            track: None,
+            failures: 0,
+            series: export::EntrySeries::default(),
+            dirty: false,
+        }
+    }
+
+    /// Records nothing for the store from now on (set before the engine is shared).
+    pub(crate) fn set_persist(&mut self, persist: bool) {
+        self.persist = persist;
+    }
+
+    #[inline]
+    fn hasher_hash(&self, agent: &str, stage: &str) -> u64 {
+        self.hasher.hash_one((agent, stage))
+    }
+
+    /// Validates, updates baselines, buffers the record. Returns the signals and whether the
+    /// writer should wake.
+    pub(crate) fn record(&self, now: Timestamp, obs: &Observation<'_>) -> Result<(Vec<Signal>, Wake)> {
+        validate(obs)?;
+        let hash = self.hasher_hash(obs.agent, obs.stage);
+        let mut guard = self.shards.of(hash).lock();
+        let shard: &mut Shard = &mut guard;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        shard.ops = shard.ops.wrapping_add(1);
+        let started = shard.ops.is_multiple_of(TIMING_SAMPLE).then(Instant::now);
+
+        let entry = match shard.entries.find_mut(hash, obs.agent, obs.stage) {
+            Some(e) => e,
+            None => {
+                // An existing entry's agent and stage were checked when it was made, so only a
+                // new pair pays for their validation.
+                validate_id("agent", obs.agent).and_then(|()| validate_stage(obs.stage))?;
+                // The agent's name comes from its context state, one copy for all its stages
+                // (its label too, unless capped); the stage's from the shard's other entries.
+                let context = self.context.agent(obs.agent, now);
+                let stage = shard.stage_name(obs.stage);
+                let mut entry = self.new_entry(hash, shard.entries.len() as u32, context.name().clone(), stage);
+                entry.series.agent_label = Some(self.series.labels.label(context.name()));
+                entry.context = Some(context);
+                shard.entries.insert(entry)
+            }
+        };
+        if &*entry.last_task != obs.task {
+            // A stage outcome follows the task's track; its name is the track's (one copy for
+            // the task's stages, whose entries lie in other shards).
+            if obs.outcome.is_some() {
+                let track = self.trajectory.track(&entry.agent, obs.task, now);
+                entry.last_task = track.task().clone();
+                entry.track = Some(track);
+            } else {
+                entry.last_task = Arc::from(obs.task);
+                entry.track = None;
+            }
+            entry.task_sent = false;
+            entry.failures = 0;
+        }
+        let mut signals = Vec::new();
+        self.observe(entry, now, obs, &mut signals);
+        if let Some((_, success)) = obs.outcome {
+            let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
+            signals.extend(context.observe(now, false, obs.task, obs.stage, &self.context.cfg));
+            self.follow(now, entry, success, &mut signals);
+        }
+        let wake = if !self.persist {
+            Wake::No
+        } else if shard.pending.len() + shard.others.len() < self.shard_capacity {
+            let task = (!entry.task_sent).then(|| entry.last_task.clone());
+            entry.task_sent = true;
+            let metrics = obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect();
+            shard.pending.push(Pending {
+                ts: now,
+                key: entry.key,
+                task,
+                duration_s: obs.outcome.map(|(d, _)| d),
+                success: obs.outcome.map(|(_, s)| s),
+                metrics,
+            });
+            self.wake_for(shard.pending.len() + shard.others.len())
+        } else {
+            self.count_drop(shard);
+            Wake::No
+        };
+        shard.recorded += 1;
+        shard.signals += signals.len() as u64;
+        if let Some(started) = started {
+            self.series.time_operation("record", started.elapsed().as_secs_f64());
+        }
+        Ok((signals, wake))
+    }
+
+    /// Feeds the entry's streams and counts its series.
+    #[inline]
+    fn observe(&self, entry: &mut Entry, now: Timestamp, obs: &Observation<'_>, signals: &mut Vec<Signal>) {
+        entry.dirty = true;
+        entry.updated_at = now;
+        if entry.series.agent_label.is_none() {
+            entry.series.agent_label = Some(self.series.labels.label(&entry.agent));
+        }
+        entry.series.updates += 1;
+        if let Some((duration, _)) = obs.outcome {
+            entry.series.durations.observe(duration);
+            entry.series.outcomes += 1;
+        }
+        let sample = Sample { task: obs.task, outcome: obs.outcome, metrics: obs.metrics };
+        entry.streams.observe(now, &entry.agent, &entry.stage, &sample, &self.detector, signals);
+    }
+
+    /// Counts a stage outcome in its task's trajectory: loops of this stage, runs of failures,
+    /// the task's length.
+    fn follow(&self, now: Timestamp, entry: &mut Entry, success: bool, signals: &mut Vec<Signal>) {
+        let cfg = &self.trajectory.cfg;
+        let track = match &entry.track {
+            Some(t) if !t.ended() => t,
+            _ => entry.track.insert(self.trajectory.track(&entry.agent, &entry.last_task, now)),
+        };
+        track.step(now, success, &entry.stage, cfg, signals);
+        if success {
+            entry.failures = 0;
+        } else {
+            entry.failures += 1;
+            if cfg.loop_threshold > 0 && entry.failures == cfg.loop_threshold {
+                signals.push(trajectory::loop_signal(
+                    now,
+                    &entry.agent,
+                    &entry.last_task,
+                    &entry.stage,
+                    entry.failures,
+                    cfg.loop_threshold,
+                ));
+            }
+        }
+    }
+
+    pub(crate) fn counts(&self) -> HotCounts {
+        let mut c = HotCounts::default();
+        for shard in self.shards.iter() {
+            let shard = shard.0.lock();
+            c.recorded += shard.recorded;
+            c.dropped += shard.dropped;
+            c.signals += shard.signals;
+            c.buffered += shard.held() as u64;
+            c.entries += shard.entries.len() as u64;
+        }
+        c
+    }
+}
+
+/// Checks everything but the agent and stage, which `record` checks only for a new entry.
+fn validate(obs: &Observation<'_>) -> Result<()> {
+    validate_id("task", obs.task)?;
+    if let Some((duration, _)) = obs.outcome {
+        validate_duration(duration)?;
+    }
+    if obs.metrics.len() > MAX_METRICS_PER_EVENT {
+        return Err(Error::invalid(
+            "metrics",
+            format!("at most {MAX_METRICS_PER_EVENT} metrics per event, got {}", obs.metrics.len()),
+        ));
+    }
+    for (i, &(name, value)) in obs.metrics.iter().enumerate() {
+        validate_metric_name(name)?;
+        if matches!(name, metric_names::DURATION | metric_names::SUCCESS) {
+            return Err(Error::invalid("metric name", format!("{name:?} is reserved for the stage outcome")));
+        }
+        validate_value("metric value", value)?;
+        if obs.metrics[..i].iter().any(|&(n, _)| n == name) {
+            return Err(Error::invalid("metric name", format!("{name:?} appears twice in one event")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::context::StalenessConfig;
+    use crate::record::Record;
+    use crate::telemetry::AgentLabels;
+    use crate::trajectory::TrajectoryConfig;
+
+    fn monitor(buffer_capacity: usize) -> Hot {
+        let detector = DetectorConfig { warmup: 20, alpha: 0.01, z: 4.0, min_pct: 20.0, sustain: 3 };
+        let series = CoreSeries::new(10);
+        let context =
+            ContextOrgan::new(StalenessConfig::default(), AgentLabels::new(10), Arc::new(ManualClock::default()));
+        let trajectory = Arc::new(TrajectoryOrgan::new(TrajectoryConfig::default()));
+        Hot::new(detector, buffer_capacity, 1000, series, context, trajectory)
+    }
+
+    fn record(m: &Hot, task: &str) -> Result<()> {
+        let obs = Observation { agent: "a", task, stage: "planning", outcome: Some((1.0, true)), metrics: &[] };
+        m.record(Timestamp::from_micros(1), &obs).map(|_| ())
+    }
+
+    fn drained_tasks(m: &Hot, state: &mut DrainState) -> Vec<String> {
+        let mut out = Vec::new();
+        m.drain(&mut out, state);
+        out.iter()
+            .map(|r| match r {
+                Record::Metric(r) => r.task.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compact_records_come_back_with_their_tasks_across_drains() {
+        let m = monitor(100_000);
+        let mut state = DrainState::default();
+        for t in ["t1", "t1", "t2", "t2", "t1"] {
+            record(&m, t).unwrap();
+        }
+        assert_eq!(drained_tasks(&m, &mut state), ["t1", "t1", "t2", "t2", "t1"]);
+        // "Same task" resolves against the previous drain.
+        record(&m, "t1").unwrap();
+        assert_eq!(drained_tasks(&m, &mut state), ["t1"]);
+    }
+
+    #[test]
+    fn a_dropped_task_change_is_carried_by_the_next_record() {
+        // Two slots in all: one per shard.
+        let m = monitor(2);
+        let mut state = DrainState::default();
+        record(&m, "t1").unwrap();
+        record(&m, "t2").unwrap(); // the shard is full: dropped, with the change of task
+        assert_eq!(m.counts().dropped, 1);
+        assert_eq!(drained_tasks(&m, &mut state), ["t1"]);
+        record(&m, "t2").unwrap();
+        record(&m, "t2").unwrap(); // dropped again
+        assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+        record(&m, "t2").unwrap();
+        assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+    }
+}

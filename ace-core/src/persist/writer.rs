@@ -1,0 +1,459 @@
+//! The writer thread: drains the engine's buffers into the store in batches.
+//!
+//! It wakes when a buffer reaches its share of `batch_size`, when `batch_timeout` has passed, or
+//! when `flush()` asks; it writes everything buffered in one `Store::append` call. A failed write
+//! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s). While it
+//! backs off, records go to the spill directory (`ACE_SPILL_DIR`, see [`super::spill`]) instead
+//! of piling up in memory, and are stored, oldest first, before anything newer once a write
+//! succeeds; without a spill directory at most `buffer_capacity` records are held (half in the
+//! shards, half in the writer's hands) and newer ones are dropped and counted, never silently. Baselines and changed error patterns are saved every ten seconds and at
+//! every flush.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+
+use super::spill::{Journal, Spill};
+use super::{Periodic, PersistSeries, Source, WriterSync};
+use crate::breaker::CircuitBreaker;
+use crate::error::{Error, Result};
+use crate::record::{BaselineRecord, PatternRecord, Record};
+use crate::store::Store;
+use crate::telemetry::CoreSeries;
+
+const BASELINE_INTERVAL: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// While records keep coming, the writer looks for them this often instead of being woken:
+/// waking a parked thread is a system call (several microseconds) that would otherwise land on
+/// the recording thread whenever a buffer reaches its share of a batch.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// The poll interval stretches up to this while each poll finds little (a small fleet): a
+/// wake-up costs the writer a few microseconds and a store transaction, whatever it carries.
+/// Buffers half full still wake the writer at once, so a burst never waits this long.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The writer goes back to sleeping until woken after this long without records.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
+/// While backing off, records in hand are spilled once this many have gathered (small files
+/// replay in short writes, between which the writer keeps draining the buffers)...
+const SPILL_BATCH: usize = 2_000;
+/// ...or this long after the last spill.
+const SPILL_EVERY: Duration = Duration::from_millis(250);
+
+/// What the writer needs of the engine's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriterConfig {
+    /// A batch is written at most this long after its first record.
+    pub batch_timeout: Duration,
+    /// Records per batch.
+    pub batch_size: usize,
+}
+
+/// Everything the writer thread works with.
+pub(crate) struct Parts {
+    pub source: Arc<dyn Source>,
+    pub periodic: Vec<Box<dyn Periodic>>,
+    pub store: Arc<dyn Store>,
+    /// The engine's own breaker in front of the store (`ace-store` in the registry): while it is
+    /// open the store is not called at all (records are spilled instead), and its half-open
+    /// trial is the next write.
+    pub store_breaker: Arc<CircuitBreaker>,
+    pub sync: Arc<WriterSync>,
+    pub series: PersistSeries,
+    pub core: CoreSeries,
+    pub journal: Option<Arc<Journal>>,
+    pub spill: Option<Spill>,
+    pub config: WriterConfig,
+}
+
+pub(crate) struct Writer {
+    p: Parts,
+    carry: Vec<Record>,
+    baselines: HashMap<(String, String, String), BaselineRecord>,
+    /// Changed patterns not yet saved (kept across failed saves).
+    patterns: HashMap<(String, String), PatternRecord>,
+    last_baselines: Instant,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    last_spill: Instant,
+    /// Journal segments finished before the last drain: deleted once the hand is empty.
+    rotated: Vec<std::path::PathBuf>,
+}
+
+/// A journal segment is finished (and can go once stored) after this long.
+const ROTATE_EVERY: Duration = Duration::from_millis(200);
+
+impl Writer {
+    pub(crate) fn spawn(parts: Parts) -> Result<JoinHandle<()>> {
+        let sync = parts.sync.clone();
+        let writer = Writer {
+            p: parts,
+            carry: Vec::new(),
+            baselines: HashMap::new(),
+            patterns: HashMap::new(),
+            last_baselines: Instant::now(),
+            retry_at: None,
+            backoff: FIRST_BACKOFF,
+            last_spill: Instant::now(),
+            rotated: Vec::new(),
+        };
+        let owner = sync.clone();
+        let handle = std::thread::Builder::new()
+            .name("ace-writer".into())
+            .spawn(move || {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || writer.run()));
+                if outcome.is_err() {
+                    tracing::error!("the ace writer thread panicked; records can no longer be persisted");
+                    owner.died();
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the ace writer thread: {e}")))?;
+        *sync.thread.lock() = Some(handle.thread().clone());
+        Ok(handle)
+    }
+
+    fn run(mut self) {
+        let timeout = self.p.config.batch_timeout;
+        let sync = self.p.sync.clone();
+        let mut last_cycle = Instant::now();
+        let mut last_records = Instant::now();
+        let mut poll = POLL_INTERVAL;
+        let batch = self.p.config.batch_size as u64;
+        loop {
+            let (requested, completed, shutdown) = {
+                let st = sync.state.lock();
+                (st.requested, st.completed, st.shutdown)
+            };
+            let flushing = requested > completed || shutdown;
+            let woke = sync.wake.swap(false, Ordering::SeqCst);
+            let polling = sync.polling.load(Ordering::Relaxed);
+            for periodic in &mut self.p.periodic {
+                periodic.tick();
+            }
+            if woke || flushing || polling || last_cycle.elapsed() >= timeout {
+                last_cycle = Instant::now();
+                let persisted_before = sync.state.lock().persisted;
+                let result = self.cycle(flushing);
+                let wrote = sync.state.lock().persisted - persisted_before;
+                // Poll often under a heavy flow, seldom under a trickle.
+                if wrote < batch / 8 {
+                    poll = (poll * 2).min(MAX_POLL_INTERVAL);
+                } else if wrote > batch / 2 {
+                    poll = (poll / 2).max(POLL_INTERVAL);
+                }
+                if !self.carry.is_empty() || wrote > 0 {
+                    last_records = Instant::now();
+                    sync.polling.store(true, Ordering::SeqCst);
+                } else if polling && last_records.elapsed() >= IDLE_AFTER {
+                    // Back to sleeping until woken; a wake that raced with this is seen below.
+                    sync.polling.store(false, Ordering::SeqCst);
+                }
+                let mut st = sync.state.lock();
+                st.carried = self.carry.len() as u64;
+                if requested > st.completed {
+                    st.completed = requested;
+                    st.result = result.err();
+                    sync.done.notify_all();
+                }
+                if shutdown {
+                    drop(st);
+                    self.give_up();
+                    return;
+                }
+            }
+            if sync.wake.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut wait =
+                if sync.polling.load(Ordering::Relaxed) { poll } else { timeout.saturating_sub(last_cycle.elapsed()) };
+            // Backing off without a spill directory, the writer sleeps until the retry; with
+            // one it keeps draining the buffers to disk meanwhile.
+            if let Some(at) = self.retry_at
+                && self.p.spill.is_none()
+            {
+                wait = wait.max(at.saturating_duration_since(Instant::now()));
+            }
+            std::thread::park_timeout(wait);
+        }
+    }
+
+    /// One pass: drain, write records, save baselines when due. `force` (a flush, or shutdown)
+    /// ignores the backoff and also writes what could not be drained while the writer held a
+    /// full buffer of retries, so everything accepted before the flush is written.
+    fn cycle(&mut self, force: bool) -> std::result::Result<(), Arc<Error>> {
+        let sync = self.p.sync.clone();
+        if !force && self.retry_at.is_some_and(|at| Instant::now() < at) {
+            // Backing off: only move records out of the shards, so they can take new ones; with
+            // a spill directory, on to disk.
+            if self.p.spill.is_some() {
+                self.take();
+                if self.carry.len() >= SPILL_BATCH || self.last_spill.elapsed() >= SPILL_EVERY {
+                    self.spill_carry();
+                    self.forget_journal();
+                }
+            } else if self.carry.is_empty() {
+                self.take();
+            }
+            sync.state.lock().carried = self.carry.len() as u64;
+            return Ok(());
+        }
+        if let Err(e) = self.replay_spilled() {
+            return self.failed(e);
+        }
+        let rounds = if force { 2 } else { 1 };
+        let mut result = Ok(());
+        for _ in 0..rounds {
+            // The writer takes a new drain only with empty hands: the shards hold at most half
+            // of `buffer_capacity` and so does one drain, so memory stays within the capacity.
+            let held_back = !self.carry.is_empty();
+            if !held_back {
+                self.take();
+                // Published before the write, so `stats().buffered` counts what is in hand
+                // while the store is busy (hosts pace themselves on it).
+                sync.state.lock().carried = self.carry.len() as u64;
+            }
+            result = self.write_records();
+            if result.is_err() || !held_back {
+                break;
+            }
+        }
+        if result.is_ok() && (force || self.last_baselines.elapsed() >= BASELINE_INTERVAL) {
+            result = self.save_baselines();
+        }
+        match result {
+            Ok(()) => {
+                self.retry_at = None;
+                self.backoff = FIRST_BACKOFF;
+                self.forget_journal();
+                self.publish_buffered();
+                Ok(())
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// Moves the buffers into hand. In durable mode the journal segment is finished first, so
+    /// every record it holds is in hand (or stored) after this drain.
+    fn take(&mut self) {
+        if let Some(journal) = &self.p.journal
+            && let Some(old) = journal.rotate(ROTATE_EVERY)
+        {
+            self.rotated.push(old);
+        }
+        self.p.source.drain(&mut self.carry);
+    }
+
+    /// Deletes finished journal segments once nothing is in hand (all stored or spilled).
+    fn forget_journal(&mut self) {
+        if !self.carry.is_empty() {
+            return;
+        }
+        for path in self.rotated.drain(..) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove a journal segment");
+            }
+        }
+    }
+
+    /// A failed write: back off, and spill what is in hand.
+    fn failed(&mut self, error: Arc<Error>) -> std::result::Result<(), Arc<Error>> {
+        self.p.series.store_failures.inc();
+        tracing::warn!(store = self.p.store.backend(), error = %error, retry_in = ?self.backoff, "ace store write failed; will retry");
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if self.p.spill.is_some() {
+            self.spill_carry();
+        }
+        self.forget_journal();
+        self.publish_buffered();
+        Err(error)
+    }
+
+    /// `ace_buffered_records`: what the buffers and the writer's hands hold.
+    fn publish_buffered(&self) {
+        let buffered = self.p.source.buffered() + self.carry.len() as u64;
+        self.p.series.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
+    }
+
+    /// A write to the store through the store's breaker; `retry` counts the attempt in
+    /// `ace_store_retries_total`.
+    fn guarded_append(&self, records: &[Record], retry: bool) -> std::result::Result<(), Arc<Error>> {
+        let permit = self.p.store_breaker.try_acquire().map_err(|r| Arc::new(Error::from(r)))?;
+        if retry {
+            self.p.series.store_retries.inc();
+        }
+        match self.p.store.append(records) {
+            Ok(()) => {
+                permit.success();
+                Ok(())
+            }
+            Err(e) => {
+                permit.failure();
+                Err(Arc::new(e))
+            }
+        }
+    }
+
+    /// Moves the records in hand to a spill file (kept in hand if the file cannot be written).
+    fn spill_carry(&mut self) {
+        self.last_spill = Instant::now();
+        let Some(spill) = &mut self.p.spill else { return };
+        if self.carry.is_empty() {
+            return;
+        }
+        match spill.write(&self.carry) {
+            Ok(n) => {
+                self.p.series.spilled.inc_by(n);
+                self.carry.clear();
+                self.p.sync.state.lock().carried = 0;
+            }
+            Err(e) => {
+                self.p.series.spill_failures.inc();
+                tracing::error!(error = %e, records = self.carry.len(), "cannot write a spill file; records stay in memory")
+            }
+        }
+    }
+
+    /// Stores spilled files, oldest first; stops at the first failure (the file stays spilled).
+    fn replay_spilled(&mut self) -> std::result::Result<(), Arc<Error>> {
+        let Some(spill) = &self.p.spill else { return Ok(()) };
+        for file in spill.pending() {
+            let Some(spill) = &self.p.spill else { break };
+            let Some(claimed) = spill.claim(&file) else { continue };
+            let records = match Spill::read(&claimed) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Unreadable: set aside for a person, never deleted.
+                    let aside = file.with_extension("unreadable");
+                    let _ = std::fs::rename(&claimed, &aside);
+                    tracing::error!(file = %aside.display(), error = %e, "a spill file cannot be read; it was set aside");
+                    continue;
+                }
+            };
+            let started = Instant::now();
+            if let Err(e) = self.guarded_append(&records, self.retry_at.is_some()) {
+                if let Some(spill) = &self.p.spill {
+                    spill.release(&claimed, &file);
+                }
+                return Err(e);
+            }
+            self.p.core.time_query("append", started.elapsed().as_secs_f64());
+            if let Err(e) = std::fs::remove_file(&claimed) {
+                tracing::error!(file = %claimed.display(), error = %e, "a replayed spill file could not be removed");
+            }
+            let n = records.len() as u64;
+            self.p.series.replayed.inc_by(n);
+            self.p.series.persisted.inc_by(n);
+            self.p.sync.state.lock().persisted += n;
+            // Keep the buffers from filling while the backlog is written: what came in meanwhile
+            // goes into hand, and to a newer spill file (replayed after this one) if it piles up.
+            self.take();
+            if self.carry.len() >= SPILL_BATCH {
+                self.spill_carry();
+            }
+        }
+        Ok(())
+    }
+
+    fn write_records(&mut self) -> std::result::Result<(), Arc<Error>> {
+        if self.carry.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.guarded_append(&self.carry, self.retry_at.is_some())?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.p.core.time_query("append", seconds);
+        self.p.core.time_operation("flush", seconds);
+        let n = self.carry.len() as u64;
+        self.p.series.persisted.inc_by(n);
+        self.p.sync.state.lock().persisted += n;
+        self.carry.clear();
+        Ok(())
+    }
+
+    fn save_baselines(&mut self) -> std::result::Result<(), Arc<Error>> {
+        for p in self.p.source.changed_patterns() {
+            self.patterns.insert((p.kind.clone(), p.template.clone()), p);
+        }
+        if !self.patterns.is_empty() {
+            let batch: Vec<PatternRecord> = self.patterns.values().cloned().collect();
+            let started = Instant::now();
+            self.p.store.save_patterns(&batch).map_err(Arc::new)?;
+            self.p.core.time_query("save_patterns", started.elapsed().as_secs_f64());
+            self.patterns.clear();
+        }
+        self.last_baselines = Instant::now();
+        // Baselines a failed save left behind go first, merged with their shards' newer states.
+        let mut pending = std::mem::take(&mut self.baselines);
+        for index in 0..self.p.source.parts() {
+            // One shard at a time: a fleet's worth of baselines (10,000 agents: 120,000) is
+            // never held at once. The leftover map is dropped, not cleared, once saved.
+            let dirty = self.p.source.dirty_baselines(index);
+            let batch: Vec<BaselineRecord> = if pending.is_empty() {
+                dirty
+            } else {
+                for b in dirty {
+                    pending.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+                }
+                std::mem::take(&mut pending).into_values().collect()
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            self.p.source.saving_baselines(&batch);
+            let started = Instant::now();
+            if let Err(e) = self.p.store.save_baselines(&batch) {
+                // Keep this batch, and mark the rest to be read again next time.
+                for b in batch {
+                    self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+                }
+                for rest in index + 1..self.p.source.parts() {
+                    for b in self.p.source.dirty_baselines(rest) {
+                        self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+                    }
+                }
+                return Err(Arc::new(e));
+            }
+            self.p.core.time_query("save_baselines", started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// At shutdown after the final flush: anything still held could not be stored. With a spill
+    /// directory it goes there, to be stored by the next engine on the directory.
+    fn give_up(&mut self) {
+        if self.p.spill.is_some() {
+            self.take();
+            if !self.carry.is_empty() {
+                let n = self.carry.len();
+                self.spill_carry();
+                if self.carry.is_empty() {
+                    tracing::warn!(
+                        records = n,
+                        store = self.p.store.backend(),
+                        "ace closed while the store was failing: records spilled to disk"
+                    );
+                }
+            }
+        }
+        let lost = self.carry.len() as u64 + self.p.source.buffered();
+        if lost == 0
+            && let Some(journal) = &self.p.journal
+        {
+            // A clean close: everything is stored or spilled, the journal is not needed.
+            self.rotated.push(journal.current());
+            self.forget_journal();
+        }
+        if lost > 0 {
+            self.p.core.drop_records("store_failed_at_close", lost);
+            tracing::error!(
+                records = lost,
+                store = self.p.store.backend(),
+                "ace closed while the store was failing: records not persisted"
+            );
+        }
+    }
+}
