@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, exactly as CI runs it: formatting, lints, Rust tests (memory and SQLite
-# stores; PostgreSQL and Redis once their backends land), doctests, the examples, a demo run,
-# and the Python and Node packages once they exist.
+# The whole test suite, exactly as CI runs it: formatting, lints, Rust tests (memory, SQLite,
+# PostgreSQL, TimescaleDB and Redis), doctests, the examples, a demo run, the alert rules through
+# promtool, and the Python and Node packages (built, type-checked and tested).
 #
 #   scripts/test.sh            everything
 #   ACE_SKIP_SERVICES=1 ...    do not check or start PostgreSQL and Redis (local use only; never in CI)
