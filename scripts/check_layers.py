@@ -9,6 +9,7 @@ never name each other at all. Every `crate::module` path counts, in code and in 
 through the module it comes from.
 
 Usage: scripts/check_layers.py [ACE_CORE_SRC]      exit 1 and one line per offence, else 0
+       scripts/check_layers.py --self-test         the check finds what it must, on a made-up tree
 """
 from __future__ import annotations
 
@@ -89,7 +90,38 @@ def check(src: Path) -> list[str]:
     return problems
 
 
+def self_test() -> int:
+    """Builds a small tree with one offence of each kind and checks each is reported."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "ace-core" / "src"
+        (src / "errors").mkdir(parents=True)
+        (src / "lib.rs").write_text("pub use decision::{Report, Strategy};\npub use engine::Ace;\n")
+        (src / "errors" / "mod.rs").write_text("use crate::context::ContextOrgan;\n")
+        (src / "record.rs").write_text("use crate::{clock::Timestamp, monitor::BaselineState};\n")
+        (src / "event.rs").write_text("/// See [`crate::Ace::flush`].\nuse crate::error::Error;\n")
+        (src / "signal.rs").write_text("use crate::Report;\n")
+        (src / "hot.rs").write_text("use crate::persist::Wake;\nuse crate::fleet::Fleet;\n")
+        found = check(src)
+        expected = [
+            "event.rs:1: event -> engine",
+            "errors/mod.rs:1: errors -> context: an organ imports another organ",
+            "hot.rs:2: hot -> fleet",
+            "record.rs:1: record -> monitor",
+            "signal.rs:1: signal -> decision",
+        ]
+        missing = [e for e in expected if not any(e in line for line in found)]
+        if missing or len(found) != len(expected):
+            print("layer check self-test failed; expected", expected, "got", found, sep="\n")
+            return 1
+    print(f"layer check self-test: ok ({len(expected)} offences of a made-up tree found, nothing else)")
+    return 0
+
+
 def main() -> int:
+    if "--self-test" in sys.argv:
+        return self_test()
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "ace-core" / "src"
     problems = check(src)
     for p in problems:

@@ -54,6 +54,10 @@ promtool check rules docs/alerts/ace-alerts.yml
 step "cargo fmt --check"
 cargo fmt --all --check
 
+step "layer check (ace-core: imports point down, organs never import organs)"
+python3 scripts/check_layers.py --self-test
+python3 scripts/check_layers.py
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 

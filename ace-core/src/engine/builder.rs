@@ -9,25 +9,25 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 
+use super::settings::{decision, detector, fleet, staleness, trajectory};
 use super::{Ace, Inner, Metrics, Shared};
 use crate::breaker::{BreakerConfig, BreakerSeries, Breakers, CircuitBreaker, Window};
 use crate::cache::Cache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::AceConfig;
-use crate::context::{ContextOrgan, StalenessConfig};
+use crate::context::ContextOrgan;
 use crate::error::{Error, Result};
 use crate::errors::{ErrorOrgan, MinerConfig};
-use crate::fleet::{Fleet, FleetConfig, FleetSeries, FleetSync};
+use crate::fleet::{Fleet, FleetSeries, FleetSync};
 use crate::hot::{DrainState, Hot};
-use crate::intervene::{Decider, DecisionConfig, Judge};
-use crate::monitor::DetectorConfig;
+use crate::intervene::{Decider, Judge};
 use crate::persist::spill::{Journal, Spill};
 use crate::persist::{Periodic, Source, Writer, WriterConfig, WriterSync};
 use crate::playbook::{Embedder, HashEmbedder, PlaybookConfig, PlaybookMetrics, Playbooks};
 use crate::record::{BaselineRecord, PatternRecord, Record};
 use crate::store::{MemoryStore, Store};
 use crate::trace::TraceWriter;
-use crate::trajectory::{TrajectoryConfig, TrajectoryOrgan};
+use crate::trajectory::TrajectoryOrgan;
 
 /// Builds an [`Ace`].
 ///
@@ -369,63 +369,4 @@ fn open_spill(config: &AceConfig, store: &dyn Store, persist: bool) -> Result<(O
         }
     };
     Ok((spill, journal))
-}
-
-fn detector(c: &AceConfig) -> DetectorConfig {
-    DetectorConfig {
-        warmup: c.baseline_warmup,
-        alpha: c.baseline_alpha,
-        z: c.degradation_z,
-        min_pct: c.degradation_min_pct,
-        sustain: c.degradation_sustain,
-    }
-}
-
-fn staleness(c: &AceConfig) -> StalenessConfig {
-    StalenessConfig {
-        threshold: c.context_staleness_threshold,
-        time_half_life_s: c.context_time_half_life.as_secs_f64(),
-        steps_half_life: c.context_steps_half_life,
-        errors_half_life: c.context_errors_half_life,
-    }
-}
-
-fn trajectory(c: &AceConfig) -> TrajectoryConfig {
-    TrajectoryConfig {
-        loop_threshold: c.loop_threshold,
-        failure_run: c.failure_run,
-        quantile: c.long_task_quantile,
-        min_tasks: c.long_task_min_tasks,
-        max_steps: c.task_max_steps,
-    }
-}
-
-fn decision(c: &AceConfig) -> DecisionConfig {
-    DecisionConfig {
-        enabled: c.intervention_enabled,
-        cooldown: c.cooldown,
-        max_per_task: c.max_interventions_per_task,
-        seed: c.intervention_seed,
-    }
-}
-
-fn fleet(c: &AceConfig) -> FleetConfig {
-    FleetConfig {
-        cache_ttl: c.cache_ttl,
-        baseline_warmup: u64::from(c.baseline_warmup),
-        cooldown: c.cooldown,
-        max_per_task: c.max_interventions_per_task,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_organs_defaults_are_the_configurations() {
-        let c = AceConfig::default();
-        assert_eq!(staleness(&c), StalenessConfig::default());
-        assert_eq!(trajectory(&c), TrajectoryConfig::default());
-    }
 }

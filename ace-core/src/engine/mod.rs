@@ -11,6 +11,7 @@ mod guard;
 mod health;
 mod metrics;
 mod record;
+mod settings;
 mod timer;
 
 use std::fmt;
