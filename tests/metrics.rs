@@ -236,6 +236,48 @@ fn busy() -> Ace {
     ace
 }
 
+/// `promtool check metrics` on `text`: what it said, if anything.
+fn promtool_check(text: &str) -> String {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test.sh installs Debian's prometheus package)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { said.trim().to_owned() } else { format!("exit {:?}: {said}", out.status.code()) }
+}
+
+#[test]
+fn hostile_agent_ids_keep_both_expositions_valid() {
+    let ace = engine();
+    // Quotes, backslashes, braces, an exemplar marker and a fake sample inside an agent id.
+    let ids = [r#"a" # {b="c"} 1"#, r"back\slash", r#"x} 2 # {y="z"} 3"#, "multi-byte é ☃", "#"];
+    for id in ids {
+        for i in 0..3 {
+            ace.record_stage_with(id, &format!("t{i}"), "planning", 1.0, i != 1, &[("tokens_in", 8.0)]).unwrap();
+        }
+        ace.record_error(id, "t", "execution", "TimeoutError", "timed out", None).unwrap();
+    }
+    ace.flush().unwrap();
+    let text = ace.metrics_text_prometheus();
+    assert_eq!(promtool_check(&text), "", "promtool check metrics");
+    // Every hostile id still has its own series, with the same samples in both formats.
+    let open = ace.metrics_text();
+    let samples = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> =
+            t.lines().filter(|l| !l.starts_with('#') && l.contains("agent_id=")).map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert!(samples(&text) == samples(&open), "the two formats differ for hostile ids");
+    let updates = samples(&text).into_iter().filter(|l| l.starts_with("ace_performance_updates_total{")).count();
+    assert_eq!(updates, ids.len(), "one ace_performance_updates_total series per hostile id");
+}
+
 #[test]
 fn promtool_accepts_the_exposition() {
     let ace = busy();

@@ -225,6 +225,28 @@ pub struct BuildInfo {
     pub arch: &'static str,
 }
 
+/// The byte offset just past a sample line's name and label set: after the closing `}` of the
+/// labels (skipping `}` and `"` inside quoted, backslash-escaped values), or after the name.
+fn label_set_end(line: &str) -> usize {
+    let bytes = line.as_bytes();
+    let Some(open) = line.find(['{', ' ']) else { return line.len() };
+    if bytes[open] != b'{' {
+        return open;
+    }
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, &b) in bytes.iter().enumerate().skip(open + 1) {
+        match (quoted, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => quoted = false,
+            (false, _, b'"') => quoted = true,
+            (false, _, b'}') => return i + 1,
+            _ => {}
+        }
+    }
+    line.len()
+}
+
 /// Rewrites OpenMetrics text (what `prometheus-client` writes) as the classic Prometheus text
 /// format 0.0.4: counters are announced under their `_total` sample name, `# UNIT` and `# EOF`
 /// lines go, `info` families become gauges named `_info`, and `_created` samples are dropped.
@@ -264,9 +286,11 @@ pub fn prometheus_text(openmetrics: &str) -> String {
             if name.strip_suffix("_created").is_some_and(|base| suffixed.contains_key(base)) {
                 continue;
             }
-            // Exemplars (` # {...} v`) are OpenMetrics only.
-            let sample = line.find(" # {").map_or(line, |at| &line[..at]);
-            out.push_str(sample);
+            // Exemplars (` # {...} v`) are OpenMetrics only. They follow the label set, whose
+            // quoted values may hold anything, ` # {` included.
+            let rest = label_set_end(line);
+            let sample = rest + line[rest..].find(" # {").unwrap_or(line.len() - rest);
+            out.push_str(&line[..sample]);
             out.push('\n');
         }
     }
