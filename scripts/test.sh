@@ -58,6 +58,9 @@ step "layer check (ace-core: imports point down, organs never import organs)"
 python3 scripts/check_layers.py --self-test
 python3 scripts/check_layers.py
 
+step "ace-core docs build without warnings (the crate map's links resolve)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --locked -p ace-core --no-deps --quiet
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 

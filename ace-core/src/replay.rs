@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::time::Instant;
 
 use hashbrown::HashMap;
@@ -25,6 +25,11 @@ use crate::engine::Ace;
 use crate::error::{Error, Result};
 use crate::event::Severity;
 use crate::store::MemoryStore;
+
+/// The longest line a trace may have (1 MiB); a longer one is an error naming its line.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// A UTF-8 byte-order mark, skipped at the start of a trace.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// What a replay measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -191,8 +196,17 @@ pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result
         text.clear();
         number += 1;
         let at = At { name, number };
-        if reader.read_until(b'\n', &mut text).map_err(|e| at.fail(e))? == 0 {
+        // At most one byte past the limit is read, so input without newlines (`/dev/zero`)
+        // costs bounded memory and fails at once.
+        let read = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut text);
+        if read.map_err(|e| at.fail(e))? == 0 {
             break;
+        }
+        if text.len() > MAX_LINE_BYTES && text.last() != Some(&b'\n') {
+            return Err(at.fail(format!("the line is longer than {MAX_LINE_BYTES} bytes")));
+        }
+        if number == 1 && text.starts_with(BOM) {
+            text.drain(..BOM.len());
         }
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -306,6 +320,26 @@ mod tests {
         assert_eq!((s.precision, s.recall, s.early_hits), (Some(1.0), Some(1.0), Some(1.0)));
         assert_eq!(s.interventions, 1);
         assert_eq!(s.strategies.values().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn a_line_past_the_limit_fails_at_once_with_bounded_memory() {
+        // An endless input without a newline (what `ace replay /dev/zero` reads).
+        let zeros = std::io::BufReader::new(std::io::repeat(0));
+        let e = replay(zeros, "zeros", AceConfig::default()).unwrap_err();
+        assert_eq!(e.code(), "invalid_input");
+        assert!(e.to_string().contains("zeros line 1: the line is longer than 1048576 bytes"), "{e}");
+        // A line exactly at the limit is read (and then judged as JSON).
+        let mut long = vec![b' '; MAX_LINE_BYTES - 1];
+        long.push(b'\n');
+        long.extend_from_slice(TRACE.as_bytes());
+        assert_eq!(replay(&long[..], "long", AceConfig::default()).unwrap().events, 9);
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_skipped() {
+        let with_bom = format!("\u{feff}{TRACE}");
+        assert_eq!(replay(with_bom.as_bytes(), "bom", AceConfig::default()).unwrap().events, 9);
     }
 
     #[test]

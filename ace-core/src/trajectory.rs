@@ -16,8 +16,8 @@
 //! learned when `Ace::end_task` reports it finished; tasks that never
 //! end are forgotten after an hour without a stage.
 //!
-//! The recording path touches this organ once per (agent, stage) and task: the monitor's entry
-//! keeps the task's [`Track`], whose counters are atomics.
+//! The recording path touches this organ once per (agent, stage) and task: the entry table
+//! keeps the task's `Track`, whose counters are atomics.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;

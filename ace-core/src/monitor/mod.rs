@@ -1,7 +1,7 @@
 //! The performance monitor: stage outcomes and metrics in, baselines and degradation signals out.
 //!
 //! Each (agent, stage) has [`Streams`]: its duration, its success and its named metrics, each
-//! with a baseline and a degradation detector ([`baseline`]). Feeding a stream an observation
+//! with a baseline and a degradation detector ([`Detector`]). Feeding a stream an observation
 //! returns a `degradation` signal when the stream has shifted for real, and a `recovery` signal
 //! when it comes back. The organ holds no table of its own: the engine keeps every (agent,
 //! stage)'s streams in its per-call entry table (`hot`), beside what the other organs keep for

@@ -1,0 +1,127 @@
+//! The verdict side of a breaker: what a finished call's outcome does to the counts and, through
+//! the window (when closed) or the trial calls (when half-open), to the state.
+
+use std::sync::atomic::Ordering;
+
+use super::state::generation;
+use super::window::Tally;
+use super::{CircuitBreaker, Outcome, State, Window};
+use crate::clock::Timestamp;
+
+impl CircuitBreaker {
+    /// Whether [`CircuitBreaker::record_successes`] can stand for completed permits: a closed
+    /// breaker whose window is consecutive failures, timing no slow calls. There a success only
+    /// counts and resets the run of failures, so successes may be handed over in batches, as
+    /// long as each batch comes before the next failure.
+    #[must_use]
+    pub fn takes_batched_successes(&self) -> bool {
+        self.state() == State::Closed
+            && matches!(self.cfg.window, Window::ConsecutiveFailures(_))
+            && self.cfg.slow_call_duration.is_none()
+    }
+
+    /// Records `n` successful calls made without permits while
+    /// [`CircuitBreaker::takes_batched_successes`] held, for a binding that counts them on its
+    /// side of a costly boundary. They are counted; in a closed breaker they end the run of
+    /// failures, as `n` completed permits would.
+    pub fn record_successes(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.counters.successes.fetch_add(n, Ordering::Relaxed);
+        if self.state() == State::Closed && self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(super) fn complete(&self, word: u64, started: Option<Timestamp>, outcome: Outcome) {
+        let slow = match (started, self.cfg.slow_call_duration) {
+            (Some(t), Some(limit)) => self.clock.now().since(t) > limit,
+            _ => false,
+        };
+        let c = &self.counters;
+        match outcome {
+            Outcome::Success => c.successes.fetch_add(1, Ordering::Relaxed),
+            Outcome::Failure => c.failures.fetch_add(1, Ordering::Relaxed),
+            Outcome::Ignored => {
+                c.ignored.fetch_add(1, Ordering::Relaxed);
+                self.give_back(word);
+                return;
+            }
+        };
+        if slow {
+            c.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        let state = State::from_bits(word);
+        if state == State::Disabled {
+            return;
+        }
+        let failed = outcome == Outcome::Failure;
+        // Judged only within the episode the permit came from.
+        let now_word = self.word.load(Ordering::Acquire);
+        if generation(now_word) != generation(word) {
+            return;
+        }
+        match (state, self.cfg.window) {
+            (State::Closed, Window::ConsecutiveFailures(n)) => {
+                if failed || slow {
+                    if self.consecutive.fetch_add(1, Ordering::AcqRel) + 1 >= n {
+                        self.move_to(word, State::Open, "failures in a row reached the threshold");
+                    }
+                } else if self.consecutive.load(Ordering::Relaxed) != 0 {
+                    self.consecutive.store(0, Ordering::Relaxed);
+                }
+            }
+            (State::Closed | State::MetricsOnly, _) => self.judge_window(word, failed, slow),
+            (State::HalfOpen, _) => self.judge_trial(word, failed, slow),
+            _ => {}
+        }
+    }
+
+    fn judge_window(&self, word: u64, failed: bool, slow: bool) {
+        // Only a time window needs the clock.
+        let second = match self.cfg.window {
+            Window::Time(_) => self.clock.now().as_micros().div_euclid(1_000_000),
+            _ => 0,
+        };
+        let trip = {
+            let mut j = self.judged.lock();
+            let tally = j.outcomes.push(second, failed, slow);
+            j.last = tally;
+            State::from_bits(word) == State::Closed
+                && tally.calls >= self.cfg.effective_minimum()
+                && self.exceeds(tally)
+        };
+        if trip {
+            self.move_to(word, State::Open, "the failure or slow-call rate reached its threshold");
+        }
+    }
+
+    fn exceeds(&self, t: Tally) -> bool {
+        let (failure, slow) = t.rates();
+        failure >= self.cfg.failure_rate_threshold || slow >= self.cfg.slow_call_rate_threshold
+    }
+
+    fn judge_trial(&self, word: u64, failed: bool, slow: bool) {
+        let verdict = {
+            let mut j = self.judged.lock();
+            j.trial.calls += 1;
+            j.trial.failures += u32::from(failed);
+            j.trial.slow += u32::from(slow);
+            (j.trial.calls >= self.cfg.half_open_permits).then(|| match self.cfg.window {
+                Window::ConsecutiveFailures(_) => j.trial.failures > 0 || j.trial.slow > 0,
+                _ => self.exceeds(j.trial),
+            })
+        };
+        match verdict {
+            Some(true) => {
+                self.move_to(word, State::Open, "trial calls failed");
+            }
+            Some(false) => {
+                self.move_to(word, State::Closed, "trial calls succeeded");
+            }
+            None => {}
+        }
+    }
+}
