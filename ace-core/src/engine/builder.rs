@@ -157,6 +157,7 @@ impl AceBuilder {
             trajectory.clone(),
         );
         hot.set_persist(self.persist);
+        hot.set_overflow(self.persist && config.durable);
         let hot = Arc::new(hot);
         let errors = Arc::new(ErrorOrgan::new(
             MinerConfig::default(),

@@ -10,6 +10,8 @@ use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport};
 use crate::event::{Severity, validate_id};
 use crate::hot::Observation;
 use crate::ids::InterventionId;
+use crate::persist::Wake;
+use crate::persist::spill::Journal;
 use crate::record::{ErrorRecord, MetricRecord, OutcomeRecord, Record};
 use crate::telemetry::AgentId;
 
@@ -53,7 +55,7 @@ impl Ace {
             }
         };
         if let Some(journal) = &shared.journal {
-            journal.append(&Record::Metric(MetricRecord {
+            let record = Record::Metric(MetricRecord {
                 ts: now,
                 agent: Arc::from(obs.agent),
                 task: Arc::from(obs.task),
@@ -61,7 +63,8 @@ impl Ace {
                 duration_s: obs.outcome.map(|(d, _)| d),
                 success: obs.outcome.map(|(_, s)| s),
                 metrics: obs.metrics.iter().map(|&(n, v)| (Arc::from(n), v)).collect(),
-            }));
+            });
+            self.journal(journal, wake, &record);
         }
         if let (Some(trace), Some(outcome)) = (&shared.trace, obs.outcome) {
             trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics);
@@ -82,9 +85,19 @@ impl Ace {
         let wake = shared.hot.buffer(key, record)?;
         shared.sync.wake(wake);
         if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
-            journal.append(&r);
+            self.journal(journal, wake, &r);
         }
         Ok(())
+    }
+
+    /// Durable mode: journals a buffered record, or, when its buffer was full, writes it to the
+    /// journal's overflow (stored later as a spill file) instead of dropping it.
+    fn journal(&self, journal: &Journal, wake: Wake, record: &Record) {
+        if wake != Wake::Full {
+            journal.append(record);
+        } else if !journal.overflow(record) {
+            self.shared().metrics.core.drop_records("buffer_full", 1);
+        }
     }
 
     /// Reports whether an intervention worked; the engine learns which strategy works for which

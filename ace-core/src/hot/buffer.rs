@@ -76,9 +76,18 @@ impl Hot {
             shard.others.push(record);
             self.wake_for(shard.held())
         } else {
-            self.count_drop(shard);
-            Wake::No
+            self.full(shard)
         }
+    }
+
+    /// A record found its shard's buffer full: handed back in durable mode, else dropped.
+    #[cold]
+    pub(super) fn full(&self, shard: &mut Shard) -> Wake {
+        if self.overflow {
+            return Wake::Full;
+        }
+        self.count_drop(shard);
+        Wake::No
     }
 
     /// Whether a shard holding `held` records should wake the writer: soon at its share of a
@@ -95,7 +104,7 @@ impl Hot {
         }
     }
 
-    pub(super) fn count_drop(&self, shard: &mut Shard) {
+    fn count_drop(&self, shard: &mut Shard) {
         shard.dropped += 1;
         let dropped = shard.dropped;
         self.series.drop_records("buffer_full", 1);

@@ -87,6 +87,9 @@ pub(crate) struct Hot {
     trajectory: Arc<TrajectoryOrgan>,
     /// Whether records are buffered for the store at all (see `AceBuilder::persist`).
     persist: bool,
+    /// Durable mode: a record that finds its buffer full is handed back ([`Wake::Full`]) for the
+    /// journal's overflow, not dropped.
+    overflow: bool,
     names: SharedNames,
     /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
     /// final drain.
@@ -125,6 +128,7 @@ impl Hot {
             context,
             trajectory,
             persist: true,
+            overflow: false,
             names: SharedNames {
                 none: Arc::from(""),
                 duration: Arc::from(metric_names::DURATION),
@@ -161,6 +165,12 @@ impl Hot {
     /// Records nothing for the store from now on (set before the engine is shared).
     pub(crate) fn set_persist(&mut self, persist: bool) {
         self.persist = persist;
+    }
+
+    /// Hands records that find their buffer full back to the caller instead of dropping them
+    /// (durable mode; set before the engine is shared).
+    pub(crate) fn set_overflow(&mut self, overflow: bool) {
+        self.overflow = overflow;
     }
 
     #[inline]
@@ -234,8 +244,7 @@ impl Hot {
             });
             self.wake_for(shard.pending.len() + shard.others.len())
         } else {
-            self.count_drop(shard);
-            Wake::No
+            self.full(shard)
         };
         shard.recorded += 1;
         shard.signals += signals.len() as u64;

@@ -47,7 +47,7 @@ impl WriterSync {
                     self.unpark();
                 }
             }
-            Wake::Now => {
+            Wake::Now | Wake::Full => {
                 self.wake.store(true, Ordering::SeqCst);
                 self.unpark();
             }

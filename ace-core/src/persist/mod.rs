@@ -31,6 +31,9 @@ pub(crate) enum Wake {
     Soon,
     /// Run at once (a buffer is half full).
     Now,
+    /// The record was not buffered: its buffer is full. In durable mode the caller journals it
+    /// to the overflow segment (stored like a spill file); otherwise it was dropped and counted.
+    Full,
 }
 
 /// Where the writer finds what to persist. Called on the writer thread only.

@@ -23,9 +23,16 @@ const JOURNAL: &str = "journal";
 /// rotated by the writer and deleted once their records are stored or spilled. A segment left by
 /// a process that died is replayed like a spill file (at least once: a record stored just before
 /// the crash may be stored again).
+///
+/// A record that finds the buffer full (the store is slower than the callers) is not dropped: it
+/// goes to the *overflow* segment instead of the journal, and a finished overflow segment
+/// becomes a spill file, stored in order like any other. So every record the journal
+/// acknowledged is in a segment that is deleted only once what it holds is stored or spilled.
 pub(crate) struct Journal {
     dir: PathBuf,
     file: parking_lot::Mutex<(fs::File, PathBuf, std::time::Instant)>,
+    /// The overflow segment being written, if any record overflowed since it was last finished.
+    overflow: parking_lot::Mutex<Option<(fs::File, PathBuf)>>,
     seq: std::sync::atomic::AtomicU64,
 }
 
@@ -36,30 +43,83 @@ impl Journal {
         Ok(Journal {
             dir: dir.to_path_buf(),
             file: parking_lot::Mutex::new((file, path, std::time::Instant::now())),
+            overflow: parking_lot::Mutex::new(None),
             seq: 1.into(),
         })
     }
 
     fn segment(dir: &Path, seq: u64) -> std::io::Result<(fs::File, PathBuf)> {
+        Self::named(dir, 'j', seq)
+    }
+
+    fn named(dir: &Path, kind: char, seq: u64) -> std::io::Result<(fs::File, PathBuf)> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let path = dir.join(format!("{:020}-{}-j{seq:08}.{JOURNAL}", now.as_nanos(), std::process::id()));
+        let path = dir.join(format!("{:020}-{}-{kind}{seq:08}.{JOURNAL}", now.as_nanos(), std::process::id()));
         Ok((fs::OpenOptions::new().create(true).append(true).open(&path)?, path))
+    }
+
+    fn line(record: &Record) -> Option<Vec<u8>> {
+        match serde_json::to_vec(record) {
+            Ok(mut l) => {
+                l.push(b'\n');
+                Some(l)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot journal a record");
+                None
+            }
+        }
     }
 
     /// Appends one record (a failure is logged: durability is lost for it, the record is not).
     pub(crate) fn append(&self, record: &Record) {
-        let mut line = match serde_json::to_vec(record) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot journal a record");
-                return;
-            }
-        };
-        line.push(b'\n');
+        let Some(line) = Self::line(record) else { return };
         let mut f = self.file.lock();
         if let Err(e) = f.0.write_all(&line) {
             tracing::error!(file = %f.1.display(), error = %e, "cannot write the durable journal");
         }
+    }
+
+    /// Appends a record that found the buffer full to the overflow segment; false if it could
+    /// not be written (the record is then lost, and the caller counts it).
+    pub(crate) fn overflow(&self, record: &Record) -> bool {
+        let Some(line) = Self::line(record) else { return false };
+        let mut o = self.overflow.lock();
+        if o.is_none() {
+            let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            match Self::named(&self.dir, 'o', seq) {
+                Ok(segment) => *o = Some(segment),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a journal overflow segment");
+                    return false;
+                }
+            }
+        }
+        let Some((file, path)) = &mut *o else { return false };
+        match file.write_all(&line) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot write the journal overflow");
+                false
+            }
+        }
+    }
+
+    /// Finishes the overflow segment, if any: it becomes a spill file, stored in order with the
+    /// others. Returns whether there was one.
+    pub(crate) fn finish_overflow(&self) -> bool {
+        let Some((file, path)) = self.overflow.lock().take() else { return false };
+        drop(file);
+        let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(&format!(".{JOURNAL}")))
+        else {
+            return false;
+        };
+        let spilled = self.dir.join(format!("{stem}{SUFFIX}"));
+        if let Err(e) = fs::rename(&path, &spilled) {
+            tracing::error!(file = %path.display(), error = %e, "cannot turn a journal overflow segment into a spill file");
+            return false;
+        }
+        true
     }
 
     /// Starts a new segment if the current one is older than `age`; returns the finished one.

@@ -200,6 +200,10 @@ impl Writer {
             sync.state.lock().carried = self.carry.len() as u64;
             return Ok(());
         }
+        // Records that overflowed into the journal are stored, in order, as a spill file.
+        if let Some(journal) = &self.p.journal {
+            journal.finish_overflow();
+        }
         if let Err(e) = self.replay_spilled() {
             return self.failed(e);
         }
@@ -438,6 +442,10 @@ impl Writer {
                     );
                 }
             }
+        }
+        if let Some(journal) = &self.p.journal {
+            // Left for the next engine on the directory, like any spill file.
+            journal.finish_overflow();
         }
         let lost = self.carry.len() as u64 + self.p.source.buffered();
         if lost == 0
