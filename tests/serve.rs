@@ -70,7 +70,69 @@ fn a_bearer_token_guards_both_paths() {
         assert_eq!(curl(&format!("{base}{path}"), &[]).0, 401, "{path} without a token");
         assert_eq!(curl(&format!("{base}{path}"), &["-H", "Authorization: Bearer wrong"]).0, 401);
         assert_eq!(curl(&format!("{base}{path}"), &["-H", "Authorization: Bearer t0ken"]).0, 200);
+        // The scheme is case-insensitive (RFC 9110); the token is not.
+        assert_eq!(curl(&format!("{base}{path}"), &["-H", "Authorization: bearer t0ken"]).0, 200);
+        assert_eq!(curl(&format!("{base}{path}"), &["-H", "Authorization: Bearer T0KEN"]).0, 401);
+        assert_eq!(curl(&format!("{base}{path}"), &["-H", "Authorization: Bearer t0ke"]).0, 401);
+        assert_eq!(curl(&format!("{base}{path}"), &["-H", "Authorization: Bearer t0kenn"]).0, 401);
     }
+}
+
+#[test]
+fn slow_and_idle_clients_do_not_hold_up_a_scrape() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let ace = busy_engine();
+    let server = ace.serve("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    // Five clients that connect and say nothing, and one that sends its request a byte at a time.
+    let idle: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GE").unwrap();
+    // A scrape is answered while all six are still connected and unanswered.
+    let (status, body) = curl(&format!("http://{addr}/health"), &[]);
+    assert_eq!(status, 200, "{body}");
+    for mut c in idle.iter().chain([&slow]) {
+        c.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let still_open = matches!(c.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(still_open, "the server had not yet closed this client when the scrape was answered");
+    }
+    // The slow client is cut off at the listener's deadline for a request head, not served.
+    slow.set_nonblocking(false).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    loop {
+        let _ = slow.write_all(b"T");
+        std::thread::sleep(Duration::from_millis(500));
+        slow.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        match slow.read_to_end(&mut rest) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(_) if started.elapsed() < Duration::from_secs(30) => continue,
+            Err(e) => panic!("a client sending a byte every half second was never cut off: {e}"),
+        }
+    }
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "{}", String::from_utf8_lossy(&rest));
+}
+
+#[test]
+fn oversized_heads_and_other_methods_are_refused() {
+    let ace = busy_engine();
+    let server = ace.serve("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let mut many = Vec::new();
+    for i in 0..100 {
+        many.extend(["-H".to_owned(), format!("X-Filler-{i}: {i}")]);
+    }
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(curl(&format!("{base}/health"), &many).0, 431);
+    let huge = format!("X-Huge: {}", "a".repeat(20_000));
+    assert_eq!(curl(&format!("{base}/health"), &["-H", &huge]).0, 431);
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        assert_eq!(curl(&format!("{base}/metrics"), &["-X", method]).0, 405, "{method}");
+    }
+    assert_eq!(curl(&format!("{base}/health"), &[]).0, 200, "still serving");
 }
 
 #[test]
