@@ -128,7 +128,7 @@ impl RateLimiter {
             b.tokens -= 1.0;
             return Ok(());
         }
-        let wait = Duration::from_secs_f64((1.0 - b.tokens) / self.per_second);
+        let wait = wait_for(1.0 - b.tokens, self.per_second);
         drop(b);
         self.rejected.fetch_add(1, Ordering::Relaxed);
         self.sink.emit_limited(&self.name);
@@ -146,13 +146,22 @@ impl RateLimiter {
         let mut b = self.bucket.lock();
         self.refill(&mut b);
         b.tokens -= 1.0;
-        if b.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-b.tokens / self.per_second) }
+        if b.tokens >= 0.0 { Duration::ZERO } else { wait_for(-b.tokens, self.per_second) }
     }
 
     fn unreserve(&self) {
         let mut b = self.bucket.lock();
         b.tokens = (b.tokens + 1.0).min(self.burst);
     }
+}
+
+/// The longest wait a limiter names: about a century. A tiny rate (`1e-300` a second) would
+/// otherwise ask for a wait no `Duration` holds, and a deadline no clock can add.
+pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// How long until `tokens` more are there at `per_second`, at most [`MAX_WAIT`].
+fn wait_for(tokens: f64, per_second: f64) -> Duration {
+    Duration::try_from_secs_f64(tokens / per_second).map_or(MAX_WAIT, |d| d.min(MAX_WAIT))
 }
 
 /// The future of [`RateLimiter::acquire`].
@@ -331,6 +340,28 @@ impl Future for Enter {
         match self.bulkhead.take() {
             Some(p) => Poll::Ready(p),
             None => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, Timestamp};
+
+    #[test]
+    fn a_tiny_rate_names_a_long_wait_instead_of_panicking() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(0)));
+        for rate in [1e-300, f64::MIN_POSITIVE, 1e-12] {
+            let limiter = RateLimiter::new("tiny", rate, 1, clock.clone()).unwrap();
+            limiter.try_acquire().unwrap();
+            let limited = limiter.try_acquire().unwrap_err();
+            let wait = limited.retry_after.unwrap();
+            assert!(wait > Duration::from_secs(86_400) && wait <= MAX_WAIT, "{rate}: {wait:?}");
+            // A reservation's deadline can be added to the clock's time.
+            let reserved = limiter.reserve();
+            assert!(reserved <= MAX_WAIT);
+            assert!(std::time::Instant::now().checked_add(reserved).is_some());
         }
     }
 }
