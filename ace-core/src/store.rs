@@ -4,6 +4,7 @@
 //! reach [`Store::append`] from the engine's writer thread, in batches. A store is therefore a
 //! plain blocking interface; a backend built on async I/O (sqlx) runs its own runtime inside.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,28 +197,71 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// A store that keeps everything in memory: for tests and ephemeral runs. Clones share data.
-#[derive(Clone, Debug, Default)]
+/// A store that keeps records in memory: for tests and ephemeral runs. Clones share data.
+///
+/// It keeps a bounded history: at most [`MemoryStore::DEFAULT_MAX_RECORDS`] metric records, as
+/// many errors and as many interventions (or what [`MemoryStore::with_max_records`] says); past
+/// that the oldest go first and are counted in [`MemoryStore::evicted`]. Eviction is what a ring
+/// does, not a failure: an engine on the default store runs for ever in bounded memory.
+/// Baselines, patterns and playbooks are state, not history, and are all kept.
+#[derive(Clone, Debug)]
 pub struct MemoryStore {
     inner: Arc<Mutex<MemoryInner>>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_max_records(MemoryStore::DEFAULT_MAX_RECORDS)
+    }
+}
+
 #[derive(Debug, Default)]
 struct MemoryInner {
-    metrics: Vec<MetricRecord>,
-    errors: Vec<ErrorRecord>,
-    interventions: Vec<InterventionRecord>,
+    max_records: usize,
+    evicted: u64,
+    metrics: VecDeque<MetricRecord>,
+    errors: VecDeque<ErrorRecord>,
+    interventions: VecDeque<InterventionRecord>,
     baselines: HashMap<(String, String, String), BaselineRecord>,
     patterns: HashMap<(String, String), PatternRecord>,
     playbooks: HashMap<String, Vec<PlaybookEntry>>,
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// Records of each kind (metrics, errors, interventions) kept by default: 100,000, about
+    /// 15 MB of metric records.
+    pub const DEFAULT_MAX_RECORDS: usize = 100_000;
+
+    /// An empty store keeping [`MemoryStore::DEFAULT_MAX_RECORDS`] of each kind.
     #[must_use]
     pub fn new() -> Self {
         MemoryStore::default()
     }
+
+    /// An empty store keeping at most `max` records of each kind (`usize::MAX`: all of them;
+    /// at least 1).
+    #[must_use]
+    pub fn with_max_records(max: usize) -> Self {
+        let inner = MemoryInner { max_records: max.max(1), ..MemoryInner::default() };
+        MemoryStore { inner: Arc::new(Mutex::new(inner)) }
+    }
+
+    /// Records evicted (the oldest, past the bound) since the store was made.
+    #[must_use]
+    pub fn evicted(&self) -> u64 {
+        self.inner.lock().evicted
+    }
+}
+
+/// Appends `record` to a bounded history, evicting the oldest past `max`; how many went.
+fn push_bounded<T>(list: &mut VecDeque<T>, record: T, max: usize) -> u64 {
+    let mut evicted = 0;
+    while list.len() >= max {
+        list.pop_front();
+        evicted += 1;
+    }
+    list.push_back(record);
+    evicted
 }
 
 impl Store for MemoryStore {
@@ -226,19 +270,28 @@ impl Store for MemoryStore {
     }
 
     fn append(&self, records: &[Record]) -> Result<()> {
-        let mut inner = self.inner.lock();
-        inner.metrics.reserve(records.len());
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let max = inner.max_records;
+        let before = inner.evicted;
         for record in records {
-            match record {
-                Record::Metric(m) => inner.metrics.push(m.clone()),
-                Record::Error(e) => inner.errors.push(e.clone()),
-                Record::Intervention(i) => inner.interventions.push(i.clone()),
+            inner.evicted += match record {
+                Record::Metric(m) => push_bounded(&mut inner.metrics, m.clone(), max),
+                Record::Error(e) => push_bounded(&mut inner.errors, e.clone(), max),
+                Record::Intervention(i) => push_bounded(&mut inner.interventions, i.clone(), max),
                 Record::Outcome(o) => {
                     if let Some(i) = inner.interventions.iter_mut().rev().find(|i| i.id == o.id) {
                         i.outcome = Some(o.success);
                     }
+                    0
                 }
-            }
+            };
+        }
+        if before == 0 && inner.evicted > 0 {
+            tracing::info!(
+                max_records = max,
+                "the memory store is full: the oldest records now make room for new ones"
+            );
         }
         Ok(())
     }
@@ -335,5 +388,37 @@ impl Store for MemoryStore {
         let start = Instant::now();
         drop(self.inner.lock());
         Ok(start.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(i: i64) -> Record {
+        Record::Metric(MetricRecord {
+            ts: Timestamp::from_micros(i),
+            agent: Arc::from("a"),
+            task: Arc::from("t"),
+            stage: Arc::from("s"),
+            duration_s: Some(1.0),
+            success: Some(true),
+            metrics: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_memory_store_keeps_the_newest_records_and_counts_the_evicted() {
+        let store = MemoryStore::with_max_records(3);
+        let batch: Vec<Record> = (0..5).map(metric).collect();
+        store.append(&batch).unwrap();
+        store.append(&[metric(5)]).unwrap();
+        assert_eq!(store.count_metrics().unwrap(), 3);
+        assert_eq!(store.evicted(), 3);
+        let kept: Vec<i64> =
+            store.query_metrics(&MetricQuery::all()).unwrap().iter().map(|r| r.ts.as_micros()).collect();
+        assert_eq!(kept, [3, 4, 5]);
+        assert_eq!(MemoryStore::new().inner.lock().max_records, MemoryStore::DEFAULT_MAX_RECORDS);
+        assert_eq!(MemoryStore::with_max_records(0).inner.lock().max_records, 1, "at least one");
     }
 }
