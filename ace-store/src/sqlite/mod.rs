@@ -5,7 +5,9 @@
 //! owns a one-thread tokio runtime and blocks on it, which is what the engine's writer thread
 //! expects. Called from inside another tokio runtime, it moves the wait to a scoped thread rather
 //! than panicking. What it writes and reads like PostgreSQL does is in `crate::writes` and
-//! `crate::rows`.
+//! `crate::rows`; its queries, in its dialect, are in `read`.
+
+mod read;
 
 use std::fmt;
 use std::future::Future;
@@ -14,16 +16,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ace_core::Severity;
 use ace_core::errors::PatternRecord;
 use ace_core::store::{
     BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, PlaybookEntry, Record,
     Store,
 };
+use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite};
 
-use crate::common::{ERROR_COLUMNS, METRIC_COLUMNS, block_on, metrics_json};
+use crate::common::{METRIC_COLUMNS, block_on, metrics_json};
 use crate::error::Error;
 use crate::migrate::{Migration, SQLITE};
 use crate::rows;
@@ -119,6 +120,11 @@ impl SqliteStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file, for errors about what it holds.
+    fn location(&self) -> String {
+        self.path.display().to_string()
     }
 
     fn run<F>(&self, fut: F) -> F::Output
@@ -286,90 +292,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
-            if let Some(agent) = &query.agent {
-                qb.push(" AND agent_id = ").push_bind(agent.clone());
-            }
-            if let Some(min) = query.min_severity {
-                qb.push(" AND severity IN (");
-                let mut sep = qb.separated(", ");
-                for s in Severity::ALL.into_iter().filter(|s| *s >= min) {
-                    sep.push_bind(s.as_str());
-                }
-                qb.push(")");
-            }
-            if let Some(since) = query.since {
-                qb.push(" AND created_at >= ").push_bind(since.as_micros());
-            }
-            qb.push(" ORDER BY created_at, id");
-            if query.limit > 0 {
-                qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
-            }
-            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query errors", e))?;
-            rows.iter().map(|r| src.error(r)).collect()
-        })
-    }
-
-    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
-                 outcome FROM ace_interventions WHERE 1=1",
-            );
-            if let Some(agent) = agent {
-                qb.push(" AND agent_id = ").push_bind(agent.to_owned());
-            }
-            qb.push(" ORDER BY created_at, id");
-            if limit > 0 {
-                qb.push(" LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-            }
-            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query interventions", e))?;
-            rows.iter().map(|r| src.intervention(r)).collect()
-        })
-    }
-
     fn append_playbook(&self, entries: &[PlaybookEntry]) -> ace_core::Result<()> {
         self.run(writes::append_playbook(&self.pool, entries))
     }
 
-    fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let rows = sqlx::query(
-                "SELECT version, created_at, hash, snapshot, body FROM ace_playbook_versions WHERE domain = ? ORDER BY version",
-            )
-            .bind(domain)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| query_err("load a playbook", e))?;
-            rows.iter().map(|r| src.playbook_entry(r, domain)).collect()
-        })
-    }
-
     fn save_patterns(&self, patterns: &[PatternRecord]) -> ace_core::Result<()> {
         self.run(writes::save_patterns(&self.pool, patterns))
-    }
-
-    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let rows = sqlx::query(
-                "SELECT kind, template, pattern_id, count FROM ace_error_patterns ORDER BY count DESC, pattern_id",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| query_err("load patterns", e))?;
-            rows.iter().map(|r| src.pattern(r)).collect()
-        })
     }
 
     fn save_baselines(&self, baselines: &[BaselineRecord]) -> ace_core::Result<()> {
@@ -377,52 +305,37 @@ impl Store for SqliteStore {
     }
 
     fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let rows = sqlx::query(
-                "SELECT agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at \
-                 FROM ace_baselines ORDER BY agent_id, stage, metric",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| query_err("load baselines", e))?;
-            rows.iter().map(|r| src.baseline(r)).collect()
-        })
+        let location = self.location();
+        self.run(read::baselines(&self.pool, source(&location)))
     }
 
     fn query_metrics(&self, query: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {METRIC_COLUMNS} FROM ace_performance_metrics WHERE 1=1"));
-            if let Some(agent) = &query.agent {
-                qb.push(" AND agent_id = ").push_bind(agent.clone());
-            }
-            if let Some(stage) = &query.stage {
-                qb.push(" AND stage = ").push_bind(stage.clone());
-            }
-            if let Some(since) = query.since {
-                qb.push(" AND created_at >= ").push_bind(since.as_micros());
-            }
-            qb.push(" ORDER BY created_at, id");
-            if query.limit > 0 {
-                qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
-            }
-            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query metrics", e))?;
-            rows.iter().map(|r| src.metric(r, "metrics")).collect()
-        })
+        let location = self.location();
+        self.run(read::metrics(&self.pool, source(&location), query))
     }
 
     fn count_metrics(&self) -> ace_core::Result<u64> {
-        self.run(async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ace_performance_metrics")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| query_err("count metrics", e))?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
+        self.run(read::count_metrics(&self.pool))
+    }
+
+    fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        let location = self.location();
+        self.run(read::errors(&self.pool, source(&location), query))
+    }
+
+    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
+        let location = self.location();
+        self.run(read::patterns(&self.pool, source(&location)))
+    }
+
+    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
+        let location = self.location();
+        self.run(read::interventions(&self.pool, source(&location), agent, limit))
+    }
+
+    fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
+        let location = self.location();
+        self.run(read::playbook(&self.pool, source(&location), domain))
     }
 
     fn spill_key(&self) -> Option<String> {
@@ -440,6 +353,10 @@ impl Store for SqliteStore {
         self.run(self.pool.close());
         Ok(())
     }
+}
+
+fn source(location: &str) -> rows::Source<'_> {
+    rows::Source { backend: BACKEND, location }
 }
 
 fn query_err(operation: &'static str, e: sqlx::Error) -> ace_core::Error {
