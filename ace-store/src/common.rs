@@ -21,6 +21,13 @@ where
     }
 }
 
+/// The columns of `ace_performance_metrics` that make a [`ace_core::store::MetricRecord`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const METRIC_COLUMNS: &str = "created_at, agent_id, task_id, stage, duration_s, success, metrics";
+/// The columns of `ace_errors` that make a [`ace_core::store::ErrorRecord`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const ERROR_COLUMNS: &str = "created_at, agent_id, task_id, stage, kind, message, severity, pattern_id";
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A record's named metrics as a JSON object, in the order given (`None` for none). Names are
 /// validated (ASCII letters, digits, `_-.:`) and values finite, so nothing needs escaping.

@@ -3,6 +3,11 @@
 //!
 //! Every backend implements [`ace_core::Store`] and passes the conformance suite in the
 //! repository's `tests/conformance/`.
+//!
+//! Where things live: `sqlite` and `postgres/` (one folder: options, migrations, TimescaleDB,
+//! writes, reads) hold what each database does its own way; `writes` (records into rows) and
+//! `rows` (rows into records) hold what the SQL stores do alike; `redis` is the shared cache;
+//! `migrate` lists the migrations; `common` holds the runtime wait and column lists.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -20,6 +25,8 @@ mod redis;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod writes;
 
 use std::sync::Arc;
 

@@ -4,7 +4,10 @@
 //! rows, so a batch costs a handful of statements however large it is. sqlx is async; the store
 //! owns a one-thread tokio runtime and blocks on it, which is what the engine's writer thread
 //! expects. Called from inside another tokio runtime, it moves the wait to a scoped thread rather
-//! than panicking.
+//! than panicking. What it writes and reads like PostgreSQL does is in `crate::writes` and
+//! `crate::rows`; its queries, in its dialect, are in `read`.
+
+mod read;
 
 use std::fmt;
 use std::future::Future;
@@ -13,27 +16,23 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ace_core::Severity;
 use ace_core::errors::PatternRecord;
 use ace_core::store::{
-    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord,
-    PlaybookEntry, Record, Store,
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, PlaybookEntry, Record,
+    Store,
 };
+use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite};
 
-use crate::common::{block_on, metrics_json};
+use crate::common::{METRIC_COLUMNS, block_on, metrics_json};
 use crate::error::Error;
 use crate::migrate::{Migration, SQLITE};
 use crate::rows;
+use crate::writes::{self, Batch};
 
-const BACKEND: &str = "sqlite";
+pub(crate) const BACKEND: &str = "sqlite";
 /// Rows per `INSERT` statement (7 parameters each: 14,000, under SQLite's limit of 32,766).
 pub const ROWS_PER_INSERT: usize = 2000;
-const METRIC_COLUMNS: &str = "created_at, agent_id, task_id, stage, duration_s, success, metrics";
-const ERROR_COLUMNS: &str = "created_at, agent_id, task_id, stage, kind, message, severity, pattern_id";
-/// Error rows per `INSERT` (8 parameters each).
-const ERROR_ROWS_PER_INSERT: usize = 1000;
 
 /// A store in one SQLite file.
 ///
@@ -121,6 +120,11 @@ impl SqliteStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file, for errors about what it holds.
+    fn location(&self) -> String {
+        self.path.display().to_string()
     }
 
     fn run<F>(&self, fut: F) -> F::Output
@@ -257,71 +261,15 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
-        let mut metrics: Vec<&MetricRecord> = Vec::with_capacity(records.len());
-        let mut errors: Vec<&ErrorRecord> = Vec::new();
-        let mut interventions: Vec<&InterventionRecord> = Vec::new();
-        let mut outcomes: Vec<&OutcomeRecord> = Vec::new();
-        for r in records {
-            match r {
-                Record::Metric(m) => metrics.push(m),
-                Record::Error(e) => errors.push(e),
-                Record::Intervention(i) => interventions.push(i),
-                Record::Outcome(o) => outcomes.push(o),
-                other => return Err(ace_core::Error::Internal(format!("the sqlite store cannot store {other:?}"))),
-            }
-        }
-        if metrics.is_empty() && errors.is_empty() && interventions.is_empty() && outcomes.is_empty() {
+        let batch = Batch::split(records, BACKEND)?;
+        if batch.is_empty() {
             return Ok(());
         }
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a batch", e))?;
-            for chunk in errors.chunks(ERROR_ROWS_PER_INSERT) {
-                let mut qb: QueryBuilder<Sqlite> =
-                    QueryBuilder::new(format!("INSERT INTO ace_errors ({ERROR_COLUMNS}) "));
-                qb.push_values(chunk, |mut row, e| {
-                    row.push_bind(e.ts.as_micros())
-                        .push_bind(e.agent.to_string())
-                        .push_bind(e.task.to_string())
-                        .push_bind(e.stage.to_string())
-                        .push_bind(e.kind.to_string())
-                        .push_bind(e.message.to_string())
-                        .push_bind(e.severity.as_str())
-                        .push_bind(e.pattern.to_string());
-                });
-                qb.build().execute(&mut *tx).await.map_err(|e| query_err("append errors", e))?;
-            }
-            // Interventions before outcomes: an outcome refers to an intervention of this batch
-            // or of an earlier one.
-            for chunk in interventions.chunks(ERROR_ROWS_PER_INSERT) {
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO ace_interventions (intervention_id, created_at, agent_id, task_id, strategy, severity, \
-                     signal_kind, reason, signals, outcome) ",
-                );
-                qb.push_values(chunk, |mut row, i| {
-                    row.push_bind(i.id.to_string())
-                        .push_bind(i.ts.as_micros())
-                        .push_bind(i.agent.to_string())
-                        .push_bind(i.task.to_string())
-                        .push_bind(i.strategy.as_str())
-                        .push_bind(i.severity.as_str())
-                        .push_bind(i.signal_kind.as_str())
-                        .push_bind(i.reason.clone())
-                        .push_bind(i.signals_json.clone())
-                        .push_bind(i.outcome);
-                });
-                qb.push(" ON CONFLICT (intervention_id) DO NOTHING");
-                qb.build().execute(&mut *tx).await.map_err(|e| query_err("append interventions", e))?;
-            }
-            for o in &outcomes {
-                sqlx::query("UPDATE ace_interventions SET outcome = ?, outcome_at = ? WHERE intervention_id = ?")
-                    .bind(o.success)
-                    .bind(o.ts.as_micros())
-                    .bind(o.id.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| query_err("record an outcome", e))?;
-            }
-            for chunk in metrics.chunks(ROWS_PER_INSERT) {
+            writes::insert::<Sqlite, _>(&mut tx, &batch.errors, writes::ROWS_PER_STATEMENT).await?;
+            batch.write_interventions::<Sqlite>(&mut tx).await?;
+            for chunk in batch.metrics.chunks(ROWS_PER_INSERT) {
                 let sql: Arc<str> = if chunk.len() == ROWS_PER_INSERT {
                     self.insert_sql.clone()
                 } else {
@@ -344,215 +292,50 @@ impl Store for SqliteStore {
         })
     }
 
-    fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
-            if let Some(agent) = &query.agent {
-                qb.push(" AND agent_id = ").push_bind(agent.clone());
-            }
-            if let Some(min) = query.min_severity {
-                qb.push(" AND severity IN (");
-                let mut sep = qb.separated(", ");
-                for s in Severity::ALL.into_iter().filter(|s| *s >= min) {
-                    sep.push_bind(s.as_str());
-                }
-                qb.push(")");
-            }
-            if let Some(since) = query.since {
-                qb.push(" AND created_at >= ").push_bind(since.as_micros());
-            }
-            qb.push(" ORDER BY created_at, id");
-            if query.limit > 0 {
-                qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
-            }
-            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query errors", e))?;
-            rows.iter().map(|r| src.error(r)).collect()
-        })
-    }
-
-    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
-                 outcome FROM ace_interventions WHERE 1=1",
-            );
-            if let Some(agent) = agent {
-                qb.push(" AND agent_id = ").push_bind(agent.to_owned());
-            }
-            qb.push(" ORDER BY created_at, id");
-            if limit > 0 {
-                qb.push(" LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-            }
-            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query interventions", e))?;
-            rows.iter().map(|r| src.intervention(r)).collect()
-        })
-    }
-
     fn append_playbook(&self, entries: &[PlaybookEntry]) -> ace_core::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.run(async {
-            let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a playbook append", e))?;
-            for chunk in entries.chunks(ERROR_ROWS_PER_INSERT) {
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO ace_playbook_versions (domain, version, created_at, hash, snapshot, body) ",
-                );
-                qb.push_values(chunk, |mut row, e| {
-                    row.push_bind(e.domain.clone())
-                        .push_bind(i64::try_from(e.version).unwrap_or(i64::MAX))
-                        .push_bind(e.at.as_micros())
-                        .push_bind(e.hash.clone())
-                        .push_bind(e.snapshot)
-                        .push_bind(e.body.clone());
-                });
-                qb.build().execute(&mut *tx).await.map_err(|e| query_err("append playbook entries", e))?;
-            }
-            tx.commit().await.map_err(|e| query_err("commit playbook entries", e))
-        })
-    }
-
-    fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let rows = sqlx::query(
-                "SELECT version, created_at, hash, snapshot, body FROM ace_playbook_versions WHERE domain = ? ORDER BY version",
-            )
-            .bind(domain)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| query_err("load a playbook", e))?;
-            rows.iter().map(|r| src.playbook_entry(r, domain)).collect()
-        })
+        self.run(writes::append_playbook(&self.pool, entries))
     }
 
     fn save_patterns(&self, patterns: &[PatternRecord]) -> ace_core::Result<()> {
-        if patterns.is_empty() {
-            return Ok(());
-        }
-        let now = ace_core::Clock::now(&ace_core::SystemClock).as_micros();
-        self.run(async {
-            let mut tx = self.pool.begin().await.map_err(|e| query_err("begin saving patterns", e))?;
-            for chunk in patterns.chunks(ERROR_ROWS_PER_INSERT) {
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO ace_error_patterns (kind, template, pattern_id, count, updated_at) ",
-                );
-                qb.push_values(chunk, |mut row, p| {
-                    row.push_bind(p.kind.clone())
-                        .push_bind(p.template.clone())
-                        .push_bind(p.id.to_string())
-                        .push_bind(i64::try_from(p.count).unwrap_or(i64::MAX))
-                        .push_bind(now);
-                });
-                qb.push(
-                    " ON CONFLICT (kind, template) DO UPDATE SET pattern_id = excluded.pattern_id, \
-                     count = excluded.count, updated_at = excluded.updated_at",
-                );
-                qb.build().execute(&mut *tx).await.map_err(|e| query_err("save patterns", e))?;
-            }
-            tx.commit().await.map_err(|e| query_err("commit patterns", e))
-        })
-    }
-
-    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let rows = sqlx::query(
-                "SELECT kind, template, pattern_id, count FROM ace_error_patterns ORDER BY count DESC, pattern_id",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| query_err("load patterns", e))?;
-            rows.iter().map(|r| src.pattern(r)).collect()
-        })
+        self.run(writes::save_patterns(&self.pool, patterns))
     }
 
     fn save_baselines(&self, baselines: &[BaselineRecord]) -> ace_core::Result<()> {
-        if baselines.is_empty() {
-            return Ok(());
-        }
-        self.run(async {
-            let mut tx = self.pool.begin().await.map_err(|e| query_err("begin saving baselines", e))?;
-            for chunk in baselines.chunks(ROWS_PER_INSERT) {
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO ace_baselines (agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at) ",
-                );
-                qb.push_values(chunk, |mut row, b| {
-                    row.push_bind(b.agent.clone())
-                        .push_bind(b.stage.clone())
-                        .push_bind(b.metric.clone())
-                        .push_bind(i64::try_from(b.state.count).unwrap_or(i64::MAX))
-                        .push_bind(b.state.mean)
-                        .push_bind(b.state.var)
-                        .push_bind(b.state.recent)
-                        .push_bind(b.state.degraded)
-                        .push_bind(b.updated_at.as_micros());
-                });
-                qb.push(
-                    " ON CONFLICT (agent_id, stage, metric) DO UPDATE SET count = excluded.count, mean = excluded.mean, \
-                     variance = excluded.variance, recent = excluded.recent, degraded = excluded.degraded, \
-                     updated_at = excluded.updated_at",
-                );
-                qb.build().execute(&mut *tx).await.map_err(|e| query_err("save baselines", e))?;
-            }
-            tx.commit().await.map_err(|e| query_err("commit baselines", e))
-        })
+        self.run(writes::save_baselines(&self.pool, baselines))
     }
 
     fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let rows = sqlx::query(
-                "SELECT agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at \
-                 FROM ace_baselines ORDER BY agent_id, stage, metric",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| query_err("load baselines", e))?;
-            rows.iter().map(|r| src.baseline(r)).collect()
-        })
+        let location = self.location();
+        self.run(read::baselines(&self.pool, source(&location)))
     }
 
     fn query_metrics(&self, query: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
-        let location = self.path.display().to_string();
-        let src = rows::Source { backend: BACKEND, location: &location };
-        self.run(async {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {METRIC_COLUMNS} FROM ace_performance_metrics WHERE 1=1"));
-            if let Some(agent) = &query.agent {
-                qb.push(" AND agent_id = ").push_bind(agent.clone());
-            }
-            if let Some(stage) = &query.stage {
-                qb.push(" AND stage = ").push_bind(stage.clone());
-            }
-            if let Some(since) = query.since {
-                qb.push(" AND created_at >= ").push_bind(since.as_micros());
-            }
-            qb.push(" ORDER BY created_at, id");
-            if query.limit > 0 {
-                qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
-            }
-            let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| query_err("query metrics", e))?;
-            rows.iter().map(|r| src.metric(r, "metrics")).collect()
-        })
+        let location = self.location();
+        self.run(read::metrics(&self.pool, source(&location), query))
     }
 
     fn count_metrics(&self) -> ace_core::Result<u64> {
-        self.run(async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ace_performance_metrics")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| query_err("count metrics", e))?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
+        self.run(read::count_metrics(&self.pool))
+    }
+
+    fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        let location = self.location();
+        self.run(read::errors(&self.pool, source(&location), query))
+    }
+
+    fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
+        let location = self.location();
+        self.run(read::patterns(&self.pool, source(&location)))
+    }
+
+    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
+        let location = self.location();
+        self.run(read::interventions(&self.pool, source(&location), agent, limit))
+    }
+
+    fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
+        let location = self.location();
+        self.run(read::playbook(&self.pool, source(&location), domain))
     }
 
     fn spill_key(&self) -> Option<String> {
@@ -570,6 +353,10 @@ impl Store for SqliteStore {
         self.run(self.pool.close());
         Ok(())
     }
+}
+
+fn source(location: &str) -> rows::Source<'_> {
+    rows::Source { backend: BACKEND, location }
 }
 
 fn query_err(operation: &'static str, e: sqlx::Error) -> ace_core::Error {

@@ -1,0 +1,126 @@
+//! Queries against SQLite: the statements in its dialect (`?` placeholders, `IN` over a list,
+//! the metrics column stored as text); [`crate::rows`] turns the rows into records.
+
+use ace_core::Severity;
+use ace_core::errors::PatternRecord;
+use ace_core::store::{
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, PlaybookEntry,
+};
+use sqlx::sqlite::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::query_err;
+use crate::common::{ERROR_COLUMNS, METRIC_COLUMNS};
+use crate::rows::Source;
+
+pub(super) async fn baselines(pool: &SqlitePool, src: Source<'_>) -> ace_core::Result<Vec<BaselineRecord>> {
+    let rows = sqlx::query(
+        "SELECT agent_id, stage, metric, count, mean, variance, recent, degraded, updated_at \
+         FROM ace_baselines ORDER BY agent_id, stage, metric",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| query_err("load baselines", e))?;
+    rows.iter().map(|r| src.baseline(r)).collect()
+}
+
+pub(super) async fn metrics(
+    pool: &SqlitePool,
+    src: Source<'_>,
+    query: &MetricQuery,
+) -> ace_core::Result<Vec<MetricRecord>> {
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new(format!("SELECT {METRIC_COLUMNS} FROM ace_performance_metrics WHERE 1=1"));
+    if let Some(agent) = &query.agent {
+        qb.push(" AND agent_id = ").push_bind(agent.clone());
+    }
+    if let Some(stage) = &query.stage {
+        qb.push(" AND stage = ").push_bind(stage.clone());
+    }
+    if let Some(since) = query.since {
+        qb.push(" AND created_at >= ").push_bind(since.as_micros());
+    }
+    qb.push(" ORDER BY created_at, id");
+    if query.limit > 0 {
+        qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+    }
+    let rows = qb.build().fetch_all(pool).await.map_err(|e| query_err("query metrics", e))?;
+    rows.iter().map(|r| src.metric(r, "metrics")).collect()
+}
+
+pub(super) async fn count_metrics(pool: &SqlitePool) -> ace_core::Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ace_performance_metrics")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| query_err("count metrics", e))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) async fn errors(
+    pool: &SqlitePool,
+    src: Source<'_>,
+    query: &ErrorQuery,
+) -> ace_core::Result<Vec<ErrorRecord>> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
+    if let Some(agent) = &query.agent {
+        qb.push(" AND agent_id = ").push_bind(agent.clone());
+    }
+    if let Some(min) = query.min_severity {
+        qb.push(" AND severity IN (");
+        let mut sep = qb.separated(", ");
+        for s in Severity::ALL.into_iter().filter(|s| *s >= min) {
+            sep.push_bind(s.as_str());
+        }
+        qb.push(")");
+    }
+    if let Some(since) = query.since {
+        qb.push(" AND created_at >= ").push_bind(since.as_micros());
+    }
+    qb.push(" ORDER BY created_at, id");
+    if query.limit > 0 {
+        qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+    }
+    let rows = qb.build().fetch_all(pool).await.map_err(|e| query_err("query errors", e))?;
+    rows.iter().map(|r| src.error(r)).collect()
+}
+
+pub(super) async fn patterns(pool: &SqlitePool, src: Source<'_>) -> ace_core::Result<Vec<PatternRecord>> {
+    let rows =
+        sqlx::query("SELECT kind, template, pattern_id, count FROM ace_error_patterns ORDER BY count DESC, pattern_id")
+            .fetch_all(pool)
+            .await
+            .map_err(|e| query_err("load patterns", e))?;
+    rows.iter().map(|r| src.pattern(r)).collect()
+}
+
+pub(super) async fn interventions(
+    pool: &SqlitePool,
+    src: Source<'_>,
+    agent: Option<&str>,
+    limit: usize,
+) -> ace_core::Result<Vec<InterventionRecord>> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
+         outcome FROM ace_interventions WHERE 1=1",
+    );
+    if let Some(agent) = agent {
+        qb.push(" AND agent_id = ").push_bind(agent.to_owned());
+    }
+    qb.push(" ORDER BY created_at, id");
+    if limit > 0 {
+        qb.push(" LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+    let rows = qb.build().fetch_all(pool).await.map_err(|e| query_err("query interventions", e))?;
+    rows.iter().map(|r| src.intervention(r)).collect()
+}
+
+pub(super) async fn playbook(pool: &SqlitePool, src: Source<'_>, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
+    let rows = sqlx::query(
+        "SELECT version, created_at, hash, snapshot, body FROM ace_playbook_versions WHERE domain = ? ORDER BY version",
+    )
+    .bind(domain)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| query_err("load a playbook", e))?;
+    rows.iter().map(|r| src.playbook_entry(r, domain)).collect()
+}
