@@ -25,6 +25,7 @@ pub mod bm25;
 pub mod embed;
 #[cfg(feature = "minilm")]
 pub mod minilm;
+mod parse;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
