@@ -4,6 +4,9 @@
 //! ([`ace_core`]) and, with the default `sqlite` feature, the embedded SQLite store
 //! ([`ace_store`]); it also ships the `ace` command (`cli` feature).
 //!
+//! Opening an engine from a URL and settings by name ([`open`], [`EngineSpec`]) lives here, once,
+//! for the Python and Node bindings as much as for Rust callers.
+//!
 //! ```
 //! # fn main() -> ace::Result<()> {
 //! let ace = ace::Ace::builder().store_arc(ace::open_store("memory")?).build()?;
@@ -22,6 +25,10 @@ pub use ace_store::{PgOptions, PgStore};
 #[cfg(feature = "redis")]
 pub use ace_store::{RedisCache, RedisOptions};
 
+#[cfg(feature = "sqlite")]
+mod open;
+#[cfg(feature = "sqlite")]
+pub use open::{EngineSpec, breaker_with, is_cache_url, open};
 mod serve;
 pub use serve::{ServeOptions, Server, serve, serve_with};
 

@@ -157,47 +157,209 @@ impl Default for AceConfig {
     }
 }
 
-/// Every environment variable ace reads, for docs and `--help`.
-pub const ENV_VARS: &[&str] = &[
-    "ACE_BATCH_SIZE",
-    "ACE_BATCH_TIMEOUT",
-    "ACE_BUFFER_CAPACITY",
-    "ACE_ENABLE_CACHING",
-    "ACE_CACHE_TTL",
-    "ACE_ERROR_THRESHOLD",
-    "ACE_ERROR_WINDOW",
-    "ACE_COOLDOWN_SECONDS",
-    "ACE_MAX_INTERVENTIONS_PER_TASK",
-    "ACE_INTERVENTION_ENABLED",
-    "ACE_INTERVENTION_SEED",
-    "ACE_JUDGE_TIMEOUT",
-    "ACE_CONTEXT_STALENESS_THRESHOLD",
-    "ACE_CONTEXT_TIME_HALF_LIFE",
-    "ACE_CONTEXT_STEPS_HALF_LIFE",
-    "ACE_CONTEXT_ERRORS_HALF_LIFE",
-    "ACE_TASK_ERROR_SEVERITY",
-    "ACE_LOOP_THRESHOLD",
-    "ACE_FAILURE_RUN",
-    "ACE_LONG_TASK_QUANTILE",
-    "ACE_LONG_TASK_MIN_TASKS",
-    "ACE_TASK_MAX_STEPS",
-    "ACE_BASELINE_WARMUP",
-    "ACE_BASELINE_ALPHA",
-    "ACE_DEGRADATION_Z",
-    "ACE_DEGRADATION_MIN_PCT",
-    "ACE_DEGRADATION_SUSTAIN",
-    "ACE_METRICS_MAX_AGENTS",
-    "ACE_BREAKER_FAILURES",
-    "ACE_BREAKER_WAIT_SECONDS",
-    "ACE_TRACE_PATH",
-    "ACE_SPILL_DIR",
-    "ACE_DURABLE",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "REDIS_CLUSTER_URLS",
-    "POSTGRES_MAX_CONNECTIONS",
-    "REDIS_MAX_CONNECTIONS",
+/// One setting: its environment variable, the [`AceConfig`] field it sets, what it means, and
+/// how its text is read. [`SETTINGS`] lists them all; every way of configuring ace (the
+/// environment, [`AceConfig::from_lookup`], the bindings' [`AceConfig::from_settings`]) reads
+/// through it, so a setting is added in one place.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Setting {
+    /// The environment variable (`ACE_BATCH_SIZE`), also the name errors give.
+    pub name: &'static str,
+    /// The [`AceConfig`] field it sets (`batch_size`).
+    pub field: &'static str,
+    /// What it means, in one line.
+    pub doc: &'static str,
+    set: fn(&mut AceConfig, &str) -> Result<()>,
+}
+
+impl Setting {
+    /// Reads `value` (trimmed, not empty) into its field of `config`; a bad value is an
+    /// [`Error::Config`] naming the setting.
+    pub fn apply(&self, config: &mut AceConfig, value: &str) -> Result<()> {
+        (self.set)(config, value)
+    }
+
+    /// The setting a key names, given as its environment variable (`ACE_BATCH_SIZE`), in lower
+    /// case (`ace_batch_size`), without the `ACE_` prefix (`batch_size`, `BATCH_SIZE`) or in
+    /// camelCase (`batchSize`, `databaseUrl`).
+    #[must_use]
+    pub fn find(key: &str) -> Option<&'static Setting> {
+        let name = setting_name(key);
+        SETTINGS.iter().find(|s| s.name == name || s.name.strip_prefix("ACE_") == Some(name.as_str()))
+    }
+}
+
+/// A key in the upper snake case of the environment variables (`batchSize` → `BATCH_SIZE`).
+fn setting_name(key: &str) -> String {
+    let key = key.trim();
+    let camel = !key.contains('_');
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if camel && c.is_ascii_uppercase() && !out.is_empty() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+macro_rules! setting {
+    ($name:literal, $field:ident, $read:ident, $doc:literal) => {
+        Setting {
+            name: $name,
+            field: stringify!($field),
+            doc: $doc,
+            set: |c, v| {
+                c.$field = $read($name, v)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// Every setting ace reads, in the order of `docs/configuration.md`.
+pub const SETTINGS: &[Setting] = &[
+    setting!("ACE_BATCH_SIZE", batch_size, whole, "records buffered before a write to the store is triggered"),
+    setting!("ACE_BATCH_TIMEOUT", batch_timeout, seconds, "the longest a record waits in the buffer"),
+    setting!("ACE_BUFFER_CAPACITY", buffer_capacity, whole, "records held in memory waiting for the store"),
+    setting!("ACE_ENABLE_CACHING", enable_caching, boolean, "share hot state through the cache when one is configured"),
+    setting!("ACE_CACHE_TTL", cache_ttl, seconds, "time to live of cached entries"),
+    setting!(
+        "ACE_ERROR_THRESHOLD",
+        error_threshold,
+        whole,
+        "occurrences of one error pattern that make an accumulation"
+    ),
+    setting!("ACE_ERROR_WINDOW", error_window, seconds, "the sliding window for error accumulation"),
+    setting!("ACE_COOLDOWN_SECONDS", cooldown, seconds, "minimum time between two interventions on one task"),
+    setting!("ACE_MAX_INTERVENTIONS_PER_TASK", max_interventions_per_task, whole, "cap of interventions per task"),
+    setting!("ACE_INTERVENTION_ENABLED", intervention_enabled, boolean, "whether interventions are issued at all"),
+    setting!("ACE_INTERVENTION_SEED", intervention_seed, whole, "seed of the strategy sampling"),
+    setting!("ACE_JUDGE_TIMEOUT", judge_timeout, seconds, "the longest the judge hook may take over one proposal"),
+    setting!(
+        "ACE_CONTEXT_STALENESS_THRESHOLD",
+        context_staleness_threshold,
+        number,
+        "staleness score in [0, 1] that raises a signal"
+    ),
+    setting!(
+        "ACE_CONTEXT_TIME_HALF_LIFE",
+        context_time_half_life,
+        seconds,
+        "time since the last refresh at which the time part of staleness is 0.5"
+    ),
+    setting!(
+        "ACE_CONTEXT_STEPS_HALF_LIFE",
+        context_steps_half_life,
+        number,
+        "stages since the last refresh at which the steps part of staleness is 0.5"
+    ),
+    setting!(
+        "ACE_CONTEXT_ERRORS_HALF_LIFE",
+        context_errors_half_life,
+        number,
+        "errors since the last refresh at which the errors part of staleness is 0.5"
+    ),
+    setting!(
+        "ACE_TASK_ERROR_SEVERITY",
+        task_error_severity,
+        severity_or_off,
+        "the first error of a task at or above this severity raises `task_error`; `off` for none"
+    ),
+    setting!("ACE_LOOP_THRESHOLD", loop_threshold, whole, "failures in a row of one stage of a task that make `loop`"),
+    setting!("ACE_FAILURE_RUN", failure_run, whole, "failed stages in a row in a task that make `failure_run`"),
+    setting!(
+        "ACE_LONG_TASK_QUANTILE",
+        long_task_quantile,
+        number,
+        "quantile of the agent's recent task lengths above which a task raises `long_task`"
+    ),
+    setting!(
+        "ACE_LONG_TASK_MIN_TASKS",
+        long_task_min_tasks,
+        whole,
+        "finished tasks before an agent's limit is learned"
+    ),
+    setting!("ACE_TASK_MAX_STEPS", task_max_steps, whole, "a fixed limit of stages per task for `long_task`"),
+    setting!("ACE_BASELINE_WARMUP", baseline_warmup, whole, "observations before a baseline is used to judge"),
+    setting!("ACE_BASELINE_ALPHA", baseline_alpha, number, "how fast baselines forget"),
+    setting!("ACE_DEGRADATION_Z", degradation_z, number, "standard errors the recent level must be from the baseline"),
+    setting!("ACE_DEGRADATION_MIN_PCT", degradation_min_pct, number, "relative shift, in percent, that counts"),
+    setting!("ACE_DEGRADATION_SUSTAIN", degradation_sustain, whole, "consecutive observations the shift must persist"),
+    setting!("ACE_METRICS_MAX_AGENTS", metrics_max_agents, whole, "distinct `agent_id` label values in metrics"),
+    setting!("ACE_BREAKER_FAILURES", breaker_failures, whole, "failures in a row that open a breaker made by name"),
+    setting!("ACE_BREAKER_WAIT_SECONDS", breaker_wait, seconds, "how long such a breaker stays open before a trial"),
+    setting!("ACE_TRACE_PATH", trace_path, text, "a file the engine appends its input to as a trace"),
+    setting!("ACE_SPILL_DIR", spill_dir, path_or_off, "where records go while the store fails; `off` for memory only"),
+    setting!("ACE_DURABLE", durable, boolean, "journal every accepted record before the recording call returns"),
+    setting!("DATABASE_URL", database_url, text, "the store (`sqlite://PATH`, `postgresql://...`, `memory`)"),
+    setting!("REDIS_URL", redis_url, text, "the shared cache"),
+    setting!("REDIS_CLUSTER_URLS", redis_cluster_urls, list, "comma-separated Redis Cluster nodes"),
+    setting!("POSTGRES_MAX_CONNECTIONS", postgres_max_connections, whole, "PostgreSQL pool size"),
+    setting!("REDIS_MAX_CONNECTIONS", redis_max_connections, whole, "Redis pool size"),
 ];
+
+/// Every environment variable ace reads (the names of [`SETTINGS`]), for docs and `--help`.
+pub const ENV_VARS: &[&str] = &{
+    let mut names = [""; SETTINGS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = SETTINGS[i].name;
+        i += 1;
+    }
+    names
+};
+
+fn whole<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+    v.parse().map_err(|_| Error::config(key, v, "must be a whole number"))
+}
+
+fn number(key: &str, v: &str) -> Result<f64> {
+    let x: f64 = v.parse().map_err(|_| Error::config(key, v, "must be a number"))?;
+    if !x.is_finite() {
+        return Err(Error::config(key, v, "must be a finite number"));
+    }
+    Ok(x)
+}
+
+fn seconds(key: &str, v: &str) -> Result<Duration> {
+    let x: f64 = v.parse().map_err(|_| Error::config(key, v, "must be a number of seconds"))?;
+    Duration::try_from_secs_f64(x)
+        .map_err(|_| Error::config(key, v, "must be a finite, non-negative number of seconds"))
+}
+
+fn boolean(key: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(key, v, "must be true or false")),
+    }
+}
+
+fn off(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "off" | "none")
+}
+
+fn severity_or_off(key: &str, v: &str) -> Result<Option<Severity>> {
+    if off(v) {
+        return Ok(None);
+    }
+    let s = v.to_ascii_lowercase().parse();
+    s.map(Some).map_err(|_| Error::config(key, v, "must be low, medium, high, critical or off"))
+}
+
+fn path_or_off(_key: &str, v: &str) -> Result<Option<std::path::PathBuf>> {
+    Ok((!off(v)).then(|| std::path::PathBuf::from(v)))
+}
+
+fn text(_key: &str, v: &str) -> Result<Option<String>> {
+    Ok(Some(v.to_owned()))
+}
+
+fn list(_key: &str, v: &str) -> Result<Vec<String>> {
+    Ok(v.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect())
+}
 
 impl AceConfig {
     /// A builder starting from the defaults.
@@ -223,63 +385,63 @@ impl AceConfig {
     /// assert!(err.to_string().contains("ACE_BATCH_SIZE"));
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let mut c = AceConfig::default();
-        let env = Env(&get);
-        env.parse_int("ACE_BATCH_SIZE", &mut c.batch_size)?;
-        env.parse_secs("ACE_BATCH_TIMEOUT", &mut c.batch_timeout)?;
-        env.parse_int("ACE_BUFFER_CAPACITY", &mut c.buffer_capacity)?;
-        env.parse_bool("ACE_ENABLE_CACHING", &mut c.enable_caching)?;
-        env.parse_secs("ACE_CACHE_TTL", &mut c.cache_ttl)?;
-        env.parse_int("ACE_ERROR_THRESHOLD", &mut c.error_threshold)?;
-        env.parse_secs("ACE_ERROR_WINDOW", &mut c.error_window)?;
-        env.parse_secs("ACE_COOLDOWN_SECONDS", &mut c.cooldown)?;
-        env.parse_int("ACE_MAX_INTERVENTIONS_PER_TASK", &mut c.max_interventions_per_task)?;
-        env.parse_bool("ACE_INTERVENTION_ENABLED", &mut c.intervention_enabled)?;
-        env.parse_int("ACE_INTERVENTION_SEED", &mut c.intervention_seed)?;
-        env.parse_secs("ACE_JUDGE_TIMEOUT", &mut c.judge_timeout)?;
-        env.parse_float("ACE_CONTEXT_STALENESS_THRESHOLD", &mut c.context_staleness_threshold)?;
-        env.parse_secs("ACE_CONTEXT_TIME_HALF_LIFE", &mut c.context_time_half_life)?;
-        env.parse_float("ACE_CONTEXT_STEPS_HALF_LIFE", &mut c.context_steps_half_life)?;
-        env.parse_float("ACE_CONTEXT_ERRORS_HALF_LIFE", &mut c.context_errors_half_life)?;
-        if let Some(v) = get("ACE_TASK_ERROR_SEVERITY") {
-            c.task_error_severity = match v.to_ascii_lowercase().as_str() {
-                "off" | "none" => None,
-                other => Some(other.parse().map_err(|_| {
-                    Error::config("ACE_TASK_ERROR_SEVERITY", &v, "must be low, medium, high, critical or off")
-                })?),
-            };
+        for s in SETTINGS {
+            if let Some(v) = lookup(s.name) {
+                let v = v.trim();
+                if !v.is_empty() {
+                    s.apply(&mut c, v)?;
+                }
+            }
         }
-        env.parse_int("ACE_LOOP_THRESHOLD", &mut c.loop_threshold)?;
-        env.parse_int("ACE_FAILURE_RUN", &mut c.failure_run)?;
-        env.parse_float("ACE_LONG_TASK_QUANTILE", &mut c.long_task_quantile)?;
-        env.parse_int("ACE_LONG_TASK_MIN_TASKS", &mut c.long_task_min_tasks)?;
-        env.parse_int("ACE_TASK_MAX_STEPS", &mut c.task_max_steps)?;
-        env.parse_int("ACE_BASELINE_WARMUP", &mut c.baseline_warmup)?;
-        env.parse_float("ACE_BASELINE_ALPHA", &mut c.baseline_alpha)?;
-        env.parse_float("ACE_DEGRADATION_Z", &mut c.degradation_z)?;
-        env.parse_float("ACE_DEGRADATION_MIN_PCT", &mut c.degradation_min_pct)?;
-        env.parse_int("ACE_DEGRADATION_SUSTAIN", &mut c.degradation_sustain)?;
-        env.parse_int("ACE_METRICS_MAX_AGENTS", &mut c.metrics_max_agents)?;
-        env.parse_int("ACE_BREAKER_FAILURES", &mut c.breaker_failures)?;
-        env.parse_secs("ACE_BREAKER_WAIT_SECONDS", &mut c.breaker_wait)?;
-        c.trace_path = get("ACE_TRACE_PATH");
-        env.parse_bool("ACE_DURABLE", &mut c.durable)?;
-        if let Some(dir) = get("ACE_SPILL_DIR") {
-            c.spill_dir = match dir.to_ascii_lowercase().as_str() {
-                "off" | "none" => None,
-                _ => Some(std::path::PathBuf::from(dir)),
-            };
-        }
-        c.database_url = get("DATABASE_URL");
-        c.redis_url = get("REDIS_URL");
-        if let Some(urls) = get("REDIS_CLUSTER_URLS") {
-            c.redis_cluster_urls = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
-        }
-        env.parse_int("POSTGRES_MAX_CONNECTIONS", &mut c.postgres_max_connections)?;
-        env.parse_int("REDIS_MAX_CONNECTIONS", &mut c.redis_max_connections)?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The defaults overridden by `settings`, as the bindings take them: `(key, value)` pairs
+    /// whose key names a setting in any of the forms [`Setting::find`] knows (`ACE_BATCH_SIZE`,
+    /// `batch_size`, `batchSize`) and whose value is the text its variable would hold. A later
+    /// pair overrides an earlier one; a key that names no setting is an [`Error::Config`].
+    ///
+    /// ```
+    /// use ace_core::AceConfig;
+    ///
+    /// let cfg = AceConfig::from_settings([("batchSize", "250"), ("cooldown_seconds", "5")]).unwrap();
+    /// assert_eq!(cfg.batch_size, 250);
+    /// let err = AceConfig::from_settings([("no_such_setting", "1")]).unwrap_err();
+    /// assert_eq!(err.code(), "config");
+    /// ```
+    pub fn from_settings<K: AsRef<str>, V: AsRef<str>>(settings: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
+        Self::from_settings_over(settings, |_| None)
+    }
+
+    /// [`AceConfig::from_settings`] over the process environment instead of the defaults.
+    pub fn from_env_and_settings<K: AsRef<str>, V: AsRef<str>>(
+        settings: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        Self::from_settings_over(settings, |key| std::env::var(key).ok())
+    }
+
+    /// [`AceConfig::from_settings`] over what `lookup` returns for a setting not given.
+    pub fn from_settings_over<K: AsRef<str>, V: AsRef<str>>(
+        settings: impl IntoIterator<Item = (K, V)>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let mut given: Vec<(&'static str, String)> = Vec::new();
+        for (key, value) in settings {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            let Some(s) = Setting::find(key) else {
+                return Err(Error::config(
+                    &setting_name(key),
+                    &redact_url(value),
+                    "no such setting (see docs/configuration.md)",
+                ));
+            };
+            given.push((s.name, value.to_owned()));
+        }
+        Self::from_lookup(|name| {
+            given.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).or_else(|| lookup(name))
+        })
     }
 
     /// Checks every field's range; the error names the variable of the first bad field.
@@ -394,49 +556,12 @@ impl AceConfig {
             "must be at least 1",
         )?;
         if let Some(url) = &self.database_url {
-            check(url.contains(':'), "DATABASE_URL", redact_url(url), "must be a URL such as sqlite://ace.db")?;
-        }
-        Ok(())
-    }
-}
-
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
-
-impl Env<'_> {
-    fn parse_int<T: std::str::FromStr>(&self, key: &str, out: &mut T) -> Result<()> {
-        if let Some(v) = (self.0)(key) {
-            *out = v.parse().map_err(|_| Error::config(key, &v, "must be a whole number"))?;
-        }
-        Ok(())
-    }
-
-    fn parse_float(&self, key: &str, out: &mut f64) -> Result<()> {
-        if let Some(v) = (self.0)(key) {
-            let x: f64 = v.parse().map_err(|_| Error::config(key, &v, "must be a number"))?;
-            if !x.is_finite() {
-                return Err(Error::config(key, &v, "must be a finite number"));
-            }
-            *out = x;
-        }
-        Ok(())
-    }
-
-    fn parse_secs(&self, key: &str, out: &mut Duration) -> Result<()> {
-        if let Some(v) = (self.0)(key) {
-            let x: f64 = v.parse().map_err(|_| Error::config(key, &v, "must be a number of seconds"))?;
-            *out = Duration::try_from_secs_f64(x)
-                .map_err(|_| Error::config(key, &v, "must be a finite, non-negative number of seconds"))?;
-        }
-        Ok(())
-    }
-
-    fn parse_bool(&self, key: &str, out: &mut bool) -> Result<()> {
-        if let Some(v) = (self.0)(key) {
-            *out = match v.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(Error::config(key, &v, "must be true or false")),
-            };
+            check(
+                url.contains(':') || url.trim() == "memory",
+                "DATABASE_URL",
+                redact_url(url),
+                "must be a URL such as sqlite://ace.db, or memory",
+            )?;
         }
         Ok(())
     }
@@ -712,5 +837,90 @@ mod tests {
         let c = AceConfig::builder().database_url("postgres://u:hunter2@h/db").build().unwrap();
         assert!(c.database_url.unwrap().contains("hunter2"));
         assert_eq!(redact_url("postgres://u:hunter2@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn settings_take_every_key_form_and_the_last_pair_wins() {
+        let c = AceConfig::from_settings([
+            ("ACE_BATCH_SIZE", "50"),
+            ("cooldown_seconds", "5"),
+            ("intervention_enabled", "false"),
+            ("maxInterventionsPerTask", "2"),
+            ("databaseUrl", "sqlite://a.db"),
+            ("redis_cluster_urls", "redis://a:1,redis://b:2"),
+            ("BATCH_SIZE", "60"),
+            ("ace_error_threshold", "7"),
+        ])
+        .unwrap();
+        assert_eq!(c.batch_size, 60);
+        assert_eq!(c.cooldown, Duration::from_secs(5));
+        assert!(!c.intervention_enabled);
+        assert_eq!((c.max_interventions_per_task, c.error_threshold), (2, 7));
+        assert_eq!(c.database_url.as_deref(), Some("sqlite://a.db"));
+        assert_eq!(c.redis_cluster_urls.len(), 2);
+        let empty: [(&str, &str); 0] = [];
+        assert_eq!(AceConfig::from_settings(empty).unwrap(), AceConfig::default());
+        // An empty value is unset: the default, not the lookup's value.
+        let c = AceConfig::from_settings_over([("batch_size", " ")], |k| (k == "ACE_BATCH_SIZE").then(|| "7".into()))
+            .unwrap();
+        assert_eq!(c.batch_size, 100);
+        let c = AceConfig::from_settings_over(std::iter::empty::<(&str, &str)>(), |k| {
+            (k == "ACE_BATCH_SIZE").then(|| "300".into())
+        })
+        .unwrap();
+        assert_eq!(c.batch_size, 300);
+    }
+
+    #[test]
+    fn bad_settings_are_typed_errors_naming_the_setting() {
+        for (key, value, named) in [
+            ("no_such_setting", "1", "NO_SUCH_SETTING"),
+            ("ACE_DATABASE_URL", "sqlite://x", "ACE_DATABASE_URL"),
+            ("batchSize", "lots", "ACE_BATCH_SIZE"),
+            ("batch_size", "-5", "ACE_BATCH_SIZE"),
+            ("batch_timeout", "NaN", "ACE_BATCH_TIMEOUT"),
+            ("cooldown_seconds", "-1", "ACE_COOLDOWN_SECONDS"),
+            ("baseline_alpha", "NaN", "ACE_BASELINE_ALPHA"),
+            ("degradation_z", "-3", "ACE_DEGRADATION_Z"),
+            ("task_error_severity", "loud", "ACE_TASK_ERROR_SEVERITY"),
+            ("enable_caching", "maybe", "ACE_ENABLE_CACHING"),
+        ] {
+            let err = AceConfig::from_settings([(key, value)]).unwrap_err();
+            assert_eq!(err.code(), "config", "{key}={value}");
+            match &err {
+                Error::Config { key: k, .. } => assert_eq!(k, named),
+                other => panic!("{other:?}"),
+            }
+        }
+        let err = AceConfig::from_settings([("nope", "redis://:hunter2@h")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_table_names_every_field_once() {
+        let mut names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
+        let mut fields: Vec<_> = SETTINGS.iter().map(|s| s.field).collect();
+        assert_eq!(ENV_VARS, names.as_slice());
+        names.sort_unstable();
+        names.dedup();
+        fields.sort_unstable();
+        fields.dedup();
+        assert_eq!((names.len(), fields.len()), (SETTINGS.len(), SETTINGS.len()));
+        assert!(SETTINGS.iter().all(|s| !s.doc.is_empty()));
+        // Every field of the Debug form is a setting's field.
+        let debug = format!("{:?}", AceConfig::default());
+        let shown = debug.matches(": ").count();
+        assert_eq!(shown, SETTINGS.len(), "{debug}");
+        for s in SETTINGS {
+            assert!(debug.contains(&format!("{}: ", s.field)), "{} is not a field", s.field);
+            assert_eq!(Setting::find(s.name).map(|f| f.field), Some(s.field));
+        }
+        assert!(Setting::find("memory").is_none());
+    }
+
+    #[test]
+    fn memory_is_a_database_url() {
+        let c = AceConfig::from_settings([("DATABASE_URL", "memory")]).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("memory"));
     }
 }

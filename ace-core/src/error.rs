@@ -114,12 +114,63 @@ impl Error {
         }
     }
 
+    /// The structured fields the bindings attach to their exception beside the code and the
+    /// message, by snake_case name: `key` ([`Error::Config`]), `field` ([`Error::InvalidInput`]),
+    /// `backend` ([`Error::StoreUnavailable`], [`Error::Store`]), `breaker` and `retry_after`
+    /// ([`Error::CircuitOpen`]); none for the others.
+    ///
+    /// ```
+    /// use ace_core::error::{Detail, Error};
+    ///
+    /// let e = Error::CircuitOpen { breaker: "llm".into(), retry_after: None };
+    /// assert_eq!(e.details(), [("breaker", Detail::Text("llm")), ("retry_after", Detail::Seconds(None))]);
+    /// ```
+    #[must_use]
+    pub fn details(&self) -> Vec<(&'static str, Detail<'_>)> {
+        match self {
+            Error::Config { key, .. } => vec![("key", Detail::Text(key))],
+            Error::InvalidInput { field, .. } => vec![("field", Detail::Text(field))],
+            Error::StoreUnavailable { backend, .. } | Error::Store { backend, .. } => {
+                vec![("backend", Detail::Text(backend))]
+            }
+            Error::CircuitOpen { breaker, retry_after } => vec![
+                ("breaker", Detail::Text(breaker)),
+                ("retry_after", Detail::Seconds(retry_after.map(|d| d.as_secs_f64()))),
+            ],
+            Error::Closed | Error::Corrupt { .. } | Error::Internal(_) => Vec::new(),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl fmt::Display) -> Self {
         Error::InvalidInput { field, reason: reason.to_string() }
     }
 
     pub(crate) fn config(key: &str, value: &str, reason: impl fmt::Display) -> Self {
         Error::Config { key: key.to_owned(), value: value.to_owned(), reason: reason.to_string() }
+    }
+}
+
+/// The value of one of an error's [`details`](Error::details).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Detail<'a> {
+    /// A name: the setting, the argument, the backend, the breaker.
+    Text(&'a str),
+    /// A duration in seconds, when known.
+    Seconds(Option<f64>),
+}
+
+/// The message a caught panic carries (`catch_unwind`'s payload, dereferenced: pass
+/// `&*payload`, not `&payload`), or `"unknown panic"` when it carries none. The bindings report
+/// a panic as an internal error with this text instead of letting it cross into the host.
+#[must_use]
+pub fn panic_message(payload: &dyn std::any::Any) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "unknown panic"
     }
 }
 
@@ -146,6 +197,34 @@ mod tests {
         assert_eq!(Error::Closed.code(), "closed");
         assert_eq!(Error::invalid("agent", "empty").code(), "invalid_input");
         assert_eq!(Error::config("ACE_BATCH_SIZE", "x", "bad").code(), "config");
+    }
+
+    #[test]
+    fn details_name_what_each_error_is_about() {
+        use std::time::Duration;
+        let e = Error::config("ACE_BATCH_SIZE", "x", "bad");
+        assert_eq!(e.details(), [("key", Detail::Text("ACE_BATCH_SIZE"))]);
+        assert_eq!(Error::invalid("agent", "empty").details(), [("field", Detail::Text("agent"))]);
+        let e = Error::StoreUnavailable { backend: "redis", message: "down".into(), source: None };
+        assert_eq!(e.details(), [("backend", Detail::Text("redis"))]);
+        let e = Error::Store { backend: "sqlite", operation: "migrate", source: "boom".into() };
+        assert_eq!(e.details(), [("backend", Detail::Text("sqlite"))]);
+        let e = Error::CircuitOpen { breaker: "llm".into(), retry_after: Some(Duration::from_millis(1500)) };
+        assert_eq!(e.details(), [("breaker", Detail::Text("llm")), ("retry_after", Detail::Seconds(Some(1.5)))]);
+        assert!(Error::Closed.details().is_empty());
+        assert!(Error::Internal("bug".into()).details().is_empty());
+        assert!(Error::Corrupt { what: "f".into(), reason: "r".into() }.details().is_empty());
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_the_payload() {
+        let caught = |f: fn()| std::panic::catch_unwind(f).unwrap_err();
+        let text = caught(|| panic!("static text"));
+        let formatted = caught(|| panic!("formatted {}", 42));
+        let other = caught(|| std::panic::panic_any(7_u32));
+        assert_eq!(panic_message(&*text), "static text");
+        assert_eq!(panic_message(&*formatted), "formatted 42");
+        assert_eq!(panic_message(&*other), "unknown panic");
     }
 
     #[test]

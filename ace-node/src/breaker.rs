@@ -5,10 +5,10 @@
 //! `success`, `failure` or `error`, or given back with `release`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use ace::breaker::config::{BreakerOptions as Options, seconds as seconds_of};
 use ace::breaker::limit::{Bulkhead, BulkheadPermit, RateLimiter};
-use ace::breaker::{BreakerConfig, Outcome, Rejected, Window};
+use ace::breaker::{Outcome, Rejected};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
@@ -39,22 +39,6 @@ pub struct BreakerOptions {
     pub half_open_permits: Option<u32>,
     /// The longest it waits half-open for its trials, in seconds.
     pub max_half_open_seconds: Option<f64>,
-}
-
-fn secs(field: &str, s: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| invalid(field, "expected a finite number of seconds >= 0"))
-}
-
-fn parse_window(w: &str) -> Result<Window> {
-    let bad = || invalid("window", &format!("{w:?}: expected \"count:N\", \"time:SECONDS\" or \"consecutive:N\""));
-    let (kind, n) = w.split_once(':').ok_or_else(bad)?;
-    let n: u32 = n.trim().parse().map_err(|_| bad())?;
-    match kind.trim() {
-        "count" => Ok(Window::Count(n)),
-        "time" => Ok(Window::Time(n)),
-        "consecutive" => Ok(Window::ConsecutiveFailures(n)),
-        _ => Err(bad()),
-    }
 }
 
 fn rejection(r: &Rejected) -> Result<Value> {
@@ -88,39 +72,21 @@ impl NativeBreaker {
     pub fn new(engine: &Engine, name: String, options: Option<BreakerOptions>) -> Result<Self> {
         guard(|| {
             let ace = engine.ace.clone();
-            let breaker = match options {
-                None => ace.breaker(&name).js()?,
-                Some(o) => {
-                    let mut b = BreakerConfig::builder()
-                        .wait_in_open(ace.config().breaker_wait)
-                        .window(Window::ConsecutiveFailures(o.failures.unwrap_or(ace.config().breaker_failures)));
-                    if let Some(w) = &o.window {
-                        b = b.window(parse_window(w)?);
-                    }
-                    if let Some(s) = o.wait_seconds {
-                        b = b.wait_in_open(secs("waitSeconds", s)?);
-                    }
-                    if let Some(r) = o.failure_rate {
-                        b = b.failure_rate_threshold(r);
-                    }
-                    if let Some(n) = o.minimum_calls {
-                        b = b.minimum_calls(n);
-                    }
-                    if let Some(s) = o.slow_call_seconds {
-                        b = b.slow_call_duration(secs("slowCallSeconds", s)?);
-                    }
-                    if let Some(r) = o.slow_call_rate {
-                        b = b.slow_call_rate_threshold(r);
-                    }
-                    if let Some(n) = o.half_open_permits {
-                        b = b.half_open_permits(n);
-                    }
-                    if let Some(s) = o.max_half_open_seconds {
-                        b = b.max_wait_in_half_open(secs("maxHalfOpenSeconds", s)?);
-                    }
-                    ace.breakers().get_with(&name, b.build().js()?).js()?
-                }
+            let options = match options {
+                None => Options::default(),
+                Some(o) => Options {
+                    failures: o.failures,
+                    wait_seconds: o.wait_seconds,
+                    window: o.window.as_deref().map(str::parse).transpose().js()?,
+                    failure_rate: o.failure_rate,
+                    minimum_calls: o.minimum_calls,
+                    slow_call_seconds: o.slow_call_seconds,
+                    slow_call_rate: o.slow_call_rate,
+                    half_open_permits: o.half_open_permits,
+                    max_half_open_seconds: o.max_half_open_seconds,
+                },
             };
+            let breaker = ace::breaker_with(&ace, &name, &options).js()?;
             let core = Arc::new(BreakerCore::new(breaker, ace));
             let id = crate::hot::register_breaker(core.clone());
             Ok(NativeBreaker { core, id })
@@ -214,7 +180,7 @@ impl NativeBreaker {
     /// Opens it for `seconds`.
     #[napi]
     pub fn open_for(&self, seconds: f64) -> Result<()> {
-        self.core.breaker.open_for(secs("seconds", seconds)?);
+        self.core.breaker.open_for(seconds_of("seconds", seconds).js()?);
         Ok(())
     }
 

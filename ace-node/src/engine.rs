@@ -74,8 +74,7 @@ impl Embedder for JsEmbedder {
 
 /// Builds engines on the thread pool.
 pub struct Build {
-    config: Option<ace::AceConfig>,
-    default_url: &'static str,
+    spec: ace::EngineSpec,
     persist: bool,
     embedder: Option<(Arc<EmbedFn>, usize)>,
 }
@@ -86,8 +85,7 @@ impl Task for Build {
 
     fn compute(&mut self) -> Result<Ace> {
         guard(|| {
-            let config = self.config.take().ok_or_else(|| coded("internal", "built twice", Value::Null))?;
-            let mut builder = ace::builder_for(config, self.default_url).js()?.persist(self.persist);
+            let mut builder = self.spec.builder().js()?.persist(self.persist);
             if let Some((f, dim)) = self.embedder.take() {
                 builder = builder.embedder(JsEmbedder { f, dim });
             }
@@ -145,8 +143,8 @@ impl Engine {
     #[napi(factory)]
     pub fn memory(config: Option<Value>) -> Result<Engine> {
         guard(|| {
-            let cfg = crate::config(config.as_ref(), &[], false)?;
-            let ace = ace::builder_for(cfg, "memory").js()?.build().js()?;
+            let spec = ace::EngineSpec::new(None, None, crate::settings(config.as_ref())?, false).js()?;
+            let ace = spec.open().js()?;
             Ok(Engine::new(ace))
         })
     }
@@ -167,12 +165,9 @@ impl Engine {
                 from_env: None,
                 embedder_dim: None,
             });
-            let (url, cache) = match url {
-                Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => (None, Some(u)),
-                other => (other, o.cache),
-            };
+            let settings = crate::settings(o.config.as_ref())?;
             let from_env = o.from_env.unwrap_or(false);
-            let config = crate::config(o.config.as_ref(), &[("DATABASE_URL", url), ("REDIS_URL", cache)], from_env)?;
+            let spec = ace::EngineSpec::new(url.as_deref(), o.cache.as_deref(), settings, from_env).js()?;
             let embedder = match (embedder, o.embedder_dim) {
                 (Some(f), Some(dim)) => {
                     let tsfn: EmbedFn = f.build_threadsafe_function().callee_handled::<false>().build()?;
@@ -181,12 +176,7 @@ impl Engine {
                 (Some(_), None) => return Err(invalid("embedderDim", "give the embedder's vector dimension")),
                 (None, _) => None,
             };
-            Ok(AsyncTask::new(Build {
-                config: Some(config),
-                default_url: if from_env { ace::DEFAULT_DATABASE_URL } else { "memory" },
-                persist: o.persist.unwrap_or(true),
-                embedder,
-            }))
+            Ok(AsyncTask::new(Build { spec, persist: o.persist.unwrap_or(true), embedder }))
         })
     }
 

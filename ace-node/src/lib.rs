@@ -19,6 +19,7 @@ mod raw;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use ace::error::{Detail, panic_message};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde::Serialize;
@@ -35,20 +36,21 @@ pub(crate) fn coded(code: &str, message: &str, details: Value) -> Error {
     Error::new(Status::GenericFailure, format!("ace:{}", Value::Object(body)))
 }
 
-/// The native error for a core error.
+/// The native error for a core error, its details with camelCase names (`retryAfter`).
 pub(crate) fn to_js(e: &ace::Error) -> Error {
-    let details = match e {
-        ace::Error::Config { key, .. } => json!({ "key": key }),
-        ace::Error::InvalidInput { field, .. } => json!({ "field": field }),
-        ace::Error::StoreUnavailable { backend, .. } | ace::Error::Store { backend, .. } => {
-            json!({ "backend": backend })
-        }
-        ace::Error::CircuitOpen { breaker, retry_after } => {
-            json!({ "breaker": breaker, "retryAfter": retry_after.map(|d| d.as_secs_f64()) })
-        }
-        _ => Value::Null,
-    };
-    coded(e.code(), &e.to_string(), details)
+    let details: Map<String, Value> = e
+        .details()
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                Detail::Text(s) => Value::from(s),
+                Detail::Seconds(s) => s.map_or(Value::Null, Value::from),
+                _ => return None,
+            };
+            Some((name.to_owned(), value))
+        })
+        .collect();
+    coded(e.code(), &e.to_string(), camel(Value::Object(details)))
 }
 
 /// An `invalid_input` error for an argument the binding rejects before the core sees it.
@@ -74,11 +76,7 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
+            let what = panic_message(&*payload);
             Err(coded("internal", &format!("internal error in ace (please report it): {what}"), Value::Null))
         }
     }
@@ -169,85 +167,42 @@ impl Task for Job {
     }
 }
 
-/// The settings as an `AceConfig`: keys as environment variable names (`ACE_BATCH_SIZE`) or
-/// camelCase or snake_case without the prefix (`batchSize`, `batch_size`); over the environment
-/// when `env`, over the defaults otherwise. A key that names no setting is a `config` error.
-pub(crate) fn config(
-    settings: Option<&Value>,
-    overrides: &[(&str, Option<String>)],
-    env: bool,
-) -> Result<ace::AceConfig> {
-    const PLAIN: [&str; 5] =
-        ["DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URLS", "POSTGRES_MAX_CONNECTIONS", "REDIS_MAX_CONNECTIONS"];
-    let mut given: Vec<(String, String)> = Vec::new();
-    match settings {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => {
-            for (k, v) in m {
-                let mut snake = String::new();
-                for c in k.chars() {
-                    if c.is_ascii_uppercase() && !snake.is_empty() && !k.contains('_') {
-                        snake.push('_');
-                    }
-                    snake.push(c.to_ascii_uppercase());
-                }
-                let name = if snake.starts_with("ACE_") || PLAIN.contains(&snake.as_str()) {
-                    snake
-                } else {
-                    format!("ACE_{snake}")
-                };
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Array(a) => a
-                        .iter()
-                        .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    other => {
-                        return Err(invalid(
-                            "config",
-                            &format!("the value of {k} is {other}; use a string, number, boolean or array"),
-                        ));
-                    }
-                };
-                given.push((name, text));
-            }
-        }
+/// The settings of an object as `(name, text)` pairs for the core, which knows every setting's
+/// names (`ACE_BATCH_SIZE`, `batchSize`, `batch_size`) and reads their values
+/// (`AceConfig::from_settings`).
+pub(crate) fn settings(settings: Option<&Value>) -> Result<Vec<(String, String)>> {
+    let m = match settings {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
         Some(_) => return Err(invalid("config", "expected an object of settings")),
-    }
-    for (name, v) in overrides {
-        if let Some(v) = v {
-            given.push(((*name).to_owned(), v.clone()));
-        }
-    }
-    let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
-    let cfg = ace::AceConfig::from_lookup(|name| {
-        asked.borrow_mut().insert(name.to_owned());
-        given
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| if env { std::env::var(name).ok() } else { None })
-    })
-    .js()?;
-    let asked = asked.into_inner();
-    if let Some((unknown, value)) = given.iter().find(|(k, _)| !asked.contains(k)) {
-        return Err(to_js(&ace::Error::Config {
-            key: unknown.clone(),
-            value: ace::error::redact_url(value),
-            reason: "no such setting (see docs/configuration.md)".into(),
-        }));
-    }
-    Ok(cfg)
+    };
+    m.iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => {
+                    return Err(invalid(
+                        "config",
+                        &format!("the value of {k} is {other}; use a string, number, boolean or array"),
+                    ));
+                }
+            };
+            Ok((k.clone(), text))
+        })
+        .collect()
 }
 
 /// Replays a recorded trace file through a fresh in-memory engine; resolves to the scores.
 #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
 pub fn replay(path: String, config: Option<Value>) -> Result<AsyncTask<Job>> {
-    let cfg = self::config(config.as_ref(), &[], false)?;
+    let cfg = ace::AceConfig::from_settings(settings(config.as_ref())?).js()?;
     Ok(Job::new(move || {
         let file = std::fs::File::open(&path).map_err(|e| invalid("path", &format!("{path}: {e}")))?;
         let name =

@@ -7,7 +7,7 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use crate::engine::Engine;
-use crate::{IntoJs, Job, data, invalid};
+use crate::{IntoJs, Job, data};
 
 /// An insight to merge.
 #[napi(object)]
@@ -72,12 +72,7 @@ impl NativePlaybooks {
     /// Records `helpful`, `harmful` or `neutral` feedback; resolves to the bullet's stage.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn feedback(&self, domain: String, id: String, feedback: String) -> Result<AsyncTask<Job>> {
-        let f = match feedback.as_str() {
-            "helpful" => Feedback::Helpful,
-            "harmful" => Feedback::Harmful,
-            "neutral" => Feedback::Neutral,
-            other => return Err(invalid("feedback", &format!("{other:?}: one of helpful, harmful, neutral"))),
-        };
+        let f = feedback.parse::<Feedback>().js()?;
         Ok(self.job(move |a| a.playbooks().feedback(&domain, &id, f).js().map(|s| Value::from(s.as_str()))))
     }
 

@@ -3,9 +3,9 @@
 //! whose whole call (permit, call, verdict) runs here.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use ace::breaker::{BreakerConfig, CircuitBreaker, Outcome, OwnedPermit, Rejected, Window};
+use ace::breaker::config::{BreakerOptions, seconds as seconds_of};
+use ace::breaker::{CircuitBreaker, Outcome, OwnedPermit, Rejected};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -45,10 +45,6 @@ fn outcome_of(py: Python<'_>, ignore: &Option<Py<PyTuple>>, err: &PyErr) -> Opti
     }
 }
 
-fn secs(py: Python<'_>, field: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| invalid(py, field, "expected a finite number of seconds >= 0"))
-}
-
 /// A circuit breaker of the engine's registry.
 #[pyclass(module = "ace._ace", name = "CircuitBreaker", subclass, frozen)]
 pub(crate) struct PyBreaker {
@@ -81,48 +77,18 @@ impl PyBreaker {
     ) -> PyResult<Self> {
         guard(py, || {
             let ace = engine.get().handle()?;
-            let configured = failures.is_some()
-                || wait_seconds.is_some()
-                || window.is_some()
-                || failure_rate.is_some()
-                || minimum_calls.is_some()
-                || slow_call_seconds.is_some()
-                || slow_call_rate.is_some()
-                || half_open_permits.is_some()
-                || max_half_open_seconds.is_some();
-            let breaker = if configured {
-                let mut b = BreakerConfig::builder()
-                    .wait_in_open(ace.config().breaker_wait)
-                    .window(Window::ConsecutiveFailures(failures.unwrap_or(ace.config().breaker_failures)));
-                if let Some(w) = window {
-                    b = b.window(parse_window(py, w)?);
-                }
-                if let Some(s) = wait_seconds {
-                    b = b.wait_in_open(secs(py, "wait_seconds", s)?);
-                }
-                if let Some(r) = failure_rate {
-                    b = b.failure_rate_threshold(r);
-                }
-                if let Some(n) = minimum_calls {
-                    b = b.minimum_calls(n);
-                }
-                if let Some(s) = slow_call_seconds {
-                    b = b.slow_call_duration(secs(py, "slow_call_seconds", s)?);
-                }
-                if let Some(r) = slow_call_rate {
-                    b = b.slow_call_rate_threshold(r);
-                }
-                if let Some(n) = half_open_permits {
-                    b = b.half_open_permits(n);
-                }
-                if let Some(s) = max_half_open_seconds {
-                    b = b.max_wait_in_half_open(secs(py, "max_half_open_seconds", s)?);
-                }
-                let cfg = b.build().py(py)?;
-                ace.breakers().get_with(name, cfg).py(py)?
-            } else {
-                ace.breaker(name).py(py)?
+            let options = BreakerOptions {
+                failures,
+                wait_seconds,
+                window: window.map(str::parse).transpose().py(py)?,
+                failure_rate,
+                minimum_calls,
+                slow_call_seconds,
+                slow_call_rate,
+                half_open_permits,
+                max_half_open_seconds,
             };
+            let breaker = ace::breaker_with(&ace, name, &options).py(py)?;
             Ok(PyBreaker { breaker, engine, ignore })
         })
     }
@@ -197,7 +163,7 @@ impl PyBreaker {
 
     /// Opens it for `seconds` (then a trial decides).
     fn open_for(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
-        self.breaker.open_for(secs(py, "seconds", seconds)?);
+        self.breaker.open_for(seconds_of("seconds", seconds).py(py)?);
         Ok(())
     }
 
@@ -228,18 +194,6 @@ impl PyBreaker {
 
     fn __repr__(&self) -> String {
         format!("CircuitBreaker(name={:?}, state={:?})", self.breaker.name(), self.breaker.state().as_str())
-    }
-}
-
-fn parse_window(py: Python<'_>, w: &str) -> PyResult<Window> {
-    let bad = || invalid(py, "window", &format!("{w:?}: expected \"count:N\", \"time:SECONDS\" or \"consecutive:N\""));
-    let (kind, n) = w.split_once(':').ok_or_else(bad)?;
-    let n: u32 = n.trim().parse().map_err(|_| bad())?;
-    match kind.trim() {
-        "count" => Ok(Window::Count(n)),
-        "time" => Ok(Window::Time(n)),
-        "consecutive" => Ok(Window::ConsecutiveFailures(n)),
-        _ => Err(bad()),
     }
 }
 

@@ -1,10 +1,8 @@
 //! Values between the core and Python: the result classes (`Report`, `Intervention`, `Signal`,
-//! `ErrorReport`), plain data as dicts and lists, and settings given as a mapping.
+//! `ErrorReport`), plain data as dicts and lists, and settings given as a mapping (as text; the
+//! core reads them).
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-
-use ace::{AceConfig, Intervention, Report, Signal};
+use ace::{Intervention, Report, Signal};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -12,7 +10,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::errors::{IntoPy, exception};
+use crate::errors::exception;
 
 /// A JSON value as the Python object it reads as.
 pub(crate) fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
@@ -224,58 +222,14 @@ fn setting_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
     Err(PyTypeError::new_err(format!("a setting is a str, int, float, bool or list, not {}", v.get_type().name()?)))
 }
 
-/// The settings in `settings` (keys as environment variable names, `ACE_BATCH_SIZE`, or in lower
-/// case without the prefix, `batch_size`), over the environment when `env` is set, over the
-/// defaults otherwise. A key that names no setting is a `ConfigError`.
-pub(crate) fn config(
-    py: Python<'_>,
-    settings: Option<&Bound<'_, PyDict>>,
-    overrides: &[(&str, Option<String>)],
-    env: bool,
-) -> PyResult<AceConfig> {
-    let mut given: Vec<(String, String)> = Vec::new();
-    if let Some(d) = settings {
-        for (k, v) in d.iter() {
+/// The settings of a mapping as `(name, text)` pairs for the core, which knows every setting's
+/// names and reads their values (`AceConfig::from_settings`).
+pub(crate) fn settings(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, String)>> {
+    let Some(d) = settings else { return Ok(Vec::new()) };
+    d.iter()
+        .map(|(k, v)| {
             let key: String = k.extract().map_err(|_| PyTypeError::new_err("setting names are str"))?;
-            let upper = key.to_ascii_uppercase();
-            let name = if upper.starts_with("ACE_") || PLAIN.contains(&upper.as_str()) {
-                upper
-            } else {
-                format!("ACE_{upper}")
-            };
-            given.push((name, setting_text(&v)?));
-        }
-    }
-    for (name, v) in overrides {
-        if let Some(v) = v {
-            given.push(((*name).to_owned(), v.clone()));
-        }
-    }
-    let asked = RefCell::new(BTreeSet::new());
-    let cfg = AceConfig::from_lookup(|name| {
-        asked.borrow_mut().insert(name.to_owned());
-        given
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| if env { std::env::var(name).ok() } else { None })
-    })
-    .py(py)?;
-    let asked = asked.into_inner();
-    if let Some((unknown, value)) = given.iter().find(|(k, _)| !asked.contains(k)) {
-        return Err(crate::errors::to_py(
-            py,
-            &ace::Error::Config {
-                key: unknown.clone(),
-                value: ace::error::redact_url(value),
-                reason: "no such setting (see docs/configuration.md)".into(),
-            },
-        ));
-    }
-    Ok(cfg)
+            Ok((key, setting_text(&v)?))
+        })
+        .collect()
 }
-
-/// Settings without the `ACE_` prefix.
-const PLAIN: [&str; 5] =
-    ["DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URLS", "POSTGRES_MAX_CONNECTIONS", "REDIS_MAX_CONNECTIONS"];

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ace::playbook::Embedder;
-use ace::{Ace, AceConfig, Intervention, Severity, Strategy, Verdict};
+use ace::{Ace, Intervention, Severity, Strategy, Verdict};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -30,8 +30,7 @@ pub(crate) fn _after_fork_child() {
 
 /// What an engine is built from, kept to build it again in a forked child.
 struct Recipe {
-    config: AceConfig,
-    default_url: String,
+    spec: ace::EngineSpec,
     persist: bool,
     embedder: Option<Arc<PyEmbedder>>,
     judge: Option<Arc<Py<PyAny>>>,
@@ -40,7 +39,7 @@ struct Recipe {
 
 impl Recipe {
     fn build(&self) -> ace::Result<Ace> {
-        let mut builder = ace::builder_for(self.config.clone(), &self.default_url)?.persist(self.persist);
+        let mut builder = self.spec.builder()?.persist(self.persist);
         if let Some(e) = &self.embedder {
             builder = builder.embedder(ArcEmbedder(e.clone()));
         }
@@ -223,24 +222,14 @@ impl PyAce {
         from_env: bool,
     ) -> PyResult<Self> {
         guard(py, || {
-            let (url, cache) = match url {
-                Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => (None, Some(u)),
-                other => (other, cache),
-            };
-            let config = convert::config(py, config, &[("DATABASE_URL", url), ("REDIS_URL", cache)], from_env)?;
+            let settings = convert::settings(config)?;
+            let spec = ace::EngineSpec::new(url.as_deref(), cache.as_deref(), settings, from_env).py(py)?;
             let embedder = match (embedder, embedder_dim) {
                 (Some(f), Some(dim)) => Some(Arc::new(PyEmbedder { f, dim })),
                 (Some(_), None) => return Err(invalid(py, "embedder_dim", "give the embedder's vector dimension")),
                 (None, _) => None,
             };
-            let recipe = Recipe {
-                config,
-                default_url: if from_env { ace::DEFAULT_DATABASE_URL } else { "memory" }.to_owned(),
-                persist,
-                embedder,
-                judge: judge.map(Arc::new),
-                subscribers: Arc::default(),
-            };
+            let recipe = Recipe { spec, persist, embedder, judge: judge.map(Arc::new), subscribers: Arc::default() };
             let ace = py.detach(|| recipe.build()).py(py)?;
             Ok(PyAce {
                 ace: RwLock::new(ace),

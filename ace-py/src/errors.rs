@@ -4,6 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ace::Error;
+use ace::error::{Detail, panic_message};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyType};
@@ -45,24 +46,19 @@ pub(crate) fn exception(py: Python<'_>, name: &str, message: &str, details: &[(&
 
 /// The exception for a core error, its details as attributes.
 pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
-    let message = e.to_string();
-    let mut details: Vec<(&str, Py<PyAny>)> = Vec::new();
-    let s = |v: &str| v.into_pyobject(py).map(|o| o.into_any().unbind()).ok();
-    match e {
-        Error::Config { key, .. } => details.extend(s(key).map(|v| ("key", v))),
-        Error::InvalidInput { field, .. } => details.extend(s(field).map(|v| ("field", v))),
-        Error::StoreUnavailable { backend, .. } | Error::Store { backend, .. } => {
-            details.extend(s(backend).map(|v| ("backend", v)));
-        }
-        Error::CircuitOpen { breaker, retry_after } => {
-            details.extend(s(breaker).map(|v| ("breaker", v)));
-            if let Some(d) = retry_after {
-                details.extend(d.as_secs_f64().into_pyobject(py).ok().map(|v| ("retry_after", v.into_any().unbind())));
-            }
-        }
-        _ => {}
-    }
-    exception(py, class_for(e.code()), &message, &details)
+    let details: Vec<(&str, Py<PyAny>)> = e
+        .details()
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                Detail::Text(s) => s.into_pyobject(py).ok()?.into_any(),
+                Detail::Seconds(s) => s.into_pyobject(py).ok()?.into_any(),
+                _ => return None,
+            };
+            Some((name, value.unbind()))
+        })
+        .collect();
+    exception(py, class_for(e.code()), &e.to_string(), &details)
 }
 
 /// Converts a core result.
@@ -84,11 +80,7 @@ pub(crate) fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyRes
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
+            let what = panic_message(&*payload);
             Err(exception(py, "InternalError", &format!("internal error in ace (please report it): {what}"), &[]))
         }
     }

@@ -33,7 +33,7 @@ fn replay<'py>(
     config: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     guard(py, || {
-        let cfg = convert::config(py, config, &[], false)?;
+        let cfg = ace::AceConfig::from_settings(convert::settings(config)?).py(py)?;
         let file = std::fs::File::open(&path).map_err(|e| invalid(py, "path", &format!("{}: {e}", path.display())))?;
         let name =
             name.unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());

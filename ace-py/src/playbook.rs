@@ -13,15 +13,6 @@ fn stage(py: Python<'_>, s: &str) -> PyResult<Stage> {
     s.parse::<Stage>().py(py)
 }
 
-fn feedback(py: Python<'_>, s: &str) -> PyResult<Feedback> {
-    match s {
-        "helpful" => Ok(Feedback::Helpful),
-        "harmful" => Ok(Feedback::Harmful),
-        "neutral" => Ok(Feedback::Neutral),
-        other => Err(invalid(py, "feedback", &format!("{other:?}: one of helpful, harmful, neutral"))),
-    }
-}
-
 /// An insight from a dict (`section`, `content`, optional `provenance`) or a
 /// `(section, content)` tuple.
 fn insight(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Insight> {
@@ -99,7 +90,7 @@ impl PyPlaybooks {
 
     /// Records `helpful`, `harmful` or `neutral` feedback; returns the bullet's stage afterwards.
     fn feedback(&self, py: Python<'_>, domain: &str, id: &str, feedback: &str) -> PyResult<&'static str> {
-        let f = self::feedback(py, feedback)?;
+        let f = feedback.parse::<Feedback>().py(py)?;
         self.run(py, |a| a.playbooks().feedback(domain, id, f)).map(Stage::as_str)
     }
 

@@ -1,6 +1,8 @@
-//! A breaker's configuration, validated when it is built.
+//! A breaker's configuration, validated when it is built, and [`BreakerOptions`], the form the
+//! bindings take it in (every field optional, seconds as numbers, the window as text).
 
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +44,116 @@ pub enum Window {
     Count(u32),
     /// The calls of the last `n` seconds, in one-second buckets.
     Time(u32),
+}
+
+impl fmt::Display for Window {
+    /// `consecutive:N`, `count:N` or `time:SECONDS`, the form [`Window::from_str`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Window::ConsecutiveFailures(n) => write!(f, "consecutive:{n}"),
+            Window::Count(n) => write!(f, "count:{n}"),
+            Window::Time(n) => write!(f, "time:{n}"),
+        }
+    }
+}
+
+impl FromStr for Window {
+    type Err = Error;
+
+    /// `count:N`, `time:SECONDS` or `consecutive:N`; anything else is an
+    /// [`Error::InvalidInput`] for `window` (a size of 0 is refused later, by
+    /// [`BreakerConfig::validate`]).
+    fn from_str(w: &str) -> Result<Self> {
+        let bad =
+            || Error::invalid("window", format!("{w:?}: expected \"count:N\", \"time:SECONDS\" or \"consecutive:N\""));
+        let (kind, n) = w.split_once(':').ok_or_else(bad)?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        match kind.trim() {
+            "count" => Ok(Window::Count(n)),
+            "time" => Ok(Window::Time(n)),
+            "consecutive" => Ok(Window::ConsecutiveFailures(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A number of seconds as a [`Duration`]; NaN, infinite or negative is an
+/// [`Error::InvalidInput`] naming `field`.
+pub fn seconds(field: &'static str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| Error::invalid(field, "expected a finite number of seconds >= 0"))
+}
+
+/// A breaker's settings as the bindings take them: each one optional, durations in seconds.
+/// [`BreakerOptions::config`] turns them into a [`BreakerConfig`].
+///
+/// ```
+/// use ace_core::breaker::config::BreakerOptions;
+///
+/// let options = BreakerOptions { window: Some("count:20".parse()?), failure_rate: Some(25.0), ..Default::default() };
+/// let config = options.config(5, std::time::Duration::from_secs(60))?;
+/// assert_eq!(config.failure_rate_threshold, 25.0);
+/// # Ok::<(), ace_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BreakerOptions {
+    /// Failures in a row that open it (without a `window`).
+    pub failures: Option<u32>,
+    /// How long it stays open before a trial, in seconds ([`BreakerConfig::wait_in_open`]).
+    pub wait_seconds: Option<f64>,
+    /// The window ([`BreakerConfig::window`]); it replaces `failures`.
+    pub window: Option<Window>,
+    /// [`BreakerConfig::failure_rate_threshold`], in percent.
+    pub failure_rate: Option<f64>,
+    /// [`BreakerConfig::minimum_calls`].
+    pub minimum_calls: Option<u32>,
+    /// [`BreakerConfig::slow_call_duration`], in seconds.
+    pub slow_call_seconds: Option<f64>,
+    /// [`BreakerConfig::slow_call_rate_threshold`], in percent.
+    pub slow_call_rate: Option<f64>,
+    /// [`BreakerConfig::half_open_permits`].
+    pub half_open_permits: Option<u32>,
+    /// [`BreakerConfig::max_wait_in_half_open`], in seconds.
+    pub max_half_open_seconds: Option<f64>,
+}
+
+impl BreakerOptions {
+    /// Whether no option is set (the breaker is then made with the registry's defaults).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == BreakerOptions::default()
+    }
+
+    /// The configuration these options describe, over a breaker that opens after `failures` in
+    /// a row and waits `wait` (the engine's `ACE_BREAKER_FAILURES` and `ACE_BREAKER_WAIT_SECONDS`).
+    /// Bad seconds are an [`Error::InvalidInput`] naming the option; out-of-range values an
+    /// [`Error::Config`], as from [`BreakerConfig::validate`].
+    pub fn config(&self, failures: u32, wait: Duration) -> Result<BreakerConfig> {
+        let mut b = BreakerConfig::builder()
+            .wait_in_open(wait)
+            .window(self.window.unwrap_or(Window::ConsecutiveFailures(self.failures.unwrap_or(failures))));
+        if let Some(s) = self.wait_seconds {
+            b = b.wait_in_open(seconds("wait_seconds", s)?);
+        }
+        if let Some(r) = self.failure_rate {
+            b = b.failure_rate_threshold(r);
+        }
+        if let Some(n) = self.minimum_calls {
+            b = b.minimum_calls(n);
+        }
+        if let Some(s) = self.slow_call_seconds {
+            b = b.slow_call_duration(seconds("slow_call_seconds", s)?);
+        }
+        if let Some(r) = self.slow_call_rate {
+            b = b.slow_call_rate_threshold(r);
+        }
+        if let Some(n) = self.half_open_permits {
+            b = b.half_open_permits(n);
+        }
+        if let Some(s) = self.max_half_open_seconds {
+            b = b.max_wait_in_half_open(seconds("max_half_open_seconds", s)?);
+        }
+        b.build()
+    }
 }
 
 /// Growth of the open wait each time the breaker opens again without having closed.
@@ -283,5 +395,87 @@ impl BreakerConfigBuilder {
     pub fn build(self) -> Result<BreakerConfig> {
         self.0.validate()?;
         Ok(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_and_print_alike() {
+        for (text, w) in [
+            ("count:10", Window::Count(10)),
+            ("time:30", Window::Time(30)),
+            ("consecutive:5", Window::ConsecutiveFailures(5)),
+            (" count : 7 ", Window::Count(7)),
+        ] {
+            assert_eq!(text.parse::<Window>().unwrap(), w);
+            assert_eq!(w.to_string().parse::<Window>().unwrap(), w);
+        }
+        assert_eq!(Window::Time(30).to_string(), "time:30");
+        for bad in ["sometimes:3", "count", "count:-1", "count:NaN", "time:1.5", "", ":3"] {
+            let err = bad.parse::<Window>().unwrap_err();
+            assert!(matches!(err, Error::InvalidInput { field: "window", .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn options_make_the_config_they_name() {
+        let wait = Duration::from_secs(60);
+        assert!(BreakerOptions::default().is_empty());
+        let c = BreakerOptions::default().config(5, wait).unwrap();
+        assert_eq!((c.window, c.wait_in_open), (Window::ConsecutiveFailures(5), wait));
+        let c = BreakerOptions { failures: Some(2), wait_seconds: Some(1.5), ..Default::default() }
+            .config(5, wait)
+            .unwrap();
+        assert_eq!((c.window, c.wait_in_open), (Window::ConsecutiveFailures(2), Duration::from_millis(1500)));
+        let o = BreakerOptions {
+            window: Some(Window::Count(20)),
+            failure_rate: Some(30.0),
+            minimum_calls: Some(4),
+            slow_call_seconds: Some(2.0),
+            slow_call_rate: Some(80.0),
+            half_open_permits: Some(3),
+            max_half_open_seconds: Some(10.0),
+            ..Default::default()
+        };
+        assert!(!o.is_empty());
+        let c = o.config(5, wait).unwrap();
+        assert_eq!(c.window, Window::Count(20));
+        assert_eq!((c.failure_rate_threshold, c.slow_call_rate_threshold), (30.0, 80.0));
+        assert_eq!((c.minimum_calls, c.half_open_permits), (4, 3));
+        assert_eq!(c.slow_call_duration, Some(Duration::from_secs(2)));
+        assert_eq!(c.max_wait_in_half_open, Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn bad_options_are_typed_errors() {
+        let wait = Duration::from_secs(60);
+        for (o, field) in [
+            (BreakerOptions { wait_seconds: Some(f64::NAN), ..Default::default() }, "wait_seconds"),
+            (BreakerOptions { slow_call_seconds: Some(-1.0), ..Default::default() }, "slow_call_seconds"),
+            (
+                BreakerOptions { max_half_open_seconds: Some(f64::INFINITY), ..Default::default() },
+                "max_half_open_seconds",
+            ),
+        ] {
+            let err = o.config(5, wait).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput { field: f, .. } if f == field), "{err}");
+        }
+        for (o, key) in [
+            (
+                BreakerOptions { failure_rate: Some(150.0), window: Some(Window::Count(10)), ..Default::default() },
+                "failure_rate_threshold",
+            ),
+            (BreakerOptions { failure_rate: Some(f64::NAN), ..Default::default() }, "failure_rate_threshold"),
+            (BreakerOptions { failures: Some(0), ..Default::default() }, "window"),
+            (BreakerOptions { half_open_permits: Some(0), ..Default::default() }, "half_open_permits"),
+            (BreakerOptions { wait_seconds: Some(0.0), ..Default::default() }, "wait_in_open"),
+        ] {
+            let err = o.config(5, wait).unwrap_err();
+            assert!(matches!(&err, Error::Config { key: k, .. } if k == key), "{err}");
+        }
+        assert_eq!(seconds("seconds", -0.5).unwrap_err().code(), "invalid_input");
     }
 }

@@ -41,6 +41,7 @@ pub mod bm25;
 pub mod embed;
 #[cfg(feature = "minilm")]
 pub mod minilm;
+mod parse;
 
 use std::sync::Arc;
 use std::time::Instant;
