@@ -1,4 +1,4 @@
-//! ace's log events into Python's `logging`, under the logger `ace` (`ace.batcher`,
+//! ace's log events into Python's `logging`, under the logger `ace` (`ace.persist.writer`,
 //! `ace.store.postgres`, ...). The core logs through `tracing`; with no tracing subscriber set,
 //! its events arrive here as `log` records.
 
@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 struct PyLogger;
 
-/// The Python logger name for a Rust target: `ace_core::batcher` is `ace.batcher`,
+/// The Python logger name for a Rust target: `ace_core::persist::writer` is `ace.persist.writer`,
 /// `ace_store::postgres` is `ace.store.postgres`, another crate's `sqlx::pool` is `ace.sqlx`.
 fn logger_name(target: &str) -> String {
     let mut parts = target.split("::");
