@@ -67,3 +67,21 @@ test('every error class carries its code', () => {
   }
   assert.ok(new ace.StoreUnavailableError('x') instanceof ace.StoreError)
 })
+
+test('a tiny rate is a long wait, not an abort', async () => {
+  const eng = new Ace()
+  // 1e-300 tokens a second: the wait for the next token holds in no duration type.
+  const tiny = eng.rateLimiter('tiny', 1e-300, 1)
+  assert.equal(tiny.tryAcquire(), true)
+  assert.equal(tiny.tryAcquire(), false)
+  await assert.rejects(tiny.acquire(0.01), (e) => e instanceof ace.LimitedError && e.retryAfter > 86_400 && Number.isFinite(e.retryAfter))
+  await eng.close()
+})
+
+test('the memory URL opens an engine', async () => {
+  const eng = await Ace.open('memory')
+  eng.recordStage('a', 't', 'planning', 1)
+  const health = await eng.health()
+  assert.equal(health.database_backend, 'memory')
+  await eng.close()
+})

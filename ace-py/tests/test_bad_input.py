@@ -97,3 +97,21 @@ def test_every_error_class_carries_its_code():
     ]:
         assert issubclass(cls, ace.AceError) and cls.code == code
     assert issubclass(ace.StoreUnavailableError, ace.StoreError)
+
+
+def test_a_tiny_rate_is_a_long_wait_not_a_panic(eng):
+    # 1e-300 tokens a second: the wait for the next token holds in no duration type.
+    limiter = eng.rate_limiter("tiny", 1e-300, 1)
+    assert limiter.try_acquire() is True
+    assert limiter.try_acquire() is False
+    with pytest.raises(ace.LimitedError) as info:
+        limiter.acquire(timeout=0.01)
+    assert info.value.retry_after is not None and 86_400 < info.value.retry_after < math.inf
+
+
+def test_the_memory_url_opens_an_engine():
+    eng = ace.Ace("memory")
+    eng.record_stage("a", "t", "planning", 1.0)
+    eng.flush()
+    assert eng.health()["database_backend"] == "memory"
+    eng.close()
