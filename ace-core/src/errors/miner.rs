@@ -34,6 +34,9 @@ pub struct MinerConfig {
     pub similarity: f64,
     /// Children of a tree node before further tokens share its wildcard branch.
     pub max_children: usize,
+    /// Patterns that differ at the same word positions before those positions count as
+    /// variables and the patterns merge.
+    pub variants_to_merge: usize,
     /// Patterns kept; the least recently seen are evicted beyond this.
     pub max_patterns: usize,
     /// Bytes of a message that are mined; the rest is cut off (and counted).
@@ -48,6 +51,7 @@ impl Default for MinerConfig {
             depth: 4,
             similarity: 0.5,
             max_children: 100,
+            variants_to_merge: 5,
             max_patterns: 10_000,
             max_message_bytes: 16 * 1024,
             max_tokens: 256,
@@ -64,11 +68,16 @@ impl MinerConfig {
         if !(self.similarity > 0.0 && self.similarity <= 1.0) {
             return Err(Error::config("miner similarity", &self.similarity.to_string(), "must be in (0, 1]"));
         }
-        if self.max_children < 2 || self.max_patterns == 0 || self.max_tokens == 0 || self.max_message_bytes < 16 {
+        if self.max_children < 2
+            || self.variants_to_merge < 2
+            || self.max_patterns == 0
+            || self.max_tokens == 0
+            || self.max_message_bytes < 16
+        {
             return Err(Error::config(
                 "miner limits",
                 &format!("{self:?}"),
-                "need max_children >= 2, max_patterns >= 1, max_tokens >= 1, max_message_bytes >= 16",
+                "need max_children >= 2, variants_to_merge >= 2, max_patterns >= 1, max_tokens >= 1, max_message_bytes >= 16",
             ));
         }
         Ok(())
@@ -134,8 +143,6 @@ pub struct PatternRecord {
 }
 
 const NONE: u32 = u32::MAX;
-/// Patterns that differ at the same word positions before those positions count as variables.
-const VARIANTS_TO_MERGE: usize = 5;
 /// Patterns per leaf (one token count and leading tokens); the least recently seen is evicted
 /// beyond this, so matching a message costs at most this many comparisons.
 const MAX_LEAF_PATTERNS: usize = 256;
@@ -489,7 +496,7 @@ impl Miner {
     }
 
     /// Where a new pattern differs from others of its leaf at the same one or two word positions,
-    /// and [`VARIANTS_TO_MERGE`] patterns (the new one included) do so, those positions take many
+    /// and `variants_to_merge` patterns (the new one included) do so, those positions take many
     /// values: they are variables, and the patterns merge into the oldest of them. A position
     /// with a few values (`VM Started`, `VM Paused`, ...) keeps its patterns apart.
     fn merge_variants(&mut self, root: u32, new: u32) -> Option<u32> {
@@ -514,7 +521,7 @@ impl Miner {
                 }
             }
         }
-        let ((diff, len), mut members) = groups.into_iter().find(|(_, m)| m.len() + 1 >= VARIANTS_TO_MERGE)?;
+        let ((diff, len), mut members) = groups.into_iter().find(|(_, m)| m.len() + 1 >= self.cfg.variants_to_merge)?;
         members.push(new);
         members.sort_by_key(|&s| self.clusters[s as usize].as_ref().map_or(u64::MAX, |c| c.serial));
         let survivor = members[0];
