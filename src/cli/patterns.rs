@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use std::collections::HashMap;
 
-use ace_core::errors::eval::{GroupingScore, Labelled, average, candidates, leave_one_out, score};
+use ace_core::errors::eval::{GroupingScore, Labelled, average, candidates, leave_one_out, score, score_grid};
 use ace_core::errors::{Miner, MinerConfig};
 use clap::{Args, Subcommand};
 
@@ -28,6 +28,9 @@ pub(crate) struct EvalArgs {
     /// beside its in-sample score with the default configuration.
     #[arg(long)]
     loo: bool,
+    /// With `--loo`: also print every candidate configuration's GA/FGA on every dataset.
+    #[arg(long, requires = "loo")]
+    grid: bool,
     /// Print, per dataset, up to this many true groups the miner got wrong, with where their
     /// messages went.
     #[arg(long, value_name = "N")]
@@ -56,7 +59,7 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
     }
     files.sort();
     if args.loo {
-        return loo(&files, args.json);
+        return loo(&files, args.json, args.grid);
     }
     let mut rows = Vec::new();
     for file in &files {
@@ -130,7 +133,7 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
     Ok(())
 }
 
-fn loo(files: &[PathBuf], json: bool) -> ace_core::Result<()> {
+fn loo(files: &[PathBuf], json: bool, grid: bool) -> ace_core::Result<()> {
     let sets = files
         .iter()
         .map(|f| read(f).map(|(messages, truth)| Labelled { name: dataset_name(f), messages, truth }))
@@ -185,6 +188,16 @@ fn loo(files: &[PathBuf], json: bool) -> ace_core::Result<()> {
             loo_fga,
             knobs(&MinerConfig::default())
         );
+    }
+    if grid {
+        let configs = candidates();
+        let names: Vec<String> = sets.iter().map(|s| format!("{:>11.11}", s.name)).collect();
+        println!("\n{:<18} {}  {:>11}", "GA/FGA", names.join(" "), "average");
+        for (cfg, row) in configs.iter().zip(score_grid(&sets, &configs)?) {
+            let cells: Vec<String> = row.iter().map(|s| format!("{:.3}/{:.3}", s.ga, s.fga)).collect();
+            let (ga, fga) = average(&row);
+            println!("{:<18} {}  {ga:.3}/{fga:.3}", knobs(cfg), cells.join(" "));
+        }
     }
     Ok(())
 }
