@@ -165,8 +165,8 @@ fn loo(files: &[PathBuf], json: bool, grid: bool) -> ace_core::Result<()> {
         println!("{v}");
     } else {
         println!(
-            "{:<12} {:>9} {:>9} {:>7} {:>7}  {}",
-            "dataset", "in GA", "in FGA", "LOO GA", "LOO FGA", "picked on the others"
+            "{:<12} {:>9} {:>9} {:>7} {:>7}  picked on the others",
+            "dataset", "in GA", "in FGA", "LOO GA", "LOO FGA"
         );
         for f in &folds {
             println!(

@@ -141,8 +141,8 @@ pub fn leave_one_out(sets: &[Labelled], grid: &[MinerConfig]) -> Result<Vec<Fold
             table[c].iter().enumerate().filter(|&(d, _)| d != held).map(|(_, s)| s.ga + s.fga).sum()
         };
         let mut best = (0, f64::NEG_INFINITY);
-        for c in 0..grid.len() {
-            let worst = neighbours[c].iter().map(|&n| fit(n)).fold(fit(c), f64::min);
+        for (c, near) in neighbours.iter().enumerate() {
+            let worst = near.iter().map(|&n| fit(n)).fold(fit(c), f64::min);
             if worst > best.1 + 1e-9 {
                 best = (c, worst);
             }
