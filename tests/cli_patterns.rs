@@ -17,6 +17,22 @@ fn eval_prints_json_per_dataset_and_the_average() {
 }
 
 #[test]
+fn eval_loo_prints_in_sample_and_held_out_scores() {
+    let fixture = "tests/fixtures/mini_2k.log_structured.csv";
+    let (ok, out, err) = ace(&["patterns", "eval", "--loo", "--json", fixture, fixture]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["dataset"], "mini");
+    assert_eq!(rows[0]["in_sample_ga"], 1.0);
+    assert_eq!(rows[0]["loo_ga"], 1.0);
+    assert_eq!(rows[2]["dataset"], "average");
+    let (ok, out, err) = ace(&["patterns", "eval", "--loo", "--grid", fixture]);
+    assert!(ok, "{err}");
+    assert!(out.contains("picked on the others") && out.contains("sim 0.5 merge 5"), "{out}");
+}
+
+#[test]
 fn eval_refuses_bad_input_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let no_column = dir.path().join("x_structured.csv");

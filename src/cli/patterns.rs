@@ -1,9 +1,12 @@
-//! `ace patterns eval`: the default miner on Loghub-style structured CSV files.
+//! `ace patterns eval`: the default miner on Loghub-style structured CSV files, in sample or
+//! cross-validated across systems (`--loo`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ace_core::errors::eval::{GroupingScore, score};
+use std::collections::HashMap;
+
+use ace_core::errors::eval::{GroupingScore, Labelled, average, candidates, leave_one_out, score, score_grid};
 use ace_core::errors::{Miner, MinerConfig};
 use clap::{Args, Subcommand};
 
@@ -21,6 +24,17 @@ pub(crate) struct EvalArgs {
     /// One JSON object per dataset, then one with `"dataset": "average"`.
     #[arg(long)]
     json: bool,
+    /// Leave one system out: score each dataset with the knobs that did best on the others,
+    /// beside its in-sample score with the default configuration.
+    #[arg(long)]
+    loo: bool,
+    /// With `--loo`: also print every candidate configuration's GA/FGA on every dataset.
+    #[arg(long, requires = "loo")]
+    grid: bool,
+    /// Print, per dataset, up to this many true groups the miner got wrong, with where their
+    /// messages went.
+    #[arg(long, value_name = "N")]
+    mistakes: Option<usize>,
 }
 
 pub(crate) fn run(cmd: &PatternsCommand) -> ace_core::Result<()> {
@@ -44,6 +58,9 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
         return Err(invalid(format!("no *_structured.csv file under {:?}", args.paths)));
     }
     files.sort();
+    if args.loo {
+        return loo(&files, args.json, args.grid);
+    }
     let mut rows = Vec::new();
     for file in &files {
         let (messages, truth) = read(file)?;
@@ -63,6 +80,9 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
         }
         drop(miner);
         let dataset = dataset_name(file);
+        if let Some(n) = args.mistakes {
+            mistakes(&dataset, &messages, &truth, &predicted, n);
+        }
         rows.push(Row { dataset, score: score(&predicted, &truth), lines_per_s: messages.len() as f64 / best });
     }
     let n = rows.len() as f64;
@@ -111,6 +131,111 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
         }
     }
     Ok(())
+}
+
+fn loo(files: &[PathBuf], json: bool, grid: bool) -> ace_core::Result<()> {
+    let sets = files
+        .iter()
+        .map(|f| read(f).map(|(messages, truth)| Labelled { name: dataset_name(f), messages, truth }))
+        .collect::<ace_core::Result<Vec<_>>>()?;
+    let folds = leave_one_out(&sets, &candidates())?;
+    let (in_ga, in_fga) = average(folds.iter().map(|f| &f.in_sample));
+    let (loo_ga, loo_fga) = average(folds.iter().map(|f| &f.held_out));
+    let knobs = |c: &MinerConfig| format!("sim {:.1} merge {}", c.similarity, c.variants_to_merge);
+    if json {
+        for f in &folds {
+            let v = serde_json::json!({
+                "dataset": f.name,
+                "in_sample_ga": f.in_sample.ga,
+                "in_sample_fga": f.in_sample.fga,
+                "loo_ga": f.held_out.ga,
+                "loo_fga": f.held_out.fga,
+                "similarity": f.chosen.similarity,
+                "variants_to_merge": f.chosen.variants_to_merge,
+            });
+            println!("{v}");
+        }
+        let v = serde_json::json!({
+            "dataset": "average",
+            "in_sample_ga": in_ga,
+            "in_sample_fga": in_fga,
+            "loo_ga": loo_ga,
+            "loo_fga": loo_fga,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{:<12} {:>9} {:>9} {:>7} {:>7}  picked on the others",
+            "dataset", "in GA", "in FGA", "LOO GA", "LOO FGA"
+        );
+        for f in &folds {
+            println!(
+                "{:<12} {:>9.3} {:>9.3} {:>7.3} {:>7.3}  {}",
+                f.name,
+                f.in_sample.ga,
+                f.in_sample.fga,
+                f.held_out.ga,
+                f.held_out.fga,
+                knobs(&f.chosen)
+            );
+        }
+        println!(
+            "{:<12} {:>9.3} {:>9.3} {:>7.3} {:>7.3}  default: {}",
+            "average",
+            in_ga,
+            in_fga,
+            loo_ga,
+            loo_fga,
+            knobs(&MinerConfig::default())
+        );
+    }
+    if grid {
+        let configs = candidates();
+        let names: Vec<String> = sets.iter().map(|s| format!("{:>11.11}", s.name)).collect();
+        println!("\n{:<18} {}  {:>11}", "GA/FGA", names.join(" "), "average");
+        for (cfg, row) in configs.iter().zip(score_grid(&sets, &configs)?) {
+            let cells: Vec<String> = row.iter().map(|s| format!("{:.3}/{:.3}", s.ga, s.fga)).collect();
+            let (ga, fga) = average(&row);
+            println!("{:<18} {}  {ga:.3}/{fga:.3}", knobs(cfg), cells.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Prints the true groups of `truth` that `predicted` did not get exactly: the first message of
+/// each, and the sizes of the groups its messages went to (and what else those hold).
+fn mistakes(dataset: &str, messages: &[String], truth: &[String], predicted: &[u64], n: usize) {
+    let mut by_truth: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_pred: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, (t, &p)) in truth.iter().zip(predicted).enumerate() {
+        by_truth.entry(t).or_default().push(i);
+        by_pred.entry(p).or_default().push(i);
+    }
+    let mut wrong: Vec<(&str, &Vec<usize>)> = by_truth
+        .iter()
+        .filter(|(_, idx)| {
+            let p = predicted[idx[0]];
+            !(idx.iter().all(|&i| predicted[i] == p) && by_pred[&p].len() == idx.len())
+        })
+        .map(|(t, idx)| (*t, idx))
+        .collect();
+    wrong.sort_by_key(|(_, idx)| std::cmp::Reverse(idx.len()));
+    for (t, idx) in wrong.into_iter().take(n) {
+        let mut went: HashMap<u64, usize> = HashMap::new();
+        for &i in idx {
+            *went.entry(predicted[i]).or_default() += 1;
+        }
+        println!("{dataset} {t} ({} msgs) e.g. {:?}", idx.len(), messages[idx[0]]);
+        for (p, k) in went {
+            let members = &by_pred[&p];
+            let others = members.iter().find(|&&i| truth[i] != t);
+            println!(
+                "    {k} -> group of {} {}",
+                members.len(),
+                others.map_or(String::new(), |&i| format!("also {} {:?}", truth[i], messages[i]))
+            );
+        }
+    }
 }
 
 fn invalid(reason: String) -> ace_core::Error {

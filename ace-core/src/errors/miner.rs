@@ -21,9 +21,15 @@ use hashbrown::HashMap;
 use super::mask::{Masked, WILDCARD, WILDCARD_HASH, fnv1a, glob_match, is_glob, mask_into};
 use super::severity::infer;
 use crate::error::{Error, Result};
+
 use crate::event::Severity;
 pub use crate::ids::PatternId;
 pub use crate::record::PatternRecord;
+use tree::route;
+use variants::similarity;
+
+mod tree;
+mod variants;
 
 /// The tunables of the miner. The defaults are the one configuration ace ships; they were chosen
 /// on eight Loghub-2k datasets and are not meant to be tuned per log format.
@@ -35,6 +41,9 @@ pub struct MinerConfig {
     pub similarity: f64,
     /// Children of a tree node before further tokens share its wildcard branch.
     pub max_children: usize,
+    /// Patterns that differ at the same word positions before those positions count as
+    /// variables and the patterns merge.
+    pub variants_to_merge: usize,
     /// Patterns kept; the least recently seen are evicted beyond this.
     pub max_patterns: usize,
     /// Bytes of a message that are mined; the rest is cut off (and counted).
@@ -49,6 +58,7 @@ impl Default for MinerConfig {
             depth: 4,
             similarity: 0.5,
             max_children: 100,
+            variants_to_merge: 5,
             max_patterns: 10_000,
             max_message_bytes: 16 * 1024,
             max_tokens: 256,
@@ -65,11 +75,16 @@ impl MinerConfig {
         if !(self.similarity > 0.0 && self.similarity <= 1.0) {
             return Err(Error::config("miner similarity", &self.similarity.to_string(), "must be in (0, 1]"));
         }
-        if self.max_children < 2 || self.max_patterns == 0 || self.max_tokens == 0 || self.max_message_bytes < 16 {
+        if self.max_children < 2
+            || self.variants_to_merge < 2
+            || self.max_patterns == 0
+            || self.max_tokens == 0
+            || self.max_message_bytes < 16
+        {
             return Err(Error::config(
                 "miner limits",
                 &format!("{self:?}"),
-                "need max_children >= 2, max_patterns >= 1, max_tokens >= 1, max_message_bytes >= 16",
+                "need max_children >= 2, variants_to_merge >= 2, max_patterns >= 1, max_tokens >= 1, max_message_bytes >= 16",
             ));
         }
         Ok(())
@@ -100,8 +115,6 @@ pub struct Mined {
 }
 
 const NONE: u32 = u32::MAX;
-/// Patterns that differ at the same word positions before those positions count as variables.
-const VARIANTS_TO_MERGE: usize = 5;
 /// Patterns per leaf (one token count and leading tokens); the least recently seen is evicted
 /// beyond this, so matching a message costs at most this many comparisons.
 const MAX_LEAF_PATTERNS: usize = 256;
@@ -286,8 +299,6 @@ impl Miner {
         out
     }
 
-    /// The best pattern for `m`: down the exact path first, then (if that leaf has no fit) down
-    /// the wildcard branches, where patterns whose leading tokens became wildcards live.
     /// Patterns created or changed since the last call (to persist them).
     pub fn take_changed(&mut self) -> Vec<PatternRecord> {
         self.clusters
@@ -304,6 +315,8 @@ impl Miner {
             .collect()
     }
 
+    /// The best pattern for `m`: down the exact path first, then (if that leaf has no fit) down
+    /// the wildcard branches, where patterns whose leading tokens became wildcards live.
     fn find(&self, kind_hash: u64, kind: &str, m: &Masked) -> Option<u32> {
         let root = *self.roots.get(&(kind_hash, m.len() as u32))?;
         self.search(root, 0, kind, m)
@@ -454,87 +467,6 @@ impl Miner {
         }
     }
 
-    /// Where a new pattern differs from others of its leaf at the same one or two word positions,
-    /// and [`VARIANTS_TO_MERGE`] patterns (the new one included) do so, those positions take many
-    /// values: they are variables, and the patterns merge into the oldest of them. A position
-    /// with a few values (`VM Started`, `VM Paused`, ...) keeps its patterns apart.
-    fn merge_variants(&mut self, root: u32, new: u32) -> Option<u32> {
-        let n = self.clusters[new as usize].as_ref().expect("new cluster is live");
-        let mut groups: Vec<(Differences, Vec<u32>)> = Vec::new();
-        for &slot in self.nodes[root as usize].recent.iter().rev() {
-            if slot == new {
-                continue;
-            }
-            // The list may hold slots freed (and reused) since: only live patterns of this root.
-            let Some(c) = self.clusters[slot as usize].as_ref() else { continue };
-            if c.kind_hash != n.kind_hash || c.hashes.len() != n.hashes.len() || c.kind != n.kind {
-                continue;
-            }
-            if groups.iter().any(|(_, m)| m.contains(&slot)) {
-                continue;
-            }
-            if let Some(d) = word_differences(n, c) {
-                match groups.iter_mut().find(|(k, _)| *k == d) {
-                    Some((_, members)) => members.push(slot),
-                    None => groups.push((d, vec![slot])),
-                }
-            }
-        }
-        let ((diff, len), mut members) = groups.into_iter().find(|(_, m)| m.len() + 1 >= VARIANTS_TO_MERGE)?;
-        members.push(new);
-        members.sort_by_key(|&s| self.clusters[s as usize].as_ref().map_or(u64::MAX, |c| c.serial));
-        let survivor = members[0];
-        let mut absorbed_count = 0;
-        let mut wild: Vec<bool> = self.clusters[survivor as usize]
-            .as_ref()
-            .expect("live")
-            .hashes
-            .iter()
-            .map(|&h| h == WILDCARD_HASH)
-            .collect();
-        for &p in &diff[..len] {
-            wild[p as usize] = true;
-        }
-        for &slot in &members[1..] {
-            let c = self.clusters[slot as usize].take().expect("members are live");
-            for (w, &h) in wild.iter_mut().zip(&c.hashes) {
-                *w |= h == WILDCARD_HASH;
-            }
-            absorbed_count += c.count;
-            self.merged.insert(c.serial, self.clusters[survivor as usize].as_ref().expect("live").serial);
-            self.free_clusters.push(slot);
-            self.live -= 1;
-            self.detach(slot, c.leaf);
-        }
-        if self.merged.len() > 4 * self.cfg.max_patterns {
-            self.merged.clear();
-        }
-        let tick = self.tick;
-        let c = self.clusters[survivor as usize].as_mut().expect("live");
-        for (i, &w) in wild.iter().enumerate() {
-            if w && c.hashes[i] != WILDCARD_HASH {
-                c.hashes[i] = WILDCARD_HASH;
-                c.tokens[i] = WILDCARD.into();
-            }
-        }
-        c.template = c.tokens.join(" ").into();
-        c.id = PatternId::of(&c.kind, &c.template);
-        c.severity = infer(&c.kind, &c.template);
-        c.count += absorbed_count;
-        c.last_tick = tick;
-        c.dirty = true;
-        // A leading token that became a wildcard moves the pattern down the wildcard branch,
-        // where messages with other values at that position will look for it.
-        let (kind_hash, hashes, old_leaf) = (c.kind_hash, c.hashes.clone(), c.leaf);
-        let leaf = self.leaf_for(kind_hash, &hashes);
-        if leaf != old_leaf {
-            self.nodes[leaf as usize].clusters.push(survivor);
-            self.clusters[survivor as usize].as_mut().expect("live").leaf = leaf;
-            self.detach(survivor, old_leaf);
-        }
-        Some(survivor)
-    }
-
     /// Takes `slot` off `leaf` and frees the tree nodes left empty.
     fn detach(&mut self, slot: u32, leaf: u32) {
         let clusters = &mut self.nodes[leaf as usize].clusters;
@@ -553,174 +485,6 @@ impl Miner {
         }
         serial
     }
-
-    fn new_node(&mut self, parent: u32, key: u64, root: Option<(u64, u32)>) -> u32 {
-        let node = Node {
-            parent,
-            key,
-            root,
-            children: HashMap::new(),
-            wildcard: NONE,
-            clusters: Vec::new(),
-            recent: VecDeque::new(),
-        };
-        match self.free_nodes.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        }
-    }
-
-    /// The leaf a new pattern for `m` goes to, creating the path (Drain's insertion rule).
-    fn leaf_for(&mut self, kind_hash: u64, hashes: &[u64]) -> u32 {
-        let root_key = (kind_hash, hashes.len() as u32);
-        let mut node = match self.roots.get(&root_key) {
-            Some(&n) => n,
-            None => {
-                let n = self.new_node(NONE, kind_hash, Some(root_key));
-                self.roots.insert(root_key, n);
-                n
-            }
-        };
-        for &h in hashes.iter().take(self.cfg.depth - 2) {
-            let h = route(h);
-            let (existing, wildcard, children) = {
-                let n = &self.nodes[node as usize];
-                (n.children.get(&h).copied(), n.wildcard, n.children.len())
-            };
-            node = if let Some(c) = existing {
-                c
-            } else if h == WILDCARD_HASH || children + 1 >= self.cfg.max_children {
-                if wildcard == NONE {
-                    let w = self.new_node(node, WILDCARD_HASH, None);
-                    self.nodes[node as usize].wildcard = w;
-                    w
-                } else {
-                    wildcard
-                }
-            } else {
-                let c = self.new_node(node, h, None);
-                self.nodes[node as usize].children.insert(h, c);
-                c
-            };
-        }
-        node
-    }
-
-    /// Drops the least recently seen tenth of the patterns, and the tree nodes left empty.
-    fn evict(&mut self) {
-        let target = self.cfg.max_patterns - self.cfg.max_patterns / 10;
-        let mut ticks: Vec<(u64, u32)> =
-            self.clusters.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (c.last_tick, i as u32))).collect();
-        let n = ticks.len().saturating_sub(target);
-        if n == 0 {
-            return;
-        }
-        ticks.select_nth_unstable(n - 1);
-        for &(_, slot) in &ticks[..n] {
-            let c = self.clusters[slot as usize].take().expect("listed clusters are live");
-            self.free_clusters.push(slot);
-            self.live -= 1;
-            self.evicted += 1;
-            let leaf = &mut self.nodes[c.leaf as usize].clusters;
-            if let Some(pos) = leaf.iter().position(|&s| s == slot) {
-                leaf.swap_remove(pos);
-            }
-            self.prune(c.leaf);
-        }
-    }
-
-    fn prune(&mut self, mut node: u32) {
-        loop {
-            let n = &self.nodes[node as usize];
-            if !n.clusters.is_empty() || !n.children.is_empty() || n.wildcard != NONE {
-                return;
-            }
-            let (parent, key, root) = (n.parent, n.key, n.root);
-            self.free_nodes.push(node);
-            if let Some(root) = root {
-                self.roots.remove(&root);
-                return;
-            }
-            let p = &mut self.nodes[parent as usize];
-            if p.wildcard == node {
-                p.wildcard = NONE;
-            } else {
-                p.children.remove(&key);
-            }
-            node = parent;
-        }
-    }
-}
-
-/// The tree key of a token: a glob (`rhost=<*>`) goes down the wildcard branch with the
-/// wildcard, since the words it matches cannot be known in advance.
-fn route(h: u64) -> u64 {
-    if is_glob(h) { WILDCARD_HASH } else { h }
-}
-
-/// Whether template token `t` (text `ts`) and message token `m` (text `ms`) can be one: equal,
-/// the message's is masked, or one is a glob (`rhost=<*>`) the other matches.
-fn compatible(t: u64, ts: &str, m: u64, ms: &str) -> bool {
-    t == m
-        || t == WILDCARD_HASH
-        || m == WILDCARD_HASH
-        || (is_glob(t) && glob_match(ts, ms))
-        || (is_glob(m) && glob_match(ms, ts))
-}
-
-/// How well a message fits a pattern: `None` when a constant token of the template meets a
-/// different word (only the variant merge of [`Miner`] turns such a position into a wildcard),
-/// else the share of the template's constant tokens the message repeats exactly (the rest meet
-/// a masked part of the message) and the template's wildcard count (ties go to more of them).
-fn similarity(c: &Cluster, m: &Masked) -> Option<(f64, usize)> {
-    let mut same = 0usize;
-    let mut params = 0usize;
-    for (i, (&t, &h)) in c.hashes.iter().zip(&m.hashes).enumerate() {
-        if t == WILDCARD_HASH {
-            params += 1;
-        } else if t == h {
-            same += 1;
-        } else if !compatible(t, &c.tokens[i], h, m.token(i)) {
-            return None;
-        }
-    }
-    let constants = c.hashes.len() - params;
-    if constants == 0 {
-        // A template of wildcards only takes messages of wildcards only: it would take anything.
-        return m.hashes.iter().all(|&h| h == WILDCARD_HASH).then_some((1.0, params));
-    }
-    Some((same as f64 / constants as f64, params))
-}
-
-/// Up to two token positions, and how many are used.
-type Differences = ([u16; 2], usize);
-
-/// Positions where two patterns hold incompatible constant tokens, if there are at most two and
-/// they are at most half the constants.
-fn word_differences(a: &Cluster, b: &Cluster) -> Option<Differences> {
-    let mut diff = [u16::MAX; 2];
-    let mut n = 0;
-    let mut constants = 0;
-    for (i, (&x, &y)) in a.hashes.iter().zip(&b.hashes).enumerate() {
-        if x == WILDCARD_HASH || y == WILDCARD_HASH {
-            continue;
-        }
-        constants += 1;
-        if !compatible(x, &a.tokens[i], y, &b.tokens[i]) {
-            if n == 2 {
-                return None;
-            }
-            diff[n] = i as u16;
-            n += 1;
-        }
-    }
-    (n > 0 && n * 2 <= constants).then_some((diff, n))
 }
 
 #[cfg(test)]
