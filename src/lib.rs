@@ -69,7 +69,13 @@ pub fn from_env() -> Result<Ace> {
 #[cfg(feature = "sqlite")]
 pub fn builder_for(config: AceConfig, default_url: &str) -> Result<AceBuilder> {
     let url = config.database_url.clone().unwrap_or_else(|| default_url.to_owned());
-    let store = ace_store::open_with(&url, config.postgres_max_connections)?;
+    let store = match url.trim() {
+        // The in-memory store keeps the bounded history the configuration asks for.
+        "memory" | "memory://" | ":memory:" => {
+            std::sync::Arc::new(ace_core::MemoryStore::with_max_records(config.memory_max_records))
+        }
+        _ => ace_store::open_with(&url, config.postgres_max_connections)?,
+    };
     #[allow(unused_mut)]
     let mut builder = Ace::builder().store_arc(store);
     #[cfg(feature = "redis")]

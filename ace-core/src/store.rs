@@ -419,6 +419,7 @@ mod tests {
             store.query_metrics(&MetricQuery::all()).unwrap().iter().map(|r| r.ts.as_micros()).collect();
         assert_eq!(kept, [3, 4, 5]);
         assert_eq!(MemoryStore::new().inner.lock().max_records, MemoryStore::DEFAULT_MAX_RECORDS);
+        assert_eq!(crate::AceConfig::default().memory_max_records, MemoryStore::DEFAULT_MAX_RECORDS);
         assert_eq!(MemoryStore::with_max_records(0).inner.lock().max_records, 1, "at least one");
     }
 }

@@ -59,6 +59,8 @@ setters! {
     batch_timeout: Duration,
     /// See [`AceConfig::buffer_capacity`].
     buffer_capacity: usize,
+    /// See [`AceConfig::memory_max_records`].
+    memory_max_records: usize,
     /// See [`AceConfig::enable_caching`].
     enable_caching: bool,
     /// See [`AceConfig::cache_ttl`].

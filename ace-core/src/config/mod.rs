@@ -29,6 +29,10 @@ pub struct AceConfig {
     /// `ACE_BUFFER_CAPACITY` (100000): records held in memory waiting for the store. Beyond it new
     /// records are not persisted; each is counted in `ace_records_dropped_total` and logged.
     pub buffer_capacity: usize,
+    /// `ACE_MEMORY_MAX_RECORDS` (100000): with the in-memory store (`memory`, and an engine
+    /// built without a store), the records of each kind (metrics, errors, interventions) kept;
+    /// past it the oldest are evicted, so an engine with no store runs in bounded memory.
+    pub memory_max_records: usize,
     /// `ACE_ENABLE_CACHING` (true): share hot state through the cache when one is configured.
     pub enable_caching: bool,
     /// `ACE_CACHE_TTL` (3600 s): time to live of cached entries.
@@ -125,6 +129,7 @@ impl Default for AceConfig {
             batch_size: 100,
             batch_timeout: Duration::from_secs(1),
             buffer_capacity: 100_000,
+            memory_max_records: 100_000,
             enable_caching: true,
             cache_ttl: Duration::from_secs(3600),
             error_threshold: 3,
@@ -271,6 +276,7 @@ impl AceConfig {
             self.buffer_capacity,
             "must be at least ACE_BATCH_SIZE",
         )?;
+        check(self.memory_max_records >= 1, "ACE_MEMORY_MAX_RECORDS", self.memory_max_records, "must be at least 1")?;
         check(self.error_threshold >= 1, "ACE_ERROR_THRESHOLD", self.error_threshold, "must be at least 1")?;
         check(
             !self.error_window.is_zero(),

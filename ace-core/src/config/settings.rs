@@ -72,6 +72,12 @@ pub const SETTINGS: &[Setting] = &[
     setting!("ACE_BATCH_SIZE", batch_size, whole, "records buffered before a write to the store is triggered"),
     setting!("ACE_BATCH_TIMEOUT", batch_timeout, seconds, "the longest a record waits in the buffer"),
     setting!("ACE_BUFFER_CAPACITY", buffer_capacity, whole, "records held in memory waiting for the store"),
+    setting!(
+        "ACE_MEMORY_MAX_RECORDS",
+        memory_max_records,
+        whole,
+        "records of each kind the in-memory store keeps (the oldest evicted past it)"
+    ),
     setting!("ACE_ENABLE_CACHING", enable_caching, boolean, "share hot state through the cache when one is configured"),
     setting!("ACE_CACHE_TTL", cache_ttl, seconds, "time to live of cached entries"),
     setting!(

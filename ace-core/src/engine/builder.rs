@@ -141,7 +141,7 @@ impl AceBuilder {
     pub fn build(self) -> Result<Ace> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::with_max_records(config.memory_max_records)));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let metrics = Metrics::new(config.metrics_max_agents);
         let labels = metrics.core.labels.clone();

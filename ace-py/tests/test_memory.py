@@ -1,0 +1,36 @@
+"""An engine built with no store runs in bounded memory: its store keeps a bounded history."""
+
+import os
+
+import pytest
+
+import ace
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_millions_of_records_leave_resident_memory_flat():
+    eng = ace.Ace(config={"memory_max_records": 50_000})
+    agents = [f"agent-{i}" for i in range(100)]
+    record = eng.record_stage
+    # Past the bound, the store evicts as much as it takes in: memory reaches its level here.
+    for i in range(500_000):
+        record(agents[i % 100], "task-1", "planning", 0.5, True)
+    eng.flush()
+    level = resident_bytes()
+    for i in range(3_000_000):
+        record(agents[i % 100], "task-1", "planning", 0.5, True)
+    eng.flush()
+    grown = resident_bytes() - level
+    # An unbounded store would hold 3,000,000 more records here (well over 300 MB).
+    assert grown < 16 * 1024 * 1024, f"resident memory grew by {grown / 1e6:.1f} MB"
+    assert eng.stats()["recorded"] == 3_500_000
+    eng.close()
+
+
+def test_the_bound_is_a_setting():
+    with pytest.raises(ace.ConfigError):
+        ace.Ace(config={"memory_max_records": 0})
