@@ -523,17 +523,29 @@ class RateLimiter {
 
   /** Waits for a token; rejects with `LimitedError` if none comes within `timeoutSeconds`. */
   async acquire(timeoutSeconds) {
-    const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000
+    if (timeoutSeconds !== undefined && timeoutSeconds !== null) {
+      if (typeof timeoutSeconds !== 'number') {
+        throw new InvalidInputError(`timeout must be a number of seconds, not ${typeof timeoutSeconds}`, { field: 'timeout' })
+      }
+      if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) {
+        throw new InvalidInputError(`timeout must be a finite number of seconds >= 0, got ${timeoutSeconds}`, { field: 'timeout' })
+      }
+    }
+    const deadline = timeoutSeconds === undefined || timeoutSeconds === null ? Infinity : Date.now() + timeoutSeconds * 1000
     for (;;) {
       const wait = this._native.tryAcquire()
       if (wait === 0) return
       if (Date.now() + wait * 1000 > deadline) {
         throw new LimitedError(`rate limiter '${this.name}' has no token`, { limiter: this.name, retryAfter: wait })
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.ceil(wait * 1000))))
+      // setTimeout holds at most 2^31 - 1 ms (about 24.8 days); a longer wait sleeps again.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(wait * 1000)))))
     }
   }
 }
+
+/** The longest delay `setTimeout` takes; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** At most `maxConcurrent` calls at once. */
 class Bulkhead {

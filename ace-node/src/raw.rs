@@ -95,7 +95,9 @@ unsafe fn str_arg<'a>(
     if status != sys::Status::napi_ok {
         return Err(arg_error(position, "a string"));
     }
-    let bytes: &[u8] = if len < buf.len() - 1 {
+    // Node stops short of a character that does not fit, up to 3 bytes before the end of the
+    // buffer: only a string that left 4 bytes free is surely whole.
+    let bytes: &[u8] = if len + 4 < buf.len() {
         &buf[..len]
     } else {
         // Possibly cut: ask for the length, then copy it whole.

@@ -85,3 +85,27 @@ test('the memory URL opens an engine', async () => {
   assert.equal(health.database_backend, 'memory')
   await eng.close()
 })
+
+test('a bad timeout is InvalidInputError, not a hang', async () => {
+  const eng = new Ace()
+  const drained = eng.rateLimiter('drained', 0.001, 1)
+  assert.equal(drained.tryAcquire(), true)
+  for (const timeout of [NaN, Infinity, -Infinity, -1]) {
+    await assert.rejects(drained.acquire(timeout), (e) => e instanceof ace.InvalidInputError && e.field === 'timeout', String(timeout))
+  }
+  await assert.rejects(drained.acquire('soon'), ace.InvalidInputError)
+  await eng.close()
+})
+
+test('ids with multibyte characters near the fast path limit are neither cut nor let through', async () => {
+  const eng = new Ace()
+  // 256 bytes, the longest valid id, ending in a two-byte character.
+  const longest = 'a'.repeat(254) + 'é'
+  eng.recordStage(longest, 't', 'planning', 1)
+  assert.notEqual(eng.baseline(longest, 'planning'), null, 'stored under the whole id')
+  assert.equal(eng.baseline('a'.repeat(254), 'planning'), null, 'not under a cut one')
+  // 356 bytes of two-byte characters: too long, refused.
+  assert.throws(() => eng.recordStage('é'.repeat(178), 't', 'planning', 1), ace.InvalidInputError)
+  assert.throws(() => eng.recordStage('a', 'é'.repeat(178), 'planning', 1), ace.InvalidInputError)
+  await eng.close()
+})

@@ -115,3 +115,27 @@ def test_the_memory_url_opens_an_engine():
     eng.flush()
     assert eng.health()["database_backend"] == "memory"
     eng.close()
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -math.inf, -1.0])
+def test_a_bad_timeout_is_invalid_input_not_a_hang(eng, timeout):
+    limiter = eng.rate_limiter("drained", 0.001, 1)
+    assert limiter.try_acquire() is True
+    with pytest.raises(ace.InvalidInputError) as info:
+        limiter.acquire(timeout=timeout)
+    assert info.value.field == "timeout"
+    with pytest.raises(TypeError):
+        limiter.acquire(timeout="soon")  # type: ignore[arg-type]
+
+
+async def _aacquire(limiter, timeout):
+    await limiter.aacquire(timeout=timeout)
+
+
+def test_a_bad_timeout_is_invalid_input_in_async_code_too(eng):
+    import asyncio
+
+    limiter = eng.rate_limiter("drained-async", 0.001, 1)
+    assert limiter.try_acquire() is True
+    with pytest.raises(ace.InvalidInputError):
+        asyncio.run(_aacquire(limiter, math.nan))

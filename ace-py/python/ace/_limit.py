@@ -4,11 +4,28 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any, Optional
 
 from ace import _ace
-from ace.exceptions import LimitedError
+from ace.exceptions import InvalidInputError, LimitedError
+
+#: The longest single sleep while waiting for a token (a day); a longer wait sleeps again.
+_MAX_SLEEP = 86_400.0
+
+
+def _timeout(timeout: Optional[float]) -> Optional[float]:
+    """``timeout`` checked: ``None`` (wait as long as it takes) or seconds, finite and >= 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    if not math.isfinite(timeout) or timeout < 0:
+        raise InvalidInputError(
+            f"timeout must be a finite number of seconds >= 0 or None, got {timeout!r}", field="timeout"
+        )
+    return float(timeout)
 
 __all__ = ["Bulkhead", "RateLimiter"]
 
@@ -37,6 +54,7 @@ class RateLimiter:
 
     def acquire(self, timeout: Optional[float] = None) -> None:
         """Waits (sleeping) for a token; ``LimitedError`` if none comes within ``timeout``."""
+        timeout = _timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -46,10 +64,11 @@ class RateLimiter:
                 wait = e.retry_after or 0.001
                 if deadline is not None and time.monotonic() + wait > deadline:
                     raise
-                time.sleep(wait)
+                time.sleep(min(wait, _MAX_SLEEP))
 
     async def aacquire(self, timeout: Optional[float] = None) -> None:
         """``acquire`` without blocking the event loop."""
+        timeout = _timeout(timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -60,7 +79,7 @@ class RateLimiter:
                 wait = e.retry_after or 0.001
                 if deadline is not None and loop.time() + wait > deadline:
                     raise
-                await asyncio.sleep(wait)
+                await asyncio.sleep(min(wait, _MAX_SLEEP))
 
 
 class Bulkhead:
