@@ -53,7 +53,7 @@ fn two_replicas_never_both_intervene_on_one_task_within_the_cooldown() {
     assert_eq!(loop_in(&a, "task-1").unwrap().strategy, Strategy::Replan);
     assert!(loop_in(&b, "task-1").is_none(), "the other replica already acted on task-1");
     assert!(loop_in(&b, "task-2").is_some(), "another task is free");
-    assert!(b.metrics_text().contains("ace_cache_requests_total{result=\"miss\"} 1"), "{}", b.metrics_text());
+    assert!(b.metrics_text().contains("ace_fleet_claims_total{result=\"lost\"} 1"), "{}", b.metrics_text());
     let h = b.health();
     assert_eq!((h.redis, h.cache_backend, h.status), ("connected", Some("redis"), "healthy"));
 }
@@ -108,7 +108,7 @@ fn local_state_serves_while_redis_is_down_and_the_cache_is_used_again_when_it_re
     let started = std::time::Instant::now();
     assert!(loop_in(&ace, "during").is_some(), "the engine keeps deciding without Redis");
     assert!(started.elapsed() < Duration::from_secs(2), "never blocked long: {:?}", started.elapsed());
-    assert!(ace.metrics_text().contains("ace_cache_requests_total{result=\"error\"}"));
+    assert!(ace.metrics_text().contains("ace_fleet_claims_total{result=\"error\"}"));
     let h = ace.health();
     assert_eq!((h.redis, h.status), ("unreachable", "degraded"));
     // Back: claims go through Redis again.
@@ -117,7 +117,7 @@ fn local_state_serves_while_redis_is_down_and_the_cache_is_used_again_when_it_re
     for i in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
         if loop_in(&ace, &format!("after-{i}")).is_some()
-            && ace.metrics_text().contains("ace_cache_requests_total{result=\"hit\"} 4")
+            && ace.metrics_text().contains("ace_fleet_claims_total{result=\"won\"} 4")
         {
             back = true;
             break;
@@ -190,6 +190,13 @@ fn a_new_replica_starts_from_the_fleets_baseline() {
         b.baseline("agent-1", "planning", "duration_s").unwrap().count >= 40
     });
     assert!(b.baseline("agent-1", "planning", "tokens_in").unwrap().count >= 40, "every stream of the pair");
+    // The read that found the fleet's baseline is a cache hit: the hit rate means what it says.
+    let hits: f64 = b
+        .metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("ace_cache_requests_total{result=\"hit\"} "))
+        .map_or(0.0, |v| v.parse().unwrap());
+    assert!(hits >= 1.0, "{}", b.metrics_text());
     // With the fleet's baseline, a slowdown is news at once rather than after a warm-up.
     let flagged = (0..10)
         .any(|i| !b.record_stage("agent-1", &format!("slow-{i}"), "planning", 5.0, true).unwrap().signals.is_empty());

@@ -12,15 +12,15 @@ impl Fleet {
     /// A cache error leaves the local decision standing.
     pub(crate) fn claimed(&self, proposal: &Intervention) -> bool {
         let count = |result| {
-            self.series.requests.get_or_create(&ResultLabel { result }).inc();
+            self.series.claims.get_or_create(&ResultLabel { result }).inc();
         };
         let key = format!("gate:{}:{}", proposal.agent, proposal.task);
         let cooldown = self.cfg.cooldown;
         if !cooldown.is_zero() {
             match self.cache.claim(&format!("{key}:cooldown"), &proposal.id.to_string(), cooldown) {
-                Ok(true) => count("hit"),
+                Ok(true) => count("won"),
                 Ok(false) => {
-                    count("miss");
+                    count("lost");
                     return false;
                 }
                 Err(e) => {
@@ -33,11 +33,11 @@ impl Fleet {
         // A task's count lives a day: tasks end long before.
         match self.cache.incr(&format!("{key}:count"), Duration::from_secs(86_400)) {
             Ok(n) if n <= i64::from(self.cfg.max_per_task) => {
-                count("hit");
+                count("won");
                 true
             }
             Ok(_) => {
-                count("miss");
+                count("lost");
                 false
             }
             Err(e) => {

@@ -66,10 +66,15 @@ pub(crate) struct Fleet {
     series: FleetSeries,
 }
 
-/// `ace_cache_requests_total{result}`: registered whether or not a cache is configured.
+/// The fleet's series, registered whether or not a cache is configured:
+/// `ace_cache_requests_total{result}` counts reads of shared state (`hit`: the key was there,
+/// `miss`: it was not, `error`: the cache failed), so `hit / (hit + miss)` is a hit rate;
+/// `ace_fleet_claims_total{result}` counts the fleet-wide intervention gates (`won`: this replica
+/// may act, `lost`: another replica acted or the cap is reached, `error`: decided locally).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FleetSeries {
     requests: Family<ResultLabel, Counter>,
+    claims: Family<ResultLabel, Counter>,
 }
 
 impl Fleet {
@@ -80,6 +85,18 @@ impl Fleet {
     /// The shared cache.
     pub(crate) fn cache(&self) -> &Arc<dyn Cache> {
         &self.cache
+    }
+
+    /// Reads shared state, counted in `ace_cache_requests_total`.
+    fn get(&self, key: &str) -> crate::error::Result<Option<String>> {
+        let got = self.cache.get(key);
+        let result = match &got {
+            Ok(Some(_)) => "hit",
+            Ok(None) => "miss",
+            Err(_) => "error",
+        };
+        self.series.requests.get_or_create(&ResultLabel { result }).inc();
+        got
     }
 
     /// Queues breaker openings (not those learnt from a peer) to publish: subscribed to the
@@ -129,8 +146,13 @@ impl Instrumented for FleetSeries {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "ace_cache_requests",
-            "Requests to the shared cache by result: hit (a claim or count granted), miss (refused: another replica acted), error (the engine decided locally)",
+            "Reads of state shared through the cache, by result: hit (found), miss (absent), error (the cache failed)",
             self.requests.clone(),
+        );
+        registry.register(
+            "ace_fleet_claims",
+            "Fleet-wide intervention gates claimed through the cache, by result: won (this replica acts), lost (another replica acted, or the task's cap is reached), error (decided locally)",
+            self.claims.clone(),
         );
     }
 }

@@ -79,7 +79,7 @@ impl FleetSync {
             if b.name() == "ace-store" {
                 continue;
             }
-            match cache.get(&format!("breaker:{}", b.name())) {
+            match self.fleet.get(&format!("breaker:{}", b.name())) {
                 Ok(Some(v)) => {
                     if let Ok(until) = v.parse::<i64>()
                         && b.open_from_peer(Timestamp::from_micros(until))
@@ -118,7 +118,7 @@ impl FleetSync {
         }
         let threshold = self.context.cfg.threshold;
         for agent in self.context.staler_than(threshold / 2.0, now, SYNC_READS) {
-            match cache.get(&format!("refresh:{agent}")) {
+            match self.fleet.get(&format!("refresh:{agent}")) {
                 Ok(Some(v)) => {
                     if let Ok(at) = v.parse::<i64>()
                         && self.context.refresh_from_peer(&agent, Timestamp::from_micros(at))
@@ -148,7 +148,7 @@ impl FleetSync {
             }
             self.asked.insert(key, Instant::now());
             reads += 1;
-            match cache.get(&baseline_key(&agent, &stage)) {
+            match self.fleet.get(&baseline_key(&agent, &stage)) {
                 Ok(Some(v)) => {
                     let Ok(streams) = serde_json::from_str::<Vec<SharedStream>>(&v) else {
                         tracing::warn!(agent = &*agent, stage = &*stage, "ignoring a malformed shared baseline");
