@@ -9,15 +9,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use ace::{Ace, AceConfig};
 
 /// Families with labels that print once they have a series, and that this test does not drive
-/// (they need a failing store, a full buffer or a shared cache); registered in
-/// ace-core/src/metrics.rs like the others.
-const ON_FIRST_EVENT: [&str; 6] = [
+/// (they need a failing store, a full buffer or a shared cache); each registered by its own
+/// component like the others.
+const ON_FIRST_EVENT: [&str; 7] = [
     "ace_records_dropped",
     "ace_records_spilled",
     "ace_records_replayed",
     "ace_store_write_failures",
     "ace_store_retries",
     "ace_cache_requests",
+    "ace_fleet_claims",
 ];
 
 /// Each exported family with the label names its samples carry (empty for a family with none yet).
