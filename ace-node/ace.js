@@ -44,11 +44,31 @@ const BY_CODE = {
   internal: InternalError,
 }
 
-/** The error class for a native error (`ace:{json}` messages); other errors pass unchanged. */
+// The statuses napi-rs gives an argument of the wrong type (`'x'` where a number goes).
+const NAPI_TYPE_ERRORS = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'BigintExpected',
+  'DateExpected',
+  'ArrayBufferExpected',
+])
+
+/**
+ * The error class for a native error (`ace:{json}` messages, and napi-rs's own errors for an
+ * argument of the wrong type, which are `InvalidInputError`); other errors pass unchanged.
+ */
 function convert(e) {
-  if (!(e instanceof Error) || typeof e.message !== 'string' || !e.message.startsWith('ace:{')) {
-    return e
+  if (!(e instanceof Error) || typeof e.message !== 'string') return e
+  if (!(e instanceof AceError) && NAPI_TYPE_ERRORS.has(e.code)) {
+    return new InvalidInputError(e.message, { field: 'argument', cause: e })
   }
+  if (!e.message.startsWith('ace:{')) return e
   let body
   try {
     body = JSON.parse(e.message.slice(4))
@@ -280,7 +300,7 @@ class Ace extends EventEmitter {
   }
 
   contextStaleness(agent) {
-    return this._engine.contextStaleness(agent)
+    return call(() => this._engine.contextStaleness(agent))
   }
 
   /** Reports whether an intervention (or its id) worked. */

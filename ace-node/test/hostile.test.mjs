@@ -110,3 +110,22 @@ test('prometheus parse() undoes label escapes in one pass from the left', () => 
     values,
   )
 })
+
+test('arguments of the wrong type are InvalidInputError, not plain napi errors', async () => {
+  const eng = new Ace()
+  for (const f of [
+    () => eng.endTask(42, 't'),
+    () => eng.baseline({}, 'planning'),
+    () => eng.contextStaleness(7),
+    () => eng.recordMetric('a', 't', 'planning', 'tokens', 'many'),
+    () => eng.recordStage('a', 't', 'planning', 1, true, { tokens: 'many' }),
+    () => eng.recordStage(42, 't', 'planning', 1),
+    () => eng.breaker('typed', { failures: 'five' }),
+    () => eng.rateLimiter('typed', 'fast', 1),
+    () => eng.bulkhead('typed', 'two'),
+  ]) {
+    assert.throws(f, (e) => e instanceof ace.InvalidInputError && e.code === 'invalid_input', f.toString())
+  }
+  await assert.rejects(eng.playbooks.add('d', 's', 42), ace.InvalidInputError)
+  await eng.close()
+})
