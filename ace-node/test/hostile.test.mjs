@@ -129,3 +129,14 @@ test('arguments of the wrong type are InvalidInputError, not plain napi errors',
   await assert.rejects(eng.playbooks.add('d', 's', 42), ace.InvalidInputError)
   await eng.close()
 })
+
+test('a bullet provenance past 1 KiB is InvalidInputError', async () => {
+  const eng = new Ace()
+  const pb = eng.playbooks
+  await assert.rejects(pb.add('d', 's', 'Read the booking back', 'p'.repeat(1_000_000)), (e) => e instanceof ace.InvalidInputError && e.field === 'provenance')
+  const report = await pb.merge('d', [{ section: 's', content: 'Check the fare', provenance: 'p'.repeat(2000) }])
+  assert.deepEqual([report.added.length, report.skipped.length], [0, 1])
+  assert.deepEqual(await pb.bullets('d'), [])
+  await pb.add('d', 's', 'Read the booking back', 'p'.repeat(1024))
+  await eng.close()
+})
