@@ -198,6 +198,8 @@ export declare class Ace extends EventEmitter {
   readonly playbooks: Playbooks
   readonly closed: boolean
   readonly backend: string
+  /** Errors thrown by `'intervention'` listeners: reported as `'warning'`, never thrown to the caller. */
+  readonly listenerErrors: number
   recordStage(agent: string, task: string, stage: string, durationS: number, success?: boolean, metrics?: Record<string, number>): Report
   recordMetric(agent: string, task: string, stage: string, name: string, value: number): Report
   recordError(agent: string, task: string, stage: string, error: unknown, message?: string, severity?: Severity): ErrorReport

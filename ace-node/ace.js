@@ -44,11 +44,31 @@ const BY_CODE = {
   internal: InternalError,
 }
 
-/** The error class for a native error (`ace:{json}` messages); other errors pass unchanged. */
+// The statuses napi-rs gives an argument of the wrong type (`'x'` where a number goes).
+const NAPI_TYPE_ERRORS = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'BigintExpected',
+  'DateExpected',
+  'ArrayBufferExpected',
+])
+
+/**
+ * The error class for a native error (`ace:{json}` messages, and napi-rs's own errors for an
+ * argument of the wrong type, which are `InvalidInputError`); other errors pass unchanged.
+ */
 function convert(e) {
-  if (!(e instanceof Error) || typeof e.message !== 'string' || !e.message.startsWith('ace:{')) {
-    return e
+  if (!(e instanceof Error) || typeof e.message !== 'string') return e
+  if (!(e instanceof AceError) && NAPI_TYPE_ERRORS.has(e.code)) {
+    return new InvalidInputError(e.message, { field: 'argument', cause: e })
   }
+  if (!e.message.startsWith('ace:{')) return e
   let body
   try {
     body = JSON.parse(e.message.slice(4))
@@ -137,11 +157,16 @@ function errorMessage(error) {
  * `new Ace(options?)` in memory at once. Recording calls are synchronous and never wait for
  * I/O; `flush`, `close`, `health`, replay and the playbook return Promises.
  *
- * Interventions are returned by the call that caused them and emitted as `'intervention'`.
+ * Interventions are returned by the call that caused them and emitted as `'intervention'`. A
+ * listener that throws does not reach the caller (the record is stored, the breaker's
+ * `CircuitOpenError` stands): its error is counted in `listenerErrors` and emitted as
+ * `'warning'` (or, with no `'warning'` listener, passed to `process.emitWarning`).
  */
 class Ace extends EventEmitter {
   constructor(options = {}, _engine) {
     super()
+    /** Errors thrown by `'intervention'` listeners (reported, never thrown to the caller). */
+    this.listenerErrors = 0
     this._engine = _engine || call(() => native.Engine.memory(options.config))
     this._h = this._engine.handle
     this.playbooks = new Playbooks(this._engine)
@@ -161,8 +186,34 @@ class Ace extends EventEmitter {
 
   _report(r) {
     if (r === null) return EMPTY_REPORT
-    if (r.intervention) this.emit('intervention', r.intervention)
+    if (r.intervention) this._intervene(r.intervention)
     return r
+  }
+
+  /** Emits `'intervention'` to each listener in turn; a listener's throw is reported, not thrown. */
+  _intervene(intervention) {
+    for (const listener of this.rawListeners('intervention')) {
+      try {
+        listener.call(this, intervention)
+      } catch (e) {
+        this.listenerErrors++
+        this._warn(e)
+      }
+    }
+  }
+
+  /** Reports `error` as a `'warning'` event, or a process warning when nothing listens. */
+  _warn(error) {
+    if (this.listenerCount('warning') > 0) {
+      try {
+        this.emit('warning', error)
+        return
+      } catch {
+        // A throwing 'warning' listener falls back to the process warning.
+      }
+    }
+    const e = error instanceof Error ? error : new Error(String(error))
+    process.emitWarning(`an ace listener threw: ${e.message}`, { type: 'AceListenerWarning', detail: e.stack })
   }
 
   /** Records a finished stage; returns `{signals, intervention}`. */
@@ -192,7 +243,7 @@ class Ace extends EventEmitter {
       if (message === undefined || message === null) message = errorMessage(error)
     }
     const r = call(() => this._engine.recordError(agent, task, stage, kind, message ?? '', severity))
-    if (r.intervention) this.emit('intervention', r.intervention)
+    if (r.intervention) this._intervene(r.intervention)
     return r
   }
 
@@ -214,7 +265,7 @@ class Ace extends EventEmitter {
       } catch (e) {
         if (!failed) throw e
         // The stage's own error is the one the caller needs; recording it failed.
-        this.emit('warning', e)
+        this._warn(e)
       }
     }
     let result
@@ -249,7 +300,7 @@ class Ace extends EventEmitter {
   }
 
   contextStaleness(agent) {
-    return this._engine.contextStaleness(agent)
+    return call(() => this._engine.contextStaleness(agent))
   }
 
   /** Reports whether an intervention (or its id) worked. */
@@ -374,7 +425,7 @@ class Breaker {
     const slot = agent === undefined && task === undefined ? tryAcquireNative(this._id) : call(() => this._native.tryAcquire(agent, task))
     if (slot < 0) {
       const r = this._native.takeRejection()
-      if (r && r.intervention) this._ace.emit('intervention', r.intervention)
+      if (r && r.intervention) this._ace._intervene(r.intervention)
       return null
     }
     return new Permit(this, slot)
@@ -390,7 +441,7 @@ class Breaker {
 
   _rejected() {
     const r = this._native.takeRejection() || { message: `circuit breaker '${this.name}' is open` }
-    if (r.intervention) this._ace.emit('intervention', r.intervention)
+    if (r.intervention) this._ace._intervene(r.intervention)
     const { message, ...details } = r
     return new CircuitOpenError(message, details)
   }

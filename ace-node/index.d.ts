@@ -64,7 +64,7 @@ export declare class NativeBreaker {
   /** The breaker `name` of `engine`, made with `options` on first use. */
   constructor(engine: Engine, name: string, options?: BreakerOptions | undefined | null)
   /**
-   * A permit slot, or -1 when the breaker turns the call away. Never throws for that: see
+   * A permit's number, or -1 when the breaker turns the call away. Never throws for that: see
    * `takeRejection()`. With `agent` and `task`, a rejection is a signal for that task and
    * carries the intervention it warrants.
    */
@@ -74,13 +74,13 @@ export declare class NativeBreaker {
   /** Why the last `tryAcquire` returned -1 (once), or `null`. */
   takeRejection(): Record<string, unknown> | null
   /** The call worked. */
-  success(slot: number): void
+  success(permit: number): void
   /** The call failed. */
-  failure(slot: number): void
+  failure(permit: number): void
   /** The call ended with a result that counts neither way. */
-  ignore(slot: number): void
+  ignore(permit: number): void
   /** Gives the permit back without a result (a cancelled call). */
-  release(slot: number): void
+  release(permit: number): void
   /** Permits taken and not yet completed. */
   get outstanding(): number
   /** The breaker's name. */

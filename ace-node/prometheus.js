@@ -6,6 +6,9 @@
 //   const { registerAce } = require('agent-ace/prometheus')
 //   registerAce(client.register, ace)
 
+/** A label value as exposed: `\\`, `\"` and `\n` undone in one pass from the left (`\\n` is `\` then `n`). */
+const unescape = (v) => v.replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c))
+
 /** Parses OpenMetrics text into families: {name, type, help, samples: [{name, labels, value}]}. */
 function parse(text) {
   const families = new Map()
@@ -33,7 +36,7 @@ function parse(text) {
       const labels = {}
       const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g
       let l
-      while ((l = re.exec(m[3] || ''))) labels[l[1]] = l[2].replace(/\\"/g, '"').replace(/\\n/g, '\n').replace(/\\\\/g, '\\')
+      while ((l = re.exec(m[3] || ''))) labels[l[1]] = unescape(l[2])
       owner(m[1]).samples.push({ name: m[1], labels, value: Number(m[4]) })
     }
   }

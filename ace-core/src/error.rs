@@ -150,6 +150,27 @@ impl Error {
     }
 }
 
+/// A count (a version, a burst, a number of failures, a size) as a binding receives it.
+///
+/// JS numbers arrive as `f64`, and the bindings' own integer conversions wrap a negative to
+/// `4294967295` and turn NaN into `0`; both bindings pass counts through here instead, so NaN,
+/// infinities, negatives, fractions and values past `u32::MAX` are an
+/// [`InvalidInput`](Error::InvalidInput) error in every language.
+///
+/// ```
+/// assert_eq!(ace_core::error::count("burst", 3.0)?, 3);
+/// assert!(ace_core::error::count("burst", -1.0).is_err());
+/// assert!(ace_core::error::count("version", f64::NAN).is_err());
+/// # Ok::<(), ace_core::Error>(())
+/// ```
+pub fn count(field: &'static str, value: f64) -> Result<u32> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX) {
+        Ok(value as u32)
+    } else {
+        Err(Error::invalid(field, format_args!("expected a whole number from 0 to {}, got {value}", u32::MAX)))
+    }
+}
+
 /// The value of one of an error's [`details`](Error::details).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]

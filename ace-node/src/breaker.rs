@@ -1,14 +1,17 @@
 //! Circuit breakers, rate limiters and bulkheads. A breaker's permits live in a slab here and
-//! cross into JS as small integers: building a JS object (let alone an `Error`) per call would
-//! cost more than the breaker itself. `tryAcquire()` returns a slot, or -1 when the breaker turns
-//! the call away (the details are then in `takeRejection()`); the slot is completed with
-//! `success`, `failure` or `error`, or given back with `release`.
+//! cross into JS as numbers: building a JS object (let alone an `Error`) per call would cost
+//! more than the breaker itself. `tryAcquire()` returns a permit's number (its slot and the
+//! slot's generation, so a permit completed twice is an error rather than the completion of
+//! the permit that reused the slot), or -1 when the breaker turns the call away (the details
+//! are then in `takeRejection()`); the permit is completed with `success`, `failure` or
+//! `error`, or given back with `release`.
 
 use std::sync::Arc;
 
 use ace::breaker::config::{BreakerOptions as Options, seconds as seconds_of};
 use ace::breaker::limit::{Bulkhead, BulkheadPermit, RateLimiter};
 use ace::breaker::{Outcome, Rejected};
+use ace::error::count;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
@@ -22,7 +25,7 @@ use crate::{IntoJs, guard, invalid};
 #[napi(object)]
 pub struct BreakerOptions {
     /// Failures in a row that open it (without a `window`).
-    pub failures: Option<u32>,
+    pub failures: Option<f64>,
     /// How long it stays open before a trial, in seconds.
     pub wait_seconds: Option<f64>,
     /// `count:N` or `time:SECONDS` (with `failureRate` and `minimumCalls`).
@@ -30,13 +33,13 @@ pub struct BreakerOptions {
     /// Failure rate in percent that opens a windowed breaker.
     pub failure_rate: Option<f64>,
     /// Calls in the window before any rate is computed.
-    pub minimum_calls: Option<u32>,
+    pub minimum_calls: Option<f64>,
     /// A call longer than this (seconds) is slow.
     pub slow_call_seconds: Option<f64>,
     /// Slow-call rate in percent that opens it.
     pub slow_call_rate: Option<f64>,
     /// Trial calls let through when half-open.
-    pub half_open_permits: Option<u32>,
+    pub half_open_permits: Option<f64>,
     /// The longest it waits half-open for its trials, in seconds.
     pub max_half_open_seconds: Option<f64>,
 }
@@ -75,14 +78,14 @@ impl NativeBreaker {
             let options = match options {
                 None => Options::default(),
                 Some(o) => Options {
-                    failures: o.failures,
+                    failures: o.failures.map(|n| count("failures", n)).transpose().js()?,
                     wait_seconds: o.wait_seconds,
                     window: o.window.as_deref().map(str::parse).transpose().js()?,
                     failure_rate: o.failure_rate,
-                    minimum_calls: o.minimum_calls,
+                    minimum_calls: o.minimum_calls.map(|n| count("minimum_calls", n)).transpose().js()?,
                     slow_call_seconds: o.slow_call_seconds,
                     slow_call_rate: o.slow_call_rate,
-                    half_open_permits: o.half_open_permits,
+                    half_open_permits: o.half_open_permits.map(|n| count("half_open_permits", n)).transpose().js()?,
                     max_half_open_seconds: o.max_half_open_seconds,
                 },
             };
@@ -93,15 +96,15 @@ impl NativeBreaker {
         })
     }
 
-    /// A permit slot, or -1 when the breaker turns the call away. Never throws for that: see
+    /// A permit's number, or -1 when the breaker turns the call away. Never throws for that: see
     /// `takeRejection()`. With `agent` and `task`, a rejection is a signal for that task and
     /// carries the intervention it warrants.
     #[napi]
-    pub fn try_acquire(&self, agent: Option<String>, task: Option<String>) -> Result<i32> {
+    pub fn try_acquire(&self, agent: Option<String>, task: Option<String>) -> Result<f64> {
         let c = &self.core;
         match (agent, task) {
-            (None, None) => Ok(c.hold(c.breaker.try_acquire_owned())),
-            (Some(a), Some(t)) => guard(|| Ok(c.hold(c.ace.acquire_owned(&a, &t, &c.breaker)))),
+            (None, None) => c.hold(c.breaker.try_acquire_owned()),
+            (Some(a), Some(t)) => guard(|| c.hold(c.ace.acquire_owned(&a, &t, &c.breaker))),
             _ => Err(invalid("task", "give both agent and task, or neither")),
         }
     }
@@ -120,29 +123,29 @@ impl NativeBreaker {
 
     /// The call worked.
     #[napi]
-    pub fn success(&self, slot: i32) -> Result<()> {
-        self.core.take(slot)?.record(Outcome::Success);
+    pub fn success(&self, permit: f64) -> Result<()> {
+        self.core.take(permit)?.record(Outcome::Success);
         Ok(())
     }
 
     /// The call failed.
     #[napi]
-    pub fn failure(&self, slot: i32) -> Result<()> {
-        self.core.take(slot)?.record(Outcome::Failure);
+    pub fn failure(&self, permit: f64) -> Result<()> {
+        self.core.take(permit)?.record(Outcome::Failure);
         Ok(())
     }
 
     /// The call ended with a result that counts neither way.
     #[napi]
-    pub fn ignore(&self, slot: i32) -> Result<()> {
-        self.core.take(slot)?.record(Outcome::Ignored);
+    pub fn ignore(&self, permit: f64) -> Result<()> {
+        self.core.take(permit)?.record(Outcome::Ignored);
         Ok(())
     }
 
     /// Gives the permit back without a result (a cancelled call).
     #[napi]
-    pub fn release(&self, slot: i32) -> Result<()> {
-        drop(self.core.take(slot)?);
+    pub fn release(&self, permit: f64) -> Result<()> {
+        drop(self.core.take(permit)?);
         Ok(())
     }
 
@@ -225,8 +228,11 @@ pub struct NativeRateLimiter {
 impl NativeRateLimiter {
     /// The limiter `name`: `perSecond` tokens a second, at most `burst` at once.
     #[napi(constructor)]
-    pub fn new(engine: &Engine, name: String, per_second: f64, burst: u32) -> Result<Self> {
-        guard(|| Ok(NativeRateLimiter { inner: engine.ace.breakers().rate_limiter(&name, per_second, burst).js()? }))
+    pub fn new(engine: &Engine, name: String, per_second: f64, burst: f64) -> Result<Self> {
+        guard(|| {
+            let burst = count("burst", burst).js()?;
+            Ok(NativeRateLimiter { inner: engine.ace.breakers().rate_limiter(&name, per_second, burst).js()? })
+        })
     }
 
     /// Takes a token: 0 when taken, else the seconds until one is there (never waits).
@@ -262,8 +268,9 @@ pub struct NativeBulkhead {
 impl NativeBulkhead {
     /// The bulkhead `name`, letting `maxConcurrent` calls run at once.
     #[napi(constructor)]
-    pub fn new(engine: &Engine, name: String, max_concurrent: u32) -> Result<Self> {
+    pub fn new(engine: &Engine, name: String, max_concurrent: f64) -> Result<Self> {
         guard(|| {
+            let max_concurrent = count("max_concurrent", max_concurrent).js()?;
             Ok(NativeBulkhead {
                 inner: engine.ace.breakers().bulkhead(&name, max_concurrent).js()?,
                 held: Mutex::default(),

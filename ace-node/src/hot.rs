@@ -120,9 +120,17 @@ pub(crate) struct BreakerCore {
     slab: Mutex<Slab>,
 }
 
+/// Bits of a permit's number that hold its index in the slab; the rest hold the index's
+/// generation, bumped each time the permit there is completed. A permit completed twice then
+/// names a generation that is gone, not whichever permit took its place since.
+const INDEX_BITS: u32 = 24;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+/// Permit numbers stay below 2^53, so JS holds them exactly.
+const GENERATIONS: u64 = 1 << (53 - INDEX_BITS);
+
 #[derive(Default)]
 struct Slab {
-    permits: Vec<Option<OwnedPermit>>,
+    permits: Vec<(u64, Option<OwnedPermit>)>,
     free: Vec<u32>,
     rejected: Option<Rejected>,
 }
@@ -132,39 +140,46 @@ impl BreakerCore {
         BreakerCore { breaker, ace, slab: Mutex::default() }
     }
 
-    /// Holds a permit (its slot) or the rejection (-1).
+    /// Holds a permit (its number) or the rejection (-1).
     #[inline]
-    pub(crate) fn hold(&self, r: std::result::Result<OwnedPermit, Rejected>) -> i32 {
+    pub(crate) fn hold(&self, r: std::result::Result<OwnedPermit, Rejected>) -> Result<f64> {
         let mut s = self.slab.lock();
         match r {
-            Ok(p) => match s.free.pop() {
-                Some(i) => {
-                    s.permits[i as usize] = Some(p);
-                    i as i32
-                }
-                None => {
-                    s.permits.push(Some(p));
-                    (s.permits.len() - 1) as i32
-                }
-            },
+            Ok(p) => {
+                let i = match s.free.pop() {
+                    Some(i) => i as usize,
+                    None if (s.permits.len() as u64) <= INDEX_MASK => {
+                        s.permits.push((0, None));
+                        s.permits.len() - 1
+                    }
+                    None => return Err(invalid("permit", "too many permits outstanding (complete some)")),
+                };
+                let entry = &mut s.permits[i];
+                entry.1 = Some(p);
+                Ok(((entry.0 << INDEX_BITS) | i as u64) as f64)
+            }
             Err(r) => {
                 s.rejected = Some(r);
-                -1
+                Ok(-1.0)
             }
         }
     }
 
+    /// The permit numbered `permit`, once: a second completion is an error and touches nothing.
     #[inline]
-    pub(crate) fn take(&self, slot: i32) -> Result<OwnedPermit> {
-        let mut s = self.slab.lock();
-        let p = usize::try_from(slot).ok().and_then(|i| s.permits.get_mut(i)).and_then(Option::take);
-        match p {
-            Some(p) => {
-                s.free.push(slot as u32);
-                Ok(p)
-            }
-            None => Err(invalid("permit", "no such permit (completed already?)")),
+    pub(crate) fn take(&self, permit: f64) -> Result<OwnedPermit> {
+        let no_such = || invalid("permit", "no such permit (completed already?)");
+        if !(permit >= 0.0 && permit < (GENERATIONS << INDEX_BITS) as f64 && permit.fract() == 0.0) {
+            return Err(no_such());
         }
+        let n = permit as u64;
+        let (i, generation) = ((n & INDEX_MASK) as usize, n >> INDEX_BITS);
+        let mut s = self.slab.lock();
+        let entry = s.permits.get_mut(i).filter(|e| e.0 == generation).ok_or_else(no_such)?;
+        let p = entry.1.take().ok_or_else(no_such)?;
+        entry.0 = (entry.0 + 1) % GENERATIONS;
+        s.free.push(i as u32);
+        Ok(p)
     }
 
     pub(crate) fn take_rejection(&self) -> Option<Rejected> {
@@ -192,10 +207,10 @@ fn with_breaker<T>(id: u32, f: impl FnOnce(&BreakerCore) -> Result<T>) -> Result
     f(b)
 }
 
-/// A permit slot of breaker `id`, or -1 when it turns the call away.
+/// A permit of breaker `id`, or -1 when it turns the call away.
 #[inline]
-pub(crate) fn try_acquire(id: u32) -> Result<i32> {
-    with_breaker(id, |b| Ok(b.hold(b.breaker.try_acquire_owned())))
+pub(crate) fn try_acquire(id: u32) -> Result<f64> {
+    with_breaker(id, |b| b.hold(b.breaker.try_acquire_owned()))
 }
 
 /// Hands over `pending` successes counted in JS, then records one call's `outcome` without a
@@ -222,15 +237,18 @@ pub(crate) fn flush(id: u32, pending: u32, outcome: u32) -> Result<bool> {
 
 /// `breakerTryAcquire` for `agent`'s call in `task`: a rejection is a signal for the task.
 #[napi]
-pub fn breaker_try_acquire_for(id: u32, agent: String, task: String) -> Result<i32> {
-    with_breaker(id, |b| guard(|| Ok(b.hold(b.ace.acquire_owned(&agent, &task, &b.breaker)))))
+pub fn breaker_try_acquire_for(id: u32, agent: String, task: String) -> Result<f64> {
+    with_breaker(id, |b| guard(|| b.hold(b.ace.acquire_owned(&agent, &task, &b.breaker))))
 }
 
-/// Completes the permit in `slot`: 0 success, 1 failure, 2 ignored, 3 given back (no result).
+/// Completes `permit`: 0 success, 1 failure, 2 ignored, 3 given back (no result).
 #[inline]
-pub(crate) fn complete(id: u32, slot: i32, outcome: u32) -> Result<()> {
+pub(crate) fn complete(id: u32, permit: f64, outcome: u32) -> Result<()> {
     with_breaker(id, |b| {
-        let p = b.take(slot)?;
+        if outcome > 3 {
+            return Err(invalid("outcome", "0 success, 1 failure, 2 ignored, 3 released"));
+        }
+        let p = b.take(permit)?;
         match outcome {
             0 => p.record(Outcome::Success),
             1 => p.record(Outcome::Failure),

@@ -1,6 +1,7 @@
 //! The engine's playbooks: every call is a Promise computed on the thread pool (store I/O,
 //! embedding, search).
 
+use ace::error::count;
 use ace::playbook::{Feedback, Insight, Stage};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -96,11 +97,11 @@ impl NativePlaybooks {
         &self,
         domain: String,
         query: String,
-        k: Option<u32>,
+        k: Option<f64>,
         min_stage: Option<String>,
     ) -> Result<AsyncTask<Job>> {
         let s = stage(min_stage)?;
-        let k = k.unwrap_or(5) as usize;
+        let k = count("k", k.unwrap_or(5.0)).js()? as usize;
         Ok(self.job(move |a| data(&a.playbooks().retrieve(&domain, &query, k, s).js()?)))
     }
 
@@ -110,12 +111,13 @@ impl NativePlaybooks {
         &self,
         domain: String,
         query: Option<String>,
-        k: Option<u32>,
+        k: Option<f64>,
         min_stage: Option<String>,
-        token_budget: Option<u32>,
+        token_budget: Option<f64>,
     ) -> Result<AsyncTask<Job>> {
         let s = stage(min_stage)?;
-        let (k, budget) = (k.unwrap_or(20) as usize, token_budget.unwrap_or(2000) as usize);
+        let k = count("k", k.unwrap_or(20.0)).js()? as usize;
+        let budget = count("token_budget", token_budget.unwrap_or(2000.0)).js()? as usize;
         Ok(self.job(move |a| data(&a.playbooks().render(&domain, query.as_deref(), k, s, budget).js()?)))
     }
 
@@ -139,8 +141,9 @@ impl NativePlaybooks {
 
     /// Restores the domain as it was at `version`.
     #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
-    pub fn rollback(&self, domain: String, version: u32) -> AsyncTask<Job> {
-        self.job(move |a| data(&a.playbooks().rollback(&domain, u64::from(version)).js()?))
+    pub fn rollback(&self, domain: String, version: f64) -> Result<AsyncTask<Job>> {
+        let version = count("version", version).js()?;
+        Ok(self.job(move |a| data(&a.playbooks().rollback(&domain, u64::from(version)).js()?)))
     }
 
     /// The domain in the ACE text format.

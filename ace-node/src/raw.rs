@@ -52,15 +52,6 @@ unsafe fn u32_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> Re
     }
 }
 
-unsafe fn i32_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> Result<i32> {
-    let mut out = 0i32;
-    // SAFETY: as above.
-    match unsafe { sys::napi_get_value_int32(env, v, &mut out) } {
-        sys::Status::napi_ok => Ok(out),
-        _ => Err(arg_error(position, "a number")),
-    }
-}
-
 unsafe fn f64_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> Result<f64> {
     let mut out = 0f64;
     // SAFETY: as above.
@@ -118,6 +109,13 @@ unsafe fn int(env: sys::napi_env, v: i32) -> sys::napi_value {
     out
 }
 
+unsafe fn double(env: sys::napi_env, v: f64) -> sys::napi_value {
+    let mut out = null_mut();
+    // SAFETY: `env` is live.
+    unsafe { sys::napi_create_double(env, v, &mut out) };
+    out
+}
+
 unsafe fn null(env: sys::napi_env) -> sys::napi_value {
     let mut out = null_mut();
     // SAFETY: `env` is live.
@@ -137,28 +135,28 @@ unsafe fn run(env: sys::napi_env, f: impl FnOnce() -> Result<sys::napi_value>) -
     }
 }
 
-/// `breakerTryAcquire(id)`: a permit slot, or -1 when the breaker turns the call away.
+/// `breakerTryAcquire(id)`: a permit (its number), or -1 when the breaker turns the call away.
 unsafe extern "C" fn breaker_try_acquire(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node with this call's env and info.
     unsafe {
         run(env, || {
             let (argv, _) = args::<1>(env, info);
             let id = u32_arg(env, argv[0], 1)?;
-            Ok(int(env, hot::try_acquire(id)?))
+            Ok(double(env, hot::try_acquire(id)?))
         })
     }
 }
 
-/// `breakerComplete(id, slot, outcome)`: 0 success, 1 failure, 2 ignored, 3 given back.
+/// `breakerComplete(id, permit, outcome)`: 0 success, 1 failure, 2 ignored, 3 given back.
 unsafe extern "C" fn breaker_complete(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node with this call's env and info.
     unsafe {
         run(env, || {
             let (argv, _) = args::<3>(env, info);
             let id = u32_arg(env, argv[0], 1)?;
-            let slot = i32_arg(env, argv[1], 2)?;
+            let permit = f64_arg(env, argv[1], 2)?;
             let outcome = u32_arg(env, argv[2], 3)?;
-            hot::complete(id, slot, outcome)?;
+            hot::complete(id, permit, outcome)?;
             Ok(null(env))
         })
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ace::breaker::config::{BreakerOptions, seconds as seconds_of};
 use ace::breaker::{CircuitBreaker, Outcome, OwnedPermit, Rejected};
+use ace::error::count;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -13,6 +14,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::convert;
 use crate::engine::PyAce;
 use crate::errors::{IntoPy, exception, guard, invalid};
+use crate::text::Text;
 
 /// `CircuitOpenError` for a rejection, with its breaker, wait and intervention.
 fn rejected(py: Python<'_>, r: &Rejected) -> PyErr {
@@ -63,32 +65,32 @@ impl PyBreaker {
     fn new(
         py: Python<'_>,
         engine: Py<PyAce>,
-        name: &str,
-        failures: Option<u32>,
+        name: Text,
+        failures: Option<f64>,
         wait_seconds: Option<f64>,
         window: Option<&str>,
         failure_rate: Option<f64>,
-        minimum_calls: Option<u32>,
+        minimum_calls: Option<f64>,
         slow_call_seconds: Option<f64>,
         slow_call_rate: Option<f64>,
-        half_open_permits: Option<u32>,
+        half_open_permits: Option<f64>,
         max_half_open_seconds: Option<f64>,
         ignore: Option<Py<PyTuple>>,
     ) -> PyResult<Self> {
         guard(py, || {
             let ace = engine.get().handle()?;
             let options = BreakerOptions {
-                failures,
+                failures: failures.map(|n| count("failures", n)).transpose().py(py)?,
                 wait_seconds,
                 window: window.map(str::parse).transpose().py(py)?,
                 failure_rate,
-                minimum_calls,
+                minimum_calls: minimum_calls.map(|n| count("minimum_calls", n)).transpose().py(py)?,
                 slow_call_seconds,
                 slow_call_rate,
-                half_open_permits,
+                half_open_permits: half_open_permits.map(|n| count("half_open_permits", n)).transpose().py(py)?,
                 max_half_open_seconds,
             };
-            let breaker = ace::breaker_with(&ace, name, &options).py(py)?;
+            let breaker = ace::breaker_with(&ace, &name, &options).py(py)?;
             Ok(PyBreaker { breaker, engine, ignore })
         })
     }

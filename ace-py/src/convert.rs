@@ -212,7 +212,10 @@ fn setting_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(b) = v.cast::<PyBool>() {
         return Ok(if b.is_true() { "true" } else { "false" }.to_owned());
     }
-    if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() || v.is_instance_of::<PyString>() {
+    if let Ok(s) = v.cast::<PyString>() {
+        return crate::text::utf8(v.py(), "config", s).map(str::to_owned);
+    }
+    if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() {
         return Ok(v.str()?.to_cow()?.into_owned());
     }
     if let Ok(items) = v.cast::<PyList>() {

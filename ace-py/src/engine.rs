@@ -17,7 +17,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::convert::{self, PyErrorReport, PyReport, to_data};
 use crate::errors::{IntoPy, guard, invalid};
-use crate::text::utf8;
+use crate::text::{Text, utf8};
 
 /// Bumped in a child process after `fork()`.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -316,13 +316,13 @@ impl PyAce {
     }
 
     /// Says a task has ended; returns whether the engine knew it.
-    fn end_task(&self, py: Python<'_>, agent: &str, task: &str) -> PyResult<bool> {
-        guard(py, || self.engine()?.end_task(agent, task).py(py))
+    fn end_task(&self, py: Python<'_>, agent: Text, task: Text) -> PyResult<bool> {
+        guard(py, || self.engine()?.end_task(&agent, &task).py(py))
     }
 
     /// Says the agent's context was rebuilt.
-    fn refresh_context(&self, py: Python<'_>, agent: &str) -> PyResult<()> {
-        guard(py, || self.engine()?.refresh_context(agent).py(py))
+    fn refresh_context(&self, py: Python<'_>, agent: Text) -> PyResult<()> {
+        guard(py, || self.engine()?.refresh_context(&agent).py(py))
     }
 
     /// The agent's context staleness in [0, 1], or None for an agent never seen.
@@ -357,11 +357,11 @@ impl PyAce {
     fn baseline<'py>(
         &self,
         py: Python<'py>,
-        agent: &str,
-        stage: &str,
+        agent: Text,
+        stage: Text,
         metric: &str,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        guard(py, || self.engine()?.baseline(agent, stage, metric).map(|b| to_data(py, &b)).transpose())
+        guard(py, || self.engine()?.baseline(&agent, &stage, metric).map(|b| to_data(py, &b)).transpose())
     }
 
     /// The error patterns, most frequent first, as dicts.

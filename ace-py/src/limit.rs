@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use ace::breaker::limit::{Bulkhead, BulkheadPermit, Limited, RateLimiter};
+use ace::error::count;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
 use crate::engine::PyAce;
 use crate::errors::{IntoPy, exception, guard};
+use crate::text::Text;
 
 fn limited(py: Python<'_>, l: &Limited) -> PyErr {
     let mut details: Vec<(&str, Py<PyAny>)> =
@@ -32,10 +34,11 @@ impl PyRateLimiter {
     /// The limiter `name` of `engine`: `per_second` tokens a second, at most `burst` at once
     /// (an existing limiter keeps its own settings).
     #[new]
-    fn new(py: Python<'_>, engine: Py<PyAce>, name: &str, per_second: f64, burst: u32) -> PyResult<Self> {
+    fn new(py: Python<'_>, engine: Py<PyAce>, name: Text, per_second: f64, burst: f64) -> PyResult<Self> {
         guard(py, || {
             let ace = engine.get().handle()?;
-            let inner = ace.breakers().rate_limiter(name, per_second, burst).py(py)?;
+            let burst = count("burst", burst).py(py)?;
+            let inner = ace.breakers().rate_limiter(&name, per_second, burst).py(py)?;
             Ok(PyRateLimiter { inner })
         })
     }
@@ -68,10 +71,11 @@ pub(crate) struct PyBulkhead {
 impl PyBulkhead {
     /// The bulkhead `name` of `engine`, letting `max_concurrent` calls run at once.
     #[new]
-    fn new(py: Python<'_>, engine: Py<PyAce>, name: &str, max_concurrent: u32) -> PyResult<Self> {
+    fn new(py: Python<'_>, engine: Py<PyAce>, name: Text, max_concurrent: f64) -> PyResult<Self> {
         guard(py, || {
             let ace = engine.get().handle()?;
-            let inner = ace.breakers().bulkhead(name, max_concurrent).py(py)?;
+            let max_concurrent = count("max_concurrent", max_concurrent).py(py)?;
+            let inner = ace.breakers().bulkhead(&name, max_concurrent).py(py)?;
             Ok(PyBulkhead { inner })
         })
     }

@@ -1,6 +1,7 @@
 //! `ace._ace.Playbooks`: the engine's playbooks, one per domain. Calls that embed, search or
 //! write the store release the GIL (a Python embedder takes it back for its own call).
 
+use ace::error::count;
 use ace::playbook::{Feedback, Insight, Stage};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -8,6 +9,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::convert::to_data;
 use crate::engine::PyAce;
 use crate::errors::{IntoPy, guard, invalid};
+use crate::text::Text;
 
 fn stage(py: Python<'_>, s: &str) -> PyResult<Stage> {
     s.parse::<Stage>().py(py)
@@ -62,12 +64,12 @@ impl PyPlaybooks {
     fn add(
         &self,
         py: Python<'_>,
-        domain: &str,
-        section: &str,
-        content: &str,
-        provenance: Option<&str>,
+        domain: Text,
+        section: Text,
+        content: Text,
+        provenance: Option<Text>,
     ) -> PyResult<String> {
-        self.run(py, |a| a.playbooks().add(domain, section, content, provenance))
+        self.run(py, |a| a.playbooks().add(&domain, &section, &content, provenance.as_deref()))
     }
 
     /// Changes a bullet's section or content.
@@ -75,29 +77,29 @@ impl PyPlaybooks {
     fn update(
         &self,
         py: Python<'_>,
-        domain: &str,
-        id: &str,
-        section: Option<&str>,
-        content: Option<&str>,
+        domain: Text,
+        id: Text,
+        section: Option<Text>,
+        content: Option<Text>,
     ) -> PyResult<()> {
-        self.run(py, |a| a.playbooks().update(domain, id, section, content))
+        self.run(py, |a| a.playbooks().update(&domain, &id, section.as_deref(), content.as_deref()))
     }
 
     /// Removes a bullet.
-    fn remove(&self, py: Python<'_>, domain: &str, id: &str) -> PyResult<()> {
-        self.run(py, |a| a.playbooks().remove(domain, id))
+    fn remove(&self, py: Python<'_>, domain: Text, id: Text) -> PyResult<()> {
+        self.run(py, |a| a.playbooks().remove(&domain, &id))
     }
 
     /// Records `helpful`, `harmful` or `neutral` feedback; returns the bullet's stage afterwards.
-    fn feedback(&self, py: Python<'_>, domain: &str, id: &str, feedback: &str) -> PyResult<&'static str> {
+    fn feedback(&self, py: Python<'_>, domain: Text, id: Text, feedback: Text) -> PyResult<&'static str> {
         let f = feedback.parse::<Feedback>().py(py)?;
-        self.run(py, |a| a.playbooks().feedback(domain, id, f)).map(Stage::as_str)
+        self.run(py, |a| a.playbooks().feedback(&domain, &id, f)).map(Stage::as_str)
     }
 
     /// Merges insights with write-time de-dup; returns what happened to each, as a dict.
-    fn merge<'py>(&self, py: Python<'py>, domain: &str, insights: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn merge<'py>(&self, py: Python<'py>, domain: Text, insights: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let list = insights.try_iter()?.map(|x| insight(py, &x?)).collect::<PyResult<Vec<_>>>()?;
-        let r = self.run(py, |a| a.playbooks().merge(domain, &list))?;
+        let r = self.run(py, |a| a.playbooks().merge(&domain, &list))?;
         to_data(py, &r)
     }
 
@@ -106,13 +108,13 @@ impl PyPlaybooks {
     fn retrieve<'py>(
         &self,
         py: Python<'py>,
-        domain: &str,
-        query: &str,
+        domain: Text,
+        query: Text,
         k: usize,
         min_stage: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let s = stage(py, min_stage)?;
-        let r = self.run(py, |a| a.playbooks().retrieve(domain, query, k, s))?;
+        let r = self.run(py, |a| a.playbooks().retrieve(&domain, &query, k, s))?;
         to_data(py, &r)
     }
 
@@ -121,58 +123,59 @@ impl PyPlaybooks {
     fn render<'py>(
         &self,
         py: Python<'py>,
-        domain: &str,
-        query: Option<&str>,
+        domain: Text,
+        query: Option<Text>,
         k: usize,
         min_stage: &str,
         token_budget: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let s = stage(py, min_stage)?;
-        let r = self.run(py, |a| a.playbooks().render(domain, query, k, s, token_budget))?;
+        let r = self.run(py, |a| a.playbooks().render(&domain, query.as_deref(), k, s, token_budget))?;
         to_data(py, &r)
     }
 
     /// Every bullet of the domain, as dicts.
-    fn bullets<'py>(&self, py: Python<'py>, domain: &str) -> PyResult<Bound<'py, PyAny>> {
-        let r = self.run(py, |a| a.playbooks().bullets(domain))?;
+    fn bullets<'py>(&self, py: Python<'py>, domain: Text) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().bullets(&domain))?;
         to_data(py, &r)
     }
 
     /// One bullet, as a dict.
-    fn bullet<'py>(&self, py: Python<'py>, domain: &str, id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let r = self.run(py, |a| a.playbooks().bullet(domain, id))?;
+    fn bullet<'py>(&self, py: Python<'py>, domain: Text, id: Text) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().bullet(&domain, &id))?;
         to_data(py, &r)
     }
 
     /// The domain's version, hash and counts by stage and section.
-    fn stats<'py>(&self, py: Python<'py>, domain: &str) -> PyResult<Bound<'py, PyAny>> {
-        let r = self.run(py, |a| a.playbooks().stats(domain))?;
+    fn stats<'py>(&self, py: Python<'py>, domain: Text) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().stats(&domain))?;
         to_data(py, &r)
     }
 
     /// Restores the domain as it was at `version` (recorded as a new version).
-    fn rollback<'py>(&self, py: Python<'py>, domain: &str, version: u64) -> PyResult<Bound<'py, PyAny>> {
-        let r = self.run(py, |a| a.playbooks().rollback(domain, version))?;
+    fn rollback<'py>(&self, py: Python<'py>, domain: Text, version: f64) -> PyResult<Bound<'py, PyAny>> {
+        let version = u64::from(count("version", version).py(py)?);
+        let r = self.run(py, |a| a.playbooks().rollback(&domain, version))?;
         to_data(py, &r)
     }
 
     /// The domain in the ACE text format.
-    fn export_text(&self, py: Python<'_>, domain: &str) -> PyResult<String> {
-        self.run(py, |a| a.playbooks().export_text(domain))
+    fn export_text(&self, py: Python<'_>, domain: Text) -> PyResult<String> {
+        self.run(py, |a| a.playbooks().export_text(&domain))
     }
 
     /// The domain as JSON.
-    fn export_json(&self, py: Python<'_>, domain: &str) -> PyResult<String> {
-        self.run(py, |a| a.playbooks().export_json(domain))
+    fn export_json(&self, py: Python<'_>, domain: Text) -> PyResult<String> {
+        self.run(py, |a| a.playbooks().export_json(&domain))
     }
 
     /// Replaces the domain with a JSON export; returns the bullets imported.
-    fn import_json(&self, py: Python<'_>, domain: &str, json: &str) -> PyResult<usize> {
-        self.run(py, |a| a.playbooks().import_json(domain, json))
+    fn import_json(&self, py: Python<'_>, domain: Text, json: Text) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_json(&domain, &json))
     }
 
     /// Replaces the domain with bullets in the ACE text format; returns the bullets imported.
-    fn import_text(&self, py: Python<'_>, domain: &str, text: &str) -> PyResult<usize> {
-        self.run(py, |a| a.playbooks().import_text(domain, text))
+    fn import_text(&self, py: Python<'_>, domain: Text, text: Text) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_text(&domain, &text))
     }
 }

@@ -35,3 +35,25 @@ pub(crate) fn utf8<'a>(py: Python<'_>, field: &str, s: &'a Bound<'_, PyString>) 
     // SAFETY: CPython produced it as UTF-8 (it refuses strings that are not encodable).
     Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
+
+/// A `str` argument, owned. PyO3's own conversion raises `UnicodeEncodeError` for a string
+/// that cannot be encoded (a lone surrogate); this one raises `InvalidInputError`, like the
+/// rest of the bad input. For the calls off the recording path, where a copy costs nothing.
+pub(crate) struct Text(String);
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Text {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let s = obj.cast::<PyString>()?;
+        Ok(Text(utf8(obj.py(), "text", &s)?.to_owned()))
+    }
+}

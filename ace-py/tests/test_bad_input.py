@@ -139,3 +139,53 @@ def test_a_bad_timeout_is_invalid_input_in_async_code_too(eng):
     assert limiter.try_acquire() is True
     with pytest.raises(ace.InvalidInputError):
         asyncio.run(_aacquire(limiter, math.nan))
+
+
+@pytest.mark.parametrize("count", [-1, math.nan, 0.5, 2**32, math.inf])
+def test_counts_are_whole_numbers_in_range(eng, count):
+    pb = eng.playbooks
+    pb.add("airline", "strategies", "Read the booking back", "manual")
+    before = pb.stats("airline")
+    with pytest.raises(ace.InvalidInputError):
+        pb.rollback("airline", count)
+    assert pb.stats("airline") == before, "the domain is untouched"
+    with pytest.raises(ace.InvalidInputError):
+        eng.rate_limiter(f"r{count}", 1.0, count)
+    with pytest.raises(ace.InvalidInputError):
+        eng.bulkhead(f"b{count}", count)
+    with pytest.raises(ace.InvalidInputError):
+        eng.breaker(f"f{count}", failures=count)
+    with pytest.raises(ace.InvalidInputError):
+        eng.breaker(f"h{count}", half_open_permits=count)
+
+
+def test_lone_surrogates_are_invalid_input_everywhere(eng):
+    bad = "a\ud800"
+    calls = [
+        lambda: eng.end_task(bad, "t"),
+        lambda: eng.end_task("a", bad),
+        lambda: eng.baseline(bad, "planning"),
+        lambda: eng.refresh_context(bad),
+        lambda: eng.breaker(bad),
+        lambda: eng.rate_limiter(bad, 1.0, 1),
+        lambda: eng.bulkhead(bad, 1),
+        lambda: eng.playbooks.add(bad, "s", "content"),
+        lambda: eng.playbooks.add("d", "s", bad),
+        lambda: eng.playbooks.add("d", "s", "content", bad),
+        lambda: eng.playbooks.bullets(bad),
+        lambda: eng.playbooks.import_text("d", bad),
+        lambda: ace.Ace(config={"cooldown_seconds": bad}),
+    ]
+    for call in calls:
+        with pytest.raises(ace.InvalidInputError):
+            call()
+
+
+def test_provenance_is_capped(eng):
+    pb = eng.playbooks
+    with pytest.raises(ace.InvalidInputError, match="provenance"):
+        pb.add("d", "s", "Read the booking back", "p" * 1_000_000)
+    report = pb.merge("d", [{"section": "s", "content": "Check the fare", "provenance": "p" * 1_000_000}])
+    assert report["added"] == [] and len(report["skipped"]) == 1
+    assert pb.bullets("d") == []
+    pb.add("d", "s", "Read the booking back", "p" * 1024)

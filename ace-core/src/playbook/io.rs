@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::domain::prefix;
 use super::gates::evaluate;
 use super::log::{Op, State, hex};
-use super::types::{check_content, check_section};
+use super::types::{check_content, check_provenance, check_section};
 use super::{Bullet, Playbooks, Stage};
 use crate::error::{Error, Result};
 
@@ -100,6 +100,7 @@ impl Playbooks {
         for b in &bullets {
             check_section(&b.section)?;
             check_content(&b.content)?;
+            check_provenance(b.provenance.as_deref())?;
             if !seen.insert(b.id.clone()) {
                 return Err(Error::invalid("playbook", format!("bullet id {:?} appears twice", b.id)));
             }

@@ -56,8 +56,8 @@ pub use metrics::PlaybookMetrics;
 #[cfg(feature = "minilm")]
 pub use minilm::MiniLm;
 pub use types::{
-    Bullet, Feedback, Insight, MAX_CONTENT_BYTES, MergeReport, NearDuplicate, PlaybookConfig, PlaybookStats, Rendered,
-    Scored, Stage,
+    Bullet, Feedback, Insight, MAX_CONTENT_BYTES, MAX_PROVENANCE_BYTES, MergeReport, NearDuplicate, PlaybookConfig,
+    PlaybookStats, Rendered, Scored, Stage,
 };
 
 use crate::clock::{Clock, Timestamp};
@@ -65,7 +65,7 @@ use crate::error::Result;
 use crate::store::Store;
 use domain::{Domain, fnv64, new_bullet, normalised};
 use log::{Op, hex};
-use types::{check_content, check_section};
+use types::{check_content, check_provenance, check_section};
 
 /// BM25 candidates checked for duplicates per insight.
 const DUP_CANDIDATES: usize = 32;
@@ -167,6 +167,7 @@ impl Playbooks {
     pub fn add(&self, domain: &str, section: &str, content: &str, provenance: Option<&str>) -> Result<String> {
         check_section(section)?;
         check_content(content)?;
+        check_provenance(provenance)?;
         let vector = embed::checked(&*self.embedder, &[content])?.remove(0);
         let now = self.now();
         let id = self.with(domain, |d| {
@@ -223,7 +224,10 @@ impl Playbooks {
     fn merge_chunk(&self, domain: &str, chunk: &[Insight], base: usize, report: &mut MergeReport) -> Result<()> {
         let mut usable = Vec::new();
         for (i, insight) in chunk.iter().enumerate() {
-            match check_section(&insight.section).and_then(|()| check_content(&insight.content)) {
+            let checked = check_section(&insight.section)
+                .and_then(|()| check_content(&insight.content))
+                .and_then(|()| check_provenance(insight.provenance.as_deref()));
+            match checked {
                 Ok(()) => usable.push(i),
                 Err(e) => report.skipped.push((base + i, e.to_string())),
             }

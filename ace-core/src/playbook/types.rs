@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 /// The longest bullet, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 8 * 1024;
 
+/// The longest provenance (where a bullet came from: a trace id, a run, a URL), in bytes. It is
+/// kept with the bullet in every version of the log, so an unbounded one would grow the store
+/// without limit.
+pub const MAX_PROVENANCE_BYTES: usize = 1024;
+
 /// Where a bullet is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -243,6 +248,15 @@ pub(super) fn check_content(content: &str) -> Result<()> {
         return Err(Error::invalid("content", format!("{} bytes; at most {MAX_CONTENT_BYTES}", content.len())));
     }
     Ok(())
+}
+
+pub(super) fn check_provenance(provenance: Option<&str>) -> Result<()> {
+    match provenance {
+        Some(p) if p.len() > MAX_PROVENANCE_BYTES => {
+            Err(Error::invalid("provenance", format!("{} bytes; at most {MAX_PROVENANCE_BYTES}", p.len())))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn check_section(section: &str) -> Result<()> {
