@@ -78,11 +78,12 @@ pub(crate) struct Hot {
     shards: Arc<Shards>,
     hasher: DefaultHashBuilder,
     detector: DetectorConfig,
-    /// A quarter of a shard's fair share of the buffer (half of `ACE_BUFFER_CAPACITY` over the
-    /// shards): below it a record is buffered without looking at the other shards (see
-    /// `buffer.rs`, `has_room`).
+    /// A shard's fair share of the buffer (half of `ACE_BUFFER_CAPACITY` over the shards).
+    shard_capacity: usize,
+    /// A quarter of the fair share: below it a record is buffered without looking at the other
+    /// shards (see `buffer.rs`, `has_room`).
     shard_reserve: usize,
-    /// Half of a shard's fair share: a shard this full wakes the writer at once.
+    /// Half of `shard_capacity`: a shard this full wakes the writer at once.
     shard_half: usize,
     /// Half of `ACE_BUFFER_CAPACITY`: what all shards together hold at most. A hot (agent, stage)
     /// borrows the room the other shards leave unused, so one busy key is not held to 1/32 of
@@ -130,6 +131,7 @@ impl Hot {
             hasher: DefaultHashBuilder::default(),
             detector,
             // Half the capacity for the shards, half for the writer's batch in hand (see persist).
+            shard_capacity: share.max(1),
             shard_reserve: (share / 4).max(1),
             shard_half: (share / 2).max(1),
             total_capacity: (buffer_capacity / 2).max(1),
