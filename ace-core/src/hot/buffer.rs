@@ -66,15 +66,15 @@ impl Hot {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        Ok(self.push_other(crate::shard::index(key), &mut guard, record))
+        Ok(self.push_other(&mut guard, record))
     }
 
-    fn push_other(&self, index: usize, shard: &mut Shard, record: Record) -> Wake {
+    fn push_other(&self, shard: &mut Shard, record: Record) -> Wake {
         if !self.persist {
             Wake::No
-        } else if self.has_room(index, shard.held()) {
+        } else if shard.held() < self.shard_capacity {
             shard.others.push(record);
-            self.wake_for(index, shard.held())
+            self.wake_for(shard.held())
         } else {
             self.full(shard)
         }
@@ -90,36 +90,12 @@ impl Hot {
         Wake::No
     }
 
-    /// Whether shard `index`, holding `held` records, may take one more. Below a reserve of a
-    /// quarter of its fair share, at once; past it, while the shard and the others together stay
-    /// under the total, each other shard counted at its reserve at least. Every shard can always
-    /// fill its reserve, so the shards never hold more than the total; and one busy key can use
-    /// about three quarters of the buffer instead of 1/32 of it.
+    /// Whether a shard holding `held` records should wake the writer: soon at its share of a
+    /// batch, at once at half its capacity (a hot (agent, stage) fills its shard faster than the
+    /// writer's poll; waking it then keeps the shard from overflowing).
     #[inline]
-    pub(super) fn has_room(&self, index: usize, held: usize) -> bool {
-        held < self.shard_reserve || self.room_elsewhere(index, held)
-    }
-
-    #[cold]
-    fn room_elsewhere(&self, index: usize, held: usize) -> bool {
-        let others: usize = self
-            .held
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != index)
-            .map(|(_, h)| h.0.load(Ordering::Relaxed).max(self.shard_reserve))
-            .sum();
-        others + held < self.total_capacity
-    }
-
-    /// After shard `index` took a record and holds `held`: publishes the count for the other
-    /// shards, and says whether to wake the writer: soon at the shard's share of a batch, at once
-    /// at half its fair share and at every further half past it (a hot (agent, stage) fills its
-    /// shard faster than the writer's poll; waking it then keeps the buffer from overflowing).
-    #[inline]
-    pub(super) fn wake_for(&self, index: usize, held: usize) -> Wake {
-        self.held[index].0.store(held, Ordering::Relaxed);
-        if held.is_multiple_of(self.shard_half) {
+    pub(super) fn wake_for(&self, held: usize) -> Wake {
+        if held == self.shard_half {
             Wake::Now
         } else if held == self.batch_size {
             Wake::Soon
@@ -152,7 +128,7 @@ impl Hot {
     pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
         state.keys.resize_with(self.shards.len(), Vec::new);
         let mut pending = Vec::new();
-        for (index, (shard, keys)) in self.shards.iter().zip(&mut state.keys).enumerate() {
+        for (shard, keys) in self.shards.iter().zip(&mut state.keys) {
             let mut others = Vec::new();
             {
                 let mut shard = shard.0.lock();
@@ -161,7 +137,6 @@ impl Hot {
                 }
                 std::mem::swap(&mut pending, &mut shard.pending);
                 std::mem::swap(&mut others, &mut shard.others);
-                self.held[index].0.store(0, Ordering::Relaxed);
                 for i in keys.len()..shard.entries.len() {
                     let e = shard.entries.at(i);
                     keys.push((state.names.intern(&e.agent), state.names.intern(&e.stage), state.no_task.clone()));

@@ -25,7 +25,7 @@ mod table;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use hashbrown::DefaultHashBuilder;
@@ -44,7 +44,7 @@ use crate::event::{
 };
 use crate::monitor::{DetectorConfig, Sample, Streams};
 use crate::persist::Wake;
-use crate::shard::{Padded, SHARDS, Sharded};
+use crate::shard::{SHARDS, Sharded};
 use crate::signal::Signal;
 use crate::telemetry::CoreSeries;
 use crate::trajectory::{self, TrajectoryOrgan};
@@ -78,19 +78,9 @@ pub(crate) struct Hot {
     shards: Arc<Shards>,
     hasher: DefaultHashBuilder,
     detector: DetectorConfig,
-    /// A shard's fair share of the buffer (half of `ACE_BUFFER_CAPACITY` over the shards).
     shard_capacity: usize,
-    /// A quarter of the fair share: below it a record is buffered without looking at the other
-    /// shards (see `buffer.rs`, `has_room`).
-    shard_reserve: usize,
     /// Half of `shard_capacity`: a shard this full wakes the writer at once.
     shard_half: usize,
-    /// Half of `ACE_BUFFER_CAPACITY`: what all shards together hold at most. A hot (agent, stage)
-    /// borrows the room the other shards leave unused, so one busy key is not held to 1/32 of
-    /// the buffer.
-    total_capacity: usize,
-    /// Records each shard holds, published under its lock for the other shards to read.
-    held: Box<[Padded<AtomicUsize>]>,
     batch_size: usize,
     series: CoreSeries,
     context: Arc<ContextOrgan>,
@@ -132,10 +122,7 @@ impl Hot {
             detector,
             // Half the capacity for the shards, half for the writer's batch in hand (see persist).
             shard_capacity: share.max(1),
-            shard_reserve: (share / 4).max(1),
             shard_half: (share / 2).max(1),
-            total_capacity: (buffer_capacity / 2).max(1),
-            held: (0..SHARDS).map(|_| Padded(AtomicUsize::new(0))).collect(),
             batch_size: batch_size.div_ceil(SHARDS).min(share).max(1),
             series,
             context,
@@ -196,7 +183,6 @@ impl Hot {
     pub(crate) fn record(&self, now: Timestamp, obs: &Observation<'_>) -> Result<(Vec<Signal>, Wake)> {
         validate(obs)?;
         let hash = self.hasher_hash(obs.agent, obs.stage);
-        let index = crate::shard::index(hash);
         let mut guard = self.shards.of(hash).lock();
         let shard: &mut Shard = &mut guard;
         if self.closed.load(Ordering::Acquire) {
@@ -244,7 +230,7 @@ impl Hot {
         }
         let wake = if !self.persist {
             Wake::No
-        } else if self.has_room(index, shard.pending.len() + shard.others.len()) {
+        } else if shard.pending.len() + shard.others.len() < self.shard_capacity {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
             let metrics = obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect();
@@ -256,7 +242,7 @@ impl Hot {
                 success: obs.outcome.map(|(_, s)| s),
                 metrics,
             });
-            self.wake_for(index, shard.pending.len() + shard.others.len())
+            self.wake_for(shard.pending.len() + shard.others.len())
         } else {
             self.full(shard)
         };
@@ -395,25 +381,6 @@ mod tests {
         // "Same task" resolves against the previous drain.
         record(&m, "t1").unwrap();
         assert_eq!(drained_tasks(&m, &mut state), ["t1"]);
-    }
-
-    #[test]
-    fn one_hot_key_may_use_the_room_the_other_shards_leave() {
-        // 1,600 records: 800 for the shards together, a fair share of 50 each and a reserve of
-        // 12 that every other shard keeps: one key may hold 800 - 15 * 12 = 620.
-        let m = monitor(1_600);
-        let mut state = DrainState::default();
-        for _ in 0..600 {
-            record(&m, "t1").unwrap();
-        }
-        assert_eq!(m.counts().dropped, 0, "one key holds 600 of the 800 records, not its 50");
-        assert_eq!(drained_tasks(&m, &mut state).len(), 600);
-        // Drained, the room is back; past it, records are dropped and counted.
-        for _ in 0..900 {
-            record(&m, "t1").unwrap();
-        }
-        assert_eq!(m.counts().dropped, 280);
-        assert_eq!(drained_tasks(&m, &mut state).len(), 620);
     }
 
     #[test]
