@@ -4,6 +4,11 @@
 use ace_core::tool::{TOOL_STAGE, ToolCall, args_digest, digest_json};
 use ace_core::{Ace, AceConfig, Evidence, ManualClock, SignalKind, Strategy, Timestamp};
 
+/// The tool signals on (they are off by default).
+fn on() -> AceConfig {
+    AceConfig::builder().tool_repeat(3).tool_alternation(4).tool_retry_failures(2).build().unwrap()
+}
+
 fn engine(config: AceConfig) -> (Ace, ManualClock) {
     let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
     (Ace::builder().config(config).clock(clock.clone()).build().unwrap(), clock)
@@ -15,7 +20,7 @@ fn kinds(report: &ace_core::Report) -> Vec<SignalKind> {
 
 #[test]
 fn a_repeated_call_is_a_tool_repeat_answered_by_replan() {
-    let (ace, _) = engine(AceConfig::default());
+    let (ace, _) = engine(on());
     let d = digest_json(r#"{"flight":"HAT139","date":"2024-05-01"}"#).unwrap();
     let other = digest_json(r#"{"flight":"HAT140"}"#).unwrap();
     assert!(ace.record_tool("a", "t", "search", &d, 0.1, true).unwrap().signals.is_empty());
@@ -38,7 +43,7 @@ fn a_repeated_call_is_a_tool_repeat_answered_by_replan() {
 
 #[test]
 fn failing_again_after_a_retry_and_alternating_are_signals() {
-    let (ace, _) = engine(AceConfig::default());
+    let (ace, _) = engine(on());
     let call = |task: &str, tool: &str, args: &str, ok: bool| {
         let d = digest_json(args).unwrap();
         ace.record_tool_call(&ToolCall {
@@ -88,7 +93,8 @@ fn tool_calls_are_traced_and_replayed_with_the_same_decisions() {
     let path = dir.join("trace.jsonl");
     let _ = std::fs::remove_file(&path);
     let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
-    let config = AceConfig::builder().trace_path(path.to_str().unwrap()).build().unwrap();
+    let mut config = on();
+    config.trace_path = Some(path.to_str().unwrap().to_owned());
     let ace = Ace::builder().config(config).clock(clock.clone()).build().unwrap();
     let d = args_digest(br#"{"q":"x"}"#);
     let mut live = 0;
@@ -121,7 +127,7 @@ fn tool_calls_are_traced_and_replayed_with_the_same_decisions() {
     assert!(lines[4].get("args_digest").is_none(), "no digest, no field");
     assert_eq!(lines[4]["metrics"]["tokens_out"], 12.0);
     assert!(live > 0);
-    let score = ace_core::replay::replay(text.as_bytes(), "recorded", AceConfig::default()).unwrap();
+    let score = ace_core::replay::replay(text.as_bytes(), "recorded", on()).unwrap();
     assert_eq!(score.interventions as usize, live, "replay reads tool and args_digest back");
     // Without the tool fields the same stages make no tool signal.
     let stripped: String = lines
@@ -132,7 +138,9 @@ fn tool_calls_are_traced_and_replayed_with_the_same_decisions() {
             format!("{l}\n")
         })
         .collect();
-    let plain = ace_core::replay::replay(stripped.as_bytes(), "stripped", AceConfig::default()).unwrap();
+    let plain = ace_core::replay::replay(stripped.as_bytes(), "stripped", on()).unwrap();
+    let default = ace_core::replay::replay(text.as_bytes(), "defaults", AceConfig::default()).unwrap();
+    assert_eq!(default.interventions, plain.interventions, "the tool signals are off by default");
     assert!(plain.interventions < score.interventions, "{plain:?} {score:?}");
     // A bad tool field names its line.
     let bad = r#"{"ts":1,"type":"stage","agent":"a","task":"t","stage":"s","duration_s":1,"success":true,"tool":7}"#;

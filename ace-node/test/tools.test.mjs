@@ -11,6 +11,9 @@ const fixture = JSON.parse(
   readFileSync(new URL('../../tests/fixtures/tool_args_digests.json', import.meta.url), 'utf8'),
 )
 
+// The tool signals are off by default (docs/replay.md); these tests turn them on.
+const ON = { config: { toolRepeat: 3, toolAlternation: 4, toolRetryFailures: 2 } }
+
 function loops(eng) {
   const line = eng.metricsText().split('\n').find((l) => l.startsWith('ace_signals_total{kind="loop"}'))
   return Number(line.split(' ').at(-1))
@@ -28,8 +31,17 @@ test('digests match the shared fixture that the Python binding checks too', () =
   assert.equal(argsDigest({ n: 10n }), argsDigest({ n: '10' }), 'a BigInt is written as its digits')
 })
 
-test('recordTool raises repeats and retries with the digest as evidence', async () => {
+test('the tool signals are off by default', async () => {
   const eng = new Ace()
+  for (let i = 0; i < 4; i++) {
+    const r = eng.recordTool('a', 't', 'search', 0.1, false, { args: { q: 'paris' } })
+    assert.ok(r.signals.every((s) => !s.kind.startsWith('tool_')))
+  }
+  await eng.close()
+})
+
+test('recordTool raises repeats and retries with the digest as evidence', async () => {
+  const eng = new Ace(ON)
   const seen = []
   for (let i = 0; i < 3; i++) {
     seen.push(...eng.recordTool('a', 't', 'search', 0.1, true, { args: { q: 'paris' } }).signals)
@@ -68,7 +80,7 @@ test('bad tool calls are typed errors and record nothing', async () => {
 })
 
 test('ace.task makes a current task for recordTool and stages, across awaits, nested', async () => {
-  const eng = new Ace()
+  const eng = new Ace(ON)
   assert.equal(currentTask(), undefined)
   const out = await eng.task('agent-1', 'task-1', async () => {
     await tick()
@@ -91,7 +103,7 @@ test('ace.task makes a current task for recordTool and stages, across awaits, ne
 })
 
 test('concurrent tasks each see their own current task', async () => {
-  const eng = new Ace()
+  const eng = new Ace(ON)
   const run = (i) =>
     eng.task(`agent-${i}`, `job-${i}`, async () => {
       await tick()

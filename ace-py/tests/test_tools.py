@@ -36,7 +36,17 @@ def test_the_digest_is_fnv1a_of_the_canonical_json():
     assert ace.args_digest({"d": 2}) != ace.args_digest({"d": 3})
 
 
-def test_record_tool_repeats_and_retries_are_signals(eng):
+ON = {"tool_repeat": 3, "tool_alternation": 4, "tool_retry_failures": 2}
+
+
+def test_the_tool_signals_are_off_by_default(eng):
+    for _ in range(4):
+        r = eng.record_tool("a", "t", "search", 0.1, False, args={"q": "paris"})
+        assert not [s for s in r.signals if s.kind.startswith("tool_")]
+
+
+def test_record_tool_repeats_and_retries_are_signals():
+    eng = ace.Ace(config=ON)
     kinds = []
     for _ in range(3):
         r = eng.record_tool("a", "t", "search", 0.1, True, args={"q": "paris"})
@@ -49,6 +59,7 @@ def test_record_tool_repeats_and_retries_are_signals(eng):
     ev = again.signals[0].evidence
     assert ev["tool"] == "book" and ev["args_digest"] == "0123456789abcdef" and ev["count"] == 2
     assert again.intervention is not None and again.intervention.strategy == "reflect"
+    eng.close()
 
 
 def test_record_tool_refuses_bad_input_with_typed_errors(eng):
@@ -76,7 +87,8 @@ def test_values_json_cannot_hold_are_written_as_text(eng):
     eng.record_tool("a", "t", "x", 0.1, True, args={"x": Thing(), "when": object})
 
 
-def test_the_current_task_is_used_by_record_tool_and_stages(eng):
+def test_the_current_task_is_used_by_record_tool_and_stages():
+    eng = ace.Ace(config=ON)
     assert ace.current_task() is None
     with eng.task("agent-1", "task-1") as scope:
         assert ace.current_task() == ("agent-1", "task-1") == (scope.agent, scope.task)
@@ -136,7 +148,8 @@ def test_a_decorator_without_a_task_makes_one_per_call_or_uses_the_current(eng):
     assert _loops(eng) == 1, "in one current task the failures are a loop"
 
 
-def test_threads_each_have_their_own_current_task(eng):
+def test_threads_each_have_their_own_current_task():
+    eng = ace.Ace(config=ON)
     results = {}
     barrier = threading.Barrier(4)
 

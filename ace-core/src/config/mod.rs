@@ -73,13 +73,13 @@ pub struct AceConfig {
     /// `ACE_FAILURE_RUN` (4): failed stages in a row in a task, whichever stages, that make a
     /// `failure_run` signal; 0 for none.
     pub failure_run: u32,
-    /// `ACE_TOOL_REPEAT` (3): calls of one tool with the same arguments digest among a task's
+    /// `ACE_TOOL_REPEAT` (0: off; see `docs/replay.md`): calls of one tool with the same arguments digest among a task's
     /// last 16 tool calls that make a `tool_repeat` signal; 0 for none.
     pub tool_repeat: u32,
-    /// `ACE_TOOL_ALTERNATION` (4): tool calls in a row alternating between two calls
+    /// `ACE_TOOL_ALTERNATION` (0: off): tool calls in a row alternating between two calls
     /// (A B A B) that make a `tool_alternation` signal; 0 for none (at least 4 otherwise).
     pub tool_alternation: u32,
-    /// `ACE_TOOL_RETRY_FAILURES` (2): failures of one tool among a task's last 16 tool calls
+    /// `ACE_TOOL_RETRY_FAILURES` (0: off): failures of one tool among a task's last 16 tool calls
     /// that make a `tool_retry_failure` signal; 0 for none.
     pub tool_retry_failures: u32,
     /// `ACE_LONG_TASK_QUANTILE` (0.95): a task longer (in stages) than this quantile of the
@@ -155,9 +155,11 @@ impl Default for AceConfig {
             task_error_severity: Some(Severity::Medium),
             loop_threshold: 3,
             failure_run: 4,
-            tool_repeat: 3,
-            tool_alternation: 4,
-            tool_retry_failures: 2,
+            // Off: none improved the cross-validated precision or recall on the development
+            // traces (docs/replay.md, scripts/tool_signals_cv.py).
+            tool_repeat: 0,
+            tool_alternation: 0,
+            tool_retry_failures: 0,
             long_task_quantile: 0.95,
             long_task_min_tasks: 20,
             task_max_steps: 0,

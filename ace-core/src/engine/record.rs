@@ -50,17 +50,18 @@ impl Ace {
     /// invalid tool name or digest is [`Error::InvalidInput`] and nothing is recorded.
     ///
     /// ```
-    /// use ace_core::{Ace, SignalKind};
+    /// use ace_core::{Ace, AceConfig, SignalKind};
     /// use ace_core::tool::digest_json;
     ///
-    /// let ace = Ace::builder().build()?;
+    /// // The tool signals are off by default (see docs/replay.md); on here.
+    /// let ace = Ace::builder().config(AceConfig::builder().tool_repeat(3).build()?).build()?;
     /// let digest = digest_json(r#"{"flight": "HAT139"}"#)?;
     /// let mut kinds = Vec::new();
     /// for _ in 0..3 {
     ///     let report = ace.record_tool("agent-1", "task-1", "search_flights", &digest, 0.2, true)?;
     ///     kinds.extend(report.signals.iter().map(|s| s.kind));
     /// }
-    /// assert_eq!(kinds, [SignalKind::ToolRepeat]); // ACE_TOOL_REPEAT: 3
+    /// assert_eq!(kinds, [SignalKind::ToolRepeat]); // ACE_TOOL_REPEAT=3
     /// # Ok::<(), ace_core::Error>(())
     /// ```
     pub fn record_tool(

@@ -79,9 +79,9 @@ impl Default for TrajectoryConfig {
             quantile: 0.95,
             min_tasks: 20,
             max_steps: 0,
-            tool_repeat: 3,
-            tool_alternation: 4,
-            tool_retry_failures: 2,
+            tool_repeat: 0,
+            tool_alternation: 0,
+            tool_retry_failures: 0,
         }
     }
 }
