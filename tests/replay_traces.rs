@@ -94,6 +94,16 @@ fn the_command_takes_settings_from_a_file_and_flags() {
     assert!(ok);
     assert_eq!(serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["flagged_tasks"], 2, "--set wins");
 
+    // --tasks: one line per labelled task after the summary.
+    let (ok, out, err) = ace(&["replay", "--json", "--tasks", trace]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!((lines[1]["task"].as_str(), lines[1]["failed"].as_bool()), (Some("t1"), Some(true)));
+    assert_eq!((lines[2]["task"].as_str(), lines[2]["flagged"].as_bool()), (Some("t2"), Some(true)));
+    assert_eq!(lines[1]["first_error"], 0);
+    assert_eq!(lines[1]["signals"]["task_error"], 1);
+
     for (args, needle) in [
         (vec!["--set", "ACE_NOPE=1"], "unknown setting \"ACE_NOPE\""),
         (vec!["--set", "ACE_LONG_TASK_QUANTILE"], "expected KEY=VALUE"),
