@@ -13,7 +13,7 @@
 pub const WILDCARD: &str = "<*>";
 
 /// Characters that cut a token into segments.
-fn is_delimiter(b: u8) -> bool {
+pub(crate) fn is_delimiter(b: u8) -> bool {
     matches!(b, b'=' | b':' | b',' | b';' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>' | b'|' | b'"' | b'\'')
 }
 

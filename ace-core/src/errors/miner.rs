@@ -26,7 +26,7 @@ use crate::event::Severity;
 pub use crate::ids::PatternId;
 pub use crate::record::PatternRecord;
 use tree::route;
-use variants::similarity;
+use variants::{ValueSeen, similarity};
 
 mod tree;
 mod variants;
@@ -163,6 +163,8 @@ pub struct Miner {
     tick: u64,
     serials: u64,
     merged: HashMap<u64, u64>,
+    /// Words seen at the differing position of a variant group, by hash (see `merge_variants`).
+    values: HashMap<u64, ValueSeen>,
     evicted: u64,
     truncated: u64,
 }
@@ -195,6 +197,7 @@ impl Miner {
             tick: 0,
             serials: 0,
             merged: HashMap::new(),
+            values: HashMap::new(),
             evicted: 0,
             truncated: 0,
         })
@@ -525,6 +528,24 @@ mod tests {
         }
         let sixth = m.mine("E", "session closed for user frank");
         assert_eq!((sixth.serial, sixth.created), (first.serial, false));
+    }
+
+    #[test]
+    fn words_that_vary_in_two_message_shapes_are_variables_sooner() {
+        let mut m = Miner::default();
+        for user in ["alice", "bob", "carol"] {
+            m.mine("E", &format!("session opened for user {user} by uid=0"));
+            m.mine("E", &format!("session closed for user {user}"));
+        }
+        let mut templates: Vec<String> = m.patterns().into_iter().map(|p| p.template).collect();
+        templates.sort();
+        assert_eq!(templates, ["session closed for user <*>", "session opened for user <*> by uid=<*>"]);
+        // Three words varying in one shape only stay apart (below the merge count).
+        let mut m = Miner::default();
+        for state in ["Started", "Stopped", "Paused"] {
+            m.mine("E", &format!("VM {state} (Lifecycle Event)"));
+        }
+        assert_eq!(m.len(), 3);
     }
 
     #[test]
