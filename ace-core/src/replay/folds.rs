@@ -1,0 +1,1 @@
+//! Cross-validation of settings over labelled traces (filled in below).
