@@ -204,7 +204,8 @@ export declare class Ace extends EventEmitter {
   recordMetric(agent: string, task: string, stage: string, name: string, value: number): Report
   recordError(agent: string, task: string, stage: string, error: unknown, message?: string, severity?: Severity): ErrorReport
   stage<T>(agent: string, task: string, stage: string, fn: (stage: Stage) => T): T
-  endTask(agent: string, task: string): boolean
+  /** Says a task has ended, and whether it succeeded when known (the engine learns which signals precede failures). */
+  endTask(agent: string, task: string, success?: boolean | null): boolean
   refreshContext(agent: string): void
   contextStaleness(agent: string): number | null
   reportOutcome(intervention: Intervention | string, success: boolean): void

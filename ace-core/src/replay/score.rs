@@ -100,13 +100,13 @@ impl Run {
         s
     }
 
-    /// The score of `who` over the labelled tasks `keep` accepts. Counts of events and speed
-    /// are left at zero (they belong to the whole replay).
+    /// The score of `who` over the labelled tasks whose index in [`Run::tasks`] `keep`
+    /// accepts. Counts of events and speed are left at zero (they belong to the whole replay).
     #[must_use]
-    pub fn score_of(&self, who: Flagger, keep: impl Fn(&TaskRun) -> bool) -> ReplayScore {
+    pub fn score_of(&self, who: Flagger, keep: impl Fn(usize) -> bool) -> ReplayScore {
         let mut score = ReplayScore::default();
         let (mut hits, mut early_total, mut true_flags) = (0u64, 0u64, 0u64);
-        for t in self.tasks.iter().filter(|t| keep(t)) {
+        for t in self.tasks.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, t)| t) {
             let Some(label) = t.label else { continue };
             let first = match who {
                 Flagger::Ace => t.first_intervention,
