@@ -189,34 +189,26 @@ fn print_traces(cv: &CrossValidation) {
         cv.targets.min_early_hits
     );
     println!(
-        "  {:<34} {:>7} {:>7} {:>7} {:>7}  {:>7} {:>7} {:>7}",
-        "trace / who", "tasks", "flagged", "prec", "recall", "early", "cv prec", "cv rec"
+        "  {:<28} {:<12} {:>6} {:>8} {:>6} {:>6} {:>6} | {:>8} {:>6} {:>6}",
+        "trace", "who", "tasks", "flagged", "prec", "recall", "early", "cv prec", "recall", "early"
     );
     for s in &cv.sets {
-        let cv_early = f2(s.cross_validated.early_hits);
-        println!(
-            "  {:<34} {:>7} {:>7} {:>7} {:>7}  {:>7} {:>7} {:>7}  cv early {cv_early}",
-            format!("{} / ace", s.name),
-            s.in_sample.tasks,
-            s.in_sample.flagged_tasks,
-            f2(s.in_sample.precision),
-            f2(s.in_sample.recall),
-            f2(s.in_sample.early_hits),
-            f2(s.cross_validated.precision),
-            f2(s.cross_validated.recall),
-        );
-        println!(
-            "  {:<34} {:>7} {:>7} {:>7} {:>7}  {:>7} {:>7} {:>7}  cv early {}",
-            format!("{} / first error", s.name),
-            s.baseline.tasks,
-            s.baseline.flagged_tasks,
-            f2(s.baseline.precision),
-            f2(s.baseline.recall),
-            f2(s.baseline.early_hits),
-            f2(s.baseline_folds.precision),
-            f2(s.baseline_folds.recall),
-            f2(s.baseline_folds.early_hits),
-        );
+        let rows = [("ace", &s.in_sample, &s.cross_validated), ("first error", &s.baseline, &s.baseline_folds)];
+        for (k, (who, whole, folds)) in rows.into_iter().enumerate() {
+            println!(
+                "  {:<28} {:<12} {:>6} {:>8} {:>6} {:>6} {:>6} | {:>8} {:>6} {:>6}",
+                if k == 0 { s.name.as_str() } else { "" },
+                who,
+                whole.tasks,
+                whole.flagged_tasks,
+                f2(whole.precision),
+                f2(whole.recall),
+                f2(whole.early_hits),
+                f2(folds.precision),
+                f2(folds.recall),
+                f2(folds.early_hits),
+            );
+        }
     }
     let names: Vec<&str> = cv.chosen.iter().map(|&c| cv.candidates[c].name.as_str()).collect();
     println!("  chosen per fold: {}", names.join(" | "));

@@ -52,7 +52,7 @@ pub struct AceConfig {
     pub intervention_seed: u64,
     /// `ACE_INTERVENTION_MIN_FAILURE` (0.5): a signal is acted on while the chance that its
     /// task fails, learnt from task outcomes and intervention outcomes, may reach this (the
-    /// posterior mean plus one standard deviation); 0 acts on every signal.
+    /// posterior mean plus two standard deviations); 0 acts on every signal.
     pub intervention_min_failure: f64,
     /// `ACE_JUDGE_TIMEOUT` (2 s): the longest the judge hook may take over one proposal before
     /// the engine issues its own choice.

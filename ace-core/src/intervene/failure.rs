@@ -12,7 +12,7 @@
 //! The belief is a Beta posterior. Each kind starts at Beta([`KIND_PRIOR`]) (a signal is
 //! presumed to precede failure, 3 to 1) and gathers every outcome of its subjects; a subject
 //! borrows [`KEY_PRIOR`] pseudo-outcomes at its kind's mean and adds its own. A signal is acted
-//! on while the posterior mean plus one standard deviation reaches `ACE_INTERVENTION_MIN_FAILURE`
+//! on while the posterior mean plus two standard deviations reaches `ACE_INTERVENTION_MIN_FAILURE`
 //! (0.5): optimism while evidence is thin (a subject seen twice is still tried), silence once
 //! the evidence says tasks carry on fine after it. Without outcomes nothing changes: the prior
 //! alone always acts. No randomness is involved, so decisions are the same run after run.
@@ -36,7 +36,7 @@ pub const KIND_PRIOR: (f64, f64) = (3.0, 1.0);
 /// Pseudo-outcomes a subject borrows from its kind's mean.
 pub const KEY_PRIOR: f64 = 2.0;
 /// Standard deviations of optimism added to the posterior mean.
-pub const OPTIMISM: f64 = 1.0;
+pub const OPTIMISM: f64 = 2.0;
 
 /// What a signal is about, beyond its kind.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -609,12 +609,14 @@ mod tests {
         let mut acted = (0, 0);
         for k in 0..40 {
             let (task_a, task_b) = (format!("a{k}"), format!("b{k}"));
-            acted.0 += usize::from(d.decide(t(k), "a", &task_a, &[harmless(k)]).is_some());
+            let harmless_acted = d.decide(t(k), "a", &task_a, &[harmless(k)]).is_some();
+            assert!(!(harmless_acted && k >= 10), "acted on the harmless error at task {k}");
+            acted.0 += usize::from(harmless_acted);
             acted.1 += usize::from(d.decide(t(k), "a", &task_b, &[harmful(k)]).is_some());
             assert!(d.end_task("a", &task_a, Some(true)));
             assert!(d.end_task("a", &task_b, Some(false)));
         }
-        assert!(acted.0 <= 3, "tasks got over the harmless error: acted on {} times", acted.0);
+        assert!((1..=5).contains(&acted.0), "tasks got over the harmless error: acted on {} times", acted.0);
         assert_eq!(acted.1, 40, "every task failed after the other");
         let (belief, warranted) = d.failure_belief(&harmless(0));
         assert!(belief.mean() < 0.1 && !warranted, "{belief:?}");
