@@ -91,10 +91,19 @@ pub struct Run {
 }
 
 impl Run {
-    /// The score of the engine over every labelled task.
+    /// The score of the engine over every labelled task (interventions counted on every task).
     #[must_use]
     pub fn score(&self) -> ReplayScore {
         let mut s = self.score_of(Flagger::Ace, |_| true);
+        // Interventions count on every task, labelled or not.
+        s.interventions = self.tasks.iter().map(|t| t.interventions).sum();
+        s.strategies.clear();
+        for t in &self.tasks {
+            for (k, n) in &t.strategies {
+                *s.strategies.entry((*k).to_owned()).or_default() += n;
+            }
+        }
+        s.interventions_per_task = if s.tasks == 0 { 0.0 } else { s.interventions as f64 / s.tasks as f64 };
         s.events = self.events;
         s.events_per_second = self.events as f64 / self.seconds.max(1e-9);
         s
