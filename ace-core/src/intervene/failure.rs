@@ -65,6 +65,11 @@ pub enum Subject {
         /// Its name.
         breaker: String,
     },
+    /// A tool (repeated calls, alternations, failures after a retry).
+    Tool {
+        /// Its name.
+        tool: Arc<str>,
+    },
     /// The task as a whole (a cascade, staleness, length).
     Task,
 }
@@ -80,6 +85,7 @@ impl Subject {
             }
             SubjectRef::Stage(stage) => Subject::Stage { stage: stage.map(Arc::from) },
             SubjectRef::Breaker(breaker) => Subject::Breaker { breaker: breaker.to_owned() },
+            SubjectRef::Tool(tool) => Subject::Tool { tool: Arc::from(tool) },
             SubjectRef::Task => Subject::Task,
         }
     }
@@ -90,6 +96,7 @@ impl Subject {
             Subject::Metric { stage, metric } => SubjectRef::Metric(stage.as_deref(), metric),
             Subject::Stage { stage } => SubjectRef::Stage(stage.as_deref()),
             Subject::Breaker { breaker } => SubjectRef::Breaker(breaker),
+            Subject::Tool { tool } => SubjectRef::Tool(tool),
             Subject::Task => SubjectRef::Task,
         }
     }
@@ -102,6 +109,7 @@ pub(super) enum SubjectRef<'a> {
     Metric(Option<&'a str>, &'a str),
     Stage(Option<&'a str>),
     Breaker(&'a str),
+    Tool(&'a str),
     Task,
 }
 
@@ -112,6 +120,7 @@ impl<'a> SubjectRef<'a> {
             Evidence::ErrorPattern { pattern_id, .. } => SubjectRef::Pattern(*pattern_id),
             Evidence::Failures { .. } => SubjectRef::Stage(signal.stage.as_deref()),
             Evidence::Breaker { breaker, .. } => SubjectRef::Breaker(breaker),
+            Evidence::ToolCalls { tool, .. } => SubjectRef::Tool(tool),
             Evidence::Cascade { .. } | Evidence::Staleness { .. } | Evidence::TaskLength { .. } => SubjectRef::Task,
         }
     }

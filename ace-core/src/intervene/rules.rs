@@ -31,6 +31,13 @@ pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
         (SignalKind::FailureRun, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::BreakerOpen, _) => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::LongTask, _) => &[(Replan, 9.0, 1.0), (Escalate, 3.0, 2.0), (Terminate, 2.0, 2.0)],
+        // The agent keeps making one call (or two in turn): whatever it expects back, it is not
+        // getting it; it should plan again rather than call once more.
+        (SignalKind::ToolRepeat | SignalKind::ToolAlternation, _) => {
+            &[(Replan, 9.0, 1.0), (Reflect, 3.0, 2.0), (Escalate, 2.0, 2.0)]
+        }
+        // A retry did not help: look at why the tool fails before calling it again.
+        (SignalKind::ToolRetryFailure, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::Degradation, Evidence::BaselineShift { metric, direction, .. }) => match metric.as_str() {
             "success" => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
             "duration_s" => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0)],

@@ -24,12 +24,13 @@ use crate::engine::Ace;
 use crate::error::{Error, Result};
 use crate::event::Severity;
 use crate::store::MemoryStore;
+use crate::tool::ToolCall;
 
 mod folds;
 mod score;
 
 pub use folds::*;
-pub use score::{Flagger, Label, ReplayScore, Run, TaskRun};
+pub use score::{Flagger, Label, ReplayScore, Run, TaskRun, TaskScore};
 
 /// The longest line a trace may have (1 MiB); a longer one is an error naming its line.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -52,6 +53,10 @@ struct Raw<'a> {
     success: Option<bool>,
     #[serde(borrow, default, deserialize_with = "metrics")]
     metrics: Vec<(Cow<'a, str>, f64)>,
+    #[serde(borrow)]
+    tool: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    args_digest: Option<Cow<'a, str>>,
     #[serde(rename = "kind", borrow)]
     error_kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -117,7 +122,7 @@ impl At<'_> {
             Err(e) => return self.fail(format!("not JSON: {e}")),
         };
         let Value::Object(map) = &value else { return self.fail("not a JSON object") };
-        let strings = ["type", "agent", "task", "stage", "kind", "message", "severity"];
+        let strings = ["type", "agent", "task", "stage", "kind", "message", "severity", "tool", "args_digest"];
         for (key, v) in map {
             let wrong = match (key.as_str(), v) {
                 (_, Value::Null) => None,
@@ -210,20 +215,27 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
         let track = track(&mut index, &mut out.tasks, task);
         let event = track.events;
         track.events += 1;
-        let intervention = match &*raw.kind {
-            "task_start" => None,
+        let (signals, intervention) = match &*raw.kind {
+            "task_start" => (Vec::new(), None),
             "task_end" => {
                 ace.end_task_with(agent, task, raw.success).map_err(|e| at.fail(e))?;
-                None
+                (Vec::new(), None)
             }
             "stage" => {
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let duration = at.need(raw.duration_s, "duration_s")?;
                 let success = at.need(raw.success, "success")?;
                 let metrics: Vec<(&str, f64)> = raw.metrics.iter().map(|(k, v)| (&**k, *v)).collect();
-                ace.record_stage_with(agent, task, stage, duration, success, &metrics)
-                    .map_err(|e| at.fail(e))?
-                    .intervention
+                let report = match raw.tool.as_deref() {
+                    Some(tool) => {
+                        let args_digest = raw.args_digest.as_deref();
+                        let call = ToolCall { agent, task, stage, tool, args_digest, duration_s: duration, success };
+                        ace.record_tool_call_with(&call, &metrics)
+                    }
+                    None => ace.record_stage_with(agent, task, stage, duration, success, &metrics),
+                };
+                let report = report.map_err(|e| at.fail(e))?;
+                (report.signals, report.intervention)
             }
             "error" => {
                 if track.first_error.is_none() {
@@ -236,12 +248,17 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let kind = at.need(raw.error_kind.as_deref(), "kind")?;
                 let message = at.need(raw.message.as_deref(), "message")?;
-                ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?.intervention
+                let report = ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?;
+                (report.signals, report.intervention)
             }
             other => return Err(at.fail(format!("unknown event type {other:?}"))),
         };
+        let track = &mut out.tasks[index[task]];
+        for s in &signals {
+            *track.signals.entry(s.kind.as_str()).or_default() += 1;
+        }
         if let Some(i) = intervention {
-            let track = &mut out.tasks[index[task]];
+            track.intervened_on.push(i.signals.first().map_or("", |s| s.kind.as_str()));
             track.interventions += 1;
             if track.first_intervention.is_none() {
                 track.first_intervention = Some(event);

@@ -36,6 +36,32 @@ pub struct ReplayScore {
     pub events: u64,
     /// Events fed per second of wall time.
     pub events_per_second: f64,
+    /// Each labelled task's outcome, in order of first appearance (not in the JSON summary;
+    /// `ace replay --tasks` prints them).
+    #[serde(skip)]
+    pub per_task: Vec<TaskScore>,
+}
+
+/// What the engine did for one labelled task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TaskScore {
+    /// The task.
+    pub task: String,
+    /// Whether it really failed (its label).
+    pub failed: bool,
+    /// Whether it had at least one intervention.
+    pub flagged: bool,
+    /// The index (over the task's events) of its first intervention.
+    pub first_intervention: Option<usize>,
+    /// The index of its first `error` event.
+    pub first_error: Option<usize>,
+    /// Its `mistake_index` label.
+    pub mistake_index: Option<usize>,
+    /// Signals raised for it, by kind (`tool_repeat`: 1).
+    pub signals: BTreeMap<&'static str, u32>,
+    /// The signal kinds its interventions acted on, in order.
+    pub intervened_on: Vec<&'static str>,
 }
 
 /// A task's label.
@@ -67,6 +93,10 @@ pub struct TaskRun {
     pub interventions: u64,
     /// Interventions by strategy.
     pub strategies: BTreeMap<&'static str, u64>,
+    /// Signals raised for it, by kind.
+    pub signals: BTreeMap<&'static str, u32>,
+    /// The signal kinds its interventions acted on, in order.
+    pub intervened_on: Vec<&'static str>,
 }
 
 /// Who flags a task and when: the engine, or the baseline.
@@ -104,6 +134,23 @@ impl Run {
             }
         }
         s.interventions_per_task = if s.tasks == 0 { 0.0 } else { s.interventions as f64 / s.tasks as f64 };
+        s.per_task = self
+            .tasks
+            .iter()
+            .filter_map(|t| {
+                let label = t.label?;
+                Some(TaskScore {
+                    task: t.task.clone(),
+                    failed: label.failed,
+                    flagged: t.first_intervention.is_some(),
+                    first_intervention: t.first_intervention,
+                    first_error: t.first_error,
+                    mistake_index: label.mistake_index,
+                    signals: t.signals.clone(),
+                    intervened_on: t.intervened_on.clone(),
+                })
+            })
+            .collect();
         s.events = self.events;
         s.events_per_second = self.events as f64 / self.seconds.max(1e-9);
         s
