@@ -226,7 +226,8 @@ export declare class Ace extends EventEmitter {
   /** Runs `fn` with `(agentId, taskId)` as the current task (AsyncLocalStorage); ends it when `fn` settles. */
   task<T>(agentId: string, taskId: string | null, fn: () => T): T
   task<T>(agentId: string, taskId: string | null, options: { end?: boolean }, fn: () => T): T
-  endTask(agent: string, task: string): boolean
+  /** Says a task has ended, and whether it succeeded when known (the engine learns which signals precede failures). */
+  endTask(agent: string, task: string, success?: boolean | null): boolean
   refreshContext(agent: string): void
   contextStaleness(agent: string): number | null
   reportOutcome(intervention: Intervention | string, success: boolean): void

@@ -432,8 +432,8 @@ class Ace extends EventEmitter {
     return result
   }
 
-  endTask(agent, task) {
-    return call(() => this._engine.endTask(agent, task))
+  endTask(agent, task, success) {
+    return call(() => this._engine.endTask(agent, task, success))
   }
 
   refreshContext(agent) {

@@ -30,8 +30,8 @@ export declare class Engine {
   recordMetric(agent: string, task: string, stage: string, name: string, value: number): Record<string, unknown> | null
   /** Records an error of `kind` with `message`. */
   recordError(agent: string, task: string, stage: string, kind: string, message: string, severity?: string | undefined | null): Record<string, unknown>
-  /** Says a task has ended; whether the engine knew it. */
-  endTask(agent: string, task: string): boolean
+  /** Says a task has ended, and whether it succeeded when known; whether the engine knew it. */
+  endTask(agent: string, task: string, success?: boolean | undefined | null): boolean
   /** Says the agent's context was rebuilt. */
   refreshContext(agent: string): void
   /** The agent's context staleness in [0, 1], or `null` for an agent never seen. */

@@ -31,7 +31,7 @@ fn signal(k: usize) -> Signal {
 }
 
 fn decider() -> Decider {
-    Decider::new(DecisionConfig { enabled: true, cooldown: Duration::ZERO, max_per_task: 5, seed: 1 })
+    Decider::new(DecisionConfig { enabled: true, cooldown: Duration::ZERO, max_per_task: 5, seed: 1, min_failure: 0.5 })
 }
 
 fn bench_decide(c: &mut Criterion) {
@@ -54,7 +54,7 @@ fn bench_decide(c: &mut Criterion) {
             }
             if k % 1024 == 1023 {
                 for t in &tasks {
-                    d.end_task("agent-1", t);
+                    d.end_task("agent-1", t, None);
                 }
             }
         }
@@ -72,7 +72,7 @@ fn bench_decide(c: &mut Criterion) {
             k += 1;
             let task = &tasks[k % 1024];
             let i = d.decide(Timestamp::from_micros(k as i64), "agent-1", task, &signals[k % 1024..=k % 1024]);
-            d.end_task("agent-1", task);
+            d.end_task("agent-1", task, None);
             i
         });
     });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Replays the shared development traces under a few settings and prints a Markdown table of
-# precision and recall (the table in docs/replay.md comes from this script).
+# precision and recall, in sample (`ace eval` cross-validates; see docs/replay.md).
 # Usage: scripts/replay_sweep.sh [ACE_BINARY] [TRACES_DIR]
 set -euo pipefail
 ace="${1:-${CARGO_TARGET_DIR:-target}/release/ace}"

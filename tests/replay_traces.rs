@@ -1,12 +1,9 @@
-//! `ace replay` on the shared development traces (real tau-bench and Who&When runs), against the
-//! targets of issue 4, with the default configuration; and the command line as a user runs it.
-//!
-//! The baseline, "intervene at a task's first error", is computed here from the same files, so
-//! the comparison holds whatever traces sit in `../shared/data/traces`.
+//! `ace eval` and `ace replay` on the shared development data (real tau-bench and Who&When runs,
+//! Loghub-2k), against the cross-validated targets of issue 23; and the command line as a user
+//! runs it.
 mod common;
 use common::ace;
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use ace::AceConfig;
@@ -22,43 +19,79 @@ fn traces() -> Option<PathBuf> {
     None
 }
 
-/// (precision, recall) of flagging every task with an error.
-fn first_error_rule(text: &str) -> (f64, f64) {
-    let mut with_error = HashSet::new();
-    let mut failed = HashMap::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let task = v["task"].as_str().unwrap_or_default().to_owned();
-        match v["type"].as_str().unwrap() {
-            "error" => {
-                with_error.insert(task);
-            }
-            "label" => {
-                failed.insert(task, v["failed"].as_bool().unwrap());
-            }
-            _ => {}
-        }
+/// The figure at `path` (`a.b.c`) of a JSON object, as a number.
+fn num(v: &serde_json::Value, path: &str) -> f64 {
+    let mut at = v;
+    for key in path.split('.') {
+        at = &at[key];
     }
-    let true_flags = with_error.iter().filter(|t| failed.get(*t) == Some(&true)).count() as f64;
-    let all_failed = failed.values().filter(|f| **f).count() as f64;
-    (true_flags / with_error.len() as f64, true_flags / all_failed)
+    at.as_f64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
 }
 
+/// `ace eval --json` on the development data holds the cross-validated targets of issue 23
+/// (the in-sample figures are printed, not held: they were tuned on). Floors sit slightly under
+/// what `ace eval` measured.
 #[test]
-fn defaults_beat_the_first_error_rule_on_the_development_traces() {
+fn eval_holds_the_cross_validated_figures() {
     let Some(root) = traces() else { return };
-    let tau = std::fs::read_to_string(root.join("tau_airline_dev.jsonl")).unwrap();
-    let (rule_precision, rule_recall) = first_error_rule(&tau);
-    let s = replay(tau.as_bytes(), "tau", AceConfig::default()).unwrap();
-    eprintln!("tau-bench: ours {s:?}; first-error rule precision {rule_precision:.2} recall {rule_recall:.2}");
-    assert!(s.precision.unwrap() >= 0.9, "tau precision {:?}", s.precision);
-    assert!(s.recall.unwrap() >= rule_recall, "tau recall {:?} < the rule's {rule_recall:.2}", s.recall);
+    let data = root.parent().unwrap().to_str().unwrap().to_owned();
+    let (ok, out, err) = ace(&["eval", "--json", "--data", &data]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());
 
-    let ww = std::fs::read_to_string(root.join("who_and_when_algorithm_dev.jsonl")).unwrap();
-    let (_, rule_recall) = first_error_rule(&ww);
-    let s = replay(ww.as_bytes(), "ww", AceConfig::default()).unwrap();
-    eprintln!("Who&When: ours {s:?}; first-error rule recall {rule_recall:.2}");
-    assert!(s.recall.unwrap() >= rule_recall, "Who&When recall {:?} < the rule's {rule_recall:.2}", s.recall);
+    // Traces: 5 folds by task, settings chosen on 4, scored on the 5th, beside the first-error
+    // rule on the same folds.
+    let sets = v["traces"]["sets"].as_array().unwrap();
+    let set = |name: &str| sets.iter().find(|s| s["name"].as_str().unwrap().starts_with(name)).unwrap();
+    let tau = set("tau_airline_dev");
+    assert!(num(tau, "cross_validated.precision") >= 0.90, "tau cv precision");
+    let rule = num(tau, "baseline_cross_validated.recall");
+    assert!(num(tau, "cross_validated.recall") >= rule, "tau cv recall under the first-error rule's {rule}");
+    assert!(num(tau, "cross_validated.recall") >= 0.18, "tau cv recall");
+    let ww = set("who_and_when_algorithm_dev");
+    let rule = num(ww, "baseline_cross_validated.recall");
+    assert!(num(ww, "cross_validated.recall") >= rule, "Who&When cv recall under the first-error rule's {rule}");
+    assert!(num(ww, "cross_validated.recall") >= 0.60, "Who&When cv recall");
+    assert!(num(ww, "cross_validated.early_hits") >= 0.92, "Who&When cv early hits");
+
+    // The demo: every injected fault detected, interventions on at most 1% of healthy tasks
+    // (the first-error rule alone sends one to about 4%).
+    let demo = &v["demo"];
+    assert_eq!(demo["all_faults_detected"], true, "{demo}");
+    assert!(num(demo, "healthy_tasks") > 10_000.0);
+    assert!(num(demo, "false_intervention_rate") <= 0.005, "{demo}");
+    let burst = demo["faults"].as_array().unwrap().iter().find(|f| f["fault"] == "verification failing").unwrap();
+    assert_eq!(burst["intervened"], burst["agents"], "every agent whose tasks failed got an intervention");
+
+    // Loghub: leave one system out.
+    assert_eq!(v["loghub"]["systems"].as_array().unwrap().len(), 8);
+    assert!(num(&v["loghub"], "loo_ga") >= 0.92, "Loghub LOO GA");
+    assert!(num(&v["loghub"], "loo_fga") >= 0.90, "Loghub LOO FGA");
+}
+
+/// Without outcomes the engine acts on its rules; with each task's outcome at its end it
+/// learns to leave alone what tasks get over, online, from tasks that ended before.
+#[test]
+fn task_outcomes_in_a_trace_teach_the_engine_online() {
+    let mut text = String::new();
+    for k in 0..30 {
+        let ts = 1_700_000_000 + k * 1000;
+        text += &format!(
+            "{{\"ts\":{ts},\"type\":\"error\",\"agent\":\"a\",\"task\":\"t{k}\",\"stage\":\"execution\",\"kind\":\"TypeError\",\"message\":\"x is None\"}}\n"
+        );
+        text += &format!(
+            "{{\"ts\":{},\"type\":\"task_end\",\"agent\":\"a\",\"task\":\"t{k}\",\"success\":true}}\n",
+            ts + 1
+        );
+        text += &format!("{{\"type\":\"label\",\"task\":\"t{k}\",\"failed\":false}}\n");
+    }
+    let s = replay(text.as_bytes(), "ok", AceConfig::default()).unwrap();
+    assert!(s.flagged_tasks <= 3, "learnt after a few: {s:?}");
+    let blind = text.replace(",\"success\":true", "");
+    assert_eq!(replay(blind.as_bytes(), "blind", AceConfig::default()).unwrap().flagged_tasks, 30);
+    let always = AceConfig::builder().intervention_min_failure(0.0).build().unwrap();
+    assert_eq!(replay(text.as_bytes(), "always", always).unwrap().flagged_tasks, 30);
 }
 
 #[test]

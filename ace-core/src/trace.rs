@@ -156,8 +156,8 @@ impl TraceWriter {
         self.write(&Line::new(ts, "context_refresh", agent));
     }
 
-    pub(crate) fn task_end(&self, ts: Timestamp, agent: &str, task: &str) {
-        self.write(&Line { task: Some(task), ..Line::new(ts, "task_end", agent) });
+    pub(crate) fn task_end(&self, ts: Timestamp, agent: &str, task: &str, success: Option<bool>) {
+        self.write(&Line { task: Some(task), success, ..Line::new(ts, "task_end", agent) });
     }
 
     /// Writes out what is buffered.

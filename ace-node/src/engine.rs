@@ -278,10 +278,10 @@ impl Engine {
         })
     }
 
-    /// Says a task has ended; whether the engine knew it.
+    /// Says a task has ended, and whether it succeeded when known; whether the engine knew it.
     #[napi]
-    pub fn end_task(&self, agent: String, task: String) -> Result<bool> {
-        guard(|| self.ace.end_task(&agent, &task).js())
+    pub fn end_task(&self, agent: String, task: String, success: Option<bool>) -> Result<bool> {
+        guard(|| self.ace.end_task_with(&agent, &task, success).js())
     }
 
     /// Says the agent's context was rebuilt.

@@ -107,6 +107,29 @@ test('tasks, context, metrics text, health and settings', async () => {
   await assert.rejects(eng.flush(), ace.ClosedError)
 })
 
+test('task outcomes teach the engine which errors tasks get over', async () => {
+  const eng = new Ace()
+  const acted = []
+  for (let t = 0; t < 20; t++) {
+    const r = eng.recordError('a', `t${t}`, 'execution', 'ToolError', 'cache miss for key 7')
+    // (Other signals may come and go: the agent's context grows stale with errors.)
+    acted.push(r.intervention !== null && r.intervention.signals[0].kind === 'task_error')
+    assert.equal(eng.endTask('a', `t${t}`, true), true)
+  }
+  const n = acted.filter(Boolean).length
+  assert.ok(acted[0] && n <= 3 && !acted.slice(5).some(Boolean), `acted ${acted}`)
+  let failing = 0
+  for (let t = 0; t < 20; t++) {
+    const r = eng.recordError('a', `f${t}`, 'execution', 'PaymentError', 'amount 305 does not add up')
+    failing += r.intervention ? 1 : 0
+    eng.endTask('a', `f${t}`, false)
+  }
+  assert.equal(failing, 20)
+  assert.equal(eng.endTask('a', 'never', null), false)
+  assert.throws(() => eng.endTask('a', 't0', 'yes'), ace.InvalidInputError)
+  await eng.close()
+})
+
 test('fromEnv reads the environment', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ace-env-'))
   process.env.DATABASE_URL = `sqlite://${dir}/env.db`

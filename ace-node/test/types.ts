@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   console.log(t.signals.length, inTask)
   const er = ace.recordError('agent-1', 'task-1', 'execution', new TypeError('bad'))
   const template: string = er.template
+  const known: boolean = ace.endTask('agent-1', 'task-1', true) || ace.endTask('agent-1', 'task-2')
   const llm = ace.breaker('llm', { failures: 3, waitSeconds: 30 })
   const answer: string = await llm.call(async (prompt: string) => prompt.toUpperCase(), 'hi')
   const permit = llm.tryAcquire()
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   await ace.rateLimiter('rate', 1, 10).acquire(5)
   await ace.bulkhead('pool', 4).run(async () => 1)
   const best = await ace.playbooks.retrieve('support', 'refund', { k: 3 })
-  console.log(best[0]?.score, n, template, answer, (await replay('trace.jsonl')).precision)
+  console.log(best[0]?.score, n, template, known, answer, (await replay('trace.jsonl')).precision)
   const health = await ace.health()
   console.log(health.status, ace.stats().recorded, ace.breakerStates().llm)
   await ace.flush()

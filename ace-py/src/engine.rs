@@ -373,9 +373,11 @@ impl PyAce {
         })
     }
 
-    /// Says a task has ended; returns whether the engine knew it.
-    fn end_task(&self, py: Python<'_>, agent: Text, task: Text) -> PyResult<bool> {
-        guard(py, || self.engine()?.end_task(&agent, &task).py(py))
+    /// Says a task has ended, and whether it succeeded when known; returns whether the engine
+    /// knew it.
+    #[pyo3(signature = (agent, task, success=None))]
+    fn end_task(&self, py: Python<'_>, agent: Text, task: Text, success: Option<bool>) -> PyResult<bool> {
+        guard(py, || self.engine()?.end_task_with(&agent, &task, success).py(py))
     }
 
     /// Says the agent's context was rebuilt.

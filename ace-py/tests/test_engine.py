@@ -185,3 +185,25 @@ def test_the_judge_can_veto_or_pick(eng):
     reports = [vetoing.record_error("a", "t", "execution", "ConnectionError", f"connection to db-{p}:5432 refused") for p in range(3)]
     assert any(r.signals for r in reports) and all(r.intervention is None for r in reports)
     vetoing.close()
+
+
+def test_task_outcomes_teach_the_engine_which_errors_tasks_get_over(eng):
+    # The same harmless error in every task, and every task succeeds all the same.
+    acted = []
+    for t in range(20):
+        r = eng.record_error("a", f"t{t}", "execution", "ToolError", "cache miss for key 7")
+        # (Other signals may come and go: the agent's context grows stale with errors.)
+        acted.append(r.intervention is not None and r.intervention.signals[0].kind == "task_error")
+        assert eng.end_task("a", f"t{t}", success=True) is True
+    assert acted[0] and sum(acted) <= 3 and not any(acted[5:]), acted
+    # Every task fails after another error: it stays acted on.
+    failing = 0
+    for t in range(20):
+        r = eng.record_error("a", f"f{t}", "execution", "PaymentError", "amount 305 does not add up")
+        failing += r.intervention is not None
+        eng.end_task("a", f"f{t}", False)
+    assert failing == 20
+    # Without an outcome nothing is learnt; a task never seen is not known.
+    assert eng.end_task("a", "never", None) is False
+    with pytest.raises(TypeError):
+        eng.end_task("a", "t0", success="yes")  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 //! Command-line parsing, logging set-up and dispatch.
 
 mod demo;
+mod eval;
 mod migrate;
 mod patterns;
 mod playbook;
@@ -24,6 +25,10 @@ struct Cli {
 enum Command {
     /// Simulate a fleet of agents with injected faults and show what ace notices.
     Demo(demo::DemoArgs),
+    /// Every figure ace is judged by: the error miner on Loghub (leave one system out), the
+    /// interventions on labelled traces (5 folds, beside the first-error rule), the demo's
+    /// false interventions and fault detection.
+    Eval(eval::EvalArgs),
     /// Error pattern mining: evaluate the default miner on labelled logs.
     #[command(subcommand)]
     Patterns(patterns::PatternsCommand),
@@ -49,6 +54,7 @@ pub(crate) fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Patterns(cmd) => patterns::run(&cmd),
         Command::Replay(args) => replay::run(&args),
         Command::Playbook(cmd) => playbook::run(&cmd),

@@ -242,7 +242,7 @@ fn invalid(reason: String) -> ace_core::Error {
     ace_core::Error::InvalidInput { field: "path", reason }
 }
 
-fn collect(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> ace_core::Result<()> {
+pub(crate) fn collect(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> ace_core::Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
     if meta.is_file() {
         out.push(path.to_path_buf());
@@ -259,12 +259,12 @@ fn collect(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> ace_core::Resul
     Ok(())
 }
 
-fn dataset_name(file: &Path) -> String {
+pub(crate) fn dataset_name(file: &Path) -> String {
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
     name.split('_').next().unwrap_or(name).to_owned()
 }
 
-fn read(file: &Path) -> ace_core::Result<(Vec<String>, Vec<String>)> {
+pub(crate) fn read(file: &Path) -> ace_core::Result<(Vec<String>, Vec<String>)> {
     let mut reader = csv::Reader::from_path(file).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
     let headers = reader.headers().map_err(|e| invalid(format!("{}: {e}", file.display())))?.clone();
     let column = |name: &str| {

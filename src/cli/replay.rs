@@ -29,6 +29,12 @@ pub(crate) struct ReplayArgs {
 
 /// The settings: the environment, then the config file, then `--set`.
 fn settings(args: &ReplayArgs) -> ace::Result<AceConfig> {
+    layered(args.config.as_deref(), &args.set)
+}
+
+/// The environment's settings, then those of the `config` file (`ACE_*=value` lines), then
+/// each of `set` (`ACE_*=value`).
+pub(crate) fn layered(config: Option<&std::path::Path>, set: &[String]) -> ace::Result<AceConfig> {
     let mut over: Vec<(String, String)> = Vec::new();
     let mut parse = |line: &str, origin: &str| -> ace::Result<()> {
         let line = line.trim();
@@ -50,14 +56,14 @@ fn settings(args: &ReplayArgs) -> ace::Result<AceConfig> {
         over.push((key.to_owned(), value.trim().trim_matches('"').to_owned()));
         Ok(())
     };
-    if let Some(path) = &args.config {
+    if let Some(path) = config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::InvalidInput { field: "config", reason: format!("{}: {e}", path.display()) })?;
         for (i, line) in text.lines().enumerate() {
             parse(line, &format!("{} line {}", path.display(), i + 1))?;
         }
     }
-    for item in &args.set {
+    for item in set {
         parse(item, "--set")?;
     }
     AceConfig::from_lookup(|key| {

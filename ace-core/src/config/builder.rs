@@ -77,6 +77,8 @@ setters! {
     intervention_enabled: bool,
     /// See [`AceConfig::intervention_seed`].
     intervention_seed: u64,
+    /// See [`AceConfig::intervention_min_failure`].
+    intervention_min_failure: f64,
     /// See [`AceConfig::judge_timeout`].
     judge_timeout: Duration,
     /// See [`AceConfig::context_staleness_threshold`].

@@ -50,6 +50,10 @@ pub struct AceConfig {
     /// `ACE_INTERVENTION_SEED` (0): seed of the strategy sampling; the same seed and the same
     /// events give the same interventions.
     pub intervention_seed: u64,
+    /// `ACE_INTERVENTION_MIN_FAILURE` (0.5): a signal is acted on while the chance that its
+    /// task fails, learnt from task outcomes and intervention outcomes, may reach this (the
+    /// posterior mean plus two standard deviations); 0 acts on every signal.
+    pub intervention_min_failure: f64,
     /// `ACE_JUDGE_TIMEOUT` (2 s): the longest the judge hook may take over one proposal before
     /// the engine issues its own choice.
     pub judge_timeout: Duration,
@@ -147,6 +151,7 @@ impl Default for AceConfig {
             max_interventions_per_task: 5,
             intervention_enabled: true,
             intervention_seed: 0,
+            intervention_min_failure: 0.5,
             judge_timeout: Duration::from_secs(2),
             context_staleness_threshold: 0.8,
             context_time_half_life: Duration::from_secs(600),
@@ -358,6 +363,12 @@ impl AceConfig {
             "ACE_CONTEXT_ERRORS_HALF_LIFE",
             self.context_errors_half_life,
             "must be more than 0",
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.intervention_min_failure),
+            "ACE_INTERVENTION_MIN_FAILURE",
+            self.intervention_min_failure,
+            "must be in [0, 1]",
         )?;
         check(
             (0.0..=1.0).contains(&self.long_task_quantile),

@@ -91,6 +91,12 @@ pub const SETTINGS: &[Setting] = &[
     setting!("ACE_MAX_INTERVENTIONS_PER_TASK", max_interventions_per_task, whole, "cap of interventions per task"),
     setting!("ACE_INTERVENTION_ENABLED", intervention_enabled, boolean, "whether interventions are issued at all"),
     setting!("ACE_INTERVENTION_SEED", intervention_seed, whole, "seed of the strategy sampling"),
+    setting!(
+        "ACE_INTERVENTION_MIN_FAILURE",
+        intervention_min_failure,
+        number,
+        "act on a signal while the chance its task fails may reach this"
+    ),
     setting!("ACE_JUDGE_TIMEOUT", judge_timeout, seconds, "the longest the judge hook may take over one proposal"),
     setting!(
         "ACE_CONTEXT_STALENESS_THRESHOLD",

@@ -244,8 +244,33 @@ impl Ace {
     /// recorded) joins what the agent's tasks usually take (see [`crate::trajectory`]). Returns
     /// whether the engine knew the task (it had stages or errors). Tasks never ended have their
     /// error windows released after a window without errors, and their tracks after an hour
-    /// without stages.
+    /// without stages. [`Ace::end_task_with`] also says whether the task succeeded.
     pub fn end_task(&self, agent: &str, task: &str) -> Result<bool> {
+        self.end_task_with(agent, task, None)
+    }
+
+    /// [`Ace::end_task`], with whether the task succeeded as far as the agent knows
+    /// (`None`: unknown). The engine learns from it which signals precede failed tasks, and
+    /// stops intervening on signals after which tasks go on to succeed (see
+    /// [`crate::intervene::failure`] and `ACE_INTERVENTION_MIN_FAILURE`).
+    ///
+    /// ```
+    /// use ace_core::{Ace, SignalKind};
+    ///
+    /// let ace = Ace::builder().build()?;
+    /// let mut acted = Vec::new();
+    /// for t in 0..20 {
+    ///     let task = format!("task-{t}");
+    ///     // The same harmless error in every task, and every task succeeds all the same.
+    ///     let r = ace.record_error("agent-1", &task, "execution", "ToolError", "cache miss for key 7", None)?;
+    ///     acted.push(r.intervention.is_some_and(|i| i.signals[0].kind == SignalKind::TaskError));
+    ///     ace.end_task_with("agent-1", &task, Some(true))?;
+    /// }
+    /// // Acted on at first, then (a try or two later) left alone.
+    /// assert!(acted[0] && !acted[5..].contains(&true), "{acted:?}");
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    pub fn end_task_with(&self, agent: &str, task: &str, success: Option<bool>) -> Result<bool> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
@@ -253,9 +278,9 @@ impl Ace {
         validate_id("task", task)?;
         let shared = self.shared();
         if let Some(trace) = &shared.trace {
-            trace.task_end(shared.clock.now(), agent, task);
+            trace.task_end(shared.clock.now(), agent, task, success);
         }
-        shared.decider.end_task(agent, task);
+        shared.decider.end_task(agent, task, success);
         let followed = shared.trajectory.end_task(agent, task);
         Ok(shared.errors.end_task(agent, task) | followed)
     }

@@ -46,6 +46,7 @@ pub(super) fn decision(c: &AceConfig) -> DecisionConfig {
         cooldown: c.cooldown,
         max_per_task: c.max_interventions_per_task,
         seed: c.intervention_seed,
+        min_failure: c.intervention_min_failure,
     }
 }
 

@@ -4,39 +4,55 @@
 //! [`Intervention`]. Rules give each signal kind its candidate strategies with a prior; the
 //! choice among them is Thompson sampling over a Beta posterior per (signal kind, strategy),
 //! deterministic under a seed, which reported outcomes ([`Decider::report_outcome`]) update.
+//! Whether to act at all depends on what the signal is worth: the engine learns, per signal
+//! kind and subject, how often a task failed after it (from task ends with their outcome and
+//! from reported intervention outcomes; see [`failure`]) and leaves alone what tasks get over
+//! by themselves (`ACE_INTERVENTION_MIN_FAILURE`).
 //! Gates, per task: `ACE_INTERVENTION_ENABLED`, a cooldown (`ACE_COOLDOWN_SECONDS`), a cap
 //! (`ACE_MAX_INTERVENTIONS_PER_TASK`, counted per task and reset when the task ends) and de-dup
 //! (a signal about the same thing, say the same error pattern or the same metric, is acted on
 //! once per task).
+//!
+//! Everything learnt is one plain value, [`Learnt`], that [`Decider::learnt`] copies out and
+//! [`Decider::restore`] puts back.
 
+mod awaited;
+pub mod failure;
 pub mod judge;
+mod rng;
+mod rules;
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::shard::{SHARDS, Sharded};
-use crate::signal::{Direction, Evidence, Signal, SignalKind};
+use crate::signal::{Signal, SignalKind};
+
+use awaited::{Awaited, Awaiting, ID_STEP};
+use failure::{FailureState, Failures, Subject, SubjectRef};
+use rng::Rng;
 
 pub use crate::decision::{Intervention, Report, Strategy, Verdict};
 pub use crate::ids::InterventionId;
 pub use judge::Judge;
+pub use rules::candidates;
 
 /// Task gates held at most (in all shards); see [`TaskGate::touched`].
 const MAX_GATES: usize = 57_344;
 const SHARD_MAX_GATES: usize = MAX_GATES / SHARDS;
 const GATE_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
-/// Interventions awaiting an outcome, at most (the oldest are forgotten beyond this).
-const MAX_AWAITING: usize = 57_344;
 
 /// The gates and the seed (`ACE_INTERVENTION_ENABLED`, `ACE_COOLDOWN_SECONDS`,
-/// `ACE_MAX_INTERVENTIONS_PER_TASK`, `ACE_INTERVENTION_SEED`).
+/// `ACE_MAX_INTERVENTIONS_PER_TASK`, `ACE_INTERVENTION_SEED`,
+/// `ACE_INTERVENTION_MIN_FAILURE`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DecisionConfig {
     /// Whether interventions are issued at all.
@@ -47,10 +63,14 @@ pub struct DecisionConfig {
     pub max_per_task: u32,
     /// Seed of the sampling: the same seed and inputs give the same decisions.
     pub seed: u64,
+    /// A signal is acted on while the chance that its task fails may reach this (see
+    /// [`failure`]); 0 acts on every signal.
+    pub min_failure: f64,
 }
 
-/// A Beta(alpha, beta) belief that a strategy works for a kind of signal.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A Beta(alpha, beta) belief: that a strategy works for a kind of signal, or that a task fails
+/// after a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Belief {
     /// Prior successes plus reported successes.
     pub alpha: f64,
@@ -66,75 +86,32 @@ impl Belief {
     }
 }
 
-/// The rules: candidate strategies for a signal, each with a prior (alpha, beta), first choice
-/// first. A first choice's prior (9, 1) is worth about ten outcomes, nine of them good, so
-/// Thompson sampling follows the rule until reported outcomes say otherwise; a second choice
-/// starts at (3, 2), a third at (2, 2).
-#[must_use]
-pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
-    use Strategy::*;
-    match (&signal.kind, &signal.evidence) {
-        (SignalKind::ContextStale, _) => &[(RefreshContext, 9.0, 1.0), (Replan, 2.0, 2.0)],
-        (SignalKind::CriticalError, _) => &[(Escalate, 9.0, 1.0), (Terminate, 3.0, 2.0), (Reflect, 2.0, 2.0)],
-        (SignalKind::ErrorEscalation, _) => &[(Escalate, 9.0, 1.0), (Reflect, 3.0, 2.0)],
-        (SignalKind::ErrorCascade, _) => &[(Replan, 9.0, 1.0), (Escalate, 3.0, 2.0)],
-        (SignalKind::ErrorAccumulation, Evidence::ErrorPattern { error_kind, template, .. })
-            if is_throttling(error_kind, template) =>
-        {
-            &[(Backoff, 9.0, 1.0), (Replan, 2.0, 2.0)]
-        }
-        (SignalKind::ErrorAccumulation, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Backoff, 2.0, 2.0)],
-        (SignalKind::TaskError, Evidence::ErrorPattern { error_kind, template, .. })
-            if is_throttling(error_kind, template) =>
-        {
-            &[(Backoff, 9.0, 1.0), (Reflect, 2.0, 2.0)]
-        }
-        (SignalKind::TaskError, _) => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
-        (SignalKind::Loop, _) => &[(Replan, 9.0, 1.0), (Reflect, 3.0, 2.0), (Escalate, 2.0, 2.0)],
-        (SignalKind::FailureRun, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
-        (SignalKind::BreakerOpen, _) => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
-        (SignalKind::LongTask, _) => &[(Replan, 9.0, 1.0), (Escalate, 3.0, 2.0), (Terminate, 2.0, 2.0)],
-        // The agent keeps making one call (or two in turn): whatever it expects back, it is not
-        // getting it; it should plan again rather than call once more.
-        (SignalKind::ToolRepeat | SignalKind::ToolAlternation, _) => {
-            &[(Replan, 9.0, 1.0), (Reflect, 3.0, 2.0), (Escalate, 2.0, 2.0)]
-        }
-        // A retry did not help: look at why the tool fails before calling it again.
-        (SignalKind::ToolRetryFailure, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
-        (SignalKind::Degradation, Evidence::BaselineShift { metric, direction, .. }) => match metric.as_str() {
-            "success" => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
-            "duration_s" => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0)],
-            "tokens_in" | "tokens_out" | "cost_usd" if *direction == Direction::Up => {
-                &[(RefreshContext, 9.0, 1.0), (Replan, 2.0, 2.0)]
-            }
-            _ => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0)],
-        },
-        _ => &[],
-    }
+/// One strategy's learnt belief for a kind of signal, as saved.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StrategyBelief {
+    /// The signal kind.
+    pub kind: SignalKind,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// The belief that it works.
+    pub belief: Belief,
 }
 
-fn is_throttling(kind: &str, template: &str) -> bool {
-    let text = format!("{kind} {template}").to_ascii_lowercase();
-    ["rate limit", "ratelimit", "too many requests", "429", "throttl", "quota", "overloaded"]
-        .iter()
-        .any(|w| text.contains(w))
+/// Everything the decider learnt, as a plain value: the strategies' beliefs and which signals
+/// precede failure. Save it with [`Decider::learnt`] and put it back with [`Decider::restore`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Learnt {
+    /// Per (signal kind, strategy), in a fixed order.
+    pub strategies: Vec<StrategyBelief>,
+    /// Which signals preceded failed tasks.
+    pub failures: FailureState,
 }
 
-/// What a signal is about, for de-dup within a task, as a 64-bit hash: its kind, and the
-/// stage and metric, pattern or breaker it concerns. (Two subjects of one task colliding, a
-/// chance of about one in 2^64, would leave the second unanswered, as a repeat is.)
+/// What a signal is about, for de-dup within a task and as the key of what is learnt, as a
+/// 64-bit hash of its kind and [`Subject`]. (Two subjects colliding, a chance of about one in
+/// 2^64, would be taken for one.)
 fn subject(hasher: &DefaultHashBuilder, signal: &Signal) -> u64 {
-    let mut h = hasher.build_hasher();
-    signal.kind.hash(&mut h);
-    match &signal.evidence {
-        Evidence::BaselineShift { metric, .. } => (0u8, signal.stage.as_deref(), metric.as_str()).hash(&mut h),
-        Evidence::ErrorPattern { pattern_id, .. } => (1u8, pattern_id).hash(&mut h),
-        Evidence::Failures { .. } => (2u8, signal.stage.as_deref()).hash(&mut h),
-        Evidence::Breaker { breaker, .. } => (3u8, breaker.as_str()).hash(&mut h),
-        Evidence::ToolCalls { tool, .. } => (5u8, &**tool).hash(&mut h),
-        Evidence::Cascade { .. } | Evidence::Staleness { .. } | Evidence::TaskLength { .. } => 4u8.hash(&mut h),
-    }
-    h.finish()
+    hasher.hash_one((signal.kind, SubjectRef::of(signal)))
 }
 
 /// A task's gate. Held boxed: a table keeps a slot per 8/7 gates or more, and a slot is then
@@ -147,124 +124,11 @@ struct TaskGate {
     last: Option<Timestamp>,
     /// The subjects acted on (see [`subject`]), grown one at a time: most tasks see one.
     acted_on: Vec<u64>,
+    /// The subjects raised in the task with their kinds, learnt from when it ends.
+    raised: Vec<(u64, SignalKind)>,
     /// The last signal about the task: gates idle for an hour, or the least recent past the
     /// cap, are forgotten (a task that never reports its end must not be kept forever).
     touched: Timestamp,
-}
-
-/// SplitMix64 with Marsaglia-Tsang gamma draws: deterministic Beta samples under a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-
-    fn gamma(&mut self, shape: f64) -> f64 {
-        if shape < 1.0 {
-            return self.gamma(shape + 1.0) * self.uniform().powf(1.0 / shape);
-        }
-        let d = shape - 1.0 / 3.0;
-        let c = 1.0 / (9.0 * d).sqrt();
-        loop {
-            let x = self.normal();
-            let v = (1.0 + c * x).powi(3);
-            if v <= 0.0 {
-                continue;
-            }
-            let u = self.uniform();
-            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-                return d * v;
-            }
-        }
-    }
-
-    fn beta(&mut self, b: Belief) -> f64 {
-        let x = self.gamma(b.alpha);
-        let y = self.gamma(b.beta);
-        x / (x + y)
-    }
-}
-
-/// An intervention awaiting its outcome.
-struct Awaiting {
-    kind: SignalKind,
-    strategy: Strategy,
-    agent: Arc<str>,
-}
-
-/// The step between consecutive intervention ids (odd, so it has an inverse modulo 2^64).
-const ID_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
-/// `ID_STEP`'s inverse modulo 2^64 (Newton's iteration; each step doubles the correct bits).
-const ID_STEP_INVERSE: u64 = {
-    let mut inv = ID_STEP;
-    let mut i = 0;
-    while i < 6 {
-        inv = inv.wrapping_mul(2u64.wrapping_sub(ID_STEP.wrapping_mul(inv)));
-        i += 1;
-    }
-    inv
-};
-
-/// The interventions awaiting an outcome, in a ring of [`MAX_AWAITING`] slots.
-///
-/// Ids are `first + n * ID_STEP` (wrapping), so an id gives back its sequence number `n`, and
-/// `n % MAX_AWAITING` is its slot: a slot holds the newest intervention that maps to it, and an
-/// older one is forgotten when a newer takes its place. A hash map with removals at one end
-/// and inserts at the other fills with tombstones until it doubles its table; this never grows
-/// past the cap.
-struct Awaited {
-    first: u64,
-    next: u64,
-    slots: Vec<Option<(u64, Awaiting)>>,
-}
-
-impl Awaited {
-    fn new(first: u64) -> Self {
-        Awaited { first, next: 0, slots: Vec::new() }
-    }
-
-    fn push(&mut self, awaiting: Awaiting) -> InterventionId {
-        let n = self.next;
-        self.next += 1;
-        let slot = (n % MAX_AWAITING as u64) as usize;
-        if slot == self.slots.len() {
-            self.slots.push(Some((n, awaiting)));
-        } else {
-            self.slots[slot] = Some((n, awaiting));
-        }
-        InterventionId(self.first.wrapping_add(n.wrapping_mul(ID_STEP)))
-    }
-
-    fn slot(&mut self, id: InterventionId) -> Option<&mut Option<(u64, Awaiting)>> {
-        let n = id.0.wrapping_sub(self.first).wrapping_mul(ID_STEP_INVERSE);
-        if n >= self.next {
-            return None;
-        }
-        let slot = self.slots.get_mut((n % MAX_AWAITING as u64) as usize)?;
-        slot.as_ref().is_some_and(|(m, _)| *m == n).then_some(slot)
-    }
-
-    fn get_mut(&mut self, id: InterventionId) -> Option<&mut Awaiting> {
-        self.slot(id)?.as_mut().map(|(_, a)| a)
-    }
-
-    fn remove(&mut self, id: InterventionId) -> Option<Awaiting> {
-        self.slot(id)?.take().map(|(_, a)| a)
-    }
 }
 
 /// The gates of the tasks of one shard, by (agent, task).
@@ -281,6 +145,7 @@ pub struct Decider {
 struct Learning {
     rng: Rng,
     beliefs: HashMap<(SignalKind, Strategy), Belief>,
+    failures: Failures,
     awaiting: Awaited,
     /// Reported outcomes per agent: (successes, reports).
     outcomes: HashMap<Arc<str>, (u64, u64)>,
@@ -303,6 +168,7 @@ impl Decider {
             learning: Mutex::new(Learning {
                 rng: Rng(cfg.seed ^ 0x5851_F42D_4C95_7F2D),
                 beliefs: HashMap::new(),
+                failures: Failures::new(cfg.min_failure),
                 awaiting: Awaited::new((cfg.seed.wrapping_mul(ID_STEP) | 1).wrapping_add(ID_STEP)),
                 outcomes: HashMap::new(),
             }),
@@ -342,41 +208,63 @@ impl Decider {
                     count: 0,
                     last: None,
                     acted_on: Vec::new(),
+                    raised: Vec::new(),
                     touched: now,
                 };
                 gates.insert_unique(hash, Box::new(gate), |g| g.hash).into_mut()
             }
         };
         gate.touched = now;
+        let mut l = self.learning.lock();
+        // Every subject with a rule counts for learning, acted on or not.
+        let subjects: Vec<u64> = signals.iter().map(|s| subject(&self.hasher, s)).collect();
+        for (s, &key) in signals.iter().zip(&subjects) {
+            if candidates(s).is_empty() {
+                continue;
+            }
+            l.failures.raised(key, s.kind, || Subject::of(s));
+            if !gate.raised.iter().any(|(k, _)| *k == key) {
+                gate.raised.reserve_exact(1);
+                gate.raised.push((key, s.kind));
+            }
+        }
         if gate.count >= self.cfg.max_per_task || gate.last.is_some_and(|t| now.since(t) < self.cfg.cooldown) {
             return None;
         }
-        // The most severe signal not yet acted on in this task, that has a rule.
+        // The most severe signal not yet acted on in this task, that has a rule and may well
+        // precede a failure.
         let (index, signal) = signals
             .iter()
             .enumerate()
-            .filter(|(_, s)| !candidates(s).is_empty() && !gate.acted_on.contains(&subject(&self.hasher, s)))
+            .filter(|(i, s)| {
+                !candidates(s).is_empty()
+                    && !gate.acted_on.contains(&subjects[*i])
+                    && l.failures.warranted(subjects[*i], s.kind)
+            })
             .max_by_key(|(i, s)| (s.severity, std::cmp::Reverse(*i)))?;
-        let strategy = self.choose(signal);
+        let strategy = choose(&mut l, signal);
         gate.count += 1;
         gate.last = Some(now);
         gate.acted_on.reserve_exact(1);
-        gate.acted_on.push(subject(&self.hasher, signal));
-        let key = (gate.agent.clone(), gate.task.clone());
+        gate.acted_on.push(subjects[index]);
+        let (agent, task) = (gate.agent.clone(), gate.task.clone());
         drop(gates);
-
-        let id = {
-            let mut l = self.learning.lock();
-            l.awaiting.push(Awaiting { kind: signal.kind, strategy, agent: key.0.clone() })
-        };
+        let id = l.awaiting.push(Awaiting {
+            kind: signal.kind,
+            strategy,
+            agent: agent.clone(),
+            task: task.clone(),
+            subject: subjects[index],
+        });
+        drop(l);
         let mut ordered = Vec::with_capacity(signals.len());
         ordered.push(signal.clone());
         ordered.extend(signals.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, s)| s.clone()));
         Some(Intervention {
             id,
             at: now,
-            agent: key.0,
-            task: key.1,
+            agent,
+            task,
             strategy,
             severity: signal.severity,
             reason: format!("{strategy}: {}", signal.message),
@@ -384,25 +272,14 @@ impl Decider {
         })
     }
 
-    fn choose(&self, signal: &Signal) -> Strategy {
-        let mut l = self.learning.lock();
-        let mut best = (Strategy::Reflect, f64::NEG_INFINITY);
-        for &(strategy, alpha, beta) in candidates(signal) {
-            let belief = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
-            let draw = l.rng.beta(belief);
-            if draw > best.1 {
-                best = (strategy, draw);
-            }
-        }
-        best.0
-    }
-
     /// Reports whether an intervention worked: updates the belief in its strategy for its kind
-    /// of signal. An unknown id (or one reported already, or forgotten) is an error. Returns
-    /// the agent and the share of its reported interventions that worked.
+    /// of signal, and, when it worked, counts its task as one in trouble after that signal (a
+    /// failure averted; the task's end will not count it again). An unknown id (or one
+    /// reported already, or forgotten) is an error. Returns the agent and the share of its
+    /// reported interventions that worked.
     pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<(Arc<str>, f64)> {
         let mut l = self.learning.lock();
-        let Some(Awaiting { kind, strategy, agent }) = l.awaiting.remove(id) else {
+        let Some(Awaiting { kind, strategy, agent, task, subject }) = l.awaiting.remove(id) else {
             return Err(Error::invalid(
                 "intervention id",
                 format!("{id} is unknown or its outcome was already reported"),
@@ -411,6 +288,7 @@ impl Decider {
         let b = l.beliefs.get_mut(&(kind, strategy)).expect("a belief exists for every decision");
         if success {
             b.alpha += 1.0;
+            l.failures.learn(subject, kind, true);
         } else {
             b.beta += 1.0;
         }
@@ -418,6 +296,14 @@ impl Decider {
         counts.0 += u64::from(success);
         counts.1 += 1;
         let rate = counts.0 as f64 / counts.1 as f64;
+        drop(l);
+        if success {
+            let (shard, hash) = self.gates(&agent, &task);
+            let mut gates = shard.lock();
+            if let Some(g) = gates.find_mut(hash, |g| g.agent == agent && g.task == task) {
+                g.raised.retain(|(k, _)| *k != subject);
+            }
+        }
         Ok((agent, rate))
     }
 
@@ -446,18 +332,86 @@ impl Decider {
         self.learning.lock().beliefs.get(&(kind, strategy)).copied()
     }
 
-    /// Forgets a task's gates (count, cooldown, de-dup): it has ended.
-    pub fn end_task(&self, agent: &str, task: &str) -> bool {
+    /// The current belief that a task fails after `signal` (see [`failure`]), and whether the
+    /// decider would act on it.
+    #[must_use]
+    pub fn failure_belief(&self, signal: &Signal) -> (Belief, bool) {
+        let key = subject(&self.hasher, signal);
+        let l = self.learning.lock();
+        (l.failures.belief(key, signal.kind), l.failures.warranted(key, signal.kind))
+    }
+
+    /// Forgets a task's gates (count, cooldown, de-dup): it has ended. With its outcome
+    /// (`success`), every subject raised in it learns whether it preceded a failure. Returns
+    /// whether the decider knew the task.
+    pub fn end_task(&self, agent: &str, task: &str, success: Option<bool>) -> bool {
         let (shard, hash) = self.gates(agent, task);
-        let mut gates = shard.lock();
-        match gates.find_entry(hash, |g| &*g.agent == agent && &*g.task == task) {
-            Ok(entry) => {
-                entry.remove();
-                true
+        let gate = {
+            let mut gates = shard.lock();
+            match gates.find_entry(hash, |g| &*g.agent == agent && &*g.task == task) {
+                Ok(entry) => entry.remove().0,
+                Err(_) => return false,
             }
-            Err(_) => false,
+        };
+        if let Some(success) = success
+            && !gate.raised.is_empty()
+        {
+            let mut l = self.learning.lock();
+            for &(key, kind) in &gate.raised {
+                l.failures.learn(key, kind, !success);
+            }
+        }
+        true
+    }
+
+    /// A copy of everything learnt.
+    #[must_use]
+    pub fn learnt(&self) -> Learnt {
+        let l = self.learning.lock();
+        let mut strategies: Vec<StrategyBelief> =
+            l.beliefs.iter().map(|(&(kind, strategy), &belief)| StrategyBelief { kind, strategy, belief }).collect();
+        strategies.sort_unstable_by_key(|b| (b.kind.index(), b.strategy));
+        Learnt { strategies, failures: l.failures.state() }
+    }
+
+    /// Replaces what was learnt with `learnt` (saved by [`Decider::learnt`], here or in another
+    /// process). A count that is negative or not finite is [`Error::InvalidInput`], and nothing
+    /// changes.
+    pub fn restore(&self, learnt: &Learnt) -> Result<()> {
+        let bad_belief = learnt.strategies.iter().find(|b| {
+            let Belief { alpha, beta } = b.belief;
+            !(alpha.is_finite() && beta.is_finite() && alpha > 0.0 && beta > 0.0)
+        });
+        if let Some(b) = bad_belief {
+            return Err(Error::invalid(
+                "learnt",
+                format!("the belief in {} for {} must be positive and finite, got {:?}", b.strategy, b.kind, b.belief),
+            ));
+        }
+        let tallies =
+            learnt.failures.kinds.iter().map(|(_, t)| t).chain(learnt.failures.subjects.iter().map(|s| &s.tally));
+        if let Some(t) = tallies.into_iter().find(|t| !failure::valid(t)) {
+            return Err(Error::invalid("learnt", format!("a failure tally must be >= 0 and finite, got {t:?}")));
+        }
+        let mut l = self.learning.lock();
+        l.beliefs = learnt.strategies.iter().map(|b| ((b.kind, b.strategy), b.belief)).collect();
+        let hasher = &self.hasher;
+        l.failures.restore(&learnt.failures, |kind, s| hasher.hash_one((kind, s.as_ref())));
+        Ok(())
+    }
+}
+
+/// Thompson sampling among the signal's candidate strategies.
+fn choose(l: &mut Learning, signal: &Signal) -> Strategy {
+    let mut best = (Strategy::Reflect, f64::NEG_INFINITY);
+    for &(strategy, alpha, beta) in candidates(signal) {
+        let belief = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
+        let draw = l.rng.beta(belief);
+        if draw > best.1 {
+            best = (strategy, draw);
         }
     }
+    best.0
 }
 
 #[cfg(test)]
@@ -465,10 +419,11 @@ mod tests {
     use super::*;
     use crate::event::Severity;
     use crate::ids::PatternId;
-    use crate::signal::ErrorScope;
+    use crate::signal::{ErrorScope, Evidence};
+    use awaited::MAX_AWAITING;
 
     fn cfg() -> DecisionConfig {
-        DecisionConfig { enabled: true, cooldown: Duration::from_secs(60), max_per_task: 5, seed: 42 }
+        DecisionConfig { enabled: true, cooldown: Duration::from_secs(60), max_per_task: 5, seed: 42, min_failure: 0.5 }
     }
 
     fn t(secs: i64) -> Timestamp {
@@ -571,27 +526,11 @@ mod tests {
             let got = d.decide(at, "a", "t", &[s(p)]);
             assert_eq!(got.is_some(), k < 3, "cap of 5 per task (2 given already), at {k}");
         }
-        assert!(d.end_task("a", "t"));
+        assert!(d.end_task("a", "t", None));
         assert!(d.decide(t(5000), "a", "t", &[s(1)]).is_some(), "a new task starts with clean gates");
         let off = Decider::new(DecisionConfig { enabled: false, ..cfg() });
         assert!(off.decide(t(0), "a", "t", &[s(1)]).is_none());
         assert!(d.decide(t(9000), "a", "t9", &[]).is_none());
-    }
-
-    #[test]
-    fn the_step_inverse_recovers_sequence_numbers() {
-        assert_eq!(ID_STEP.wrapping_mul(ID_STEP_INVERSE), 1);
-        let mut ring = Awaited::new(12_345);
-        let ids: Vec<InterventionId> = (0..3)
-            .map(|_| ring.push(Awaiting { kind: SignalKind::TaskError, strategy: Strategy::Replan, agent: "a".into() }))
-            .collect();
-        assert_eq!(ids[0].0, 12_345);
-        assert_eq!(ids[2].0, 12_345u64.wrapping_add(ID_STEP.wrapping_mul(2)));
-        assert!(ring.remove(InterventionId(ids[2].0.wrapping_add(ID_STEP))).is_none(), "not issued yet");
-        assert!(ring.remove(InterventionId(7)).is_none(), "never issued");
-        assert!(ring.remove(ids[1]).is_some());
-        assert!(ring.remove(ids[1]).is_none(), "reported once");
-        assert!(ring.get_mut(ids[0]).is_some() && ring.get_mut(ids[2]).is_some());
     }
 
     #[test]
@@ -660,5 +599,86 @@ mod tests {
         assert_eq!(i.id.to_string().parse::<InterventionId>().unwrap(), i.id);
         assert_eq!("not-a-strategy".parse::<Strategy>().unwrap_err().code(), "invalid_input");
         assert_eq!("backoff".parse::<Strategy>().unwrap(), Strategy::Backoff);
+    }
+
+    #[test]
+    fn a_signal_after_which_tasks_succeed_is_left_alone_and_one_before_failures_is_not() {
+        let d = Decider::new(cfg());
+        let harmless = |_| error_signal(SignalKind::TaskError, "CacheMiss", 1, Severity::Medium);
+        let harmful = |_| error_signal(SignalKind::TaskError, "PaymentError", 2, Severity::Medium);
+        let mut acted = (0, 0);
+        for k in 0..40 {
+            let (task_a, task_b) = (format!("a{k}"), format!("b{k}"));
+            let harmless_acted = d.decide(t(k), "a", &task_a, &[harmless(k)]).is_some();
+            assert!(!(harmless_acted && k >= 10), "acted on the harmless error at task {k}");
+            acted.0 += usize::from(harmless_acted);
+            acted.1 += usize::from(d.decide(t(k), "a", &task_b, &[harmful(k)]).is_some());
+            assert!(d.end_task("a", &task_a, Some(true)));
+            assert!(d.end_task("a", &task_b, Some(false)));
+        }
+        assert!((1..=5).contains(&acted.0), "tasks got over the harmless error: acted on {} times", acted.0);
+        assert_eq!(acted.1, 40, "every task failed after the other");
+        let (belief, warranted) = d.failure_belief(&harmless(0));
+        assert!(belief.mean() < 0.1 && !warranted, "{belief:?}");
+        // Tasks ended without an outcome teach nothing.
+        let quiet = Decider::new(cfg());
+        for k in 0..40 {
+            let task = format!("q{k}");
+            assert!(quiet.decide(t(k), "a", &task, &[harmless(k)]).is_some());
+            quiet.end_task("a", &task, None);
+        }
+    }
+
+    #[test]
+    fn an_intervention_that_worked_counts_its_task_as_one_in_trouble_once() {
+        let d = Decider::new(cfg());
+        let s = error_signal(SignalKind::TaskError, "E", 1, Severity::Medium);
+        for k in 0..20 {
+            let task = format!("t{k}");
+            let i = d.decide(t(k), "a", &task, std::slice::from_ref(&s)).expect("never silenced");
+            d.report_outcome(i.id, true).unwrap();
+            // The agent says the task succeeded: it did, thanks to the intervention.
+            d.end_task("a", &task, Some(true));
+        }
+        let learnt = d.learnt();
+        let tally = learnt.failures.subjects[0].tally;
+        assert_eq!((tally.failed, tally.fine), (20.0, 0.0));
+    }
+
+    #[test]
+    fn what_was_learnt_is_saved_and_restored_deterministically() {
+        let run = |d: &Decider, from: i64| -> Vec<Option<Strategy>> {
+            (from..from + 30)
+                .map(|k| {
+                    let task = format!("t{k}");
+                    let s = error_signal(SignalKind::ErrorAccumulation, "E", (k % 3) as u64, Severity::Medium);
+                    let got = d.decide(t(k), "a", &task, &[s]);
+                    if let Some(i) = &got {
+                        d.report_outcome(i.id, i.strategy == Strategy::Replan).unwrap();
+                    }
+                    d.end_task("a", &task, Some(k % 3 == 0));
+                    got.map(|i| i.strategy)
+                })
+                .collect()
+        };
+        let a = Decider::new(cfg());
+        let b = Decider::new(cfg());
+        assert_eq!(run(&a, 0), run(&b, 0), "same seed, same decisions");
+        let saved = a.learnt();
+        assert!(!saved.strategies.is_empty() && saved.failures.subjects.len() == 3);
+        let json = serde_json::to_string(&saved).unwrap();
+        let c = Decider::new(cfg());
+        c.restore(&serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(c.learnt(), saved);
+        for p in 0..3 {
+            let s = error_signal(SignalKind::ErrorAccumulation, "E", p, Severity::Medium);
+            assert_eq!(c.failure_belief(&s), a.failure_belief(&s));
+        }
+        let mut bad = saved.clone();
+        bad.failures.subjects[0].tally.fine = -1.0;
+        assert_eq!(c.restore(&bad).unwrap_err().code(), "invalid_input");
+        bad = saved;
+        bad.strategies[0].belief.alpha = f64::NAN;
+        assert_eq!(c.restore(&bad).unwrap_err().code(), "invalid_input");
     }
 }

@@ -58,6 +58,13 @@ pub(super) struct WorkerReport {
     pub(super) sample: Option<String>,
     pub(super) tokens: f64,
     pub(super) cost: f64,
+    /// Tasks without an active fault, and how many of them got an intervention.
+    pub(super) healthy_tasks: u64,
+    pub(super) healthy_intervened: u64,
+    /// Tasks that failed (the verification burst), reported to the engine at their end.
+    pub(super) failed_tasks: u64,
+    /// Agents with an intervention on a task of theirs whose fault was active.
+    pub(super) fault_intervened: Vec<usize>,
 }
 
 impl WorkerReport {
@@ -75,6 +82,10 @@ impl WorkerReport {
         self.tokens += r.tokens;
         self.cost += r.cost;
         self.sample = self.sample.take().or(r.sample);
+        self.healthy_tasks += r.healthy_tasks;
+        self.healthy_intervened += r.healthy_intervened;
+        self.failed_tasks += r.failed_tasks;
+        self.fault_intervened.append(&mut r.fault_intervened);
     }
 }
 
@@ -113,6 +124,8 @@ pub(super) fn simulate(
             let _ = write!(StrWriter(&mut task_id), "{}/task-{t:06}", names[k]);
             let rng = &mut rngs[k];
             let began = Instant::now();
+            let faulty = Fault::ALL.iter().any(|f| active(*f));
+            let (mut intervened, mut failed) = (false, false);
             // These agents rebuild their context for every task, so it never goes stale.
             ace.refresh_context(&names[k])?;
             for p in &PROFILES {
@@ -142,6 +155,7 @@ pub(super) fn simulate(
                 )?;
                 if let Some(i) = &stage_report.intervention {
                     *report.interventions.entry(i.strategy.as_str()).or_default() += 1;
+                    intervened = true;
                 }
                 for s in stage_report.signals {
                     let Evidence::BaselineShift { metric, .. } = &s.evidence else { continue };
@@ -151,7 +165,11 @@ pub(super) fn simulate(
                     report.seen.push((i, t, p.name.to_owned(), metric.clone(), s.kind));
                 }
                 if !success {
-                    let (kind, message) = if p.name == stages::VERIFICATION && active(Fault::Failures) {
+                    let burst = p.name == stages::VERIFICATION && active(Fault::Failures);
+                    // A stage failing at random is retried and the task succeeds; a failed
+                    // verification in the burst fails the task.
+                    failed |= burst;
+                    let (kind, message) = if burst {
                         let answer = rng.below(100_000);
                         (
                             "AssertionError",
@@ -174,6 +192,7 @@ pub(super) fn simulate(
                     report.errors += 1;
                     if let Some(i) = &r.intervention {
                         *report.interventions.entry(i.strategy.as_str()).or_default() += 1;
+                        intervened = true;
                     }
                     for s in r.signals {
                         if report.error_sample.is_none() && fault == Some(Fault::Failures) {
@@ -183,7 +202,18 @@ pub(super) fn simulate(
                     }
                 }
             }
-            ace.end_task(&names[k], &task_id)?;
+            // The agent knows whether its task succeeded; the engine learns from it which
+            // signals precede failures.
+            ace.end_task_with(&names[k], &task_id, Some(!failed))?;
+            report.failed_tasks += u64::from(failed);
+            if faulty {
+                if intervened {
+                    report.fault_intervened.push(i);
+                }
+            } else {
+                report.healthy_tasks += 1;
+                report.healthy_intervened += u64::from(intervened);
+            }
             report.record_time += began.elapsed();
             report.events += PROFILES.len() as u64;
         }

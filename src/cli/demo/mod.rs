@@ -102,6 +102,37 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let config = AceConfig::from_env()?;
     let store = ace::open_store(&args.store)?;
     let location = report::store_location(&args.store, store.backend());
+    let options =
+        Options { agents: args.agents, tasks, duration: args.duration, seed: args.seed, threads: args.threads };
+    let (plan, all, findings) = execute(&options, config, store, location, !args.json)?;
+    if args.json {
+        let summary = json::summary(&plan, &all, &findings);
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        text::print_summary(&all, &findings);
+    }
+    Ok(())
+}
+
+/// How to run the fleet.
+struct Options {
+    agents: usize,
+    tasks: usize,
+    duration: Option<f64>,
+    seed: u64,
+    threads: usize,
+}
+
+/// Runs the fleet into `store` and gathers what was noticed; `show` prints the header and the
+/// progress line.
+fn execute(
+    options: &Options,
+    config: AceConfig,
+    store: std::sync::Arc<dyn ace::Store>,
+    location: String,
+    show: bool,
+) -> Result<(Plan, WorkerReport, Findings)> {
+    let tasks = options.tasks;
     let before_rows = store.count_metrics()?;
     let clock = ManualClock::new(ace::Clock::now(&ace::SystemClock));
     let start = ace::Clock::now(&clock);
@@ -110,14 +141,14 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
 
     let onset = if tasks == usize::MAX { 100 } else { (tasks / 2).max(1) };
     let plan = Plan {
-        agents: args.agents,
+        agents: options.agents,
         tasks,
-        deadline: args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d)),
+        deadline: options.duration.map(|d| Instant::now() + Duration::from_secs_f64(d)),
         onset,
         burst_len: 10,
-        seed: args.seed,
+        seed: options.seed,
     };
-    if !args.json {
+    if show {
         text::print_header(&plan, ace.store().backend(), &location);
     }
 
@@ -125,18 +156,18 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let done = AtomicBool::new(false);
     let started = Instant::now();
     let reports: Vec<Result<WorkerReport>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..args.threads)
+        let workers: Vec<_> = (0..options.threads)
             .map(|w| {
                 let (ace, plan, progress, clock) = (&ace, &plan, &progress, &clock);
-                s.spawn(move || fleet::simulate(ace, plan, w, args.threads, progress, clock, start))
+                s.spawn(move || fleet::simulate(ace, plan, w, options.threads, progress, clock, start))
             })
             .collect();
         let total = (tasks != usize::MAX).then(|| (plan.agents * tasks * PROFILES.len()) as u64);
         let (ace, progress, done) = (&ace, &progress, &done);
-        let show = s.spawn(move || progress::show(ace, progress, done, total, started, args.json));
+        let shower = s.spawn(move || progress::show(ace, progress, done, total, started, !show));
         let reports = workers.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
         done.store(true, Ordering::Release);
-        let _ = show.join();
+        let _ = shower.join();
         reports
     });
     let recording = started.elapsed();
@@ -153,11 +184,44 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let findings =
         Findings::gather(&ace, &plan, &all, loaded, before_rows, location, Walls { recording, flush, total })?;
     ace.close()?;
-    if args.json {
-        let summary = json::summary(&plan, &all, &findings);
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
-    } else {
-        text::print_summary(&all, &findings);
+    Ok((plan, all, findings))
+}
+
+/// The demo's figures that `ace eval` reports.
+#[derive(Clone, Debug)]
+pub(crate) struct DemoCheck {
+    pub(crate) agents: usize,
+    pub(crate) tasks_per_agent: usize,
+    /// Tasks without an active fault, and those of them that got an intervention.
+    pub(crate) healthy_tasks: u64,
+    pub(crate) healthy_intervened: u64,
+    pub(crate) false_intervention_rate: f64,
+    /// Per injected fault: (what, agents, detected, intervened on).
+    pub(crate) faults: Vec<(&'static str, usize, usize, usize)>,
+    /// The verification burst caught as repeated errors: (agents, detected).
+    pub(crate) burst: (usize, usize),
+}
+
+impl DemoCheck {
+    /// Whether every injected fault was detected on every agent that had it.
+    pub(crate) fn all_detected(&self) -> bool {
+        self.faults.iter().all(|f| f.2 == f.1) && self.burst.0 == self.burst.1
     }
-    Ok(())
+}
+
+/// Runs the demo's fleet quietly, in memory and on one thread (so the run is the same every
+/// time), with `config`.
+pub(crate) fn check(agents: usize, tasks: usize, seed: u64, config: AceConfig) -> Result<DemoCheck> {
+    let options = Options { agents, tasks, duration: None, seed, threads: 1 };
+    let store = ace::open_store("memory")?;
+    let (plan, _, f) = execute(&options, config, store, "memory".to_owned(), false)?;
+    Ok(DemoCheck {
+        agents: plan.agents,
+        tasks_per_agent: plan.tasks,
+        healthy_tasks: f.healthy_tasks,
+        healthy_intervened: f.healthy_intervened,
+        false_intervention_rate: f.false_intervention_rate(),
+        faults: f.faults.iter().map(|r| (r.fault.describe(), r.agents, r.detected, r.intervened)).collect(),
+        burst: (f.burst_agents, f.burst_detected),
+    })
 }

@@ -27,6 +27,8 @@ pub(super) struct FaultRow {
     pub(super) agents: usize,
     pub(super) detected: usize,
     pub(super) median: Option<usize>,
+    /// Agents with an intervention on a task while their fault was active.
+    pub(super) intervened: usize,
 }
 
 pub(super) struct Findings {
@@ -55,6 +57,9 @@ pub(super) struct Findings {
     /// Error signals outside the burst: the background 1% failure rate.
     pub(super) error_false: u64,
     pub(super) healthy_streams: usize,
+    /// Tasks without an active fault, and those of them that got an intervention.
+    pub(super) healthy_tasks: u64,
+    pub(super) healthy_intervened: u64,
     /// Per stage, the fleet median of healthy agents' baselines, one per metric of `METRICS`.
     pub(super) baselines: Vec<(&'static str, Vec<f64>)>,
 }
@@ -63,6 +68,11 @@ pub(super) struct Findings {
 pub(super) const METRICS: [&str; 5] = [m::DURATION, m::SUCCESS, m::TOKENS_IN, m::TOKENS_OUT, m::COST_USD];
 
 impl Findings {
+    /// The share of tasks without an active fault that got an intervention.
+    pub(super) fn false_intervention_rate(&self) -> f64 {
+        self.healthy_intervened as f64 / self.healthy_tasks.max(1) as f64
+    }
+
     pub(super) fn gather(
         ace: &Ace,
         plan: &Plan,
@@ -110,7 +120,8 @@ impl Findings {
                 injected.iter().filter_map(|i| first_hit.get(&(*i, f)).map(|t| t - plan.onset_of(f))).collect();
             delays.sort_unstable();
             let median = delays.get(delays.len() / 2).copied();
-            faults.push(FaultRow { fault: f, agents: injected.len(), detected: delays.len(), median });
+            let intervened = injected.iter().filter(|i| all.fault_intervened.contains(i)).count();
+            faults.push(FaultRow { fault: f, agents: injected.len(), detected: delays.len(), median, intervened });
         }
         // Error signals: the verification burst should be caught as a repeated error.
         let mut error_kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -177,6 +188,8 @@ impl Findings {
             error_median,
             error_false,
             healthy_streams,
+            healthy_tasks: all.healthy_tasks,
+            healthy_intervened: all.healthy_intervened,
             baselines,
         })
     }

@@ -74,14 +74,15 @@ fn summary(all: &WorkerReport, f: &Findings) -> Vec<String> {
     let advice: Vec<String> = all.interventions.iter().map(|(k, n)| format!("{k} {n}")).collect();
     lines.push(format!("  interventions {}", if advice.is_empty() { "none".to_owned() } else { advice.join(", ") }));
     lines.push(String::new());
-    lines.push("  injected fault              agents  detected  median stages to detect".to_owned());
+    lines.push("  injected fault              agents  detected  median stages to detect  intervened".to_owned());
     for row in &f.faults {
         lines.push(format!(
-            "  {:<26} {:>7} {:>9}  {}",
+            "  {:<26} {:>7} {:>9}  {:<23}  {}",
             row.fault.describe(),
             row.agents,
             row.detected,
-            row.median.map_or("-".to_owned(), |d| d.to_string())
+            row.median.map_or("-".to_owned(), |d| d.to_string()),
+            row.intervened
         ));
     }
     lines.push(format!(
@@ -95,6 +96,13 @@ fn summary(all: &WorkerReport, f: &Findings) -> Vec<String> {
         "  false alarms                {} degradation signals on {} healthy streams",
         f.false_alarms,
         group(f.healthy_streams as u64),
+    ));
+    lines.push(format!(
+        "  healthy tasks               {} of {} got an intervention ({:.2}%); {} tasks failed and said so at their end",
+        group(f.healthy_intervened),
+        group(f.healthy_tasks),
+        100.0 * f.false_intervention_rate(),
+        group(all.failed_tasks),
     ));
     lines.push(format!(
         "  background errors           {} error signals from the 1% of stages failing at random (the same error 3 times in 300 s is a real accumulation)",

@@ -11,12 +11,11 @@
 //! before it, the share whose first intervention came at or before that index.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::time::Instant;
 
 use hashbrown::HashMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock::{ManualClock, Timestamp};
@@ -27,74 +26,16 @@ use crate::event::Severity;
 use crate::store::MemoryStore;
 use crate::tool::ToolCall;
 
+mod folds;
+mod score;
+
+pub use folds::*;
+pub use score::{Flagger, Label, ReplayScore, Run, TaskRun, TaskScore};
+
 /// The longest line a trace may have (1 MiB); a longer one is an error naming its line.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// A UTF-8 byte-order mark, skipped at the start of a trace.
 const BOM: &[u8] = b"\xef\xbb\xbf";
-
-/// What a replay measured.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct ReplayScore {
-    /// Tasks with a label.
-    pub tasks: u64,
-    /// Labelled tasks that really failed.
-    pub failed_tasks: u64,
-    /// Labelled tasks with at least one intervention.
-    pub flagged_tasks: u64,
-    /// Flagged tasks that failed / flagged tasks (`None` when none is flagged).
-    pub precision: Option<f64>,
-    /// Flagged tasks that failed / failed tasks (`None` when none failed).
-    pub recall: Option<f64>,
-    /// See the module docs (`None` when no task qualifies).
-    pub early_hits: Option<f64>,
-    /// Interventions issued.
-    pub interventions: u64,
-    /// Interventions per labelled task.
-    pub interventions_per_task: f64,
-    /// Interventions by strategy.
-    pub strategies: BTreeMap<String, u64>,
-    /// Events fed (labels excluded).
-    pub events: u64,
-    /// Events fed per second of wall time.
-    pub events_per_second: f64,
-    /// Each labelled task's outcome, in label order (not in the JSON summary; `ace replay
-    /// --tasks` prints them), for scoring subsets of tasks such as cross-validation folds.
-    #[serde(skip)]
-    pub per_task: Vec<TaskScore>,
-}
-
-/// What the engine did for one labelled task.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct TaskScore {
-    /// The task.
-    pub task: String,
-    /// Whether it really failed (its label).
-    pub failed: bool,
-    /// Whether it had at least one intervention.
-    pub flagged: bool,
-    /// The index (over the task's events) of its first intervention.
-    pub first_intervention: Option<usize>,
-    /// The index of its first `error` event.
-    pub first_error: Option<usize>,
-    /// Its `mistake_index` label.
-    pub mistake_index: Option<usize>,
-    /// Signals raised for it, by kind (`tool_repeat`: 1).
-    pub signals: BTreeMap<&'static str, u32>,
-    /// The signal kinds its interventions acted on, in order.
-    pub intervened_on: Vec<&'static str>,
-}
-
-#[derive(Default)]
-struct TaskTrack {
-    events: usize,
-    first_error: Option<usize>,
-    first_intervention: Option<usize>,
-    interventions: u64,
-    signals: BTreeMap<&'static str, u32>,
-    intervened_on: Vec<&'static str>,
-}
 
 /// One line as written: every field the format knows, borrowed where the text allows.
 #[derive(Deserialize)]
@@ -214,14 +155,23 @@ impl At<'_> {
 }
 
 /// Replays the trace read from `reader` (named `name` in errors) on a fresh engine with
-/// `config`. A malformed line is an [`Error::InvalidInput`] naming its line number; so is an
-/// event the engine refuses (an invalid stage name, say).
-pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<ReplayScore> {
+/// `config`, and scores it. A malformed line is an [`Error::InvalidInput`] naming its line
+/// number; so is an event the engine refuses (an invalid stage name, say).
+pub fn replay(reader: impl BufRead, name: &str, config: AceConfig) -> Result<ReplayScore> {
+    Ok(run(reader, name, config)?.score())
+}
+
+/// Replays the trace read from `reader` on a fresh engine with `config` and returns what
+/// happened task by task (see [`Run::score_of`] to score a subset, or the baseline).
+///
+/// A `task_end` is passed on with its `success` when the trace has one
+/// ([`Ace::end_task_with`]): the engine learns online, from tasks that ended before each
+/// decision, which signals preceded failures. Labels are never fed.
+pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
     let clock = ManualClock::new(Timestamp::EPOCH);
     let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).persist(false).build()?;
-    let mut tasks: HashMap<String, TaskTrack> = HashMap::new();
-    let mut labels: Vec<(String, bool, Option<usize>)> = Vec::new();
-    let mut score = ReplayScore::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out = Run::default();
     let mut text: Vec<u8> = Vec::new();
     let mut number = 0;
     let started = Instant::now();
@@ -248,26 +198,27 @@ pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result
         if raw.kind == "label" {
             let failed = at.need(raw.failed, "failed")?;
             let task = at.need(raw.task, "task")?;
-            labels.push((task.into_owned(), failed, raw.mistake_index.map(|m| m as usize)));
+            let track = track(&mut index, &mut out.tasks, &task);
+            track.label = Some(Label { failed, mistake_index: raw.mistake_index.map(|m| m as usize) });
             continue;
         }
         let ts = at.need(raw.ts, "ts")?;
         let ts = Timestamp::from_secs_f64(ts).ok_or_else(|| at.fail(format!("`ts` {ts} is not a time")))?;
         clock.advance_to(ts);
         let agent = at.need(raw.agent.as_deref(), "agent")?;
-        score.events += 1;
+        out.events += 1;
         if raw.kind == "context_refresh" {
             ace.refresh_context(agent).map_err(|e| at.fail(e))?;
             continue;
         }
         let task = at.need(raw.task.as_deref(), "task")?;
-        let track = tasks.entry_ref(task).or_default();
-        let index = track.events;
+        let track = track(&mut index, &mut out.tasks, task);
+        let event = track.events;
         track.events += 1;
         let (signals, intervention) = match &*raw.kind {
             "task_start" => (Vec::new(), None),
             "task_end" => {
-                ace.end_task(agent, task).map_err(|e| at.fail(e))?;
+                ace.end_task_with(agent, task, raw.success).map_err(|e| at.fail(e))?;
                 (Vec::new(), None)
             }
             "stage" => {
@@ -288,7 +239,7 @@ pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result
             }
             "error" => {
                 if track.first_error.is_none() {
-                    track.first_error = Some(index);
+                    track.first_error = Some(event);
                 }
                 let severity = match raw.severity.as_deref() {
                     Some(s) => Some(s.parse::<Severity>().map_err(|e| at.fail(e))?),
@@ -302,58 +253,32 @@ pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result
             }
             other => return Err(at.fail(format!("unknown event type {other:?}"))),
         };
-        if !signals.is_empty() || intervention.is_some() {
-            let track = tasks.get_mut(task).expect("tracked above");
-            for s in &signals {
-                *track.signals.entry(s.kind.as_str()).or_default() += 1;
-            }
-            if let Some(i) = &intervention {
-                track.intervened_on.push(i.signals.first().map_or("", |s| s.kind.as_str()));
-            }
+        let track = &mut out.tasks[index[task]];
+        for s in &signals {
+            *track.signals.entry(s.kind.as_str()).or_default() += 1;
         }
         if let Some(i) = intervention {
-            let track = tasks.get_mut(task).expect("tracked above");
+            track.intervened_on.push(i.signals.first().map_or("", |s| s.kind.as_str()));
             track.interventions += 1;
-            track.first_intervention.get_or_insert(index);
-            score.interventions += 1;
-            *score.strategies.entry(i.strategy.as_str().to_owned()).or_default() += 1;
+            if track.first_intervention.is_none() {
+                track.first_intervention = Some(event);
+                track.first_kind = Some(i.signals[0].kind);
+            }
+            *track.strategies.entry(i.strategy.as_str()).or_default() += 1;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    out.seconds = started.elapsed().as_secs_f64();
     ace.close()?;
+    Ok(out)
+}
 
-    let (mut hits, mut early_total, mut true_flags) = (0u64, 0u64, 0u64);
-    for (task, failed, mistake) in &labels {
-        let track = tasks.get(task.as_str());
-        let flagged = track.is_some_and(|t| t.interventions > 0);
-        score.tasks += 1;
-        score.failed_tasks += u64::from(*failed);
-        score.flagged_tasks += u64::from(flagged);
-        true_flags += u64::from(flagged && *failed);
-        score.per_task.push(TaskScore {
-            task: task.clone(),
-            failed: *failed,
-            flagged,
-            first_intervention: track.and_then(|t| t.first_intervention),
-            first_error: track.and_then(|t| t.first_error),
-            mistake_index: *mistake,
-            signals: track.map(|t| t.signals.clone()).unwrap_or_default(),
-            intervened_on: track.map(|t| t.intervened_on.clone()).unwrap_or_default(),
-        });
-        if let (Some(m), Some(t)) = (mistake, track)
-            && t.first_error.is_some_and(|e| e <= *m)
-        {
-            early_total += 1;
-            hits += u64::from(t.first_intervention.is_some_and(|f| f <= *m));
-        }
-    }
-    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
-    score.precision = ratio(true_flags, score.flagged_tasks);
-    score.recall = ratio(true_flags, score.failed_tasks);
-    score.early_hits = ratio(hits, early_total);
-    score.interventions_per_task = if score.tasks == 0 { 0.0 } else { score.interventions as f64 / score.tasks as f64 };
-    score.events_per_second = score.events as f64 / elapsed.max(1e-9);
-    Ok(score)
+/// The task's entry, added in order of first appearance.
+fn track<'a>(index: &mut HashMap<String, usize>, tasks: &'a mut Vec<TaskRun>, task: &str) -> &'a mut TaskRun {
+    let i = *index.entry_ref(task).or_insert_with(|| {
+        tasks.push(TaskRun { task: task.to_owned(), ..TaskRun::default() });
+        tasks.len() - 1
+    });
+    &mut tasks[i]
 }
 
 #[cfg(test)]
