@@ -5,8 +5,9 @@ processor). Each imports its framework only when used."""
 from __future__ import annotations
 
 import re
+from typing import Any, Optional, Tuple
 
-__all__ = ["stage_name"]
+__all__ = ["current_task", "stage_name"]
 
 _INVALID = re.compile(r"[^a-z0-9_.-]+")
 _MAX = 64
@@ -20,3 +21,10 @@ def stage_name(name: str, prefix: str = "") -> str:
     if not cleaned[0].isalpha():
         cleaned = "s" + cleaned
     return (prefix + cleaned)[:_MAX]
+
+
+def current_task(engine: Any) -> Optional[Tuple[str, str]]:
+    """The ``(agent, task)`` of the innermost ``with engine.task(agent, task):`` block around the
+    caller, or None: what an adapter uses when it is given no task."""
+    current = getattr(engine, "current_task", None)
+    return current() if current is not None else None
