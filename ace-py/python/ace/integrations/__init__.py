@@ -4,10 +4,11 @@ processor). Each imports its framework only when used."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Optional, Tuple
 
-__all__ = ["current_task", "stage_name"]
+__all__ = ["current_task", "stage_name", "tool_arguments"]
 
 _INVALID = re.compile(r"[^a-z0-9_.-]+")
 _MAX = 64
@@ -28,3 +29,13 @@ def current_task(engine: Any) -> Optional[Tuple[str, str]]:
     caller, or None: what an adapter uses when it is given no task."""
     current = getattr(engine, "current_task", None)
     return current() if current is not None else None
+
+
+def tool_arguments(text: str) -> Any:
+    """A tool call's arguments as a framework reports them (a JSON text) made into the value
+    ``record_tool(args=...)`` digests, so the same call digests alike whether it came as text or
+    as a dict: the parsed JSON, or the text itself when it is not JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text

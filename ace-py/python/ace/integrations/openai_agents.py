@@ -30,7 +30,7 @@ from typing import Any, Deque, Dict, Optional, Set, Tuple
 
 from agents.tracing import Span, Trace, TracingProcessor
 
-from ace.integrations import current_task, stage_name
+from ace.integrations import current_task, stage_name, tool_arguments
 
 __all__ = ["AceTracingProcessor"]
 
@@ -100,7 +100,7 @@ class AceTracingProcessor(TracingProcessor):
             if kind == "function":
                 self._note(state, agent)
                 self._error(agent, task, "tool", error)
-                args = data.input if isinstance(data.input, str) and data.input else None
+                args = tool_arguments(data.input) if isinstance(data.input, str) and data.input else None
                 self._keep(self.engine.record_tool(agent, task, str(data.name), duration, not error, args=args))
                 return
             stage, metrics = self._stage_of(data, kind)

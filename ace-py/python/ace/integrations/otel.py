@@ -40,7 +40,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
-from ace.integrations import stage_name
+from ace.integrations import stage_name, tool_arguments
 
 __all__ = ["AceSpanProcessor", "SEMCONV_VERSION", "attach_events", "report_events"]
 
@@ -119,6 +119,8 @@ class AceSpanProcessor(SpanProcessor):
             _log.debug("ace could not record span %r", getattr(span, "name", None), exc_info=True)
 
     def shutdown(self) -> None:
+        if getattr(self.engine, "closed", False):
+            return
         try:
             self.engine.flush()
         except Exception:
@@ -146,16 +148,19 @@ class AceSpanProcessor(SpanProcessor):
 
     def _record(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
+        if ctx is None:
+            self._count("malformed")
+            return
         with self._lock:
-            mine = self._open.pop(ctx.span_id, None) if ctx is not None else None
+            mine = self._open.pop(ctx.span_id, None)
         try:
-            self._record_genai(span, mine)
+            self._record_genai(span, ctx.trace_id, mine)
         finally:
             parent = span.parent
-            if ctx is not None and (parent is None or parent.is_remote):
+            if parent is None or parent.is_remote:
                 self._end_trace(ctx.trace_id)
 
-    def _record_genai(self, span: ReadableSpan, mine: Optional[_Open]) -> None:
+    def _record_genai(self, span: ReadableSpan, trace_id: int, mine: Optional[_Open]) -> None:
         attrs: Mapping[str, Any] = span.attributes or {}
         operation = attrs.get("gen_ai.operation.name")
         if operation is None:
@@ -168,7 +173,7 @@ class AceSpanProcessor(SpanProcessor):
             self._count("malformed")
             return
         duration = (span.end_time - span.start_time) / 1e9
-        agent, task = self._who(span, attrs, mine)
+        agent, task = self._who(span, trace_id, attrs, mine)
         failed, error = _failure(span, attrs)
         parent = self._parent_of(span)
         token = _TARGET.set(parent.span if parent is not None else None)
@@ -191,7 +196,7 @@ class AceSpanProcessor(SpanProcessor):
             if operation == "invoke_agent":
                 self.engine.end_task(agent, task)
             else:
-                self._note_task(span, agent, task)
+                self._note_task(span, trace_id, agent, task)
         finally:
             _TARGET.reset(token)
 
@@ -205,17 +210,17 @@ class AceSpanProcessor(SpanProcessor):
             return ("llm" if operation in _LLM_OPERATIONS else "embeddings"), metrics
         return stage_name(operation), metrics
 
-    def _who(self, span: ReadableSpan, attrs: Mapping[str, Any], mine: Optional[_Open]) -> Tuple[str, str]:
+    def _who(self, span: ReadableSpan, trace_id: int, attrs: Mapping[str, Any], mine: Optional[_Open]) -> Tuple[str, str]:
         agent = self._id(attrs, "gen_ai.agent.name") or (mine.agent if mine else None)
         if agent is None:
             resource = getattr(span, "resource", None)
             agent = self._id(resource.attributes if resource is not None else {}, "service.name") or "unknown_service"
         task = self._id(attrs, "gen_ai.conversation.id") or (mine.task if mine else None)
         if task is None:
-            task = format(span.get_span_context().trace_id, "032x")
+            task = format(trace_id, "032x")
         return agent, task
 
-    def _arguments(self, attrs: Mapping[str, Any]) -> Optional[str]:
+    def _arguments(self, attrs: Mapping[str, Any]) -> Any:
         args = attrs.get("gen_ai.tool.call.arguments")
         if args is None:
             return None
@@ -225,7 +230,7 @@ class AceSpanProcessor(SpanProcessor):
         if len(args) > self.max_argument_chars:
             self._count("oversize")
             return None
-        return args
+        return tool_arguments(args)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -256,18 +261,17 @@ class AceSpanProcessor(SpanProcessor):
             return float(value)
         return None
 
-    def _note_task(self, span: ReadableSpan, agent: str, task: str) -> None:
-        ctx = span.get_span_context()
+    def _note_task(self, span: ReadableSpan, trace_id: int, agent: str, task: str) -> None:
         parent = span.parent
         if parent is None or parent.is_remote:
             self.engine.end_task(agent, task)
             return
         with self._lock:
-            tasks = self._tasks.get(ctx.trace_id)
+            tasks = self._tasks.get(trace_id)
             if tasks is None:
                 if len(self._tasks) >= _OPEN_LIMIT:
                     return
-                tasks = self._tasks[ctx.trace_id] = set()
+                tasks = self._tasks[trace_id] = set()
             tasks.add((agent, task))
 
     def _end_trace(self, trace_id: int) -> None:
@@ -294,10 +298,10 @@ def _text(value: Any) -> Optional[str]:
     """An attribute usable as an agent or task id, or None."""
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if not value or len(value.encode("utf-8", "replace")) > _MAX_ID or not value.isprintable():
+    text: str = value.strip()
+    if not text or len(text.encode("utf-8", "replace")) > _MAX_ID or not text.isprintable():
         return None
-    return value
+    return text
 
 
 def _failure(span: ReadableSpan, attrs: Mapping[str, Any]) -> Tuple[bool, Optional[Tuple[str, str]]]:
