@@ -96,7 +96,9 @@ class AceCallbackHandler(BaseCallbackHandler):
 
     def _root_of(self, run_id: UUID, parent_run_id: Optional[UUID], metadata: Optional[Dict[str, Any]]) -> _Root:
         with self._lock:
-            root = self._roots.get(parent_run_id, parent_run_id) if parent_run_id else run_id
+            # A run whose parent this handler never saw (callbacks given to an inner runnable)
+            # is a top-level run for it.
+            root = self._roots.get(parent_run_id, run_id) if parent_run_id else run_id
             self._roots[run_id] = root
             top = self._tops.get(root)
             if top is None:
