@@ -27,8 +27,9 @@ def stage_name(name: str, prefix: str = "") -> str:
 def current_task(engine: Any) -> Optional[Tuple[str, str]]:
     """The ``(agent, task)`` of the innermost ``with engine.task(agent, task):`` block around the
     caller, or None: what an adapter uses when it is given no task."""
-    current = getattr(engine, "current_task", None)
-    return current() if current is not None else None
+    from ace._engine import current_task as current
+
+    return current()
 
 
 def tool_arguments(text: str) -> Any:
