@@ -1,4 +1,5 @@
-"""ace as an OpenAI Agents SDK tracing processor (spans made by hand: no API key needed)."""
+"""ace as an OpenAI Agents SDK tracing processor (spans made by hand: no API key needed; the
+tests run a real agent against a local fake Responses endpoint)."""
 
 from agents.tracing import SpanError, agent_span, function_span, generation_span, set_trace_processors, trace
 
@@ -15,7 +16,10 @@ for attempt in range(3):
             with generation_span(model="gpt-4o", usage={"input_tokens": 900, "output_tokens": 120}):
                 pass
             with function_span(name="search_flights", input='{"to": "LIS"}') as span:
-                span.set_error(SpanError(message=f"connection to api-{attempt}:443 refused", data={"error": "ConnectionError"}))
+                # what the SDK attaches when a tool raises
+                span.set_error(
+                    SpanError(message="Error running tool", data={"tool_name": "search_flights", "error": f"connection to api-{attempt}:443 refused"})
+                )
 
 set_trace_processors([])
 eng.flush()
