@@ -280,15 +280,16 @@ fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> 
     let mut parts = request_line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
-    let unauthorized =
-        shared.token.as_deref().is_some_and(|t| !authorized(head.authorization.as_deref(), t));
+    let unauthorized = shared.token.as_deref().is_some_and(|t| !authorized(head.authorization.as_deref(), t));
     #[cfg(feature = "otlp")]
     if let (Some((counters, max)), "/v1/traces") = (&shared.otlp, path) {
         let answer = if let Some(refused) = head.refused {
             crate::otlp::refuse_unread(None, refused, "the request head is too large".into())
         } else if method != "POST" {
+            drain(&mut reader, &head, *max);
             crate::otlp::refuse_unread(None, "405 Method Not Allowed", "only POST".into())
         } else if unauthorized {
+            drain(&mut reader, &head, *max);
             crate::otlp::refuse_unread(None, "401 Unauthorized", "a bearer token is required".into())
         } else {
             export(ace, &mut reader, &head, counters, *max)
@@ -351,14 +352,13 @@ fn export(
             return refuse_unread(content_type, "411 Length Required", "send the body with a Content-Length".into());
         }
         None => return refuse_unread(content_type, "411 Length Required", "a Content-Length is required".into()),
-        Some(Err(())) => return refuse_unread(content_type, "400 Bad Request", "the Content-Length is not a number".into()),
+        Some(Err(())) => {
+            return refuse_unread(content_type, "400 Bad Request", "the Content-Length is not a number".into());
+        }
         Some(Ok(len)) => len,
     };
     if len > max {
-        // Read (and drop) a bounded part of it, so the client is not cut off mid-send before it
-        // can read the answer.
-        reader.get_mut().deadline = Instant::now() + Duration::from_secs(2);
-        let _ = std::io::copy(&mut reader.by_ref().take(len.min(16 * max) as u64), &mut std::io::sink());
+        drain(reader, head, max);
         return refuse_unread(
             content_type,
             "413 Content Too Large",
@@ -380,11 +380,23 @@ fn export(
     crate::otlp::export(ace, counters, content_type, head.content_encoding.as_deref(), body, max)
 }
 
+/// Reads (and drops) a bounded part of a body that will not be used, for two seconds at most, so
+/// the client is not cut off mid-send (a reset) before it can read the answer.
+#[cfg(feature = "otlp")]
+fn drain(reader: &mut BufReader<Deadline>, head: &Head, max: usize) {
+    if let Some(Ok(len)) = head.content_length {
+        reader.get_mut().deadline = Instant::now() + Duration::from_secs(2);
+        let _ = std::io::copy(&mut reader.by_ref().take(len.min(16 * max) as u64), &mut std::io::sink());
+    }
+}
+
 /// Writes an answer and closes.
 fn respond(mut out: TcpStream, status: &str, content_type: &str, body: &[u8], head_only: bool) -> std::io::Result<()> {
     let auth = if status.starts_with("401") { "WWW-Authenticate: Bearer\r\n" } else { "" };
     let allow = match status {
-        s if s.starts_with("405") && content_type == "text/plain" && body.starts_with(b"only POST") => "Allow: POST\r\n",
+        s if s.starts_with("405") && content_type == "text/plain" && body.starts_with(b"only POST") => {
+            "Allow: POST\r\n"
+        }
         s if s.starts_with("405") => "Allow: GET, HEAD\r\n",
         _ => "",
     };

@@ -81,8 +81,9 @@ pub(crate) fn inflate(encoding: Option<&str>, body: Vec<u8>, max: usize) -> Resu
 /// Decodes an export request.
 pub(crate) fn decode(format: Format, body: &[u8]) -> Result<ExportTraceServiceRequest, Refusal> {
     match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| Refusal::new("400 Bad Request", format!("the body is not an OTLP protobuf export request: {e}"))),
+        Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| {
+            Refusal::new("400 Bad Request", format!("the body is not an OTLP protobuf export request: {e}"))
+        }),
         Format::Json => serde_json::from_slice(body)
             .map_err(|e| Refusal::new("400 Bad Request", format!("the body is not an OTLP/JSON export request: {e}"))),
     }

@@ -128,7 +128,8 @@ fn failure(span: &Span) -> Option<(String, String)> {
     if error_type.is_none() && exception.is_none() && status.is_none() {
         return None;
     }
-    let kind = error_type.or_else(|| exception.and_then(|e| text(&e.attributes, "exception.type"))).unwrap_or(OTHER_ERROR);
+    let kind =
+        error_type.or_else(|| exception.and_then(|e| text(&e.attributes, "exception.type"))).unwrap_or(OTHER_ERROR);
     let message = exception
         .and_then(|e| text(&e.attributes, "exception.message"))
         .or_else(|| status.map(|s| s.message.as_str()).filter(|m| !m.is_empty()))
@@ -224,9 +225,9 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::IntValue(i) => J::from(*i),
         Value::DoubleValue(d) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
         Value::ArrayValue(a) => J::Array(a.values.iter().map(of).collect()),
-        Value::KvlistValue(kv) => J::Object(
-            kv.values.iter().map(|e| (e.key.clone(), e.value.as_ref().map_or(J::Null, of))).collect(),
-        ),
+        Value::KvlistValue(kv) => {
+            J::Object(kv.values.iter().map(|e| (e.key.clone(), e.value.as_ref().map_or(J::Null, of))).collect())
+        }
         Value::BytesValue(b) => J::Array(b.iter().map(|&x| J::from(x)).collect()),
         // An index into a profiles dictionary: nothing to resolve it against in a trace export.
         Value::StringValueStrindex(i) => J::from(*i),
@@ -284,6 +285,9 @@ mod tests {
         assert_eq!(a, crate::otlp::tool::args_digest("{\"a\":null,\"b\":[1,\"é\"]}".as_bytes()));
         assert_ne!(a, arguments_digest(&Value::StringValue(r#"{"a":null,"b":[2,"é"]}"#.into())));
         // Not JSON: the text itself.
-        assert_eq!(arguments_digest(&Value::StringValue("city=Paris".into())), crate::otlp::tool::args_digest(b"city=Paris"));
+        assert_eq!(
+            arguments_digest(&Value::StringValue("city=Paris".into())),
+            crate::otlp::tool::args_digest(b"city=Paris")
+        );
     }
 }

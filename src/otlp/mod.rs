@@ -109,7 +109,9 @@ pub(crate) fn export(
             None,
             Refusal::new(
                 "415 Unsupported Media Type",
-                format!("Content-Type {content_type:?} is not supported: send application/x-protobuf or application/json"),
+                format!(
+                    "Content-Type {content_type:?} is not supported: send application/x-protobuf or application/json"
+                ),
             ),
         );
     };
@@ -170,7 +172,9 @@ pub(crate) fn refused(format: Option<Format>, refusal: Refusal) -> Answer {
     let status = RpcStatus { code, message: refusal.message };
     let body = match format {
         Some(Format::Protobuf) => status.encode_to_vec(),
-        Some(Format::Json) => serde_json::json!({ "code": status.code, "message": status.message }).to_string().into_bytes(),
+        Some(Format::Json) => {
+            serde_json::json!({ "code": status.code, "message": status.message }).to_string().into_bytes()
+        }
         None => format!("{}\n", status.message).into_bytes(),
     };
     let content_type = format.map_or("text/plain", Format::content_type);

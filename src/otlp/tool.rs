@@ -3,7 +3,15 @@ use ace_core::{Ace, Result};
 
 pub(crate) const TOOL_STAGE: &str = "tool";
 
-pub(crate) fn record(ace: &Ace, agent: &str, task: &str, _tool: &str, _digest: Option<&str>, d: f64, ok: bool) -> Result<()> {
+pub(crate) fn record(
+    ace: &Ace,
+    agent: &str,
+    task: &str,
+    _tool: &str,
+    _digest: Option<&str>,
+    d: f64,
+    ok: bool,
+) -> Result<()> {
     ace.record_stage(agent, task, TOOL_STAGE, d, ok).map(|_| ())
 }
 
