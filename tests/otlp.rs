@@ -40,9 +40,15 @@ fn span(id: u8, name: &str, start_ms: u64, end_ms: u64, attributes: Vec<KeyValue
     }
 }
 
-/// A batch as an instrumented agent sends it: an agent run with an LLM call, a tool call, a
-/// failed LLM call, an embedding, an HTTP span without GenAI attributes, and one broken span.
+/// A batch as an instrumented agent sends it: an agent run (the root) with an LLM call, a tool
+/// call, a failed LLM call and an embedding under it (which inherit its agent and conversation),
+/// an HTTP span without GenAI attributes, a second trace with one bare LLM call, and one broken
+/// span.
 fn batch() -> ExportTraceServiceRequest {
+    let child = |mut s: Span, parent: u8| {
+        s.parent_span_id = vec![parent; 8];
+        s
+    };
     let mut failed =
         span(4, "chat gpt-x", 400, 650, vec![s("gen_ai.operation.name", "chat"), s("x.custom", "ignored")]);
     failed.status = Some(Status { code: 2, message: "upstream said no".into() });
@@ -54,40 +60,50 @@ fn batch() -> ExportTraceServiceRequest {
     });
     let mut broken = span(7, "chat broken", 0, 10, vec![s("gen_ai.operation.name", "chat")]);
     broken.trace_id = vec![1, 2, 3];
+    let mut other =
+        span(8, "chat gpt-x", 0, 500, vec![s("gen_ai.operation.name", "chat"), i("gen_ai.usage.prompt_tokens", 5)]);
+    other.trace_id = vec![0xcd; 16];
     let spans = vec![
-        span(
-            1,
-            "chat gpt-x",
-            0,
-            1500,
-            vec![
-                s("gen_ai.operation.name", "chat"),
-                s("gen_ai.agent.name", "planner"),
-                s("gen_ai.conversation.id", "conv-1"),
-                i("gen_ai.usage.input_tokens", 120),
-                i("gen_ai.usage.output_tokens", 30),
-                kv("gen_ai.request.temperature", Value::DoubleValue(0.2)),
-            ],
+        child(
+            span(
+                1,
+                "chat gpt-x",
+                0,
+                1500,
+                vec![
+                    s("gen_ai.operation.name", "chat"),
+                    i("gen_ai.usage.input_tokens", 120),
+                    i("gen_ai.usage.output_tokens", 30),
+                    kv("gen_ai.request.temperature", Value::DoubleValue(0.2)),
+                ],
+            ),
+            6,
         ),
-        span(
-            2,
-            "execute_tool get_weather",
-            1500,
-            1750,
-            vec![
-                s("gen_ai.operation.name", "execute_tool"),
-                s("gen_ai.tool.name", "get_weather"),
-                s("gen_ai.tool.call.arguments", r#"{ "units": "c", "city": "Paris" }"#),
-            ],
+        child(
+            span(
+                2,
+                "execute_tool get_weather",
+                1500,
+                1750,
+                vec![
+                    s("gen_ai.operation.name", "execute_tool"),
+                    s("gen_ai.tool.name", "get_weather"),
+                    s("gen_ai.tool.call.arguments", r#"{ "units": "c", "city": "Paris" }"#),
+                ],
+            ),
+            6,
         ),
-        span(3, "GET /api", 10, 20, vec![s("http.request.method", "GET")]),
-        failed,
-        span(
-            5,
-            "embeddings m",
-            700,
-            800,
-            vec![s("gen_ai.operation.name", "embeddings"), i("gen_ai.usage.input_tokens", 8)],
+        child(span(3, "GET /api", 10, 20, vec![s("http.request.method", "GET")]), 1),
+        child(failed, 6),
+        child(
+            span(
+                5,
+                "embeddings m",
+                700,
+                800,
+                vec![s("gen_ai.operation.name", "embeddings"), i("gen_ai.usage.input_tokens", 8)],
+            ),
+            6,
         ),
         span(
             6,
@@ -100,6 +116,7 @@ fn batch() -> ExportTraceServiceRequest {
                 s("gen_ai.conversation.id", "conv-1"),
             ],
         ),
+        other,
         broken,
     ];
     ExportTraceServiceRequest {
@@ -185,19 +202,22 @@ fn post(addr: SocketAddr, content_type: &str, extra: &str, body: &[u8]) -> (u16,
 
 /// What the batch must leave in the trace, field by field.
 fn expected() -> Vec<Json> {
-    let trace = "ab".repeat(16);
-    let weather = ace::otlp::arguments_digest(&Value::StringValue(r#"{"city":"Paris","units":"c"}"#.into()));
-    let _ = weather;
+    let other = "cd".repeat(16);
     vec![
         json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "llm", "duration_s": 1.5, "success": true,
                "metrics": {"tokens_in": 120.0, "tokens_out": 30.0}}),
-        json!({"type": "stage", "agent": "travel-svc", "task": trace, "stage": "tool", "duration_s": 0.25, "success": true}),
-        json!({"type": "error", "agent": "travel-svc", "task": trace, "stage": "llm", "kind": "RateLimitError",
+        json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "tool", "duration_s": 0.25, "success": true}),
+        json!({"type": "error", "agent": "planner", "task": "conv-1", "stage": "llm", "kind": "RateLimitError",
                "message": "429 from api-1: slow down"}),
-        json!({"type": "stage", "agent": "travel-svc", "task": trace, "stage": "llm", "duration_s": 0.25, "success": false}),
-        json!({"type": "stage", "agent": "travel-svc", "task": trace, "stage": "embeddings", "duration_s": 0.1, "success": true,
+        json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "llm", "duration_s": 0.25, "success": false}),
+        json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "embeddings", "duration_s": 0.1, "success": true,
                "metrics": {"tokens_in": 8.0}}),
+        json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "invoke_agent", "duration_s": 2.0, "success": true}),
         json!({"type": "task_end", "agent": "planner", "task": "conv-1"}),
+        // A root span of its own: no agent name (the service's), no conversation (the trace id).
+        json!({"type": "stage", "agent": "travel-svc", "task": other, "stage": "llm", "duration_s": 0.5, "success": true,
+               "metrics": {"tokens_in": 5.0}}),
+        json!({"type": "task_end", "agent": "travel-svc", "task": other}),
     ]
 }
 
@@ -224,12 +244,12 @@ fn a_protobuf_batch_is_recorded_span_by_span() {
     let partial = response.partial_success.expect("one span was rejected");
     assert_eq!(partial.rejected_spans, 1);
     assert!(
-        partial.error_message.contains("trace_id") && partial.error_message.contains("1 of 7"),
+        partial.error_message.contains("trace_id") && partial.error_message.contains("1 of 8"),
         "{}",
         partial.error_message
     );
     assert_recorded(&s.events());
-    assert_eq!((s.metric("accepted"), s.metric("skipped"), s.metric("rejected")), (5, 1, 1));
+    assert_eq!((s.metric("accepted"), s.metric("skipped"), s.metric("rejected")), (6, 1, 1));
     // The failed LLM call's error was grouped like any other.
     assert!(s.ace.patterns().iter().any(|p| p.kind == "RateLimitError"));
 }
@@ -240,30 +260,41 @@ fn batch_json() -> Json {
     let t = |ms: u64| (T0 + ms * 1_000_000).to_string();
     let sv = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
     let iv = |k: &str, v: i64| json!({"key": k, "value": {"intValue": v.to_string()}});
-    let sp = |id: u8, name: &str, a: u64, b: u64, attrs: Vec<Json>| {
+    let sp = |id: u8, parent: Option<u8>, name: &str, a: u64, b: u64, attrs: Vec<Json>| {
         json!({"traceId": trace, "spanId": format!("{id:02x}").repeat(8), "name": name, "kind": 1,
+               "parentSpanId": parent.map_or(String::new(), |p| format!("{p:02x}").repeat(8)),
                "startTimeUnixNano": t(a), "endTimeUnixNano": t(b), "attributes": attrs})
     };
     let mut failed =
-        sp(4, "chat gpt-x", 400, 650, vec![sv("gen_ai.operation.name", "chat"), sv("x.custom", "ignored")]);
+        sp(4, Some(6), "chat gpt-x", 400, 650, vec![sv("gen_ai.operation.name", "chat"), sv("x.custom", "ignored")]);
     failed["status"] = json!({"code": 2, "message": "upstream said no"});
     failed["events"] = json!([{"name": "exception", "timeUnixNano": t(650), "attributes": [
         sv("exception.type", "RateLimitError"), sv("exception.message", "429 from api-1: slow down")]}]);
-    let mut broken = sp(7, "chat broken", 0, 10, vec![sv("gen_ai.operation.name", "chat")]);
+    let mut other = sp(
+        8,
+        None,
+        "chat gpt-x",
+        0,
+        500,
+        vec![sv("gen_ai.operation.name", "chat"), iv("gen_ai.usage.prompt_tokens", 5)],
+    );
+    other["traceId"] = json!("cd".repeat(16));
+    let mut broken = sp(7, None, "chat broken", 0, 10, vec![sv("gen_ai.operation.name", "chat")]);
     broken["traceId"] = json!("010203");
     json!({"resourceSpans": [{
         "resource": {"attributes": [sv("service.name", "travel-svc")]},
         "scopeSpans": [{"scope": {"name": "test"}, "spans": [
-            sp(1, "chat gpt-x", 0, 1500, vec![sv("gen_ai.operation.name", "chat"), sv("gen_ai.agent.name", "planner"),
-                sv("gen_ai.conversation.id", "conv-1"), iv("gen_ai.usage.input_tokens", 120), iv("gen_ai.usage.output_tokens", 30),
+            sp(1, Some(6), "chat gpt-x", 0, 1500, vec![sv("gen_ai.operation.name", "chat"),
+                iv("gen_ai.usage.input_tokens", 120), iv("gen_ai.usage.output_tokens", 30),
                 json!({"key": "gen_ai.request.temperature", "value": {"doubleValue": 0.2}})]),
-            sp(2, "execute_tool get_weather", 1500, 1750, vec![sv("gen_ai.operation.name", "execute_tool"),
+            sp(2, Some(6), "execute_tool get_weather", 1500, 1750, vec![sv("gen_ai.operation.name", "execute_tool"),
                 sv("gen_ai.tool.name", "get_weather"), sv("gen_ai.tool.call.arguments", r#"{ "units": "c", "city": "Paris" }"#)]),
-            sp(3, "GET /api", 10, 20, vec![sv("http.request.method", "GET")]),
+            sp(3, Some(1), "GET /api", 10, 20, vec![sv("http.request.method", "GET")]),
             failed,
-            sp(5, "embeddings m", 700, 800, vec![sv("gen_ai.operation.name", "embeddings"), iv("gen_ai.usage.input_tokens", 8)]),
-            sp(6, "invoke_agent planner", 0, 2000, vec![sv("gen_ai.operation.name", "invoke_agent"),
+            sp(5, Some(6), "embeddings m", 700, 800, vec![sv("gen_ai.operation.name", "embeddings"), iv("gen_ai.usage.input_tokens", 8)]),
+            sp(6, None, "invoke_agent planner", 0, 2000, vec![sv("gen_ai.operation.name", "invoke_agent"),
                 sv("gen_ai.agent.name", "planner"), sv("gen_ai.conversation.id", "conv-1")]),
+            other,
             broken,
         ]}]
     }]})
@@ -388,8 +419,10 @@ fn unknown_attributes_and_values_are_ignored_and_odd_spans_counted() {
         span(3, "x", 0, 1, vec![s("gen_ai.operation.name", "Create Agent!")]),
         // Ends before it starts: refused alone.
         span(4, "chat", 5, 1, vec![s("gen_ai.operation.name", "chat")]),
-        // An agent name the engine refuses (control characters): refused alone.
+        // An agent name that is no id (control characters): read as absent.
         span(5, "chat", 0, 1, vec![s("gen_ai.operation.name", "chat"), s("gen_ai.agent.name", "a\nb")]),
+        // A tool call without a tool name: refused alone.
+        span(6, "execute_tool", 0, 1, vec![s("gen_ai.operation.name", "execute_tool")]),
     ];
     spans[1].trace_id = Vec::new();
     let request = ExportTraceServiceRequest {
@@ -401,11 +434,14 @@ fn unknown_attributes_and_values_are_ignored_and_odd_spans_counted() {
     let (status, _, body) = post(srv.addr(), "application/x-protobuf", "", &request.encode_to_vec());
     assert_eq!(status, 200);
     assert_eq!(ExportTraceServiceResponse::decode(body.as_slice()).unwrap().partial_success.unwrap().rejected_spans, 2);
-    let events = srv.events();
-    assert_eq!(events.len(), 2, "{events:#?}");
+    // Each span is a root: its task ends with it.
+    let events: Vec<_> = srv.events().into_iter().filter(|e| e["type"] != "task_end").collect();
+    assert_eq!(events.len(), 3, "{events:#?}");
     assert_eq!(events[0]["agent"], "unknown_service", "no service.name: the default agent");
+    assert_eq!(events[0]["stage"], "tool");
     assert_eq!(events[1]["stage"], "create_agent");
-    assert_eq!((srv.metric("accepted"), srv.metric("skipped"), srv.metric("rejected")), (2, 1, 2));
+    assert_eq!((events[2]["stage"].as_str(), events[2]["agent"].as_str()), (Some("llm"), Some("unknown_service")));
+    assert_eq!((srv.metric("accepted"), srv.metric("skipped"), srv.metric("rejected")), (3, 1, 2));
 }
 
 #[test]

@@ -1,21 +1,32 @@
-//! OpenTelemetry spans under the GenAI semantic conventions to the engine's calls. This is the
-//! one place the mapping lives for `ace serve --otlp`; the Python (`ace.integrations.otel`) and
-//! Node (`agent-ace/otel`) span processors follow the same table (docs/integrations/otlp.md).
+//! OpenTelemetry spans under the GenAI semantic conventions (semantic-conventions 1.44.0, whose
+//! `gen_ai.*` attributes have the status Development) to the engine's calls. This is the one place
+//! the mapping lives for `ace serve --otlp`; the Python (`ace.integrations.otel`) and Node
+//! (`agent-ace/otel`) span processors follow the same table (docs/integrations/otlp.md).
 //!
 //! | `gen_ai.operation.name` | the engine's call |
 //! |---|---|
-//! | `chat`, `text_completion`, `generate_content` | a stage `llm`, with `tokens_in`/`tokens_out` from `gen_ai.usage.input_tokens`/`output_tokens` |
-//! | `execute_tool` | a tool call: `gen_ai.tool.name` (`unknown` when absent), the digest of `gen_ai.tool.call.arguments` |
-//! | `invoke_agent` | the task ends (`end_task`) |
-//! | any other | a stage named after the operation (`embeddings`, `agent_step`, ...), with tokens when given |
+//! | `chat`, `text_completion`, `generate_content` | a stage `llm`, with `tokens_in`/`tokens_out` from `gen_ai.usage.input_tokens`/`output_tokens` (or the older `prompt_tokens`/`completion_tokens`) |
+//! | `embeddings` | a stage `embeddings`, with `tokens_in` |
+//! | `execute_tool` | a tool call of `gen_ai.tool.name` with the digest of `gen_ai.tool.call.arguments` (none past 65,536 characters); without a tool name the span is rejected |
+//! | `invoke_agent` | a stage `invoke_agent`, then the task ends |
+//! | any other | a stage named after the operation (`agent_step`, `create_agent`, ...) |
 //! | none | skipped (counted) |
 //!
-//! The agent is `gen_ai.agent.name`, else the resource's `service.name`, else `unknown_service`;
-//! the task is `gen_ai.conversation.id`, else the trace id (32 hex digits). The duration is the
-//! span's end minus its start. A span failed when its status is `ERROR`, it has `error.type`, or
-//! it has an `exception` event; its error (recorded before the stage, under the same stage) has
-//! the kind `error.type`, else the exception's `exception.type`, else `_OTHER`, and the message
-//! of the exception, else the status message, else the kind.
+//! The agent is `gen_ai.agent.name`, else the nearest ancestor's in the same request, else the
+//! resource's `service.name`, else `unknown_service`; the task is `gen_ai.conversation.id`, else
+//! the nearest ancestor's, else the trace id (32 hex digits). An id attribute that is blank, over
+//! 256 bytes or holds control characters counts as absent. A GenAI span without a parent ends its
+//! task at once; the tasks of the other spans end with their trace's root span when it is in the
+//! same request (otherwise the engine releases them after an idle hour). The duration is the
+//! span's end minus its start.
+//!
+//! A span failed when its status is `ERROR`, it has `error.type`, or it has an `exception` event.
+//! Its error (recorded before the stage, under the same stage) is, with an exception event, kind
+//! `exception.type` (else `error.type`, else `Exception`) and message `exception.message` (else
+//! the status message, else the kind); without one, kind `error.type` (else `SpanError`) and the
+//! status message (else the kind).
+
+use std::collections::{HashMap, HashSet};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
@@ -27,8 +38,12 @@ use ace_core::{Ace, Error};
 pub const LLM_STAGE: &str = "llm";
 /// The agent of a span with neither `gen_ai.agent.name` nor a resource `service.name`.
 pub const UNKNOWN_AGENT: &str = "unknown_service";
-/// The error kind of a failed span that names none.
-pub const OTHER_ERROR: &str = "_OTHER";
+/// Tool arguments longer than this (in characters) are recorded without a digest.
+pub const MAX_ARGUMENT_CHARS: usize = 65_536;
+/// The longest agent or task id taken from an attribute, in bytes.
+const MAX_ID: usize = 256;
+/// Ancestors looked through for an agent or a task.
+const MAX_DEPTH: usize = 64;
 
 /// What became of the spans of one request.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,17 +58,75 @@ pub struct Tally {
     pub first_error: Option<String>,
 }
 
+/// What a span hands down to the spans under it.
+struct Known<'a> {
+    agent: Option<&'a str>,
+    task: Option<&'a str>,
+    parent: &'a [u8],
+}
+
+/// The spans of one request, by id, for the agent and task a span inherits.
+struct Family<'a> {
+    spans: HashMap<(&'a [u8], &'a [u8]), Known<'a>>,
+}
+
+impl<'a> Family<'a> {
+    fn new(request: &'a ExportTraceServiceRequest) -> Self {
+        let mut spans = HashMap::new();
+        for span in request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+            let known = Known {
+                agent: id_attr(&span.attributes, "gen_ai.agent.name"),
+                task: id_attr(&span.attributes, "gen_ai.conversation.id"),
+                parent: &span.parent_span_id,
+            };
+            spans.insert((span.trace_id.as_slice(), span.span_id.as_slice()), known);
+        }
+        Family { spans }
+    }
+
+    /// The nearest ancestor's value (the span's own first).
+    fn inherit(&self, span: &'a Span, pick: fn(&Known<'a>) -> Option<&'a str>) -> Option<&'a str> {
+        let mut key = (span.trace_id.as_slice(), span.span_id.as_slice());
+        for _ in 0..MAX_DEPTH {
+            let known = self.spans.get(&key)?;
+            if let Some(v) = pick(known) {
+                return Some(v);
+            }
+            if known.parent.is_empty() {
+                return None;
+            }
+            key = (key.0, known.parent);
+        }
+        None
+    }
+}
+
 /// Maps every span of `request` to the engine, each on its own: one bad span is counted in
 /// [`Tally::rejected`] and the others are recorded all the same. Stops early only when the
 /// engine is closed (`Err`), so the client can send the batch again elsewhere.
 pub(crate) fn ingest(ace: &Ace, request: &ExportTraceServiceRequest) -> Result<Tally, Error> {
+    let family = Family::new(request);
     let mut tally = Tally::default();
+    // Tasks to end with their trace's root: (trace id, agent, task).
+    let mut noted: HashSet<(&[u8], &str, String)> = HashSet::new();
+    let mut roots: HashSet<&[u8]> = HashSet::new();
+    let mut ended: HashSet<(&str, String)> = HashSet::new();
     for resource_spans in &request.resource_spans {
-        let service = resource_spans.resource.as_ref().and_then(|r| text(&r.attributes, "service.name"));
+        let service = resource_spans.resource.as_ref().and_then(|r| id_attr(&r.attributes, "service.name"));
         for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-            match map_span(ace, service, span) {
-                Ok(true) => tally.accepted += 1,
-                Ok(false) => tally.skipped += 1,
+            if span.parent_span_id.is_empty() {
+                roots.insert(&span.trace_id);
+            }
+            match map_span(ace, &family, service, span) {
+                Ok(None) => tally.skipped += 1,
+                Ok(Some((agent, task, true))) => {
+                    tally.accepted += 1;
+                    ended.insert((agent, task));
+                }
+                Ok(Some((agent, task, false))) => {
+                    tally.accepted += 1;
+                    noted.insert((&span.trace_id, agent, task));
+                }
                 Err(Error::Closed) => return Err(Error::Closed),
                 Err(e) => {
                     tally.rejected += 1;
@@ -64,77 +137,119 @@ pub(crate) fn ingest(ace: &Ace, request: &ExportTraceServiceRequest) -> Result<T
             }
         }
     }
+    let mut ending: Vec<_> = noted
+        .into_iter()
+        .filter(|(trace, agent, task)| roots.contains(trace) && !ended.contains(&(*agent, task.clone())))
+        .collect();
+    ending.sort();
+    for (_, agent, task) in ending {
+        match ace.end_task(agent, &task) {
+            Err(Error::Closed) => return Err(Error::Closed),
+            Err(e) => tracing::debug!(error = %e, "an OTLP task could not be ended"),
+            Ok(_) => {}
+        }
+    }
     Ok(tally)
 }
 
-/// Records one span; `Ok(false)` when it has no GenAI operation.
-fn map_span(ace: &Ace, service: Option<&str>, span: &Span) -> Result<bool, Error> {
+/// Records one span; `Ok(None)` when it has no GenAI operation, else the agent and the task it
+/// was recorded under, and whether the task ended with it.
+fn map_span<'a>(
+    ace: &Ace,
+    family: &Family<'a>,
+    service: Option<&'a str>,
+    span: &'a Span,
+) -> Result<Option<(&'a str, String, bool)>, Error> {
     let attrs = &span.attributes;
-    let Some(operation) = text(attrs, "gen_ai.operation.name") else { return Ok(false) };
-    let agent = text(attrs, "gen_ai.agent.name").or(service).unwrap_or(UNKNOWN_AGENT);
-    let trace = if span.trace_id.len() == 16 && span.trace_id.iter().any(|&b| b != 0) {
-        hex(&span.trace_id)
-    } else {
-        return Err(invalid("trace_id", format!("must be 16 bytes, not all zero; got {} bytes", span.trace_id.len())));
+    let operation = match value(attrs, "gen_ai.operation.name") {
+        None => return Ok(None),
+        Some(Value::StringValue(s)) if !s.trim().is_empty() && s.chars().count() <= 256 => s.as_str(),
+        Some(_) => {
+            return Err(invalid("gen_ai.operation.name", "must be a non-blank string of at most 256 characters"));
+        }
     };
-    let task = text(attrs, "gen_ai.conversation.id").unwrap_or(&trace);
-    if span.start_time_unix_nano == 0 || span.end_time_unix_nano < span.start_time_unix_nano {
-        return Err(invalid("span", "has no start time, or ends before it starts".into()));
+    if span.trace_id.len() != 16 || span.trace_id.iter().all(|&b| b == 0) {
+        return Err(invalid("trace_id", format!("must be 16 bytes, not all zero; got {} bytes", span.trace_id.len())));
     }
+    if span.start_time_unix_nano == 0 || span.end_time_unix_nano < span.start_time_unix_nano {
+        return Err(invalid("span", "has no start time, or ends before it starts"));
+    }
+    let agent = family.inherit(span, |k| k.agent).or(service).unwrap_or(UNKNOWN_AGENT);
+    let task = family.inherit(span, |k| k.task).map_or_else(|| hex(&span.trace_id), str::to_owned);
     let duration_s = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e9;
     let failure = failure(span);
-    let stage = match operation {
-        "chat" | "text_completion" | "generate_content" => LLM_STAGE.to_owned(),
-        "execute_tool" => crate::otlp::tool::TOOL_STAGE.to_owned(),
-        "invoke_agent" => "invoke_agent".to_owned(),
-        other => stage_name(other),
-    };
-    if let Some((kind, message)) = &failure {
-        ace.record_error(agent, task, &stage, kind, message, None)?;
-    }
     let success = failure.is_none();
-    match operation {
-        "invoke_agent" => {
-            ace.end_task(agent, task)?;
+    if operation == "execute_tool" {
+        let Some(tool) = text(attrs, "gen_ai.tool.name").filter(|t| !t.trim().is_empty() && t.chars().count() <= 256)
+        else {
+            return Err(invalid("gen_ai.tool.name", "an execute_tool span needs a tool name"));
+        };
+        if let Some((kind, message)) = &failure {
+            ace.record_error(agent, &task, crate::otlp::tool::TOOL_STAGE, kind, message, None)?;
         }
-        "execute_tool" => {
-            let tool = text(attrs, "gen_ai.tool.name").unwrap_or("unknown");
-            let digest = value(attrs, "gen_ai.tool.call.arguments").map(arguments_digest);
-            crate::otlp::tool::record(ace, agent, task, tool, digest.as_deref(), duration_s, success)?;
+        let digest = value(attrs, "gen_ai.tool.call.arguments").and_then(arguments_digest);
+        crate::otlp::tool::record(ace, agent, &task, tool, digest.as_deref(), duration_s, success)?;
+    } else {
+        let (stage, metrics) = stage_of(operation, attrs);
+        if let Some((kind, message)) = &failure {
+            ace.record_error(agent, &task, &stage, kind, message, None)?;
         }
-        _ => {
-            let mut metrics = Vec::with_capacity(2);
-            if let Some(n) = number(attrs, "gen_ai.usage.input_tokens") {
-                metrics.push(("tokens_in", n));
-            }
-            if let Some(n) = number(attrs, "gen_ai.usage.output_tokens") {
-                metrics.push(("tokens_out", n));
-            }
-            ace.record_stage_with(agent, task, &stage, duration_s, success, &metrics)?;
-        }
+        ace.record_stage_with(agent, &task, &stage, duration_s, success, &metrics)?;
     }
-    Ok(true)
+    let ends = operation == "invoke_agent" || span.parent_span_id.is_empty();
+    if ends {
+        ace.end_task(agent, &task)?;
+    }
+    Ok(Some((agent, task, ends)))
 }
 
-fn invalid(field: &'static str, reason: String) -> Error {
-    Error::InvalidInput { field, reason }
+/// The stage of a span that is not a tool call, and its token counts.
+fn stage_of(operation: &str, attrs: &[KeyValue]) -> (String, Vec<(&'static str, f64)>) {
+    let llm = matches!(operation, "chat" | "text_completion" | "generate_content");
+    if !llm && operation != "embeddings" {
+        return (stage_name(operation), Vec::new());
+    }
+    let mut metrics = Vec::with_capacity(2);
+    for (ours, theirs) in [
+        ("tokens_in", ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"]),
+        ("tokens_out", ["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"]),
+    ] {
+        if let Some(n) = theirs.iter().find_map(|k| value(attrs, k)).and_then(count) {
+            metrics.push((ours, n));
+        }
+    }
+    ((if llm { LLM_STAGE } else { "embeddings" }).to_owned(), metrics)
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidInput { field, reason: reason.into() }
 }
 
 /// The span's error, when it failed: (kind, message).
 fn failure(span: &Span) -> Option<(String, String)> {
-    let error_type = text(&span.attributes, "error.type");
-    let exception = span.events.iter().find(|e| e.name == "exception");
+    let error_type = text(&span.attributes, "error.type").map(str::trim).filter(|t| !t.is_empty());
     let status = span.status.as_ref().filter(|s| s.code == StatusCode::Error as i32);
-    if error_type.is_none() && exception.is_none() && status.is_none() {
+    let description = status.map(|s| s.message.as_str()).filter(|m| !m.is_empty());
+    if let Some(event) = span.events.iter().find(|e| e.name == "exception") {
+        let kind = text(&event.attributes, "exception.type")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .or(error_type)
+            .unwrap_or("Exception");
+        let message =
+            text(&event.attributes, "exception.message").filter(|m| !m.is_empty()).or(description).unwrap_or(kind);
+        return Some((short(kind), message.to_owned()));
+    }
+    if status.is_none() && error_type.is_none() {
         return None;
     }
-    let kind =
-        error_type.or_else(|| exception.and_then(|e| text(&e.attributes, "exception.type"))).unwrap_or(OTHER_ERROR);
-    let message = exception
-        .and_then(|e| text(&e.attributes, "exception.message"))
-        .or_else(|| status.map(|s| s.message.as_str()).filter(|m| !m.is_empty()))
-        .unwrap_or(kind);
-    Some((kind.to_owned(), message.to_owned()))
+    let kind = error_type.unwrap_or("SpanError");
+    Some((short(kind), description.unwrap_or(kind).to_owned()))
+}
+
+/// At most 256 characters.
+fn short(s: &str) -> String {
+    s.chars().take(256).collect()
 }
 
 /// A GenAI operation name as a stage name: lower case, runs of other characters than ASCII
@@ -165,18 +280,19 @@ pub fn stage_name(name: &str) -> String {
 }
 
 /// The digest of a tool call's arguments: a string holding JSON is parsed and written in the
-/// canonical form (keys sorted, no spaces) the bindings use; any other text is hashed as it is;
-/// a structured value is written as canonical JSON.
+/// canonical form (keys sorted, no spaces) the bindings use, other text is hashed as it is, a
+/// structured value is written as canonical JSON; `None` past [`MAX_ARGUMENT_CHARS`].
 #[must_use]
-pub fn arguments_digest(value: &Value) -> String {
+pub fn arguments_digest(value: &Value) -> Option<String> {
     let canonical = match value {
+        Value::StringValue(s) if s.chars().count() > MAX_ARGUMENT_CHARS => return None,
         Value::StringValue(s) => match serde_json::from_str::<serde_json::Value>(s) {
             Ok(v) => canonical_json(&v),
             Err(_) => s.clone(),
         },
         other => canonical_json(&to_json(other)),
     };
-    crate::otlp::tool::args_digest(canonical.as_bytes())
+    (canonical.chars().count() <= MAX_ARGUMENT_CHARS).then(|| crate::otlp::tool::args_digest(canonical.as_bytes()))
 }
 
 /// JSON with object keys sorted (by code point) and no whitespace.
@@ -246,13 +362,21 @@ fn text<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     }
 }
 
-/// A numeric attribute (an integer or a double).
-fn number(attrs: &[KeyValue], key: &str) -> Option<f64> {
-    match value(attrs, key)? {
-        Value::IntValue(i) => Some(*i as f64),
-        Value::DoubleValue(d) => Some(*d),
-        _ => None,
-    }
+/// A string attribute usable as an agent or task id: trimmed, not blank, at most 256 bytes, no
+/// control characters; else absent.
+fn id_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    let s = text(attrs, key)?.trim();
+    (!s.is_empty() && s.len() <= MAX_ID && !s.chars().any(char::is_control)).then_some(s)
+}
+
+/// A token count: a finite, non-negative integer or double (anything else counts as absent).
+fn count(v: &Value) -> Option<f64> {
+    let n = match v {
+        Value::IntValue(i) => *i as f64,
+        Value::DoubleValue(d) => *d,
+        _ => return None,
+    };
+    (n.is_finite() && n >= 0.0).then_some(n)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -23,7 +23,7 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 
 use ace_core::Ace;
-pub use map::{LLM_STAGE, OTHER_ERROR, Tally, UNKNOWN_AGENT, arguments_digest, stage_name};
+pub use map::{LLM_STAGE, MAX_ARGUMENT_CHARS, Tally, UNKNOWN_AGENT, arguments_digest, stage_name};
 
 use decode::{Format, Refusal};
 
