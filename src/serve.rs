@@ -295,7 +295,7 @@ fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> 
             export(ace, &mut reader, &head, counters, *max)
         };
         counters.answered(answer.status);
-        return respond(stream, answer.status, answer.content_type, &answer.body, false);
+        return respond(stream, answer.status, answer.content_type, &answer.body, false, "POST");
     }
     let (status, content_type, body) = if let Some(refused) = head.refused {
         (refused, "text/plain", "the request head is too large\n".to_owned())
@@ -322,7 +322,7 @@ fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> 
             _ => ("404 Not Found", "text/plain", "try /metrics or /health\n".to_owned()),
         }
     };
-    respond(stream, status, content_type, body.as_bytes(), method == "HEAD")
+    respond(stream, status, content_type, body.as_bytes(), method == "HEAD", "GET, HEAD")
 }
 
 /// The engine's metrics, with the listener's own when it takes OTLP.
@@ -391,15 +391,17 @@ fn drain(reader: &mut BufReader<Deadline>, head: &Head, max: usize) {
 }
 
 /// Writes an answer and closes.
-fn respond(mut out: TcpStream, status: &str, content_type: &str, body: &[u8], head_only: bool) -> std::io::Result<()> {
+/// `allowed` is the path's methods, named in the `Allow` header of a `405`.
+fn respond(
+    mut out: TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+    allowed: &str,
+) -> std::io::Result<()> {
     let auth = if status.starts_with("401") { "WWW-Authenticate: Bearer\r\n" } else { "" };
-    let allow = match status {
-        s if s.starts_with("405") && content_type == "text/plain" && body.starts_with(b"only POST") => {
-            "Allow: POST\r\n"
-        }
-        s if s.starts_with("405") => "Allow: GET, HEAD\r\n",
-        _ => "",
-    };
+    let allow = if status.starts_with("405") { format!("Allow: {allowed}\r\n") } else { String::new() };
     write!(
         out,
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}{allow}Connection: close\r\n\r\n",
