@@ -148,8 +148,11 @@ class AceSpanProcessor {
         this._keep(this.ace.recordStage(agent, task, stage, duration, !error, Object.keys(metrics).length ? metrics : undefined))
       }
       this._counts.recorded++
-      if (operation === 'invoke_agent') this.ace.endTask(agent, task)
-      else this._noteTask(span, agent, task)
+      if (operation === 'invoke_agent') {
+        this.ace.endTask(agent, task)
+        // Ended now: not again with the trace's root.
+        this._tasks.get(span.spanContext().traceId)?.delete(`${agent}\u0000${task}`)
+      } else this._noteTask(span, agent, task)
     } finally {
       target = saved
     }

@@ -25,6 +25,7 @@ pub const MAX_HEADERS: usize = 64;
 /// Connections served at once; one more is answered `503` and closed.
 pub const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take, in all, to send a request body (OTLP exports).
+#[cfg(feature = "otlp")]
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options for [`serve_with`].

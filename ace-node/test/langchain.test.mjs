@@ -107,16 +107,20 @@ test('a LangGraph interrupt() is a pause: not a failure, the task stays open unt
   assert.ok(first.__interrupt__?.length, 'the graph paused for a human')
   let got = await events()
   assert.deepEqual(got.map((e) => [e.type, e.stage ?? null, e.success ?? null]), [
+    ['stage', 'start', true],
     ['stage', 'llm', true],
     ['stage', 'plan', true],
+    // The graph's run returned (paused): a success; the interrupted node is not recorded.
+    ['stage', 'chain.langgraph', true],
   ])
   assert.ok(got.every((e) => e.task === 'thread-7' && e.agent === 'graph-bot'), 'the task is the LangGraph thread')
   assert.equal(eng.stats().openTasks, 1, 'a paused graph keeps its task open')
   const done = await graph.invoke(new Command({ resume: true }), config)
   assert.equal(done.approved, true)
   got = await events()
-  assert.deepEqual(got.slice(2).map((e) => [e.type, e.stage ?? null, e.success ?? null]), [
+  assert.deepEqual(got.slice(4).map((e) => [e.type, e.stage ?? null, e.success ?? null]), [
     ['stage', 'approve', true],
+    ['stage', 'chain.langgraph', true],
     ['task_end', null, null],
   ])
   assert.ok(!got.some((e) => e.type === 'error'), 'no error was recorded for the interrupt')
