@@ -20,6 +20,9 @@ export type SignalKind =
   | 'failure_run'
   | 'long_task'
   | 'breaker_open'
+  | 'tool_repeat'
+  | 'tool_alternation'
+  | 'tool_retry_failure'
 export type SettingValue = string | number | boolean | Array<string | number>
 
 export interface Signal {
@@ -203,7 +206,26 @@ export declare class Ace extends EventEmitter {
   recordStage(agent: string, task: string, stage: string, durationS: number, success?: boolean, metrics?: Record<string, number>): Report
   recordMetric(agent: string, task: string, stage: string, name: string, value: number): Report
   recordError(agent: string, task: string, stage: string, error: unknown, message?: string, severity?: Severity): ErrorReport
-  stage<T>(agent: string, task: string, stage: string, fn: (stage: Stage) => T): T
+  /**
+   * A timed stage; `agent`/`task` `null` take the current task's (`task(...)`), or make the
+   * stage a task of its own when none is current.
+   */
+  stage<T>(agent: string | null, task: string | null, stage: string, fn: (stage: Stage) => T): T
+  /**
+   * Records a tool call; `agentId`/`taskId` `null` take the current task's. The digest of
+   * `args` (canonical JSON, keys sorted) is kept, never the arguments.
+   */
+  recordTool(
+    agentId: string | null,
+    taskId: string | null,
+    tool: string,
+    durationS: number,
+    success?: boolean,
+    options?: ToolCallOptions,
+  ): Report
+  /** Runs `fn` with `(agentId, taskId)` as the current task (AsyncLocalStorage); ends it when `fn` settles. */
+  task<T>(agentId: string, taskId: string | null, fn: () => T): T
+  task<T>(agentId: string, taskId: string | null, options: { end?: boolean }, fn: () => T): T
   endTask(agent: string, task: string): boolean
   refreshContext(agent: string): void
   contextStaleness(agent: string): number | null
@@ -224,5 +246,21 @@ export declare class Ace extends EventEmitter {
   on(event: 'warning', listener: (error: unknown) => void): this
 }
 
+/** What `recordTool` takes besides the call itself. */
+export interface ToolCallOptions {
+  /** The call's arguments (any JSON-able value): only their digest is kept. */
+  args?: unknown
+  /** The digest, when the caller computed it (not with `args`). */
+  argsDigest?: string
+  /** The stage the call belongs to (`tool` by default). */
+  stage?: string
+}
+
+/** The `{agent, task}` of the innermost `ace.task(...)` around the running code. */
+export declare function currentTask(): { agent: string; task: string } | undefined
+/** The digest of a tool call's arguments, as `recordTool(..., { args })` computes it (16 hex digits). */
+export declare function argsDigest(args: unknown): string
+/** The digest of a tool call's arguments given as JSON text in any formatting. */
+export declare function argsDigestJson(text: string): string
 export declare function replay(path: string, config?: Record<string, SettingValue>): Promise<Record<string, unknown>>
 export declare const version: string

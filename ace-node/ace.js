@@ -3,6 +3,8 @@
 // idioms: error classes with `code`, `stage(..., async (s) => ...)`, intervention events,
 // breakers' `call`, limiters' waits. Everything else is the core's, unchanged.
 
+const { AsyncLocalStorage } = require('node:async_hooks')
+const { randomUUID } = require('node:crypto')
 const { EventEmitter } = require('node:events')
 const native = require('./index.js')
 
@@ -113,6 +115,74 @@ const IGNORED = 2
 const RELEASED = 3
 
 const EMPTY_REPORT = Object.freeze({ signals: Object.freeze([]), intervention: null })
+
+// ---- the current task ---------------------------------------------------------------------
+
+/** The `{agent, task}` of the innermost `ace.task(...)` around the running code (across awaits). */
+const currentTaskStorage = new AsyncLocalStorage()
+
+/** The `{agent, task}` the running code works on (see `Ace.task`), or `undefined`. */
+function currentTask() {
+  return currentTaskStorage.getStore()
+}
+
+function freshTask(hint) {
+  return `${hint}-${randomUUID().replace(/-/g, '').slice(0, 16)}`
+}
+
+/** The agent and task to record under: the ones given, else the current task's (task `undefined` when none). */
+function resolveTask(agent, task, what) {
+  const current = currentTaskStorage.getStore()
+  if (agent === undefined || agent === null) {
+    if (!current) {
+      throw new InvalidInputError(`invalid agent: ${what}: give an agent, or run inside ace.task(agent, task, fn)`, {
+        field: 'agent',
+      })
+    }
+    agent = current.agent
+  }
+  if ((task === undefined || task === null) && current && current.agent === agent) task = current.task
+  return [agent, task ?? undefined]
+}
+
+/** The arguments as JSON text for the core to canonicalise (a BigInt as its decimal string). */
+function argsJson(args) {
+  let text
+  try {
+    text = JSON.stringify(args, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
+  } catch (e) {
+    throw new InvalidInputError(`invalid args: not JSON-able: ${e && e.message}`, { field: 'args' })
+  }
+  if (text === undefined) throw new InvalidInputError('invalid args: not JSON-able', { field: 'args' })
+  return text
+}
+
+/** The digest of a tool call's arguments, as `recordTool(..., { args })` computes it (16 hex digits). */
+function argsDigest(args) {
+  const text = argsJson(args)
+  return call(() => native.argsDigestJson(text))
+}
+
+/** The digest of a tool call's arguments given as JSON text in any formatting. */
+function argsDigestJson(text) {
+  return call(() => native.argsDigestJson(text))
+}
+
+/** Runs `fn` and `after()` once it settles (at once, or when its Promise does). */
+function settle(fn, after) {
+  let result
+  try {
+    result = fn()
+  } catch (e) {
+    after()
+    throw e
+  }
+  if (result && typeof result.then === 'function') {
+    return Promise.resolve(result).finally(after)
+  }
+  after()
+  return result
+}
 
 // ---- stages -------------------------------------------------------------------------------
 
@@ -230,6 +300,56 @@ class Ace extends EventEmitter {
     return r === null ? EMPTY_REPORT : this._report(r)
   }
 
+  /**
+   * Records a tool call: `tool` called (in `stage`, `tool` by default), how long it took and
+   * whether it succeeded, with the digest of its arguments: computed from `args` (canonical JSON,
+   * keys sorted, by the core), or given as `argsDigest`. The arguments are never kept.
+   * `agentId`/`taskId` `null` take the current task's (`ace.task(...)`).
+   */
+  recordTool(agentId, taskId, tool, durationS, success = true, options = {}) {
+    const { args, argsDigest: digest, stage } = options || {}
+    if (agentId === undefined || agentId === null || taskId === undefined || taskId === null) {
+      ;[agentId, taskId] = resolveTask(agentId, taskId, 'recordTool')
+      if (taskId === undefined) {
+        throw new InvalidInputError('invalid taskId: recordTool: give a task, or run inside ace.task(agent, task, fn)', {
+          field: 'taskId',
+        })
+      }
+    }
+    const json = args === undefined ? undefined : argsJson(args)
+    const r = call(() => this._engine.recordTool(agentId, taskId, tool, durationS, success, json, digest, stage))
+    return this._report(r)
+  }
+
+  /**
+   * Runs `fn()` with `(agentId, taskId)` as the current task: inside it (across awaits),
+   * `stage(...)` and `recordTool(...)` given no agent or task record under it. Calls nest (the
+   * innermost wins). `taskId` `null` makes a fresh id. The task is ended (`endTask`) when `fn`
+   * settles, unless `{ end: false }` is passed before `fn`. Returns (a Promise of) what `fn`
+   * returns.
+   */
+  task(agentId, taskId, fn, maybeFn) {
+    let options = {}
+    if (typeof fn !== 'function' && typeof maybeFn === 'function') {
+      options = fn || {}
+      fn = maybeFn
+    }
+    if (typeof fn !== 'function') throw new InvalidInputError('invalid fn: pass the function to run', { field: 'fn' })
+    if (typeof agentId !== 'string') throw new InvalidInputError('invalid agentId: must be a string', { field: 'agentId' })
+    const task = taskId === undefined || taskId === null ? freshTask('task') : taskId
+    const end = options.end !== false
+    return currentTaskStorage.run({ agent: agentId, task }, () =>
+      settle(fn, () => {
+        if (!end) return
+        try {
+          this.endTask(agentId, task)
+        } catch (e) {
+          this._warn(e)
+        }
+      }),
+    )
+  }
+
   /** Records one named metric of a stage without an outcome. */
   recordMetric(agent, task, stage, name, value) {
     return this._report(call(() => this._engine.recordMetric(agent, task, stage, name, value)))
@@ -251,8 +371,29 @@ class Ace extends EventEmitter {
    * Runs `fn(stage)` as a timed stage: its duration and success are recorded when it settles;
    * a throw (or rejection) marks it failed, is recorded as an error, and is rethrown. Returns
    * (a Promise of) what `fn` returns.
+   *
+   * `agent` or `task` `null`: the current task's (`ace.task(...)`); with no current task, the
+   * stage is a task of its own with a fresh id, current while `fn` runs and ended when it settles.
    */
   stage(agent, task, stage, fn) {
+    if (agent === undefined || agent === null || task === undefined || task === null) {
+      ;[agent, task] = resolveTask(agent, task, 'stage')
+      if (task === undefined) {
+        const fresh = freshTask(stage)
+        return currentTaskStorage.run({ agent, task: fresh }, () =>
+          settle(
+            () => this.stage(agent, fresh, stage, fn),
+            () => {
+              try {
+                this.endTask(agent, fresh)
+              } catch (e) {
+                this._warn(e)
+              }
+            },
+          ),
+        )
+      }
+    }
     const s = new Stage(agent, task, stage)
     const started = process.hrtime.bigint()
     const finish = (error) => {
@@ -723,6 +864,9 @@ module.exports = {
   Stage,
   StoreError,
   StoreUnavailableError,
+  argsDigest,
+  argsDigestJson,
+  currentTask,
   replay,
   version: native.version(),
 }

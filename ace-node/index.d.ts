@@ -20,6 +20,12 @@ export declare class Engine {
   static open(url?: string | undefined | null, options?: OpenOptions | undefined | null, embedder?: ((arg: Array<string>) => Array<Array<number>>) | undefined | null): Promise<Engine>
   /** Records a finished stage; `null` when it raised nothing, else `{signals, intervention}`. */
   recordStage(agent: string, task: string, stage: string, durationS: number, success: boolean, metrics?: Record<string, number> | undefined | null): Record<string, unknown> | null
+  /**
+   * Records a tool call: `tool` called in `stage` (`tool` when absent), with the digest of
+   * its arguments computed from `argsJson` (the arguments as JSON text, canonicalised by the
+   * core), or given as `argsDigest`, or none.
+   */
+  recordTool(agent: string, task: string, tool: string, durationS: number, success: boolean, argsJson?: string | undefined | null, argsDigest?: string | undefined | null, stage?: string | undefined | null): Record<string, unknown> | null
   /** Records one named metric of a stage without an outcome. */
   recordMetric(agent: string, task: string, stage: string, name: string, value: number): Record<string, unknown> | null
   /** Records an error of `kind` with `message`. */
@@ -166,6 +172,12 @@ export declare class NativeRateLimiter {
   /** Calls turned away so far. */
   get rejected(): number
 }
+
+/**
+ * The digest of a tool call's arguments given as JSON text in any formatting (16 hex digits;
+ * see `ace_core::tool`): what `recordTool(..., { args })` computes from `JSON.stringify(args)`.
+ */
+export declare function argsDigestJson(text: string): string
 
 /** Settings of a breaker (applied when it is first made). */
 export interface BreakerOptions {

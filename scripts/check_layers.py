@@ -19,7 +19,7 @@ from pathlib import Path
 
 # Each layer lists its modules in the order they may import each other (earlier ones first).
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["error", "clock", "event", "ids", "shard", "telemetry", "config"]),
+    ("foundation", ["error", "clock", "event", "tool", "ids", "shard", "telemetry", "config"]),
     ("vocabulary", ["signal", "decision", "record", "store", "cache"]),
     ("organs", ["monitor", "errors", "context", "trajectory", "intervene", "breaker", "playbook"]),
     ("composition", ["persist", "trace", "hot", "fleet"]),

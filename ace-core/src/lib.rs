@@ -11,6 +11,7 @@
 //! | | [`clock`] | [`Clock`], [`SystemClock`], [`ManualClock`], [`Timestamp`] |
 //! | | [`ids`] | [`PatternId`], [`InterventionId`] (16 hex digits) |
 //! | | [`event`] | [`Severity`], metric and stage names, input validation |
+//! | | [`tool`] | tool calls: [`tool::ToolCall`], the arguments digest, tool-name validation |
 //! | | `shard` | the 16-shard plumbing and the per-task table caps |
 //! | | [`telemetry`] | the per-agent label cap, label sets, buckets, [`telemetry::Instrumented`] |
 //! | | [`config`] | [`AceConfig`]: every `ACE_*` setting |
@@ -51,6 +52,7 @@ pub mod event;
 pub mod ids;
 mod shard;
 pub mod telemetry;
+pub mod tool;
 // Vocabulary and ports.
 pub mod cache;
 pub mod decision;
@@ -93,3 +95,4 @@ pub use intervene::Judge;
 pub use record::{BaselineState, PatternRecord};
 pub use signal::{Direction, ErrorScope, Evidence, Signal, SignalKind};
 pub use store::{BaselineRecord, ErrorQuery, ErrorRecord, MemoryStore, MetricQuery, MetricRecord, Record, Store};
+pub use tool::ToolCall;

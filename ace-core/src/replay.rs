@@ -25,6 +25,7 @@ use crate::engine::Ace;
 use crate::error::{Error, Result};
 use crate::event::Severity;
 use crate::store::MemoryStore;
+use crate::tool::ToolCall;
 
 /// The longest line a trace may have (1 MiB); a longer one is an error naming its line.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -57,6 +58,32 @@ pub struct ReplayScore {
     pub events: u64,
     /// Events fed per second of wall time.
     pub events_per_second: f64,
+    /// Each labelled task's outcome, in label order (not in the JSON summary; `ace replay
+    /// --tasks` prints them), for scoring subsets of tasks such as cross-validation folds.
+    #[serde(skip)]
+    pub per_task: Vec<TaskScore>,
+}
+
+/// What the engine did for one labelled task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TaskScore {
+    /// The task.
+    pub task: String,
+    /// Whether it really failed (its label).
+    pub failed: bool,
+    /// Whether it had at least one intervention.
+    pub flagged: bool,
+    /// The index (over the task's events) of its first intervention.
+    pub first_intervention: Option<usize>,
+    /// The index of its first `error` event.
+    pub first_error: Option<usize>,
+    /// Its `mistake_index` label.
+    pub mistake_index: Option<usize>,
+    /// Signals raised for it, by kind (`tool_repeat`: 1).
+    pub signals: BTreeMap<&'static str, u32>,
+    /// The signal kinds its interventions acted on, in order.
+    pub intervened_on: Vec<&'static str>,
 }
 
 #[derive(Default)]
@@ -65,6 +92,8 @@ struct TaskTrack {
     first_error: Option<usize>,
     first_intervention: Option<usize>,
     interventions: u64,
+    signals: BTreeMap<&'static str, u32>,
+    intervened_on: Vec<&'static str>,
 }
 
 /// One line as written: every field the format knows, borrowed where the text allows.
@@ -83,6 +112,10 @@ struct Raw<'a> {
     success: Option<bool>,
     #[serde(borrow, default, deserialize_with = "metrics")]
     metrics: Vec<(Cow<'a, str>, f64)>,
+    #[serde(borrow)]
+    tool: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    args_digest: Option<Cow<'a, str>>,
     #[serde(rename = "kind", borrow)]
     error_kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -148,7 +181,7 @@ impl At<'_> {
             Err(e) => return self.fail(format!("not JSON: {e}")),
         };
         let Value::Object(map) = &value else { return self.fail("not a JSON object") };
-        let strings = ["type", "agent", "task", "stage", "kind", "message", "severity"];
+        let strings = ["type", "agent", "task", "stage", "kind", "message", "severity", "tool", "args_digest"];
         for (key, v) in map {
             let wrong = match (key.as_str(), v) {
                 (_, Value::Null) => None,
@@ -231,20 +264,27 @@ pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result
         let track = tasks.entry_ref(task).or_default();
         let index = track.events;
         track.events += 1;
-        let intervention = match &*raw.kind {
-            "task_start" => None,
+        let (signals, intervention) = match &*raw.kind {
+            "task_start" => (Vec::new(), None),
             "task_end" => {
                 ace.end_task(agent, task).map_err(|e| at.fail(e))?;
-                None
+                (Vec::new(), None)
             }
             "stage" => {
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let duration = at.need(raw.duration_s, "duration_s")?;
                 let success = at.need(raw.success, "success")?;
                 let metrics: Vec<(&str, f64)> = raw.metrics.iter().map(|(k, v)| (&**k, *v)).collect();
-                ace.record_stage_with(agent, task, stage, duration, success, &metrics)
-                    .map_err(|e| at.fail(e))?
-                    .intervention
+                let report = match raw.tool.as_deref() {
+                    Some(tool) => {
+                        let args_digest = raw.args_digest.as_deref();
+                        let call = ToolCall { agent, task, stage, tool, args_digest, duration_s: duration, success };
+                        ace.record_tool_call_with(&call, &metrics)
+                    }
+                    None => ace.record_stage_with(agent, task, stage, duration, success, &metrics),
+                };
+                let report = report.map_err(|e| at.fail(e))?;
+                (report.signals, report.intervention)
             }
             "error" => {
                 if track.first_error.is_none() {
@@ -257,10 +297,20 @@ pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let kind = at.need(raw.error_kind.as_deref(), "kind")?;
                 let message = at.need(raw.message.as_deref(), "message")?;
-                ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?.intervention
+                let report = ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?;
+                (report.signals, report.intervention)
             }
             other => return Err(at.fail(format!("unknown event type {other:?}"))),
         };
+        if !signals.is_empty() || intervention.is_some() {
+            let track = tasks.get_mut(task).expect("tracked above");
+            for s in &signals {
+                *track.signals.entry(s.kind.as_str()).or_default() += 1;
+            }
+            if let Some(i) = &intervention {
+                track.intervened_on.push(i.signals.first().map_or("", |s| s.kind.as_str()));
+            }
+        }
         if let Some(i) = intervention {
             let track = tasks.get_mut(task).expect("tracked above");
             track.interventions += 1;
@@ -280,6 +330,16 @@ pub fn replay(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result
         score.failed_tasks += u64::from(*failed);
         score.flagged_tasks += u64::from(flagged);
         true_flags += u64::from(flagged && *failed);
+        score.per_task.push(TaskScore {
+            task: task.clone(),
+            failed: *failed,
+            flagged,
+            first_intervention: track.and_then(|t| t.first_intervention),
+            first_error: track.and_then(|t| t.first_error),
+            mistake_index: *mistake,
+            signals: track.map(|t| t.signals.clone()).unwrap_or_default(),
+            intervened_on: track.map(|t| t.intervened_on.clone()).unwrap_or_default(),
+        });
         if let (Some(m), Some(t)) = (mistake, track)
             && t.first_error.is_some_and(|e| e <= *m)
         {

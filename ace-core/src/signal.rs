@@ -43,11 +43,20 @@ pub enum SignalKind {
     LongTask,
     /// A circuit breaker turned the agent's call away (see `Ace::acquire`).
     BreakerOpen,
+    /// The same tool with the same arguments digest was called `ACE_TOOL_REPEAT` times among
+    /// the task's recent tool calls.
+    ToolRepeat,
+    /// The task's tool calls alternated between two calls (A B A B) for `ACE_TOOL_ALTERNATION`
+    /// calls in a row.
+    ToolAlternation,
+    /// A tool failed, was called again, and failed again: `ACE_TOOL_RETRY_FAILURES` failures of
+    /// one tool among the task's recent tool calls.
+    ToolRetryFailure,
 }
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 12] = [
+    pub const ALL: [SignalKind; 15] = [
         SignalKind::Degradation,
         SignalKind::Recovery,
         SignalKind::ErrorAccumulation,
@@ -60,6 +69,9 @@ impl SignalKind {
         SignalKind::FailureRun,
         SignalKind::LongTask,
         SignalKind::BreakerOpen,
+        SignalKind::ToolRepeat,
+        SignalKind::ToolAlternation,
+        SignalKind::ToolRetryFailure,
     ];
 
     /// The kind's position in [`SignalKind::ALL`].
@@ -84,6 +96,9 @@ impl SignalKind {
             SignalKind::FailureRun => "failure_run",
             SignalKind::LongTask => "long_task",
             SignalKind::BreakerOpen => "breaker_open",
+            SignalKind::ToolRepeat => "tool_repeat",
+            SignalKind::ToolAlternation => "tool_alternation",
+            SignalKind::ToolRetryFailure => "tool_retry_failure",
         }
     }
 }
@@ -186,6 +201,25 @@ pub enum Evidence {
         state: String,
         /// Seconds until it lets a trial through, when known.
         retry_after_s: Option<f64>,
+    },
+    /// Tool calls of a task: a repeated call, an alternation, or failures of one tool.
+    ToolCalls {
+        /// The tool of the call that raised the signal.
+        tool: Arc<str>,
+        /// Its arguments digest, when known.
+        args_digest: Option<Arc<str>>,
+        /// For an alternation, the other call's tool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        other_tool: Option<Arc<str>>,
+        /// For an alternation, the other call's arguments digest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        other_args_digest: Option<Arc<str>>,
+        /// Repeats of the call, calls in the alternation, or failures of the tool.
+        count: u32,
+        /// The threshold they reached.
+        threshold: u32,
+        /// The recent tool calls of the task they were counted in.
+        window: u32,
     },
     /// Errors across a task's stages.
     Cascade {

@@ -1,8 +1,8 @@
 //! Recording: the engine's input written as a trace (`TRACE_FORMAT.md`), for `ace replay`.
 //!
 //! With `ACE_TRACE_PATH` (or [`AceConfig::trace_path`](crate::AceConfig::trace_path)) set, every
-//! accepted stage, error, context refresh and task end is appended to that file as one JSON line
-//! with the engine clock's time, so a user can replay their own history with other settings and
+//! accepted stage (with its `tool` and `args_digest` for a tool call), error, context refresh
+//! and task end is appended to that file as one JSON line with the engine clock's time, so a user can replay their own history with other settings and
 //! see what they would have changed. Metric-only records (`record_metric`) have no event in the
 //! format and are not written; labels are the user's to add. Lines are buffered and written out
 //! by `Ace::flush` and `Ace::close` (and whenever 64 KiB
@@ -35,6 +35,10 @@ struct Line<'a> {
     success: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<Metrics<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args_digest: Option<&'a str>,
     #[serde(rename = "kind", skip_serializing_if = "Option::is_none")]
     error_kind: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +58,8 @@ impl<'a> Line<'a> {
             duration_s: None,
             success: None,
             metrics: None,
+            tool: None,
+            args_digest: None,
             error_kind: None,
             message: None,
             severity: None,
@@ -102,6 +108,7 @@ impl TraceWriter {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn stage(
         &self,
         ts: Timestamp,
@@ -110,8 +117,11 @@ impl TraceWriter {
         stage: &str,
         outcome: (f64, bool),
         metrics: &[(&str, f64)],
+        tool: Option<(&str, Option<&str>)>,
     ) {
         self.write(&Line {
+            tool: tool.map(|(t, _)| t),
+            args_digest: tool.and_then(|(_, d)| d),
             task: Some(task),
             stage: Some(stage),
             duration_s: Some(outcome.0),

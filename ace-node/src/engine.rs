@@ -204,6 +204,40 @@ impl Engine {
         })
     }
 
+    /// Records a tool call: `tool` called in `stage` (`tool` when absent), with the digest of
+    /// its arguments computed from `argsJson` (the arguments as JSON text, canonicalised by the
+    /// core), or given as `argsDigest`, or none.
+    #[napi(ts_return_type = "Record<string, unknown> | null")]
+    pub fn record_tool(
+        &self,
+        agent: String,
+        task: String,
+        tool: String,
+        duration_s: f64,
+        success: bool,
+        args_json: Option<String>,
+        args_digest: Option<String>,
+        stage: Option<String>,
+    ) -> Result<Option<Value>> {
+        guard(|| {
+            let computed = match (&args_json, &args_digest) {
+                (Some(_), Some(_)) => return Err(invalid("args", "give args or argsDigest, not both")),
+                (Some(text), None) => Some(ace::tool::digest_json(text).js()?),
+                (None, _) => None,
+            };
+            let call = ace::ToolCall {
+                agent: &agent,
+                task: &task,
+                stage: stage.as_deref().unwrap_or(ace::tool::TOOL_STAGE),
+                tool: &tool,
+                args_digest: computed.as_deref().or(args_digest.as_deref()),
+                duration_s,
+                success,
+            };
+            report(&self.ace.record_tool_call(&call).js()?)
+        })
+    }
+
     /// Records one named metric of a stage without an outcome.
     #[napi(ts_return_type = "Record<string, unknown> | null")]
     pub fn record_metric(

@@ -212,6 +212,13 @@ pub fn replay(path: String, config: Option<Value>) -> Result<AsyncTask<Job>> {
     }))
 }
 
+/// The digest of a tool call's arguments given as JSON text in any formatting (16 hex digits;
+/// see `ace_core::tool`): what `recordTool(..., { args })` computes from `JSON.stringify(args)`.
+#[napi]
+pub fn args_digest_json(text: String) -> Result<String> {
+    guard(|| ace::tool::digest_json(&text).js())
+}
+
 /// The package version.
 #[napi]
 pub fn version() -> &'static str {

@@ -1,5 +1,5 @@
 // Typed usage of agent-ace: `tsc --noEmit` over this file checks ace.d.ts (never run).
-import { Ace, CircuitOpenError, type Intervention, type Report, replay } from '../ace.js'
+import { Ace, CircuitOpenError, type Intervention, type Report, argsDigest, currentTask, replay } from '../ace.js'
 
 async function main(): Promise<void> {
   const ace = await Ace.open('sqlite:///tmp/ace-types.db', { config: { cooldownSeconds: 60 } })
@@ -10,6 +10,12 @@ async function main(): Promise<void> {
     s.metric('tokens_out', 10)
     return 42
   })
+  const t: Report = ace.recordTool('agent-1', 'task-1', 'search', 0.2, true, { args: { q: 'x' } })
+  const inTask: number = await ace.task('agent-1', null, async () => {
+    ace.recordTool(null, null, 'search', 0.1, false, { argsDigest: argsDigest([1]), stage: 'execution' })
+    return currentTask()?.task.length ?? 0
+  })
+  console.log(t.signals.length, inTask)
   const er = ace.recordError('agent-1', 'task-1', 'execution', new TypeError('bad'))
   const template: string = er.template
   const llm = ace.breaker('llm', { failures: 3, waitSeconds: 30 })

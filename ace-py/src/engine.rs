@@ -194,6 +194,25 @@ fn severity(py: Python<'_>, s: Option<&str>) -> PyResult<Option<Severity>> {
     s.map(|s| s.parse::<Severity>()).transpose().py(py)
 }
 
+/// The digest of a tool call's arguments: `json.dumps(args, sort_keys=True,
+/// separators=(",", ":"), ensure_ascii=False, default=str)`, canonicalised and hashed by the core
+/// (`ace::tool::digest_json`), so Node computes the same digest for the same arguments.
+pub(crate) fn digest_of(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<String> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("sort_keys", true)?;
+    kwargs.set_item("separators", (",", ":"))?;
+    kwargs.set_item("ensure_ascii", false)?;
+    kwargs.set_item("allow_nan", false)?;
+    kwargs.set_item("default", py.import("builtins")?.getattr("str")?)?;
+    let text = py
+        .import("json")?
+        .getattr("dumps")?
+        .call((args,), Some(&kwargs))
+        .map_err(|e| invalid(py, "args", &format!("not JSON-able: {e}")))?;
+    let text = text.cast::<PyString>().map_err(|_| invalid(py, "args", "json.dumps returned no str"))?;
+    ace::tool::digest_json(utf8(py, "args", text)?).py(py)
+}
+
 fn metrics_of(py: Python<'_>, m: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, f64)>> {
     let Some(m) = m else { return Ok(Vec::new()) };
     let mut out = Vec::with_capacity(m.len());
@@ -262,6 +281,45 @@ impl PyAce {
                 }
             }
             .py(py)?;
+            convert::report(py, &r)
+        })
+    }
+
+    /// Records a tool call: `tool` called in `stage` (`"tool"` by default), with the digest of
+    /// its arguments: computed from `args` (any JSON-able value), or given as `args_digest`, or
+    /// none. The arguments themselves are never kept.
+    #[pyo3(signature = (agent_id, task_id, tool, duration_s, success=true, *, args=None, args_digest=None, stage=None))]
+    fn record_tool(
+        &self,
+        py: Python<'_>,
+        agent_id: &Bound<'_, PyString>,
+        task_id: &Bound<'_, PyString>,
+        tool: &Bound<'_, PyString>,
+        duration_s: f64,
+        success: bool,
+        args: Option<&Bound<'_, PyAny>>,
+        args_digest: Option<&Bound<'_, PyString>>,
+        stage: Option<&Bound<'_, PyString>>,
+    ) -> PyResult<Py<PyReport>> {
+        guard(py, || {
+            let (agent, task) = (utf8(py, "agent_id", agent_id)?, utf8(py, "task_id", task_id)?);
+            let tool = utf8(py, "tool", tool)?;
+            let stage = match stage {
+                Some(s) => utf8(py, "stage", s)?,
+                None => ace::tool::TOOL_STAGE,
+            };
+            let computed = match (args, args_digest) {
+                (Some(_), Some(_)) => return Err(invalid(py, "args", "give args or args_digest, not both")),
+                (Some(a), None) => Some(digest_of(py, a)?),
+                (None, _) => None,
+            };
+            let args_digest = match (&computed, args_digest) {
+                (Some(d), _) => Some(d.as_str()),
+                (None, Some(d)) => Some(utf8(py, "args_digest", d)?),
+                (None, None) => None,
+            };
+            let call = ace::ToolCall { agent, task, stage, tool, args_digest, duration_s, success };
+            let r = self.recording(py, |ace| ace.record_tool_call(&call))?.py(py)?;
             convert::report(py, &r)
         })
     }

@@ -42,6 +42,21 @@ fn replay<'py>(
     })
 }
 
+/// The digest of a tool call's arguments, as `Ace.record_tool(..., args=args)` computes it
+/// (16 hex digits; see docs/python.md).
+#[pyfunction]
+fn args_digest(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<String> {
+    guard(py, || engine::digest_of(py, args))
+}
+
+/// The digest of a tool call's arguments given as JSON text in any formatting (an
+/// OpenTelemetry `gen_ai.tool.call.arguments` attribute, say): equal to `args_digest` of the
+/// parsed value.
+#[pyfunction]
+fn args_digest_json(py: Python<'_>, text: &str) -> PyResult<String> {
+    guard(py, || ace::tool::digest_json(text).py(py))
+}
+
 #[pymodule]
 fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -58,6 +73,8 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<convert::PyIntervention>()?;
     m.add_class::<convert::PySignal>()?;
     m.add_function(wrap_pyfunction!(replay, m)?)?;
+    m.add_function(wrap_pyfunction!(args_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(args_digest_json, m)?)?;
     m.add_function(wrap_pyfunction!(engine::_after_fork_child, m)?)?;
     m.add_function(wrap_pyfunction!(logging::sync_log_level, m)?)?;
     logging::install(m.py());

@@ -1,4 +1,4 @@
-//! `ace replay FILE... [--json] [--config FILE] [--set KEY=VALUE]...`: score the engine's
+//! `ace replay FILE... [--json] [--tasks] [--config FILE] [--set KEY=VALUE]...`: score the engine's
 //! interventions on labelled traces.
 
 use std::io::BufReader;
@@ -15,6 +15,10 @@ pub(crate) struct ReplayArgs {
     /// One JSON object per file instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also one JSON line per labelled task (after its file's summary): whether it failed, was
+    /// flagged, the signals raised for it and what the interventions acted on.
+    #[arg(long)]
+    tasks: bool,
     /// Settings as `ACE_*=value` lines (`#` starts a comment), over the environment's.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -75,6 +79,11 @@ pub(crate) fn run(args: &ReplayArgs) -> ace::Result<()> {
             println!("{v}");
         } else {
             print_table(&name, &score);
+        }
+        if args.tasks {
+            for t in &score.per_task {
+                println!("{}", serde_json::to_string(t).unwrap_or_default());
+            }
         }
     }
     Ok(())

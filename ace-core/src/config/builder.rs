@@ -93,6 +93,12 @@ setters! {
     loop_threshold: u32,
     /// See [`AceConfig::failure_run`].
     failure_run: u32,
+    /// See [`AceConfig::tool_repeat`].
+    tool_repeat: u32,
+    /// See [`AceConfig::tool_alternation`].
+    tool_alternation: u32,
+    /// See [`AceConfig::tool_retry_failures`].
+    tool_retry_failures: u32,
     /// See [`AceConfig::long_task_quantile`].
     long_task_quantile: f64,
     /// See [`AceConfig::long_task_min_tasks`].

@@ -73,6 +73,15 @@ pub struct AceConfig {
     /// `ACE_FAILURE_RUN` (4): failed stages in a row in a task, whichever stages, that make a
     /// `failure_run` signal; 0 for none.
     pub failure_run: u32,
+    /// `ACE_TOOL_REPEAT` (3): calls of one tool with the same arguments digest among a task's
+    /// last 16 tool calls that make a `tool_repeat` signal; 0 for none.
+    pub tool_repeat: u32,
+    /// `ACE_TOOL_ALTERNATION` (4): tool calls in a row alternating between two calls
+    /// (A B A B) that make a `tool_alternation` signal; 0 for none (at least 4 otherwise).
+    pub tool_alternation: u32,
+    /// `ACE_TOOL_RETRY_FAILURES` (2): failures of one tool among a task's last 16 tool calls
+    /// that make a `tool_retry_failure` signal; 0 for none.
+    pub tool_retry_failures: u32,
     /// `ACE_LONG_TASK_QUANTILE` (0.95): a task longer (in stages) than this quantile of the
     /// agent's recent finished tasks, and than 1.5 times their median, raises `long_task`;
     /// 0 to learn no limit.
@@ -146,6 +155,9 @@ impl Default for AceConfig {
             task_error_severity: Some(Severity::Medium),
             loop_threshold: 3,
             failure_run: 4,
+            tool_repeat: 3,
+            tool_alternation: 4,
+            tool_retry_failures: 2,
             long_task_quantile: 0.95,
             long_task_min_tasks: 20,
             task_max_steps: 0,
@@ -289,6 +301,24 @@ impl AceConfig {
             "ACE_CONTEXT_STALENESS_THRESHOLD",
             self.context_staleness_threshold,
             "must be between 0 and 1",
+        )?;
+        check(
+            self.tool_repeat != 1 && self.tool_repeat <= 16,
+            "ACE_TOOL_REPEAT",
+            self.tool_repeat,
+            "must be 0 (off) or 2 to 16 (calls among the task's last 16)",
+        )?;
+        check(
+            self.tool_alternation == 0 || self.tool_alternation >= 4,
+            "ACE_TOOL_ALTERNATION",
+            self.tool_alternation,
+            "must be 0 (off) or at least 4 (A B A B)",
+        )?;
+        check(
+            self.tool_retry_failures != 1 && self.tool_retry_failures <= 16,
+            "ACE_TOOL_RETRY_FAILURES",
+            self.tool_retry_failures,
+            "must be 0 (off) or 2 to 16 (failures among the task's last 16 tool calls)",
         )?;
         check(self.baseline_warmup >= 2, "ACE_BASELINE_WARMUP", self.baseline_warmup, "must be at least 2")?;
         check(

@@ -125,6 +125,24 @@ pub const SETTINGS: &[Setting] = &[
     setting!("ACE_LOOP_THRESHOLD", loop_threshold, whole, "failures in a row of one stage of a task that make `loop`"),
     setting!("ACE_FAILURE_RUN", failure_run, whole, "failed stages in a row in a task that make `failure_run`"),
     setting!(
+        "ACE_TOOL_REPEAT",
+        tool_repeat,
+        whole,
+        "calls of one tool with the same arguments among a task's last 16 tool calls that make `tool_repeat`"
+    ),
+    setting!(
+        "ACE_TOOL_ALTERNATION",
+        tool_alternation,
+        whole,
+        "tool calls in a row alternating between two calls (A B A B) that make `tool_alternation`"
+    ),
+    setting!(
+        "ACE_TOOL_RETRY_FAILURES",
+        tool_retry_failures,
+        whole,
+        "failures of one tool among a task's last 16 tool calls that make `tool_retry_failure`"
+    ),
+    setting!(
         "ACE_LONG_TASK_QUANTILE",
         long_task_quantile,
         number,

@@ -14,6 +14,7 @@ use crate::persist::Wake;
 use crate::persist::spill::Journal;
 use crate::record::{ErrorRecord, MetricRecord, OutcomeRecord, Record};
 use crate::telemetry::AgentId;
+use crate::tool::{TOOL_STAGE, ToolCall};
 
 impl Ace {
     /// Records a finished stage: its duration in seconds and whether it succeeded.
@@ -36,12 +37,70 @@ impl Ace {
         success: bool,
         metrics: &[(&str, f64)],
     ) -> Result<Report> {
-        self.observe(&Observation { agent, task, stage, outcome: Some((duration_s, success)), metrics })
+        self.observe(&Observation { agent, task, stage, outcome: Some((duration_s, success)), metrics, tool: None })
+    }
+
+    /// Records a tool call as a stage named [`TOOL_STAGE`] (`tool`): which tool, the digest of
+    /// its arguments ([`crate::tool::args_digest`]; `""` when the arguments are not known), how
+    /// long it took and whether it succeeded. The arguments themselves are never seen.
+    ///
+    /// Besides everything a stage feeds (baselines of `tool`, loops, runs of failures, the
+    /// task's length), the task's recent tool calls are followed: the same call repeated, two
+    /// calls in turn, a tool failing again after a retry (see [`crate::trajectory`]). An
+    /// invalid tool name or digest is [`Error::InvalidInput`] and nothing is recorded.
+    ///
+    /// ```
+    /// use ace_core::{Ace, SignalKind};
+    /// use ace_core::tool::digest_json;
+    ///
+    /// let ace = Ace::builder().build()?;
+    /// let digest = digest_json(r#"{"flight": "HAT139"}"#)?;
+    /// let mut kinds = Vec::new();
+    /// for _ in 0..3 {
+    ///     let report = ace.record_tool("agent-1", "task-1", "search_flights", &digest, 0.2, true)?;
+    ///     kinds.extend(report.signals.iter().map(|s| s.kind));
+    /// }
+    /// assert_eq!(kinds, [SignalKind::ToolRepeat]); // ACE_TOOL_REPEAT: 3
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    pub fn record_tool(
+        &self,
+        agent: &str,
+        task: &str,
+        tool: &str,
+        args_digest: &str,
+        duration_s: f64,
+        success: bool,
+    ) -> Result<Report> {
+        let args_digest = (!args_digest.is_empty()).then_some(args_digest);
+        self.record_tool_call(&ToolCall { agent, task, stage: TOOL_STAGE, tool, args_digest, duration_s, success })
+    }
+
+    /// Records a tool call made in a stage of the caller's naming (a trace's `stage` event with
+    /// both a `stage` and a `tool`); otherwise as [`Ace::record_tool`].
+    ///
+    /// Stores keep the call as a stage record under `call.stage`; the tool name and digest reach
+    /// the trajectory organ and the trace (`ACE_TRACE_PATH`), not the store's tables.
+    pub fn record_tool_call(&self, call: &ToolCall<'_>) -> Result<Report> {
+        self.record_tool_call_with(call, &[])
+    }
+
+    /// [`Ace::record_tool_call`] with named metrics of the call's stage (as
+    /// [`Ace::record_stage_with`]).
+    pub fn record_tool_call_with(&self, call: &ToolCall<'_>, metrics: &[(&str, f64)]) -> Result<Report> {
+        self.observe(&Observation {
+            agent: call.agent,
+            task: call.task,
+            stage: call.stage,
+            outcome: Some((call.duration_s, call.success)),
+            metrics,
+            tool: Some((call.tool, call.args_digest)),
+        })
     }
 
     /// Records one named metric of a stage without an outcome (a cost known only later, say).
     pub fn record_metric(&self, agent: &str, task: &str, stage: &str, name: &str, value: f64) -> Result<Report> {
-        self.observe(&Observation { agent, task, stage, outcome: None, metrics: &[(name, value)] })
+        self.observe(&Observation { agent, task, stage, outcome: None, metrics: &[(name, value)], tool: None })
     }
 
     fn observe(&self, obs: &Observation<'_>) -> Result<Report> {
@@ -67,7 +126,7 @@ impl Ace {
             self.journal(journal, wake, &record);
         }
         if let (Some(trace), Some(outcome)) = (&shared.trace, obs.outcome) {
-            trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics);
+            trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics, obs.tool);
         }
         shared.sync.wake(wake);
         if signals.is_empty() {

@@ -31,6 +31,9 @@ pub(super) fn trajectory(c: &AceConfig) -> TrajectoryConfig {
     TrajectoryConfig {
         loop_threshold: c.loop_threshold,
         failure_run: c.failure_run,
+        tool_repeat: c.tool_repeat,
+        tool_alternation: c.tool_alternation,
+        tool_retry_failures: c.tool_retry_failures,
         quantile: c.long_task_quantile,
         min_tasks: c.long_task_min_tasks,
         max_steps: c.task_max_steps,

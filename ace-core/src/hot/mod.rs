@@ -47,6 +47,7 @@ use crate::persist::Wake;
 use crate::shard::{SHARDS, Sharded};
 use crate::signal::Signal;
 use crate::telemetry::CoreSeries;
+use crate::tool::{validate_digest, validate_tool};
 use crate::trajectory::{self, TrajectoryOrgan};
 
 /// One record in this many has its computation time measured.
@@ -60,6 +61,8 @@ pub(crate) struct Observation<'a> {
     pub stage: &'a str,
     pub outcome: Option<(f64, bool)>,
     pub metrics: &'a [(&'a str, f64)],
+    /// The tool called, and its arguments digest when known (a stage outcome only).
+    pub tool: Option<(&'a str, Option<&'a str>)>,
 }
 
 /// The shards, shared with the metrics collector that reads them at scrape time.
@@ -226,7 +229,7 @@ impl Hot {
         if let Some((_, success)) = obs.outcome {
             let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
             signals.extend(context.observe(now, false, obs.task, obs.stage, &self.context.cfg));
-            self.follow(now, entry, success, &mut signals);
+            self.follow(now, entry, success, obs.tool, &mut signals);
         }
         let wake = if !self.persist {
             Wake::No
@@ -273,13 +276,23 @@ impl Hot {
 
     /// Counts a stage outcome in its task's trajectory: loops of this stage, runs of failures,
     /// the task's length.
-    fn follow(&self, now: Timestamp, entry: &mut Entry, success: bool, signals: &mut Vec<Signal>) {
+    fn follow(
+        &self,
+        now: Timestamp,
+        entry: &mut Entry,
+        success: bool,
+        tool: Option<(&str, Option<&str>)>,
+        signals: &mut Vec<Signal>,
+    ) {
         let cfg = &self.trajectory.cfg;
         let track = match &entry.track {
             Some(t) if !t.ended() => t,
             _ => entry.track.insert(self.trajectory.track(&entry.agent, &entry.last_task, now)),
         };
         track.step(now, success, &entry.stage, cfg, signals);
+        if let Some((tool, digest)) = tool {
+            track.tool(now, &entry.stage, tool, digest, success, cfg, signals);
+        }
         if success {
             entry.failures = 0;
         } else {
@@ -314,6 +327,12 @@ impl Hot {
 /// Checks everything but the agent and stage, which `record` checks only for a new entry.
 fn validate(obs: &Observation<'_>) -> Result<()> {
     validate_id("task", obs.task)?;
+    if let Some((tool, digest)) = obs.tool {
+        validate_tool(tool)?;
+        if let Some(d) = digest {
+            validate_digest(d)?;
+        }
+    }
     if let Some((duration, _)) = obs.outcome {
         validate_duration(duration)?;
     }
@@ -355,7 +374,8 @@ mod tests {
     }
 
     fn record(m: &Hot, task: &str) -> Result<()> {
-        let obs = Observation { agent: "a", task, stage: "planning", outcome: Some((1.0, true)), metrics: &[] };
+        let obs =
+            Observation { agent: "a", task, stage: "planning", outcome: Some((1.0, true)), metrics: &[], tool: None };
         m.record(Timestamp::from_micros(1), &obs).map(|_| ())
     }
 

@@ -94,6 +94,13 @@ pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
         (SignalKind::FailureRun, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::BreakerOpen, _) => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::LongTask, _) => &[(Replan, 9.0, 1.0), (Escalate, 3.0, 2.0), (Terminate, 2.0, 2.0)],
+        // The agent keeps making one call (or two in turn): whatever it expects back, it is not
+        // getting it; it should plan again rather than call once more.
+        (SignalKind::ToolRepeat | SignalKind::ToolAlternation, _) => {
+            &[(Replan, 9.0, 1.0), (Reflect, 3.0, 2.0), (Escalate, 2.0, 2.0)]
+        }
+        // A retry did not help: look at why the tool fails before calling it again.
+        (SignalKind::ToolRetryFailure, _) => &[(Reflect, 9.0, 1.0), (Replan, 3.0, 2.0), (Escalate, 2.0, 2.0)],
         (SignalKind::Degradation, Evidence::BaselineShift { metric, direction, .. }) => match metric.as_str() {
             "success" => &[(Reflect, 9.0, 1.0), (Verify, 3.0, 2.0), (Replan, 2.0, 2.0)],
             "duration_s" => &[(Backoff, 9.0, 1.0), (Replan, 3.0, 2.0)],
@@ -124,6 +131,7 @@ fn subject(hasher: &DefaultHashBuilder, signal: &Signal) -> u64 {
         Evidence::ErrorPattern { pattern_id, .. } => (1u8, pattern_id).hash(&mut h),
         Evidence::Failures { .. } => (2u8, signal.stage.as_deref()).hash(&mut h),
         Evidence::Breaker { breaker, .. } => (3u8, breaker.as_str()).hash(&mut h),
+        Evidence::ToolCalls { tool, .. } => (5u8, &**tool).hash(&mut h),
         Evidence::Cascade { .. } | Evidence::Staleness { .. } | Evidence::TaskLength { .. } => 4u8.hash(&mut h),
     }
     h.finish()

@@ -25,11 +25,13 @@ from ace._ace import (
     Report,
     Signal,
     __version__,
+    args_digest,
+    args_digest_json,
     replay,
     sync_log_level,
 )
 from ace._breaker import Breaker
-from ace._engine import Ace, Stage
+from ace._engine import Ace, Stage, TaskScope, current_task
 from ace._limit import Bulkhead, RateLimiter
 from ace.exceptions import (
     AceError,
@@ -67,7 +69,11 @@ __all__ = [
     "Stage",
     "StoreError",
     "StoreUnavailableError",
+    "TaskScope",
     "__version__",
+    "args_digest",
+    "args_digest_json",
+    "current_task",
     "replay",
     "sync_log_level",
 ]

@@ -21,6 +21,8 @@ __all__ = [
     "Report",
     "Signal",
     "replay",
+    "args_digest",
+    "args_digest_json",
     "sync_log_level",
 ]
 
@@ -222,6 +224,18 @@ class Ace:
         success: bool = True,
         metrics: Optional[Mapping[str, float]] = None,
     ) -> Report: ...
+    def record_tool(
+        self,
+        agent_id: str,
+        task_id: str,
+        tool: str,
+        duration_s: float,
+        success: bool = True,
+        *,
+        args: Any = None,
+        args_digest: Optional[str] = None,
+        stage: Optional[str] = None,
+    ) -> Report: ...
     def record_metric(self, agent: str, task: str, stage: str, name: str, value: float) -> Report: ...
     def record_error(
         self,
@@ -255,5 +269,7 @@ class Ace:
 def replay(
     path: Union[str, PathLike[str]], *, name: Optional[str] = None, config: Optional[Mapping[str, _SettingValue]] = None
 ) -> Dict[str, Any]: ...
+def args_digest(args: Any) -> str: ...
+def args_digest_json(text: str) -> str: ...
 def sync_log_level() -> None: ...
 def _after_fork_child() -> None: ...

@@ -12,6 +12,10 @@
 //!   tasks and more than 1.5 times their median, once it has finished
 //!   `ACE_LONG_TASK_MIN_TASKS` (20); or more than `ACE_TASK_MAX_STEPS` when that is set.
 //!
+//! Tool calls (stages with a tool, see [`crate::tool`]) add three more, in `tools.rs`: the same
+//! call repeated (*tool_repeat*), two calls in turn (*tool_alternation*) and a tool failing
+//! again after a retry (*tool_retry_failure*).
+//!
 //! Each fires once per task (a run fires again after a success breaks it). A task's length is
 //! learned when `Ace::end_task` reports it finished; tasks that never
 //! end are forgotten after an hour without a stage.
@@ -33,6 +37,10 @@ use crate::event::Severity;
 use crate::shard::{SHARDS, Sharded};
 use crate::signal::{Evidence, Signal, SignalKind};
 
+mod tools;
+
+use tools::{ToolFinding, ToolWindow};
+
 /// Finished task lengths remembered per agent.
 const HISTORY: usize = 256;
 /// A task without a stage for this long is forgotten (it never ended, or ended unreported).
@@ -50,7 +58,7 @@ const MIN_RATIO: f64 = 1.5;
 const FLAG_LONG: u8 = 1;
 
 /// The trajectory settings (`ACE_LOOP_THRESHOLD`, `ACE_FAILURE_RUN`, `ACE_LONG_TASK_*`,
-/// `ACE_TASK_MAX_STEPS`; the defaults are the configuration's).
+/// `ACE_TASK_MAX_STEPS`, `ACE_TOOL_*`; the defaults are the configuration's).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct TrajectoryConfig {
     pub loop_threshold: u32,
@@ -58,11 +66,23 @@ pub(crate) struct TrajectoryConfig {
     pub quantile: f64,
     pub min_tasks: u32,
     pub max_steps: u32,
+    pub tool_repeat: u32,
+    pub tool_alternation: u32,
+    pub tool_retry_failures: u32,
 }
 
 impl Default for TrajectoryConfig {
     fn default() -> Self {
-        TrajectoryConfig { loop_threshold: 3, failure_run: 4, quantile: 0.95, min_tasks: 20, max_steps: 0 }
+        TrajectoryConfig {
+            loop_threshold: 3,
+            failure_run: 4,
+            quantile: 0.95,
+            min_tasks: 20,
+            max_steps: 0,
+            tool_repeat: 3,
+            tool_alternation: 4,
+            tool_retry_failures: 2,
+        }
     }
 }
 
@@ -76,6 +96,8 @@ pub(crate) struct Track {
     flags: AtomicU8,
     last: AtomicI64,
     ended: AtomicBool,
+    /// The task's recent tool calls, made at its first.
+    tools: Mutex<Option<Box<ToolWindow>>>,
     /// The length limit when the task started (0: none), the median and the tasks it came from.
     limit: u32,
     typical: u32,
@@ -141,6 +163,77 @@ impl Track {
                 message,
                 Evidence::TaskLength { steps, limit: self.limit, typical_steps: self.typical, tasks_seen: self.seen },
             ));
+        }
+    }
+
+    /// Counts one tool call of the task (after [`Track::step`] counted its stage); pushes a
+    /// `tool_*` signal when one is due.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn tool(
+        &self,
+        now: Timestamp,
+        stage: &Arc<str>,
+        tool: &str,
+        digest: Option<&str>,
+        success: bool,
+        cfg: &TrajectoryConfig,
+        out: &mut Vec<Signal>,
+    ) {
+        if cfg.tool_repeat == 0 && cfg.tool_alternation == 0 && cfg.tool_retry_failures == 0 {
+            return;
+        }
+        let mut found = Vec::new();
+        self.tools.lock().get_or_insert_with(Box::default).push(tool, digest, success, cfg, &mut found);
+        for finding in found {
+            let (kind, severity, count, threshold, other, message) = match finding {
+                ToolFinding::Repeat { count, threshold } => (
+                    SignalKind::ToolRepeat,
+                    Severity::Medium,
+                    count,
+                    threshold,
+                    None,
+                    format!(
+                        "{}: task {} called {tool} with the same arguments {count} times in its last {} tool calls",
+                        self.agent,
+                        self.task,
+                        tools::WINDOW
+                    ),
+                ),
+                ToolFinding::Alternation { count, threshold, other } => {
+                    let message = format!(
+                        "{}: task {} alternated between {tool} and {} for {count} tool calls",
+                        self.agent, self.task, other.0
+                    );
+                    (SignalKind::ToolAlternation, Severity::Medium, count, threshold, Some(other), message)
+                }
+                ToolFinding::RetryFailure { count, threshold } => (
+                    SignalKind::ToolRetryFailure,
+                    Severity::High,
+                    count,
+                    threshold,
+                    None,
+                    format!(
+                        "{}: tool {tool} failed {count} times in the last {} tool calls of task {}, retries did not help",
+                        self.agent,
+                        tools::WINDOW,
+                        self.task
+                    ),
+                ),
+            };
+            let (other_tool, other_args_digest) = match other {
+                Some((t, d)) => (Some(t), Some(d)),
+                None => (None, None),
+            };
+            let evidence = Evidence::ToolCalls {
+                tool: Arc::from(tool),
+                args_digest: digest.map(Arc::from),
+                other_tool,
+                other_args_digest,
+                count,
+                threshold,
+                window: tools::WINDOW as u32,
+            };
+            out.push(self.signal(now, stage, kind, severity, message, evidence));
         }
     }
 
@@ -277,6 +370,7 @@ impl TrajectoryOrgan {
             flags: AtomicU8::new(0),
             last: AtomicI64::new(now.as_micros()),
             ended: AtomicBool::new(false),
+            tools: Mutex::new(None),
             limit,
             typical: if limit == learned { typical } else { 0 },
             seen,
@@ -311,7 +405,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> TrajectoryConfig {
-        TrajectoryConfig { loop_threshold: 3, failure_run: 3, quantile: 0.95, min_tasks: 5, max_steps: 0 }
+        TrajectoryConfig { failure_run: 3, min_tasks: 5, ..TrajectoryConfig::default() }
     }
 
     fn t(s: i64) -> Timestamp {
