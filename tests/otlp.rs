@@ -181,7 +181,7 @@ fn http(addr: SocketAddr, head: &str, body: &[u8], half_close: bool) -> (u16, St
     conn.write_all(head.as_bytes()).unwrap();
     let _ = conn.write_all(body);
     if half_close {
-        conn.shutdown(Shutdown::Write).unwrap();
+        let _ = conn.shutdown(Shutdown::Write);
     }
     let mut out = Vec::new();
     let _ = conn.read_to_end(&mut out);
@@ -206,7 +206,8 @@ fn expected() -> Vec<Json> {
     vec![
         json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "llm", "duration_s": 1.5, "success": true,
                "metrics": {"tokens_in": 120.0, "tokens_out": 30.0}}),
-        json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "tool", "duration_s": 0.25, "success": true}),
+        json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "tool", "duration_s": 0.25, "success": true,
+               "tool": "get_weather", "args_digest": ace::tool::digest_json(r#"{"city":"Paris","units":"c"}"#).unwrap()}),
         json!({"type": "error", "agent": "planner", "task": "conv-1", "stage": "llm", "kind": "RateLimitError",
                "message": "429 from api-1: slow down"}),
         json!({"type": "stage", "agent": "planner", "task": "conv-1", "stage": "llm", "duration_s": 0.25, "success": false}),

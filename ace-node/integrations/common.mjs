@@ -1,8 +1,9 @@
 // What the adapters share: the current task and a tool call's arguments.
+import aceModule from '../ace.js'
 
 /** The `[agent, task]` of the innermost `ace.task(agent, task, fn)` around the caller, or null. */
-export function currentTask(ace) {
-  const current = typeof ace.currentTask === 'function' ? ace.currentTask() : null
+export function currentTask(_ace) {
+  const current = aceModule.currentTask()
   if (!current) return null
   return Array.isArray(current) ? current : [current.agent, current.task]
 }

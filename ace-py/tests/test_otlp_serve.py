@@ -121,11 +121,20 @@ def _run_agent(served: Served, compression: Compression) -> str:
     return trace_id
 
 
+def _digest() -> str:
+    """What ``eng.record_tool(..., args={"city": "Paris", "units": "c"})`` records: FNV-1a 64 of
+    the canonical JSON (keys sorted, no spaces)."""
+    h = 0xCBF29CE484222325
+    for b in b'{"city":"Paris","units":"c"}':
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return format(h, "016x")
+
+
 def _expected(task: str) -> List[Dict[str, Any]]:
     who = {"agent": "planner", "task": task}
     return [
         {"type": "stage", **who, "stage": "llm", "success": True, "metrics": {"tokens_in": 120.0, "tokens_out": 30.0}},
-        {"type": "stage", **who, "stage": "tool", "success": True},
+        {"type": "stage", **who, "stage": "tool", "success": True, "tool": "get_weather", "args_digest": _digest()},
         {"type": "error", **who, "stage": "llm", "kind": "TimeoutError", "message": "upstream api-1 timed out after 30 s"},
         {"type": "stage", **who, "stage": "llm", "success": False},
         {"type": "stage", **who, "stage": "invoke_agent", "success": True},

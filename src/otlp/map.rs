@@ -279,56 +279,23 @@ pub fn stage_name(name: &str) -> String {
     s
 }
 
-/// The digest of a tool call's arguments: a string holding JSON is parsed and written in the
-/// canonical form (keys sorted, no spaces) the bindings use, other text is hashed as it is, a
-/// structured value is written as canonical JSON; `None` past [`MAX_ARGUMENT_CHARS`].
+/// The digest of a tool call's arguments, as the bindings compute it
+/// ([`ace_core::tool::digest_json`]): a string holding JSON is the value it holds, other text is
+/// a JSON string, a structured value is its JSON; `None` past [`MAX_ARGUMENT_CHARS`].
 #[must_use]
 pub fn arguments_digest(value: &Value) -> Option<String> {
-    let canonical = match value {
+    let json = match value {
         Value::StringValue(s) if s.chars().count() > MAX_ARGUMENT_CHARS => return None,
-        Value::StringValue(s) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(v) => canonical_json(&v),
-            Err(_) => s.clone(),
+        Value::StringValue(s) => match ace_core::tool::digest_json(s) {
+            Ok(d) => return Some(d),
+            Err(_) => serde_json::Value::String(s.clone()).to_string(),
         },
-        other => canonical_json(&to_json(other)),
+        other => to_json(other).to_string(),
     };
-    (canonical.chars().count() <= MAX_ARGUMENT_CHARS).then(|| crate::otlp::tool::args_digest(canonical.as_bytes()))
-}
-
-/// JSON with object keys sorted (by code point) and no whitespace.
-fn canonical_json(v: &serde_json::Value) -> String {
-    fn write(v: &serde_json::Value, out: &mut String) {
-        match v {
-            serde_json::Value::Object(map) => {
-                let mut entries: Vec<_> = map.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                out.push('{');
-                for (i, (k, v)) in entries.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
-                    out.push(':');
-                    write(v, out);
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(v, out);
-                }
-                out.push(']');
-            }
-            scalar => out.push_str(&scalar.to_string()),
-        }
+    if json.chars().count() > MAX_ARGUMENT_CHARS {
+        return None;
     }
-    let mut out = String::new();
-    write(v, &mut out);
-    out
+    ace_core::tool::digest_json(&json).ok()
 }
 
 /// An OTLP value as JSON (bytes as an array of numbers).
@@ -403,15 +370,16 @@ mod tests {
 
     #[test]
     fn arguments_digest_is_canonical() {
-        let a = arguments_digest(&Value::StringValue(r#"{ "b": [1, "é"], "a": null }"#.into()));
-        let b = arguments_digest(&Value::StringValue(r#"{"a":null,"b":[1,"é"]}"#.into()));
+        let a = arguments_digest(&Value::StringValue(r#"{ "b": [1, "é"], "a": null }"#.into())).unwrap();
+        let b = arguments_digest(&Value::StringValue(r#"{"a":null,"b":[1.0,"é"]}"#.into())).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a, crate::otlp::tool::args_digest("{\"a\":null,\"b\":[1,\"é\"]}".as_bytes()));
-        assert_ne!(a, arguments_digest(&Value::StringValue(r#"{"a":null,"b":[2,"é"]}"#.into())));
-        // Not JSON: the text itself.
+        assert_eq!(a, ace_core::tool::args_digest("{\"a\":null,\"b\":[1,\"é\"]}".as_bytes()));
+        assert_ne!(Some(a), arguments_digest(&Value::StringValue(r#"{"a":null,"b":[2,"é"]}"#.into())));
+        // Not JSON: a JSON string, as a binding's recordTool(..., args: text) has it.
         assert_eq!(
             arguments_digest(&Value::StringValue("city=Paris".into())),
-            crate::otlp::tool::args_digest(b"city=Paris")
+            Some(ace_core::tool::args_digest(br#""city=Paris""#))
         );
+        assert_eq!(arguments_digest(&Value::StringValue("x".repeat(MAX_ARGUMENT_CHARS + 1))), None);
     }
 }
