@@ -29,6 +29,8 @@ pub use ace_store::{RedisCache, RedisOptions};
 mod open;
 #[cfg(feature = "sqlite")]
 pub use open::{EngineSpec, breaker_with, is_cache_url, open};
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod serve;
 pub use serve::{ServeOptions, Server, serve, serve_with};
 

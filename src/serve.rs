@@ -3,7 +3,9 @@
 //! thread, and a short-lived thread per connection (at most [`MAX_CONNECTIONS`] at once), so a
 //! slow or idle client never holds up a scrape. Each connection gets [`IO_TIMEOUT`] in all to
 //! send its request head (not per read: a client sending a byte a second is cut off too), at most
-//! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers, and one request; only GET and HEAD are served.
+//! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers, and one request; only GET and HEAD are served,
+//! but for `POST /v1/traces` when OTLP is on ([`ServeOptions::otlp`], `otlp` feature): its body,
+//! at most [`ServeOptions::otlp_max_body`] bytes with a `Content-Length`, gets [`BODY_TIMEOUT`].
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -22,13 +24,35 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Connections served at once; one more is answered `503` and closed.
 pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take, in all, to send a request body (OTLP exports).
+#[cfg(feature = "otlp")]
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options for [`serve_with`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServeOptions {
     /// Require `Authorization: Bearer <token>` on every request.
     pub token: Option<String>,
+    /// Take OTLP/HTTP trace exports on `POST /v1/traces` (see [`crate::otlp`]).
+    #[cfg(feature = "otlp")]
+    pub otlp: bool,
+    /// The largest OTLP request body, in bytes, before and after gzip (default
+    /// [`crate::otlp::DEFAULT_MAX_BODY`]); a larger one is answered `413`.
+    #[cfg(feature = "otlp")]
+    pub otlp_max_body: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            token: None,
+            #[cfg(feature = "otlp")]
+            otlp: false,
+            #[cfg(feature = "otlp")]
+            otlp_max_body: crate::otlp::DEFAULT_MAX_BODY,
+        }
+    }
 }
 
 impl ServeOptions {
@@ -38,6 +62,30 @@ impl ServeOptions {
         self.token = Some(token.into());
         self
     }
+
+    /// Takes OTLP/HTTP trace exports on `POST /v1/traces`.
+    #[cfg(feature = "otlp")]
+    #[must_use]
+    pub fn otlp(mut self, on: bool) -> Self {
+        self.otlp = on;
+        self
+    }
+
+    /// The largest OTLP request body, in bytes.
+    #[cfg(feature = "otlp")]
+    #[must_use]
+    pub fn otlp_max_body(mut self, bytes: usize) -> Self {
+        self.otlp_max_body = bytes;
+        self
+    }
+}
+
+/// What every connection's thread shares.
+#[derive(Debug)]
+struct Shared {
+    token: Option<String>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<(crate::otlp::Counters, usize)>,
 }
 
 /// A running listener; stopped when dropped (or by [`Server::stop`]).
@@ -91,7 +139,13 @@ pub fn serve_with(ace: &Ace, addr: impl ToSocketAddrs, options: ServeOptions) ->
     let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ace, flag) = (ace.clone(), stop.clone());
-    let token: Option<Arc<str>> = options.token.map(Arc::from);
+    #[cfg(feature = "otlp")]
+    let otlp = options.otlp.then(|| (crate::otlp::Counters::new(), options.otlp_max_body));
+    let shared = Arc::new(Shared {
+        token: options.token,
+        #[cfg(feature = "otlp")]
+        otlp,
+    });
     let thread = std::thread::Builder::new()
         .name("ace-serve".into())
         .spawn(move || {
@@ -106,9 +160,9 @@ pub fn serve_with(ace: &Ace, addr: impl ToSocketAddrs, options: ServeOptions) ->
                     let _ = refuse(stream);
                     continue;
                 }
-                let (ace, token, open) = (ace.clone(), token.clone(), open.clone());
+                let (ace, shared, open) = (ace.clone(), shared.clone(), open.clone());
                 let spawned = std::thread::Builder::new().name("ace-serve-conn".into()).spawn(move || {
-                    if let Err(e) = answer(&ace, stream, token.as_deref()) {
+                    if let Err(e) = answer(&ace, stream, &shared) {
                         tracing::debug!(error = %e, "a metrics client went away");
                     }
                     open.fetch_sub(1, Ordering::SeqCst);
@@ -157,6 +211,11 @@ struct Head {
     request_line: String,
     authorization: Option<String>,
     openmetrics: bool,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    /// `Content-Length`: `Some(Err(()))` when it is not a number.
+    content_length: Option<std::result::Result<usize, ()>>,
+    chunked: bool,
     /// Why the head was refused (too large, too many headers).
     refused: Option<&'static str>,
 }
@@ -184,6 +243,14 @@ fn read_head(reader: &mut impl BufRead) -> std::io::Result<Head> {
                 head.authorization = Some(value.trim().to_owned());
             } else if name.eq_ignore_ascii_case("accept") {
                 head.openmetrics = value.contains("application/openmetrics-text");
+            } else if name.eq_ignore_ascii_case("content-type") {
+                head.content_type = Some(value.trim().to_owned());
+            } else if name.eq_ignore_ascii_case("content-encoding") {
+                head.content_encoding = Some(value.trim().to_owned());
+            } else if name.eq_ignore_ascii_case("content-length") {
+                head.content_length = Some(value.trim().parse().map_err(|_| ()));
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                head.chunked = !value.trim().eq_ignore_ascii_case("identity");
             }
         }
     }
@@ -206,28 +273,48 @@ fn authorized(authorization: Option<&str>, token: &str) -> bool {
 }
 
 /// Reads one request and writes its answer (one request per connection).
-fn answer(ace: &Ace, stream: TcpStream, token: Option<&str>) -> std::io::Result<()> {
+fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut reader = BufReader::new(Deadline { stream: stream.try_clone()?, deadline: Instant::now() + IO_TIMEOUT });
     let head = read_head(&mut reader)?;
-    let request_line = head.request_line;
-    let (authorization, openmetrics) = (head.authorization, head.openmetrics);
+    let request_line = head.request_line.clone();
     let mut parts = request_line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    let unauthorized = shared.token.as_deref().is_some_and(|t| !authorized(head.authorization.as_deref(), t));
+    #[cfg(feature = "otlp")]
+    if let (Some((counters, max)), "/v1/traces") = (&shared.otlp, path) {
+        let answer = if let Some(refused) = head.refused {
+            crate::otlp::refuse_unread(None, refused, "the request head is too large".into())
+        } else if method != "POST" {
+            drain(&mut reader, &head, *max);
+            crate::otlp::refuse_unread(None, "405 Method Not Allowed", "only POST".into())
+        } else if unauthorized {
+            drain(&mut reader, &head, *max);
+            crate::otlp::refuse_unread(None, "401 Unauthorized", "a bearer token is required".into())
+        } else {
+            export(ace, &mut reader, &head, counters, *max)
+        };
+        counters.answered(answer.status);
+        return respond(stream, answer.status, answer.content_type, &answer.body, false, "POST");
+    }
     let (status, content_type, body) = if let Some(refused) = head.refused {
         (refused, "text/plain", "the request head is too large\n".to_owned())
     } else if !matches!(method, "GET" | "HEAD") {
         ("405 Method Not Allowed", "text/plain", "only GET and HEAD\n".to_owned())
-    } else if token.is_some_and(|t| !authorized(authorization.as_deref(), t)) {
+    } else if unauthorized {
         ("401 Unauthorized", "text/plain", "a bearer token is required\n".to_owned())
     } else {
         match path {
             // Prometheus asks for OpenMetrics; curl, promtool and older scrapers get the classic format.
-            "/metrics" if openmetrics => {
-                ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", ace.metrics_text())
+            "/metrics" if head.openmetrics => {
+                ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics_text(ace, shared))
             }
-            "/metrics" => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", ace.metrics_text_prometheus()),
+            "/metrics" => (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                ace_core::telemetry::prometheus_text(&metrics_text(ace, shared)),
+            ),
             "/health" => {
                 let h = ace.health();
                 let status = if h.status == "unhealthy" { "503 Service Unavailable" } else { "200 OK" };
@@ -236,15 +323,93 @@ fn answer(ace: &Ace, stream: TcpStream, token: Option<&str>) -> std::io::Result<
             _ => ("404 Not Found", "text/plain", "try /metrics or /health\n".to_owned()),
         }
     };
-    let mut out = stream;
+    respond(stream, status, content_type, body.as_bytes(), method == "HEAD", "GET, HEAD")
+}
+
+/// The engine's metrics, with the listener's own when it takes OTLP.
+fn metrics_text(ace: &Ace, shared: &Shared) -> String {
+    let text = ace.metrics_text();
+    #[cfg(feature = "otlp")]
+    if let Some((counters, _)) = &shared.otlp {
+        return counters.append_to(text);
+    }
+    let _ = shared;
+    text
+}
+
+/// Reads an export's body (with its own deadline) and answers it.
+#[cfg(feature = "otlp")]
+fn export(
+    ace: &Ace,
+    reader: &mut BufReader<Deadline>,
+    head: &Head,
+    counters: &crate::otlp::Counters,
+    max: usize,
+) -> crate::otlp::Answer {
+    use crate::otlp::refuse_unread;
+    let content_type = head.content_type.as_deref();
+    let len = match head.content_length {
+        _ if head.chunked => {
+            return refuse_unread(content_type, "411 Length Required", "send the body with a Content-Length".into());
+        }
+        None => return refuse_unread(content_type, "411 Length Required", "a Content-Length is required".into()),
+        Some(Err(())) => {
+            return refuse_unread(content_type, "400 Bad Request", "the Content-Length is not a number".into());
+        }
+        Some(Ok(len)) => len,
+    };
+    if len > max {
+        drain(reader, head, max);
+        return refuse_unread(
+            content_type,
+            "413 Content Too Large",
+            format!("the body is {len} bytes; the limit is {max} (ACE_OTLP_MAX_BODY)"),
+        );
+    }
+    reader.get_mut().deadline = Instant::now() + BODY_TIMEOUT;
+    let mut body = Vec::with_capacity(len);
+    if let Err(e) = reader.by_ref().take(len as u64).read_to_end(&mut body) {
+        return refuse_unread(content_type, "400 Bad Request", format!("the body could not be read: {e}"));
+    }
+    if body.len() < len {
+        return refuse_unread(
+            content_type,
+            "400 Bad Request",
+            format!("the body ended after {} of {len} bytes", body.len()),
+        );
+    }
+    crate::otlp::export(ace, counters, content_type, head.content_encoding.as_deref(), body, max)
+}
+
+/// Reads (and drops) a bounded part of a body that will not be used, for two seconds at most, so
+/// the client is not cut off mid-send (a reset) before it can read the answer.
+#[cfg(feature = "otlp")]
+fn drain(reader: &mut BufReader<Deadline>, head: &Head, max: usize) {
+    if let Some(Ok(len)) = head.content_length {
+        reader.get_mut().deadline = Instant::now() + Duration::from_secs(2);
+        let _ = std::io::copy(&mut reader.by_ref().take(len.min(16 * max) as u64), &mut std::io::sink());
+    }
+}
+
+/// Writes an answer and closes.
+/// `allowed` is the path's methods, named in the `Allow` header of a `405`.
+fn respond(
+    mut out: TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+    allowed: &str,
+) -> std::io::Result<()> {
     let auth = if status.starts_with("401") { "WWW-Authenticate: Bearer\r\n" } else { "" };
+    let allow = if status.starts_with("405") { format!("Allow: {allowed}\r\n") } else { String::new() };
     write!(
         out,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}{allow}Connection: close\r\n\r\n",
         body.len()
     )?;
-    if method != "HEAD" {
-        out.write_all(body.as_bytes())?;
+    if !head_only {
+        out.write_all(body)?;
     }
     out.flush()
 }

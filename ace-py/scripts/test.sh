@@ -23,6 +23,10 @@ echo "--> the wheel (maturin, release, abi3)"
 echo "--> stubs against the built module, and mypy --strict"
 (cd "$work" && "$py" -m mypy.stubtest ace._ace && "$py" -m mypy --strict -p ace)
 
+echo "--> the ace binary (tests/test_otlp_serve.py runs ace serve --otlp)"
+(cd "$root" && cargo build --locked --quiet --bin ace)
+export ACE_BIN="$CARGO_TARGET_DIR/debug/ace"
+
 echo "--> pytest"
 (cd tests && "$py" -m pytest -q -p no:cacheprovider)
 
