@@ -2,7 +2,7 @@
 //! write the store release the GIL (a Python embedder takes it back for its own call).
 
 use ace::error::count;
-use ace::playbook::{Feedback, Insight, Stage};
+use ace::playbook::{Feedback, Insight, Stage, Trust};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -169,13 +169,23 @@ impl PyPlaybooks {
         self.run(py, |a| a.playbooks().export_json(&domain))
     }
 
-    /// Replaces the domain with a JSON export; returns the bullets imported.
-    fn import_json(&self, py: Python<'_>, domain: Text, json: Text) -> PyResult<usize> {
-        self.run(py, |a| a.playbooks().import_json(&domain, &json))
+    /// Replaces the domain with a JSON export; returns the bullets imported. Unless `trusted`,
+    /// the export's digest must match (`CorruptError`) and its bullets enter at `shadow`.
+    #[pyo3(signature = (domain, json, *, trusted=false))]
+    fn import_json(&self, py: Python<'_>, domain: Text, json: Text, trusted: bool) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_json(&domain, &json, Trust::from_flag(trusted)))
     }
 
     /// Replaces the domain with bullets in the ACE text format; returns the bullets imported.
-    fn import_text(&self, py: Python<'_>, domain: Text, text: Text) -> PyResult<usize> {
-        self.run(py, |a| a.playbooks().import_text(&domain, &text))
+    /// Unless `trusted`, they enter at `shadow` with their counters ignored.
+    #[pyo3(signature = (domain, text, *, trusted=false))]
+    fn import_text(&self, py: Python<'_>, domain: Text, text: Text, trusted: bool) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_text(&domain, &text, Trust::from_flag(trusted)))
+    }
+
+    /// Every version of the domain's log (chain verified): `{version, at, op, note}` dicts.
+    fn history<'py>(&self, py: Python<'py>, domain: Text) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().history(&domain))?;
+        to_data(py, &r)
     }
 }
