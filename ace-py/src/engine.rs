@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ace::playbook::Embedder;
-use ace::{Ace, Intervention, Severity, Strategy, Verdict};
+use ace::{Ace, Intervention, Severity};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -45,7 +45,7 @@ impl Recipe {
         }
         if let Some(j) = &self.judge {
             let j = j.clone();
-            builder = builder.judge(move |i: &Intervention| judge(&j, i));
+            builder = builder.judge(move |i: &Intervention| crate::hooks::judge(&j, i));
         }
         let ace = builder.build()?;
         let subscribers = self.subscribers.clone();
@@ -54,39 +54,10 @@ impl Recipe {
     }
 }
 
-/// Asks a Python judge; anything but a clear answer accepts the proposal.
-fn judge(f: &Py<PyAny>, proposal: &Intervention) -> Verdict {
-    Python::attach(|py| {
-        let answer = convert::intervention(py, proposal).and_then(|i| f.call1(py, (i,)));
-        match answer {
-            Ok(v) => {
-                let v = v.bind(py);
-                if v.is_none() {
-                    return Verdict::Accept;
-                }
-                if let Ok(b) = v.extract::<bool>() {
-                    return if b { Verdict::Accept } else { Verdict::Veto };
-                }
-                match v.extract::<String>().ok().and_then(|s| s.parse::<Strategy>().ok()) {
-                    Some(s) => Verdict::Pick(s),
-                    None => {
-                        tracing::warn!("the judge returned neither None, a bool nor a strategy name; accepting");
-                        Verdict::Accept
-                    }
-                }
-            }
-            Err(e) => {
-                e.write_unraisable(py, Some(f.bind(py)));
-                Verdict::Accept
-            }
-        }
-    })
-}
-
 /// Hands an intervention to the Python subscribers; an exception in one is reported through
 /// `sys.unraisablehook` and does not fail the recording call.
 fn deliver(subscribers: &Mutex<Vec<Py<PyAny>>>, i: &Intervention) {
-    Python::attach(|py| {
+    crate::hooks::attach(|py| {
         let callbacks: Vec<Py<PyAny>> = subscribers.lock().iter().map(|c| c.clone_ref(py)).collect();
         if callbacks.is_empty() {
             return;
@@ -118,13 +89,14 @@ impl Embedder for ArcEmbedder {
     }
 
     fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
-        Python::attach(|py| {
+        crate::hooks::attach(|py| {
             let out = self.0.f.call1(py, (texts.to_vec(),)).and_then(|v| v.extract::<Vec<Vec<f32>>>(py));
             out.map_err(|e| ace::Error::InvalidInput {
                 field: "embedder",
                 reason: format!("the Python embedder failed: {e}"),
             })
         })
+        .unwrap_or_else(|| Err(ace::Error::Closed))
     }
 }
 
