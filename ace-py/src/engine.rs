@@ -26,6 +26,7 @@ static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 #[pyfunction]
 pub(crate) fn _after_fork_child() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+    crate::hooks::after_fork_child();
 }
 
 /// What an engine is built from, kept to build it again in a forked child.

@@ -45,6 +45,11 @@ pub(crate) fn attach<T>(f: impl FnOnce(Python<'_>) -> T) -> Option<T> {
     Python::try_attach(f)
 }
 
+/// In a forked child: only the forking thread survived, so no other thread is inside `attach`.
+pub(crate) fn after_fork_child() {
+    ACTIVE.store(0, Ordering::SeqCst);
+}
+
 /// Called by `atexit`: from now on ace's threads no longer enter Python; waits (without the GIL)
 /// for those inside to leave, at most 5 seconds.
 #[pyfunction]
