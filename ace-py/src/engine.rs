@@ -299,8 +299,8 @@ impl PyAce {
     }
 
     /// The agent's context staleness in [0, 1], or None for an agent never seen.
-    fn context_staleness(&self, py: Python<'_>, agent: &str) -> PyResult<Option<f64>> {
-        guard(py, || Ok(self.engine()?.context_staleness(agent)))
+    fn context_staleness(&self, py: Python<'_>, agent: Text) -> PyResult<Option<f64>> {
+        guard(py, || Ok(self.engine()?.context_staleness(&agent)))
     }
 
     /// Calls `callback(intervention)` for every intervention the engine issues.

@@ -6,7 +6,7 @@ use ace::playbook::{Feedback, Insight, Stage, Trust};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::convert::to_data;
+use crate::convert::{count_arg, to_data};
 use crate::engine::PyAce;
 use crate::errors::{IntoPy, guard, invalid};
 use crate::text::Text;
@@ -104,32 +104,35 @@ impl PyPlaybooks {
     }
 
     /// The `k` best bullets for `query` from `min_stage` up: a list of `{bullet, score}` dicts.
-    #[pyo3(signature = (domain, query, k=5, min_stage="staging"))]
+    #[pyo3(signature = (domain, query, k=None, min_stage=None))]
     fn retrieve<'py>(
         &self,
         py: Python<'py>,
         domain: Text,
         query: Text,
-        k: usize,
-        min_stage: &str,
+        k: Option<&Bound<'py, PyAny>>,
+        min_stage: Option<Text>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let s = stage(py, min_stage)?;
+        let k = k.map_or(Ok(5), |k| count_arg(py, "k", k))? as usize;
+        let s = stage(py, min_stage.as_deref().unwrap_or("staging"))?;
         let r = self.run(py, |a| a.playbooks().retrieve(&domain, &query, k, s))?;
         to_data(py, &r)
     }
 
     /// Bullets as prompt text within `token_budget`: `{text, ids, tokens}`.
-    #[pyo3(signature = (domain, query=None, k=20, min_stage="staging", token_budget=2000))]
+    #[pyo3(signature = (domain, query=None, k=None, min_stage=None, token_budget=None))]
     fn render<'py>(
         &self,
         py: Python<'py>,
         domain: Text,
         query: Option<Text>,
-        k: usize,
-        min_stage: &str,
-        token_budget: usize,
+        k: Option<&Bound<'py, PyAny>>,
+        min_stage: Option<Text>,
+        token_budget: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let s = stage(py, min_stage)?;
+        let k = k.map_or(Ok(20), |k| count_arg(py, "k", k))? as usize;
+        let token_budget = token_budget.map_or(Ok(2000), |b| count_arg(py, "token_budget", b))? as usize;
+        let s = stage(py, min_stage.as_deref().unwrap_or("staging"))?;
         let r = self.run(py, |a| a.playbooks().render(&domain, query.as_deref(), k, s, token_budget))?;
         to_data(py, &r)
     }
