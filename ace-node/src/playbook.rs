@@ -41,7 +41,7 @@ impl NativePlaybooks {
 
     fn job(&self, f: impl FnOnce(&ace::Ace) -> Result<Value> + Send + 'static) -> AsyncTask<Job> {
         let ace = self.ace.clone();
-        Job::new(move || f(&ace))
+        Job::new(move || if ace.is_closed() { Err(ace::Error::Closed).js() } else { f(&ace) })
     }
 
     /// Adds one bullet; resolves to its id.

@@ -73,3 +73,12 @@ test('hostile ids and prompt-breaking content are InvalidInputError, trusted or 
   assert.deepEqual(await pb.bullets('dst'), [])
   eng.close()
 })
+
+test('the playbooks of a closed engine reject with ClosedError', async () => {
+  const eng = new Ace()
+  const pb = eng.playbooks
+  await pb.add('d', 's', 'before close')
+  eng.close()
+  await assert.rejects(pb.add('d', 's', 'after close'), ace.ClosedError)
+  await assert.rejects(pb.bullets('d'), ace.ClosedError)
+})

@@ -48,10 +48,13 @@ pub(crate) struct PyPlaybooks {
 }
 
 impl PyPlaybooks {
-    /// Runs `f` on the engine without the GIL.
+    /// Runs `f` on the engine without the GIL (`ClosedError` once the engine is closed).
     fn run<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&ace::Ace) -> ace::Result<T> + Send) -> PyResult<T> {
         guard(py, || {
             let ace = self.engine.get().handle()?;
+            if ace.is_closed() {
+                return Err(ace::Error::Closed).py(py);
+            }
             py.detach(|| f(&ace)).py(py)
         })
     }

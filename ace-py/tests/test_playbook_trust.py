@@ -87,3 +87,14 @@ def test_content_that_would_break_a_prompt_line_is_refused(eng, content):
 def test_trusted_must_be_a_bool(eng):
     with pytest.raises(TypeError):
         eng.playbooks.import_json("d", "{}", trusted="yes")  # type: ignore[arg-type]
+
+
+def test_playbooks_of_a_closed_engine_raise_closed_error():
+    e = ace.Ace()
+    pb = e.playbooks
+    pb.add("d", "s", "before close")
+    e.close()
+    with pytest.raises(ace.ClosedError):
+        pb.add("d", "s", "after close")
+    with pytest.raises(ace.ClosedError):
+        pb.bullets("d")
