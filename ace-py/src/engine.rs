@@ -195,6 +195,11 @@ impl PyAce {
         from_env: bool,
     ) -> PyResult<Self> {
         guard(py, || {
+            for (field, f) in [("embedder", &embedder), ("judge", &judge)] {
+                if f.as_ref().is_some_and(|f| !f.bind(py).is_callable()) {
+                    return Err(invalid(py, field, "must be callable"));
+                }
+            }
             let settings = convert::settings(config)?;
             let spec = ace::EngineSpec::new(url.as_deref(), cache.as_deref(), settings, from_env).py(py)?;
             let embedder = match (embedder, embedder_dim) {

@@ -99,3 +99,12 @@ def test_limiters_and_breakers(engine, name, rate, burst, timeout, size):
     if bulkhead is not None:
         call(bulkhead.try_enter)
     call(engine.breaker, name)
+
+
+@pytest.mark.parametrize("field", ["judge", "embedder"])
+def test_a_non_callable_judge_or_embedder_is_refused_at_construction(field):
+    kwargs = {field: "not callable"}
+    if field == "embedder":
+        kwargs["embedder_dim"] = 3
+    with pytest.raises(ace.InvalidInputError, match=field):
+        ace.Ace(**kwargs)
