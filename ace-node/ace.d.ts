@@ -175,6 +175,17 @@ export interface Insight {
   provenance?: string
 }
 
+/** One entry of a domain's playbook log. */
+export interface PlaybookVersion {
+  version: number
+  /** When it was written (microseconds since the epoch). */
+  at: number
+  /** `add`, `update`, `remove`, `tag`, `reinforce`, `stage`, `inject`, `restore` or `snapshot`. */
+  op: string
+  /** Why, for a restore (an import says whether it was trusted or verified). */
+  note: string | null
+}
+
 export declare class Playbooks {
   add(domain: string, section: string, content: string, provenance?: string): Promise<string>
   update(domain: string, id: string, changes?: { section?: string; content?: string }): Promise<null>
@@ -189,8 +200,12 @@ export declare class Playbooks {
   rollback(domain: string, version: number): Promise<Record<string, unknown>>
   exportText(domain: string): Promise<string>
   exportJson(domain: string): Promise<string>
-  importJson(domain: string, json: string): Promise<number>
-  importText(domain: string, text: string): Promise<number>
+  /** Unless `trusted`, the export's digest must match (CorruptError) and bullets enter at shadow. */
+  importJson(domain: string, json: string, options?: { trusted?: boolean }): Promise<number>
+  /** Unless `trusted`, bullets enter at shadow with their counters ignored. */
+  importText(domain: string, text: string, options?: { trusted?: boolean }): Promise<number>
+  /** Every version of the domain's log (chain verified). */
+  history(domain: string): Promise<PlaybookVersion[]>
 }
 
 export declare class Ace extends EventEmitter {

@@ -832,12 +832,19 @@ class Playbooks {
     return wait(call(() => this._native.exportJson(domain)))
   }
 
-  async importJson(domain, json) {
-    return wait(call(() => this._native.importJson(domain, json)))
+  /** Unless `trusted`, the export's digest must match (CorruptError) and bullets enter at shadow. */
+  async importJson(domain, json, { trusted = false } = {}) {
+    return wait(call(() => this._native.importJson(domain, json, trusted)))
   }
 
-  async importText(domain, text) {
-    return wait(call(() => this._native.importText(domain, text)))
+  /** Unless `trusted`, bullets enter at shadow with their counters ignored. */
+  async importText(domain, text, { trusted = false } = {}) {
+    return wait(call(() => this._native.importText(domain, text, trusted)))
+  }
+
+  /** Every version of the domain's log (chain verified): `{version, at, op, note}`. */
+  async history(domain) {
+    return wait(call(() => this._native.history(domain)))
   }
 }
 

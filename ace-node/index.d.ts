@@ -155,10 +155,18 @@ export declare class NativePlaybooks {
   exportText(domain: string): Promise<string>
   /** The domain as JSON. */
   exportJson(domain: string): Promise<string>
-  /** Replaces the domain with a JSON export; resolves to the bullets imported. */
-  importJson(domain: string, json: string): Promise<number>
-  /** Replaces the domain with bullets in the ACE text format; resolves to the bullets imported. */
-  importText(domain: string, text: string): Promise<number>
+  /**
+   * Replaces the domain with a JSON export; resolves to the bullets imported. Unless
+   * `trusted`, the export's digest must match and its bullets enter at `shadow`.
+   */
+  importJson(domain: string, json: string, trusted?: boolean | undefined | null): Promise<number>
+  /**
+   * Replaces the domain with bullets in the ACE text format; resolves to the bullets imported.
+   * Unless `trusted`, they enter at `shadow` with their counters ignored.
+   */
+  importText(domain: string, text: string, trusted?: boolean | undefined | null): Promise<number>
+  /** Every version of the domain's log (chain verified): `{version, at, op, note}` objects. */
+  history(domain: string): Promise<Array<Record<string, unknown>>>
 }
 
 /** A token bucket of the engine's registry. */

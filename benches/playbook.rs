@@ -32,7 +32,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-use ace::playbook::{Insight, Stage};
+use ace::playbook::{Insight, Stage, Trust};
 use ace::{Ace, MemoryStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -107,7 +107,7 @@ fn export(n: u64) -> String {
 
 fn engine_with(n: u64) -> Ace {
     let ace = Ace::builder().store(MemoryStore::new()).build().unwrap();
-    ace.playbooks().import_json("bench", &export(n)).unwrap();
+    ace.playbooks().import_json("bench", &export(n), Trust::Trusted).unwrap();
     ace
 }
 
@@ -116,7 +116,7 @@ fn bytes_per_bullet(n: u64) -> f64 {
     let json = export(n);
     let before = LIVE.load(Ordering::Relaxed);
     let ace = Ace::builder().store_arc(Arc::new(support::NullStore::default())).build().unwrap();
-    ace.playbooks().import_json("bench", &json).unwrap();
+    ace.playbooks().import_json("bench", &json, Trust::Trusted).unwrap();
     let after = LIVE.load(Ordering::Relaxed);
     drop(ace);
     (after - before) as f64 / n as f64

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ace_core::playbook::{Embedder, Feedback, HashEmbedder, Insight, Stage};
+use ace_core::playbook::{Embedder, Feedback, HashEmbedder, Insight, Stage, Trust};
 use ace_core::store::{PlaybookEntry, Store};
 use ace_core::{Ace, ManualClock, MemoryStore, Timestamp};
 
@@ -239,19 +239,19 @@ fn export_and_import_json_and_the_ace_text_format() {
     let pb = ace.playbooks();
     pb.add("src", "strategies", "Keep answers short", None).unwrap();
     let json = pb.export_json("src").unwrap();
-    assert_eq!(pb.import_json("dst", &json).unwrap(), 1);
+    assert_eq!(pb.import_json("dst", &json, Trust::Verify).unwrap(), 1);
     assert_eq!(pb.bullets("dst").unwrap()[0].content, "Keep answers short");
-    assert_eq!(pb.import_json("dst", "{not json").unwrap_err().code(), "invalid_input");
+    assert_eq!(pb.import_json("dst", "{not json", Trust::Verify).unwrap_err().code(), "invalid_input");
 
     let text = "## strategies_and_hard_rules\n[str-00007] helpful=6 harmful=1 :: Always re-read the policy\n\
                 noise line\n## pitfalls\n[pit-00002] helpful=0 harmful=4 :: Never guess ids\n[cal-00001] :: plain\n";
-    assert_eq!(pb.import_text("txt", text).unwrap(), 3);
+    assert_eq!(pb.import_text("txt", text, Trust::Trusted).unwrap(), 3);
     let bullets = pb.bullets("txt").unwrap();
     assert_eq!(bullets[0].id, "str-00007");
     assert_eq!((bullets[0].helpful, bullets[0].harmful, bullets[0].stage), (6, 1, Stage::Prod));
     assert_eq!(bullets[1].stage, Stage::Quarantined);
     assert_eq!(pb.add("txt", "strategies", "New", None).unwrap(), "str-00008");
-    assert_eq!(pb.import_text("txt", "[a-1] :: ").unwrap_err().code(), "invalid_input");
+    assert_eq!(pb.import_text("txt", "[a-1] :: ", Trust::Trusted).unwrap_err().code(), "invalid_input");
 }
 
 /// An embedder that can be told to fail or to misbehave.

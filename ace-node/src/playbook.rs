@@ -2,7 +2,7 @@
 //! embedding, search).
 
 use ace::error::count;
-use ace::playbook::{Feedback, Insight, Stage};
+use ace::playbook::{Feedback, Insight, Stage, Trust};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::Value;
@@ -41,7 +41,7 @@ impl NativePlaybooks {
 
     fn job(&self, f: impl FnOnce(&ace::Ace) -> Result<Value> + Send + 'static) -> AsyncTask<Job> {
         let ace = self.ace.clone();
-        Job::new(move || f(&ace))
+        Job::new(move || if ace.is_closed() { Err(ace::Error::Closed).js() } else { f(&ace) })
     }
 
     /// Adds one bullet; resolves to its id.
@@ -158,15 +158,25 @@ impl NativePlaybooks {
         self.job(move |a| a.playbooks().export_json(&domain).js().map(Value::from))
     }
 
-    /// Replaces the domain with a JSON export; resolves to the bullets imported.
+    /// Replaces the domain with a JSON export; resolves to the bullets imported. Unless
+    /// `trusted`, the export's digest must match and its bullets enter at `shadow`.
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn import_json(&self, domain: String, json: String) -> AsyncTask<Job> {
-        self.job(move |a| a.playbooks().import_json(&domain, &json).js().map(Value::from))
+    pub fn import_json(&self, domain: String, json: String, trusted: Option<bool>) -> AsyncTask<Job> {
+        let trust = Trust::from_flag(trusted.unwrap_or(false));
+        self.job(move |a| a.playbooks().import_json(&domain, &json, trust).js().map(Value::from))
     }
 
     /// Replaces the domain with bullets in the ACE text format; resolves to the bullets imported.
+    /// Unless `trusted`, they enter at `shadow` with their counters ignored.
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn import_text(&self, domain: String, text: String) -> AsyncTask<Job> {
-        self.job(move |a| a.playbooks().import_text(&domain, &text).js().map(Value::from))
+    pub fn import_text(&self, domain: String, text: String, trusted: Option<bool>) -> AsyncTask<Job> {
+        let trust = Trust::from_flag(trusted.unwrap_or(false));
+        self.job(move |a| a.playbooks().import_text(&domain, &text, trust).js().map(Value::from))
+    }
+
+    /// Every version of the domain's log (chain verified): `{version, at, op, note}` objects.
+    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+    pub fn history(&self, domain: String) -> AsyncTask<Job> {
+        self.job(move |a| data(&a.playbooks().history(&domain).js()?))
     }
 }

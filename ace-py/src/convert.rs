@@ -236,3 +236,24 @@ pub(crate) fn settings(settings: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(St
         })
         .collect()
 }
+
+/// A count argument (`k`, `token_budget`): a whole number from 0 to `u32::MAX`, given as an
+/// int or a whole float. Out of range (huge, negative, NaN, fractional) is `InvalidInputError`
+/// naming `field`, never `OverflowError`; another type is `TypeError`.
+pub(crate) fn count_arg(py: Python<'_>, field: &'static str, v: &Bound<'_, PyAny>) -> PyResult<u32> {
+    use crate::errors::IntoPy;
+    if let Ok(i) = v.cast::<pyo3::types::PyInt>() {
+        return match i.extract::<i64>() {
+            Ok(n) => u32::try_from(n).map_err(|_| {
+                crate::errors::invalid(py, field, &format!("expected a whole number from 0 to {}, got {n}", u32::MAX))
+            }),
+            Err(_) => {
+                Err(crate::errors::invalid(py, field, &format!("expected a whole number from 0 to {}", u32::MAX)))
+            }
+        };
+    }
+    if let Ok(f) = v.cast::<pyo3::types::PyFloat>() {
+        return ace::error::count(field, f.value()).py(py);
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!("{field} must be an int, not {}", v.get_type().name()?)))
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ace::playbook::Embedder;
-use ace::{Ace, Intervention, Severity, Strategy, Verdict};
+use ace::{Ace, Intervention, Severity};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -26,6 +26,7 @@ static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 #[pyfunction]
 pub(crate) fn _after_fork_child() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+    crate::hooks::after_fork_child();
 }
 
 /// What an engine is built from, kept to build it again in a forked child.
@@ -45,7 +46,7 @@ impl Recipe {
         }
         if let Some(j) = &self.judge {
             let j = j.clone();
-            builder = builder.judge(move |i: &Intervention| judge(&j, i));
+            builder = builder.judge(move |i: &Intervention| crate::hooks::judge(&j, i));
         }
         let ace = builder.build()?;
         let subscribers = self.subscribers.clone();
@@ -54,39 +55,10 @@ impl Recipe {
     }
 }
 
-/// Asks a Python judge; anything but a clear answer accepts the proposal.
-fn judge(f: &Py<PyAny>, proposal: &Intervention) -> Verdict {
-    Python::attach(|py| {
-        let answer = convert::intervention(py, proposal).and_then(|i| f.call1(py, (i,)));
-        match answer {
-            Ok(v) => {
-                let v = v.bind(py);
-                if v.is_none() {
-                    return Verdict::Accept;
-                }
-                if let Ok(b) = v.extract::<bool>() {
-                    return if b { Verdict::Accept } else { Verdict::Veto };
-                }
-                match v.extract::<String>().ok().and_then(|s| s.parse::<Strategy>().ok()) {
-                    Some(s) => Verdict::Pick(s),
-                    None => {
-                        tracing::warn!("the judge returned neither None, a bool nor a strategy name; accepting");
-                        Verdict::Accept
-                    }
-                }
-            }
-            Err(e) => {
-                e.write_unraisable(py, Some(f.bind(py)));
-                Verdict::Accept
-            }
-        }
-    })
-}
-
 /// Hands an intervention to the Python subscribers; an exception in one is reported through
 /// `sys.unraisablehook` and does not fail the recording call.
 fn deliver(subscribers: &Mutex<Vec<Py<PyAny>>>, i: &Intervention) {
-    Python::attach(|py| {
+    crate::hooks::attach(|py| {
         let callbacks: Vec<Py<PyAny>> = subscribers.lock().iter().map(|c| c.clone_ref(py)).collect();
         if callbacks.is_empty() {
             return;
@@ -118,13 +90,14 @@ impl Embedder for ArcEmbedder {
     }
 
     fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
-        Python::attach(|py| {
+        crate::hooks::attach(|py| {
             let out = self.0.f.call1(py, (texts.to_vec(),)).and_then(|v| v.extract::<Vec<Vec<f32>>>(py));
             out.map_err(|e| ace::Error::InvalidInput {
                 field: "embedder",
                 reason: format!("the Python embedder failed: {e}"),
             })
         })
+        .unwrap_or_else(|| Err(ace::Error::Closed))
     }
 }
 
@@ -241,6 +214,11 @@ impl PyAce {
         from_env: bool,
     ) -> PyResult<Self> {
         guard(py, || {
+            for (field, f) in [("embedder", &embedder), ("judge", &judge)] {
+                if f.as_ref().is_some_and(|f| !f.bind(py).is_callable()) {
+                    return Err(invalid(py, field, "must be callable"));
+                }
+            }
             let settings = convert::settings(config)?;
             let spec = ace::EngineSpec::new(url.as_deref(), cache.as_deref(), settings, from_env).py(py)?;
             let embedder = match (embedder, embedder_dim) {
@@ -386,8 +364,8 @@ impl PyAce {
     }
 
     /// The agent's context staleness in [0, 1], or None for an agent never seen.
-    fn context_staleness(&self, py: Python<'_>, agent: &str) -> PyResult<Option<f64>> {
-        guard(py, || Ok(self.engine()?.context_staleness(agent)))
+    fn context_staleness(&self, py: Python<'_>, agent: Text) -> PyResult<Option<f64>> {
+        guard(py, || Ok(self.engine()?.context_staleness(&agent)))
     }
 
     /// Calls `callback(intervention)` for every intervention the engine issues.

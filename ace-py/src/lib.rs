@@ -9,6 +9,7 @@ mod breaker;
 mod convert;
 mod engine;
 mod errors;
+mod hooks;
 mod limit;
 mod logging;
 mod playbook;
@@ -76,6 +77,8 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(args_digest, m)?)?;
     m.add_function(wrap_pyfunction!(args_digest_json, m)?)?;
     m.add_function(wrap_pyfunction!(engine::_after_fork_child, m)?)?;
+    m.add_function(wrap_pyfunction!(hooks::_before_exit, m)?)?;
+    m.add_class::<hooks::JudgeReply>()?;
     m.add_function(wrap_pyfunction!(logging::sync_log_level, m)?)?;
     logging::install(m.py());
     Ok(())

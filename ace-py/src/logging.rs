@@ -40,7 +40,7 @@ impl log::Log for PyLogger {
             return;
         }
         // Not during interpreter shutdown, and never raising: logging must not fail a call.
-        let _ = Python::try_attach(|py| -> PyResult<()> {
+        let _ = crate::hooks::attach(|py| -> PyResult<()> {
             let level = python_level(record.level());
             let logger = py.import("logging")?.getattr("getLogger")?.call1((logger_name(record.target()),))?;
             if logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
@@ -48,7 +48,7 @@ impl log::Log for PyLogger {
             }
             Ok(())
         })
-        .map(|r| r.map_err(|e| Python::try_attach(|py| e.write_unraisable(py, None))));
+        .map(|r| r.map_err(|e| crate::hooks::attach(|py| e.write_unraisable(py, None))));
     }
 
     fn flush(&self) {}

@@ -2,11 +2,11 @@
 //! write the store release the GIL (a Python embedder takes it back for its own call).
 
 use ace::error::count;
-use ace::playbook::{Feedback, Insight, Stage};
+use ace::playbook::{Feedback, Insight, Stage, Trust};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::convert::to_data;
+use crate::convert::{count_arg, to_data};
 use crate::engine::PyAce;
 use crate::errors::{IntoPy, guard, invalid};
 use crate::text::Text;
@@ -48,10 +48,13 @@ pub(crate) struct PyPlaybooks {
 }
 
 impl PyPlaybooks {
-    /// Runs `f` on the engine without the GIL.
+    /// Runs `f` on the engine without the GIL (`ClosedError` once the engine is closed).
     fn run<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&ace::Ace) -> ace::Result<T> + Send) -> PyResult<T> {
         guard(py, || {
             let ace = self.engine.get().handle()?;
+            if ace.is_closed() {
+                return Err(ace::Error::Closed).py(py);
+            }
             py.detach(|| f(&ace)).py(py)
         })
     }
@@ -104,32 +107,35 @@ impl PyPlaybooks {
     }
 
     /// The `k` best bullets for `query` from `min_stage` up: a list of `{bullet, score}` dicts.
-    #[pyo3(signature = (domain, query, k=5, min_stage="staging"))]
+    #[pyo3(signature = (domain, query, k=None, min_stage=None))]
     fn retrieve<'py>(
         &self,
         py: Python<'py>,
         domain: Text,
         query: Text,
-        k: usize,
-        min_stage: &str,
+        k: Option<&Bound<'py, PyAny>>,
+        min_stage: Option<Text>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let s = stage(py, min_stage)?;
+        let k = k.map_or(Ok(5), |k| count_arg(py, "k", k))? as usize;
+        let s = stage(py, min_stage.as_deref().unwrap_or("staging"))?;
         let r = self.run(py, |a| a.playbooks().retrieve(&domain, &query, k, s))?;
         to_data(py, &r)
     }
 
     /// Bullets as prompt text within `token_budget`: `{text, ids, tokens}`.
-    #[pyo3(signature = (domain, query=None, k=20, min_stage="staging", token_budget=2000))]
+    #[pyo3(signature = (domain, query=None, k=None, min_stage=None, token_budget=None))]
     fn render<'py>(
         &self,
         py: Python<'py>,
         domain: Text,
         query: Option<Text>,
-        k: usize,
-        min_stage: &str,
-        token_budget: usize,
+        k: Option<&Bound<'py, PyAny>>,
+        min_stage: Option<Text>,
+        token_budget: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let s = stage(py, min_stage)?;
+        let k = k.map_or(Ok(20), |k| count_arg(py, "k", k))? as usize;
+        let token_budget = token_budget.map_or(Ok(2000), |b| count_arg(py, "token_budget", b))? as usize;
+        let s = stage(py, min_stage.as_deref().unwrap_or("staging"))?;
         let r = self.run(py, |a| a.playbooks().render(&domain, query.as_deref(), k, s, token_budget))?;
         to_data(py, &r)
     }
@@ -169,13 +175,23 @@ impl PyPlaybooks {
         self.run(py, |a| a.playbooks().export_json(&domain))
     }
 
-    /// Replaces the domain with a JSON export; returns the bullets imported.
-    fn import_json(&self, py: Python<'_>, domain: Text, json: Text) -> PyResult<usize> {
-        self.run(py, |a| a.playbooks().import_json(&domain, &json))
+    /// Replaces the domain with a JSON export; returns the bullets imported. Unless `trusted`,
+    /// the export's digest must match (`CorruptError`) and its bullets enter at `shadow`.
+    #[pyo3(signature = (domain, json, *, trusted=false))]
+    fn import_json(&self, py: Python<'_>, domain: Text, json: Text, trusted: bool) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_json(&domain, &json, Trust::from_flag(trusted)))
     }
 
     /// Replaces the domain with bullets in the ACE text format; returns the bullets imported.
-    fn import_text(&self, py: Python<'_>, domain: Text, text: Text) -> PyResult<usize> {
-        self.run(py, |a| a.playbooks().import_text(&domain, &text))
+    /// Unless `trusted`, they enter at `shadow` with their counters ignored.
+    #[pyo3(signature = (domain, text, *, trusted=false))]
+    fn import_text(&self, py: Python<'_>, domain: Text, text: Text, trusted: bool) -> PyResult<usize> {
+        self.run(py, |a| a.playbooks().import_text(&domain, &text, Trust::from_flag(trusted)))
+    }
+
+    /// Every version of the domain's log (chain verified): `{version, at, op, note}` dicts.
+    fn history<'py>(&self, py: Python<'py>, domain: Text) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.run(py, |a| a.playbooks().history(&domain))?;
+        to_data(py, &r)
     }
 }

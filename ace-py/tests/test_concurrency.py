@@ -106,3 +106,58 @@ def test_a_forked_child_gets_a_working_engine(tmp_path):
     again = ace.Ace(f"sqlite://{db}")
     assert again.baseline("child", "planning")["count"] == 100
     again.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forking_while_another_thread_records_never_leaves_a_child_hanging():
+    """500 forks while a parent thread records (and logs errors): every child builds its own
+    engine, records, flushes and exits. A child still running after 60 s is a hang (a lock
+    inherited mid-operation), not slowness."""
+    import signal
+    import time
+
+    e = ace.Ace()
+    stop = threading.Event()
+
+    def record():
+        i = 0
+        while not stop.is_set():
+            e.record_stage("parent", f"t{i % 100}", "planning", 0.1 + (i % 7) * 0.01, True)
+            if i % 50 == 0:
+                e.record_error("parent", "t", "execution", "E", f"failure {i}")
+            i += 1
+
+    recorder = threading.Thread(target=record, daemon=True)
+    recorder.start()
+    hung, failed = [], []
+    try:
+        for _ in range(500):
+            pid = os.fork()
+            if pid == 0:  # the child
+                code = 1
+                try:
+                    for i in range(20):
+                        e.record_stage("child", f"t{i}", "planning", 0.2)
+                    e.flush()
+                    code = 0 if e.stats()["recorded"] == 20 else 2
+                    e.close()
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 60
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    if os.waitstatus_to_exitcode(status) != 0:
+                        failed.append(os.waitstatus_to_exitcode(status))
+                    break
+                if time.monotonic() > deadline:
+                    hung.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        recorder.join()
+        e.close()
+    assert hung == [] and failed == [], (len(hung), failed[:10])

@@ -1,7 +1,8 @@
-//! `ace playbook export|import|stats|rollback`: a domain's playbook in the store, by hand.
+//! `ace playbook export|import|stats|rollback|history`: a domain's playbook in the store, by hand.
 
 use std::path::PathBuf;
 
+use ace::playbook::Trust;
 use ace::{Ace, Error};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -15,6 +16,9 @@ pub(crate) enum PlaybookCommand {
     Stats(DomainArgs),
     /// Restore a domain as it was at a version (recorded as a new version).
     Rollback(RollbackArgs),
+    /// Every version of a domain's log (chain verified) as JSON: what each did, and why for an
+    /// import or rollback.
+    History(DomainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +54,11 @@ pub(crate) struct ImportArgs {
     /// `json` or `text`; by default from the file's extension (`.json` is JSON, anything else text).
     #[arg(long, value_enum)]
     format: Option<Format>,
+    /// Import the content as it is: stages and feedback counters kept, a JSON export's digest
+    /// not required to match. Without it a JSON export whose digest does not match is refused
+    /// and every bullet enters at `shadow` with no feedback counted. The log records which.
+    #[arg(long)]
+    trust: bool,
 }
 
 #[derive(Debug, Args)]
@@ -65,8 +74,9 @@ fn engine(args: &DomainArgs) -> ace::Result<Ace> {
     Ace::builder().store_arc(store).build()
 }
 
-fn print_json(stats: &ace::playbook::PlaybookStats) -> ace::Result<()> {
-    println!("{}", serde_json::to_string_pretty(stats).map_err(|e| Error::Internal(e.to_string()))?);
+fn print_json(value: Result<serde_json::Value, serde_json::Error>) -> ace::Result<()> {
+    let text = value.and_then(|v| serde_json::to_string_pretty(&v)).map_err(|e| Error::Internal(e.to_string()))?;
+    println!("{text}");
     Ok(())
 }
 
@@ -91,22 +101,28 @@ pub(crate) fn run(cmd: &PlaybookCommand) -> ace::Result<()> {
             });
             let ace = engine(&args.target)?;
             let pb = ace.playbooks();
+            let trust = Trust::from_flag(args.trust);
             let n = match format {
-                Format::Json => pb.import_json(&args.target.domain, &text)?,
-                Format::Text => pb.import_text(&args.target.domain, &text)?,
+                Format::Json => pb.import_json(&args.target.domain, &text, trust)?,
+                Format::Text => pb.import_text(&args.target.domain, &text, trust)?,
             };
             eprintln!("imported {n} bullets into {}", args.target.domain);
-            print_json(&pb.stats(&args.target.domain)?)?;
+            print_json(serde_json::to_value(pb.stats(&args.target.domain)?))?;
             ace.close()
         }
         PlaybookCommand::Stats(args) => {
             let ace = engine(args)?;
-            print_json(&ace.playbooks().stats(&args.domain)?)?;
+            print_json(serde_json::to_value(ace.playbooks().stats(&args.domain)?))?;
             ace.close()
         }
         PlaybookCommand::Rollback(args) => {
             let ace = engine(&args.target)?;
-            print_json(&ace.playbooks().rollback(&args.target.domain, args.version)?)?;
+            print_json(serde_json::to_value(ace.playbooks().rollback(&args.target.domain, args.version)?))?;
+            ace.close()
+        }
+        PlaybookCommand::History(args) => {
+            let ace = engine(args)?;
+            print_json(serde_json::to_value(ace.playbooks().history(&args.domain)?))?;
             ace.close()
         }
     }

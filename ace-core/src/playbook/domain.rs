@@ -124,9 +124,8 @@ impl Domain {
                 self.exact.insert(content_key(&bullet.content), slot);
                 self.bm25.add(slot as u32, &bullet.content);
                 let p = prefix(&bullet.section);
-                let n: u32 = bullet.id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
                 let next = self.state.next_id.entry(p).or_insert(0);
-                *next = (*next).max(n);
+                *next = (*next).max(super::io::id_number(&bullet.id));
                 self.state.bullets.push(bullet.clone());
             }
             Op::Update { id, section, content, at } => {
@@ -202,11 +201,14 @@ pub(super) fn new_bullet(
     content: &str,
     provenance: Option<String>,
     now: Timestamp,
-) -> Bullet {
+) -> Result<Bullet> {
     let p = prefix(section);
     let next = d.state.next_id.entry(p.clone()).or_insert(0);
-    *next += 1;
-    Bullet {
+    // An imported id may carry any number up to u32::MAX: the next one must not wrap around.
+    *next = next.checked_add(1).ok_or_else(|| {
+        Error::invalid("section", format!("bullet ids of prefix {p:?} are exhausted (the last is {p}-{})", u32::MAX))
+    })?;
+    Ok(Bullet {
         id: format!("{p}-{:05}", *next),
         section: section.to_owned(),
         content: content.to_owned(),
@@ -219,5 +221,5 @@ pub(super) fn new_bullet(
         created_at: now,
         updated_at: now,
         provenance,
-    }
+    })
 }

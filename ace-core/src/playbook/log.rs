@@ -33,6 +33,22 @@ pub(super) enum Op {
     Restore { state: Box<State>, reason: String },
 }
 
+/// One entry of a domain's log, as [`Playbooks::history`] lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PlaybookVersion {
+    /// Its version.
+    pub version: u64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// What it did: `add`, `update`, `remove`, `tag`, `reinforce`, `stage`, `inject`, `restore`
+    /// (an import or a rollback) or `snapshot`.
+    pub op: String,
+    /// Why, for a restore: `rollback to version 3`, `trusted import of a JSON export
+    /// (unverified; digest absent)`, ...
+    pub note: Option<String>,
+}
+
 /// A domain's content, as snapshotted.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct State {
@@ -155,6 +171,39 @@ impl Playbooks {
             });
         }
         self.store.append_playbook(&entries)
+    }
+
+    /// Every version of the domain's log, oldest first, with the whole chain verified
+    /// ([`Error::Corrupt`] if any entry was altered): what each one did, and why for a restore
+    /// (an import says whether it was trusted or verified, a rollback its target).
+    pub fn history(&self, domain: &str) -> Result<Vec<PlaybookVersion>> {
+        #[derive(Deserialize)]
+        struct Head {
+            op: String,
+            reason: Option<String>,
+        }
+        crate::event::validate_id("domain", domain)?;
+        let entries = self.store.load_playbook(domain)?;
+        let mut prev = [0u8; 32];
+        let mut out = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let corrupt = |reason: &str| Error::Corrupt {
+                what: format!("playbook {domain:?} version {}", e.version),
+                reason: reason.to_owned(),
+            };
+            prev = chain(&prev, e.version, &e.body);
+            if hex(&prev) != e.hash {
+                return Err(corrupt("content hash mismatch: the log was altered"));
+            }
+            let (op, note) = if e.snapshot {
+                ("snapshot".to_owned(), None)
+            } else {
+                let head: Head = serde_json::from_str(&e.body).map_err(|err| corrupt(&err.to_string()))?;
+                (head.op, head.reason)
+            };
+            out.push(PlaybookVersion { version: e.version, at: e.at, op, note });
+        }
+        Ok(out)
     }
 
     /// Restores the domain's content as it was at `version` (a new version records the

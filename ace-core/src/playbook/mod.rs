@@ -51,13 +51,14 @@ use parking_lot::Mutex;
 
 pub use domain::MAX_BATCH_SIZE;
 pub use embed::{Embedder, HashEmbedder};
-pub use log::SNAPSHOT_MIN_BYTES;
+pub use io::Trust;
+pub use log::{PlaybookVersion, SNAPSHOT_MIN_BYTES};
 pub use metrics::PlaybookMetrics;
 #[cfg(feature = "minilm")]
 pub use minilm::MiniLm;
 pub use types::{
-    Bullet, Feedback, Insight, MAX_CONTENT_BYTES, MAX_PROVENANCE_BYTES, MergeReport, NearDuplicate, PlaybookConfig,
-    PlaybookStats, Rendered, Scored, Stage,
+    Bullet, Feedback, Insight, MAX_BULLET_ID_BYTES, MAX_CONTENT_BYTES, MAX_PROVENANCE_BYTES, MergeReport,
+    NearDuplicate, PlaybookConfig, PlaybookStats, Rendered, Scored, Stage, check_bullet_id,
 };
 
 use crate::clock::{Clock, Timestamp};
@@ -171,7 +172,7 @@ impl Playbooks {
         let vector = embed::checked(&*self.embedder, &[content])?.remove(0);
         let now = self.now();
         let id = self.with(domain, |d| {
-            let bullet = new_bullet(d, section, content, provenance.map(str::to_owned), now);
+            let bullet = new_bullet(d, section, content, provenance.map(str::to_owned), now)?;
             let id = bullet.id.clone();
             let op = Op::Add { bullet };
             d.apply(&op, Some(&vector), &*self.embedder)?;
@@ -278,7 +279,8 @@ impl Playbooks {
                         Op::Reinforce { id, provenance: insight.provenance.clone(), at: now }
                     }
                     None => {
-                        let bullet = new_bullet(d, &insight.section, &insight.content, insight.provenance.clone(), now);
+                        let bullet =
+                            new_bullet(d, &insight.section, &insight.content, insight.provenance.clone(), now)?;
                         report.added.push(bullet.id.clone());
                         Op::Add { bullet }
                     }

@@ -2,10 +2,13 @@
 //! half cosine similarity, and rendering turns the best ones into prompt text within a token
 //! budget (counting the injection).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::io::bullet_line;
 use super::log::Op;
+use super::types::prompt_safe;
 use super::{Bullet, Playbooks, Rendered, Scored, Stage, embed};
 use crate::error::Result;
 
@@ -45,7 +48,9 @@ impl Playbooks {
 
     /// Renders bullets (the `k` best for `query` from `min_stage` up, or all of them when `query`
     /// is `None`) as prompt text within `token_budget` (4 bytes a token), grouped by section;
-    /// their injection counts go up.
+    /// their injection counts go up. Ids, sections and contents are written escaped where a
+    /// character could break a line (stored before such characters were refused), so no stored text
+    /// forges a header or a bullet.
     pub fn render(
         &self,
         domain: &str,
@@ -63,18 +68,18 @@ impl Playbooks {
                 .take(k)
                 .collect(),
         };
-        let line = |b: &Bullet| format!("[{}] helpful={} harmful={} :: {}\n", b.id, b.helpful, b.harmful, b.content);
-        let mut by_section: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut by_section: BTreeMap<Cow<'_, str>, Vec<String>> = BTreeMap::new();
         let mut used = 0usize;
         let mut ids = Vec::new();
         for b in &bullets {
-            let text = line(b);
-            let header = if by_section.contains_key(b.section.as_str()) { 0 } else { b.section.len() + 4 };
+            let text = bullet_line(b);
+            let section = prompt_safe(&b.section);
+            let header = if by_section.contains_key(&section) { 0 } else { section.len() + 4 };
             if (used + text.len() + header).div_ceil(4) > token_budget {
                 continue;
             }
             used += text.len() + header;
-            by_section.entry(&b.section).or_default().push(text);
+            by_section.entry(section).or_default().push(text);
             ids.push(b.id.clone());
         }
         let mut text = String::with_capacity(used);

@@ -240,6 +240,65 @@ pub struct PlaybookStats {
     pub sections: BTreeMap<String, usize>,
 }
 
+/// The longest bullet id, in bytes.
+pub const MAX_BULLET_ID_BYTES: usize = 64;
+
+/// Whether `c` may not appear in text that reaches a prompt: control characters (line breaks,
+/// escape, NUL, ...; a tab is allowed) and the Unicode line and paragraph separators. Any of
+/// them could start a line of its own in the rendered playbook (a forged `## section` header or
+/// `[id]` bullet).
+pub(super) fn breaks_prompt(c: char) -> bool {
+    (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// `text` with every character that [breaks a prompt line](breaks_prompt) written as its Rust
+/// escape (`\n`, `\u{1b}`): what rendering and the text export print for data stored before
+/// those characters were refused, so that nothing stored can forge a line of the prompt.
+pub(super) fn prompt_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(breaks_prompt) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if breaks_prompt(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn check_prompt_text(field: &'static str, text: &str) -> Result<()> {
+    match text.chars().find(|&c| breaks_prompt(c)) {
+        Some(c) => Err(Error::invalid(
+            field,
+            format!("must not contain control characters or line separators (found {:?})", c),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks a bullet id against the id grammar: 1 to [`MAX_BULLET_ID_BYTES`] bytes of ASCII
+/// letters, digits, `-`, `_`, `.` or `:`, starting with a letter or digit (`str-00042`,
+/// `calc.7`). Ids ace makes (`str-00042`) always match; imported ones are checked.
+pub fn check_bullet_id(id: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    if id.is_empty() || id.len() > MAX_BULLET_ID_BYTES {
+        return Err(Error::invalid("bullet id", format!("must be 1 to {MAX_BULLET_ID_BYTES} bytes, got {}", id.len())));
+    }
+    if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) || !id.chars().all(ok_char) {
+        return Err(Error::invalid(
+            "bullet id",
+            format!(
+                "{:?}: ASCII letters, digits, '-', '_', '.' or ':', starting with a letter or digit",
+                crate::event::truncate(id, 40)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn check_content(content: &str) -> Result<()> {
     if content.trim().is_empty() {
         return Err(Error::invalid("content", "a bullet's content must not be empty"));
@@ -247,7 +306,7 @@ pub(super) fn check_content(content: &str) -> Result<()> {
     if content.len() > MAX_CONTENT_BYTES {
         return Err(Error::invalid("content", format!("{} bytes; at most {MAX_CONTENT_BYTES}", content.len())));
     }
-    Ok(())
+    check_prompt_text("content", content)
 }
 
 pub(super) fn check_provenance(provenance: Option<&str>) -> Result<()> {
@@ -260,5 +319,6 @@ pub(super) fn check_provenance(provenance: Option<&str>) -> Result<()> {
 }
 
 pub(super) fn check_section(section: &str) -> Result<()> {
-    crate::event::validate_id("section", section)
+    crate::event::validate_id("section", section)?;
+    check_prompt_text("section", section)
 }

@@ -13,6 +13,7 @@ Record what your agents do, and ace tells you when they go wrong and what to do 
 
 from __future__ import annotations
 
+import atexit as _atexit
 import os as _os
 
 from ace import _ace
@@ -77,6 +78,10 @@ __all__ = [
     "replay",
     "sync_log_level",
 ]
+
+# At exit, ace's own threads stop calling into Python before the interpreter finalizes (a
+# thread that waits for the GIL then would abort the process).
+_atexit.register(_ace._before_exit)
 
 if hasattr(_os, "register_at_fork"):
     # A forked child rebuilds its engines on first use (the parent's writer thread is gone).
