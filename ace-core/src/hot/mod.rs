@@ -442,7 +442,8 @@ mod tests {
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         i += 1;
-                        let agent = if t == 0 || i % 3 == 0 { "hot".to_owned() } else { format!("cold-{}", i % 97) };
+                        let agent =
+                            if t == 0 || i.is_multiple_of(3) { "hot".to_owned() } else { format!("cold-{}", i % 97) };
                         record_as(&m, &agent).unwrap();
                     }
                 })
