@@ -18,14 +18,16 @@ fn memory_store_engine_round_trip() {
     conformance::engine_round_trip_owned(Arc::new(store), &|| Arc::new(reopen.clone()) as Arc<dyn Store>);
 }
 
-/// One (agent, stage) recorded as fast as four threads can call: the shards share their room, so
+/// One (agent, stage) recorded as fast as three threads can call: the shards share their room, so
 /// the hot key is not cut to a sixteenth of the buffer, and the writer, woken before the shared
 /// room runs low, keeps up with the memory store. Nothing is dropped.
 #[test]
 fn one_hot_key_from_several_threads_drops_nothing() {
     let ace = Arc::new(ace::Ace::builder().store(MemoryStore::new()).build().unwrap());
-    const THREADS: usize = 4;
-    const EACH: usize = 100_000;
+    // Three recording threads and the writer on this 2-core machine: more recorders than cores
+    // would test the scheduler (a writer that gets no CPU drains nothing), not the buffer.
+    const THREADS: usize = 3;
+    const EACH: usize = 150_000;
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
             let ace = ace.clone();
