@@ -7,7 +7,14 @@
 //! cargo bench --bench scale                                    # 10,000 agents, 10 ev/s, 60 s
 //! cargo bench --bench scale -- --agents 1000 --seconds 20
 //! cargo bench --bench scale -- --seconds 1800 --every 60       # the soak (scripts/soak.sh)
+//! cargo bench --bench scale -- --sqlite-schema 4               # the metrics indexed by agent and stage
+//! cargo bench --bench scale -- --agents 1000 --lock-seconds 5  # a second connection holds the file
 //! ```
+//!
+//! With SQLite it also reports the file's bytes per stored record, the records spilled and
+//! replayed, and the recording call's latency (p50, p99, p99.9, max over one call in 16).
+//! `--lock-seconds N` has a second connection hold the file in `BEGIN EXCLUSIVE` for N seconds
+//! right after warm-up (a store that is slow, not down: the writer spills meanwhile).
 //!
 //! Every agent runs tasks of four stages (`planning`, `execution`, `reflection`,
 //! `verification`) with jittered durations and token metrics; 1% of stages fail and record an
@@ -37,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ace::{Ace, AceConfig, SqliteStore};
+use ace::{Ace, AceConfig, SqliteStore, Store};
 
 struct Args {
     agents: usize,
@@ -47,6 +54,8 @@ struct Args {
     threads: usize,
     every: f64,
     store: String,
+    sqlite_schema: Option<i64>,
+    lock_seconds: f64,
 }
 
 fn parse() -> Args {
@@ -58,6 +67,8 @@ fn parse() -> Args {
         threads: 2,
         every: 10.0,
         store: "sqlite".into(),
+        sqlite_schema: None,
+        lock_seconds: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,7 +90,11 @@ fn parse() -> Args {
             "--warmup" => a.warmup = num(),
             "--threads" => a.threads = (num() as usize).max(1),
             "--every" => a.every = num(),
-            other => panic!("unknown flag {other} (--agents --rate --seconds --warmup --threads --every --store)"),
+            "--sqlite-schema" => a.sqlite_schema = Some(num() as i64),
+            "--lock-seconds" => a.lock_seconds = num(),
+            other => panic!(
+                "unknown flag {other} (--agents --rate --seconds --warmup --threads --every --store --sqlite-schema --lock-seconds)"
+            ),
         }
     }
     assert!(a.agents > 0 && a.rate > 0.0 && a.seconds > a.warmup, "need agents, a rate and seconds > warmup");
@@ -139,8 +154,14 @@ fn main() {
     let args = parse();
     let dir = tempfile::tempdir().unwrap();
     let builder = Ace::builder().config(AceConfig::default());
+    let db = dir.path().join("scale.db");
     let builder = if args.store == "sqlite" {
-        builder.store(SqliteStore::open(dir.path().join("scale.db")).unwrap())
+        let store = SqliteStore::open(&db).unwrap();
+        if let Some(v) = args.sqlite_schema {
+            store.migrate_down(v).unwrap();
+        }
+        println!("sqlite schema version {}", store.schema_version().unwrap());
+        builder.store(store)
     } else {
         builder.store(support::NullStore::default())
     };
@@ -162,8 +183,10 @@ fn main() {
         args.store
     );
     let cpus: Vec<Arc<ThreadCpu>> = (0..args.threads).map(|_| Arc::default()).collect();
+    let measuring = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..args.threads)
         .map(|t| {
+            let measuring = measuring.clone();
             let (ace, agents, events, stop) = (ace.clone(), agents.clone(), events.clone(), stop.clone());
             let interventions = interventions.clone();
             let cpu = cpus[t].clone();
@@ -177,7 +200,10 @@ fn main() {
                 let mut cursor = 0;
                 let mut next = Instant::now();
                 let mut inside = 0.0;
+                let mut latencies: Vec<u32> = Vec::new();
+                let mut calls = 0u32;
                 while !stop.load(Ordering::Relaxed) {
+                    let measure = measuring.load(Ordering::Relaxed);
                     let batch_start = thread_cpu();
                     owed += per_tick * mine.len() as f64;
                     let n = owed as usize;
@@ -197,6 +223,8 @@ fn main() {
                         task.clear();
                         use std::fmt::Write;
                         let _ = write!(task, "task-{}", s / 4);
+                        calls = calls.wrapping_add(1);
+                        let timed = (measure && calls.is_multiple_of(16)).then(Instant::now);
                         let report = ace
                             .record_stage_with(
                                 agent,
@@ -207,6 +235,9 @@ fn main() {
                                 &[("tokens_in", 900.0 * jitter)],
                             )
                             .unwrap();
+                        if let Some(t) = timed {
+                            latencies.push(t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
+                        }
                         let mut acted = report.intervention.is_some();
                         if !ok {
                             let report = ace
@@ -238,6 +269,7 @@ fn main() {
                         next = now;
                     }
                 }
+                latencies
             })
         })
         .collect();
@@ -246,6 +278,25 @@ fn main() {
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
     let (cpu0, driver0, t0, ev0) = (process_cpu(), driver_cpu(&cpus), Instant::now(), events.load(Ordering::Relaxed));
     let rss_after_warmup = memory_mb().0;
+    measuring.store(true, Ordering::Relaxed);
+    let locker = (args.lock_seconds > 0.0 && args.store == "sqlite").then(|| {
+        let (url, hold) = (format!("sqlite://{}", db.display()), Duration::from_secs_f64(args.lock_seconds));
+        std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+                sqlx::raw_sql("INSERT INTO ace_error_patterns VALUES ('lock', 'held', '0', 1, 0)")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                println!("  (a second connection holds the file for {} s)", hold.as_secs_f64());
+                tokio::time::sleep(hold).await;
+                sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+            });
+        })
+    });
     let mut last_report = Instant::now();
     while start.elapsed().as_secs_f64() < args.seconds {
         std::thread::sleep(Duration::from_millis(200));
@@ -272,10 +323,17 @@ fn main() {
     let (wall, ev1) = (t0.elapsed().as_secs_f64(), events.load(Ordering::Relaxed));
     let (rss, hwm) = memory_mb();
     stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<u32> = Vec::new();
     for w in workers {
-        w.join().unwrap();
+        latencies.extend(w.join().unwrap());
     }
-    ace.flush().unwrap();
+    if let Some(l) = locker {
+        l.join().unwrap();
+    }
+    let behind = ace.stats();
+    while ace.flush().is_err() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let stats = ace.stats();
     let share = (cpu1 - cpu0) / wall * 100.0;
     let ace_share = ((cpu1 - cpu0) - (driver1 - driver0)) / wall * 100.0;
@@ -302,7 +360,47 @@ fn main() {
         if flat { "yes" } else { "no" }
     );
     println!(
-        "  records            {} persisted, {} dropped, {} buffered at the end",
-        stats.persisted, stats.dropped, stats.buffered
+        "  records            {} persisted, {} dropped, {} buffered when the load stopped",
+        stats.persisted, stats.dropped, behind.buffered
     );
+    let text = ace.metrics_text();
+    let counter = |name: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    println!(
+        "  spilled            {} records ({} replayed), {} dropped in all reasons",
+        counter("ace_records_spilled_total"),
+        counter("ace_records_replayed_total"),
+        counter("ace_records_dropped_total")
+    );
+    latencies.sort_unstable();
+    let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)));
+    if let (Some(p50), Some(p99), Some(p999), Some(max)) = (at(0.5), at(0.99), at(0.999), latencies.last()) {
+        println!(
+            "  record call        p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.1} us ({} calls timed)",
+            f64::from(*p50) / 1e3,
+            f64::from(*p99) / 1e3,
+            f64::from(*p999) / 1e3,
+            f64::from(*max) / 1e3,
+            latencies.len()
+        );
+    }
+    ace.close().unwrap();
+    if args.store == "sqlite" {
+        // After close: the last connection checkpoints the write-ahead log into the file.
+        let bytes: u64 = ["scale.db", "scale.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        let stored = SqliteStore::open(&db).unwrap().count_metrics().unwrap();
+        println!(
+            "  sqlite file        {:.1} MB for {stored} stage records: {:.0} bytes a record",
+            bytes as f64 / 1e6,
+            bytes as f64 / stored.max(1) as f64
+        );
+    }
 }

@@ -287,6 +287,9 @@ fn a_buffer_at_its_cap_drops_and_counts_every_record_it_drops() {
         .batch_size(100)
         .buffer_capacity(1_000)
         .batch_timeout(Duration::from_millis(20))
+        // The scenario: no spill directory (with one, a write slow to time out is spilled
+        // around instead of filling the buffer).
+        .spill_dir(None)
         .build()
         .unwrap();
     let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();

@@ -57,6 +57,12 @@ pub const SQLITE: &[Migration] = &[
         up: include_str!("../migrations/sqlite/0004_playbooks.up.sql"),
         down: include_str!("../migrations/sqlite/0004_playbooks.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "time_ordered_metrics",
+        up: include_str!("../migrations/sqlite/0005_time_ordered_metrics.up.sql"),
+        down: include_str!("../migrations/sqlite/0005_time_ordered_metrics.down.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first.

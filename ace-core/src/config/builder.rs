@@ -61,6 +61,8 @@ setters! {
     buffer_capacity: usize,
     /// See [`AceConfig::memory_max_records`].
     memory_max_records: usize,
+    /// See [`AceConfig::spill_max_bytes`].
+    spill_max_bytes: u64,
     /// See [`AceConfig::enable_caching`].
     enable_caching: bool,
     /// See [`AceConfig::cache_ttl`].

@@ -117,6 +117,10 @@ pub struct AceConfig {
     /// stored once it answers again; `off` to hold them in memory only (then at most
     /// `buffer_capacity`, and the rest dropped and counted).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// `ACE_SPILL_MAX_BYTES` (1 GiB): the most the spill files waiting for the store may take on
+    /// disk. Records are spilled while the store fails or falls behind; past this budget they are
+    /// dropped and counted (`ace_records_dropped_total{reason="spill_full"}`), never waited for.
+    pub spill_max_bytes: u64,
     /// `ACE_DURABLE` (false): every accepted record is written to a journal under the spill
     /// directory before the recording call returns, so even `kill -9` loses none (see
     /// `docs/architecture.md`, "Spilling"). Costs a `write` system call per record.
@@ -179,6 +183,7 @@ impl Default for AceConfig {
             trace_path: None,
             durable: false,
             spill_dir: Some(std::env::temp_dir().join("ace-spill")),
+            spill_max_bytes: 1 << 30,
             database_url: None,
             redis_url: None,
             redis_cluster_urls: Vec::new(),

@@ -171,6 +171,12 @@ pub const SETTINGS: &[Setting] = &[
     setting!("ACE_BREAKER_WAIT_SECONDS", breaker_wait, seconds, "how long such a breaker stays open before a trial"),
     setting!("ACE_TRACE_PATH", trace_path, text, "a file the engine appends its input to as a trace"),
     setting!("ACE_SPILL_DIR", spill_dir, path_or_off, "where records go while the store fails; `off` for memory only"),
+    setting!(
+        "ACE_SPILL_MAX_BYTES",
+        spill_max_bytes,
+        whole,
+        "the most spilled records may take on disk; past it they are dropped and counted"
+    ),
     setting!("ACE_DURABLE", durable, boolean, "journal every accepted record before the recording call returns"),
     setting!("DATABASE_URL", database_url, text, "the store (`sqlite://PATH`, `postgresql://...`, `memory`)"),
     setting!("REDIS_URL", redis_url, text, "the shared cache"),

@@ -226,7 +226,11 @@ impl AceBuilder {
             core: metrics.core.clone(),
             journal: journal.clone(),
             spill,
-            config: WriterConfig { batch_timeout: config.batch_timeout, batch_size: config.batch_size },
+            config: WriterConfig {
+                batch_timeout: config.batch_timeout,
+                batch_size: config.batch_size,
+                buffer_capacity: config.buffer_capacity,
+            },
         })?;
         let shared = Shared {
             config,
@@ -354,7 +358,8 @@ fn open_spill(config: &AceConfig, store: &dyn Store, persist: bool) -> Result<(O
     let bad_dir = |dir: &Path, e: std::io::Error| {
         Error::config("ACE_SPILL_DIR", &dir.display().to_string(), format!("cannot create the spill directory: {e}"))
     };
-    let spill = dir.as_deref().map(|d| Spill::open(d).map_err(|e| bad_dir(d, e))).transpose()?;
+    let spill =
+        dir.as_deref().map(|d| Spill::open(d, config.spill_max_bytes).map_err(|e| bad_dir(d, e))).transpose()?;
     if let Some(s) = &spill {
         s.adopt_orphans();
     }

@@ -5,9 +5,26 @@
 //! shard's entries and its task only when it changed, so buffering touches no reference count
 //! shared with the writer thread (those atomic operations, and the cache lines they pull across
 //! cores, were a quarter of a record's cost). [`Hot::drain`] completes them on the writer thread.
+//!
+//! Room ([`Room`]): the shards share half of `buffer_capacity` (the writer's hand holds the
+//! other half). Each shard has a small reserve of its own (a quarter of an even split) and takes
+//! more from a pool they share, a chunk at a time, so one busy (agent, stage) can use nearly the
+//! whole half instead of a sixteenth of it. Only a shard past its reserve touches the pool (one
+//! atomic operation per chunk); the common record costs a comparison under the shard lock it
+//! already holds.
+//!
+//! Why the bound holds: room is taken from the pool under a shard's lock, and given back only by
+//! the writer, *after* a whole drain pass (never shard by shard). A shard drained early in a pass
+//! can fill again only with room that was in the pool when the pass began, which no shard drained
+//! later in the same pass can have; so one pass takes at most the half it shares, the shards hold
+//! at most that half meanwhile, and records in memory never exceed `buffer_capacity`.
+//!
+//! Waking: a shard asks the writer to run soon at its share of a batch, and at once whenever a
+//! borrow leaves the pool less than half full, so a hot key is drained long before the pool runs
+//! dry.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Hot;
 use super::table::Shard;
@@ -15,6 +32,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::persist::Wake;
 use crate::record::{MetricRecord, Record};
+use crate::shard::SHARDS;
 
 /// A metric record as buffered (see the module's comment).
 pub(crate) struct Pending {
@@ -24,6 +42,50 @@ pub(crate) struct Pending {
     pub(super) duration_s: Option<f64>,
     pub(super) success: Option<bool>,
     pub(super) metrics: Vec<(Arc<str>, f64)>,
+}
+
+/// The shards' room for buffered records (see the module's comment).
+pub(crate) struct Room {
+    /// Records every shard may hold without borrowing.
+    pub(super) reserve: usize,
+    /// Room not reserved nor lent: taken by shards past their reserve, given back by drains.
+    pool: AtomicUsize,
+    /// The pool's size when every loan is back.
+    pool_size: usize,
+    /// Room a shard borrows at a time.
+    chunk: usize,
+}
+
+impl Room {
+    /// `half` records shared by [`SHARDS`] shards.
+    pub(super) fn new(half: usize) -> Self {
+        let reserve = (half / SHARDS / 4).max(1);
+        let pool_size = half.saturating_sub(reserve * SHARDS);
+        Room { reserve, pool: AtomicUsize::new(pool_size), pool_size, chunk: (pool_size / 64).max(reserve) }
+    }
+
+    /// Takes up to a chunk from the pool: how much was taken (0: the pool is empty), and whether
+    /// the pool is now less than half full.
+    fn borrow(&self) -> (usize, bool) {
+        let mut available = self.pool.load(Ordering::Relaxed);
+        loop {
+            if available == 0 {
+                return (0, true);
+            }
+            let take = available.min(self.chunk);
+            match self.pool.compare_exchange_weak(available, available - take, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return (take, (available - take) * 2 < self.pool_size),
+                Err(now) => available = now,
+            }
+        }
+    }
+
+    /// Gives room back (the writer, after a whole drain pass).
+    fn give_back(&self, room: usize) {
+        if room > 0 {
+            self.pool.fetch_add(room, Ordering::AcqRel);
+        }
+    }
 }
 
 /// The writer's side of [`Hot::drain`]: its own copies of the shards' keys (separate
@@ -72,12 +134,33 @@ impl Hot {
     fn push_other(&self, shard: &mut Shard, record: Record) -> Wake {
         if !self.persist {
             Wake::No
-        } else if shard.held() < self.shard_capacity {
+        } else if let Some(wake) = self.admit(shard.held(), &mut shard.borrowed) {
             shard.others.push(record);
-            self.wake_for(shard.held())
+            wake
         } else {
             self.full(shard)
         }
+    }
+
+    /// Whether a shard holding `held` records (and `borrowed` past its reserve) has room for one
+    /// more, borrowing from the pool if need be, and what the record asks of the writer; `None`:
+    /// the buffer is full.
+    #[inline]
+    pub(super) fn admit(&self, held: usize, borrowed: &mut usize) -> Option<Wake> {
+        if held < self.room.reserve + *borrowed {
+            return Some(if held + 1 == self.batch_size { Wake::Soon } else { Wake::No });
+        }
+        self.borrow(borrowed)
+    }
+
+    #[cold]
+    fn borrow(&self, borrowed: &mut usize) -> Option<Wake> {
+        let (taken, low) = self.room.borrow();
+        if taken == 0 {
+            return None;
+        }
+        *borrowed += taken;
+        Some(if low { Wake::Now } else { Wake::Soon })
     }
 
     /// A record found its shard's buffer full: handed back in durable mode, else dropped.
@@ -88,20 +171,6 @@ impl Hot {
         }
         self.count_drop(shard);
         Wake::No
-    }
-
-    /// Whether a shard holding `held` records should wake the writer: soon at its share of a
-    /// batch, at once at half its capacity (a hot (agent, stage) fills its shard faster than the
-    /// writer's poll; waking it then keeps the shard from overflowing).
-    #[inline]
-    pub(super) fn wake_for(&self, held: usize) -> Wake {
-        if held == self.shard_half {
-            Wake::Now
-        } else if held == self.batch_size {
-            Wake::Soon
-        } else {
-            Wake::No
-        }
     }
 
     fn count_drop(&self, shard: &mut Shard) {
@@ -125,13 +194,17 @@ impl Hot {
 
     /// Takes every buffered record, shard by shard. The shard lock is held only to swap the
     /// buffers out (and copy keys new since the last drain); the records are completed after.
+    /// Room the shards borrowed goes back to the pool once the whole pass is done (see the
+    /// module's comment).
     pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
         state.keys.resize_with(self.shards.len(), Vec::new);
         let mut pending = Vec::new();
+        let mut freed = 0;
         for (shard, keys) in self.shards.iter().zip(&mut state.keys) {
             let mut others = Vec::new();
             {
                 let mut shard = shard.0.lock();
+                freed += std::mem::take(&mut shard.borrowed);
                 if shard.pending.is_empty() && shard.others.is_empty() {
                     continue;
                 }
@@ -160,5 +233,6 @@ impl Hot {
             }
             out.append(&mut others);
         }
+        self.room.give_back(freed);
     }
 }

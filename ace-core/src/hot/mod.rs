@@ -31,7 +31,7 @@ use std::time::Instant;
 use hashbrown::DefaultHashBuilder;
 
 pub(crate) use buffer::DrainState;
-use buffer::Pending;
+use buffer::{Pending, Room};
 pub(crate) use export::EntrySeriesCollector;
 use table::{Entry, Shard};
 
@@ -81,9 +81,9 @@ pub(crate) struct Hot {
     shards: Arc<Shards>,
     hasher: DefaultHashBuilder,
     detector: DetectorConfig,
-    shard_capacity: usize,
-    /// Half of `shard_capacity`: a shard this full wakes the writer at once.
-    shard_half: usize,
+    /// The room for buffered records: each shard's reserve and the pool they share.
+    room: Room,
+    /// Records a shard holds when it asks the writer to run soon (its share of a batch).
     batch_size: usize,
     series: CoreSeries,
     context: Arc<ContextOrgan>,
@@ -118,15 +118,14 @@ impl Hot {
         context: Arc<ContextOrgan>,
         trajectory: Arc<TrajectoryOrgan>,
     ) -> Self {
-        let share = (buffer_capacity / 2).div_ceil(SHARDS);
+        let room = Room::new(buffer_capacity / 2);
         Hot {
             shards: Arc::new(Sharded::default()),
             hasher: DefaultHashBuilder::default(),
             detector,
             // Half the capacity for the shards, half for the writer's batch in hand (see persist).
-            shard_capacity: share.max(1),
-            shard_half: (share / 2).max(1),
-            batch_size: batch_size.div_ceil(SHARDS).min(share).max(1),
+            batch_size: batch_size.div_ceil(SHARDS).min(room.reserve).max(1),
+            room,
             series,
             context,
             trajectory,
@@ -233,7 +232,7 @@ impl Hot {
         }
         let wake = if !self.persist {
             Wake::No
-        } else if shard.pending.len() + shard.others.len() < self.shard_capacity {
+        } else if let Some(wake) = self.admit(shard.pending.len() + shard.others.len(), &mut shard.borrowed) {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
             let metrics = obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect();
@@ -245,7 +244,7 @@ impl Hot {
                 success: obs.outcome.map(|(_, s)| s),
                 metrics,
             });
-            self.wake_for(shard.pending.len() + shard.others.len())
+            wake
         } else {
             self.full(shard)
         };
@@ -417,5 +416,75 @@ mod tests {
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
         record(&m, "t2").unwrap();
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+    }
+
+    fn record_as(m: &Hot, agent: &str) -> Result<()> {
+        let obs = Observation { agent, task: "t", stage: "planning", outcome: Some((1.0, true)), metrics: &[] };
+        m.record(Timestamp::from_micros(1), &obs).map(|_| ())
+    }
+
+    #[test]
+    fn a_hot_key_borrows_nearly_the_whole_half_and_gets_it_back_after_a_drain() {
+        // Half of 1000 for the shards: a reserve of 7 each (16 x 7 = 112), a pool of 388.
+        let m = monitor(1000);
+        let mut state = DrainState::default();
+        for _ in 0..1000 {
+            record_as(&m, "hot").unwrap();
+        }
+        let c = m.counts();
+        assert_eq!((c.buffered, c.dropped), (395, 605), "{c:?}");
+        let mut out = Vec::new();
+        m.drain(&mut out, &mut state);
+        assert_eq!(out.len(), 395);
+        for _ in 0..1000 {
+            record_as(&m, "hot").unwrap();
+        }
+        assert_eq!(m.counts().buffered, 395, "the pool is whole again after the pass");
+        // Other keys keep their reserve while the hot one has taken the pool.
+        for i in 0..200 {
+            record_as(&m, &format!("cold-{i}")).unwrap();
+        }
+        assert!(m.counts().buffered > 395);
+    }
+
+    #[test]
+    fn a_drain_pass_racing_with_borrowing_shards_never_takes_more_than_the_half() {
+        // Recorders on a hot key and on many cold keys, a drainer taking pass after pass: no
+        // pass may return more than the shards' half of the capacity, nor may the shards hold
+        // more (the bound a shared buffer must keep; a drain that gave room back shard by shard
+        // broke it).
+        let m = Arc::new(monitor(160));
+        let stop = Arc::new(AtomicBool::new(false));
+        let recorders: Vec<_> = (0..3)
+            .map(|t| {
+                let (m, stop) = (m.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let agent =
+                            if t == 0 || i.is_multiple_of(3) { "hot".to_owned() } else { format!("cold-{}", i % 97) };
+                        record_as(&m, &agent).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut state = DrainState::default();
+        let mut out = Vec::new();
+        let (mut passes, mut most) = (0, 0);
+        let started = Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(300) || passes < 1000 {
+            out.clear();
+            m.drain(&mut out, &mut state);
+            most = most.max(out.len());
+            assert!(out.len() <= 80, "one pass took {} records, more than the half (80)", out.len());
+            assert!(m.counts().buffered <= 80);
+            passes += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in recorders {
+            r.join().unwrap();
+        }
+        assert!(most > 16, "the race was exercised: the largest pass held {most}");
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Shard {
     pub(super) pending: Vec<Pending>,
     /// Records of other organs (errors, interventions, outcomes), as they are.
     pub(super) others: Vec<Record>,
+    /// Room taken from the shared pool since the last drain, beyond the shard's reserve.
+    pub(super) borrowed: usize,
     pub(super) recorded: u64,
     pub(super) dropped: u64,
     pub(super) signals: u64,

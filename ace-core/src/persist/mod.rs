@@ -11,6 +11,7 @@
 //! The writer knows the engine only through [`Source`] (what to write) and [`Periodic`] (work to
 //! run between writes, such as the fleet's cache sync), so this module names nothing above it.
 
+mod appender;
 mod flush;
 mod metrics;
 pub(crate) mod spill;

@@ -147,34 +147,94 @@ impl Journal {
     }
 }
 
+/// Why a spill file was not written.
+#[derive(Debug)]
+pub(crate) enum SpillError {
+    /// The files waiting in the directory would pass `ACE_SPILL_MAX_BYTES`.
+    Budget { pending: u64, file: u64, max: u64 },
+    /// The disk refused (full, read-only, gone).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for SpillError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpillError::Budget { pending, file, max } => write!(
+                f,
+                "the spill directory holds {pending} bytes waiting for the store; a file of {file} more would pass \
+                 ACE_SPILL_MAX_BYTES ({max})"
+            ),
+            SpillError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for SpillError {
+    fn from(e: std::io::Error) -> Self {
+        SpillError::Io(e)
+    }
+}
+
+/// What [`Spill::read`] found in a file.
+#[derive(Debug)]
+pub(crate) struct SpillRead {
+    pub records: Vec<Record>,
+    /// Lines that are not records (a torn write, an edit): not stored, counted...
+    pub unreadable: u64,
+    /// ...and kept in this file beside the spill directory's others, for a person.
+    pub aside: Option<PathBuf>,
+}
+
 pub(crate) struct Spill {
     dir: PathBuf,
     seq: u64,
+    /// Bytes of the files waiting in the directory (this process's view: what it found at open,
+    /// plus what it wrote, less what it stored).
+    bytes: u64,
+    max_bytes: u64,
 }
 
 impl Spill {
-    /// The spill directory, created if missing.
-    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
+    /// The spill directory, created if missing; spilled files may take at most `max_bytes`.
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
-        Ok(Spill { dir: dir.to_path_buf(), seq: 0 })
+        let mut spill = Spill { dir: dir.to_path_buf(), seq: 0, bytes: 0, max_bytes };
+        spill.bytes = spill.pending().iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum();
+        Ok(spill)
+    }
+
+    /// A name for a file written later that sorts before every file written after this call
+    /// (see [`Spill::write_as`]).
+    pub(crate) fn reserve(&mut self) -> String {
+        self.seq += 1;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("{:020}-{}-{:08}", now.as_nanos(), std::process::id(), self.seq)
     }
 
     /// Writes `records` to a new file; returns how many.
-    pub(crate) fn write(&mut self, records: &[Record]) -> std::io::Result<u64> {
+    pub(crate) fn write(&mut self, records: &[Record]) -> Result<u64, SpillError> {
+        let name = self.reserve();
+        self.write_as(&name, records)
+    }
+
+    /// Writes `records` to a new file named `name` (from [`Spill::reserve`]), within the budget.
+    pub(crate) fn write_as(&mut self, name: &str, records: &[Record]) -> Result<u64, SpillError> {
         if records.is_empty() {
             return Ok(0);
         }
-        self.seq += 1;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let name = format!("{:020}-{}-{:08}", now.as_nanos(), std::process::id(), self.seq);
+        let mut text = Vec::with_capacity(records.len() * 200);
+        for r in records {
+            serde_json::to_writer(&mut text, r).map_err(std::io::Error::other)?;
+            text.push(b'\n');
+        }
+        let size = text.len() as u64;
+        if self.bytes + size > self.max_bytes {
+            return Err(SpillError::Budget { pending: self.bytes, file: size, max: self.max_bytes });
+        }
         let tmp = self.dir.join(format!("{name}.tmp"));
         let written = (|| {
-            let mut out = std::io::BufWriter::new(fs::File::create(&tmp)?);
-            for r in records {
-                serde_json::to_writer(&mut out, r).map_err(std::io::Error::other)?;
-                out.write_all(b"\n")?;
-            }
-            let file = out.into_inner().map_err(|e| e.into_error())?;
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(&text)?;
             file.sync_all()?;
             fs::rename(&tmp, self.dir.join(format!("{name}{SUFFIX}")))
         })();
@@ -182,9 +242,18 @@ impl Spill {
             // A full disk leaves a partial file: remove it, so the space it took is free for the
             // next try and no half batch is ever replayed.
             let _ = fs::remove_file(&tmp);
-            return Err(e);
+            return Err(e.into());
         }
+        self.bytes += size;
         Ok(records.len() as u64)
+    }
+
+    /// Deletes a stored file of `size` bytes.
+    pub(crate) fn remove(&mut self, claimed: &Path, size: u64) {
+        if let Err(e) = fs::remove_file(claimed) {
+            tracing::error!(file = %claimed.display(), error = %e, "a replayed spill file could not be removed");
+        }
+        self.bytes = self.bytes.saturating_sub(size);
     }
 
     /// Turns the journal segments of processes that are gone into spill files (Linux: a
@@ -202,17 +271,22 @@ impl Spill {
         }
     }
 
+    fn is_spilled(p: &Path) -> bool {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(SUFFIX))
+    }
+
     /// Spilled files waiting to be stored, oldest first.
     pub(crate) fn pending(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = fs::read_dir(&self.dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(SUFFIX)))
-                    .collect()
-            })
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| Self::is_spilled(p)).collect())
             .unwrap_or_default();
         files.sort();
         files
+    }
+
+    /// Whether any spilled file waits.
+    pub(crate) fn has_pending(&self) -> bool {
+        fs::read_dir(&self.dir).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| Self::is_spilled(&e.path()))))
     }
 
     /// Claims `file` for this process (false: another one took it).
@@ -228,21 +302,37 @@ impl Spill {
         }
     }
 
-    /// The records of a file. A line that does not parse is an error naming the file and line.
-    pub(crate) fn read(file: &Path) -> std::io::Result<Vec<Record>> {
+    /// The records of a file. Lines that do not parse (a write torn by a crash, an edit) are
+    /// not records: they are copied, with their line numbers, to `<file>.unreadable` beside it
+    /// and counted, and the rest is returned. An error only when the file cannot be read at all.
+    pub(crate) fn read(file: &Path) -> std::io::Result<SpillRead> {
         let reader = BufReader::new(fs::File::open(file)?);
         let mut records = Vec::new();
-        for (i, line) in reader.lines().enumerate() {
+        let mut bad = Vec::new();
+        let mut unreadable = 0;
+        for (i, line) in reader.split(b'\n').enumerate() {
             let line = line?;
-            if line.trim().is_empty() {
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let r: Record = serde_json::from_str(&line).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} line {}: {e}", file.display(), i + 1))
-            })?;
-            records.push(r);
+            match serde_json::from_slice::<Record>(&line) {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    unreadable += 1;
+                    bad.extend_from_slice(format!("# line {}: {e}\n", i + 1).as_bytes());
+                    bad.extend_from_slice(&line);
+                    bad.push(b'\n');
+                }
+            }
         }
-        Ok(records)
+        let aside = if bad.is_empty() {
+            None
+        } else {
+            let aside = file.with_extension("unreadable");
+            fs::write(&aside, &bad)?;
+            Some(aside)
+        };
+        Ok(SpillRead { records, unreadable, aside })
     }
 }
 
@@ -270,19 +360,55 @@ mod tests {
     fn files_round_trip_in_order_and_are_claimed_once() {
         let dir = std::env::temp_dir().join(format!("ace-spill-unit-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let mut s = Spill::open(&dir).unwrap();
+        let mut s = Spill::open(&dir, u64::MAX).unwrap();
         assert_eq!(s.write(&[rec(1), rec(2)]).unwrap(), 2);
         assert_eq!(s.write(&[rec(3)]).unwrap(), 1);
         let files = s.pending();
         assert_eq!(files.len(), 2);
         let claimed = s.claim(&files[0]).unwrap();
         assert!(s.claim(&files[0]).is_none(), "claimed once");
-        assert_eq!(Spill::read(&claimed).unwrap(), vec![rec(1), rec(2)]);
+        assert_eq!(Spill::read(&claimed).unwrap().records, vec![rec(1), rec(2)]);
         s.release(&claimed, &files[0]);
         assert_eq!(s.pending().len(), 2);
-        fs::write(dir.join("0-bad.jsonl"), "{not json}\n").unwrap();
-        let err = Spill::read(&dir.join("0-bad.jsonl")).unwrap_err();
-        assert!(err.to_string().contains("line 1"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fresh(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ace-spill-unit-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_torn_file_gives_its_good_lines_and_sets_the_bad_ones_aside() {
+        let dir = fresh("torn");
+        let file = dir.join("0-torn.jsonl");
+        let good = |i| serde_json::to_string(&rec(i)).unwrap();
+        fs::write(&file, format!("{}\n{{not json}}\n{}\n{{\"torn", good(1), good(2))).unwrap();
+        let read = Spill::read(&file).unwrap();
+        assert_eq!(read.records, vec![rec(1), rec(2)]);
+        assert_eq!(read.unreadable, 2);
+        let aside = fs::read_to_string(read.aside.unwrap()).unwrap();
+        assert!(aside.contains("# line 2") && aside.contains("{not json}") && aside.contains("# line 4"), "{aside}");
+    }
+
+    #[test]
+    fn the_budget_refuses_a_file_that_would_pass_it_and_frees_what_is_stored() {
+        let dir = fresh("budget");
+        let dir = &dir;
+        let one = serde_json::to_string(&rec(1)).unwrap().len() as u64 + 1;
+        let mut s = Spill::open(dir, one * 3).unwrap();
+        s.write(&[rec(1), rec(2)]).unwrap();
+        let err = s.write(&[rec(3), rec(4)]).unwrap_err();
+        assert!(matches!(err, SpillError::Budget { .. }), "{err}");
+        assert!(err.to_string().contains("ACE_SPILL_MAX_BYTES"), "{err}");
+        assert_eq!(s.pending().len(), 1, "nothing written past the budget");
+        let file = s.pending().remove(0);
+        let claimed = s.claim(&file).unwrap();
+        s.remove(&claimed, fs::metadata(&claimed).unwrap().len());
+        s.write(&[rec(3), rec(4)]).unwrap();
+        // A new engine on the directory counts what waits there.
+        assert_eq!(Spill::open(dir, one * 3).unwrap().bytes, one * 2);
     }
 }

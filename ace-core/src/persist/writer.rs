@@ -1,7 +1,11 @@
 //! The writer thread: drains the engine's buffers into the store in batches.
 //!
 //! It wakes when a buffer reaches its share of `batch_size`, when `batch_timeout` has passed, or
-//! when `flush()` asks; it writes everything buffered in one `Store::append` call. A failed write
+//! when `flush()` asks; it writes everything buffered in one `Store::append` call, made on the
+//! appender thread ([`super::appender`]). While that call takes long (the store is slow, not
+//! down: a locked SQLite file, a slow disk), the writer keeps draining the buffers into spill
+//! files instead of waiting, and stores them, oldest first, once the store has caught up; so a
+//! slow store costs disk, not records, up to `ACE_SPILL_MAX_BYTES`. A failed write
 //! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s). While it
 //! backs off, records go to the spill directory (`ACE_SPILL_DIR`, see [`super::spill`]) instead
 //! of piling up in memory, and are stored, oldest first, before anything newer once a write
@@ -16,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 
-use super::spill::{Journal, Spill};
+use super::appender::Appender;
+use super::spill::{Journal, Spill, SpillError};
 use super::{Periodic, PersistSeries, Source, WriterSync};
 use crate::breaker::CircuitBreaker;
 use crate::error::{Error, Result};
@@ -42,6 +47,14 @@ const IDLE_AFTER: Duration = Duration::from_millis(100);
 const SPILL_BATCH: usize = 2_000;
 /// ...or this long after the last spill.
 const SPILL_EVERY: Duration = Duration::from_millis(250);
+/// While a write is in flight the writer looks at the buffers this often...
+const WRITE_SLICE: Duration = Duration::from_millis(5);
+/// ...and once the write has taken this long, or the buffers hold an eighth of
+/// `buffer_capacity`, it drains them to a spill file every [`SPILL_EVERY`] instead of waiting.
+const SLOW_WRITE: Duration = Duration::from_millis(500);
+/// Rounds of replay a flush makes while newer spill files keep appearing (the store is slower
+/// than the records coming in); what is left then waits on disk for the next pass.
+const FLUSH_ROUNDS: usize = 16;
 
 /// What the writer needs of the engine's configuration.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +63,9 @@ pub(crate) struct WriterConfig {
     pub batch_timeout: Duration,
     /// Records per batch.
     pub batch_size: usize,
+    /// `buffer_capacity`: past an eighth of it buffered, a slow write no longer holds records
+    /// back (they are spilled).
+    pub buffer_capacity: usize,
 }
 
 /// Everything the writer thread works with.
@@ -71,6 +87,7 @@ pub(crate) struct Parts {
 
 pub(crate) struct Writer {
     p: Parts,
+    appender: Appender,
     carry: Vec<Record>,
     baselines: HashMap<(String, String, String), BaselineRecord>,
     /// Changed patterns not yet saved (kept across failed saves).
@@ -89,8 +106,10 @@ const ROTATE_EVERY: Duration = Duration::from_millis(200);
 impl Writer {
     pub(crate) fn spawn(parts: Parts) -> Result<JoinHandle<()>> {
         let sync = parts.sync.clone();
+        let appender = Appender::spawn(parts.store.clone(), parts.store_breaker.clone(), parts.series.clone())?;
         let writer = Writer {
             p: parts,
+            appender,
             carry: Vec::new(),
             baselines: HashMap::new(),
             patterns: HashMap::new(),
@@ -204,8 +223,27 @@ impl Writer {
         if let Some(journal) = &self.p.journal {
             journal.finish_overflow();
         }
-        if let Err(e) = self.replay_spilled() {
-            return self.failed(e);
+        let mut replays = 0;
+        loop {
+            if let Err(e) = self.replay_spilled() {
+                return self.failed(e);
+            }
+            replays += 1;
+            if !self.p.spill.as_ref().is_some_and(Spill::has_pending) {
+                break;
+            }
+            // Files were spilled while the backlog was written (the store is behind): what is
+            // in hand and in the buffers is newer still, so it goes after them, to disk.
+            if !force || replays >= FLUSH_ROUNDS {
+                if self.carry.is_empty() {
+                    self.take();
+                }
+                self.spill_carry();
+                sync.state.lock().carried = self.carry.len() as u64;
+                self.forget_journal();
+                self.publish_buffered();
+                return Ok(());
+            }
         }
         let rounds = if force { 2 } else { 1 };
         let mut result = Ok(());
@@ -282,26 +320,55 @@ impl Writer {
         self.p.series.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
     }
 
-    /// A write to the store through the store's breaker; `retry` counts the attempt in
-    /// `ace_store_retries_total`.
-    fn guarded_append(&self, records: &[Record], retry: bool) -> std::result::Result<(), Arc<Error>> {
-        let permit = self.p.store_breaker.try_acquire().map_err(|r| Arc::new(Error::from(r)))?;
-        if retry {
-            self.p.series.store_retries.inc();
-        }
-        match self.p.store.append(records) {
-            Ok(()) => {
-                permit.success();
-                Ok(())
+    /// Writes a batch on the appender thread and waits for it, draining the buffers to spill
+    /// files meanwhile once the write proves slow (see the module's comment). Returns the batch
+    /// and the outcome. Files spilled meanwhile hold newer records than the batch: a batch that
+    /// fails after some were written is spilled under a name taken before them, so replay keeps
+    /// the order.
+    fn store_batch(&mut self, records: Vec<Record>, retry: bool) -> (Vec<Record>, std::result::Result<(), Arc<Error>>) {
+        let started = Instant::now();
+        let before = self.p.spill.as_mut().map(Spill::reserve);
+        let mut overflowed = false;
+        let pressure = (self.p.config.buffer_capacity / 8).max(self.p.config.batch_size) as u64;
+        self.appender.submit(records, retry);
+        let (records, outcome) = loop {
+            if let Some(done) = self.appender.collect(WRITE_SLICE) {
+                break done;
             }
-            Err(e) => {
-                permit.failure();
-                Err(Arc::new(e))
+            if self.p.spill.is_none() {
+                continue;
+            }
+            let slow = started.elapsed() >= SLOW_WRITE && self.last_spill.elapsed() >= SPILL_EVERY;
+            if slow || self.p.source.buffered() >= pressure {
+                // One drain at a time, straight to disk: the hands never hold more than the
+                // batch in flight and one drain.
+                if self.carry.is_empty() {
+                    self.p.source.drain(&mut self.carry);
+                }
+                if !self.carry.is_empty() {
+                    overflowed = true;
+                    self.spill_carry();
+                    self.p.sync.state.lock().carried = self.carry.len() as u64;
+                }
+            }
+        };
+        if outcome.is_err()
+            && overflowed
+            && let (Some(spill), Some(name)) = (&mut self.p.spill, before)
+        {
+            match spill.write_as(&name, &records) {
+                Ok(n) => {
+                    self.p.series.spilled.inc_by(n);
+                    return (Vec::new(), outcome);
+                }
+                Err(e) => self.spill_failed(&e, records.len()),
             }
         }
+        (records, outcome)
     }
 
-    /// Moves the records in hand to a spill file (kept in hand if the file cannot be written).
+    /// Moves the records in hand to a spill file (kept in hand if the file cannot be written;
+    /// dropped and counted past the spill budget).
     fn spill_carry(&mut self) {
         self.last_spill = Instant::now();
         let Some(spill) = &mut self.p.spill else { return };
@@ -315,8 +382,27 @@ impl Writer {
                 self.p.sync.state.lock().carried = 0;
             }
             Err(e) => {
+                let n = self.carry.len();
+                if matches!(e, SpillError::Budget { .. }) {
+                    self.carry.clear();
+                    self.p.sync.state.lock().carried = 0;
+                }
+                self.spill_failed(&e, n);
+            }
+        }
+    }
+
+    /// Reports a spill file that could not be written: past the budget its records are dropped
+    /// (counted); on a disk error they stay in memory.
+    fn spill_failed(&self, e: &SpillError, records: usize) {
+        match e {
+            SpillError::Budget { .. } => {
+                self.p.core.drop_records("spill_full", records as u64);
+                tracing::error!(error = %e, records, "ace spill budget reached (ACE_SPILL_MAX_BYTES): records dropped");
+            }
+            SpillError::Io(_) => {
                 self.p.series.spill_failures.inc();
-                tracing::error!(error = %e, records = self.carry.len(), "cannot write a spill file; records stay in memory")
+                tracing::error!(error = %e, records, "cannot write a spill file; records stay in memory");
             }
         }
     }
@@ -327,34 +413,52 @@ impl Writer {
         for file in spill.pending() {
             let Some(spill) = &self.p.spill else { break };
             let Some(claimed) = spill.claim(&file) else { continue };
+            let size = std::fs::metadata(&claimed).map_or(0, |m| m.len());
             let records = match Spill::read(&claimed) {
-                Ok(r) => r,
+                Ok(read) => {
+                    if read.unreadable > 0 {
+                        // A torn or edited file: its good lines are stored, its bad ones set
+                        // aside for a person and counted, never silently skipped.
+                        self.p.core.drop_records("spill_unreadable", read.unreadable);
+                        tracing::error!(
+                            file = %claimed.display(),
+                            lines = read.unreadable,
+                            aside = %read.aside.as_ref().map_or_else(String::new, |p| p.display().to_string()),
+                            "a spill file has lines that cannot be read; they were set aside, the rest is stored"
+                        );
+                    }
+                    read.records
+                }
                 Err(e) => {
                     // Unreadable: set aside for a person, never deleted.
                     let aside = file.with_extension("unreadable");
                     let _ = std::fs::rename(&claimed, &aside);
+                    self.p.core.drop_records("spill_unreadable", 1);
                     tracing::error!(file = %aside.display(), error = %e, "a spill file cannot be read; it was set aside");
                     continue;
                 }
             };
             let started = Instant::now();
-            if let Err(e) = self.guarded_append(&records, self.retry_at.is_some()) {
+            let n = records.len() as u64;
+            let (_, outcome) = self.store_batch(records, self.retry_at.is_some());
+            if let Err(e) = outcome {
                 if let Some(spill) = &self.p.spill {
                     spill.release(&claimed, &file);
                 }
                 return Err(e);
             }
             self.p.core.time_query("append", started.elapsed().as_secs_f64());
-            if let Err(e) = std::fs::remove_file(&claimed) {
-                tracing::error!(file = %claimed.display(), error = %e, "a replayed spill file could not be removed");
+            if let Some(spill) = &mut self.p.spill {
+                spill.remove(&claimed, size);
             }
-            let n = records.len() as u64;
             self.p.series.replayed.inc_by(n);
             self.p.series.persisted.inc_by(n);
             self.p.sync.state.lock().persisted += n;
             // Keep the buffers from filling while the backlog is written: what came in meanwhile
             // goes into hand, and to a newer spill file (replayed after this one) if it piles up.
-            self.take();
+            if self.carry.is_empty() {
+                self.take();
+            }
             if self.carry.len() >= SPILL_BATCH {
                 self.spill_carry();
             }
@@ -367,14 +471,20 @@ impl Writer {
             return Ok(());
         }
         let started = Instant::now();
-        self.guarded_append(&self.carry, self.retry_at.is_some())?;
+        let batch = std::mem::take(&mut self.carry);
+        let (mut batch, outcome) = self.store_batch(batch, self.retry_at.is_some());
+        if let Err(e) = outcome {
+            // Back in front of whatever came in meanwhile (nothing, unless the spill failed).
+            batch.append(&mut self.carry);
+            self.carry = batch;
+            return Err(e);
+        }
         let seconds = started.elapsed().as_secs_f64();
         self.p.core.time_query("append", seconds);
         self.p.core.time_operation("flush", seconds);
-        let n = self.carry.len() as u64;
+        let n = batch.len() as u64;
         self.p.series.persisted.inc_by(n);
         self.p.sync.state.lock().persisted += n;
-        self.carry.clear();
         Ok(())
     }
 
