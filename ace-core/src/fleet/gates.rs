@@ -1,50 +1,235 @@
-//! Intervention gates held fleet-wide: a task's cooldown and its cap, claimed in the cache.
+//! Intervention gates held fleet-wide without a network wait on the caller's thread: a lease
+//! on each task, taken and renewed by the writer thread.
+//!
+//! The replica that proposes an intervention on a task asks for the task's lease (the writer's
+//! next [`LeaseSync`] turn, at most [`LEASE_SYNC`] apart). The lease (`lease:{agent}:{task}` in
+//! the cache, read and written in one atomic step by the cache's clock) names its holder and
+//! carries the task's interventions fleet-wide: their count and the latest one's time. Decisions
+//! are made on the caller's thread against what the replica knows of the lease, without I/O:
+//!
+//! - lease unknown (the task's first proposal here): act, and ask for the lease;
+//! - asked and not yet answered: do not act;
+//! - held by another replica: do not act;
+//! - held here (or the cache failing: local state): act when the task's cooldown has passed
+//!   since its latest intervention fleet-wide and its count is under the cap.
+//!
+//! What two replicas can do at once: before a task's lease is settled (one lease turn of each
+//! writer, under a second in steady state), each replica proposing on the task acts on it at
+//! most once; from then on only the holder acts, under the cooldown and the cap counted
+//! fleet-wide (the interventions of the first turn included). A holder that stops renewing (it
+//! died, or the task went quiet for [`LEASE_HOLD`]) loses the lease after [`LEASE_TTL`]; the
+//! next replica to propose takes it with its count and last time. While the cache fails, each
+//! replica decides on its local state and counts `ace_fleet_claims_total{result="error"}`.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
 
 use super::Fleet;
+use crate::cache::LeaseRequest;
 use crate::decision::Intervention;
+use crate::persist::Periodic;
 use crate::telemetry::ResultLabel;
 
+/// How often the writer asks for and renews leases.
+pub(crate) const LEASE_SYNC: Duration = Duration::from_millis(200);
+/// How long a lease runs without renewal.
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(60);
+/// How long after a task's last proposal here its lease is still renewed.
+pub(crate) const LEASE_HOLD: Duration = Duration::from_secs(600);
+/// How long the cache keeps a task's count and last time after the last request (tasks end
+/// long before).
+const LEASE_KEEP: Duration = Duration::from_secs(86_400);
+/// Tasks whose lease a replica follows, at most (the least recently proposed are forgotten).
+const MAX_LEASES: usize = 57_344;
+
+/// What a replica knows of a task's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Holder {
+    /// Not asked yet (the one intervention this replica made is to be reported).
+    Unasked,
+    /// Asked; no answer yet.
+    Asked,
+    /// Held here until then (renewed before).
+    Here(Instant),
+    /// Held by another replica; asked again after then.
+    Elsewhere(Instant),
+    /// The cache failed: local state decides until it answers.
+    Local,
+}
+
+/// A task's lease, as this replica knows it.
+#[derive(Debug)]
+pub(super) struct TaskLease {
+    pub(super) holder: Holder,
+    /// Interventions made here and not yet added to the lease's count.
+    added: u32,
+    /// The lease's count as last known, plus `added`.
+    count: u32,
+    /// The latest intervention known fleet-wide (engine micros).
+    last: i64,
+    /// The task's last proposal here.
+    touched: Instant,
+}
+
 impl Fleet {
-    /// Claims the task's cooldown and a place under its cap in the shared cache; false when
-    /// another replica acted on the task within the cooldown or the cap is reached fleet-wide.
-    /// A cache error leaves the local decision standing.
+    /// Whether this replica may issue `proposal`, decided on what it knows of the task's lease
+    /// (no I/O; see the module's notes). Counted in `ace_fleet_claims_total`.
     pub(crate) fn claimed(&self, proposal: &Intervention) -> bool {
-        let count = |result| {
-            self.series.claims.get_or_create(&ResultLabel { result }).inc();
+        let at = proposal.at.as_micros();
+        let now = Instant::now();
+        let mut leases = self.leases.lock();
+        let key = (proposal.agent.clone(), proposal.task.clone());
+        if leases.len() >= MAX_LEASES && !leases.contains_key(&key) {
+            forget_least_recent(&mut leases);
+        }
+        let (result, act) = match leases.get_mut(&key) {
+            None => {
+                let lease = TaskLease { holder: Holder::Unasked, added: 1, count: 1, last: at, touched: now };
+                leases.insert(key, lease);
+                ("won", true)
+            }
+            Some(l) => {
+                l.touched = now;
+                let open = l.count < self.cfg.max_per_task
+                    && (l.last == 0 || at.saturating_sub(l.last) >= micros(self.cfg.cooldown));
+                let decided = match l.holder {
+                    Holder::Unasked | Holder::Asked | Holder::Elsewhere(_) => ("lost", false),
+                    Holder::Here(_) if open => ("won", true),
+                    Holder::Local if open => ("error", true),
+                    Holder::Here(_) | Holder::Local => ("lost", false),
+                };
+                if decided.1 {
+                    l.added += 1;
+                    l.count += 1;
+                    l.last = l.last.max(at);
+                }
+                decided
+            }
         };
-        let key = format!("gate:{}:{}", proposal.agent, proposal.task);
-        let cooldown = self.cfg.cooldown;
-        if !cooldown.is_zero() {
-            match self.cache.claim(&format!("{key}:cooldown"), &proposal.id.to_string(), cooldown) {
-                Ok(true) => count("won"),
-                Ok(false) => {
-                    count("lost");
-                    return false;
+        self.series.claims.get_or_create(&ResultLabel { result }).inc();
+        act
+    }
+
+    /// A task ended: its lease is released by the writer's next turn, and forgotten here.
+    pub(crate) fn ended(&self, agent: &str, task: &str) {
+        let mut leases = self.leases.lock();
+        let key = (Arc::<str>::from(agent), Arc::<str>::from(task));
+        if let Some(l) = leases.remove(&key)
+            && matches!(l.holder, Holder::Here(_))
+        {
+            self.released.lock().push(key);
+        }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn forget_least_recent(leases: &mut HashMap<(Arc<str>, Arc<str>), TaskLease>) {
+    let mut touched: Vec<Instant> = leases.values().map(|l| l.touched).collect();
+    let cut = touched.len() / 8;
+    touched.select_nth_unstable(cut);
+    let before = touched[cut];
+    leases.retain(|_, l| l.touched > before);
+}
+
+/// The writer's turn at the leases: asks for those proposed on, renews those held and still
+/// proposed on, releases those of ended tasks, and asks again for those held elsewhere whose
+/// holder may have stopped renewing.
+pub(crate) struct LeaseSync {
+    fleet: Arc<Fleet>,
+    last: Instant,
+}
+
+impl LeaseSync {
+    pub(crate) fn new(fleet: Arc<Fleet>) -> Self {
+        LeaseSync { fleet, last: Instant::now() }
+    }
+
+    fn turn(&mut self) {
+        let fleet = &self.fleet;
+        let now = Instant::now();
+        let released: Vec<(Arc<str>, Arc<str>)> = std::mem::take(&mut *fleet.released.lock());
+        let mut due: Vec<((Arc<str>, Arc<str>), u32, i64)> = Vec::new();
+        {
+            let mut leases = fleet.leases.lock();
+            leases.retain(|_, l| {
+                !(now.duration_since(l.touched) > LEASE_HOLD && matches!(l.holder, Holder::Here(_) | Holder::Local))
+            });
+            for (key, l) in leases.iter_mut() {
+                let ask = match l.holder {
+                    Holder::Unasked | Holder::Local => true,
+                    Holder::Asked => false,
+                    Holder::Here(until) => l.added > 0 || until.saturating_duration_since(now) < LEASE_TTL / 2,
+                    Holder::Elsewhere(until) => now >= until,
+                };
+                if ask {
+                    if l.holder == Holder::Unasked {
+                        l.holder = Holder::Asked;
+                    }
+                    due.push((key.clone(), l.added, l.last));
+                }
+            }
+        }
+        for (agent, task) in released {
+            let request =
+                LeaseRequest { owner: &fleet.owner, ttl: Duration::ZERO, keep: LEASE_KEEP, added: 0, last: 0 };
+            if let Err(e) = fleet.cache.lease(&lease_key(&agent, &task), &request) {
+                tracing::warn!(error = %e, "cannot release a task's lease through the cache");
+                return self.failed(&due);
+            }
+        }
+        for (i, (key, added, last)) in due.iter().enumerate() {
+            let asked_at = Instant::now();
+            let request =
+                LeaseRequest { owner: &fleet.owner, ttl: LEASE_TTL, keep: LEASE_KEEP, added: *added, last: *last };
+            match fleet.cache.lease(&lease_key(&key.0, &key.1), &request) {
+                Ok(lease) => {
+                    let mut leases = fleet.leases.lock();
+                    let Some(l) = leases.get_mut(key) else { continue };
+                    l.added -= (*added).min(l.added);
+                    l.count = lease.count.saturating_add(l.added);
+                    l.last = l.last.max(lease.last);
+                    l.holder = if lease.holder == fleet.owner {
+                        Holder::Here(asked_at + LEASE_TTL)
+                    } else {
+                        Holder::Elsewhere(asked_at + LEASE_TTL)
+                    };
                 }
                 Err(e) => {
-                    count("error");
-                    tracing::warn!(error = %e, "the shared cache failed; deciding on local state");
-                    return true;
+                    tracing::warn!(error = %e, "cannot take or renew a task's lease through the cache; deciding on local state");
+                    return self.failed(&due[i..]);
                 }
             }
         }
-        // A task's count lives a day: tasks end long before.
-        match self.cache.incr(&format!("{key}:count"), Duration::from_secs(86_400)) {
-            Ok(n) if n <= i64::from(self.cfg.max_per_task) => {
-                count("won");
-                true
-            }
-            Ok(_) => {
-                count("lost");
-                false
-            }
-            Err(e) => {
-                count("error");
-                tracing::warn!(error = %e, "the shared cache failed; deciding on local state");
-                true
+    }
+
+    /// The cache failed: the tasks asked about are decided on local state until it answers.
+    fn failed(&self, due: &[((Arc<str>, Arc<str>), u32, i64)]) {
+        let mut leases = self.fleet.leases.lock();
+        for (key, _, _) in due {
+            if let Some(l) = leases.get_mut(key)
+                && matches!(l.holder, Holder::Asked | Holder::Unasked)
+            {
+                l.holder = Holder::Local;
             }
         }
+    }
+}
+
+fn lease_key(agent: &str, task: &str) -> String {
+    format!("lease:{agent}:{task}")
+}
+
+impl Periodic for LeaseSync {
+    fn tick(&mut self) {
+        if self.last.elapsed() < LEASE_SYNC {
+            return;
+        }
+        self.last = Instant::now();
+        self.turn();
     }
 }

@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::record::LearntRecord;
 use crate::shard::{SHARDS, Sharded};
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 
@@ -272,10 +273,33 @@ pub struct Decider {
 
 struct Learning {
     rng: Rng,
+    /// The rule's prior per (kind, strategy), as first met.
     beliefs: HashMap<(SignalKind, Strategy), Belief>,
+    /// Outcomes learnt per (kind, strategy), on top of the prior: (successes, failures). Set
+    /// from outside by [`Decider::restore_learnt`] (the store's totals, the fleet's).
+    learnt: HashMap<(SignalKind, Strategy), (u64, u64)>,
+    /// Outcomes reported here and not yet taken by [`Decider::take_learnt`].
+    fresh: HashMap<(SignalKind, Strategy), (u64, u64)>,
     awaiting: Awaited,
     /// Reported outcomes per agent: (successes, reports).
     outcomes: HashMap<Arc<str>, (u64, u64)>,
+}
+
+impl Learning {
+    /// `prior` plus the outcomes learnt for (kind, strategy).
+    fn with_learnt(&self, kind: SignalKind, strategy: Strategy, prior: Belief) -> Belief {
+        let (s, f) = self.learnt.get(&(kind, strategy)).copied().unwrap_or_default();
+        Belief { alpha: prior.alpha + s as f64, beta: prior.beta + f as f64 }
+    }
+}
+
+fn records(counts: &HashMap<(SignalKind, Strategy), (u64, u64)>) -> Vec<LearntRecord> {
+    let mut out: Vec<LearntRecord> = counts
+        .iter()
+        .map(|(&(kind, strategy), &(successes, failures))| LearntRecord { kind, strategy, successes, failures })
+        .collect();
+    out.sort_by_key(|r| (r.kind.index(), r.strategy.as_str()));
+    out
 }
 
 impl fmt::Debug for Decider {
@@ -295,6 +319,8 @@ impl Decider {
             learning: Mutex::new(Learning {
                 rng: Rng(cfg.seed ^ 0x5851_F42D_4C95_7F2D),
                 beliefs: HashMap::new(),
+                learnt: HashMap::new(),
+                fresh: HashMap::new(),
                 awaiting: Awaited::new((cfg.seed.wrapping_mul(ID_STEP) | 1).wrapping_add(ID_STEP)),
                 outcomes: HashMap::new(),
             }),
@@ -380,7 +406,8 @@ impl Decider {
         let mut l = self.learning.lock();
         let mut best = (Strategy::Reflect, f64::NEG_INFINITY);
         for &(strategy, alpha, beta) in candidates(signal) {
-            let belief = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
+            let prior = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
+            let belief = l.with_learnt(signal.kind, strategy, prior);
             let draw = l.rng.beta(belief);
             if draw > best.1 {
                 best = (strategy, draw);
@@ -393,18 +420,20 @@ impl Decider {
     /// of signal. An unknown id (or one reported already, or forgotten) is an error. Returns
     /// the agent and the share of its reported interventions that worked.
     pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<(Arc<str>, f64)> {
-        let mut l = self.learning.lock();
+        let mut guard = self.learning.lock();
+        let l = &mut *guard;
         let Some(Awaiting { kind, strategy, agent }) = l.awaiting.remove(id) else {
             return Err(Error::invalid(
                 "intervention id",
                 format!("{id} is unknown or its outcome was already reported"),
             ));
         };
-        let b = l.beliefs.get_mut(&(kind, strategy)).expect("a belief exists for every decision");
-        if success {
-            b.alpha += 1.0;
-        } else {
-            b.beta += 1.0;
+        for counts in [l.learnt.entry((kind, strategy)).or_default(), l.fresh.entry((kind, strategy)).or_default()] {
+            if success {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
         }
         let counts = l.outcomes.entry(agent.clone()).or_default();
         counts.0 += u64::from(success);
@@ -435,7 +464,31 @@ impl Decider {
     /// The current belief in `strategy` for `kind` (the rule's prior until outcomes arrive).
     #[must_use]
     pub fn belief(&self, kind: SignalKind, strategy: Strategy) -> Option<Belief> {
-        self.learning.lock().beliefs.get(&(kind, strategy)).copied()
+        let l = self.learning.lock();
+        l.beliefs.get(&(kind, strategy)).map(|prior| l.with_learnt(kind, strategy, *prior))
+    }
+
+    /// Everything learnt: the outcome counts per (kind, strategy), on top of the priors.
+    #[must_use]
+    pub fn learnt(&self) -> Vec<LearntRecord> {
+        records(&self.learning.lock().learnt)
+    }
+
+    /// The outcomes reported here since the last call: what is new to save or to share.
+    #[must_use]
+    pub fn take_learnt(&self) -> Vec<LearntRecord> {
+        records(&std::mem::take(&mut self.learning.lock().fresh))
+    }
+
+    /// Sets what was learnt elsewhere (the store's totals at start, the fleet's since): each
+    /// (kind, strategy) counts `totals` plus the outcomes reported here and not yet taken by
+    /// [`Decider::take_learnt`]. A (kind, strategy) missing from `totals` keeps its counts.
+    pub fn restore_learnt(&self, totals: &[LearntRecord]) {
+        let mut l = self.learning.lock();
+        for t in totals {
+            let fresh = l.fresh.get(&(t.kind, t.strategy)).copied().unwrap_or_default();
+            l.learnt.insert((t.kind, t.strategy), (t.successes + fresh.0, t.failures + fresh.1));
+        }
     }
 
     /// Forgets a task's gates (count, cooldown, de-dup): it has ended.
@@ -640,6 +693,33 @@ mod tests {
         let late_replans = a[300..].iter().filter(|s| **s == Strategy::Replan).count();
         assert!(late_replans > 90, "learned: {late_replans} of the last 100");
         assert!(belief.mean() > 0.9);
+    }
+
+    #[test]
+    fn learnt_counts_are_taken_once_and_restored_on_top_of_the_prior() {
+        let d = Decider::new(cfg());
+        let i = d.decide(t(0), "a", "t", &[stale()]).unwrap();
+        d.report_outcome(i.id, false).unwrap();
+        let kind = SignalKind::ContextStale;
+        let one = LearntRecord { kind, strategy: i.strategy, successes: 0, failures: 1 };
+        assert_eq!(d.take_learnt(), vec![one]);
+        assert!(d.take_learnt().is_empty(), "taken once");
+        assert_eq!(d.learnt(), vec![one], "still learnt");
+        // Another decider, told that refreshing failed 40 times and replanning worked 30 times,
+        // now replans, though its rule prefers refreshing.
+        let other = Decider::new(cfg());
+        let s = |strategy, successes, failures| LearntRecord { kind, strategy, successes, failures };
+        other.restore_learnt(&[s(Strategy::RefreshContext, 0, 40), s(Strategy::Replan, 30, 0)]);
+        let replans = (0..100)
+            .filter(|k| other.decide(t(0), "a", &format!("t{k}"), &[stale()]).unwrap().strategy == Strategy::Replan)
+            .count();
+        assert!(replans > 95, "{replans}");
+        assert_eq!(other.belief(kind, Strategy::RefreshContext).unwrap(), Belief { alpha: 9.0, beta: 41.0 });
+        // An outcome reported here and not yet taken stays on top of restored totals.
+        let j = other.decide(t(0), "a", "u", &[stale()]).unwrap();
+        other.report_outcome(j.id, true).unwrap();
+        other.restore_learnt(&[s(j.strategy, 50, 0)]);
+        assert_eq!(other.learnt().iter().find(|r| r.strategy == j.strategy).unwrap().successes, 51);
     }
 
     #[test]

@@ -160,6 +160,9 @@ impl Writer {
                 }
                 if shutdown {
                     drop(st);
+                    for periodic in &mut self.p.periodic {
+                        periodic.finish();
+                    }
                     self.give_up();
                     return;
                 }
