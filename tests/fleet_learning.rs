@@ -100,7 +100,8 @@ fn outcomes_reported_to_one_replica_change_the_others_choice_and_survive_a_resta
     let taught_b = teach(&b, "b-teach", 30);
     let shared = cache(&ns);
     eventually("every outcome in the cache once", || {
-        let n: i64 = shared.counts("{learnt}").unwrap().iter().filter(|(f, _)| f.starts_with("loop:")).map(|(_, n)| n).sum();
+        let n: i64 =
+            shared.counts("{learnt}").unwrap().iter().filter(|(f, _)| f.starts_with("loop:")).map(|(_, n)| n).sum();
         u64::try_from(n).unwrap() == taught + taught_b
     });
     a.close().unwrap();

@@ -233,3 +233,113 @@ impl Periodic for LeaseSync {
         self.turn();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Cache, MemoryCache};
+    use crate::clock::Timestamp;
+    use crate::decision::Strategy;
+    use crate::event::Severity;
+    use crate::fleet::{FleetConfig, FleetSeries};
+    use crate::ids::InterventionId;
+
+    fn fleet(cache: &Arc<MemoryCache>) -> Arc<Fleet> {
+        let cfg = FleetConfig {
+            cache_ttl: Duration::from_secs(60),
+            baseline_warmup: 30,
+            cooldown: Duration::from_secs(10),
+            max_per_task: 3,
+        };
+        Fleet::new(cache.clone() as Arc<dyn Cache>, cfg, FleetSeries::default())
+    }
+
+    fn proposal(task: &str, secs: i64) -> Intervention {
+        Intervention {
+            id: InterventionId(1),
+            at: Timestamp::from_micros((1_000 + secs) * 1_000_000),
+            agent: "a".into(),
+            task: task.into(),
+            strategy: Strategy::Replan,
+            severity: Severity::Medium,
+            reason: String::new(),
+            signals: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_replica_holds_a_task_and_the_cap_and_cooldown_count_fleet_wide() {
+        let cache = Arc::new(MemoryCache::new());
+        let (a, b) = (fleet(&cache), fleet(&cache));
+        let (mut sync_a, mut sync_b) = (LeaseSync::new(a.clone()), LeaseSync::new(b.clone()));
+        assert!(a.claimed(&proposal("t", 0)), "unknown lease: acts once and asks");
+        assert!(!a.claimed(&proposal("t", 20)), "asked, not answered: waits");
+        sync_a.turn();
+        assert!(b.claimed(&proposal("t", 1)), "b has not asked yet: the bound, once");
+        assert!(!b.claimed(&proposal("t", 30)));
+        sync_b.turn();
+        assert!(!b.claimed(&proposal("t", 40)), "a holds the task");
+        assert!(!a.claimed(&proposal("t", 5)), "within the cooldown of a's own");
+        assert!(a.claimed(&proposal("t", 12)), "the holder acts");
+        sync_a.turn();
+        assert_eq!(a.leases.lock().values().next().unwrap().count, 3, "renewed: b's intervention counts");
+        assert!(!a.claimed(&proposal("t", 100)), "the cap: 3 fleet-wide, b's included");
+        // The task ends on a: its lease is released and b may take it (the count stays a day).
+        a.ended("a", "t");
+        sync_a.turn();
+        b.leases.lock().clear();
+        assert!(b.claimed(&proposal("t", 200)));
+        sync_b.turn();
+        assert!(matches!(b.leases.lock().values().next().unwrap().holder, Holder::Here(_)), "b took it");
+    }
+
+    #[test]
+    fn a_failing_cache_leaves_the_task_to_local_state() {
+        #[derive(Debug)]
+        struct Down;
+        impl Cache for Down {
+            fn backend(&self) -> &'static str {
+                "down"
+            }
+            fn get(&self, _: &str) -> crate::error::Result<Option<String>> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn set(&self, _: &str, _: &str, _: Duration) -> crate::error::Result<()> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn claim(&self, _: &str, _: &str, _: Duration) -> crate::error::Result<bool> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn incr(&self, _: &str, _: Duration) -> crate::error::Result<i64> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn delete(&self, _: &str) -> crate::error::Result<()> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn add_counts(&self, _: &str, _: &str, _: &[(String, i64)]) -> crate::error::Result<()> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn counts(&self, _: &str) -> crate::error::Result<Vec<(String, i64)>> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn lease(&self, _: &str, _: &LeaseRequest<'_>) -> crate::error::Result<crate::cache::Lease> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+            fn ping(&self) -> crate::error::Result<Duration> {
+                Err(crate::error::Error::Internal("down".into()))
+            }
+        }
+        let cfg = FleetConfig {
+            cache_ttl: Duration::from_secs(60),
+            baseline_warmup: 30,
+            cooldown: Duration::ZERO,
+            max_per_task: 2,
+        };
+        let f = Fleet::new(Arc::new(Down), cfg, FleetSeries::default());
+        let mut sync = LeaseSync::new(f.clone());
+        assert!(f.claimed(&proposal("t", 0)));
+        sync.turn();
+        assert!(f.claimed(&proposal("t", 1)), "local state decides");
+        assert!(!f.claimed(&proposal("t", 2)), "under the cap as counted here");
+    }
+}
