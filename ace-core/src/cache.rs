@@ -54,6 +54,13 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
     /// `request.keep` after the last request.
     fn lease(&self, key: &str, request: &LeaseRequest<'_>) -> Result<Lease>;
 
+    /// [`Cache::lease`] for several leases; a cache that can sends them in one round trip (the
+    /// default asks one after the other and stops at the first failure). One result per
+    /// request, in order, or the error that stopped them all.
+    fn leases(&self, requests: &[(String, LeaseRequest<'_>)]) -> Result<Vec<Lease>> {
+        requests.iter().map(|(key, request)| self.lease(key, request)).collect()
+    }
+
     /// Checks the cache answers; returns the round trip.
     fn ping(&self) -> Result<Duration>;
 }

@@ -210,6 +210,22 @@ fn failed(operation: &'static str, e: fred::error::Error) -> ace_core::Error {
     Error::Query { backend: BACKEND, operation, source: Box::new(e) }.into()
 }
 
+fn lease_args(request: &ace_core::LeaseRequest<'_>) -> Vec<String> {
+    vec![
+        request.owner.to_owned(),
+        i64::try_from(request.ttl.as_millis()).unwrap_or(i64::MAX / 4).to_string(),
+        millis(request.keep).to_string(),
+        request.added.to_string(),
+        request.last.to_string(),
+    ]
+}
+
+fn parse_lease(value: &str) -> ace_core::Result<ace_core::Lease> {
+    ace_core::Lease::parse(value)
+        .map(|(lease, _)| lease)
+        .ok_or_else(|| ace_core::Error::Internal(format!("the cache returned a malformed lease: {value:?}")))
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
 }
@@ -299,19 +315,38 @@ impl ace_core::Cache for RedisCache {
     }
 
     fn lease(&self, key: &str, request: &ace_core::LeaseRequest<'_>) -> ace_core::Result<ace_core::Lease> {
-        let args = vec![
-            request.owner.to_owned(),
-            i64::try_from(request.ttl.as_millis()).unwrap_or(i64::MAX / 4).to_string(),
-            millis(request.keep).to_string(),
-            request.added.to_string(),
-            request.last.to_string(),
-        ];
         let key = self.key(key);
-        let value: String =
-            self.run(async { self.client.eval(LEASE, key, args).await }).map_err(|e| failed("lease", e))?;
-        ace_core::Lease::parse(&value)
-            .map(|(lease, _)| lease)
-            .ok_or_else(|| ace_core::Error::Internal(format!("the cache returned a malformed lease: {value:?}")))
+        let value: String = self
+            .run(async { self.client.eval(LEASE, key, lease_args(request)).await })
+            .map_err(|e| failed("lease", e))?;
+        parse_lease(&value)
+    }
+
+    fn leases(&self, requests: &[(String, ace_core::LeaseRequest<'_>)]) -> ace_core::Result<Vec<ace_core::Lease>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Sent together: the client multiplexes them on its connection, so they cost about one
+        // round trip (fred pipelines do not take scripts).
+        let calls: Vec<(String, Vec<String>)> =
+            requests.iter().map(|(key, request)| (self.key(key), lease_args(request))).collect();
+        let values: Vec<String> = self
+            .run(async {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, (key, args)) in calls.into_iter().enumerate() {
+                    let client = self.client.clone();
+                    set.spawn(async move { (i, client.eval::<String, _, _, _>(LEASE, key, args).await) });
+                }
+                let mut out = vec![String::new(); set.len()];
+                while let Some(done) = set.join_next().await {
+                    let (i, value) =
+                        done.map_err(|e| fred::error::Error::new(fred::error::ErrorKind::Unknown, e.to_string()))?;
+                    out[i] = value?;
+                }
+                Ok::<_, fred::error::Error>(out)
+            })
+            .map_err(|e| failed("lease", e))?;
+        values.iter().map(|v| parse_lease(v)).collect()
     }
 
     fn ping(&self) -> ace_core::Result<Duration> {

@@ -41,6 +41,11 @@ pub(crate) const LEASE_HOLD: Duration = Duration::from_secs(600);
 /// How long the cache keeps a task's count and last time after the last request (tasks end
 /// long before).
 const LEASE_KEEP: Duration = Duration::from_secs(86_400);
+/// Leases asked for in one round trip.
+const ASKS_PER_TRIP: usize = 256;
+/// A turn stops asking once a round trip took longer than this (the writer has records to
+/// store); the leases not asked for wait for the next turn.
+const TURN_BUDGET: Duration = Duration::from_millis(20);
 /// Tasks whose lease a replica follows, at most (the least recently proposed are forgotten).
 const MAX_LEASES: usize = 57_344;
 
@@ -161,8 +166,8 @@ impl LeaseSync {
             });
             for (key, l) in leases.iter_mut() {
                 let ask = match l.holder {
-                    Holder::Unasked | Holder::Local => true,
-                    Holder::Asked => false,
+                    // Asked and not answered: the last turn ran out of time before it.
+                    Holder::Unasked | Holder::Asked | Holder::Local => true,
                     Holder::Here(until) => l.added > 0 || until.saturating_duration_since(now) < LEASE_TTL / 2,
                     Holder::Elsewhere(until) => now >= until,
                 };
@@ -174,35 +179,54 @@ impl LeaseSync {
                 }
             }
         }
-        for (agent, task) in released {
+        if !released.is_empty() {
             let request =
                 LeaseRequest { owner: &fleet.owner, ttl: Duration::ZERO, keep: LEASE_KEEP, added: 0, last: 0 };
-            if let Err(e) = fleet.cache.lease(&lease_key(&agent, &task), &request) {
-                tracing::warn!(error = %e, "cannot release a task's lease through the cache");
+            let requests: Vec<(String, LeaseRequest<'_>)> =
+                released.iter().map(|(agent, task)| (lease_key(agent, task), request)).collect();
+            if let Err(e) = fleet.cache.leases(&requests) {
+                tracing::warn!(error = %e, "cannot release task leases through the cache");
                 return self.failed(&due);
             }
         }
-        for (i, (key, added, last)) in due.iter().enumerate() {
+        for chunk in due.chunks(ASKS_PER_TRIP) {
             let asked_at = Instant::now();
-            let request =
-                LeaseRequest { owner: &fleet.owner, ttl: LEASE_TTL, keep: LEASE_KEEP, added: *added, last: *last };
-            match fleet.cache.lease(&lease_key(&key.0, &key.1), &request) {
-                Ok(lease) => {
-                    let mut leases = fleet.leases.lock();
-                    let Some(l) = leases.get_mut(key) else { continue };
-                    l.added -= (*added).min(l.added);
-                    l.count = lease.count.saturating_add(l.added);
-                    l.last = l.last.max(lease.last);
-                    l.holder = if lease.holder == fleet.owner {
-                        Holder::Here(asked_at + LEASE_TTL)
-                    } else {
-                        Holder::Elsewhere(asked_at + LEASE_TTL)
+            let requests: Vec<(String, LeaseRequest<'_>)> = chunk
+                .iter()
+                .map(|((agent, task), added, last)| {
+                    let request = LeaseRequest {
+                        owner: &fleet.owner,
+                        ttl: LEASE_TTL,
+                        keep: LEASE_KEEP,
+                        added: *added,
+                        last: *last,
                     };
-                }
+                    (lease_key(agent, task), request)
+                })
+                .collect();
+            let answers = match fleet.cache.leases(&requests) {
+                Ok(answers) => answers,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot take or renew a task's lease through the cache; deciding on local state");
-                    return self.failed(&due[i..]);
+                    tracing::warn!(error = %e, "cannot take or renew task leases through the cache; deciding on local state");
+                    return self.failed(chunk);
                 }
+            };
+            let mut leases = fleet.leases.lock();
+            for ((key, added, _), lease) in chunk.iter().zip(answers) {
+                let Some(l) = leases.get_mut(key) else { continue };
+                l.added -= (*added).min(l.added);
+                l.count = lease.count.saturating_add(l.added);
+                l.last = l.last.max(lease.last);
+                l.holder = if lease.holder == fleet.owner {
+                    Holder::Here(asked_at + LEASE_TTL)
+                } else {
+                    Holder::Elsewhere(asked_at + LEASE_TTL)
+                };
+            }
+            drop(leases);
+            if asked_at.elapsed() > TURN_BUDGET {
+                // A slow cache: the rest is asked for at the next turn (no action meanwhile).
+                break;
             }
         }
     }
