@@ -193,7 +193,7 @@ export interface BreakerOptions {
 export declare function breakerTryAcquireFor(id: number, agent: string, task: string): number
 
 /** The fast per-step calls: `{recordStage, breakerTryAcquire, breakerComplete}`. */
-export declare function fastApi(): { recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number }
+export declare function fastApi(): { recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number; breakerEpoch: ArrayBuffer | null }
 
 /** An insight to merge. */
 export interface InsightInput {

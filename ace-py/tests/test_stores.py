@@ -1,5 +1,7 @@
 """The real stores: a SQLite file, PostgreSQL and Redis on this machine."""
 
+import time
+
 import pytest
 
 import ace
@@ -40,18 +42,34 @@ def test_postgresql_stores_everything_and_reloads_it(uid):
 
 
 def test_redis_shares_intervention_gates_across_engines(uid):
-    one = ace.Ace(cache=REDIS_URL, config={"cooldown_seconds": 60})
-    two = ace.Ace(REDIS_URL, config={"cooldown_seconds": 60})
+    config = {"cooldown_seconds": 0, "max_interventions_per_task": 100}
+    one = ace.Ace(cache=REDIS_URL, config=config)
+    two = ace.Ace(REDIS_URL, config=config)
     h = one.health()
     assert h["redis"] == "connected" and h["cache_backend"] == "redis"
     task = f"task-{uid}"
-    issued = []
-    for e in (one, two):
-        reports = [e.record_error("a", task, "execution", "ConnectionError", f"connection to db-{p}:5432 refused") for p in range(3)]
+    lengths = iter(range(100))
+
+    def accumulate(e):
+        """Three errors of a new pattern (a message of a new length) in the task: the engine's
+        intervention, if any."""
+        words = " again" * next(lengths)
+        reports = [e.record_error("a", task, "execution", "ConnectionError", f"refused{words} {p}") for p in range(3)]
         assert any(r.signals for r in reports)
-        issued.append([r.intervention for r in reports if r.intervention is not None])
-    assert len(issued[0]) == 1
-    assert issued[1] == [], "the second replica lost the claim on the task's cooldown"
+        return [r.intervention for r in reports if r.intervention is not None]
+
+    assert len(accumulate(one)) == 1
+    # The documented bound: a replica acts once on a task before it learns the task's lease...
+    assert len(accumulate(two)) == 1
+    # ...then it does not act on it again while another replica holds the lease.
+    for _ in range(3):
+        time.sleep(0.3)
+        assert accumulate(two) == [], "the task's lease is held by the first replica"
+    # The holder acts (once its writer has taken the lease: within a few turns).
+    deadline = time.monotonic() + 10
+    while not accumulate(one):
+        assert time.monotonic() < deadline, "the first replica never took the task's lease"
+        time.sleep(0.2)
     one.close()
     two.close()
 
