@@ -49,6 +49,13 @@ const TURN_BUDGET: Duration = Duration::from_millis(20);
 /// Tasks whose lease a replica follows, at most (the least recently proposed are forgotten).
 const MAX_LEASES: usize = 57_344;
 
+/// A task: (agent, task).
+pub(super) type TaskKey = (Arc<str>, Arc<str>);
+/// The leases a replica follows.
+pub(super) type Leases = HashMap<TaskKey, TaskLease>;
+/// A lease to ask for: the task, the interventions to add, the latest one.
+type Due = (TaskKey, u32, i64);
+
 /// What a replica knows of a task's lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Holder {
@@ -133,7 +140,7 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn forget_least_recent(leases: &mut HashMap<(Arc<str>, Arc<str>), TaskLease>) {
+fn forget_least_recent(leases: &mut Leases) {
     let mut touched: Vec<Instant> = leases.values().map(|l| l.touched).collect();
     let cut = touched.len() / 8;
     touched.select_nth_unstable(cut);
@@ -157,8 +164,8 @@ impl LeaseSync {
     fn turn(&mut self) {
         let fleet = &self.fleet;
         let now = Instant::now();
-        let released: Vec<(Arc<str>, Arc<str>)> = std::mem::take(&mut *fleet.released.lock());
-        let mut due: Vec<((Arc<str>, Arc<str>), u32, i64)> = Vec::new();
+        let released: Vec<TaskKey> = std::mem::take(&mut *fleet.released.lock());
+        let mut due: Vec<Due> = Vec::new();
         {
             let mut leases = fleet.leases.lock();
             leases.retain(|_, l| {
@@ -232,7 +239,7 @@ impl LeaseSync {
     }
 
     /// The cache failed: the tasks asked about are decided on local state until it answers.
-    fn failed(&self, due: &[((Arc<str>, Arc<str>), u32, i64)]) {
+    fn failed(&self, due: &[Due]) {
         let mut leases = self.fleet.leases.lock();
         for (key, _, _) in due {
             if let Some(l) = leases.get_mut(key)

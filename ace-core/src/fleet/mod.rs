@@ -68,9 +68,9 @@ pub(crate) struct Fleet {
     /// This replica's id in leases and batches (random at start).
     owner: String,
     /// The leases on tasks proposed on here (see [`gates`]).
-    leases: Mutex<HashMap<(Arc<str>, Arc<str>), gates::TaskLease>>,
+    leases: Mutex<gates::Leases>,
     /// Leases of ended tasks, to release.
-    released: Mutex<Vec<(Arc<str>, Arc<str>)>>,
+    released: Mutex<Vec<gates::TaskKey>>,
     /// Breakers that opened here, to publish: (name, open until, micros).
     opened: Mutex<Vec<(Arc<str>, i64)>>,
     /// Context refreshes made here, to publish: (agent, micros).
