@@ -108,18 +108,16 @@ test('Redis shares intervention gates across engines', async () => {
   }
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
   assert.equal(accumulate(one), 1)
-  // The documented bound: a replica acts once on a task before it learns the task's lease...
+  // The documented bound: a replica acts once on a task before it learns the task's lease.
   assert.equal(accumulate(two), 1)
-  // ...then it does not act on it again while another replica holds the lease.
-  for (let i = 0; i < 3; i++) {
-    await sleep(300)
-    assert.equal(accumulate(two), 0, "the task's lease is held by the first replica")
-  }
-  // The holder acts (once its writer has taken the lease: within a few turns).
+  // Once the lease is settled, one replica (the holder) acts on the task, never both.
   const deadline = Date.now() + 10000
-  while (accumulate(one) === 0) {
-    assert.ok(Date.now() < deadline, "the first replica never took the task's lease")
-    await sleep(200)
+  let acted = 0
+  while (acted === 0) {
+    assert.ok(Date.now() < deadline, "no replica took the task's lease")
+    await sleep(300)
+    acted = accumulate(one) + accumulate(two)
+    assert.ok(acted <= 1, 'two replicas acted on one task after its lease was asked for')
   }
   await one.close()
   await two.close()
