@@ -107,6 +107,9 @@ const recordStageNative = native.recordStage
 const tryAcquireNative = fast.breakerTryAcquire
 const completeNative = fast.breakerComplete
 const flushNative = fast.breakerFlush
+// Breaker transitions in this process (any engine, any cause, a peer's opening included): the
+// fast path asks the core again as soon as it moves. Null where Node refuses external buffers.
+const breakerEpoch = fast.breakerEpoch ? new Uint32Array(fast.breakerEpoch) : null
 // Calls a breaker lets through on its JS fast path before it asks the core again (see Breaker).
 const SYNC_EVERY = 32
 const SUCCESS = 0
@@ -536,10 +539,13 @@ class Breaker {
     this._isFailure = typeof isFailure === 'function' ? isFailure : null
     // The JS fast path: while the core says a success only counts (a closed breaker judging
     // failures in a row, timing nothing), successes are counted here and handed over with the
-    // next failure or every SYNC_EVERY calls, when the state is asked again. A breaker opened
-    // elsewhere (by another process through the shared cache) is seen within that many calls.
+    // next failure or every SYNC_EVERY calls, when the state is asked again. Any breaker
+    // transition in the process (a peer's opening through the shared cache, a hand, another
+    // handle on the same breaker) moves `breakerEpoch`, and the next call asks again: a breaker
+    // opened elsewhere turns the next call away once this process knows of it.
     this._pending = 0
     this._calls = 0
+    this._epoch = 0
     this._fast = false
     this._sync(0)
   }
@@ -549,7 +555,9 @@ class Breaker {
     const pending = this._pending
     this._pending = 0
     this._calls = 0
-    this._fast = flushNative(this._id, pending, outcome) === 1
+    // Read before asking: a transition racing with the flush is seen by the next call.
+    this._epoch = breakerEpoch === null ? 0 : breakerEpoch[0]
+    this._fast = flushNative(this._id, pending, outcome) === 1 && breakerEpoch !== null
   }
 
   get name() {
@@ -593,7 +601,7 @@ class Breaker {
 
   /** Runs `fn(...args)` (sync or async) through the breaker. */
   async call(fn, ...args) {
-    if (this._fast && ++this._calls < SYNC_EVERY) {
+    if (this._fast && breakerEpoch[0] === this._epoch && ++this._calls < SYNC_EVERY) {
       let result
       try {
         result = await fn(...args)

@@ -212,8 +212,13 @@ export interface BreakerOptions {
 /** `breakerTryAcquire` for `agent`'s call in `task`: a rejection is a signal for the task. */
 export declare function breakerTryAcquireFor(id: number, agent: string, task: string): number
 
-/** The fast per-step calls: `{recordStage, breakerTryAcquire, breakerComplete}`. */
-export declare function fastApi(): { recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number }
+/**
+ * The fast per-step calls: `{recordStage, breakerTryAcquire, breakerComplete, breakerFlush}`,
+ * and `breakerEpoch`: 4 bytes over [`hot::BREAKER_EPOCH`] (the count of breaker transitions in
+ * this process), which the JS fast path reads on every call (`null` where Node refuses external
+ * buffers: the fast path is then off).
+ */
+export declare function fastApi(): { recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number; breakerEpoch: ArrayBuffer | null }
 
 /** An insight to merge. */
 export interface InsightInput {

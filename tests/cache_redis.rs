@@ -37,23 +37,63 @@ fn claims_counters_and_expiry_on_the_real_server() {
     assert_eq!(cache(&namespace("other")).get("n").unwrap(), None, "namespaces are apart");
 }
 
-fn engine(ns: &str) -> Ace {
-    let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
-    Ace::builder().clock(clock).cache(cache(ns)).build().unwrap()
+fn engine_at(ns: &str, clock: ManualClock) -> Ace {
+    let config = AceConfig::builder().cooldown(Duration::from_secs(60)).max_interventions_per_task(3).build().unwrap();
+    Ace::builder().clock(clock).config(config).cache(cache(ns)).build().unwrap()
 }
 
 fn loop_in(ace: &Ace, task: &str) -> Option<Box<ace::Intervention>> {
-    (0..3).filter_map(|_| ace.record_stage("agent-1", task, "execution", 1.0, false).unwrap().intervention).next()
+    loop_at(ace, task, "execution")
+}
+
+/// Three identical failures of `stage` in `task`: a loop, a new subject per stage.
+fn loop_at(ace: &Ace, task: &str, stage: &str) -> Option<Box<ace::Intervention>> {
+    (0..3).filter_map(|_| ace.record_stage("agent-1", task, stage, 1.0, false).unwrap().intervention).next()
+}
+
+/// The lease on agent-1's `task` as the cache holds it: (holder, interventions fleet-wide).
+fn lease(ns: &str, task: &str) -> Option<(String, u32)> {
+    let value = cache(ns).get(&format!("lease:agent-1:{task}")).unwrap()?;
+    let (lease, _) = ace::Lease::parse(&value).expect("a well-formed lease");
+    Some((lease.holder, lease.count))
+}
+
+fn claims(ace: &Ace, result: &str) -> f64 {
+    let prefix = format!("ace_fleet_claims_total{{result=\"{result}\"}} ");
+    ace.metrics_text().lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |v| v.parse().unwrap())
 }
 
 #[test]
-fn two_replicas_never_both_intervene_on_one_task_within_the_cooldown() {
+fn the_replica_holding_a_tasks_lease_acts_on_it_under_fleet_wide_gates() {
     let ns = namespace("replicas");
-    let (a, b) = (engine(&ns), engine(&ns));
+    let start = Timestamp::from_micros(1_700_000_000_000_000);
+    let (clock_a, clock_b) = (ManualClock::new(start), ManualClock::new(start));
+    let (a, b) = (engine_at(&ns, clock_a.clone()), engine_at(&ns, clock_b.clone()));
     assert_eq!(loop_in(&a, "task-1").unwrap().strategy, Strategy::Replan);
-    assert!(loop_in(&b, "task-1").is_none(), "the other replica already acted on task-1");
+    // a's writer takes the lease; the caller did not wait for it.
+    eventually("a holding task-1's lease", || lease(&ns, "task-1").is_some_and(|(_, n)| n == 1));
+    let holder = lease(&ns, "task-1").unwrap().0;
+    // The documented bound: a replica that has not asked for a task's lease yet acts on it once
+    // (its first proposal there), then asks and learns that a holds it.
+    assert!(loop_at(&b, "task-1", "planning").is_some(), "b's first proposal on task-1");
+    eventually("b's intervention counted on a's lease", || lease(&ns, "task-1") == Some((holder.clone(), 2)));
+    let lost = claims(&b, "lost");
+    clock_b.advance(Duration::from_secs(120)); // b's own cooldown is past: only the lease stops it
+    assert!(loop_at(&b, "task-1", "review").is_none(), "a holds task-1: b does not act");
+    assert_eq!(claims(&b, "lost"), lost + 1.0, "stopped by the lease, not by b's own gates");
     assert!(loop_in(&b, "task-2").is_some(), "another task is free");
-    assert!(b.metrics_text().contains("ace_fleet_claims_total{result=\"lost\"} 1"), "{}", b.metrics_text());
+    // The holder: within the cooldown of the fleet's latest intervention, nothing...
+    assert!(loop_at(&a, "task-1", "verify").is_none());
+    // ...after it, one more; then the cap (3, counted fleet-wide with b's) holds.
+    let mut tries = 0;
+    eventually("a acting again on task-1", || {
+        tries += 1;
+        clock_a.advance(Duration::from_secs(61));
+        loop_at(&a, "task-1", &format!("s{tries}")).is_some()
+    });
+    clock_a.advance(Duration::from_secs(61));
+    eventually("a's count reaching the cache", || lease(&ns, "task-1") == Some((holder.clone(), 3)));
+    assert!(loop_at(&a, "task-1", "final").is_none(), "the task's cap, counted fleet-wide");
     let h = b.health();
     assert_eq!((h.redis, h.cache_backend, h.status), ("connected", Some("redis"), "healthy"));
 }
@@ -98,32 +138,34 @@ fn local_state_serves_while_redis_is_down_and_the_cache_is_used_again_when_it_re
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let server = OwnRedis::start(port);
     let local = format!("redis://127.0.0.1:{}", server.port);
-    let cache = RedisCache::connect(&local, RedisOptions::default().namespace("down")).unwrap();
-    let config = AceConfig::builder().cooldown(Duration::from_secs(60)).build().unwrap();
+    let connect = || RedisCache::connect(&local, RedisOptions::default().namespace("down")).unwrap();
+    let config =
+        AceConfig::builder().cooldown(Duration::from_secs(60)).max_interventions_per_task(100).build().unwrap();
     let clock = ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000));
-    let ace = Ace::builder().clock(clock).config(config).cache(cache).build().unwrap();
+    let ace = Ace::builder().clock(clock.clone()).config(config).cache(connect()).build().unwrap();
     assert!(loop_in(&ace, "before").is_some());
     drop(server);
-    // Down: the local gates decide; each attempt to use the cache is counted as an error.
+    // Down: the local gates decide, and the recording call never waits on the cache.
     let started = std::time::Instant::now();
     assert!(loop_in(&ace, "during").is_some(), "the engine keeps deciding without Redis");
     assert!(started.elapsed() < Duration::from_secs(2), "never blocked long: {:?}", started.elapsed());
-    assert!(ace.metrics_text().contains("ace_fleet_claims_total{result=\"error\"}"));
     let h = ace.health();
     assert_eq!((h.redis, h.status), ("unreachable", "degraded"));
-    // Back: claims go through Redis again.
+    // The writer fails to take the task's lease: the task is decided on local state.
+    // (A proposal the fleet turns away still starts the task's cooldown here: each try waits it out.)
+    let mut tries = 0;
+    eventually("a decision on local state", || {
+        tries += 1;
+        clock.advance(Duration::from_secs(61));
+        loop_at(&ace, "during", &format!("s{tries}")).is_some() && claims(&ace, "error") >= 1.0
+    });
+    // Back: leases are taken through Redis again.
     let _again = OwnRedis::start(port);
-    let mut back = false;
-    for i in 0..50 {
-        std::thread::sleep(Duration::from_millis(100));
-        if loop_in(&ace, &format!("after-{i}")).is_some()
-            && ace.metrics_text().contains("ace_fleet_claims_total{result=\"won\"} 4")
-        {
-            back = true;
-            break;
-        }
-    }
-    assert!(back, "{}", ace.metrics_text());
+    assert!(loop_in(&ace, "after").is_some());
+    let check = connect();
+    eventually("the lease taken once Redis is back", || {
+        check.get("lease:agent-1:after").ok().flatten().is_some_and(|v| ace::Lease::parse(&v).is_some())
+    });
 }
 
 #[test]

@@ -82,7 +82,7 @@ pub mod metrics {
     pub use crate::telemetry::*;
 }
 
-pub use cache::{Cache, MemoryCache};
+pub use cache::{Cache, Lease, LeaseRequest, MemoryCache};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
 pub use decision::{Intervention, Report, Strategy, Verdict};

@@ -106,6 +106,21 @@ pub struct OutcomeRecord {
     pub success: bool,
 }
 
+/// What the engine learnt about one strategy for one kind of signal: the outcomes reported for
+/// it, on top of the rule's prior. Stores add these up (`Store::add_learnt`);
+/// a fleet adds them up in its cache, so each outcome counts once fleet-wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LearntRecord {
+    /// The kind of signal the strategy answered.
+    pub kind: SignalKind,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Interventions reported to have worked.
+    pub successes: u64,
+    /// Interventions reported not to have worked.
+    pub failures: u64,
+}
+
 /// One recorded error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRecord {

@@ -16,7 +16,8 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::event::Severity;
 pub use crate::record::{
-    BaselineRecord, ErrorRecord, InterventionRecord, MetricRecord, OutcomeRecord, PatternRecord, PlaybookEntry, Record,
+    BaselineRecord, ErrorRecord, InterventionRecord, LearntRecord, MetricRecord, OutcomeRecord, PatternRecord,
+    PlaybookEntry, Record,
 };
 
 /// Which metric records to read back.
@@ -180,6 +181,20 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Every log entry of `domain`, by version.
     fn load_playbook(&self, domain: &str) -> Result<Vec<PlaybookEntry>>;
 
+    /// Adds outcome counts to the stored totals per (kind, strategy): each call adds, so
+    /// replicas sharing a database each add the outcomes reported to them, and every outcome
+    /// counts once. The default keeps nothing: a store that does not override this and
+    /// [`Store::load_learnt`] forgets what the engine learnt at each restart.
+    fn add_learnt(&self, learnt: &[LearntRecord]) -> Result<()> {
+        let _ = learnt;
+        Ok(())
+    }
+
+    /// The stored totals per (kind, strategy), read once at start.
+    fn load_learnt(&self) -> Result<Vec<LearntRecord>> {
+        Ok(Vec::new())
+    }
+
     /// What identifies this store's data across processes (a database file's path, a server
     /// and database), or `None` for a store whose data lives and dies with the process. Records
     /// are spilled to disk while the store fails only for stores with a key, into a directory
@@ -225,6 +240,7 @@ struct MemoryInner {
     baselines: HashMap<(String, String, String), BaselineRecord>,
     patterns: HashMap<(String, String), PatternRecord>,
     playbooks: HashMap<String, Vec<PlaybookEntry>>,
+    learnt: HashMap<(crate::signal::SignalKind, crate::decision::Strategy), (u64, u64)>,
 }
 
 impl MemoryStore {
@@ -339,6 +355,25 @@ impl Store for MemoryStore {
         let mut out = self.inner.lock().playbooks.get(domain).cloned().unwrap_or_default();
         out.sort_by_key(|e| e.version);
         Ok(out)
+    }
+
+    fn add_learnt(&self, learnt: &[LearntRecord]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        for r in learnt {
+            let counts = inner.learnt.entry((r.kind, r.strategy)).or_default();
+            counts.0 += r.successes;
+            counts.1 += r.failures;
+        }
+        Ok(())
+    }
+
+    fn load_learnt(&self) -> Result<Vec<LearntRecord>> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .learnt
+            .iter()
+            .map(|(&(kind, strategy), &(successes, failures))| LearntRecord { kind, strategy, successes, failures })
+            .collect())
     }
 
     fn save_patterns(&self, patterns: &[PatternRecord]) -> Result<()> {

@@ -54,9 +54,20 @@ impl<T> Registry<T> {
 }
 
 static ENGINES: RwLock<Registry<Ace>> = RwLock::new(Registry::new());
+
+/// Breaker transitions in this process (every engine's breakers, whatever caused them: a call,
+/// a hand, another process through the shared cache). The JS fast path reads it on every call
+/// (through `fastApi().breakerEpoch`) and asks the core again when it moved, so a breaker opened
+/// elsewhere turns the next call away.
+pub(crate) static BREAKER_EPOCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static BREAKERS: RwLock<Registry<Arc<BreakerCore>>> = RwLock::new(Registry::new());
 
 pub(crate) fn register_engine(ace: Ace) -> u32 {
+    ace.breakers().subscribe(|e| {
+        if matches!(e.kind, ace::breaker::EventKind::Transition { .. }) {
+            BREAKER_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+    });
     ENGINES.write().insert(ace)
 }
 

@@ -224,9 +224,12 @@ fn define(
     Ok(())
 }
 
-/// The fast per-step calls: `{recordStage, breakerTryAcquire, breakerComplete}`.
+/// The fast per-step calls: `{recordStage, breakerTryAcquire, breakerComplete, breakerFlush}`,
+/// and `breakerEpoch`: 4 bytes over [`hot::BREAKER_EPOCH`] (the count of breaker transitions in
+/// this process), which the JS fast path reads on every call (`null` where Node refuses external
+/// buffers: the fast path is then off).
 #[napi(
-    ts_return_type = "{ recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number }"
+    ts_return_type = "{ recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number; breakerEpoch: ArrayBuffer | null }"
 )]
 pub fn fast_api(env: &Env) -> Result<Object<'_>> {
     let obj = Object::new(env)?;
@@ -235,5 +238,27 @@ pub fn fast_api(env: &Env) -> Result<Object<'_>> {
     define(env.raw(), &mut raw, c"breakerTryAcquire", Some(breaker_try_acquire))?;
     define(env.raw(), &mut raw, c"breakerComplete", Some(breaker_complete))?;
     define(env.raw(), &mut raw, c"breakerFlush", Some(breaker_flush))?;
+    let mut epoch = null_mut();
+    // SAFETY: the buffer's memory is a static that lives as long as the process, so it needs no
+    // finaliser; JS only reads it, and the Rust side writes it atomically.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env.raw(),
+            hot::BREAKER_EPOCH.as_ptr().cast::<c_void>(),
+            std::mem::size_of::<u32>(),
+            None,
+            null_mut(),
+            &mut epoch,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: as above.
+        unsafe { sys::napi_get_null(env.raw(), &mut epoch) };
+    }
+    // SAFETY: `raw` is the object made above; the name is NUL-terminated.
+    let status = unsafe { sys::napi_set_named_property(env.raw(), raw, c"breakerEpoch".as_ptr(), epoch) };
+    if status != sys::Status::napi_ok {
+        return Err(Error::from_reason("napi_set_named_property failed"));
+    }
     Ok(obj)
 }

@@ -16,6 +16,8 @@ mod common;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod json;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod learnt;
 pub mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;

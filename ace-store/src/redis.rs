@@ -1,7 +1,10 @@
 //! Redis (or Redis Cluster) as the fleet's shared cache, through fred.
 //!
 //! Keys are namespaced (`ace:{namespace}:...`) so several fleets can share a server. Claims are
-//! `SET key value NX PX ttl`; counters are `INCR` then `PEXPIRE` on the first increment. Every
+//! `SET key value NX PX ttl`; counters are `INCR` then `PEXPIRE` on the first increment; shared
+//! counts are `HINCRBY`s in one script (all or none, a batch once); leases are one script that
+//! reads and writes the lease by the server's clock (`TIME`), so two replicas never both hold
+//! one. Every
 //! command has a timeout (`command_timeout`, 250 ms by default), so an agent never waits long on
 //! a cache that hangs; while the server is down the client reconnects in the background and the
 //! engine decides on local state. `rediss://` URLs use TLS (rustls); passwords are never printed.
@@ -10,12 +13,44 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use fred::prelude::{Builder, ClientLike, Config, Expiration, KeysInterface, ReconnectPolicy, SetOptions};
+use fred::prelude::{
+    Builder, ClientLike, Config, Expiration, HashesInterface, KeysInterface, LuaInterface, ReconnectPolicy, SetOptions,
+};
 
 use crate::common::block_on;
 use crate::error::Error;
 
 const BACKEND: &str = "redis";
+
+/// `KEYS[1]`: the hash; `KEYS[2]`: the batch's marker; `ARGV`: field, delta, field, delta...
+const ADD_COUNTS: &str = r"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', 86400000) then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+";
+
+/// `KEYS[1]`: the lease; `ARGV`: owner, ttl ms, keep ms, added, last. Returns the stored form
+/// `holder|until_ms|count|last` (see `ace_core::Lease::parse`).
+const LEASE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local holder, untilms, count, last = '', 0, 0, 0
+local v = redis.call('GET', KEYS[1])
+if v then
+  local h, u, c, l = string.match(v, '^(.*)|(%-?%d+)|(%d+)|(%-?%d+)$')
+  if h then holder, untilms, count, last = h, tonumber(u), tonumber(c), tonumber(l) end
+end
+count = count + tonumber(ARGV[4])
+local asked = tonumber(ARGV[5])
+if asked > last then last = asked end
+if holder == '' or holder == ARGV[1] or untilms <= now then
+  holder = ARGV[1]
+  untilms = now + tonumber(ARGV[2])
+end
+local value = holder .. '|' .. string.format('%d', untilms) .. '|' .. string.format('%d', count) .. '|' .. string.format('%d', last)
+redis.call('SET', KEYS[1], value, 'PX', ARGV[3])
+return value
+";
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -175,6 +210,22 @@ fn failed(operation: &'static str, e: fred::error::Error) -> ace_core::Error {
     Error::Query { backend: BACKEND, operation, source: Box::new(e) }.into()
 }
 
+fn lease_args(request: &ace_core::LeaseRequest<'_>) -> Vec<String> {
+    vec![
+        request.owner.to_owned(),
+        i64::try_from(request.ttl.as_millis()).unwrap_or(i64::MAX / 4).to_string(),
+        millis(request.keep).to_string(),
+        request.added.to_string(),
+        request.last.to_string(),
+    ]
+}
+
+fn parse_lease(value: &str) -> ace_core::Result<ace_core::Lease> {
+    ace_core::Lease::parse(value)
+        .map(|(lease, _)| lease)
+        .ok_or_else(|| ace_core::Error::Internal(format!("the cache returned a malformed lease: {value:?}")))
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
 }
@@ -241,6 +292,61 @@ impl ace_core::Cache for RedisCache {
     fn delete(&self, key: &str) -> ace_core::Result<()> {
         let key = self.key(key);
         self.run(async { self.client.del::<(), _>(key).await }).map_err(|e| failed("delete", e))
+    }
+
+    fn add_counts(&self, key: &str, batch: &str, deltas: &[(String, i64)]) -> ace_core::Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let keys = vec![self.key(key), self.key(&format!("{key}:batch:{batch}"))];
+        let args: Vec<String> = deltas.iter().flat_map(|(f, d)| [f.clone(), d.to_string()]).collect();
+        self.run(async { self.client.eval::<i64, _, _, _>(ADD_COUNTS, keys, args).await })
+            .map(drop)
+            .map_err(|e| failed("add counts", e))
+    }
+
+    fn counts(&self, key: &str) -> ace_core::Result<Vec<(String, i64)>> {
+        let key = self.key(key);
+        let all: std::collections::HashMap<String, i64> =
+            self.run(async { self.client.hgetall(key).await }).map_err(|e| failed("read counts", e))?;
+        let mut out: Vec<(String, i64)> = all.into_iter().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn lease(&self, key: &str, request: &ace_core::LeaseRequest<'_>) -> ace_core::Result<ace_core::Lease> {
+        let key = self.key(key);
+        let value: String = self
+            .run(async { self.client.eval(LEASE, key, lease_args(request)).await })
+            .map_err(|e| failed("lease", e))?;
+        parse_lease(&value)
+    }
+
+    fn leases(&self, requests: &[(String, ace_core::LeaseRequest<'_>)]) -> ace_core::Result<Vec<ace_core::Lease>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Sent together: the client multiplexes them on its connection, so they cost about one
+        // round trip (fred pipelines do not take scripts).
+        let calls: Vec<(String, Vec<String>)> =
+            requests.iter().map(|(key, request)| (self.key(key), lease_args(request))).collect();
+        let values: Vec<String> = self
+            .run(async {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, (key, args)) in calls.into_iter().enumerate() {
+                    let client = self.client.clone();
+                    set.spawn(async move { (i, client.eval::<String, _, _, _>(LEASE, key, args).await) });
+                }
+                let mut out = vec![String::new(); set.len()];
+                while let Some(done) = set.join_next().await {
+                    let (i, value) =
+                        done.map_err(|e| fred::error::Error::new(fred::error::ErrorKind::Unknown, e.to_string()))?;
+                    out[i] = value?;
+                }
+                Ok::<_, fred::error::Error>(out)
+            })
+            .map_err(|e| failed("lease", e))?;
+        values.iter().map(|v| parse_lease(v)).collect()
     }
 
     fn ping(&self) -> ace_core::Result<Duration> {

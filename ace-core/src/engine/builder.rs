@@ -18,7 +18,7 @@ use crate::config::AceConfig;
 use crate::context::ContextOrgan;
 use crate::error::{Error, Result};
 use crate::errors::{ErrorOrgan, MinerConfig};
-use crate::fleet::{Fleet, FleetSeries, FleetSync};
+use crate::fleet::{Fleet, FleetSeries, FleetSync, LearntSync, LeaseSync};
 use crate::hot::{DrainState, Hot};
 use crate::intervene::{Decider, Judge};
 use crate::persist::spill::{Journal, Spill};
@@ -168,7 +168,11 @@ impl AceBuilder {
         )?);
         restore(&*store, &hot, &errors, &metrics)?;
 
-        let decider = Decider::new(decision(&config));
+        let decider = Arc::new(Decider::new(decision(&config)));
+        let started = std::time::Instant::now();
+        let learnt = store.load_learnt()?;
+        metrics.core.time_query("load_learnt", started.elapsed().as_secs_f64());
+        decider.restore_learnt(&learnt);
         let trace = config.trace_path.as_deref().map(TraceWriter::open).transpose()?;
         let breakers = breakers(&config, clock.clone())?;
         let store_breaker = store_breaker(&breakers)?;
@@ -200,8 +204,10 @@ impl AceBuilder {
         metrics.register(&mut registry);
 
         let sync = Arc::new(WriterSync::default());
-        let mut periodic: Vec<Box<dyn Periodic>> = Vec::new();
+        let mut periodic: Vec<Box<dyn Periodic>> =
+            vec![Box::new(LearntSync::new(decider.clone(), store.clone(), fleet.clone(), &learnt))];
         if let Some(f) = &fleet {
+            periodic.push(Box::new(LeaseSync::new(f.clone())));
             periodic.push(Box::new(FleetSync::new(
                 f.clone(),
                 breakers.clone(),

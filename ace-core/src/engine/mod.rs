@@ -90,7 +90,7 @@ struct Shared {
     errors: Arc<ErrorOrgan>,
     context: Arc<ContextOrgan>,
     trajectory: Arc<TrajectoryOrgan>,
-    decider: Decider,
+    decider: Arc<Decider>,
     trace: Option<TraceWriter>,
     breakers: Arc<Breakers>,
     /// The engine's own breaker in front of the store (`ace-store` in the registry).

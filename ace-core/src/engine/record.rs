@@ -281,6 +281,9 @@ impl Ace {
             trace.task_end(shared.clock.now(), agent, task, success);
         }
         shared.decider.end_task(agent, task, success);
+        if let Some(fleet) = &shared.fleet {
+            fleet.ended(agent, task);
+        }
         let followed = shared.trajectory.end_task(agent, task);
         Ok(shared.errors.end_task(agent, task) | followed)
     }

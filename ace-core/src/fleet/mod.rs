@@ -5,12 +5,16 @@
 //! - Context refreshes: an agent refreshed on one replica is fresh on the others ([`sync`]).
 //! - Baselines: saved baselines are published per (agent, stage); a replica where the pair is
 //!   still warming up takes the fleet's ([`Fleet::publish_baselines`], [`sync`]).
-//! - Intervention gates: the task's cooldown and cap are claimed fleet-wide ([`gates`]).
+//! - Intervention gates: a lease on each task, held by the replica that acts on it, carries
+//!   the task's cooldown and cap fleet-wide ([`gates`]).
+//! - What was learnt (outcome counts per signal kind and strategy): saved through the store and
+//!   added up in the cache ([`learnt`]; runs with or without a cache).
 //!
-//! Everything but the gate claims runs on the writer thread (as a [`Periodic`]
-//! (crate::persist::Periodic)), never on a caller's.
+//! Every exchange with the cache runs on the writer thread (as a [`Periodic`]
+//! (crate::persist::Periodic)), never on a caller's: a caller decides on what its replica knows.
 
 mod gates;
+mod learnt;
 mod sync;
 
 use std::sync::Arc;
@@ -22,6 +26,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+pub(crate) use gates::LeaseSync;
+pub(crate) use learnt::LearntSync;
 pub(crate) use sync::FleetSync;
 
 use crate::breaker::{Breakers, EventKind, FROM_PEER, State};
@@ -59,6 +65,12 @@ fn baseline_key(agent: &str, stage: &str) -> String {
 pub(crate) struct Fleet {
     cache: Arc<dyn Cache>,
     cfg: FleetConfig,
+    /// This replica's id in leases and batches (random at start).
+    owner: String,
+    /// The leases on tasks proposed on here (see [`gates`]).
+    leases: Mutex<gates::Leases>,
+    /// Leases of ended tasks, to release.
+    released: Mutex<Vec<gates::TaskKey>>,
     /// Breakers that opened here, to publish: (name, open until, micros).
     opened: Mutex<Vec<(Arc<str>, i64)>>,
     /// Context refreshes made here, to publish: (agent, micros).
@@ -79,7 +91,16 @@ pub(crate) struct FleetSeries {
 
 impl Fleet {
     pub(crate) fn new(cache: Arc<dyn Cache>, cfg: FleetConfig, series: FleetSeries) -> Arc<Self> {
-        Arc::new(Fleet { cache, cfg, opened: Mutex::new(Vec::new()), refreshed: Mutex::new(Vec::new()), series })
+        Arc::new(Fleet {
+            cache,
+            cfg,
+            owner: replica_id(),
+            leases: Mutex::new(HashMap::new()),
+            released: Mutex::new(Vec::new()),
+            opened: Mutex::new(Vec::new()),
+            refreshed: Mutex::new(Vec::new()),
+            series,
+        })
     }
 
     /// The shared cache.
@@ -89,10 +110,16 @@ impl Fleet {
 
     /// Reads shared state, counted in `ace_cache_requests_total`.
     fn get(&self, key: &str) -> crate::error::Result<Option<String>> {
-        let got = self.cache.get(key);
+        self.read(|| self.cache.get(key))
+    }
+
+    /// Reads shared state with `read`, counted in `ace_cache_requests_total`: a hit when
+    /// something was there.
+    fn read<T: Found>(&self, read: impl FnOnce() -> crate::error::Result<T>) -> crate::error::Result<T> {
+        let got = read();
         let result = match &got {
-            Ok(Some(_)) => "hit",
-            Ok(None) => "miss",
+            Ok(v) if v.found() => "hit",
+            Ok(_) => "miss",
             Err(_) => "error",
         };
         self.series.requests.get_or_create(&ResultLabel { result }).inc();
@@ -142,6 +169,34 @@ impl Fleet {
     }
 }
 
+/// Whether a read found something.
+trait Found {
+    fn found(&self) -> bool;
+}
+
+impl<T> Found for Option<T> {
+    fn found(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl<T> Found for Vec<T> {
+    fn found(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+/// A replica's id: random enough that two processes never share one (time, process, address).
+fn replica_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = hashbrown::DefaultHashBuilder::default().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u32(std::process::id());
+    let here = std::ptr::from_ref(&h).addr();
+    h.write_usize(here);
+    format!("{:016x}", h.finish())
+}
+
 impl Instrumented for FleetSeries {
     fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -151,7 +206,7 @@ impl Instrumented for FleetSeries {
         );
         registry.register(
             "ace_fleet_claims",
-            "Fleet-wide intervention gates claimed through the cache, by result: won (this replica acts), lost (another replica acted, or the task's cap is reached), error (decided locally)",
+            "Fleet-wide intervention gates, decided on the task's lease, by result: won (this replica acts), lost (another replica holds the task, its lease is being asked for, or its cooldown or cap holds), error (the cache failed: decided locally)",
             self.claims.clone(),
         );
     }

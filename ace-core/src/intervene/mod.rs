@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::record::LearntRecord;
 use crate::shard::{SHARDS, Sharded};
 use crate::signal::{Signal, SignalKind};
 
@@ -144,11 +145,34 @@ pub struct Decider {
 
 struct Learning {
     rng: Rng,
+    /// The rule's prior per (kind, strategy), as first met.
     beliefs: HashMap<(SignalKind, Strategy), Belief>,
     failures: Failures,
+    /// Outcomes learnt per (kind, strategy), on top of the prior: (successes, failures). Set
+    /// from outside by [`Decider::restore_learnt`] (the store's totals, the fleet's).
+    learnt: HashMap<(SignalKind, Strategy), (u64, u64)>,
+    /// Outcomes reported here and not yet taken by [`Decider::take_learnt`].
+    fresh: HashMap<(SignalKind, Strategy), (u64, u64)>,
     awaiting: Awaited,
     /// Reported outcomes per agent: (successes, reports).
     outcomes: HashMap<Arc<str>, (u64, u64)>,
+}
+
+impl Learning {
+    /// `prior` plus the outcomes learnt for (kind, strategy).
+    fn with_learnt(&self, kind: SignalKind, strategy: Strategy, prior: Belief) -> Belief {
+        let (s, f) = self.learnt.get(&(kind, strategy)).copied().unwrap_or_default();
+        Belief { alpha: prior.alpha + s as f64, beta: prior.beta + f as f64 }
+    }
+}
+
+fn records(counts: &HashMap<(SignalKind, Strategy), (u64, u64)>) -> Vec<LearntRecord> {
+    let mut out: Vec<LearntRecord> = counts
+        .iter()
+        .map(|(&(kind, strategy), &(successes, failures))| LearntRecord { kind, strategy, successes, failures })
+        .collect();
+    out.sort_by_key(|r| (r.kind.index(), r.strategy.as_str()));
+    out
 }
 
 impl fmt::Debug for Decider {
@@ -169,6 +193,8 @@ impl Decider {
                 rng: Rng(cfg.seed ^ 0x5851_F42D_4C95_7F2D),
                 beliefs: HashMap::new(),
                 failures: Failures::new(cfg.min_failure),
+                learnt: HashMap::new(),
+                fresh: HashMap::new(),
                 awaiting: Awaited::new((cfg.seed.wrapping_mul(ID_STEP) | 1).wrapping_add(ID_STEP)),
                 outcomes: HashMap::new(),
             }),
@@ -278,25 +304,29 @@ impl Decider {
     /// reported already, or forgotten) is an error. Returns the agent and the share of its
     /// reported interventions that worked.
     pub fn report_outcome(&self, id: InterventionId, success: bool) -> Result<(Arc<str>, f64)> {
-        let mut l = self.learning.lock();
+        let mut guard = self.learning.lock();
+        let l = &mut *guard;
         let Some(Awaiting { kind, strategy, agent, task, subject }) = l.awaiting.remove(id) else {
             return Err(Error::invalid(
                 "intervention id",
                 format!("{id} is unknown or its outcome was already reported"),
             ));
         };
-        let b = l.beliefs.get_mut(&(kind, strategy)).expect("a belief exists for every decision");
         if success {
-            b.alpha += 1.0;
             l.failures.learn(subject, kind, true);
-        } else {
-            b.beta += 1.0;
+        }
+        for counts in [l.learnt.entry((kind, strategy)).or_default(), l.fresh.entry((kind, strategy)).or_default()] {
+            if success {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
         }
         let counts = l.outcomes.entry(agent.clone()).or_default();
         counts.0 += u64::from(success);
         counts.1 += 1;
         let rate = counts.0 as f64 / counts.1 as f64;
-        drop(l);
+        drop(guard);
         if success {
             let (shard, hash) = self.gates(&agent, &task);
             let mut gates = shard.lock();
@@ -329,7 +359,32 @@ impl Decider {
     /// The current belief in `strategy` for `kind` (the rule's prior until outcomes arrive).
     #[must_use]
     pub fn belief(&self, kind: SignalKind, strategy: Strategy) -> Option<Belief> {
-        self.learning.lock().beliefs.get(&(kind, strategy)).copied()
+        let l = self.learning.lock();
+        l.beliefs.get(&(kind, strategy)).map(|prior| l.with_learnt(kind, strategy, *prior))
+    }
+
+    /// The outcome counts learnt per (kind, strategy), on top of the priors (what the store
+    /// and the fleet keep).
+    #[must_use]
+    pub fn learnt_counts(&self) -> Vec<LearntRecord> {
+        records(&self.learning.lock().learnt)
+    }
+
+    /// The outcomes reported here since the last call: what is new to save or to share.
+    #[must_use]
+    pub fn take_learnt(&self) -> Vec<LearntRecord> {
+        records(&std::mem::take(&mut self.learning.lock().fresh))
+    }
+
+    /// Sets what was learnt elsewhere (the store's totals at start, the fleet's since): each
+    /// (kind, strategy) counts `totals` plus the outcomes reported here and not yet taken by
+    /// [`Decider::take_learnt`]. A (kind, strategy) missing from `totals` keeps its counts.
+    pub fn restore_learnt(&self, totals: &[LearntRecord]) {
+        let mut l = self.learning.lock();
+        for t in totals {
+            let fresh = l.fresh.get(&(t.kind, t.strategy)).copied().unwrap_or_default();
+            l.learnt.insert((t.kind, t.strategy), (t.successes + fresh.0, t.failures + fresh.1));
+        }
     }
 
     /// The current belief that a task fails after `signal` (see [`failure`]), and whether the
@@ -368,8 +423,15 @@ impl Decider {
     #[must_use]
     pub fn learnt(&self) -> Learnt {
         let l = self.learning.lock();
-        let mut strategies: Vec<StrategyBelief> =
-            l.beliefs.iter().map(|(&(kind, strategy), &belief)| StrategyBelief { kind, strategy, belief }).collect();
+        let mut strategies: Vec<StrategyBelief> = l
+            .beliefs
+            .iter()
+            .map(|(&(kind, strategy), &prior)| StrategyBelief {
+                kind,
+                strategy,
+                belief: l.with_learnt(kind, strategy, prior),
+            })
+            .collect();
         strategies.sort_unstable_by_key(|b| (b.kind.index(), b.strategy));
         Learnt { strategies, failures: l.failures.state() }
     }
@@ -394,7 +456,10 @@ impl Decider {
             return Err(Error::invalid("learnt", format!("a failure tally must be >= 0 and finite, got {t:?}")));
         }
         let mut l = self.learning.lock();
+        // The saved beliefs hold the counts learnt on top of the priors.
         l.beliefs = learnt.strategies.iter().map(|b| ((b.kind, b.strategy), b.belief)).collect();
+        l.learnt.clear();
+        l.fresh.clear();
         let hasher = &self.hasher;
         l.failures.restore(&learnt.failures, |kind, s| hasher.hash_one((kind, s.as_ref())));
         Ok(())
@@ -405,7 +470,8 @@ impl Decider {
 fn choose(l: &mut Learning, signal: &Signal) -> Strategy {
     let mut best = (Strategy::Reflect, f64::NEG_INFINITY);
     for &(strategy, alpha, beta) in candidates(signal) {
-        let belief = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
+        let prior = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
+        let belief = l.with_learnt(signal.kind, strategy, prior);
         let draw = l.rng.beta(belief);
         if draw > best.1 {
             best = (strategy, draw);
@@ -587,6 +653,33 @@ mod tests {
         let late_replans = a[300..].iter().filter(|s| **s == Strategy::Replan).count();
         assert!(late_replans > 90, "learned: {late_replans} of the last 100");
         assert!(belief.mean() > 0.9);
+    }
+
+    #[test]
+    fn learnt_counts_are_taken_once_and_restored_on_top_of_the_prior() {
+        let d = Decider::new(cfg());
+        let i = d.decide(t(0), "a", "t", &[stale()]).unwrap();
+        d.report_outcome(i.id, false).unwrap();
+        let kind = SignalKind::ContextStale;
+        let one = LearntRecord { kind, strategy: i.strategy, successes: 0, failures: 1 };
+        assert_eq!(d.take_learnt(), vec![one]);
+        assert!(d.take_learnt().is_empty(), "taken once");
+        assert_eq!(d.learnt_counts(), vec![one], "still learnt");
+        // Another decider, told that refreshing failed 40 times and replanning worked 30 times,
+        // now replans, though its rule prefers refreshing.
+        let other = Decider::new(cfg());
+        let s = |strategy, successes, failures| LearntRecord { kind, strategy, successes, failures };
+        other.restore_learnt(&[s(Strategy::RefreshContext, 0, 40), s(Strategy::Replan, 30, 0)]);
+        let replans = (0..100)
+            .filter(|k| other.decide(t(0), "a", &format!("t{k}"), &[stale()]).unwrap().strategy == Strategy::Replan)
+            .count();
+        assert!(replans > 95, "{replans}");
+        assert_eq!(other.belief(kind, Strategy::RefreshContext).unwrap(), Belief { alpha: 9.0, beta: 41.0 });
+        // An outcome reported here and not yet taken stays on top of restored totals.
+        let j = other.decide(t(0), "a", "u", &[stale()]).unwrap();
+        other.report_outcome(j.id, true).unwrap();
+        other.restore_learnt(&[s(j.strategy, 50, 0)]);
+        assert_eq!(other.learnt_counts().iter().find(|r| r.strategy == j.strategy).unwrap().successes, 51);
     }
 
     #[test]

@@ -64,4 +64,7 @@ pub(crate) trait Source: Send + Sync {
 pub(crate) trait Periodic: Send {
     /// Does whatever is due; cheap when nothing is.
     fn tick(&mut self);
+
+    /// The engine is closing: does what must not wait for the next turn.
+    fn finish(&mut self) {}
 }

@@ -179,6 +179,9 @@ impl Writer {
                 }
                 if shutdown {
                     drop(st);
+                    for periodic in &mut self.p.periodic {
+                        periodic.finish();
+                    }
                     self.give_up();
                     return;
                 }

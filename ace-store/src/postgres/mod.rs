@@ -257,6 +257,24 @@ impl Store for PgStore {
         self.run(writes::save_patterns(&self.pool, patterns))
     }
 
+    fn add_learnt(&self, learnt: &[ace_core::store::LearntRecord]) -> ace_core::Result<()> {
+        self.run(crate::learnt::add(&self.pool, learnt))
+    }
+
+    fn load_learnt(&self) -> ace_core::Result<Vec<ace_core::store::LearntRecord>> {
+        let rows = self.run(async {
+            sqlx::query(crate::learnt::CREATE)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| query_err("create the table of what was learnt", e))?;
+            sqlx::query_as(crate::learnt::SELECT)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| query_err("load what was learnt", e))
+        })?;
+        crate::learnt::records("postgres", rows)
+    }
+
     fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
         self.run(read::patterns(&self.pool, self.source()))
     }

@@ -323,6 +323,24 @@ impl Store for SqliteStore {
         self.run(read::errors(&self.pool, source(&location), query))
     }
 
+    fn add_learnt(&self, learnt: &[ace_core::store::LearntRecord]) -> ace_core::Result<()> {
+        self.run(crate::learnt::add(&self.pool, learnt))
+    }
+
+    fn load_learnt(&self) -> ace_core::Result<Vec<ace_core::store::LearntRecord>> {
+        let rows = self.run(async {
+            sqlx::query(crate::learnt::CREATE)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| query_err("create the table of what was learnt", e))?;
+            sqlx::query_as(crate::learnt::SELECT)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| query_err("load what was learnt", e))
+        })?;
+        crate::learnt::records("sqlite", rows)
+    }
+
     fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
         let location = self.location();
         self.run(read::patterns(&self.pool, source(&location)))
