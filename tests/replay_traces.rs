@@ -3,6 +3,7 @@
 //!
 //! The baseline, "intervene at a task's first error", is computed here from the same files, so
 //! the comparison holds whatever traces sit in `../shared/data/traces`.
+#![cfg(feature = "cli")]
 mod common;
 use common::ace;
 
