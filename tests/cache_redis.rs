@@ -1,5 +1,6 @@
 //! The shared cache on the real Redis of this machine (127.0.0.1:6379, or `ACE_TEST_REDIS_URL`),
 //! and on a Redis of the test's own that it stops and starts again.
+#![cfg(feature = "redis")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -11,6 +11,7 @@
 //! stored, or counted as dropped), and `health()` and the metrics say what happened. The store
 //! crashing outright is `tests/fault_postgres.rs` (every connection cut under load), Redis going
 //! away is in `tests/cache_redis.rs`, and the process itself killed is `tests/durable_kill.rs`.
+#![cfg(feature = "postgres")]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

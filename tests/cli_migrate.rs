@@ -1,4 +1,5 @@
 //! `ace migrate` as a user runs it, on a SQLite file and on the PostgreSQL server.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::ace;

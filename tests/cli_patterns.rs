@@ -1,4 +1,5 @@
 //! `ace patterns eval` as a user runs it: the real binary on real files.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::ace;

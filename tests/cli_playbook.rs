@@ -1,4 +1,5 @@
 //! `ace playbook` as a user runs it: the real binary on a real SQLite file.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::ace;

@@ -100,7 +100,7 @@ fn label_names(rest: &str) -> Vec<String> {
 
 /// Whether `word` names one of the metric families the kit queries.
 fn is_metric(word: &str) -> bool {
-    ["ace_", "circuit_breaker_", "playbook_", "bullets_", "insights_"].iter().any(|p| word.starts_with(p))
+    word.starts_with("ace_")
 }
 
 /// The metric selectors of a PromQL expression: each metric name with its `{...}` matchers (empty
@@ -149,13 +149,7 @@ fn referenced(exprs: &[String]) -> BTreeSet<String> {
                 word.push(c);
                 continue;
             }
-            if (word.starts_with("ace_")
-                || word.starts_with("circuit_breaker_")
-                || word.starts_with("playbook_")
-                || word.starts_with("bullets_")
-                || word.starts_with("insights_"))
-                && c != '('
-            {
+            if word.starts_with("ace_") && c != '(' {
                 out.insert(word.clone());
             }
             word.clear();
@@ -204,9 +198,12 @@ fn alert_rules_and_the_dashboard_query_metrics_that_exist() {
             "{name} is queried but ace exports no family {f}; exported: {families:?}"
         );
     }
-    for f in
-        ["ace_intervention_effectiveness", "ace_metrics_label_overflow", "circuit_breaker_state", "bullets_promoted"]
-    {
+    for f in [
+        "ace_intervention_effectiveness",
+        "ace_metrics_label_overflow",
+        "ace_circuit_breaker_state",
+        "ace_bullets_promoted",
+    ] {
         assert!(families.contains(f), "{f} moved when its event happened");
     }
 }

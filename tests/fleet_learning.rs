@@ -2,6 +2,7 @@
 //! PostgreSQL (127.0.0.1:5432, `ACE_TEST_POSTGRES_URL`) and the real Redis (127.0.0.1:6379,
 //! `ACE_TEST_REDIS_URL`); outcomes reported to one change the other's choices; a restart on the
 //! same database keeps them; each outcome counts once in the store and in the cache.
+#![cfg(all(feature = "postgres", feature = "redis"))]
 
 use std::time::{Duration, Instant};
 

@@ -147,31 +147,31 @@ fn breaker_state_and_failures() {
     let ace = engine();
     let llm = ace.breaker("llm").unwrap();
     ace.acquire("a", "t", &llm).unwrap().success();
-    assert_eq!(sample(&ace, "circuit_breaker_state{name=\"llm\",state=\"closed\"}"), Some(1.0));
-    assert_eq!(sample(&ace, "circuit_breaker_failures_total{name=\"llm\"}"), Some(0.0));
+    assert_eq!(sample(&ace, "ace_circuit_breaker_state{name=\"llm\",state=\"closed\"}"), Some(1.0));
+    assert_eq!(sample(&ace, "ace_circuit_breaker_failures_total{name=\"llm\"}"), Some(0.0));
     for _ in 0..5 {
         ace.acquire("a", "t", &llm).unwrap().failure();
     }
-    assert_eq!(sample(&ace, "circuit_breaker_failures_total{name=\"llm\"}"), Some(5.0));
-    assert_eq!(sample(&ace, "circuit_breaker_state{name=\"llm\",state=\"open\"}"), Some(1.0));
-    assert_eq!(sample(&ace, "circuit_breaker_state{name=\"llm\",state=\"closed\"}"), Some(0.0));
+    assert_eq!(sample(&ace, "ace_circuit_breaker_failures_total{name=\"llm\"}"), Some(5.0));
+    assert_eq!(sample(&ace, "ace_circuit_breaker_state{name=\"llm\",state=\"open\"}"), Some(1.0));
+    assert_eq!(sample(&ace, "ace_circuit_breaker_state{name=\"llm\",state=\"closed\"}"), Some(0.0));
 }
 
 #[test]
 fn playbook_insights_bullets_promotions_and_retrieval_latency() {
     let ace = engine();
     let pb = ace.playbooks();
-    assert_eq!(sample(&ace, "insights_processed_total"), Some(0.0));
-    assert_eq!(sample(&ace, "playbook_retrieval_latency_seconds_count"), Some(0.0));
+    assert_eq!(sample(&ace, "ace_insights_processed_total"), Some(0.0));
+    assert_eq!(sample(&ace, "ace_playbook_retrieval_latency_seconds_count"), Some(0.0));
     let report = pb.merge("d", &[Insight::new("strategies", "check the fare before booking")]).unwrap();
-    assert_eq!(sample(&ace, "insights_processed_total"), Some(1.0));
-    assert_eq!(sample(&ace, "bullets_added_total"), Some(1.0));
-    assert_eq!(sample(&ace, "bullets_promoted_total"), Some(0.0));
+    assert_eq!(sample(&ace, "ace_insights_processed_total"), Some(1.0));
+    assert_eq!(sample(&ace, "ace_bullets_added_total"), Some(1.0));
+    assert_eq!(sample(&ace, "ace_bullets_promoted_total"), Some(0.0));
     let stages: Vec<Stage> = (0..3).map(|_| pb.feedback("d", &report.added[0], Feedback::Helpful).unwrap()).collect();
     assert_eq!(stages.last(), Some(&Stage::Staging));
-    assert_eq!(sample(&ace, "bullets_promoted_total"), Some(1.0));
+    assert_eq!(sample(&ace, "ace_bullets_promoted_total"), Some(1.0));
     pb.retrieve("d", "fare", 3, Stage::Shadow).unwrap();
-    assert_eq!(sample(&ace, "playbook_retrieval_latency_seconds_count"), Some(1.0));
+    assert_eq!(sample(&ace, "ace_playbook_retrieval_latency_seconds_count"), Some(1.0));
 }
 
 #[test]

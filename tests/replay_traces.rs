@@ -1,6 +1,7 @@
 //! `ace eval` and `ace replay` on the shared development data (real tau-bench and Who&When runs,
 //! Loghub-2k), against the cross-validated targets of issue 23; and the command line as a user
 //! runs it.
+#![cfg(feature = "cli")]
 mod common;
 use common::ace;
 

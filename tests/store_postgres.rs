@@ -4,6 +4,7 @@
 //!
 //! `ACE_TEST_POSTGRES_URL` overrides the server. CI starts PostgreSQL if it is down; a missing
 //! server fails there, never skips.
+#![cfg(feature = "postgres")]
 
 mod conformance;
 

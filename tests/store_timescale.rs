@@ -7,6 +7,7 @@
 //! lacks the COPY sub-protocol, so the stores here use one connection and `PgOptions::copy(false)`.
 //! `scripts/test.sh` installs it (`npm ci --prefix tests/timescale`); without it this test fails
 //! and says so.
+#![cfg(feature = "postgres")]
 
 mod conformance;
 

@@ -460,11 +460,11 @@ fn the_engine_registry_shares_breakers_reports_metrics_and_turns_rejections_into
     assert!(ace.acquire("agent-1", "task-1", &llm).unwrap_err().intervention.is_none(), "once per breaker and task");
     let text = ace.metrics_text();
     for line in [
-        "circuit_breaker_state{name=\"llm\",state=\"open\"} 1",
-        "circuit_breaker_state{name=\"llm\",state=\"closed\"} 0",
-        "circuit_breaker_failures_total{name=\"llm\"} 5",
-        "circuit_breaker_calls_total{name=\"llm\",outcome=\"failure\"} 5",
-        "circuit_breaker_not_permitted_calls_total{name=\"llm\"} 2",
+        "ace_circuit_breaker_state{name=\"llm\",state=\"open\"} 1",
+        "ace_circuit_breaker_state{name=\"llm\",state=\"closed\"} 0",
+        "ace_circuit_breaker_failures_total{name=\"llm\"} 5",
+        "ace_circuit_breaker_calls_total{name=\"llm\",outcome=\"failure\"} 5",
+        "ace_circuit_breaker_not_permitted_calls_total{name=\"llm\"} 2",
         "ace_signals_total{kind=\"breaker_open\"} 2",
     ] {
         assert!(text.contains(line), "{line} in\n{text}");

@@ -104,7 +104,7 @@ fn large_batches_are_chunked() {
     let report = pb.merge("d", &insights).unwrap();
     assert_eq!(report.added.len() + report.merged.len(), 250);
     assert_eq!(pb.bullets("d").unwrap().len(), report.added.len());
-    assert!(ace.metrics_text().contains("insights_processed_total 250"));
+    assert!(ace.metrics_text().contains("ace_insights_processed_total 250"));
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn retrieval_ranks_by_relevance_from_a_stage_up() {
     let staged = pb.retrieve("d", "refunds", 5, Stage::Staging).unwrap();
     assert_eq!(staged.len(), 1);
     assert_eq!(staged[0].bullet.id, baggage);
-    assert!(ace.metrics_text().contains("playbook_retrieval_latency_seconds_count 3"));
+    assert!(ace.metrics_text().contains("ace_playbook_retrieval_latency_seconds_count 3"));
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn evidence_gates_promote_one_step_at_a_time_and_harm_quarantines() {
     pb.feedback("d", &bad, Feedback::Harmful).unwrap();
     assert_eq!(pb.feedback("d", &bad, Feedback::Harmful).unwrap(), Stage::Quarantined);
     assert!(pb.retrieve("d", "Bad advice", 5, Stage::Shadow).unwrap().iter().all(|s| s.bullet.id != bad));
-    assert!(ace.metrics_text().contains("bullets_promoted_total 2"));
+    assert!(ace.metrics_text().contains("ace_bullets_promoted_total 2"));
 }
 
 #[test]

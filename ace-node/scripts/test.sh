@@ -41,5 +41,41 @@ for example in "$root"/examples/node/*.mjs; do
   (cd "$work" && node "$(basename "$example")" > "$work/example.out")
 done
 
+echo "--> npm pack, installed into a fresh project: TypeScript (import) and CommonJS (require)"
+npm pack --silent --pack-destination "$work" > "$work/pack.out"
+tarball="$work/$(tail -n 1 "$work/pack.out")"
+echo "    $(basename "$tarball"): $(stat -c %s "$tarball") bytes"
+consumer="$work/consumer"
+mkdir -p "$consumer"
+(cd "$consumer" && npm init -y > /dev/null && npm install --no-audit --no-fund --loglevel=error "$tarball")
+cat > "$consumer/quickstart.ts" <<'TS'
+import { Ace, type Report } from 'agent-ace'
+import { registerAce, type Family } from 'agent-ace/prometheus'
+
+const ace = await Ace.open('memory')
+const r: Report = ace.recordStage('agent-1', 'task-1', 'planning', 0.4, true, { tokens_in: 812 })
+const families: Map<string, Family> = new Map()
+void registerAce
+void families
+console.log(JSON.stringify({ signals: r.signals.length, closed: ace.closed }))
+await ace.close()
+TS
+cat > "$consumer/tsconfig.json" <<'JSON'
+{ "compilerOptions": { "strict": true, "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext", "types": ["node"], "typeRoots": ["PWD_TYPES"], "outDir": "out", "skipLibCheck": false }, "files": ["quickstart.ts"] }
+JSON
+sed -i "s#PWD_TYPES#$PWD/node_modules/@types#" "$consumer/tsconfig.json"
+(cd "$consumer" && npm pkg set type=module > /dev/null && "$OLDPWD/node_modules/.bin/tsc" -p tsconfig.json && node out/quickstart.js)
+cat > "$consumer/quickstart.cjs" <<'CJS'
+const { Ace } = require('agent-ace')
+const { registerAce } = require('agent-ace/prometheus')
+Ace.open('memory').then(async (ace) => {
+  const r = ace.recordStage('agent-1', 'task-1', 'planning', 0.4, true)
+  if (typeof registerAce !== 'function' || !Array.isArray(r.signals)) throw new Error('agent-ace: unexpected exports')
+  await ace.close()
+  console.log('require: ok')
+})
+CJS
+(cd "$consumer" && node quickstart.cjs)
+
 echo "--> benchmark (quick run; the figures in docs/node.md come from a full run)"
 node "$root/benches/node/compare.mjs" --quick

@@ -16,9 +16,24 @@ py="$work/venv/bin/python"
 "$py" -m pip install --quiet --upgrade pip
 "$py" -m pip install --quiet -r requirements-test.txt
 
-echo "--> the wheel (maturin, release, abi3)"
-"$work/venv/bin/maturin" build --release --locked --quiet -o "$work/dist"
+echo "--> the sdist, then the wheel built from it (as PyPI users without a wheel build it), twine check"
+"$work/venv/bin/maturin" sdist --quiet -o "$work/dist"
+# The sdist's build runs in a copy of the sources; CARGO_TARGET_DIR keeps the dependencies cached.
+"$py" -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/dist" "$work"/dist/agent_ace-*.tar.gz
+"$work/venv/bin/twine" check --strict "$work"/dist/*
 "$py" -m pip install --quiet "$work"/dist/agent_ace-*.whl
+"$py" - "$work"/dist <<'PY'
+import pathlib, sys, sysconfig
+dist = pathlib.Path(sys.argv[1])
+for f in sorted(dist.iterdir()):
+    print(f"    {f.name}: {f.stat().st_size / 1e6:.1f} MB")
+site = pathlib.Path(sysconfig.get_paths()["platlib"]) / "ace"
+ext = next(site.glob("_ace*.so"))
+size = ext.stat().st_size
+print(f"    installed extension {ext.name}: {size / 1e6:.1f} MB")
+# Stripped release builds (Cargo.toml [profile.release]); 83 MB when debug tables shipped.
+assert size <= 8_000_000, f"the installed extension is {size} bytes, over the 8 MB budget"
+PY
 
 echo "--> stubs against the built module, and mypy --strict"
 (cd "$work" && "$py" -m mypy.stubtest ace._ace && "$py" -m mypy --strict -p ace)

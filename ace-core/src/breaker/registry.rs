@@ -234,7 +234,7 @@ impl Collector for BreakerSeries {
         let Some(registry) = self.registry.get().and_then(Weak::upgrade) else { return Ok(()) };
         let breakers = registry.all();
         let mut state = encoder.encode_descriptor(
-            "circuit_breaker_state",
+            "ace_circuit_breaker_state",
             "1 for the breaker's current state, 0 for the others",
             None,
             MetricType::Gauge,
@@ -247,7 +247,7 @@ impl Collector for BreakerSeries {
             }
         }
         let mut failures = encoder.encode_descriptor(
-            "circuit_breaker_failures",
+            "ace_circuit_breaker_failures",
             "Calls through the breaker that failed",
             None,
             MetricType::Counter,
@@ -256,7 +256,7 @@ impl Collector for BreakerSeries {
             ConstCounter::new(b.counts().failures).encode(failures.encode_family(&[("name", b.name())])?)?;
         }
         let mut calls = encoder.encode_descriptor(
-            "circuit_breaker_calls",
+            "ace_circuit_breaker_calls",
             "Calls through the breaker by outcome (success, failure, ignored; slow calls are also counted as slow)",
             None,
             MetricType::Counter,
@@ -270,7 +270,7 @@ impl Collector for BreakerSeries {
             }
         }
         let mut rejected = encoder.encode_descriptor(
-            "circuit_breaker_not_permitted_calls",
+            "ace_circuit_breaker_not_permitted_calls",
             "Calls the breaker did not let through",
             None,
             MetricType::Counter,

@@ -419,7 +419,8 @@ mod tests {
     }
 
     fn record_as(m: &Hot, agent: &str) -> Result<()> {
-        let obs = Observation { agent, task: "t", stage: "planning", outcome: Some((1.0, true)), metrics: &[], tool: None };
+        let obs =
+            Observation { agent, task: "t", stage: "planning", outcome: Some((1.0, true)), metrics: &[], tool: None };
         m.record(Timestamp::from_micros(1), &obs).map(|_| ())
     }
 

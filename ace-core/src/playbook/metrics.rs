@@ -28,18 +28,18 @@ impl Default for PlaybookMetrics {
 impl PlaybookMetrics {
     pub(crate) fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
-            "playbook_retrieval_latency_seconds",
+            "ace_playbook_retrieval_latency_seconds",
             "Time to retrieve the best bullets for a query",
             self.retrieval.clone(),
         );
-        registry.register("bullets_added", "Bullets added to playbooks", self.added.clone());
+        registry.register("ace_bullets_added", "Bullets added to playbooks", self.added.clone());
         registry.register(
-            "bullets_promoted",
+            "ace_bullets_promoted",
             "Bullets promoted a stage (shadow to staging, staging to prod)",
             self.promoted.clone(),
         );
         registry.register(
-            "insights_processed",
+            "ace_insights_processed",
             "Insights merged into playbooks (added, merged or skipped)",
             self.insights.clone(),
         );

@@ -47,6 +47,26 @@ from ace.exceptions import (
     StoreUnavailableError,
 )
 
+#: The distribution this package comes from. Other PyPI distributions (``ace``,
+#: ``ace-framework``) also install a top-level ``ace`` package; installed beside this one they
+#: overwrite its files. ``python -c "import ace; print(ace.__distribution__)"`` prints
+#: ``agent-ace`` when ``import ace`` is ours; :func:`conflicting_distributions` names the others.
+__distribution__ = "agent-ace"
+
+
+def conflicting_distributions() -> list[str]:
+    """The installed distributions other than ``agent-ace`` that also provide ``import ace``.
+
+    An empty list means ``import ace`` is this package alone. Any name returned is a package
+    whose files share the ``ace/`` directory with ours: uninstall one of the two (or use separate
+    virtualenvs).
+    """
+    from importlib.metadata import packages_distributions
+
+    names = packages_distributions().get("ace", [])
+    return sorted({n for n in names if n.lower().replace("_", "-") != __distribution__})
+
+
 __all__ = [
     "Ace",
     "AceError",
@@ -71,9 +91,11 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "TaskScope",
+    "__distribution__",
     "__version__",
     "args_digest",
     "args_digest_json",
+    "conflicting_distributions",
     "current_task",
     "replay",
     "sync_log_level",
