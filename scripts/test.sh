@@ -145,9 +145,7 @@ if ! cargo publish --workspace --dry-run --locked "${dirty[@]}" > "$HOME/.cache/
   echo "cargo publish --dry-run failed" >&2
   exit 1
 fi
-for crate in agent-ace-core ace-store ace; do
-  ls -l "$CARGO_TARGET_DIR"/package/"$crate"-*.crate | awk '{printf "    %s %d bytes\n", $NF, $5}'
-done
+grep -E '^ *(Packaging|Packaged) ' "$HOME/.cache/ace-publish.log"
 
 step "benches compile"
 cargo bench --locked --all-features --no-run --quiet 2>&1 | tail -n 3
