@@ -327,10 +327,17 @@ impl Writer {
     /// files meanwhile once the write proves slow (see the module's comment). Returns the batch
     /// and the outcome. Files spilled meanwhile hold newer records than the batch: a batch that
     /// fails after some were written is spilled under a name taken before them, so replay keeps
-    /// the order.
-    fn store_batch(&mut self, records: Vec<Record>, retry: bool) -> (Vec<Record>, std::result::Result<(), Arc<Error>>) {
+    /// the order. A batch replayed from a spill file (`from_spill`) is never spilled again: its
+    /// file is still there, and is released for the next replay (spilling it anew would store it
+    /// twice).
+    fn store_batch(
+        &mut self,
+        records: Vec<Record>,
+        retry: bool,
+        from_spill: bool,
+    ) -> (Vec<Record>, std::result::Result<(), Arc<Error>>) {
         let started = Instant::now();
-        let before = self.p.spill.as_mut().map(Spill::reserve);
+        let before = if from_spill { None } else { self.p.spill.as_mut().map(Spill::reserve) };
         let mut overflowed = false;
         let pressure = (self.p.config.buffer_capacity / 8).max(self.p.config.batch_size) as u64;
         self.appender.submit(records, retry);
@@ -443,7 +450,7 @@ impl Writer {
             };
             let started = Instant::now();
             let n = records.len() as u64;
-            let (_, outcome) = self.store_batch(records, self.retry_at.is_some());
+            let (_, outcome) = self.store_batch(records, self.retry_at.is_some(), true);
             if let Err(e) = outcome {
                 if let Some(spill) = &self.p.spill {
                     spill.release(&claimed, &file);
@@ -475,7 +482,7 @@ impl Writer {
         }
         let started = Instant::now();
         let batch = std::mem::take(&mut self.carry);
-        let (mut batch, outcome) = self.store_batch(batch, self.retry_at.is_some());
+        let (mut batch, outcome) = self.store_batch(batch, self.retry_at.is_some(), false);
         if let Err(e) = outcome {
             // Back in front of whatever came in meanwhile (nothing, unless the spill failed).
             batch.append(&mut self.carry);
