@@ -17,7 +17,7 @@ py="$work/venv/bin/python"
 "$py" -m pip install --quiet -r requirements-test.txt
 
 echo "--> the sdist, then the wheel built from it (as PyPI users without a wheel build it), twine check"
-"$work/venv/bin/maturin" sdist --quiet -o "$work/dist"
+"$work/venv/bin/maturin" sdist -o "$work/dist" > "$work/sdist.log"
 # The sdist's build runs in a copy of the sources; CARGO_TARGET_DIR keeps the dependencies cached.
 "$py" -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/dist" "$work"/dist/agent_ace-*.tar.gz
 "$work/venv/bin/twine" check --strict "$work"/dist/*
