@@ -13,6 +13,8 @@ trap 'rm -rf "$work"' EXIT
 echo "--> a fresh virtualenv with the test requirements"
 python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
+# The sdist's build backend runs `maturin` by name, so the virtualenv's bin comes first on PATH.
+export PATH="$work/venv/bin:$PATH"
 "$py" -m pip install --quiet --upgrade pip
 "$py" -m pip install --quiet -r requirements-test.txt
 
