@@ -42,7 +42,7 @@ echo "--> stubs against the built module, and mypy --strict"
 (cd "$work" && "$py" -m mypy.stubtest ace._ace && "$py" -m mypy --strict -p ace)
 
 echo "--> the ace binary (tests/test_otlp_serve.py runs ace serve --otlp)"
-(cd "$root" && cargo build --locked --quiet --bin ace)
+(cd "$root" && cargo build --locked --quiet --features cli --bin ace)
 export ACE_BIN="$CARGO_TARGET_DIR/debug/ace"
 
 echo "--> pytest"

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
             x += i
         return None
 
-    e = ace.Ace(judge=judge)
+    e = ace.Ace(judge=judge, from_env=True)  # reads the ACE_JUDGE_TIMEOUT set above
     for p in range(3):
         e.record_error("a", "t", "execution", "ConnectionError", f"connection to db-{p}:5432 refused")
     timeouts = e.metrics_text()
