@@ -9,12 +9,16 @@
 //! ([`ServeOptions::otlp`], `otlp` feature): its body, at most [`ServeOptions::otlp_max_body`]
 //! bytes with a `Content-Length`, gets [`BODY_TIMEOUT`]. A closed engine is answered `503`.
 
-use std::io::{BufReader, Read};
+use std::io::BufReader;
+#[cfg(feature = "otlp")]
+use std::io::Read;
 
 mod api;
 mod http;
 mod page;
-use http::{Deadline, Head, authorized, read_head, refuse, respond};
+#[cfg(feature = "otlp")]
+use http::Head;
+use http::{Deadline, authorized, read_head, refuse, respond};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -52,6 +56,7 @@ pub struct ServeOptions {
     pub otlp_max_body: usize,
 }
 
+#[cfg_attr(not(feature = "otlp"), allow(clippy::derivable_impls))] // OTLP adds a non-default field
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
