@@ -196,10 +196,11 @@ fn overview(ace: &Ace) -> Value {
     })
 }
 
-/// What one agent's row shows.
+/// What one agent's row shows (its stages' baselines as indices into the loaded list, turned
+/// into JSON only for the agents of the page asked for).
 #[derive(Default)]
 struct Agent {
-    stages: Vec<Value>,
+    stages: Vec<usize>,
     max_deviation: f64,
     degraded: bool,
     interventions: u64,
@@ -207,28 +208,33 @@ struct Agent {
     last_reason: Option<String>,
 }
 
+/// How far a baseline's recent value is from its mean, in standard deviations (0 without spread).
+fn deviation(b: &ace_core::BaselineRecord) -> (f64, f64) {
+    let std = b.state.var.max(0.0).sqrt();
+    let z = if std > 0.0 && b.state.count > 1 { (b.state.recent - b.state.mean) / std } else { 0.0 };
+    (z, std)
+}
+
 fn agents(ace: &Ace, p: &Params) -> Result<Value, Failure> {
     let per_page = p.number("per_page", PER_PAGE, MAX_PER_PAGE)?;
     let page = p.number("page", 1, usize::MAX)?;
-    let mut by: BTreeMap<String, Agent> = BTreeMap::new();
-    for b in ace.stored_baselines()? {
-        let a = by.entry(b.agent.clone()).or_default();
-        let std = b.state.var.max(0.0).sqrt();
-        let deviation = if std > 0.0 && b.state.count > 1 { (b.state.recent - b.state.mean) / std } else { 0.0 };
-        a.max_deviation = a.max_deviation.max(deviation.abs());
+    let baselines = ace.stored_baselines()?;
+    let mut by: HashMap<&str, Agent> = HashMap::new();
+    for (i, b) in baselines.iter().enumerate() {
+        let a = by.entry(b.agent.as_str()).or_default();
+        a.max_deviation = a.max_deviation.max(deviation(b).0.abs());
         a.degraded |= b.state.degraded;
-        a.stages.push(json!({
-            "stage": b.stage, "metric": b.metric, "count": b.state.count, "mean": b.state.mean, "std": std,
-            "recent": b.state.recent, "deviation": deviation, "degraded": b.state.degraded,
-        }));
+        a.stages.push(i);
     }
-    for i in ace.interventions(&InterventionQuery::all().limit(RECENT))? {
-        let a = by.entry(i.agent.to_string()).or_default();
+    let interventions = ace.interventions(&InterventionQuery::all().limit(RECENT))?;
+    for i in &interventions {
+        let a = by.entry(&i.agent).or_default();
         a.interventions += 1;
-        a.last_reason.get_or_insert(i.reason);
+        a.last_reason.get_or_insert_with(|| i.reason.clone());
     }
-    for e in ace.errors(&ErrorQuery::all().limit(RECENT))? {
-        by.entry(e.agent.to_string()).or_default().errors += 1;
+    let errors = ace.errors(&ErrorQuery::all().limit(RECENT))?;
+    for e in &errors {
+        by.entry(&e.agent).or_default().errors += 1;
     }
     let attention = |a: &Agent| {
         a.max_deviation.min(10.0)
@@ -236,14 +242,14 @@ fn agents(ace: &Ace, p: &Params) -> Result<Value, Failure> {
             + 3.0 * a.interventions as f64
             + a.errors as f64
     };
-    let mut rows: Vec<(String, Agent, f64)> = by
+    let mut rows: Vec<(&str, Agent, f64)> = by
         .into_iter()
         .map(|(name, a)| {
             let score = attention(&a);
             (name, a, score)
         })
         .collect();
-    rows.sort_by(|x, y| y.2.total_cmp(&x.2).then_with(|| x.0.cmp(&y.0)));
+    rows.sort_unstable_by(|x, y| y.2.total_cmp(&x.2).then_with(|| x.0.cmp(y.0)));
     let total = rows.len();
     let start = (page - 1).saturating_mul(per_page);
     let agents: Vec<Value> = rows
@@ -251,10 +257,22 @@ fn agents(ace: &Ace, p: &Params) -> Result<Value, Failure> {
         .skip(start)
         .take(per_page)
         .map(|(name, a, score)| {
+            let stages: Vec<Value> = a
+                .stages
+                .iter()
+                .map(|&i| {
+                    let b = &baselines[i];
+                    let (z, std) = deviation(b);
+                    json!({
+                        "stage": b.stage, "metric": b.metric, "count": b.state.count, "mean": b.state.mean,
+                        "std": std, "recent": b.state.recent, "deviation": z, "degraded": b.state.degraded,
+                    })
+                })
+                .collect();
             json!({
                 "agent": name, "attention": score, "max_deviation": a.max_deviation, "degraded": a.degraded,
                 "interventions": a.interventions, "errors": a.errors, "last_reason": a.last_reason,
-                "stages": a.stages,
+                "stages": stages,
             })
         })
         .collect();
