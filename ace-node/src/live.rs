@@ -129,7 +129,15 @@ impl Engine {
         let mut q = InterventionQuery::all().limit(limit_or_default(limit));
         (q.agent, q.since) = (agent, since_ts(since)?);
         let ace = self.ace.clone();
-        Ok(Job::new(move || Ok(camel(list(&ace.interventions(&q).js()?, intervention_json)))))
+        Ok(Job::new(move || {
+            let rows = ace.interventions(&q).js()?;
+            let mut v = camel(list(&rows, intervention_json));
+            // The id as interventions carry it elsewhere in Node (a decimal string), for reportOutcome.
+            for (item, r) in v.as_array_mut().into_iter().flatten().zip(&rows) {
+                item["id"] = r.id.0.to_string().into();
+            }
+            Ok(v)
+        }))
     }
 
     /// The newest errors the store holds, newest first (arguments as `interventions`).

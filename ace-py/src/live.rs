@@ -127,7 +127,12 @@ pub(crate) fn interventions<'py>(
         let mut q = InterventionQuery::all().limit(limit);
         (q.agent, q.since) = (agent, since(py, since_s)?);
         let rows = py.detach(|| ace.interventions(&q)).py(py)?;
-        json_to_py(py, &list(&rows, intervention_json))
+        let mut v = list(&rows, intervention_json);
+        // The id as `Intervention.id` has it (an int), for `report_outcome`.
+        for (item, r) in v.as_array_mut().into_iter().flatten().zip(&rows) {
+            item["id"] = r.id.0.into();
+        }
+        json_to_py(py, &v)
     })
 }
 
