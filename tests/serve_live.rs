@@ -80,7 +80,14 @@ fn the_page_and_its_api_show_what_the_engine_holds() {
     assert_eq!(agents["agents"][0]["agent"], "agent-7", "the agent with more errors needs more attention");
     let agent2 = &agents["agents"][1];
     assert_eq!(agent2["agent"], "agent-2");
-    assert!(agent2["stages"].as_array().unwrap().iter().any(|s| s["stage"] == "planning"), "{agent2}");
+    let planning =
+        agent2["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "planning" && s["metric"] == "duration_s");
+    let planning = planning.unwrap_or_else(|| panic!("{agent2}"));
+    // The sparkline: the last 30 durations recorded, oldest first.
+    let spark: Vec<f64> = planning["spark"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let expected: Vec<f64> = (10..40).map(|i| 0.4 + f64::from(i % 3) * 0.01).collect();
+    assert_eq!(spark.len(), expected.len());
+    assert!(spark.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-9), "{spark:?}");
     let paged = json(&format!("{base}/api/agents?per_page=1&page=2"));
     assert_eq!(paged["agents"].as_array().unwrap().len(), 1);
     assert_eq!(paged["agents"][0]["agent"], "agent-2");

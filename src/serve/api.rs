@@ -24,6 +24,9 @@ const RECENT: usize = 2000;
 /// The agents a page holds by default, and at most.
 const PER_PAGE: usize = 50;
 const MAX_PER_PAGE: usize = 500;
+/// A sparkline's points, and how far back they are read.
+const SPARK_POINTS: usize = 30;
+const SPARK_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 type Answer = (&'static str, &'static str, String);
 
@@ -208,6 +211,31 @@ struct Agent {
     last_reason: Option<String>,
 }
 
+/// The values of `agent`'s last [`SPARK_POINTS`] observations per (stage, metric) within
+/// [`SPARK_WINDOW`] of now, oldest first (what the page draws as sparklines). A store that cannot
+/// answer gives none: the row still shows.
+fn sparklines(ace: &Ace, agent: &str) -> HashMap<(String, String), Vec<f64>> {
+    let since = ace.now().minus(SPARK_WINDOW);
+    let query = ace_core::MetricQuery::all().agent(agent).since(since);
+    let mut out: HashMap<(String, String), Vec<f64>> = HashMap::new();
+    for r in ace.store().query_metrics(&query).unwrap_or_default() {
+        let values =
+            r.duration_s.map(|d| ("duration_s", d)).into_iter().chain(r.metrics.iter().map(|(m, v)| (&**m, *v)));
+        for (metric, v) in values {
+            let points = out.entry((r.stage.to_string(), metric.to_owned())).or_default();
+            if points.len() == 2 * SPARK_POINTS {
+                points.drain(..SPARK_POINTS);
+            }
+            points.push(v);
+        }
+    }
+    for points in out.values_mut() {
+        let extra = points.len().saturating_sub(SPARK_POINTS);
+        points.drain(..extra);
+    }
+    out
+}
+
 /// How far a baseline's recent value is from its mean, in standard deviations (0 without spread).
 fn deviation(b: &ace_core::BaselineRecord) -> (f64, f64) {
     let std = b.state.var.max(0.0).sqrt();
@@ -257,15 +285,18 @@ fn agents(ace: &Ace, p: &Params) -> Result<Value, Failure> {
         .skip(start)
         .take(per_page)
         .map(|(name, a, score)| {
+            let spark = sparklines(ace, name);
             let stages: Vec<Value> = a
                 .stages
                 .iter()
                 .map(|&i| {
                     let b = &baselines[i];
                     let (z, std) = deviation(b);
+                    let points = spark.get(&(b.stage.clone(), b.metric.clone())).cloned().unwrap_or_default();
                     json!({
                         "stage": b.stage, "metric": b.metric, "count": b.state.count, "mean": b.state.mean,
                         "std": std, "recent": b.state.recent, "deviation": z, "degraded": b.state.degraded,
+                        "spark": points,
                     })
                 })
                 .collect();

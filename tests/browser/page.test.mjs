@@ -45,6 +45,7 @@ test('the live page shows the demo: agents, an intervention, a pattern', async (
     assert.equal(await agents.count(), 20, 'the 20 demo agents, on one page of 25')
     assert.match(await page.locator('#page').innerText(), /20 agents/)
     assert.match(await agents.first().innerText(), /agent-\d{5}/)
+    assert.ok((await page.locator('#agents svg.spark polyline').count()) > 0, 'sparklines are drawn')
 
     const interventions = page.locator('#interventions tr')
     assert.ok((await interventions.count()) > 0)
