@@ -68,3 +68,40 @@ fn bad_arguments_are_clear_errors() {
     let (ok, out, err) = ace(&["patterns", "eval", "--json", "tests/fixtures/mini_2k.log_structured.csv"]);
     assert!(ok && out.contains("\"dataset\":\"mini\""), "{out}{err}");
 }
+
+#[test]
+fn demo_serve_keeps_the_demo_engine_up_for_the_page() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    /// Kills the demo however the test ends (it serves until stopped).
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ace"))
+        .args(["demo", "--agents", "5", "--tasks", "30", "--store", "memory", "--json", "--serve", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _child = Killed(child);
+    // With --json the serving line goes to standard error, so the summary stays one document.
+    let mut url = None;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("serving the demo's engine on ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let url = url.expect("the demo says where it serves");
+    let out = Command::new("curl").args(["-s", "--max-time", "10", &format!("{url}api/agents")]).output().unwrap();
+    let agents: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(agents["total"], 5, "{agents}");
+    let out = Command::new("curl").args(["-s", "--max-time", "10", &format!("{url}api/patterns")]).output().unwrap();
+    assert!(!serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().is_empty());
+}
