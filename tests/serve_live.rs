@@ -161,3 +161,27 @@ fn a_bearer_token_guards_the_page_and_the_api() {
     }
     assert_eq!(curl(&format!("{base}/api/overview"), &["-H", "Authorization: Bearer s3cret"]).0, 200);
 }
+
+#[test]
+fn a_listener_on_a_shared_store_shows_what_other_engines_stored() {
+    // As `ace serve` on the fleet's store: the serving engine records nothing itself.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ace.db").display());
+    let viewer = ace::open(&url, [("ACE_SPILL_DIR", "off")]).unwrap();
+    let server = viewer.serve("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let worker = ace::open(&url, [("ACE_SPILL_DIR", "off")]).unwrap();
+    for i in 0..4 {
+        worker
+            .record_error("w-1", &format!("t{i}"), "execution", "Timeout", &format!("call {i} timed out"), None)
+            .unwrap();
+    }
+    worker.flush().unwrap();
+    let patterns = json(&format!("{base}/api/patterns"));
+    assert!(patterns.as_array().unwrap().iter().any(|p| p["kind"] == "Timeout" && p["count"] == 4), "{patterns}");
+    let errors = json(&format!("{base}/api/errors"));
+    assert_eq!(errors.as_array().unwrap().len(), 4);
+    let agents = json(&format!("{base}/api/agents"));
+    assert_eq!(agents["agents"][0]["agent"], "w-1");
+    worker.close().unwrap();
+}

@@ -5,8 +5,8 @@
 //! - `agents?page=&per_page=`: agents with their stages' stored baselines and current deviation,
 //!   recent interventions and errors, sorted by what needs attention (paged, 50 a page);
 //! - `interventions?agent=&since=&limit=` and `errors?agent=&since=&limit=`: the newest first;
-//! - `patterns?limit=`: the live miner's patterns, most frequent first, with the worst severity
-//!   seen among the recent errors.
+//! - `patterns?limit=`: the live miner's patterns and the store's, most frequent first, with the
+//!   worst severity seen among the recent errors.
 //!
 //! Unknown paths are `404`, unknown or malformed parameters `400`; each list is bounded.
 
@@ -163,8 +163,21 @@ fn patterns(ace: &Ace, p: &Params) -> Result<Value, Failure> {
         let s = worst.entry(e.pattern.to_string()).or_insert(e.severity);
         *s = (*s).max(e.severity);
     }
-    let out = ace
-        .patterns()
+    // The live miner's patterns, and the store's that it does not hold (written by other
+    // processes on a shared store, as `ace serve` sees them); the larger count of each.
+    let mut all: HashMap<ace_core::PatternId, ace_core::PatternRecord> = HashMap::new();
+    for pat in ace.stored_patterns()?.into_iter().chain(ace.patterns()) {
+        match all.get_mut(&pat.id) {
+            Some(known) if known.count >= pat.count => {}
+            Some(known) => *known = pat,
+            None => {
+                all.insert(pat.id, pat);
+            }
+        }
+    }
+    let mut all: Vec<_> = all.into_values().collect();
+    all.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+    let out = all
         .iter()
         .take(limit)
         .map(|pat| {
