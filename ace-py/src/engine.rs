@@ -129,6 +129,8 @@ impl PyAce {
             let old = std::mem::replace(&mut *self.ace.write(), fresh);
             // The parent's threads are gone; dropping it would wait for its writer forever.
             std::mem::forget(old);
+            // The parent's listeners too (their threads are gone; the child serves nothing).
+            self.servers.forget_all();
             self.generation.store(generation, Ordering::Relaxed);
             Ok(())
         })

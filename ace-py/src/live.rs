@@ -17,6 +17,16 @@ use crate::errors::{IntoPy, guard, invalid};
 pub(crate) struct Servers(Mutex<Vec<Arc<Mutex<Option<ace::Server>>>>>);
 
 impl Servers {
+    /// Leaks every listener without stopping it: in a forked child, whose copy of a listener's
+    /// thread does not exist (joining it would wait for ever). The parent keeps serving.
+    pub(crate) fn forget_all(&self) {
+        for s in self.0.lock().drain(..) {
+            if let Some(server) = s.lock().take() {
+                std::mem::forget(server);
+            }
+        }
+    }
+
     /// Stops every listener (the engine is closing).
     pub(crate) fn stop_all(&self) {
         for s in self.0.lock().drain(..) {

@@ -99,3 +99,29 @@ def test_interventions_and_errors_read_back_newest_first() -> None:
     eng.close()
     with pytest.raises(ace.ClosedError):
         eng.interventions()
+
+
+def test_a_forked_child_leaves_the_parents_listener_serving() -> None:
+    import os
+
+    eng = busy()
+    server = eng.serve("127.0.0.1:0")
+    pid = os.fork()
+    if pid == 0:  # the child: its first call rebuilds the engine; closing it must not hang
+        try:
+            eng.record_stage("child", "t", "planning", 0.1)
+            eng.close()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    deadline = time.monotonic() + 60  # a guard against a hung child, not a timing assertion
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung closing the engine (its copy of the listener)")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert get(server.url + "health")[0] == 200, "the parent still serves"
+    eng.close()
+    assert not server.running
