@@ -49,6 +49,27 @@ export interface Intervention {
   signals: Signal[]
 }
 
+/** A running listener (`Ace.serve`). */
+export interface Server {
+  /** `host:port` it listens on. */
+  readonly address: string
+  readonly port: number
+  /** The page's URL. */
+  readonly url: string
+  readonly running: boolean
+  /** Stops listening; harmless twice. */
+  stop(): void
+}
+
+/** What `interventions()` and `errors()` select. */
+export interface ReadBack {
+  /** Only records at or after this time (Unix seconds). */
+  since?: number
+  agent?: string
+  /** At most this many (default 100; 0: up to 100,000). */
+  limit?: number
+}
+
 export interface Report {
   signals: readonly Signal[]
   intervention: Intervention | null
@@ -248,6 +269,12 @@ export declare class Ace extends EventEmitter {
   reportOutcome(intervention: Intervention | string, success: boolean): void
   baseline(agent: string, stage: string, metric?: string): Record<string, unknown> | null
   patterns(): Array<Record<string, unknown>>
+  /** Serves the live page, `/api/`, `/metrics` and `/health` of this engine (loopback by default) until `stop()` or `close()`. */
+  serve(addr?: string, options?: { token?: string }): Server
+  /** The newest interventions the store holds, newest first (`since` in Unix seconds; `limit` default 100). */
+  interventions(query?: ReadBack): Promise<Array<Record<string, unknown>>>
+  /** The newest errors the store holds, newest first. */
+  errors(query?: ReadBack): Promise<Array<Record<string, unknown>>>
   metricsText(): string
   stats(): Record<string, number>
   /** The runbook's `/health` JSON (snake_case keys, as served). */

@@ -461,6 +461,25 @@ class Ace extends EventEmitter {
     return call(() => this._engine.patterns())
   }
 
+  /**
+   * Serves the live page (`/`), its JSON (`/api/`), `/metrics` and `/health` of this engine on
+   * `addr` (default `127.0.0.1:9464`, loopback; port 0 picks one) on a background thread until
+   * `server.stop()` or `close()`. `options.token` requires `Authorization: Bearer <token>`.
+   */
+  serve(addr = '127.0.0.1:9464', options = {}) {
+    return call(() => this._engine.serve(addr, options))
+  }
+
+  /** The newest interventions the store holds, newest first: `{ since, agent, limit }`. */
+  async interventions({ since, agent, limit } = {}) {
+    return wait(call(() => this._engine.interventions(since, agent, limit)))
+  }
+
+  /** The newest errors the store holds, newest first: `{ since, agent, limit }`. */
+  async errors({ since, agent, limit } = {}) {
+    return wait(call(() => this._engine.errors(since, agent, limit)))
+  }
+
   metricsText() {
     this._syncBreakers()
     return this._engine.metricsText()

@@ -50,7 +50,10 @@ export declare class Engine {
   health(): Promise<Record<string, unknown>>
   /** Resolves once every accepted record is stored. */
   flush(): Promise<null>
-  /** Flushes and stops the engine; later calls fail with `closed`. */
+  /**
+   * Stops the listeners `serve` started, flushes and stops the engine; later calls fail
+   * with `closed`.
+   */
   close(): Promise<null>
   /** The handle of the plain-function fast path (`recordStage(handle, ...)`). */
   get handle(): number
@@ -60,6 +63,18 @@ export declare class Engine {
   get backend(): string
   /** Every breaker's state by name. */
   breakerStates(): Record<string, string>
+  /**
+   * Serves the live page, `/api/`, `/metrics` and `/health` of this engine on `addr`
+   * (default `127.0.0.1:9464`; port 0 picks one) until `stop()` or `close()`.
+   */
+  serve(addr?: string | undefined | null, options?: ServeConfig | undefined | null): Server
+  /**
+   * The newest interventions the store holds, newest first: `since` in Unix seconds, at most
+   * `limit` (default 100; 0: up to 100,000).
+   */
+  interventions(since?: number | undefined | null, agent?: string | undefined | null, limit?: number | undefined | null): Promise<Array<Record<string, unknown>>>
+  /** The newest errors the store holds, newest first (arguments as `interventions`). */
+  errors(since?: number | undefined | null, agent?: string | undefined | null, limit?: number | undefined | null): Promise<Array<Record<string, unknown>>>
 }
 
 /**
@@ -181,6 +196,20 @@ export declare class NativeRateLimiter {
   get rejected(): number
 }
 
+/** A running listener: `/`, `/api/`, `/metrics` and `/health` of one engine. */
+export declare class Server {
+  /** `host:port` it listens on (the port chosen when 0 was asked for). */
+  get address(): string
+  /** The port it listens on. */
+  get port(): number
+  /** The page's URL. */
+  get url(): string
+  /** Whether it still listens. */
+  get running(): boolean
+  /** Stops listening. Harmless twice. */
+  stop(): void
+}
+
 /**
  * The digest of a tool call's arguments given as JSON text in any formatting (16 hex digits;
  * see `ace_core::tool`): what `recordTool(..., { args })` computes from `JSON.stringify(args)`.
@@ -249,6 +278,12 @@ export declare function recordStage(handle: number, agent: string, task: string,
 
 /** Replays a recorded trace file through a fresh in-memory engine; resolves to the scores. */
 export declare function replay(path: string, config?: any | undefined | null): Promise<Record<string, unknown>>
+
+/** Options of `serve`. */
+export interface ServeConfig {
+  /** Require `Authorization: Bearer <token>` on every request. */
+  token?: string
+}
 
 /** The package version. */
 export declare function version(): string

@@ -150,6 +150,17 @@ grep -E '^ *(Packaging|Packaged) ' "$HOME/.cache/ace-publish.log"
 step "benches compile"
 cargo bench --locked --all-features --no-run --quiet 2>&1 | tail -n 3
 
+step "the live page in a browser (Debian's chromium, playwright-core; tests/browser)"
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Debian's chromium package"
+  (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null 2>&1)) \
+    || { echo "chromium is required for the browser test (apt-get install chromium)" >&2; exit 1; }
+fi
+cargo build --locked --quiet --features cli --bin ace
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error \
+  && ACE_BIN="$CARGO_TARGET_DIR/debug/ace" CHROMIUM="$(command -v chromium)" node --test)
+
 if [[ -f ace-py/pyproject.toml ]]; then
   step "Python package"
   bash ace-py/scripts/test.sh

@@ -31,12 +31,13 @@ mod open;
 pub use open::{EngineSpec, breaker_with, is_cache_url, open};
 #[cfg(feature = "otlp")]
 pub mod otlp;
+pub mod readback;
 mod serve;
-pub use serve::{ServeOptions, Server, serve, serve_with};
+pub use serve::{MAX_TARGET, ServeOptions, Server, serve, serve_with};
 
 /// `ace.serve(addr)`: the metrics listener as a method of the engine (see [`serve`]).
 pub trait Serve {
-    /// Serves `/metrics` and `/health` on `addr` until the returned [`Server`] is dropped.
+    /// Serves `/`, `/api/`, `/metrics` and `/health` on `addr` until the returned [`Server`] is dropped.
     fn serve(&self, addr: impl std::net::ToSocketAddrs) -> Result<Server>;
 }
 

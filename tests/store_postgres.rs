@@ -111,6 +111,9 @@ fn bad_connections_say_what_is_wrong_without_the_password() {
         ("postgresql://nobody_ace:s3cret-pw@127.0.0.1:5432/test", "nobody_ace"),
         ("postgresql://postgres:s3cret-pw@127.0.0.1:5432/no_such_db_ace", "no_such_db_ace"),
         ("postgresql://postgres:s3cret-pw@127.0.0.1:1/test", "cannot open"),
+        // The password in the query string (libpq's form) is hidden too.
+        ("postgresql://nobody_ace@127.0.0.1:5432/test?sslmode=disable&password=s3cret-pw", "nobody_ace"),
+        ("postgresql://postgres@127.0.0.1:1/test?password=s3cret-pw", "cannot open"),
     ];
     for (url, needle) in cases {
         let options = PgOptions::default().connect_timeout(std::time::Duration::from_secs(3));

@@ -195,18 +195,67 @@ pub fn panic_message(payload: &dyn std::any::Any) -> &str {
     }
 }
 
-/// Replaces the password of a URL (`scheme://user:password@host`) with `***`, so that a
-/// connection string can appear in an error or a log line.
+/// Replaces the password of a URL with `***`, so that a connection string can appear in an
+/// error or a log line: the one in its user information (`scheme://user:password@host`) and any
+/// secret in its query string (`?password=`, `sslpassword=`, `token=`, `secret=`, `key=` and
+/// other names holding one of `pass`, `secret`, `token`, `key`; matched in any case).
 #[must_use]
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else { return url.to_owned() };
-    let userinfo = &authority[..at];
-    let Some(colon) = userinfo.find(':') else { return url.to_owned() };
-    format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..])
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let mut out = scheme.to_owned();
+    // The user information ends at the last `@` before the path (a password may hold `?`).
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let Some((path, query)) = rest.split_once('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(path);
+    out.push('?');
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if is_secret_name(name) => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// Whether a query parameter's name says it holds a secret.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key", "auth"].iter().any(|s| name.contains(s))
 }
 
 #[cfg(test)]
@@ -255,5 +304,22 @@ mod tests {
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn redacts_secrets_in_query_strings() {
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=hunter2"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("postgres://u:a@h/db?PASSWORD=b#x"), "postgres://u:***@h/db?PASSWORD=***#x");
+        assert_eq!(
+            redact_url("postgres:///db?host=/run&sslpassword=k&user=u"),
+            "postgres:///db?host=/run&sslpassword=***&user=u"
+        );
+        assert_eq!(redact_url("rediss://h/0?auth_token=t"), "rediss://h/0?auth_token=***");
+        assert_eq!(redact_url("sqlite:///tmp/a.db?mode=rwc"), "sqlite:///tmp/a.db?mode=rwc");
+        // A password holding `?` or `@` before the host.
+        assert_eq!(redact_url("postgres://u:p?q@h/db"), "postgres://u:***@h/db");
     }
 }

@@ -86,7 +86,7 @@ pub use cache::{Cache, Lease, LeaseRequest, MemoryCache};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
 pub use decision::{Intervention, Report, Strategy, Verdict};
-pub use engine::{Ace, AceBuilder, Health, Metrics, StageTimer, Stats};
+pub use engine::{Ace, AceBuilder, Health, MAX_READ_BACK, Metrics, StageTimer, Stats};
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport};
 pub use event::{Severity, metric_names, stages};
@@ -94,5 +94,8 @@ pub use ids::{InterventionId, PatternId};
 pub use intervene::Judge;
 pub use record::{BaselineState, PatternRecord};
 pub use signal::{Direction, ErrorScope, Evidence, Signal, SignalKind};
-pub use store::{BaselineRecord, ErrorQuery, ErrorRecord, MemoryStore, MetricQuery, MetricRecord, Record, Store};
+pub use store::{
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionQuery, InterventionRecord, MemoryStore, MetricQuery,
+    MetricRecord, Record, Store,
+};
 pub use tool::ToolCall;

@@ -136,6 +136,47 @@ impl ErrorQuery {
     }
 }
 
+/// Which audited interventions to read back (newest first, see [`Store::recent_interventions`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct InterventionQuery {
+    /// Only this agent.
+    pub agent: Option<String>,
+    /// Only interventions at or after this time.
+    pub since: Option<Timestamp>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
+}
+
+impl InterventionQuery {
+    /// Every intervention.
+    #[must_use]
+    pub fn all() -> Self {
+        InterventionQuery::default()
+    }
+
+    /// Only this agent's interventions.
+    #[must_use]
+    pub fn agent(mut self, agent: impl Into<String>) -> Self {
+        self.agent = Some(agent.into());
+        self
+    }
+
+    /// Only interventions at or after `ts`.
+    #[must_use]
+    pub fn since(mut self, ts: Timestamp) -> Self {
+        self.since = Some(ts);
+        self
+    }
+
+    /// At most `n` interventions.
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n;
+        self
+    }
+}
+
 /// A durable (or in-memory) home for what the engine records.
 ///
 /// Every method may block; the engine calls them from its own threads. Implementations must pass
@@ -173,6 +214,35 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Audited interventions of `agent` (all with `None`), oldest first, at most `limit`
     /// (0: no limit), with their outcomes where reported.
     fn query_interventions(&self, agent: Option<&str>, limit: usize) -> Result<Vec<InterventionRecord>>;
+
+    /// The newest audited interventions matching `query`, newest first (ties: the last stored
+    /// first), with their outcomes where reported: what `ace interventions` shows. The default
+    /// reads [`Store::query_interventions`] whole and filters in memory; the SQL stores filter
+    /// and order in the database.
+    fn recent_interventions(&self, query: &InterventionQuery) -> Result<Vec<InterventionRecord>> {
+        let mut out = self.query_interventions(query.agent.as_deref(), 0)?;
+        out.retain(|i| query.since.is_none_or(|t| i.ts >= t));
+        out.reverse();
+        if query.limit > 0 {
+            out.truncate(query.limit);
+        }
+        Ok(out)
+    }
+
+    /// The newest error records matching `query`, newest first (ties: the last stored first),
+    /// at most `query.limit`: what `ace errors` shows. The default reads
+    /// [`Store::query_errors`] without a limit and keeps the last ones; the SQL stores order and
+    /// limit in the database.
+    fn recent_errors(&self, query: &ErrorQuery) -> Result<Vec<ErrorRecord>> {
+        let mut all = query.clone();
+        all.limit = 0;
+        let mut out = self.query_errors(&all)?;
+        out.reverse();
+        if query.limit > 0 {
+            out.truncate(query.limit);
+        }
+        Ok(out)
+    }
 
     /// Appends playbook log entries atomically (all or none). An entry whose (domain, version)
     /// exists already is refused with an error: two writers never fork a playbook's history.

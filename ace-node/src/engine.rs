@@ -118,12 +118,13 @@ pub struct OpenOptions {
 pub struct Engine {
     pub(crate) ace: Ace,
     handle: u32,
+    pub(crate) servers: crate::live::Servers,
 }
 
 impl Engine {
     fn new(ace: Ace) -> Self {
         let handle = crate::hot::register_engine(ace.clone());
-        Engine { ace, handle }
+        Engine { ace, handle, servers: crate::live::Servers::default() }
     }
 }
 
@@ -352,11 +353,15 @@ impl Engine {
         Job::new(move || ace.flush().js().map(|()| Value::Null))
     }
 
-    /// Flushes and stops the engine; later calls fail with `closed`.
+    /// Stops the listeners `serve` started, flushes and stops the engine; later calls fail
+    /// with `closed`.
     #[napi(ts_return_type = "Promise<null>")]
     pub fn close(&self) -> AsyncTask<Job> {
-        let ace = self.ace.clone();
-        Job::new(move || ace.close().js().map(|()| Value::Null))
+        let (ace, servers) = (self.ace.clone(), self.servers.clone());
+        Job::new(move || {
+            servers.stop_all();
+            ace.close().js().map(|()| Value::Null)
+        })
     }
 
     /// The handle of the plain-function fast path (`recordStage(handle, ...)`).

@@ -14,6 +14,7 @@
 mod breaker;
 mod engine;
 mod hot;
+mod live;
 mod playbook;
 mod raw;
 

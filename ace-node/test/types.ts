@@ -1,5 +1,5 @@
 // Typed usage of agent-ace: `tsc --noEmit` over this file checks ace.d.ts (never run).
-import { Ace, CircuitOpenError, type Intervention, type Report, argsDigest, currentTask, replay } from '../ace.js'
+import { Ace, CircuitOpenError, type Intervention, type Report, type Server, argsDigest, currentTask, replay } from '../ace.js'
 
 async function main(): Promise<void> {
   const ace = await Ace.open('sqlite:///tmp/ace-types.db', { config: { cooldownSeconds: 60 } })
@@ -35,6 +35,12 @@ async function main(): Promise<void> {
   const health = await ace.health()
   console.log(health.status, ace.stats().recorded, ace.breakerStates().llm)
   await ace.flush()
+  const server: Server = ace.serve('127.0.0.1:0', { token: 't' })
+  const url: string = server.url
+  const recent: Array<Record<string, unknown>> = await ace.interventions({ since: 0, agent: 'a', limit: 5 })
+  const errs = await ace.errors()
+  void url, recent, errs
+  server.stop()
   await ace.close()
 }
 

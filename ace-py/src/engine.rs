@@ -107,6 +107,7 @@ pub(crate) struct PyAce {
     ace: RwLock<Ace>,
     generation: AtomicU64,
     recipe: Recipe,
+    servers: crate::live::Servers,
 }
 
 impl PyAce {
@@ -128,6 +129,8 @@ impl PyAce {
             let old = std::mem::replace(&mut *self.ace.write(), fresh);
             // The parent's threads are gone; dropping it would wait for its writer forever.
             std::mem::forget(old);
+            // The parent's listeners too (their threads are gone; the child serves nothing).
+            self.servers.forget_all();
             self.generation.store(generation, Ordering::Relaxed);
             Ok(())
         })
@@ -232,6 +235,7 @@ impl PyAce {
                 ace: RwLock::new(ace),
                 generation: AtomicU64::new(FORK_GENERATION.load(Ordering::Relaxed)),
                 recipe,
+                servers: crate::live::Servers::default(),
             })
         })
     }
@@ -407,6 +411,39 @@ impl PyAce {
         guard(py, || to_data(py, &self.engine()?.patterns()))
     }
 
+    /// Serves the live page (`/`), its JSON (`/api/`), `/metrics` and `/health` of this engine
+    /// on `addr` (loopback by default; port 0 picks one) on a background thread, until
+    /// `Server.stop()` or `close()`. With `token`, every request needs `Authorization: Bearer`.
+    #[pyo3(signature = (addr="127.0.0.1:9464", *, token=None))]
+    fn serve(&self, py: Python<'_>, addr: &str, token: Option<String>) -> PyResult<crate::live::PyServer> {
+        crate::live::serve(py, &self.handle()?, &self.servers, addr, token)
+    }
+
+    /// The newest interventions the store holds (newest first) as dicts: `since` in Unix
+    /// seconds, `agent`, at most `limit` (0: up to 100,000).
+    #[pyo3(signature = (since=None, agent=None, limit=100))]
+    fn interventions<'py>(
+        &self,
+        py: Python<'py>,
+        since: Option<f64>,
+        agent: Option<String>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::live::interventions(py, self.handle()?, since, agent, limit)
+    }
+
+    /// The newest errors the store holds (newest first) as dicts; arguments as `interventions`.
+    #[pyo3(signature = (since=None, agent=None, limit=100))]
+    fn errors<'py>(
+        &self,
+        py: Python<'py>,
+        since: Option<f64>,
+        agent: Option<String>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::live::errors(py, self.handle()?, since, agent, limit)
+    }
+
     /// All metrics as OpenMetrics text.
     fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
         guard(py, || Ok(self.engine()?.metrics_text()))
@@ -452,10 +489,12 @@ impl PyAce {
         })
     }
 
-    /// Flushes and stops the engine; later calls raise `ClosedError`.
+    /// Flushes and stops the engine (and the listeners `serve` started); later calls raise
+    /// `ClosedError`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         guard(py, || {
             let ace = self.handle()?;
+            py.detach(|| self.servers.stop_all());
             py.detach(|| ace.close()).py(py)
         })
     }

@@ -11,6 +11,7 @@ mod engine;
 mod errors;
 mod hooks;
 mod limit;
+mod live;
 mod logging;
 mod playbook;
 mod text;
@@ -66,6 +67,7 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::PyPermit>()?;
     m.add_class::<breaker::Guarded>()?;
     m.add_class::<playbook::PyPlaybooks>()?;
+    m.add_class::<live::PyServer>()?;
     m.add_class::<limit::PyRateLimiter>()?;
     m.add_class::<limit::PyBulkhead>()?;
     m.add_class::<limit::PyBulkheadPermit>()?;

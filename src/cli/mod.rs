@@ -5,6 +5,7 @@ mod eval;
 mod migrate;
 mod patterns;
 mod playbook;
+mod read;
 mod replay;
 mod serve;
 mod sim;
@@ -29,9 +30,13 @@ enum Command {
     /// interventions on labelled traces (5 folds, beside the first-error rule), the demo's
     /// false interventions and fault detection.
     Eval(eval::EvalArgs),
-    /// Error pattern mining: evaluate the default miner on labelled logs.
-    #[command(subcommand)]
-    Patterns(patterns::PatternsCommand),
+    /// The error patterns the store holds, most frequent first (`ace patterns eval`: evaluate
+    /// the default miner on labelled logs).
+    Patterns(patterns::PatternsArgs),
+    /// The newest interventions the store holds, with their reasons and outcomes.
+    Interventions(read::ReadArgs),
+    /// The newest errors the store holds, with their patterns.
+    Errors(read::ReadArgs),
     /// Feed recorded traces (JSON Lines, see TRACE_FORMAT.md) to a fresh engine and score its
     /// interventions against the traces' labels.
     Replay(replay::ReplayArgs),
@@ -55,7 +60,12 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Eval(args) => eval::run(&args),
-        Command::Patterns(cmd) => patterns::run(&cmd),
+        Command::Patterns(args) => match &args.command {
+            Some(cmd) => patterns::run(cmd),
+            None => read::run(read::What::Patterns, &args.read),
+        },
+        Command::Interventions(args) => read::run(read::What::Interventions, &args),
+        Command::Errors(args) => read::run(read::What::Errors, &args),
         Command::Replay(args) => replay::run(&args),
         Command::Playbook(cmd) => playbook::run(&cmd),
         Command::Migrate(cmd) => migrate::run(&cmd),

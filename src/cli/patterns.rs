@@ -10,6 +10,16 @@ use ace_core::errors::eval::{GroupingScore, Labelled, average, candidates, leave
 use ace_core::errors::{Miner, MinerConfig};
 use clap::{Args, Subcommand};
 
+/// `ace patterns [--json ...]` reads back the stored patterns; `ace patterns eval` evaluates.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct PatternsArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<PatternsCommand>,
+    #[command(flatten)]
+    pub(crate) read: super::read::ReadArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum PatternsCommand {
     /// Group the `Content` column of Loghub structured CSV files and score it against `EventId`.

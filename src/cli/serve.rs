@@ -30,7 +30,7 @@ pub(crate) fn run(args: &ServeArgs) -> ace::Result<()> {
     let protected = options.token.is_some();
     let server = ace::serve_with(&engine, args.listen.as_str(), options)?;
     println!(
-        "serving http://{}/metrics and /health{}{} (store: {})",
+        "serving http://{}/ (the live page), /api/, /metrics and /health{}{} (store: {})",
         server.local_addr(),
         if args.otlp { " and OTLP traces on POST /v1/traces" } else { "" },
         if protected { " (bearer token required)" } else { "" },

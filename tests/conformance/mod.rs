@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use ace::errors::{PatternId, PatternRecord};
 use ace::store::{
-    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, OutcomeRecord,
-    PlaybookEntry, Record, Store,
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionQuery, InterventionRecord, MetricQuery, MetricRecord,
+    OutcomeRecord, PlaybookEntry, Record, Store,
 };
 use ace::{BaselineState, Severity, Timestamp};
 use ace::{InterventionId, SignalKind, Strategy};
@@ -183,6 +183,12 @@ pub fn round_trips_errors(store: &dyn Store) {
     assert_eq!(ts(ErrorQuery::all().agent("a")), vec![10, 20, 40]);
     assert_eq!(ts(ErrorQuery::all().min_severity(Severity::High)), vec![20, 30]);
     assert_eq!(ts(ErrorQuery::all().since(Timestamp::from_micros(25)).limit(1)), vec![30]);
+    // Read back newest first: the limit keeps the newest.
+    let recent = |q: ErrorQuery| store.recent_errors(&q).unwrap().iter().map(|r| r.ts.as_micros()).collect::<Vec<_>>();
+    assert_eq!(recent(ErrorQuery::all()), vec![40, 30, 20, 10]);
+    assert_eq!(recent(ErrorQuery::all().agent("a").limit(2)), vec![40, 20]);
+    assert_eq!(recent(ErrorQuery::all().since(Timestamp::from_micros(20)).min_severity(Severity::High)), vec![30, 20]);
+    assert_eq!(store.recent_errors(&ErrorQuery::all().limit(1)).unwrap()[0], errors[3]);
 }
 
 /// Patterns upsert by (kind, template) and come back most frequent first.
@@ -237,6 +243,18 @@ pub fn interventions_and_outcomes(store: &dyn Store) {
     );
     assert_eq!(store.query_interventions(Some("b"), 0).unwrap().len(), 1);
     assert_eq!(store.query_interventions(None, 1).unwrap()[0].id, InterventionId(u64::MAX));
+    // Read back newest first, with their outcomes, filtered by agent and time.
+    let recent = store.recent_interventions(&InterventionQuery::all()).unwrap();
+    assert_eq!(recent.iter().map(|r| r.id).collect::<Vec<_>>(), [InterventionId(2), InterventionId(u64::MAX)]);
+    assert_eq!(recent[0].outcome, Some(false));
+    assert_eq!(store.recent_interventions(&InterventionQuery::all().limit(1)).unwrap()[0].id, InterventionId(2));
+    assert_eq!(store.recent_interventions(&InterventionQuery::all().agent("a")).unwrap().len(), 1);
+    let since = InterventionQuery::all().since(Timestamp::from_micros(15));
+    assert_eq!(
+        store.recent_interventions(&since).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(),
+        [InterventionId(2)]
+    );
+    assert!(store.recent_interventions(&InterventionQuery::all().agent("nobody")).unwrap().is_empty());
 }
 
 fn entry(domain: &str, version: u64, snapshot: bool, body: &str) -> PlaybookEntry {

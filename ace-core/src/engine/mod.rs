@@ -10,6 +10,7 @@ mod decide;
 mod guard;
 mod health;
 mod metrics;
+mod readback;
 mod record;
 mod settings;
 mod timer;
@@ -25,6 +26,7 @@ use prometheus_client::registry::Registry;
 pub use builder::AceBuilder;
 pub use health::{Health, Stats};
 pub use metrics::Metrics;
+pub use readback::MAX_READ_BACK;
 pub use timer::StageTimer;
 
 use crate::breaker::{Breakers, CircuitBreaker};

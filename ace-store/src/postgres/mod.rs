@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use ace_core::errors::PatternRecord;
 use ace_core::store::{
-    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, PlaybookEntry, Record,
-    Store,
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionQuery, InterventionRecord, MetricQuery, MetricRecord,
+    PlaybookEntry, Record, Store,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -250,7 +250,7 @@ impl Store for PgStore {
     }
 
     fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
-        self.run(read::errors(&self.pool, self.source(), query))
+        self.run(read::errors(&self.pool, self.source(), query, false))
     }
 
     fn save_patterns(&self, patterns: &[PatternRecord]) -> ace_core::Result<()> {
@@ -280,7 +280,17 @@ impl Store for PgStore {
     }
 
     fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
-        self.run(read::interventions(&self.pool, self.source(), agent, limit))
+        let mut query = InterventionQuery::all().limit(limit);
+        query.agent = agent.map(str::to_owned);
+        self.run(read::interventions(&self.pool, self.source(), &query, false))
+    }
+
+    fn recent_interventions(&self, query: &InterventionQuery) -> ace_core::Result<Vec<InterventionRecord>> {
+        self.run(read::interventions(&self.pool, self.source(), query, true))
+    }
+
+    fn recent_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        self.run(read::errors(&self.pool, self.source(), query, true))
     }
 
     fn append_playbook(&self, entries: &[PlaybookEntry]) -> ace_core::Result<()> {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use ace_core::errors::PatternRecord;
 use ace_core::store::{
-    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, PlaybookEntry, Record,
-    Store,
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionQuery, InterventionRecord, MetricQuery, MetricRecord,
+    PlaybookEntry, Record, Store,
 };
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -320,7 +320,17 @@ impl Store for SqliteStore {
 
     fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
         let location = self.location();
-        self.run(read::errors(&self.pool, source(&location), query))
+        self.run(read::errors(&self.pool, source(&location), query, false))
+    }
+
+    fn recent_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
+        let location = self.location();
+        self.run(read::errors(&self.pool, source(&location), query, true))
+    }
+
+    fn recent_interventions(&self, query: &InterventionQuery) -> ace_core::Result<Vec<InterventionRecord>> {
+        let location = self.location();
+        self.run(read::interventions(&self.pool, source(&location), query, true))
     }
 
     fn add_learnt(&self, learnt: &[ace_core::store::LearntRecord]) -> ace_core::Result<()> {
@@ -348,7 +358,9 @@ impl Store for SqliteStore {
 
     fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
         let location = self.location();
-        self.run(read::interventions(&self.pool, source(&location), agent, limit))
+        let mut query = InterventionQuery::all().limit(limit);
+        query.agent = agent.map(str::to_owned);
+        self.run(read::interventions(&self.pool, source(&location), &query, false))
     }
 
     fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {

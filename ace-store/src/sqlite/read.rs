@@ -4,7 +4,8 @@
 use ace_core::Severity;
 use ace_core::errors::PatternRecord;
 use ace_core::store::{
-    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, PlaybookEntry,
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionQuery, InterventionRecord, MetricQuery, MetricRecord,
+    PlaybookEntry,
 };
 use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Sqlite};
@@ -60,6 +61,7 @@ pub(super) async fn errors(
     pool: &SqlitePool,
     src: Source<'_>,
     query: &ErrorQuery,
+    newest: bool,
 ) -> ace_core::Result<Vec<ErrorRecord>> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
     if let Some(agent) = &query.agent {
@@ -76,7 +78,7 @@ pub(super) async fn errors(
     if let Some(since) = query.since {
         qb.push(" AND created_at >= ").push_bind(since.as_micros());
     }
-    qb.push(" ORDER BY created_at, id");
+    qb.push(if newest { " ORDER BY created_at DESC, id DESC" } else { " ORDER BY created_at, id" });
     if query.limit > 0 {
         qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
     }
@@ -96,19 +98,22 @@ pub(super) async fn patterns(pool: &SqlitePool, src: Source<'_>) -> ace_core::Re
 pub(super) async fn interventions(
     pool: &SqlitePool,
     src: Source<'_>,
-    agent: Option<&str>,
-    limit: usize,
+    query: &InterventionQuery,
+    newest: bool,
 ) -> ace_core::Result<Vec<InterventionRecord>> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
          outcome FROM ace_interventions WHERE 1=1",
     );
-    if let Some(agent) = agent {
-        qb.push(" AND agent_id = ").push_bind(agent.to_owned());
+    if let Some(agent) = &query.agent {
+        qb.push(" AND agent_id = ").push_bind(agent.clone());
     }
-    qb.push(" ORDER BY created_at, id");
-    if limit > 0 {
-        qb.push(" LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    if let Some(since) = query.since {
+        qb.push(" AND created_at >= ").push_bind(since.as_micros());
+    }
+    qb.push(if newest { " ORDER BY created_at DESC, id DESC" } else { " ORDER BY created_at, id" });
+    if query.limit > 0 {
+        qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
     }
     let rows = qb.build().fetch_all(pool).await.map_err(|e| query_err("query interventions", e))?;
     rows.iter().map(|r| src.intervention(r)).collect()

@@ -55,6 +55,11 @@ pub(crate) struct DemoArgs {
     /// Print the summary as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Serve the live page, /api/, /metrics and /health of the demo's engine on this address
+    /// (such as 127.0.0.1:9464) while it runs, and keep serving after the summary until stopped
+    /// (Ctrl-C). ACE_METRICS_TOKEN requires a bearer token.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<String>,
 }
 
 /// What the fleet runs, and when its faults start.
@@ -102,16 +107,47 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let config = AceConfig::from_env()?;
     let store = ace::open_store(&args.store)?;
     let location = report::store_location(&args.store, store.backend());
-    let options =
-        Options { agents: args.agents, tasks, duration: args.duration, seed: args.seed, threads: args.threads };
-    let (plan, all, findings) = execute(&options, config, store, location, !args.json)?;
+    let options = Options {
+        agents: args.agents,
+        tasks,
+        duration: args.duration,
+        seed: args.seed,
+        threads: args.threads,
+        serve: args.serve.clone(),
+    };
+    let (plan, all, findings, served) = execute(&options, config, store, location, !args.json)?;
     if args.json {
         let summary = json::summary(&plan, &all, &findings);
         println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
     } else {
         text::print_summary(&all, &findings);
     }
+    if let Some((_ace, server)) = served {
+        // On standard error with --json, so the summary stays one JSON document.
+        let line = format!("serving the demo's engine on http://{}/ (Ctrl-C to stop)", server.local_addr());
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("\n{line}");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        loop {
+            std::thread::park();
+        }
+    }
     Ok(())
+}
+
+/// Starts the listener of `ace` on `addr` (with ACE_METRICS_TOKEN as its bearer token).
+fn serve(ace: &Ace, addr: &str) -> Result<ace::Server> {
+    let mut options = ace::ServeOptions::default();
+    if let Ok(token) = std::env::var("ACE_METRICS_TOKEN")
+        && !token.is_empty()
+    {
+        options = options.token(token);
+    }
+    ace::serve_with(ace, addr, options)
 }
 
 /// How to run the fleet.
@@ -121,7 +157,12 @@ struct Options {
     duration: Option<f64>,
     seed: u64,
     threads: usize,
+    /// Serve the engine on this address, and keep it open afterwards.
+    serve: Option<String>,
 }
+
+/// The engine kept open for `--serve`, and its listener.
+type Served = Option<(Ace, ace::Server)>;
 
 /// Runs the fleet into `store` and gathers what was noticed; `show` prints the header and the
 /// progress line.
@@ -131,13 +172,14 @@ fn execute(
     store: std::sync::Arc<dyn ace::Store>,
     location: String,
     show: bool,
-) -> Result<(Plan, WorkerReport, Findings)> {
+) -> Result<(Plan, WorkerReport, Findings, Served)> {
     let tasks = options.tasks;
     let before_rows = store.count_metrics()?;
     let clock = ManualClock::new(ace::Clock::now(&ace::SystemClock));
     let start = ace::Clock::now(&clock);
     let ace = Ace::builder().config(config).store_arc(store).clock(clock.clone()).build()?;
     let loaded = ace.stats().baselines;
+    let server = options.serve.as_deref().map(|addr| serve(&ace, addr)).transpose()?;
 
     let onset = if tasks == usize::MAX { 100 } else { (tasks / 2).max(1) };
     let plan = Plan {
@@ -183,8 +225,11 @@ fn execute(
     }
     let findings =
         Findings::gather(&ace, &plan, &all, loaded, before_rows, location, Walls { recording, flush, total })?;
+    if let Some(server) = server {
+        return Ok((plan, all, findings, Some((ace, server))));
+    }
     ace.close()?;
-    Ok((plan, all, findings))
+    Ok((plan, all, findings, None))
 }
 
 /// The demo's figures that `ace eval` reports.
@@ -212,9 +257,9 @@ impl DemoCheck {
 /// Runs the demo's fleet quietly, in memory and on one thread (so the run is the same every
 /// time), with `config`.
 pub(crate) fn check(agents: usize, tasks: usize, seed: u64, config: AceConfig) -> Result<DemoCheck> {
-    let options = Options { agents, tasks, duration: None, seed, threads: 1 };
+    let options = Options { agents, tasks, duration: None, seed, threads: 1, serve: None };
     let store = ace::open_store("memory")?;
-    let (plan, _, f) = execute(&options, config, store, "memory".to_owned(), false)?;
+    let (plan, _, f, _) = execute(&options, config, store, "memory".to_owned(), false)?;
     Ok(DemoCheck {
         agents: plan.agents,
         tasks_per_agent: plan.tasks,

@@ -1,13 +1,24 @@
-//! A small HTTP listener for one engine: `GET /metrics` (OpenMetrics text) and `GET /health`
-//! (the runbook's JSON), optionally behind a bearer token. Plain `std::net`: one accepting
+//! A small HTTP listener for one engine: the live page at `/`, its JSON under
+//! `/api/`, `GET /metrics` (OpenMetrics text) and `GET /health` (the runbook's JSON),
+//! optionally behind a bearer token (compared in constant time). Plain `std::net`: one accepting
 //! thread, and a short-lived thread per connection (at most [`MAX_CONNECTIONS`] at once), so a
 //! slow or idle client never holds up a scrape. Each connection gets [`IO_TIMEOUT`] in all to
 //! send its request head (not per read: a client sending a byte a second is cut off too), at most
-//! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers, and one request; only GET and HEAD are served,
-//! but for `POST /v1/traces` when OTLP is on ([`ServeOptions::otlp`], `otlp` feature): its body,
-//! at most [`ServeOptions::otlp_max_body`] bytes with a `Content-Length`, gets [`BODY_TIMEOUT`].
+//! [`MAX_HEAD`] bytes, [`MAX_HEADERS`] headers and a [`MAX_TARGET`]-byte path and query, and one
+//! request; only GET and HEAD are served, but for `POST /v1/traces` when OTLP is on
+//! ([`ServeOptions::otlp`], `otlp` feature): its body, at most [`ServeOptions::otlp_max_body`]
+//! bytes with a `Content-Length`, gets [`BODY_TIMEOUT`]. A closed engine is answered `503`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
+#[cfg(feature = "otlp")]
+use std::io::Read;
+
+mod api;
+mod http;
+mod page;
+#[cfg(feature = "otlp")]
+use http::Head;
+use http::{Deadline, authorized, read_head, refuse, respond};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,6 +31,8 @@ use ace_core::{Ace, Error, Result};
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest request head read (a scrape's is a few hundred bytes).
 pub const MAX_HEAD: usize = 16 * 1024;
+/// The longest request target (path and query) served; a longer one is answered `414`.
+pub const MAX_TARGET: usize = 8 * 1024;
 /// The most header lines a request may have.
 pub const MAX_HEADERS: usize = 64;
 /// Connections served at once; one more is answered `503` and closed.
@@ -43,6 +56,7 @@ pub struct ServeOptions {
     pub otlp_max_body: usize,
 }
 
+#[cfg_attr(not(feature = "otlp"), allow(clippy::derivable_impls))] // OTLP adds a non-default field
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
@@ -177,101 +191,6 @@ pub fn serve_with(ace: &Ace, addr: impl ToSocketAddrs, options: ServeOptions) ->
     Ok(Server { addr, stop, thread: Some(thread) })
 }
 
-/// Answers a client over the connection limit.
-fn refuse(mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
-    let body = "too many connections\n";
-    write!(
-        stream,
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// A reader that gives up once `deadline` has passed, however the bytes trickle in.
-struct Deadline {
-    stream: TcpStream,
-    deadline: Instant,
-}
-
-impl Read for Deadline {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the request head took too long"));
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
-    }
-}
-
-/// The request head, as far as the listener needs it.
-#[derive(Default)]
-struct Head {
-    request_line: String,
-    authorization: Option<String>,
-    openmetrics: bool,
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    /// `Content-Length`: `Some(Err(()))` when it is not a number.
-    content_length: Option<std::result::Result<usize, ()>>,
-    chunked: bool,
-    /// Why the head was refused (too large, too many headers).
-    refused: Option<&'static str>,
-}
-
-fn read_head(reader: &mut impl BufRead) -> std::io::Result<Head> {
-    let mut head = Head::default();
-    reader.by_ref().take(MAX_HEAD as u64).read_line(&mut head.request_line)?;
-    let mut size = head.request_line.len();
-    let mut headers = 0;
-    loop {
-        let mut line = String::new();
-        let n = reader.by_ref().take((MAX_HEAD + 1 - size.min(MAX_HEAD)) as u64).read_line(&mut line)?;
-        size += n;
-        if n == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-        headers += 1;
-        if size > MAX_HEAD || headers > MAX_HEADERS {
-            head.refused = Some("431 Request Header Fields Too Large");
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let name = name.trim();
-            if name.eq_ignore_ascii_case("authorization") {
-                head.authorization = Some(value.trim().to_owned());
-            } else if name.eq_ignore_ascii_case("accept") {
-                head.openmetrics = value.contains("application/openmetrics-text");
-            } else if name.eq_ignore_ascii_case("content-type") {
-                head.content_type = Some(value.trim().to_owned());
-            } else if name.eq_ignore_ascii_case("content-encoding") {
-                head.content_encoding = Some(value.trim().to_owned());
-            } else if name.eq_ignore_ascii_case("content-length") {
-                head.content_length = Some(value.trim().parse().map_err(|_| ()));
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                head.chunked = !value.trim().eq_ignore_ascii_case("identity");
-            }
-        }
-    }
-    Ok(head)
-}
-
-/// Whether `authorization` carries `token` as a bearer token (the scheme in any case, the token
-/// compared in constant time).
-fn authorized(authorization: Option<&str>, token: &str) -> bool {
-    let Some((scheme, given)) = authorization.and_then(|a| a.split_once(' ')) else { return false };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return false;
-    }
-    let (given, token) = (given.trim().as_bytes(), token.as_bytes());
-    let mut diff = given.len() ^ token.len();
-    for (i, &b) in token.iter().enumerate() {
-        diff |= usize::from(b ^ given.get(i).copied().unwrap_or(!b));
-    }
-    diff == 0
-}
-
 /// Reads one request and writes its answer (one request per connection).
 fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -299,31 +218,50 @@ fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> 
         return respond(stream, answer.status, answer.content_type, &answer.body, false, "POST");
     }
     let (status, content_type, body) = if let Some(refused) = head.refused {
-        (refused, "text/plain", "the request head is too large\n".to_owned())
+        let why =
+            if refused.starts_with("414") { "the request line is too long" } else { "the request head is too large" };
+        (refused, "text/plain", format!("{why}\n"))
+    } else if target.len() > MAX_TARGET {
+        ("414 URI Too Long", "text/plain", format!("the path and query are over {MAX_TARGET} bytes\n"))
     } else if !matches!(method, "GET" | "HEAD") {
         ("405 Method Not Allowed", "text/plain", "only GET and HEAD\n".to_owned())
     } else if unauthorized {
         ("401 Unauthorized", "text/plain", "a bearer token is required\n".to_owned())
+    } else if ace.is_closed() {
+        ("503 Service Unavailable", "text/plain", "the engine is closed\n".to_owned())
     } else {
-        match path {
-            // Prometheus asks for OpenMetrics; curl, promtool and older scrapers get the classic format.
-            "/metrics" if head.openmetrics => {
-                ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics_text(ace, shared))
-            }
-            "/metrics" => (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                ace_core::telemetry::prometheus_text(&metrics_text(ace, shared)),
-            ),
-            "/health" => {
-                let h = ace.health();
-                let status = if h.status == "unhealthy" { "503 Service Unavailable" } else { "200 OK" };
-                (status, "application/json", h.to_json())
-            }
-            _ => ("404 Not Found", "text/plain", "try /metrics or /health\n".to_owned()),
-        }
+        route(ace, shared, path, target.split_once('?').map_or("", |(_, q)| q), head.openmetrics)
     };
     respond(stream, status, content_type, body.as_bytes(), method == "HEAD", "GET, HEAD")
+}
+
+/// A GET's answer: (status, content type, body).
+fn route(
+    ace: &Ace,
+    shared: &Shared,
+    path: &str,
+    query: &str,
+    openmetrics: bool,
+) -> (&'static str, &'static str, String) {
+    match path {
+        "/" | "/index.html" => ("200 OK", "text/html; charset=utf-8", page::PAGE.to_owned()),
+        // Prometheus asks for OpenMetrics; curl, promtool and older scrapers get the classic format.
+        "/metrics" if openmetrics => {
+            ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics_text(ace, shared))
+        }
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            ace_core::telemetry::prometheus_text(&metrics_text(ace, shared)),
+        ),
+        "/health" => {
+            let h = ace.health();
+            let status = if h.status == "unhealthy" { "503 Service Unavailable" } else { "200 OK" };
+            (status, "application/json", h.to_json())
+        }
+        _ if path.starts_with("/api/") => api::answer(ace, &path[5..], query),
+        _ => ("404 Not Found", "text/plain", "try /, /metrics, /health or /api/\n".to_owned()),
+    }
 }
 
 /// The engine's metrics, with the listener's own when it takes OTLP.
@@ -389,27 +327,4 @@ fn drain(reader: &mut BufReader<Deadline>, head: &Head, max: usize) {
         reader.get_mut().deadline = Instant::now() + Duration::from_secs(2);
         let _ = std::io::copy(&mut reader.by_ref().take(len.min(16 * max) as u64), &mut std::io::sink());
     }
-}
-
-/// Writes an answer and closes.
-/// `allowed` is the path's methods, named in the `Allow` header of a `405`.
-fn respond(
-    mut out: TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-    head_only: bool,
-    allowed: &str,
-) -> std::io::Result<()> {
-    let auth = if status.starts_with("401") { "WWW-Authenticate: Bearer\r\n" } else { "" };
-    let allow = if status.starts_with("405") { format!("Allow: {allowed}\r\n") } else { String::new() };
-    write!(
-        out,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}{allow}Connection: close\r\n\r\n",
-        body.len()
-    )?;
-    if !head_only {
-        out.write_all(body)?;
-    }
-    out.flush()
 }
