@@ -85,7 +85,7 @@ pub mod metrics {
 pub use cache::{Cache, Lease, LeaseRequest, MemoryCache};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
-pub use decision::{Intervention, Report, Strategy, Verdict};
+pub use decision::{Amendment, Confidence, Intervention, Report, Strategy, Verdict};
 pub use engine::{Ace, AceBuilder, Health, Metrics, StageTimer, Stats};
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport};

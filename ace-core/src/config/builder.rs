@@ -83,6 +83,10 @@ setters! {
     intervention_min_failure: f64,
     /// See [`AceConfig::judge_timeout`].
     judge_timeout: Duration,
+    /// See [`AceConfig::judge_below`].
+    judge_below: Option<f64>,
+    /// See [`AceConfig::judge_blocking`].
+    judge_blocking: bool,
     /// See [`AceConfig::context_staleness_threshold`].
     context_staleness_threshold: f64,
     /// See [`AceConfig::context_time_half_life`].

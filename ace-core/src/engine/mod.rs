@@ -9,6 +9,7 @@ mod builder;
 mod decide;
 mod guard;
 mod health;
+mod judging;
 mod metrics;
 mod record;
 mod settings;
@@ -78,6 +79,8 @@ struct Inner {
     registry: Registry,
     subscribers: parking_lot::RwLock<Vec<Subscriber>>,
     judge: Option<Arc<dyn Judge>>,
+    /// The background judge's queue (`ACE_JUDGE_BLOCKING=false`).
+    judge_queue: Option<judging::Queue>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
