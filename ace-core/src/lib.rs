@@ -86,7 +86,9 @@ pub use cache::{Cache, Lease, LeaseRequest, MemoryCache};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
 pub use decision::{Amendment, Confidence, Intervention, Report, Strategy, Verdict};
-pub use engine::{Ace, AceBuilder, Health, Metrics, StageTimer, Stats};
+pub use engine::{
+    Ace, AceBuilder, Health, MAX_SUMMARY_BYTES, Metrics, Reflection, Reflector, StageTimer, Stats, TaskSummary,
+};
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport};
 pub use event::{Severity, metric_names, stages};

@@ -65,6 +65,9 @@ pub struct AceConfig {
     /// `ACE_JUDGE_TIMEOUT`); false issues the engine's choice at once and delivers the verdict
     /// to the subscribers as an amended intervention with the same id.
     pub judge_blocking: bool,
+    /// `ACE_REFLECT_PER_MINUTE` (10): reflections (`Ace::reflect`) run per minute at most; the
+    /// others are skipped and counted.
+    pub reflect_per_minute: u32,
     /// `ACE_CONTEXT_STALENESS_THRESHOLD` (0.8): staleness score in [0, 1] that raises a signal.
     pub context_staleness_threshold: f64,
     /// `ACE_CONTEXT_TIME_HALF_LIFE` (600 s): time since the last refresh at which the time part of
@@ -167,6 +170,7 @@ impl Default for AceConfig {
             judge_timeout: Duration::from_secs(2),
             judge_below: None,
             judge_blocking: true,
+            reflect_per_minute: 10,
             context_staleness_threshold: 0.8,
             context_time_half_life: Duration::from_secs(600),
             context_steps_half_life: 20.0,

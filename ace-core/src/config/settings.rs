@@ -100,6 +100,7 @@ pub const SETTINGS: &[Setting] = &[
     setting!("ACE_JUDGE_TIMEOUT", judge_timeout, seconds, "the longest the judge hook may take over one proposal"),
     setting!("ACE_JUDGE_BELOW", judge_below, number_or_off, "only decisions less confident than this go to the judge"),
     setting!("ACE_JUDGE_BLOCKING", judge_blocking, boolean, "whether the recording call waits for the judge"),
+    setting!("ACE_REFLECT_PER_MINUTE", reflect_per_minute, whole, "reflections run per minute at most"),
     setting!(
         "ACE_CONTEXT_STALENESS_THRESHOLD",
         context_staleness_threshold,

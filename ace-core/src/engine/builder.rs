@@ -264,6 +264,7 @@ impl AceBuilder {
             subscribers: parking_lot::RwLock::new(Vec::new()),
             judge: self.judge,
             judge_queue,
+            reflections: parking_lot::Mutex::new(Vec::new()),
             writer: Mutex::new(Some(writer)),
         });
         if let (Some(rx), Some(judge)) = (judge_rx, &inner.judge) {

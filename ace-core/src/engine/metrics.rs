@@ -38,6 +38,9 @@ pub struct Metrics {
     pub(crate) judge_calls: Family<VerdictLabel, Counter>,
     pub(crate) judge_decisions: Counter,
     pub(crate) judge_confident: Counter,
+    pub(crate) reflections: Counter,
+    pub(crate) reflection_failures: Counter,
+    pub(crate) reflections_limited: Counter,
     events_rejected: Family<Reason, Counter>,
     signals: Family<Kind, Counter>,
     /// The `signals` counter of each kind, by [`SignalKind::index`].
@@ -76,6 +79,9 @@ impl Metrics {
             judge_calls: Family::default(),
             judge_decisions: Counter::default(),
             judge_confident: Counter::default(),
+            reflections: Counter::default(),
+            reflection_failures: Counter::default(),
+            reflections_limited: Counter::default(),
             events_rejected: Family::default(),
             signal_counters: SignalKind::ALL
                 .iter()
@@ -127,6 +133,17 @@ impl Metrics {
             "ace_judge_decisions",
             "Interventions decided with a judge installed; ace_judge_calls_total over this is the share judged",
             self.judge_decisions.clone(),
+        );
+        registry.register("ace_reflections", "Reflections run (Ace::reflect)", self.reflections.clone());
+        registry.register(
+            "ace_reflection_failures",
+            "Reflections that failed (the store, the reflector or the merge)",
+            self.reflection_failures.clone(),
+        );
+        registry.register(
+            "ace_reflections_limited",
+            "Reflections skipped by ACE_REFLECT_PER_MINUTE",
+            self.reflections_limited.clone(),
         );
         registry.register(
             "ace_judge_confident",

@@ -12,6 +12,7 @@ mod health;
 mod judging;
 mod metrics;
 mod record;
+mod reflect;
 mod settings;
 mod timer;
 
@@ -26,6 +27,7 @@ use prometheus_client::registry::Registry;
 pub use builder::AceBuilder;
 pub use health::{Health, Stats};
 pub use metrics::Metrics;
+pub use reflect::{MAX_SUMMARY_BYTES, Reflection, Reflector, TaskSummary};
 pub use timer::StageTimer;
 
 use crate::breaker::{Breakers, CircuitBreaker};
@@ -81,6 +83,8 @@ struct Inner {
     judge: Option<Arc<dyn Judge>>,
     /// The background judge's queue (`ACE_JUDGE_BLOCKING=false`).
     judge_queue: Option<judging::Queue>,
+    /// When the reflections of the last minute ran (`ACE_REFLECT_PER_MINUTE`).
+    reflections: parking_lot::Mutex<Vec<Timestamp>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
