@@ -411,6 +411,43 @@ impl PyAce {
         guard(py, || self.engine()?.end_task_with(&agent, &task, success).py(py))
     }
 
+    /// Reflects on a task: `reflector(summary)` gets a bounded text summary of what the engine saw
+    /// of it and returns insights (dicts or `(section, content)` tuples), merged into `domain`
+    /// (the agent's name by default) at shadow. Returns `{summary, report}`, or None when
+    /// `ACE_REFLECT_PER_MINUTE` was reached. Blocks on the store and the reflector (the GIL is
+    /// released meanwhile): call it from a worker, not from the code that records.
+    #[pyo3(signature = (agent, task, reflector, domain=None))]
+    fn reflect<'py>(
+        &self,
+        py: Python<'py>,
+        agent: Text,
+        task: Text,
+        reflector: Py<PyAny>,
+        domain: Option<Text>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        guard(py, || {
+            if !reflector.bind(py).is_callable() {
+                return Err(invalid(py, "reflector", "must be callable"));
+            }
+            let ace = self.engine()?.clone();
+            let reflect = |s: &ace::TaskSummary| -> ace::Result<Vec<ace::playbook::Insight>> {
+                crate::hooks::attach(|py| {
+                    let failed = |e: PyErr| ace::Error::InvalidInput {
+                        field: "reflector",
+                        reason: format!("the Python reflector failed: {e}"),
+                    };
+                    let out = reflector.call1(py, (s.text.clone(),)).map_err(failed)?;
+                    let items = out.bind(py).try_iter().map_err(failed)?;
+                    items.map(|x| crate::playbook::insight(py, &x?)).collect::<PyResult<Vec<_>>>().map_err(failed)
+                })
+                .unwrap_or(Err(ace::Error::Closed))
+            };
+            let domain = domain.as_deref();
+            let done = py.detach(|| ace.reflect(&agent, &task, domain, &reflect)).py(py)?;
+            done.map(|r| to_data(py, &r)).transpose()
+        })
+    }
+
     /// Says the agent's context was rebuilt.
     fn refresh_context(&self, py: Python<'_>, agent: Text) -> PyResult<()> {
         guard(py, || self.engine()?.refresh_context(&agent).py(py))
