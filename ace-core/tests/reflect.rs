@@ -94,3 +94,35 @@ fn reflections_are_rate_limited_bounded_and_failures_counted() {
     assert_eq!(counter(&text, "ace_reflections_limited_total"), 1, "{text}");
     assert_eq!(ace.reflect("", "t", None, &pitfalls).unwrap_err().code(), "invalid_input");
 }
+
+#[test]
+fn a_failed_task_end_is_reflected_on_in_the_background() {
+    let ace = engine(10);
+    let (tx, seen) = std::sync::mpsc::channel::<String>();
+    let tx = Mutex::new(tx);
+    ace.reflect_on_failure(
+        move |s: &TaskSummary| {
+            let _ = tx.lock().unwrap().send(s.task.clone());
+            pitfalls(s)
+        },
+        Some("learnt"),
+    )
+    .unwrap();
+    for task in ["ok", "unknown", "bad"] {
+        ace.record_error("a", task, "execution", "ConnectionError", "connection to db:5432 refused", None).unwrap();
+    }
+    ace.end_task_with("a", "ok", Some(true)).unwrap();
+    ace.end_task_with("a", "unknown", None).unwrap();
+    ace.end_task_with("a", "bad", Some(false)).unwrap();
+    assert_eq!(seen.recv_timeout(std::time::Duration::from_secs(30)).unwrap(), "bad", "only the failed task");
+    // The merge follows the reflector's answer on the same thread.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ace.playbooks().bullets("learnt").unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the insight never landed");
+        std::thread::yield_now();
+    }
+    let bullets = ace.playbooks().bullets("learnt").unwrap();
+    assert_eq!(bullets[0].provenance.as_deref(), Some("reflection:a/bad"));
+    assert!(seen.try_recv().is_err(), "nothing else was reflected on");
+    assert_eq!(ace.reflect_on_failure(pitfalls, Some("")).unwrap_err().code(), "invalid_input");
+}

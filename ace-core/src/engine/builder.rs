@@ -265,6 +265,7 @@ impl AceBuilder {
             judge: self.judge,
             judge_queue,
             reflections: parking_lot::Mutex::new(Vec::new()),
+            reflect_queue: parking_lot::Mutex::new(None),
             writer: Mutex::new(Some(writer)),
         });
         if let (Some(rx), Some(judge)) = (judge_rx, &inner.judge) {

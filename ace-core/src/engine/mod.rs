@@ -85,6 +85,8 @@ struct Inner {
     judge_queue: Option<judging::Queue>,
     /// When the reflections of the last minute ran (`ACE_REFLECT_PER_MINUTE`).
     reflections: parking_lot::Mutex<Vec<Timestamp>>,
+    /// The background reflector's queue (`Ace::reflect_on_failure`).
+    reflect_queue: parking_lot::Mutex<Option<reflect::ReflectQueue>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 

@@ -11,13 +11,22 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Weak};
 
 use serde::Serialize;
 
-use super::Ace;
+use super::{Ace, Inner};
 use crate::error::Result;
 use crate::playbook::{Insight, MergeReport};
 use crate::store::{ErrorQuery, MetricQuery};
+
+/// Failed tasks waiting for the background reflector, at most (more are skipped and counted as
+/// limited).
+const QUEUE: usize = 64;
+
+/// Where failed task ends go to be reflected on: (agent, task).
+pub(super) type ReflectQueue = SyncSender<(String, String)>;
 
 /// The longest summary, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 4096;
@@ -169,5 +178,44 @@ impl Ace {
             shared.metrics.reflection_failures.inc();
         }
         result.map(Some)
+    }
+
+    /// Reflects with `reflector` on every task that ends failed from now on
+    /// (`end_task_with(agent, task, Some(false))`), on a thread of the engine's (never the
+    /// recording one), into `domain` (each agent's own by default). The same rate limit and
+    /// counters as [`Ace::reflect`] apply; failed tasks beyond a queue of 64 are skipped and
+    /// counted as limited. A second call replaces the reflector.
+    pub fn reflect_on_failure(&self, reflector: impl Reflector + 'static, domain: Option<&str>) -> Result<()> {
+        if let Some(d) = domain {
+            crate::event::validate_id("domain", d)?;
+        }
+        let (tx, rx) = sync_channel::<(String, String)>(QUEUE);
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let domain = domain.map(str::to_owned);
+        std::thread::Builder::new()
+            .name("ace-reflect".into())
+            .spawn(move || {
+                // Ends when the queue's sender is replaced or the engine is gone.
+                while let Ok((agent, task)) = rx.recv() {
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Err(e) = (Ace { inner }).reflect(&agent, &task, domain.as_deref(), &reflector) {
+                        tracing::warn!(error = %e, agent, task, "reflection on a failed task failed");
+                    }
+                }
+            })
+            .map_err(|e| crate::error::Error::Internal(format!("the reflection thread could not start: {e}")))?;
+        *self.inner.reflect_queue.lock() = Some(tx);
+        Ok(())
+    }
+
+    /// Queues a failed task for the background reflector, if one is set (never waits).
+    pub(super) fn reflect_later(&self, agent: &str, task: &str) {
+        let queue = self.inner.reflect_queue.lock();
+        if let Some(q) = queue.as_ref()
+            && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                q.try_send((agent.to_owned(), task.to_owned()))
+        {
+            self.shared().metrics.reflections_limited.inc();
+        }
     }
 }
