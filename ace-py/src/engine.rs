@@ -143,6 +143,20 @@ impl Embedder for ArcEmbedder {
     }
 }
 
+/// Calls a Python reflector with a task's summary text; its insights, or its failure as an error.
+fn call_reflector(reflector: &Py<PyAny>, s: &ace::TaskSummary) -> ace::Result<Vec<ace::playbook::Insight>> {
+    crate::hooks::attach(|py| {
+        let failed = |e: PyErr| ace::Error::InvalidInput {
+            field: "reflector",
+            reason: format!("the Python reflector failed: {e}"),
+        };
+        let out = reflector.call1(py, (s.text.clone(),)).map_err(failed)?;
+        let items = out.bind(py).try_iter().map_err(failed)?;
+        items.map(|x| crate::playbook::insight(py, &x?)).collect::<PyResult<Vec<_>>>().map_err(failed)
+    })
+    .unwrap_or(Err(ace::Error::Closed))
+}
+
 /// The engine.
 #[pyclass(module = "ace._ace", name = "Ace", subclass, frozen)]
 pub(crate) struct PyAce {
@@ -430,21 +444,24 @@ impl PyAce {
                 return Err(invalid(py, "reflector", "must be callable"));
             }
             let ace = self.engine()?.clone();
-            let reflect = |s: &ace::TaskSummary| -> ace::Result<Vec<ace::playbook::Insight>> {
-                crate::hooks::attach(|py| {
-                    let failed = |e: PyErr| ace::Error::InvalidInput {
-                        field: "reflector",
-                        reason: format!("the Python reflector failed: {e}"),
-                    };
-                    let out = reflector.call1(py, (s.text.clone(),)).map_err(failed)?;
-                    let items = out.bind(py).try_iter().map_err(failed)?;
-                    items.map(|x| crate::playbook::insight(py, &x?)).collect::<PyResult<Vec<_>>>().map_err(failed)
-                })
-                .unwrap_or(Err(ace::Error::Closed))
-            };
+            let reflect = |s: &ace::TaskSummary| call_reflector(&reflector, s);
             let domain = domain.as_deref();
             let done = py.detach(|| ace.reflect(&agent, &task, domain, &reflect)).py(py)?;
             done.map(|r| to_data(py, &r)).transpose()
+        })
+    }
+
+    /// Reflects with `reflector(summary)` on every task that ends failed from now on
+    /// (`end_task(..., success=False)`), on a thread of the engine's; insights go to `domain` (each
+    /// agent's own by default). A second call replaces the reflector.
+    #[pyo3(signature = (reflector, domain=None))]
+    fn reflect_on_failure(&self, py: Python<'_>, reflector: Py<PyAny>, domain: Option<Text>) -> PyResult<()> {
+        guard(py, || {
+            if !reflector.bind(py).is_callable() {
+                return Err(invalid(py, "reflector", "must be callable"));
+            }
+            let f = move |s: &ace::TaskSummary| call_reflector(&reflector, s);
+            self.engine()?.reflect_on_failure(f, domain.as_deref()).py(py)
         })
     }
 

@@ -4,6 +4,8 @@ playbook at shadow; the rate limit and failures are counted."""
 
 import importlib.util
 import pathlib
+import queue
+import time
 
 import pytest
 
@@ -16,12 +18,12 @@ example = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(example)
 
 
-def _failed_task(e, task="t1"):
+def _failed_task(e, task="t1", success=False):
     for _ in range(3):
         e.record_stage("bot", task, "execution", 1.0, False)
     e.record_error("bot", task, "execution", "ConnectionError", "connection to orders-db:5432 refused")
     e.record_error("bot", task, "execution", "QuotaExceeded", "monthly search quota used up")
-    e.end_task("bot", task, success=False)
+    e.end_task("bot", task, success=success)
 
 
 def test_a_failed_task_becomes_shadow_insights_through_an_openai_compatible_reflector():
@@ -52,4 +54,25 @@ def test_a_failed_task_becomes_shadow_insights_through_an_openai_compatible_refl
     text = e.metrics_text()
     assert "ace_reflections_total 2" in text and "ace_reflection_failures_total 1" in text
     assert "ace_reflections_limited_total 1" in text
+    e.close()
+
+
+def test_failed_task_ends_are_reflected_on_in_the_background():
+    e = ace.Ace()
+    seen: "queue.Queue[str]" = queue.Queue()
+
+    def reflector(summary):
+        seen.put(summary)
+        return example.llm_reflector(example.OfflineClient())(summary)
+
+    e.reflect_on_failure(reflector, domain="learnt")
+    _failed_task(e, "ok-task", success=True)
+    _failed_task(e, "bad-task")
+    summary = seen.get(timeout=30)
+    assert summary.startswith("task bad-task of agent bot"), summary
+    deadline = time.monotonic() + 30
+    while not e.playbooks.bullets("learnt"):
+        assert time.monotonic() < deadline, "the insights never landed"
+        time.sleep(0.01)
+    assert seen.empty()
     e.close()
