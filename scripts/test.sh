@@ -87,6 +87,9 @@ else
   cargo test --workspace --all-features --locked --no-fail-fast --lib --bins --tests
 fi
 
+step "de-dup precision and recall with the real sentence model (release: the model is slow unoptimised)"
+cargo test --release --locked -p agent-ace-core --features minilm --test minilm -- --include-ignored
+
 step "doctests"
 cargo test --workspace --all-features --locked --doc
 

@@ -101,6 +101,70 @@ pub struct Intervention {
     pub reason: String,
     /// The signals of the call that caused it, the one acted on first.
     pub signals: Vec<Signal>,
+    /// How sure the engine was of its strategy (`ACE_JUDGE_BELOW` asks the judge below it).
+    #[serde(default)]
+    pub confidence: Confidence,
+    /// Set on an intervention delivered again to the subscribers with the judge's verdict,
+    /// when the judge runs in the background (`ACE_JUDGE_BLOCKING=false`): same id, the
+    /// verdict, and the strategy the judge picked. `None` on a first delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amended: Option<Amendment>,
+}
+
+/// How sure the engine was of a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Confidence {
+    /// The posterior probability that the chosen strategy works better than the runner-up (the
+    /// candidate with the best expected success), in [0, 1]; 1 when there was no other
+    /// candidate. Thompson sampling explores, so it is below one half now and then.
+    pub score: f64,
+    /// The runner-up, if there was another candidate.
+    pub runner_up: Option<Strategy>,
+    /// Outcomes reported so far for the signal's kind (over its candidates).
+    pub outcomes: u64,
+    /// Whether those are few (under 5): the score then rests mostly on the rule's prior.
+    pub novel: bool,
+}
+
+impl Default for Confidence {
+    /// Full confidence, no history: what an intervention decided before confidences were kept
+    /// reads as.
+    fn default() -> Self {
+        Confidence { score: 1.0, runner_up: None, outcomes: 0, novel: true }
+    }
+}
+
+impl Confidence {
+    /// Whether a decision this sure is a hard case for `below` (`ACE_JUDGE_BELOW`): a score
+    /// under it, or little outcome history.
+    #[must_use]
+    pub fn is_below(&self, below: f64) -> bool {
+        self.novel || self.score < below
+    }
+}
+
+/// The judge's verdict on an intervention already issued (the judge in the background).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Amendment {
+    /// The judge agreed: carry on.
+    Accepted,
+    /// The judge vetoed it: disregard it.
+    Vetoed,
+    /// The judge picked another strategy (the amended intervention's `strategy`).
+    Picked,
+}
+
+impl Amendment {
+    /// The snake_case name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Amendment::Accepted => "accepted",
+            Amendment::Vetoed => "vetoed",
+            Amendment::Picked => "picked",
+        }
+    }
 }
 
 /// What a recording call found: the signals it raised and, when they warrant one, what the agent

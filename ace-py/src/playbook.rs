@@ -17,7 +17,7 @@ fn stage(py: Python<'_>, s: &str) -> PyResult<Stage> {
 
 /// An insight from a dict (`section`, `content`, optional `provenance`) or a
 /// `(section, content)` tuple.
-fn insight(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Insight> {
+pub(crate) fn insight(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Insight> {
     if let Ok(d) = v.cast::<PyDict>() {
         let get = |k: &str| -> PyResult<Option<String>> {
             match d.get_item(k)? {

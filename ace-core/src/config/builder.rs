@@ -83,6 +83,12 @@ setters! {
     intervention_min_failure: f64,
     /// See [`AceConfig::judge_timeout`].
     judge_timeout: Duration,
+    /// See [`AceConfig::judge_below`].
+    judge_below: Option<f64>,
+    /// See [`AceConfig::judge_blocking`].
+    judge_blocking: bool,
+    /// See [`AceConfig::reflect_per_minute`].
+    reflect_per_minute: u32,
     /// See [`AceConfig::context_staleness_threshold`].
     context_staleness_threshold: f64,
     /// See [`AceConfig::context_time_half_life`].

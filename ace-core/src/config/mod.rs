@@ -57,6 +57,17 @@ pub struct AceConfig {
     /// `ACE_JUDGE_TIMEOUT` (2 s): the longest the judge hook may take over one proposal before
     /// the engine issues its own choice.
     pub judge_timeout: Duration,
+    /// `ACE_JUDGE_BELOW` (off): when set, only decisions whose
+    /// confidence (`Intervention::confidence`) is under it (or that rest on fewer than 5
+    /// reported outcomes) go to the judge; off sends every proposal the judge `wants`.
+    pub judge_below: Option<f64>,
+    /// `ACE_JUDGE_BLOCKING` (true): the recording call waits for the judge (up to
+    /// `ACE_JUDGE_TIMEOUT`); false issues the engine's choice at once and delivers the verdict
+    /// to the subscribers as an amended intervention with the same id.
+    pub judge_blocking: bool,
+    /// `ACE_REFLECT_PER_MINUTE` (10): reflections (`Ace::reflect`) run per minute at most; the
+    /// others are skipped and counted.
+    pub reflect_per_minute: u32,
     /// `ACE_CONTEXT_STALENESS_THRESHOLD` (0.8): staleness score in [0, 1] that raises a signal.
     pub context_staleness_threshold: f64,
     /// `ACE_CONTEXT_TIME_HALF_LIFE` (600 s): time since the last refresh at which the time part of
@@ -157,6 +168,9 @@ impl Default for AceConfig {
             intervention_seed: 0,
             intervention_min_failure: 0.5,
             judge_timeout: Duration::from_secs(2),
+            judge_below: None,
+            judge_blocking: true,
+            reflect_per_minute: 10,
             context_staleness_threshold: 0.8,
             context_time_half_life: Duration::from_secs(600),
             context_steps_half_life: 20.0,
@@ -369,6 +383,9 @@ impl AceConfig {
             self.context_errors_half_life,
             "must be more than 0",
         )?;
+        if let Some(below) = self.judge_below {
+            check((0.0..=1.0).contains(&below), "ACE_JUDGE_BELOW", below, "must be in [0, 1]")?;
+        }
         check(
             (0.0..=1.0).contains(&self.intervention_min_failure),
             "ACE_INTERVENTION_MIN_FAILURE",

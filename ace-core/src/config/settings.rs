@@ -98,6 +98,9 @@ pub const SETTINGS: &[Setting] = &[
         "act on a signal while the chance its task fails may reach this"
     ),
     setting!("ACE_JUDGE_TIMEOUT", judge_timeout, seconds, "the longest the judge hook may take over one proposal"),
+    setting!("ACE_JUDGE_BELOW", judge_below, number_or_off, "only decisions less confident than this go to the judge"),
+    setting!("ACE_JUDGE_BLOCKING", judge_blocking, boolean, "whether the recording call waits for the judge"),
+    setting!("ACE_REFLECT_PER_MINUTE", reflect_per_minute, whole, "reflections run per minute at most"),
     setting!(
         "ACE_CONTEXT_STALENESS_THRESHOLD",
         context_staleness_threshold,
@@ -206,6 +209,13 @@ fn number(key: &str, v: &str) -> Result<f64> {
         return Err(Error::config(key, v, "must be a finite number"));
     }
     Ok(x)
+}
+
+fn number_or_off(key: &str, v: &str) -> Result<Option<f64>> {
+    if off(v) {
+        return Ok(None);
+    }
+    number(key, v).map(Some)
 }
 
 fn seconds(key: &str, v: &str) -> Result<Duration> {

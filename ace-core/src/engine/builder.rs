@@ -256,15 +256,22 @@ impl AceBuilder {
             metrics,
             sync,
         };
-        Ok(Ace {
-            inner: Arc::new(Inner {
-                shared,
-                registry,
-                subscribers: parking_lot::RwLock::new(Vec::new()),
-                judge: self.judge,
-                writer: Mutex::new(Some(writer)),
-            }),
-        })
+        let background = super::judging::queue(shared.config.judge_blocking, self.judge.as_ref());
+        let (judge_queue, judge_rx) = background.map_or((None, None), |(tx, rx)| (Some(tx), Some(rx)));
+        let inner = Arc::new(Inner {
+            shared,
+            registry,
+            subscribers: parking_lot::RwLock::new(Vec::new()),
+            judge: self.judge,
+            judge_queue,
+            reflections: parking_lot::Mutex::new(Vec::new()),
+            reflect_queue: parking_lot::Mutex::new(None),
+            writer: Mutex::new(Some(writer)),
+        });
+        if let (Some(rx), Some(judge)) = (judge_rx, &inner.judge) {
+            super::judging::spawn(Arc::downgrade(&inner), judge.clone(), rx);
+        }
+        Ok(Ace { inner })
     }
 }
 

@@ -1,15 +1,12 @@
 //! From signals to at most one intervention per call: the decider's choice, the fleet's gates,
 //! the judge's say, then the audit record and the subscribers.
 
-use std::sync::Arc;
-
 use super::Ace;
 use crate::clock::Timestamp;
-use crate::decision::{Intervention, Verdict};
-use crate::intervene::Judge;
+use crate::decision::Intervention;
 use crate::record::{InterventionRecord, Record};
 use crate::signal::Signal;
-use crate::telemetry::{AgentType, Type, VerdictLabel};
+use crate::telemetry::{AgentType, Type};
 
 impl Ace {
     /// At most one intervention for the signals of one call; counted, timed and delivered to
@@ -35,7 +32,8 @@ impl Ace {
             shared.decider.forget(intervention.id);
             return None;
         }
-        if let Some(judge) = &self.inner.judge
+        let route = self.route(&intervention);
+        if let (super::judging::Route::Now, Some(judge)) = (&route, &self.inner.judge)
             && !self.judged(judge, &mut intervention)
         {
             return None;
@@ -63,53 +61,19 @@ impl Ace {
         // Closing races a decision only at shutdown; the intervention is still returned.
         let _ = self.persist(intervention.id.0, record);
         self.deliver(&intervention, strategy, agent);
+        if let super::judging::Route::Later = route {
+            self.judge_later(&intervention);
+        }
         Some(Box::new(intervention))
     }
 
-    fn deliver(&self, intervention: &Intervention, strategy: &str, agent: &str) {
+    pub(super) fn deliver(&self, intervention: &Intervention, strategy: &str, agent: &str) {
         let subscribers = self.inner.subscribers.read().clone();
         for subscriber in subscribers {
             let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| subscriber(intervention)));
             if delivered.is_err() {
                 self.shared().metrics.subscriber_failures.inc();
                 tracing::error!(strategy, agent, "an intervention subscriber panicked; the recording call carries on");
-            }
-        }
-    }
-
-    /// Puts a proposal to the judge; false when it was vetoed.
-    fn judged(&self, judge: &Arc<dyn Judge>, proposal: &mut Intervention) -> bool {
-        let shared = self.shared();
-        let count = |verdict| shared.metrics.judge_calls.get_or_create(&VerdictLabel { verdict }).inc();
-        match crate::intervene::judge::ask(judge, proposal, shared.config.judge_timeout) {
-            Ok(None) => true,
-            Ok(Some(Verdict::Accept)) => {
-                count("accept");
-                true
-            }
-            Ok(Some(Verdict::Veto)) => {
-                count("veto");
-                shared.decider.forget(proposal.id);
-                false
-            }
-            Ok(Some(Verdict::Pick(strategy))) => {
-                count("pick");
-                if strategy != proposal.strategy {
-                    shared.decider.repick(proposal.id, proposal.signals[0].kind, strategy);
-                    proposal.strategy = strategy;
-                    proposal.reason =
-                        format!("{strategy}: {} (strategy chosen by the judge)", proposal.signals[0].message);
-                }
-                true
-            }
-            Err(failure) => {
-                count(failure.as_str());
-                tracing::warn!(
-                    failure = failure.as_str(),
-                    agent = &*proposal.agent,
-                    "the intervention judge gave no verdict; the engine's own choice stands"
-                );
-                true
             }
         }
     }

@@ -36,6 +36,11 @@ pub struct Metrics {
     pub(crate) subscriber_failures: Counter,
     pub(crate) effectiveness: Family<AgentId, Gauge<f64, AtomicU64>>,
     pub(crate) judge_calls: Family<VerdictLabel, Counter>,
+    pub(crate) judge_decisions: Counter,
+    pub(crate) judge_confident: Counter,
+    pub(crate) reflections: Counter,
+    pub(crate) reflection_failures: Counter,
+    pub(crate) reflections_limited: Counter,
     events_rejected: Family<Reason, Counter>,
     signals: Family<Kind, Counter>,
     /// The `signals` counter of each kind, by [`SignalKind::index`].
@@ -72,6 +77,11 @@ impl Metrics {
             subscriber_failures: Counter::default(),
             effectiveness: Family::default(),
             judge_calls: Family::default(),
+            judge_decisions: Counter::default(),
+            judge_confident: Counter::default(),
+            reflections: Counter::default(),
+            reflection_failures: Counter::default(),
+            reflections_limited: Counter::default(),
             events_rejected: Family::default(),
             signal_counters: SignalKind::ALL
                 .iter()
@@ -116,8 +126,29 @@ impl Metrics {
         );
         registry.register(
             "ace_judge_calls",
-            "Judge hook calls by verdict: accept, veto, pick, or timeout and panic (the engine kept its choice)",
+            "Judge hook calls by verdict: accept, veto, pick, or timeout, panic and dropped (the background queue was full; the engine kept its choice)",
             self.judge_calls.clone(),
+        );
+        registry.register(
+            "ace_judge_decisions",
+            "Interventions decided with a judge installed; ace_judge_calls_total over this is the share judged",
+            self.judge_decisions.clone(),
+        );
+        registry.register("ace_reflections", "Reflections run (Ace::reflect)", self.reflections.clone());
+        registry.register(
+            "ace_reflection_failures",
+            "Reflections that failed (the store, the reflector or the merge)",
+            self.reflection_failures.clone(),
+        );
+        registry.register(
+            "ace_reflections_limited",
+            "Reflections skipped by ACE_REFLECT_PER_MINUTE",
+            self.reflections_limited.clone(),
+        );
+        registry.register(
+            "ace_judge_confident",
+            "Interventions not sent to the judge: confident enough for ACE_JUDGE_BELOW",
+            self.judge_confident.clone(),
         );
         registry.register(
             "ace_events_rejected",

@@ -9,9 +9,11 @@ mod builder;
 mod decide;
 mod guard;
 mod health;
+mod judging;
 mod metrics;
 mod readback;
 mod record;
+mod reflect;
 mod settings;
 mod timer;
 
@@ -27,6 +29,7 @@ pub use builder::AceBuilder;
 pub use health::{Health, Stats};
 pub use metrics::Metrics;
 pub use readback::MAX_READ_BACK;
+pub use reflect::{MAX_SUMMARY_BYTES, Reflection, Reflector, TaskSummary};
 pub use timer::StageTimer;
 
 use crate::breaker::{Breakers, CircuitBreaker};
@@ -80,6 +83,12 @@ struct Inner {
     registry: Registry,
     subscribers: parking_lot::RwLock<Vec<Subscriber>>,
     judge: Option<Arc<dyn Judge>>,
+    /// The background judge's queue (`ACE_JUDGE_BLOCKING=false`).
+    judge_queue: Option<judging::Queue>,
+    /// When the reflections of the last minute ran (`ACE_REFLECT_PER_MINUTE`).
+    reflections: parking_lot::Mutex<Vec<Timestamp>>,
+    /// The background reflector's queue (`Ace::reflect_on_failure`).
+    reflect_queue: parking_lot::Mutex<Option<reflect::ReflectQueue>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 

@@ -285,6 +285,9 @@ impl Ace {
             fleet.ended(agent, task);
         }
         let followed = shared.trajectory.end_task(agent, task);
+        if success == Some(false) {
+            self.reflect_later(agent, task);
+        }
         Ok(shared.errors.end_task(agent, task) | followed)
     }
 

@@ -295,6 +295,8 @@ mod tests {
             severity: Severity::Medium,
             reason: String::new(),
             signals: Vec::new(),
+            confidence: Default::default(),
+            amended: None,
         }
     }
 

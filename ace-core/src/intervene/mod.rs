@@ -17,6 +17,7 @@
 //! [`Decider::restore`] puts back.
 
 mod awaited;
+pub mod confidence;
 pub mod failure;
 pub mod judge;
 mod rng;
@@ -41,7 +42,7 @@ use awaited::{Awaited, Awaiting, ID_STEP};
 use failure::{FailureState, Failures, Subject, SubjectRef};
 use rng::Rng;
 
-pub use crate::decision::{Intervention, Report, Strategy, Verdict};
+pub use crate::decision::{Amendment, Confidence, Intervention, Report, Strategy, Verdict};
 pub use crate::ids::InterventionId;
 pub use judge::Judge;
 pub use rules::candidates;
@@ -268,7 +269,7 @@ impl Decider {
                     && l.failures.warranted(subjects[*i], s.kind)
             })
             .max_by_key(|(i, s)| (s.severity, std::cmp::Reverse(*i)))?;
-        let strategy = choose(&mut l, signal);
+        let (strategy, confidence) = choose(&mut l, signal);
         gate.count += 1;
         gate.last = Some(now);
         gate.acted_on.reserve_exact(1);
@@ -295,6 +296,8 @@ impl Decider {
             severity: signal.severity,
             reason: format!("{strategy}: {}", signal.message),
             signals: ordered,
+            confidence,
+            amended: None,
         })
     }
 
@@ -466,18 +469,23 @@ impl Decider {
     }
 }
 
-/// Thompson sampling among the signal's candidate strategies.
-fn choose(l: &mut Learning, signal: &Signal) -> Strategy {
+/// Thompson sampling among the signal's candidate strategies, and how sure the choice is.
+fn choose(l: &mut Learning, signal: &Signal) -> (Strategy, Confidence) {
     let mut best = (Strategy::Reflect, f64::NEG_INFINITY);
+    let mut beliefs = Vec::with_capacity(4);
+    let mut outcomes = 0;
     for &(strategy, alpha, beta) in candidates(signal) {
         let prior = *l.beliefs.entry((signal.kind, strategy)).or_insert(Belief { alpha, beta });
         let belief = l.with_learnt(signal.kind, strategy, prior);
+        let (s, f) = l.learnt.get(&(signal.kind, strategy)).copied().unwrap_or_default();
+        outcomes += s + f;
+        beliefs.push((strategy, belief));
         let draw = l.rng.beta(belief);
         if draw > best.1 {
             best = (strategy, draw);
         }
     }
-    best.0
+    (best.0, confidence::assess(best.0, &beliefs, outcomes))
 }
 
 #[cfg(test)]

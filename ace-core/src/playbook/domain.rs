@@ -164,7 +164,7 @@ impl Domain {
                 }
                 b.updated_at = *at;
             }
-            Op::Reinforce { id, provenance, at } => {
+            Op::Reinforce { id, provenance, at, .. } => {
                 let slot = self.slot(id)?;
                 let b = &mut self.state.bullets[slot];
                 b.reinforced += 1;

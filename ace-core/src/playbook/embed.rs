@@ -11,6 +11,15 @@ pub trait Embedder: Send + Sync + 'static {
     /// One vector per text, in order. The playbook L2-normalises them and refuses a wrong
     /// dimension or a non-finite value with an error (nothing is changed).
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+
+    /// Whether the vectors carry meaning (a sentence model) rather than shared words (true by
+    /// default: a model plugged in is taken to be one). A semantic embedder makes de-dup scan the
+    /// nearest bullets by embedding and merge paraphrases at the `semantic_*` thresholds of
+    /// [`PlaybookConfig`](super::PlaybookConfig); a lexical one ([`HashEmbedder`]) finds nothing
+    /// that the lexical index does not, so it keeps to that index and the stricter thresholds.
+    fn semantic(&self) -> bool {
+        true
+    }
 }
 
 /// Hashed word unigrams and bigrams and character trigrams of the lower-cased words, L2
@@ -70,6 +79,11 @@ impl Embedder for HashEmbedder {
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         Ok(texts.iter().map(|t| self.one(t)).collect())
+    }
+
+    /// Hashed words: close vectors share words, not meaning.
+    fn semantic(&self) -> bool {
+        false
     }
 }
 

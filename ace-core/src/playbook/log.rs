@@ -23,14 +23,46 @@ pub const SNAPSHOT_MIN_BYTES: usize = 16 * 1024;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(super) enum Op {
-    Add { bullet: Bullet },
-    Update { id: String, section: Option<String>, content: Option<String>, at: Timestamp },
-    Remove { id: String, at: Timestamp },
-    Tag { id: String, feedback: Feedback, at: Timestamp },
-    Reinforce { id: String, provenance: Option<String>, at: Timestamp },
-    Stage { id: String, stage: Stage, at: Timestamp },
-    Inject { ids: Vec<String>, at: Timestamp },
-    Restore { state: Box<State>, reason: String },
+    Add {
+        bullet: Bullet,
+    },
+    Update {
+        id: String,
+        section: Option<String>,
+        content: Option<String>,
+        at: Timestamp,
+    },
+    Remove {
+        id: String,
+        at: Timestamp,
+    },
+    Tag {
+        id: String,
+        feedback: Feedback,
+        at: Timestamp,
+    },
+    Reinforce {
+        id: String,
+        provenance: Option<String>,
+        at: Timestamp,
+        /// For an insight merged by similarity (not the same words): how close it was and its
+        /// text, so the log keeps what was folded in (absent in logs written before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Stage {
+        id: String,
+        stage: Stage,
+        at: Timestamp,
+    },
+    Inject {
+        ids: Vec<String>,
+        at: Timestamp,
+    },
+    Restore {
+        state: Box<State>,
+        reason: String,
+    },
 }
 
 /// One entry of a domain's log, as [`Playbooks::history`] lists it.
@@ -45,7 +77,8 @@ pub struct PlaybookVersion {
     /// (an import or a rollback) or `snapshot`.
     pub op: String,
     /// Why, for a restore: `rollback to version 3`, `trusted import of a JSON export
-    /// (unverified; digest absent)`, ...
+    /// (unverified; digest absent)`, ...; for a `reinforce` by an insight that was similar but
+    /// not the same words: `paraphrase merged at cosine 0.843: <the insight>`.
     pub note: Option<String>,
 }
 

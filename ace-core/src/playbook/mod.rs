@@ -11,12 +11,16 @@
 //! ([`Playbooks::rollback`]).
 //!
 //! Write-time de-dup ([`Playbooks::merge`]): an insight whose normalised text matches a bullet,
-//! or whose embedding is at cosine ≥ `dup_threshold` (0.92) from one, strengthens that bullet
-//! instead of adding one; pairs between `near_threshold` (0.80) and that are reported (and an
-//! optional hook decides them). Candidates come from the lexical index (the exact map, and the
-//! 32 best BM25 matches on the insight's 2 rarest words), so a merge does not compare an insight
-//! with every bullet. With the built-in (lexical) embedder a near-copy always shares those
-//! words; a semantic embedder's paraphrases that share none of them are not found.
+//! or whose embedding is close enough to one, strengthens that bullet instead of adding one
+//! (the log's `reinforce` entry keeps the insight's provenance, and, when the words differ, its
+//! text and similarity). Candidates (`candidates.rs`): the exact map, the 32 best BM25 matches
+//! on the insight's 2 rarest words, and, with a [semantic](Embedder::semantic) embedder, the
+//! nearest bullet by cosine over the contiguous matrix (exact, over the newest
+//! [`SEMANTIC_SCAN_MAX`] bullets). A semantic embedder merges at `semantic_dup_threshold` (0.60)
+//! and reports the band from `semantic_near_threshold` (0.50); the lexical [`HashEmbedder`]
+//! merges at `dup_threshold` (0.92) and reports from `near_threshold` (0.80): its vectors are
+//! hashed words, so it catches near-copies, never paraphrases in other words. A reported pair
+//! goes to the near-duplicate hook when one is set.
 //!
 //! Retrieval ([`Playbooks::retrieve`]) scores every live bullet from a chosen stage up by half
 //! BM25 (normalised to the best match) and half cosine similarity, over one contiguous matrix of
@@ -29,6 +33,7 @@
 //! rendering; `io.rs` import and export; `metrics.rs` the series; `bm25.rs`, `embed.rs` and
 //! `minilm.rs` the lexical index and the embedders.
 
+mod candidates;
 mod domain;
 mod gates;
 mod io;
@@ -49,6 +54,7 @@ use std::time::Instant;
 use hashbrown::HashMap;
 use parking_lot::Mutex;
 
+pub use candidates::SEMANTIC_SCAN_MAX;
 pub use domain::MAX_BATCH_SIZE;
 pub use embed::{Embedder, HashEmbedder};
 pub use io::Trust;
@@ -64,14 +70,9 @@ pub use types::{
 use crate::clock::{Clock, Timestamp};
 use crate::error::Result;
 use crate::store::Store;
-use domain::{Domain, fnv64, new_bullet, normalised};
+use domain::{Domain, new_bullet, normalised};
 use log::{Op, hex};
 use types::{check_content, check_provenance, check_section};
-
-/// BM25 candidates checked for duplicates per insight.
-const DUP_CANDIDATES: usize = 32;
-/// The insight's rarest terms that pick the candidates.
-const RAREST_TERMS: usize = 2;
 
 type NearHook = Arc<dyn Fn(&Insight, &Bullet, f32) -> bool + Send + Sync>;
 
@@ -239,27 +240,24 @@ impl Playbooks {
         let hook = self.near_hook.lock().clone();
         let now = self.now();
         let dim = self.embedder.dim();
+        let semantic = self.embedder.semantic();
+        let (dup, near) = if semantic {
+            (self.cfg.semantic_dup_threshold, self.cfg.semantic_near_threshold)
+        } else {
+            (self.cfg.dup_threshold, self.cfg.near_threshold)
+        };
         self.with(domain, |d| {
             let mut ops = Vec::new();
             let mut scratch: Vec<f32> = Vec::new();
             for (&i, v) in usable.iter().zip(&vectors) {
                 let insight = &chunk[i];
                 let key = normalised(&insight.content);
-                let exact = d
-                    .exact
-                    .get(&fnv64(key.as_bytes()))
-                    .copied()
-                    .filter(|&slot| normalised(&d.state.bullets[slot].content) == key);
-                let best = exact.map(|s| (s, 1.0f32)).or_else(|| {
-                    d.bm25
-                        .top(&insight.content, DUP_CANDIDATES, RAREST_TERMS, &mut scratch)
-                        .into_iter()
-                        .map(|(s, _)| (s as usize, embed::dot(v, &d.vectors[s as usize * dim..(s as usize + 1) * dim])))
-                        .max_by(|a, b| a.1.total_cmp(&b.1))
-                });
+                let best = candidates::best(d, &key, &insight.content, v, dim, semantic, &mut scratch);
                 let merge_into = match best {
-                    Some((slot, sim)) if sim >= self.cfg.dup_threshold => Some(slot),
-                    Some((slot, sim)) if sim >= self.cfg.near_threshold => {
+                    Some((slot, sim)) if sim >= dup => {
+                        Some((slot, sim, if semantic { "paraphrase" } else { "duplicate" }))
+                    }
+                    Some((slot, sim)) if sim >= near => {
                         let existing = &d.state.bullets[slot];
                         let merged = hook.as_ref().is_some_and(|h| h(insight, existing, sim));
                         report.near_duplicates.push(NearDuplicate {
@@ -268,15 +266,17 @@ impl Playbooks {
                             similarity: sim,
                             merged,
                         });
-                        merged.then_some(slot)
+                        merged.then_some((slot, sim, "near-duplicate (by the hook)"))
                     }
                     _ => None,
                 };
                 let op = match merge_into {
-                    Some(slot) => {
+                    Some((slot, sim, kind)) => {
                         let id = d.state.bullets[slot].id.clone();
                         report.merged.push((base + i, id.clone()));
-                        Op::Reinforce { id, provenance: insight.provenance.clone(), at: now }
+                        let reason =
+                            (sim < 1.0).then(|| format!("{kind} merged at cosine {sim:.3}: {}", insight.content));
+                        Op::Reinforce { id, provenance: insight.provenance.clone(), at: now, reason }
                     }
                     None => {
                         let bullet =

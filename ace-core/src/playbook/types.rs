@@ -178,6 +178,14 @@ pub struct PlaybookConfig {
     pub dup_threshold: f32,
     /// Cosine at or above which a pair is reported as a near-duplicate (0.80).
     pub near_threshold: f32,
+    /// With a [semantic](super::Embedder::semantic) embedder: cosine at or above which an
+    /// insight is a paraphrase of a bullet and merges into it (0.60, chosen on the paraphrase set
+    /// `tests/data/paraphrases.json` with all-MiniLM-L6-v2, whose paraphrases in other words
+    /// score 0.42 to 0.87 and whose same-topic distractors 0.19 to 0.72; see docs/playbook.md).
+    pub semantic_dup_threshold: f32,
+    /// With a semantic embedder: cosine at or above which a pair is reported as a
+    /// near-duplicate (and put to the hook) (0.50).
+    pub semantic_near_threshold: f32,
     /// Helpful feedback and helpful:harmful ratio to move shadow → staging (3, 3.0).
     pub staging_gate: (u32, f64),
     /// ... and staging → prod (5, 5.0).
@@ -193,6 +201,8 @@ impl Default for PlaybookConfig {
         PlaybookConfig {
             dup_threshold: 0.92,
             near_threshold: 0.80,
+            semantic_dup_threshold: 0.60,
+            semantic_near_threshold: 0.50,
             staging_gate: (3, 3.0),
             prod_gate: (5, 5.0),
             quarantine_after: 3,
@@ -202,14 +212,15 @@ impl Default for PlaybookConfig {
 }
 
 impl PlaybookConfig {
-    /// Checks the thresholds: `0 < near <= dup <= 1`, gates at least 1 and finite.
+    /// Checks the thresholds: `0 < near <= dup <= 1` (both pairs), gates at least 1 and finite.
     pub fn validate(&self) -> Result<()> {
-        if !(self.near_threshold > 0.0 && self.near_threshold <= self.dup_threshold && self.dup_threshold <= 1.0) {
-            return Err(Error::config(
-                "dup_threshold",
-                &format!("{} / {}", self.dup_threshold, self.near_threshold),
-                "need 0 < near_threshold <= dup_threshold <= 1",
-            ));
+        for (name, dup, near) in [
+            ("dup_threshold", self.dup_threshold, self.near_threshold),
+            ("semantic_dup_threshold", self.semantic_dup_threshold, self.semantic_near_threshold),
+        ] {
+            if !(near > 0.0 && near <= dup && dup <= 1.0) {
+                return Err(Error::config(name, &format!("{dup} / {near}"), "need 0 < near <= dup <= 1"));
+            }
         }
         for (name, (n, r)) in [("staging_gate", self.staging_gate), ("prod_gate", self.prod_gate)] {
             if n == 0 || !r.is_finite() || r < 1.0 {
