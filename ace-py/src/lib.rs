@@ -7,6 +7,7 @@
 
 mod breaker;
 mod convert;
+mod embed;
 mod engine;
 mod errors;
 mod hooks;
