@@ -62,8 +62,8 @@ step "layer check (ace-core: imports point down, organs never import organs)"
 python3 scripts/check_layers.py --self-test
 python3 scripts/check_layers.py
 
-step "ace-core docs build without warnings (the crate map's links resolve)"
-RUSTDOCFLAGS=-Dwarnings cargo doc --locked -p agent-ace-core --no-deps --quiet
+step "the published crates' docs build without warnings (the crate map's links resolve)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --locked -p agent-ace-core -p ace-store -p ace --all-features --no-deps --quiet
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings

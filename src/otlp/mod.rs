@@ -1,7 +1,7 @@
 //! OpenTelemetry in over the network: `POST /v1/traces` on the listener of [`crate::serve_with`]
 //! (`ace serve --otlp`) takes OTLP/HTTP trace exports, protobuf (`application/x-protobuf`) or
 //! OTLP/JSON (`application/json`), plain or `Content-Encoding: gzip`, and maps their GenAI spans
-//! to the engine ([`map`] has the table). Any agent with a stock OTLP exporter feeds ace this way.
+//! to the engine (the `map` module has the table). Any agent with a stock OTLP exporter feeds ace this way.
 //!
 //! Answers follow the OTLP/HTTP specification: `200` with an export response, whose
 //! `partial_success` counts the spans refused one by one (the others are recorded all the same);
