@@ -27,6 +27,7 @@ use crate::store::MemoryStore;
 use crate::tool::ToolCall;
 
 mod folds;
+mod scan;
 mod score;
 
 pub use folds::*;
@@ -38,7 +39,7 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// One line as written: every field the format knows, borrowed where the text allows.
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct Raw<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
@@ -194,7 +195,10 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let raw: Raw<'_> = serde_json::from_slice(&text).map_err(|e| at.explain(&text, &e))?;
+        let raw: Raw<'_> = match scan::scan(&text) {
+            Some(raw) => raw,
+            None => serde_json::from_slice(&text).map_err(|e| at.explain(&text, &e))?,
+        };
         if raw.kind == "label" {
             let failed = at.need(raw.failed, "failed")?;
             let task = at.need(raw.task, "task")?;
