@@ -171,15 +171,25 @@ pub fn replay(reader: impl BufRead, name: &str, config: AceConfig) -> Result<Rep
 pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
     let clock = ManualClock::new(Timestamp::EPOCH);
     let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).persist(false).build()?;
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut out = Run::default();
+    let mut feed = Feed { ace, clock, index: HashMap::new(), out: Run::default() };
     let mut text: Vec<u8> = Vec::new();
     let mut number = 0;
     let started = Instant::now();
     loop {
-        text.clear();
         number += 1;
         let at = At { name, number };
+        // A whole line in the reader's buffer is read where it lies; others are copied.
+        let buf = reader.fill_buf().map_err(|e| at.fail(e))?;
+        if let Some(end) = newline(buf)
+            && end < MAX_LINE_BYTES
+        {
+            let line = &buf[..=end];
+            let line = if number == 1 { line.strip_prefix(BOM).unwrap_or(line) } else { line };
+            feed.line(line, &at)?;
+            reader.consume(end + 1);
+            continue;
+        }
+        text.clear();
         // At most one byte past the limit is read, so input without newlines (`/dev/zero`)
         // costs bounded memory and fails at once.
         let read = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut text);
@@ -192,51 +202,99 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
         if number == 1 && text.starts_with(BOM) {
             text.drain(..BOM.len());
         }
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        feed.line(&text, &at)?;
+    }
+    let mut out = feed.out;
+    out.seconds = started.elapsed().as_secs_f64();
+    feed.ace.close()?;
+    Ok(out)
+}
+
+/// Where the first newline of `b` is: eight bytes at a time (a loop over bytes costs more than
+/// the copy it saves).
+fn newline(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ (ONES * u64::from(b'\n'));
+        // The lowest set bit marks the first zero byte (bits above it may be false alarms).
+        let zero = x.wrapping_sub(ONES) & !x & (ONES << 7);
+        if zero != 0 {
+            return Some(at + zero.trailing_zeros() as usize / 8);
         }
-        let raw: Raw<'_> = match scan::scan(&text) {
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&c| c == b'\n').map(|p| at + p)
+}
+
+/// The engine being fed, and what it did so far.
+struct Feed {
+    ace: Ace,
+    clock: ManualClock,
+    index: HashMap<String, usize>,
+    out: Run,
+}
+
+impl Feed {
+    /// Feeds one line of the trace.
+    fn line(&mut self, text: &[u8], at: &At<'_>) -> Result<()> {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let raw: Raw<'_> = match scan::scan(text) {
             Some(raw) => raw,
-            None => serde_json::from_slice(&text).map_err(|e| at.explain(&text, &e))?,
+            None => serde_json::from_slice(text).map_err(|e| at.explain(text, &e))?,
         };
         if raw.kind == "label" {
             let failed = at.need(raw.failed, "failed")?;
             let task = at.need(raw.task, "task")?;
-            let track = track(&mut index, &mut out.tasks, &task);
+            let track = track(&mut self.index, &mut self.out.tasks, &task);
             track.label = Some(Label { failed, mistake_index: raw.mistake_index.map(|m| m as usize) });
-            continue;
+            return Ok(());
         }
         let ts = at.need(raw.ts, "ts")?;
         let ts = Timestamp::from_secs_f64(ts).ok_or_else(|| at.fail(format!("`ts` {ts} is not a time")))?;
-        clock.advance_to(ts);
+        self.clock.advance_to(ts);
         let agent = at.need(raw.agent.as_deref(), "agent")?;
-        out.events += 1;
+        self.out.events += 1;
         if raw.kind == "context_refresh" {
-            ace.refresh_context(agent).map_err(|e| at.fail(e))?;
-            continue;
+            self.ace.refresh_context(agent).map_err(|e| at.fail(e))?;
+            return Ok(());
         }
         let task = at.need(raw.task.as_deref(), "task")?;
-        let track = track(&mut index, &mut out.tasks, task);
+        let track = track(&mut self.index, &mut self.out.tasks, task);
         let event = track.events;
         track.events += 1;
         let (signals, intervention) = match &*raw.kind {
             "task_start" => (Vec::new(), None),
             "task_end" => {
-                ace.end_task_with(agent, task, raw.success).map_err(|e| at.fail(e))?;
+                self.ace.end_task_with(agent, task, raw.success).map_err(|e| at.fail(e))?;
                 (Vec::new(), None)
             }
             "stage" => {
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let duration = at.need(raw.duration_s, "duration_s")?;
                 let success = at.need(raw.success, "success")?;
-                let metrics: Vec<(&str, f64)> = raw.metrics.iter().map(|(k, v)| (&**k, *v)).collect();
+                // A few metrics are passed without a copy on the heap.
+                let mut few = [("", 0.0); 8];
+                let many: Vec<(&str, f64)>;
+                let metrics: &[(&str, f64)] = if raw.metrics.len() <= few.len() {
+                    for (slot, (k, v)) in few.iter_mut().zip(&raw.metrics) {
+                        *slot = (&**k, *v);
+                    }
+                    &few[..raw.metrics.len()]
+                } else {
+                    many = raw.metrics.iter().map(|(k, v)| (&**k, *v)).collect();
+                    &many
+                };
                 let report = match raw.tool.as_deref() {
                     Some(tool) => {
                         let args_digest = raw.args_digest.as_deref();
                         let call = ToolCall { agent, task, stage, tool, args_digest, duration_s: duration, success };
-                        ace.record_tool_call_with(&call, &metrics)
+                        self.ace.record_tool_call_with(&call, metrics)
                     }
-                    None => ace.record_stage_with(agent, task, stage, duration, success, &metrics),
+                    None => self.ace.record_stage_with(agent, task, stage, duration, success, metrics),
                 };
                 let report = report.map_err(|e| at.fail(e))?;
                 (report.signals, report.intervention)
@@ -252,12 +310,13 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let kind = at.need(raw.error_kind.as_deref(), "kind")?;
                 let message = at.need(raw.message.as_deref(), "message")?;
-                let report = ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?;
+                let report =
+                    self.ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?;
                 (report.signals, report.intervention)
             }
             other => return Err(at.fail(format!("unknown event type {other:?}"))),
         };
-        let track = &mut out.tasks[index[task]];
+        let track = &mut self.out.tasks[self.index[task]];
         for s in &signals {
             *track.signals.entry(s.kind.as_str()).or_default() += 1;
         }
@@ -270,10 +329,8 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
             }
             *track.strategies.entry(i.strategy.as_str()).or_default() += 1;
         }
+        Ok(())
     }
-    out.seconds = started.elapsed().as_secs_f64();
-    ace.close()?;
-    Ok(out)
 }
 
 /// The task's entry, added in order of first appearance.
@@ -323,6 +380,17 @@ mod tests {
         long.push(b'\n');
         long.extend_from_slice(TRACE.as_bytes());
         assert_eq!(replay(&long[..], "long", AceConfig::default()).unwrap().events, 9);
+    }
+
+    #[test]
+    fn newlines_are_found_where_they_are() {
+        let text: Vec<u8> = (0..200u8).map(|i| if i % 37 == 36 { b'\n' } else { i.max(11) }).collect();
+        for start in 0..text.len() {
+            let slow = text[start..].iter().position(|&c| c == b'\n');
+            assert_eq!(newline(&text[start..]), slow, "from {start}");
+        }
+        assert_eq!(newline(b"\xff\x0b\x09\x0a"), Some(3));
+        assert_eq!(newline(b""), None);
     }
 
     #[test]
