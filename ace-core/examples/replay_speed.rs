@@ -1,21 +1,31 @@
 //! Replay speed: `cargo run --profile bench -p agent-ace-core --example replay_speed -- FILE...`
-//! replays each file on the full engine, prints events per second (best of 5), for profiling
-//! the replay path with `perf` (the bench profile keeps line tables).
+//! replays each file on the full engine and on the scoring-only one of `ace replay`, in turn, 7
+//! times each, and prints the best and median events per second of each. The bench profile
+//! keeps line tables, so `perf record` on it names the source.
 
 use std::io::BufReader;
 
 use ace_core::AceConfig;
-use ace_core::replay::run;
+use ace_core::replay::{Run, run, run_full};
+
+type Runner = fn(BufReader<std::fs::File>, &str, AceConfig) -> ace_core::Result<Run>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for path in std::env::args().skip(1) {
-        let mut best = 0f64;
-        for _ in 0..5 {
-            let file = BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
-            let r = run(file, &path, AceConfig::default())?;
-            best = best.max(r.events as f64 / r.seconds);
+        let runners: [(&str, Runner); 2] = [("full engine", run_full), ("scoring only", run)];
+        let mut speeds = [Vec::new(), Vec::new()];
+        for _ in 0..7 {
+            for (i, (_, runner)) in runners.iter().enumerate() {
+                let file = BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
+                let r = runner(file, &path, AceConfig::default())?;
+                speeds[i].push(r.events as f64 / r.seconds);
+            }
         }
-        println!("{path}: {best:.0} events/s (best of 5)");
+        for (i, (name, _)) in runners.iter().enumerate() {
+            let s = &mut speeds[i];
+            s.sort_by(f64::total_cmp);
+            println!("{path} {name}: best {:.0} events/s, median {:.0}", s[s.len() - 1], s[s.len() / 2]);
+        }
     }
     Ok(())
 }

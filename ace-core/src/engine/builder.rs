@@ -48,6 +48,7 @@ pub struct AceBuilder {
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
     persist: bool,
+    scoring_only: bool,
     judge: Option<Arc<dyn Judge>>,
     embedder: Option<Arc<dyn Embedder>>,
     playbook: Option<PlaybookConfig>,
@@ -62,6 +63,7 @@ impl Ace {
             store: None,
             clock: None,
             persist: true,
+            scoring_only: false,
             judge: None,
             embedder: None,
             playbook: None,
@@ -71,6 +73,15 @@ impl Ace {
 }
 
 impl AceBuilder {
+    /// Keeps only what signals and decisions need (replay): nothing for the store, no
+    /// per-(agent, stage) series, timings or intervention series; counts of events and signals
+    /// stay. Signals and interventions are the same as the full engine's (tested in `replay`).
+    pub(crate) fn scoring_only(mut self) -> Self {
+        self.scoring_only = true;
+        self.persist = false;
+        self
+    }
+
     /// The configuration (default: [`AceConfig::default`]).
     pub fn config(mut self, config: AceConfig) -> Self {
         self.config = Some(config);
@@ -157,6 +168,7 @@ impl AceBuilder {
             trajectory.clone(),
         );
         hot.set_persist(self.persist);
+        hot.set_series(!self.scoring_only);
         hot.set_overflow(self.persist && config.durable);
         let hot = Arc::new(hot);
         let errors = Arc::new(ErrorOrgan::new(
@@ -255,6 +267,7 @@ impl AceBuilder {
             playbooks,
             metrics,
             sync,
+            scoring_only: self.scoring_only,
         };
         Ok(Ace {
             inner: Arc::new(Inner {

@@ -168,9 +168,25 @@ pub fn replay(reader: impl BufRead, name: &str, config: AceConfig) -> Result<Rep
 /// A `task_end` is passed on with its `success` when the trace has one
 /// ([`Ace::end_task_with`]): the engine learns online, from tasks that ended before each
 /// decision, which signals preceded failures. Labels are never fed.
-pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
+///
+/// The engine keeps only what signals and decisions need (no records for a store, no
+/// per-(agent, stage) series or timings); [`run_full`] replays on the full engine, with the same
+/// results (tested), more slowly.
+pub fn run(reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
     let clock = ManualClock::new(Timestamp::EPOCH);
-    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).persist(false).build()?;
+    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).scoring_only().build()?;
+    feed(reader, name, ace, clock)
+}
+
+/// [`run`] on the full engine: every series kept, every record built and written to an
+/// in-memory store.
+pub fn run_full(reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).build()?;
+    feed(reader, name, ace, clock)
+}
+
+fn feed(mut reader: impl BufRead, name: &str, ace: Ace, clock: ManualClock) -> Result<Run> {
     let mut feed = Feed { ace, clock, index: HashMap::new(), out: Run::default() };
     let mut text: Vec<u8> = Vec::new();
     let mut number = 0;
@@ -242,10 +258,10 @@ impl Feed {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let raw: Raw<'_> = match scan::scan(text) {
-            Some(raw) => raw,
-            None => serde_json::from_slice(text).map_err(|e| at.explain(text, &e))?,
-        };
+        let mut raw = Raw::default();
+        if !scan::scan(text, &mut raw) {
+            raw = serde_json::from_slice(text).map_err(|e| at.explain(text, &e))?;
+        }
         if raw.kind == "label" {
             let failed = at.need(raw.failed, "failed")?;
             let task = at.need(raw.task, "task")?;
@@ -380,6 +396,87 @@ mod tests {
         long.push(b'\n');
         long.extend_from_slice(TRACE.as_bytes());
         assert_eq!(replay(&long[..], "long", AceConfig::default()).unwrap().events, 9);
+    }
+
+    /// A trace of many agents and tasks, with failures, slow stages, tool repeats and errors,
+    /// so that every kind of signal and intervention turns up.
+    fn generated() -> String {
+        let mut out = String::new();
+        let mut ts = 1_700_000_000.0;
+        let mut x: u64 = 7;
+        let mut rand = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        for t in 0..400 {
+            let agent = format!("agent-{}", t % 7);
+            let bad = t % 5 == 0;
+            out += &format!("{{\"ts\":{ts},\"type\":\"task_start\",\"agent\":\"{agent}\",\"task\":\"t{t}\"}}\n");
+            for step in 0..(10 + rand(30)) {
+                ts += 0.5 + rand(100) as f64 / 10.0;
+                let stage = ["planning", "execution", "observation"][rand(3) as usize];
+                let slow = if bad && step > 5 { 20.0 } else { 1.0 };
+                let success = !(bad && rand(3) == 0) && rand(20) != 0;
+                let duration = slow * (0.5 + rand(100) as f64 / 100.0);
+                let tool = if rand(4) == 0 {
+                    format!(",\"tool\":\"search\",\"args_digest\":\"{:016x}\"", rand(if bad { 2 } else { 1000 }))
+                } else {
+                    String::new()
+                };
+                out += &format!(
+                    "{{\"ts\":{ts},\"type\":\"stage\",\"agent\":\"{agent}\",\"task\":\"t{t}\",\"stage\":\"{stage}\",\"duration_s\":{duration},\"success\":{success},\"metrics\":{{\"tokens\":{}}}{tool}}}\n",
+                    100 + rand(50) * if bad { 9 } else { 1 }
+                );
+                if rand(if bad { 3 } else { 25 }) == 0 {
+                    out += &format!(
+                        "{{\"ts\":{ts},\"type\":\"error\",\"agent\":\"{agent}\",\"task\":\"t{t}\",\"stage\":\"{stage}\",\"kind\":\"ToolError\",\"message\":\"connection to db-{}:5432 refused\"}}\n",
+                        rand(9)
+                    );
+                }
+                if rand(60) == 0 {
+                    out += &format!("{{\"ts\":{ts},\"type\":\"context_refresh\",\"agent\":\"{agent}\"}}\n");
+                }
+            }
+            out += &format!(
+                "{{\"ts\":{ts},\"type\":\"task_end\",\"agent\":\"{agent}\",\"task\":\"t{t}\",\"success\":{}}}\n",
+                !bad
+            );
+            out += &format!("{{\"type\":\"label\",\"task\":\"t{t}\",\"failed\":{bad},\"mistake_index\":6}}\n");
+        }
+        out
+    }
+
+    /// The scoring-only engine of `run` and the full engine see the same signals and issue the
+    /// same interventions, on the shared traces and on a generated one.
+    #[test]
+    fn the_scoring_engine_matches_the_full_engine() {
+        let mut traces = vec![("generated".to_owned(), generated())];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/traces");
+        match std::fs::read_dir(&root) {
+            Ok(dir) => {
+                for f in dir.flatten().filter(|f| f.path().extension().is_some_and(|e| e == "jsonl")) {
+                    traces.push((f.path().display().to_string(), std::fs::read_to_string(f.path()).unwrap()));
+                }
+                assert!(traces.len() >= 3, "the shared traces are in {}", root.display());
+            }
+            Err(_) => {
+                assert!(std::env::var_os("CI").is_none(), "CI runs next to ../shared/data; it is missing");
+                eprintln!("{} not found: the generated trace only", root.display());
+            }
+        }
+        let tools = AceConfig::builder().tool_repeat(3).build().unwrap();
+        for (name, text) in &traces {
+            for config in [AceConfig::default(), tools.clone()] {
+                let lean = run(text.as_bytes(), name, config.clone()).unwrap();
+                let full = run_full(text.as_bytes(), name, config).unwrap();
+                assert_eq!(lean.events, full.events, "{name}");
+                assert_eq!(lean.tasks, full.tasks, "{name}");
+                let score = lean.score();
+                assert!(score.interventions > 0 && score.flagged_tasks > 0, "{name}: {score:?}");
+                let kinds: std::collections::BTreeSet<_> = lean.tasks.iter().flat_map(|t| t.signals.keys()).collect();
+                assert!(kinds.len() >= 3, "{name}: {kinds:?}");
+            }
+        }
     }
 
     #[test]

@@ -12,12 +12,17 @@ use std::borrow::Cow;
 
 use super::Raw;
 
-/// The line read as [`Raw`], or `None` when it is not of the simple shape (see the module).
-pub(super) fn scan(line: &[u8]) -> Option<Raw<'_>> {
+/// Reads the line into `raw` (a default one, filled in place: it is large to move), or says it
+/// is not of the simple shape (see the module; `raw` is then to be dropped).
+pub(super) fn scan<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> bool {
+    read(line, raw).is_some()
+}
+
+#[inline]
+fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
     // One check of the whole line; strings are then cut at ASCII quotes, on char boundaries.
     let text = std::str::from_utf8(line).ok()?;
     let mut s = Scanner { text, b: line, i: 0 };
-    let mut raw = Raw::default();
     let mut seen = 0u32;
     let mut has_type = false;
     s.ws();
@@ -73,7 +78,7 @@ pub(super) fn scan(line: &[u8]) -> Option<Raw<'_>> {
         }
     }
     s.ws();
-    (s.i == s.b.len() && has_type).then_some(raw)
+    (s.i == s.b.len() && has_type).then_some(())
 }
 
 /// The fields of [`Raw`] by their JSON names, in the order `scan` matches them.
@@ -142,7 +147,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// `null` as `None`, else the value `read` reads.
-    fn opt<T>(&mut self, read: fn(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    #[inline]
+    fn opt<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.null() { Some(None) } else { read(self).map(Some) }
     }
 
@@ -282,7 +288,8 @@ mod tests {
 
     /// The scan, where it answers, equals serde's reading.
     fn same(line: &str) -> bool {
-        let fast = scan(line.as_bytes());
+        let mut raw = Raw::default();
+        let fast = scan(line.as_bytes(), &mut raw).then_some(raw);
         let slow: Option<Raw<'_>> = serde_json::from_str(line).ok();
         match (&fast, &slow) {
             (Some(f), Some(s)) => {
