@@ -153,7 +153,9 @@ impl AceBuilder {
         let config = self.config.unwrap_or_default();
         config.validate()?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::with_max_records(config.memory_max_records)));
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = self.clock.unwrap_or_else(|| {
+            if config.coarse_clock { Arc::new(crate::clock::CoarseClock::new()) } else { Arc::new(SystemClock) }
+        });
         let metrics = Metrics::new(config.metrics_max_agents);
         let labels = metrics.core.labels.clone();
 
