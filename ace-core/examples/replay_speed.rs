@@ -21,10 +21,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 speeds[i].push(r.events as f64 / r.seconds);
             }
         }
-        for (i, (name, _)) in runners.iter().enumerate() {
-            let s = &mut speeds[i];
+        for s in &mut speeds {
             s.sort_by(f64::total_cmp);
-            println!("{path} {name}: best {:.0} events/s, median {:.0}", s[s.len() - 1], s[s.len() / 2]);
+        }
+        let name = std::path::Path::new(&path).file_name().map_or(path.clone(), |n| n.to_string_lossy().into_owned());
+        for (i, (engine, _)) in runners.iter().enumerate() {
+            let s = &speeds[i];
+            let m = s[s.len() / 2];
+            println!(
+                "replay {name} {engine:12}: median {m:9.0} events/s (best {:9.0}), {:.2}x the full engine's",
+                s[s.len() - 1],
+                m / speeds[0][s.len() / 2]
+            );
         }
     }
     Ok(())
