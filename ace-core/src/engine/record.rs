@@ -236,7 +236,7 @@ impl Ace {
             kind: counted.kind,
             message: counted.message,
             severity: report.severity,
-            pattern: report.pattern.clone(),
+            pattern: report.pattern,
         });
         self.persist(counted.key, record)?;
         report.intervention = self.decide(now, ev.agent, ev.task, &report.signals);

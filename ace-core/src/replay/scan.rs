@@ -361,7 +361,7 @@ mod tests {
                 n.insert(point, '.');
             }
             let n = if n.starts_with('0') && !n.starts_with("0.") { format!("1{n}") } else { n };
-            let text = if x % 3 == 0 { format!("{n}e{exp}") } else { n };
+            let text = if x.is_multiple_of(3) { format!("{n}e{exp}") } else { n };
             let line = format!(r#"{{"type":"x","ts":{text}}}"#);
             scanned += usize::from(same(&line));
         }
