@@ -131,6 +131,62 @@ impl Clock for SystemClock {
     }
 }
 
+/// A coarse system clock: [`SystemClock`]'s time read by a background thread once a
+/// millisecond, and by the engine from memory (an atomic load, against a monotonic read of
+/// 20-60 ns). For engines whose calls must cost the least and whose rules need no finer
+/// time: timestamps have millisecond resolution (calls within the same tick share one) and lag
+/// the true time by up to a tick, more when the machine is so loaded that the thread is late.
+/// Windows, cooldowns and staleness are counted in seconds, so they are unaffected; a stage's
+/// duration is the caller's figure, never derived from timestamps.
+///
+/// The thread is started by the first `CoarseClock::new` and runs for the life of the process
+/// (all coarse clocks share it).
+#[derive(Clone, Copy, Debug)]
+pub struct CoarseClock(&'static AtomicI64);
+
+/// How often the coarse clock's thread reads the system clock.
+pub const COARSE_TICK: Duration = Duration::from_millis(1);
+
+impl CoarseClock {
+    /// The coarse clock, its thread started if it was not.
+    #[must_use]
+    pub fn new() -> Self {
+        static NOW: OnceLock<&'static AtomicI64> = OnceLock::new();
+        CoarseClock(NOW.get_or_init(|| {
+            let now: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(SystemClock.now().0)));
+            let ticking = std::thread::Builder::new().name("ace-clock".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(COARSE_TICK);
+                    now.fetch_max(SystemClock.now().0, Ordering::Relaxed);
+                }
+            });
+            if let Err(e) = ticking {
+                // No thread, no ticks: the clock would stand still. Said loudly; `now` then
+                // reads the system clock itself (see `Clock for CoarseClock`).
+                tracing::error!(error = %e, "the coarse clock's thread did not start; reading the system clock");
+                now.store(i64::MIN, Ordering::Relaxed);
+            }
+            now
+        }))
+    }
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for CoarseClock {
+    #[inline]
+    fn now(&self) -> Timestamp {
+        match self.0.load(Ordering::Relaxed) {
+            i64::MIN => SystemClock.now(),
+            t => Timestamp(t),
+        }
+    }
+}
+
 /// A clock that moves only when told to. Clones share the same time.
 ///
 /// ```
@@ -194,6 +250,20 @@ mod tests {
         assert!(Timestamp::from_secs_f64(f64::NAN).is_none());
         assert!(Timestamp::from_secs_f64(f64::INFINITY).is_none());
         assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_coarse_clock_follows_the_system_clock_by_the_millisecond() {
+        let coarse = CoarseClock::new();
+        let (a, b) = (coarse.now(), SystemClock.now());
+        assert!(a <= b, "{a} after {b}");
+        // It ticks: within a second (a loaded machine delays the thread) it has moved on.
+        let start = Instant::now();
+        while coarse.now() <= b {
+            assert!(start.elapsed() < Duration::from_secs(5), "the coarse clock stands still");
+            std::thread::yield_now();
+        }
+        assert!(SystemClock.now().since(coarse.now()) < Duration::from_secs(1));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! | layer | module | what lives there |
 //! |---|---|---|
 //! | foundation | [`error`] | [`Error`], its stable `code()`, [`Result`] |
-//! | | [`clock`] | [`Clock`], [`SystemClock`], [`ManualClock`], [`Timestamp`] |
+//! | | [`clock`] | [`Clock`], [`SystemClock`], [`CoarseClock`], [`ManualClock`], [`Timestamp`] |
 //! | | [`ids`] | [`PatternId`], [`InterventionId`] (16 hex digits) |
 //! | | [`event`] | [`Severity`], metric and stage names, input validation |
 //! | | [`tool`] | tool calls: [`tool::ToolCall`], the arguments digest, tool-name validation |
@@ -83,7 +83,7 @@ pub mod metrics {
 }
 
 pub use cache::{Cache, Lease, LeaseRequest, MemoryCache};
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, CoarseClock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
 pub use decision::{Amendment, Confidence, Intervention, Report, Strategy, Verdict};
 pub use engine::{

@@ -78,4 +78,4 @@ CJS
 (cd "$consumer" && node quickstart.cjs)
 
 echo "--> benchmark (quick run; the figures in docs/node.md come from a full run)"
-node "$root/benches/node/compare.mjs" --quick
+"$root/benches/compare" --quick node

@@ -55,4 +55,4 @@ for example in "$root"/examples/python/*.py; do
 done
 
 echo "--> benchmark (quick run; the figures in docs/python.md come from a full run)"
-"$py" "$root/benches/python/compare.py" --quick
+PYTHON="$py" "$root/benches/compare" --quick python

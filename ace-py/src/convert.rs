@@ -182,17 +182,14 @@ pub(crate) fn report(py: Python<'_>, r: &Report) -> PyResult<Py<PyReport>> {
     Py::new(py, PyReport { signals: signals(py, &r.signals)?.unbind(), intervention })
 }
 
-/// What recording an error found.
-#[pyclass(module = "ace._ace", name = "ErrorReport", frozen, get_all)]
+/// What recording an error found. The pattern's id and template become Python strings when
+/// read, not on every call.
+#[pyclass(module = "ace._ace", name = "ErrorReport", frozen)]
 pub(crate) struct PyErrorReport {
-    /// The pattern's id (16 hex digits).
-    pattern: String,
-    /// The pattern's template (`connection to <*> refused`).
-    template: String,
+    pattern: ace::PatternId,
+    template: std::sync::Arc<str>,
     severity: &'static str,
-    /// Occurrences of the pattern in this task within the window.
     occurrences: u32,
-    /// The message was cut.
     truncated: bool,
     signals: Py<PyTuple>,
     intervention: Option<Py<PyIntervention>>,
@@ -200,10 +197,52 @@ pub(crate) struct PyErrorReport {
 
 #[pymethods]
 impl PyErrorReport {
+    /// The pattern's id (16 hex digits).
+    #[getter]
+    fn pattern(&self) -> String {
+        self.pattern.to_string()
+    }
+
+    /// The pattern's template (`connection to <*> refused`).
+    #[getter]
+    fn template(&self) -> &str {
+        &self.template
+    }
+
+    #[getter]
+    fn severity(&self) -> &'static str {
+        self.severity
+    }
+
+    /// Occurrences of the pattern in this task within the window.
+    #[getter]
+    fn occurrences(&self) -> u32 {
+        self.occurrences
+    }
+
+    /// The message was cut.
+    #[getter]
+    fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    #[getter]
+    fn signals(&self, py: Python<'_>) -> Py<PyTuple> {
+        self.signals.clone_ref(py)
+    }
+
+    #[getter]
+    fn intervention(&self, py: Python<'_>) -> Option<Py<PyIntervention>> {
+        self.intervention.as_ref().map(|i| i.clone_ref(py))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "ErrorReport(pattern={:?}, template={:?}, severity={:?}, occurrences={})",
-            self.pattern, self.template, self.severity, self.occurrences
+            self.pattern.to_string(),
+            self.template,
+            self.severity,
+            self.occurrences
         )
     }
 }
@@ -213,8 +252,8 @@ pub(crate) fn error_report(py: Python<'_>, r: &ace::ErrorReport) -> PyResult<Py<
     Py::new(
         py,
         PyErrorReport {
-            pattern: r.pattern.to_string(),
-            template: r.template.to_string(),
+            pattern: r.pattern,
+            template: r.template.clone(),
             severity: r.severity.as_str(),
             occurrences: r.occurrences,
             truncated: r.truncated,

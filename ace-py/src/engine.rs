@@ -135,8 +135,10 @@ impl PyAce {
 
 fn text<'a>(py: Python<'_>, field: &str, v: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>> {
     if let Ok(s) = v.cast::<PyString>() {
-        return match s.to_cow() {
-            Ok(s) => Ok(std::borrow::Cow::Owned(s.into_owned())),
+        // Borrowed from the string object (no copy); one that cannot be encoded (a lone
+        // surrogate) is read with replacement characters.
+        return match utf8(py, field, s) {
+            Ok(s) => Ok(std::borrow::Cow::Borrowed(s)),
             Err(_) => Ok(std::borrow::Cow::Owned(s.to_string_lossy().into_owned())),
         };
     }
@@ -331,14 +333,16 @@ impl PyAce {
         guard(py, || {
             let (agent, task, stage) = (utf8(py, "agent", agent)?, utf8(py, "task", task)?, utf8(py, "stage", stage)?);
             let severity = self::severity(py, severity)?;
+            // The kind and message are borrowed from their `str` objects where they are some.
             let (kind, default_message) = if error.is_instance_of::<pyo3::exceptions::PyBaseException>() {
-                (error.get_type().name()?.to_string(), Some(error.str()?.to_string_lossy().into_owned()))
+                let kind = std::borrow::Cow::Owned(error.get_type().name()?.to_string());
+                (kind, Some(error.str()?.to_string_lossy().into_owned()))
             } else {
-                (text(py, "error", error)?.into_owned(), None)
+                (text(py, "error", error)?, None)
             };
             let message = match message {
-                Some(m) => text(py, "message", m)?.into_owned(),
-                None => default_message.unwrap_or_default(),
+                Some(m) => text(py, "message", m)?,
+                None => std::borrow::Cow::Owned(default_message.unwrap_or_default()),
             };
             let r =
                 self.recording(py, |ace| ace.record_error(agent, task, stage, &kind, &message, severity))?.py(py)?;

@@ -140,6 +140,12 @@ setters! {
 }
 
 impl AceConfigBuilder {
+    /// See [`AceConfig::coarse_clock`].
+    pub fn coarse_clock(mut self, on: bool) -> Self {
+        self.config.coarse_clock = on;
+        self
+    }
+
     /// See [`AceConfig::durable`].
     pub fn durable(mut self, on: bool) -> Self {
         self.config.durable = on;

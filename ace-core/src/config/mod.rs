@@ -136,6 +136,10 @@ pub struct AceConfig {
     /// directory before the recording call returns, so even `kill -9` loses none (see
     /// `docs/architecture.md`, "Spilling"). Costs a `write` system call per record.
     pub durable: bool,
+    /// `ACE_COARSE_CLOCK` (false): the engine reads time from a [`crate::CoarseClock`] (an
+    /// atomic load, ticked once a millisecond by a thread) rather than the system clock; records
+    /// then have millisecond timestamps. Ignored when the builder is given a clock.
+    pub coarse_clock: bool,
     /// `ACE_TRACE_PATH` (unset): a file the engine appends its input to as a trace, for
     /// `ace replay` (see `docs/replay.md`).
     pub trace_path: Option<String>,
@@ -196,6 +200,7 @@ impl Default for AceConfig {
             breaker_wait: Duration::from_secs(60),
             trace_path: None,
             durable: false,
+            coarse_clock: false,
             spill_dir: Some(std::env::temp_dir().join("ace-spill")),
             spill_max_bytes: 1 << 30,
             database_url: None,

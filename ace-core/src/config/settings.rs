@@ -181,6 +181,7 @@ pub const SETTINGS: &[Setting] = &[
         "the most spilled records may take on disk; past it they are dropped and counted"
     ),
     setting!("ACE_DURABLE", durable, boolean, "journal every accepted record before the recording call returns"),
+    setting!("ACE_COARSE_CLOCK", coarse_clock, boolean, "read time from a clock ticked once a millisecond"),
     setting!("DATABASE_URL", database_url, text, "the store (`sqlite://PATH`, `postgresql://...`, `memory`)"),
     setting!("REDIS_URL", redis_url, text, "the shared cache"),
     setting!("REDIS_CLUSTER_URLS", redis_cluster_urls, list, "comma-separated Redis Cluster nodes"),

@@ -48,6 +48,7 @@ pub struct AceBuilder {
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
     persist: bool,
+    scoring_only: bool,
     judge: Option<Arc<dyn Judge>>,
     embedder: Option<Arc<dyn Embedder>>,
     playbook: Option<PlaybookConfig>,
@@ -62,6 +63,7 @@ impl Ace {
             store: None,
             clock: None,
             persist: true,
+            scoring_only: false,
             judge: None,
             embedder: None,
             playbook: None,
@@ -71,6 +73,15 @@ impl Ace {
 }
 
 impl AceBuilder {
+    /// Keeps only what signals and decisions need (replay): nothing for the store, no
+    /// per-(agent, stage) series, timings or intervention series; counts of events and signals
+    /// stay. Signals and interventions are the same as the full engine's (tested in `replay`).
+    pub(crate) fn scoring_only(mut self) -> Self {
+        self.scoring_only = true;
+        self.persist = false;
+        self
+    }
+
     /// The configuration (default: [`AceConfig::default`]).
     pub fn config(mut self, config: AceConfig) -> Self {
         self.config = Some(config);
@@ -142,7 +153,9 @@ impl AceBuilder {
         let config = self.config.unwrap_or_default();
         config.validate()?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::with_max_records(config.memory_max_records)));
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = self.clock.unwrap_or_else(|| {
+            if config.coarse_clock { Arc::new(crate::clock::CoarseClock::new()) } else { Arc::new(SystemClock) }
+        });
         let metrics = Metrics::new(config.metrics_max_agents);
         let labels = metrics.core.labels.clone();
 
@@ -157,6 +170,7 @@ impl AceBuilder {
             trajectory.clone(),
         );
         hot.set_persist(self.persist);
+        hot.set_series(!self.scoring_only);
         hot.set_overflow(self.persist && config.durable);
         let hot = Arc::new(hot);
         let errors = Arc::new(ErrorOrgan::new(
@@ -255,6 +269,7 @@ impl AceBuilder {
             playbooks,
             metrics,
             sync,
+            scoring_only: self.scoring_only,
         };
         let background = super::judging::queue(shared.config.judge_blocking, self.judge.as_ref());
         let (judge_queue, judge_rx) = background.map_or((None, None), |(tx, rx)| (Some(tx), Some(rx)));

@@ -39,6 +39,10 @@ impl Ace {
             return None;
         }
         let strategy = intervention.strategy.as_str();
+        if shared.scoring_only {
+            self.deliver(&intervention, strategy, agent);
+            return Some(Box::new(intervention));
+        }
         shared
             .metrics
             .intervention_latency

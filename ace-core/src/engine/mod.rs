@@ -112,6 +112,8 @@ struct Shared {
     playbooks: Playbooks,
     metrics: Metrics,
     sync: Arc<WriterSync>,
+    /// See `AceBuilder::scoring_only`.
+    scoring_only: bool,
 }
 
 impl Ace {

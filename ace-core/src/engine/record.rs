@@ -223,6 +223,11 @@ impl Ace {
         if let Some(trace) = &shared.trace {
             trace.error(now, ev.agent, ev.task, ev.stage, ev.kind, ev.message, ev.severity);
         }
+        let mut report = counted.report;
+        if shared.scoring_only {
+            report.intervention = self.decide(now, ev.agent, ev.task, &report.signals);
+            return Ok(report);
+        }
         let record = Record::Error(ErrorRecord {
             ts: now,
             agent: counted.agent,
@@ -230,11 +235,10 @@ impl Ace {
             stage: counted.stage,
             kind: counted.kind,
             message: counted.message,
-            severity: counted.report.severity,
-            pattern: counted.report.pattern,
+            severity: report.severity,
+            pattern: report.pattern,
         });
         self.persist(counted.key, record)?;
-        let mut report = counted.report;
         report.intervention = self.decide(now, ev.agent, ev.task, &report.signals);
         Ok(report)
     }

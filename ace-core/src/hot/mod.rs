@@ -90,6 +90,8 @@ pub(crate) struct Hot {
     trajectory: Arc<TrajectoryOrgan>,
     /// Whether records are buffered for the store at all (see `AceBuilder::persist`).
     persist: bool,
+    /// Whether the entries' series and the timings are kept (not in a replay).
+    keep_series: bool,
     /// Durable mode: a record that finds its buffer full is handed back ([`Wake::Full`]) for the
     /// journal's overflow, not dropped.
     overflow: bool,
@@ -130,6 +132,7 @@ impl Hot {
             context,
             trajectory,
             persist: true,
+            keep_series: true,
             overflow: false,
             names: SharedNames {
                 none: Arc::from(""),
@@ -169,6 +172,11 @@ impl Hot {
         self.persist = persist;
     }
 
+    /// Keeps the entries' series and timings or not (set before the engine is shared).
+    pub(crate) fn set_series(&mut self, keep: bool) {
+        self.keep_series = keep;
+    }
+
     /// Hands records that find their buffer full back to the caller instead of dropping them
     /// (durable mode; set before the engine is shared).
     pub(crate) fn set_overflow(&mut self, overflow: bool) {
@@ -191,7 +199,7 @@ impl Hot {
             return Err(Error::Closed);
         }
         shard.ops = shard.ops.wrapping_add(1);
-        let started = shard.ops.is_multiple_of(TIMING_SAMPLE).then(Instant::now);
+        let started = (self.keep_series && shard.ops.is_multiple_of(TIMING_SAMPLE)).then(Instant::now);
 
         let entry = match shard.entries.find_mut(hash, obs.agent, obs.stage) {
             Some(e) => e,
@@ -261,13 +269,15 @@ impl Hot {
     fn observe(&self, entry: &mut Entry, now: Timestamp, obs: &Observation<'_>, signals: &mut Vec<Signal>) {
         entry.dirty = true;
         entry.updated_at = now;
-        if entry.series.agent_label.is_none() {
-            entry.series.agent_label = Some(self.series.labels.label(&entry.agent));
-        }
-        entry.series.updates += 1;
-        if let Some((duration, _)) = obs.outcome {
-            entry.series.durations.observe(duration);
-            entry.series.outcomes += 1;
+        if self.keep_series {
+            if entry.series.agent_label.is_none() {
+                entry.series.agent_label = Some(self.series.labels.label(&entry.agent));
+            }
+            entry.series.updates += 1;
+            if let Some((duration, _)) = obs.outcome {
+                entry.series.durations.observe(duration);
+                entry.series.outcomes += 1;
+            }
         }
         let sample = Sample { task: obs.task, outcome: obs.outcome, metrics: obs.metrics };
         entry.streams.observe(now, &entry.agent, &entry.stage, &sample, &self.detector, signals);

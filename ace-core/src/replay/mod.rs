@@ -27,6 +27,7 @@ use crate::store::MemoryStore;
 use crate::tool::ToolCall;
 
 mod folds;
+mod scan;
 mod score;
 
 pub use folds::*;
@@ -38,7 +39,7 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// One line as written: every field the format knows, borrowed where the text allows.
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct Raw<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
@@ -167,18 +168,44 @@ pub fn replay(reader: impl BufRead, name: &str, config: AceConfig) -> Result<Rep
 /// A `task_end` is passed on with its `success` when the trace has one
 /// ([`Ace::end_task_with`]): the engine learns online, from tasks that ended before each
 /// decision, which signals preceded failures. Labels are never fed.
-pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
+///
+/// The engine keeps only what signals and decisions need (no records for a store, no
+/// per-(agent, stage) series or timings); [`run_full`] replays on the full engine, with the same
+/// results (tested), more slowly.
+pub fn run(reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
     let clock = ManualClock::new(Timestamp::EPOCH);
-    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).persist(false).build()?;
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut out = Run::default();
+    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).scoring_only().build()?;
+    feed(reader, name, ace, clock)
+}
+
+/// [`run`] on the full engine: every series kept, every record built and written to an
+/// in-memory store.
+pub fn run_full(reader: impl BufRead, name: &str, config: AceConfig) -> Result<Run> {
+    let clock = ManualClock::new(Timestamp::EPOCH);
+    let ace = Ace::builder().config(config).clock(clock.clone()).store(MemoryStore::new()).build()?;
+    feed(reader, name, ace, clock)
+}
+
+fn feed(mut reader: impl BufRead, name: &str, ace: Ace, clock: ManualClock) -> Result<Run> {
+    let mut feed = Feed { ace, clock, index: HashMap::new(), out: Run::default() };
     let mut text: Vec<u8> = Vec::new();
     let mut number = 0;
     let started = Instant::now();
     loop {
-        text.clear();
         number += 1;
         let at = At { name, number };
+        // A whole line in the reader's buffer is read where it lies; others are copied.
+        let buf = reader.fill_buf().map_err(|e| at.fail(e))?;
+        if let Some(end) = newline(buf)
+            && end < MAX_LINE_BYTES
+        {
+            let line = &buf[..=end];
+            let line = if number == 1 { line.strip_prefix(BOM).unwrap_or(line) } else { line };
+            feed.line(line, &at)?;
+            reader.consume(end + 1);
+            continue;
+        }
+        text.clear();
         // At most one byte past the limit is read, so input without newlines (`/dev/zero`)
         // costs bounded memory and fails at once.
         let read = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut text);
@@ -191,48 +218,99 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
         if number == 1 && text.starts_with(BOM) {
             text.drain(..BOM.len());
         }
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        feed.line(&text, &at)?;
+    }
+    let mut out = feed.out;
+    out.seconds = started.elapsed().as_secs_f64();
+    feed.ace.close()?;
+    Ok(out)
+}
+
+/// Where the first newline of `b` is: eight bytes at a time (a loop over bytes costs more than
+/// the copy it saves).
+fn newline(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ (ONES * u64::from(b'\n'));
+        // The lowest set bit marks the first zero byte (bits above it may be false alarms).
+        let zero = x.wrapping_sub(ONES) & !x & (ONES << 7);
+        if zero != 0 {
+            return Some(at + zero.trailing_zeros() as usize / 8);
         }
-        let raw: Raw<'_> = serde_json::from_slice(&text).map_err(|e| at.explain(&text, &e))?;
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&c| c == b'\n').map(|p| at + p)
+}
+
+/// The engine being fed, and what it did so far.
+struct Feed {
+    ace: Ace,
+    clock: ManualClock,
+    index: HashMap<String, usize>,
+    out: Run,
+}
+
+impl Feed {
+    /// Feeds one line of the trace.
+    fn line(&mut self, text: &[u8], at: &At<'_>) -> Result<()> {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let mut raw = Raw::default();
+        if !scan::scan(text, &mut raw) {
+            raw = serde_json::from_slice(text).map_err(|e| at.explain(text, &e))?;
+        }
         if raw.kind == "label" {
             let failed = at.need(raw.failed, "failed")?;
             let task = at.need(raw.task, "task")?;
-            let track = track(&mut index, &mut out.tasks, &task);
+            let track = track(&mut self.index, &mut self.out.tasks, &task);
             track.label = Some(Label { failed, mistake_index: raw.mistake_index.map(|m| m as usize) });
-            continue;
+            return Ok(());
         }
         let ts = at.need(raw.ts, "ts")?;
         let ts = Timestamp::from_secs_f64(ts).ok_or_else(|| at.fail(format!("`ts` {ts} is not a time")))?;
-        clock.advance_to(ts);
+        self.clock.advance_to(ts);
         let agent = at.need(raw.agent.as_deref(), "agent")?;
-        out.events += 1;
+        self.out.events += 1;
         if raw.kind == "context_refresh" {
-            ace.refresh_context(agent).map_err(|e| at.fail(e))?;
-            continue;
+            self.ace.refresh_context(agent).map_err(|e| at.fail(e))?;
+            return Ok(());
         }
         let task = at.need(raw.task.as_deref(), "task")?;
-        let track = track(&mut index, &mut out.tasks, task);
+        let track = track(&mut self.index, &mut self.out.tasks, task);
         let event = track.events;
         track.events += 1;
         let (signals, intervention) = match &*raw.kind {
             "task_start" => (Vec::new(), None),
             "task_end" => {
-                ace.end_task_with(agent, task, raw.success).map_err(|e| at.fail(e))?;
+                self.ace.end_task_with(agent, task, raw.success).map_err(|e| at.fail(e))?;
                 (Vec::new(), None)
             }
             "stage" => {
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let duration = at.need(raw.duration_s, "duration_s")?;
                 let success = at.need(raw.success, "success")?;
-                let metrics: Vec<(&str, f64)> = raw.metrics.iter().map(|(k, v)| (&**k, *v)).collect();
+                // A few metrics are passed without a copy on the heap.
+                let mut few = [("", 0.0); 8];
+                let many: Vec<(&str, f64)>;
+                let metrics: &[(&str, f64)] = if raw.metrics.len() <= few.len() {
+                    for (slot, (k, v)) in few.iter_mut().zip(&raw.metrics) {
+                        *slot = (&**k, *v);
+                    }
+                    &few[..raw.metrics.len()]
+                } else {
+                    many = raw.metrics.iter().map(|(k, v)| (&**k, *v)).collect();
+                    &many
+                };
                 let report = match raw.tool.as_deref() {
                     Some(tool) => {
                         let args_digest = raw.args_digest.as_deref();
                         let call = ToolCall { agent, task, stage, tool, args_digest, duration_s: duration, success };
-                        ace.record_tool_call_with(&call, &metrics)
+                        self.ace.record_tool_call_with(&call, metrics)
                     }
-                    None => ace.record_stage_with(agent, task, stage, duration, success, &metrics),
+                    None => self.ace.record_stage_with(agent, task, stage, duration, success, metrics),
                 };
                 let report = report.map_err(|e| at.fail(e))?;
                 (report.signals, report.intervention)
@@ -248,12 +326,13 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
                 let stage = at.need(raw.stage.as_deref(), "stage")?;
                 let kind = at.need(raw.error_kind.as_deref(), "kind")?;
                 let message = at.need(raw.message.as_deref(), "message")?;
-                let report = ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?;
+                let report =
+                    self.ace.record_error(agent, task, stage, kind, message, severity).map_err(|e| at.fail(e))?;
                 (report.signals, report.intervention)
             }
             other => return Err(at.fail(format!("unknown event type {other:?}"))),
         };
-        let track = &mut out.tasks[index[task]];
+        let track = &mut self.out.tasks[self.index[task]];
         for s in &signals {
             *track.signals.entry(s.kind.as_str()).or_default() += 1;
         }
@@ -266,10 +345,8 @@ pub fn run(mut reader: impl BufRead, name: &str, config: AceConfig) -> Result<Ru
             }
             *track.strategies.entry(i.strategy.as_str()).or_default() += 1;
         }
+        Ok(())
     }
-    out.seconds = started.elapsed().as_secs_f64();
-    ace.close()?;
-    Ok(out)
 }
 
 /// The task's entry, added in order of first appearance.
@@ -319,6 +396,98 @@ mod tests {
         long.push(b'\n');
         long.extend_from_slice(TRACE.as_bytes());
         assert_eq!(replay(&long[..], "long", AceConfig::default()).unwrap().events, 9);
+    }
+
+    /// A trace of many agents and tasks, with failures, slow stages, tool repeats and errors,
+    /// so that every kind of signal and intervention turns up.
+    fn generated() -> String {
+        let mut out = String::new();
+        let mut ts = 1_700_000_000.0;
+        let mut x: u64 = 7;
+        let mut rand = move |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        for t in 0..400 {
+            let agent = format!("agent-{}", t % 7);
+            let bad = t % 5 == 0;
+            out += &format!("{{\"ts\":{ts},\"type\":\"task_start\",\"agent\":\"{agent}\",\"task\":\"t{t}\"}}\n");
+            for step in 0..(10 + rand(30)) {
+                ts += 0.5 + rand(100) as f64 / 10.0;
+                let stage = ["planning", "execution", "observation"][rand(3) as usize];
+                let slow = if bad && step > 5 { 20.0 } else { 1.0 };
+                let success = !(bad && rand(3) == 0) && rand(20) != 0;
+                let duration = slow * (0.5 + rand(100) as f64 / 100.0);
+                let tool = if rand(4) == 0 {
+                    format!(",\"tool\":\"search\",\"args_digest\":\"{:016x}\"", rand(if bad { 2 } else { 1000 }))
+                } else {
+                    String::new()
+                };
+                out += &format!(
+                    "{{\"ts\":{ts},\"type\":\"stage\",\"agent\":\"{agent}\",\"task\":\"t{t}\",\"stage\":\"{stage}\",\"duration_s\":{duration},\"success\":{success},\"metrics\":{{\"tokens\":{}}}{tool}}}\n",
+                    100 + rand(50) * if bad { 9 } else { 1 }
+                );
+                if rand(if bad { 3 } else { 25 }) == 0 {
+                    out += &format!(
+                        "{{\"ts\":{ts},\"type\":\"error\",\"agent\":\"{agent}\",\"task\":\"t{t}\",\"stage\":\"{stage}\",\"kind\":\"ToolError\",\"message\":\"connection to db-{}:5432 refused\"}}\n",
+                        rand(9)
+                    );
+                }
+                if rand(60) == 0 {
+                    out += &format!("{{\"ts\":{ts},\"type\":\"context_refresh\",\"agent\":\"{agent}\"}}\n");
+                }
+            }
+            out += &format!(
+                "{{\"ts\":{ts},\"type\":\"task_end\",\"agent\":\"{agent}\",\"task\":\"t{t}\",\"success\":{}}}\n",
+                !bad
+            );
+            out += &format!("{{\"type\":\"label\",\"task\":\"t{t}\",\"failed\":{bad},\"mistake_index\":6}}\n");
+        }
+        out
+    }
+
+    /// The scoring-only engine of `run` and the full engine see the same signals and issue the
+    /// same interventions, on the shared traces and on a generated one.
+    #[test]
+    fn the_scoring_engine_matches_the_full_engine() {
+        let mut traces = vec![("generated".to_owned(), generated())];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/traces");
+        match std::fs::read_dir(&root) {
+            Ok(dir) => {
+                for f in dir.flatten().filter(|f| f.path().extension().is_some_and(|e| e == "jsonl")) {
+                    traces.push((f.path().display().to_string(), std::fs::read_to_string(f.path()).unwrap()));
+                }
+                assert!(traces.len() >= 3, "the shared traces are in {}", root.display());
+            }
+            Err(_) => {
+                assert!(std::env::var_os("CI").is_none(), "CI runs next to ../shared/data; it is missing");
+                eprintln!("{} not found: the generated trace only", root.display());
+            }
+        }
+        let tools = AceConfig::builder().tool_repeat(3).build().unwrap();
+        for (name, text) in &traces {
+            for config in [AceConfig::default(), tools.clone()] {
+                let lean = run(text.as_bytes(), name, config.clone()).unwrap();
+                let full = run_full(text.as_bytes(), name, config).unwrap();
+                assert_eq!(lean.events, full.events, "{name}");
+                assert_eq!(lean.tasks, full.tasks, "{name}");
+                let score = lean.score();
+                assert!(score.interventions > 0 && score.flagged_tasks > 0, "{name}: {score:?}");
+                let kinds: std::collections::BTreeSet<_> = lean.tasks.iter().flat_map(|t| t.signals.keys()).collect();
+                assert!(kinds.len() >= 3, "{name}: {kinds:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn newlines_are_found_where_they_are() {
+        let text: Vec<u8> = (0..200u8).map(|i| if i % 37 == 36 { b'\n' } else { i.max(11) }).collect();
+        for start in 0..text.len() {
+            let slow = text[start..].iter().position(|&c| c == b'\n');
+            assert_eq!(newline(&text[start..]), slow, "from {start}");
+        }
+        assert_eq!(newline(b"\xff\x0b\x09\x0a"), Some(3));
+        assert_eq!(newline(b""), None);
     }
 
     #[test]
