@@ -95,6 +95,7 @@ pub use errors::{ErrorEvent, ErrorReport};
 pub use event::{Severity, metric_names, stages};
 pub use ids::{InterventionId, PatternId};
 pub use intervene::Judge;
+pub use persist::fork;
 pub use record::{BaselineState, PatternRecord};
 pub use signal::{Direction, ErrorScope, Evidence, Signal, SignalKind};
 pub use store::{

@@ -22,9 +22,29 @@ use crate::text::{Text, utf8};
 /// Bumped in a child process after `fork()`.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// Called by `os.register_at_fork(before=...)`: waits (without the GIL) until every writer
+/// thread stands still and no thread is inside SQLite, so that the child inherits no lock held
+/// mid-operation (see `ace_core::fork`).
+#[pyfunction]
+pub(crate) fn _before_fork(py: Python<'_>) {
+    py.detach(|| {
+        ace::fork::before_fork();
+        ace::stores::sqlite_fork::before_fork();
+    });
+}
+
+/// Called by `os.register_at_fork(after_in_parent=...)`.
+#[pyfunction]
+pub(crate) fn _after_fork_parent() {
+    ace::stores::sqlite_fork::after_fork();
+    ace::fork::after_fork_parent();
+}
+
 /// Called by `os.register_at_fork(after_in_child=...)`.
 #[pyfunction]
 pub(crate) fn _after_fork_child() {
+    ace::stores::sqlite_fork::after_fork();
+    ace::fork::after_fork_child();
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
     crate::hooks::after_fork_child();
 }

@@ -79,6 +79,8 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(replay, m)?)?;
     m.add_function(wrap_pyfunction!(args_digest, m)?)?;
     m.add_function(wrap_pyfunction!(args_digest_json, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::_after_fork_parent, m)?)?;
     m.add_function(wrap_pyfunction!(engine::_after_fork_child, m)?)?;
     m.add_function(wrap_pyfunction!(hooks::_before_exit, m)?)?;
     m.add_class::<hooks::JudgeReply>()?;

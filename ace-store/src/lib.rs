@@ -41,6 +41,8 @@ pub use postgres::{PgOptions, PgStore};
 pub use redis::{RedisCache, RedisOptions};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::fork as sqlite_fork;
 
 /// Opens the store a URL names:
 ///

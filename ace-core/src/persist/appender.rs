@@ -8,11 +8,9 @@
 //! `writer.rs`). An append is never abandoned: the store finishes it or fails it, and the batch
 //! comes back with the outcome either way.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use parking_lot::{Condvar, Mutex};
 
 use super::PersistSeries;
 use crate::breaker::CircuitBreaker;
@@ -36,9 +34,18 @@ enum Slot {
     Stop,
 }
 
+/// `std` primitives, not `parking_lot`: this thread waits here whenever it is idle, and a
+/// thread parked in `parking_lot`'s global table when the process forks corrupts that table in
+/// the child (whose new threads reuse the parked thread's stack). See `fork.rs`.
 struct Shared {
     slot: Mutex<Slot>,
     changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The writer's handle on the appender thread.
@@ -63,7 +70,7 @@ impl Appender {
 
     /// Hands a batch over (the appender is idle: the writer collects every outcome first).
     pub(super) fn submit(&self, records: Vec<Record>, retry: bool) {
-        let mut slot = self.shared.slot.lock();
+        let mut slot = self.shared.lock();
         debug_assert!(matches!(*slot, Slot::Idle));
         *slot = Slot::Job { records, retry };
         self.shared.changed.notify_all();
@@ -71,9 +78,9 @@ impl Appender {
 
     /// The outcome of the batch in flight, if it is done within `wait`.
     pub(super) fn collect(&self, wait: Duration) -> Option<Outcome> {
-        let mut slot = self.shared.slot.lock();
+        let mut slot = self.shared.lock();
         if matches!(*slot, Slot::Job { .. }) {
-            self.shared.changed.wait_for(&mut slot, wait);
+            slot = self.shared.changed.wait_timeout(slot, wait).unwrap_or_else(PoisonError::into_inner).0;
         }
         match std::mem::replace(&mut *slot, Slot::Idle) {
             Slot::Done { records, outcome } => Some((records, outcome)),
@@ -87,7 +94,7 @@ impl Appender {
 
 impl Drop for Appender {
     fn drop(&mut self) {
-        *self.shared.slot.lock() = Slot::Stop;
+        *self.shared.lock() = Slot::Stop;
         self.shared.changed.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -98,14 +105,14 @@ impl Drop for Appender {
 fn run(shared: &Shared, store: &dyn Store, breaker: &CircuitBreaker, series: &PersistSeries) {
     loop {
         let (records, retry) = {
-            let mut slot = shared.slot.lock();
+            let mut slot = shared.lock();
             loop {
                 match std::mem::replace(&mut *slot, Slot::Idle) {
                     Slot::Job { records, retry } => break (records, retry),
                     Slot::Stop => return,
                     other => {
                         *slot = other;
-                        shared.changed.wait(&mut slot);
+                        slot = shared.changed.wait(slot).unwrap_or_else(PoisonError::into_inner);
                     }
                 }
             }
@@ -116,7 +123,7 @@ fn run(shared: &Shared, store: &dyn Store, breaker: &CircuitBreaker, series: &Pe
         .unwrap_or_else(|_| {
             Err(Arc::new(Error::Internal(format!("the {} store panicked in append", store.backend()))))
         });
-        let mut slot = shared.slot.lock();
+        let mut slot = shared.lock();
         if matches!(*slot, Slot::Stop) {
             return;
         }

@@ -13,6 +13,7 @@
 
 mod appender;
 mod flush;
+pub mod fork;
 mod metrics;
 pub(crate) mod spill;
 mod writer;

@@ -131,6 +131,7 @@ impl Writer {
             })
             .map_err(|e| Error::Internal(format!("cannot start the ace writer thread: {e}")))?;
         *sync.thread.lock() = Some(handle.thread().clone());
+        super::fork::register(&sync);
         Ok(handle)
     }
 
@@ -142,8 +143,9 @@ impl Writer {
         let mut poll = POLL_INTERVAL;
         let batch = self.p.config.batch_size as u64;
         loop {
+            sync.hold_for_fork();
             let (requested, completed, shutdown) = {
-                let st = sync.state.lock();
+                let st = sync.state();
                 (st.requested, st.completed, st.shutdown)
             };
             let flushing = requested > completed || shutdown;
@@ -154,9 +156,9 @@ impl Writer {
             }
             if woke || flushing || polling || last_cycle.elapsed() >= timeout {
                 last_cycle = Instant::now();
-                let persisted_before = sync.state.lock().persisted;
+                let persisted_before = sync.state().persisted;
                 let result = self.cycle(flushing);
-                let wrote = sync.state.lock().persisted - persisted_before;
+                let wrote = sync.state().persisted - persisted_before;
                 // Poll often under a heavy flow, seldom under a trickle.
                 if wrote < batch / 8 {
                     poll = (poll * 2).min(MAX_POLL_INTERVAL);
@@ -170,7 +172,7 @@ impl Writer {
                     // Back to sleeping until woken; a wake that raced with this is seen below.
                     sync.polling.store(false, Ordering::SeqCst);
                 }
-                let mut st = sync.state.lock();
+                let mut st = sync.state();
                 st.carried = self.carry.len() as u64;
                 if requested > st.completed {
                     st.completed = requested;
@@ -219,7 +221,7 @@ impl Writer {
             } else if self.carry.is_empty() {
                 self.take();
             }
-            sync.state.lock().carried = self.carry.len() as u64;
+            sync.state().carried = self.carry.len() as u64;
             return Ok(());
         }
         // Records that overflowed into the journal are stored, in order, as a spill file.
@@ -242,7 +244,7 @@ impl Writer {
                     self.take();
                 }
                 self.spill_carry();
-                sync.state.lock().carried = self.carry.len() as u64;
+                sync.state().carried = self.carry.len() as u64;
                 self.forget_journal();
                 self.publish_buffered();
                 return Ok(());
@@ -258,7 +260,7 @@ impl Writer {
                 self.take();
                 // Published before the write, so `stats().buffered` counts what is in hand
                 // while the store is busy (hosts pace themselves on it).
-                sync.state.lock().carried = self.carry.len() as u64;
+                sync.state().carried = self.carry.len() as u64;
             }
             result = self.write_records();
             if result.is_err() || !held_back {
@@ -358,7 +360,7 @@ impl Writer {
                 if !self.carry.is_empty() {
                     overflowed = true;
                     self.spill_carry();
-                    self.p.sync.state.lock().carried = self.carry.len() as u64;
+                    self.p.sync.state().carried = self.carry.len() as u64;
                 }
             }
         };
@@ -389,13 +391,13 @@ impl Writer {
             Ok(n) => {
                 self.p.series.spilled.inc_by(n);
                 self.carry.clear();
-                self.p.sync.state.lock().carried = 0;
+                self.p.sync.state().carried = 0;
             }
             Err(e) => {
                 let n = self.carry.len();
                 if matches!(e, SpillError::Budget { .. }) {
                     self.carry.clear();
-                    self.p.sync.state.lock().carried = 0;
+                    self.p.sync.state().carried = 0;
                 }
                 self.spill_failed(&e, n);
             }
@@ -463,7 +465,7 @@ impl Writer {
             }
             self.p.series.replayed.inc_by(n);
             self.p.series.persisted.inc_by(n);
-            self.p.sync.state.lock().persisted += n;
+            self.p.sync.state().persisted += n;
             // Keep the buffers from filling while the backlog is written: what came in meanwhile
             // goes into hand, and to a newer spill file (replayed after this one) if it piles up.
             if self.carry.is_empty() {
@@ -494,7 +496,7 @@ impl Writer {
         self.p.core.time_operation("flush", seconds);
         let n = batch.len() as u64;
         self.p.series.persisted.inc_by(n);
-        self.p.sync.state.lock().persisted += n;
+        self.p.sync.state().persisted += n;
         Ok(())
     }
 

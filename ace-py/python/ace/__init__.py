@@ -108,5 +108,10 @@ __all__ = [
 _atexit.register(_ace._before_exit)
 
 if hasattr(_os, "register_at_fork"):
-    # A forked child rebuilds its engines on first use (the parent's writer thread is gone).
-    _os.register_at_fork(after_in_child=_ace._after_fork_child)
+    # No thread is inside SQLite at the fork (the child would inherit its locks held), and a
+    # forked child rebuilds its engines on first use (the parent's writer thread is gone).
+    _os.register_at_fork(
+        before=_ace._before_fork,
+        after_in_parent=_ace._after_fork_parent,
+        after_in_child=_ace._after_fork_child,
+    )

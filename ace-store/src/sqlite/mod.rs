@@ -7,6 +7,7 @@
 //! than panicking. What it writes and reads like PostgreSQL does is in `crate::writes` and
 //! `crate::rows`; its queries, in its dialect, are in `read`.
 
+pub mod fork;
 mod read;
 
 use std::fmt;
@@ -94,14 +95,17 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             .pragma("wal_autocheckpoint", "8192")
             .pragma("journal_size_limit", "67108864");
-        let pool = block_on(&rt, async {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .min_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await
-        })
+        let pool = {
+            let _gate = fork::enter();
+            block_on(&rt, async {
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+            })
+        }
         .map_err(|e| classify_open_error(&location, e))?;
         let store = SqliteStore { rt: Some(rt), pool, path, insert_sql: insert_sql(ROWS_PER_INSERT).into() };
         if !migrate {
@@ -132,6 +136,7 @@ impl SqliteStore {
         F: Future + Send,
         F::Output: Send,
     {
+        let _gate = fork::enter();
         // `rt` is only taken in Drop.
         block_on(self.rt.as_ref().expect("runtime present until drop"), fut)
     }
