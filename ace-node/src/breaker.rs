@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ace::breaker::config::{BreakerOptions as Options, seconds as seconds_of};
 use ace::breaker::limit::{Bulkhead, BulkheadPermit, RateLimiter};
-use ace::breaker::{Outcome, Rejected};
+use ace::breaker::{HalfOpenBusy, Outcome, Rejected, TrippingCall};
 use ace::error::count;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -42,6 +42,18 @@ pub struct BreakerOptions {
     pub half_open_permits: Option<f64>,
     /// The longest it waits half-open for its trials, in seconds.
     pub max_half_open_seconds: Option<f64>,
+    /// `reached` (a rate at its threshold trips, resilience4j; the default) or `exceeded`
+    /// (only above it, opossum and cockatiel).
+    pub threshold: Option<String>,
+    /// `reject`, the only value Node takes for now (a call finding every half-open permit
+    /// taken is rejected at once); `wait` is an `InvalidInputError` here.
+    pub half_open_busy: Option<String>,
+    /// `own_error`, the only value Node takes for now (the call that opens the breaker throws
+    /// its own error); `breaker_error` is an `InvalidInputError` here.
+    pub tripping_call: Option<String>,
+    /// `after_all_permits` (a lost trial re-opens after every permitted call; the default) or
+    /// `at_once` (as soon as the failures decide it).
+    pub trial_verdict: Option<String>,
 }
 
 fn rejection(r: &Rejected) -> Result<Value> {
@@ -87,6 +99,30 @@ impl NativeBreaker {
                     slow_call_rate: o.slow_call_rate,
                     half_open_permits: o.half_open_permits.map(|n| count("half_open_permits", n)).transpose().js()?,
                     max_half_open_seconds: o.max_half_open_seconds,
+                    threshold: o.threshold.as_deref().map(str::parse).transpose().js()?,
+                    half_open_busy: o
+                        .half_open_busy
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()
+                        .js()?
+                        .map(|h| match h {
+                            HalfOpenBusy::Reject => Ok(h),
+                            _ => Err(invalid("half_open_busy", "\"wait\" is not supported in Node yet")),
+                        })
+                        .transpose()?,
+                    tripping_call: o
+                        .tripping_call
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()
+                        .js()?
+                        .map(|t| match t {
+                            TrippingCall::OwnError => Ok(t),
+                            _ => Err(invalid("tripping_call", "\"breaker_error\" is not supported in Node yet")),
+                        })
+                        .transpose()?,
+                    trial_verdict: o.trial_verdict.as_deref().map(str::parse).transpose().js()?,
                 },
             };
             let breaker = ace::breaker_with(&ace, &name, &options).js()?;
@@ -174,8 +210,9 @@ impl NativeBreaker {
         json!({
             "name": &*s.name, "state": s.state.as_str(),
             "successes": s.counts.successes, "failures": s.counts.failures, "ignored": s.counts.ignored,
-            "slow": s.counts.slow, "notPermitted": s.counts.not_permitted,
+            "slow": s.counts.slow, "notPermitted": s.not_permitted, "notPermittedTotal": s.counts.not_permitted,
             "consecutiveFailures": s.consecutive_failures, "windowCalls": s.window_calls,
+            "windowFailures": s.window_failures, "slowSuccesses": s.slow_successes, "slowFailures": s.slow_failures,
             "failureRate": s.failure_rate, "slowCallRate": s.slow_call_rate,
         })
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ace::breaker::config::{BreakerOptions, seconds as seconds_of};
-use ace::breaker::{CircuitBreaker, Outcome, OwnedPermit, Rejected};
+use ace::breaker::{CircuitBreaker, HalfOpenBusy, Outcome, OwnedPermit, Rejected};
 use ace::error::count;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -61,7 +61,7 @@ impl PyBreaker {
     /// keeps its own). `window` is `"count:N"` or `"time:SECONDS"`; without one, `failures` in a
     /// row open it. `ignore` is a tuple of exception classes that count neither way.
     #[new]
-    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None))]
+    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None, threshold=None, half_open_busy=None, tripping_call=None, trial_verdict=None))]
     fn new(
         py: Python<'_>,
         engine: Py<PyAce>,
@@ -76,6 +76,10 @@ impl PyBreaker {
         half_open_permits: Option<f64>,
         max_half_open_seconds: Option<f64>,
         ignore: Option<Py<PyTuple>>,
+        threshold: Option<&str>,
+        half_open_busy: Option<&str>,
+        tripping_call: Option<&str>,
+        trial_verdict: Option<&str>,
     ) -> PyResult<Self> {
         guard(py, || {
             let ace = engine.get().handle()?;
@@ -89,6 +93,10 @@ impl PyBreaker {
                 slow_call_rate,
                 half_open_permits: half_open_permits.map(|n| count("half_open_permits", n)).transpose().py(py)?,
                 max_half_open_seconds,
+                threshold: threshold.map(str::parse).transpose().py(py)?,
+                half_open_busy: half_open_busy.map(str::parse).transpose().py(py)?,
+                tripping_call: tripping_call.map(str::parse).transpose().py(py)?,
+                trial_verdict: trial_verdict.map(str::parse).transpose().py(py)?,
             };
             let breaker = ace::breaker_with(&ace, &name, &options).py(py)?;
             Ok(PyBreaker { breaker, engine, ignore })
@@ -155,9 +163,13 @@ impl PyBreaker {
         d.set_item("failures", s.counts.failures)?;
         d.set_item("ignored", s.counts.ignored)?;
         d.set_item("slow", s.counts.slow)?;
-        d.set_item("not_permitted", s.counts.not_permitted)?;
+        d.set_item("not_permitted", s.not_permitted)?;
+        d.set_item("not_permitted_total", s.counts.not_permitted)?;
         d.set_item("consecutive_failures", s.consecutive_failures)?;
         d.set_item("window_calls", s.window_calls)?;
+        d.set_item("window_failures", s.window_failures)?;
+        d.set_item("slow_successes", s.slow_successes)?;
+        d.set_item("slow_failures", s.slow_failures)?;
         d.set_item("failure_rate", s.failure_rate)?;
         d.set_item("slow_call_rate", s.slow_call_rate)?;
         Ok(d)
@@ -207,19 +219,31 @@ fn guarded_call(
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
-    let permit = breaker.try_acquire().map_err(|r| rejected(py, &r))?;
+    let permit = if breaker.config().half_open_busy == HalfOpenBusy::Wait {
+        // Waiting for a half-open verdict blocks this thread, never the interpreter.
+        py.detach(|| breaker.acquire_waiting())
+    } else {
+        breaker.try_acquire()
+    };
+    let permit = permit.map_err(|r| rejected(py, &r))?;
     match f.call(args, kwargs) {
         Ok(v) => {
             permit.success();
             Ok(v.unbind())
         }
-        Err(e) => {
-            if let Some(outcome) = outcome_of(py, ignore, &e) {
-                permit.record(outcome);
-            }
-            Err(e)
-        }
+        Err(e) => match outcome_of(py, ignore, &e).and_then(|outcome| permit.settle(outcome)) {
+            Some(r) => Err(instead(py, &r, e)),
+            None => Err(e),
+        },
     }
+}
+
+/// The breaker's `CircuitOpenError` raised instead of `cause`, the error that opened it
+/// (`tripping_call="breaker_error"`), with `cause` as its `__cause__`.
+fn instead(py: Python<'_>, r: &Rejected, cause: PyErr) -> PyErr {
+    let err = rejected(py, r);
+    err.set_cause(py, Some(cause));
+    err
 }
 
 /// A function whose calls go through a breaker.
@@ -274,13 +298,24 @@ pub(crate) struct PyPermit {
 }
 
 impl PyPermit {
-    fn finish(&self, py: Python<'_>, outcome: Outcome) -> PyResult<()> {
+    /// Completes the permit; the rejection to raise instead when it opened the breaker and the
+    /// breaker's `tripping_call` is `breaker_error`.
+    fn finish(&self, py: Python<'_>, outcome: Outcome) -> PyResult<Option<Rejected>> {
         match self.permit.lock().take() {
-            Some(p) => {
-                p.record(outcome);
-                Ok(())
-            }
+            Some(p) => Ok(p.settle(outcome)),
             None => Err(invalid(py, "permit", "already completed")),
+        }
+    }
+
+    /// What `exc` does to the permit, and the `CircuitOpenError` to raise instead of it, if any.
+    fn settle_error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<Option<PyErr>> {
+        let e = PyErr::from_value(exc.clone());
+        match outcome_of(py, &self.ignore, &e) {
+            Some(outcome) => Ok(self.finish(py, outcome)?.map(|r| instead(py, &r, e))),
+            None => {
+                drop(self.permit.lock().take());
+                Ok(None)
+            }
         }
     }
 }
@@ -289,25 +324,20 @@ impl PyPermit {
 impl PyPermit {
     /// The call worked.
     fn success(&self, py: Python<'_>) -> PyResult<()> {
-        self.finish(py, Outcome::Success)
+        self.finish(py, Outcome::Success).map(drop)
     }
 
     /// The call failed.
     fn failure(&self, py: Python<'_>) -> PyResult<()> {
-        self.finish(py, Outcome::Failure)
+        self.finish(py, Outcome::Failure).map(drop)
     }
 
     /// The call raised `exc`: a failure unless the breaker ignores its class; a `BaseException`
-    /// that is not an `Exception` (a cancellation) gives the permit back.
-    fn error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<()> {
-        let e = PyErr::from_value(exc.clone());
-        match outcome_of(py, &self.ignore, &e) {
-            Some(outcome) => self.finish(py, outcome),
-            None => {
-                drop(self.permit.lock().take());
-                Ok(())
-            }
-        }
+    /// that is not an `Exception` (a cancellation) gives the permit back. Returns the
+    /// `CircuitOpenError` to raise instead of `exc` when `exc` opened a breaker made with
+    /// `tripping_call="breaker_error"`, else `None`.
+    fn error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self.settle_error(py, exc)?.map(|e| e.into_value(py).into_any()))
     }
 
     /// Whether it was completed.
@@ -333,7 +363,11 @@ impl PyPermit {
             return Ok(false);
         }
         match exc {
-            Some(e) if !e.is_none() => self.error(py, e)?,
+            Some(e) if !e.is_none() => {
+                if let Some(instead) = self.settle_error(py, e)? {
+                    return Err(instead);
+                }
+            }
             _ => self.success(py)?,
         }
         Ok(false)

@@ -31,7 +31,9 @@ pub mod limit;
 mod permit;
 mod registry;
 mod rejected;
+pub mod semantics;
 mod state;
+mod wait;
 mod window;
 
 use std::sync::Arc;
@@ -43,6 +45,7 @@ pub use config::{Backoff, BreakerConfig, BreakerConfigBuilder, ErrorClassifier, 
 pub use permit::{OwnedPermit, Permit};
 pub use registry::{BreakerEvent, BreakerSeries, Breakers, EventKind};
 pub use rejected::{CallError, Rejected};
+pub use semantics::{HalfOpenBusy, Threshold, TrialVerdict, TrippingCall};
 pub(crate) use state::FROM_PEER;
 pub use state::State;
 
@@ -74,15 +77,26 @@ pub struct Snapshot {
     pub name: Arc<str>,
     /// Its state.
     pub state: State,
-    /// Counts since it was made.
+    /// Counts since it was made (monotonic, as the Prometheus series).
     pub counts: Counts,
+    /// Calls not let through since the last state transition (resilience4j's
+    /// `numberOfNotPermittedCalls`, which every transition resets).
+    pub not_permitted: u64,
     /// Failures in a row (consecutive-failures windows).
     pub consecutive_failures: u32,
-    /// Calls in the current window.
+    /// Calls in the current window; in half-open, the trial calls completed so far. A time
+    /// window read after some of its seconds passed leaves those seconds' calls out.
     pub window_calls: u32,
-    /// The window's failure rate in percent (`None` below `minimum_calls`).
+    /// Failed calls in the window (or the trial).
+    pub window_failures: u32,
+    /// Slow calls in the window (or the trial) that succeeded.
+    pub slow_successes: u32,
+    /// Slow calls in the window (or the trial) that failed.
+    pub slow_failures: u32,
+    /// The window's failure rate in percent (`None` below `minimum_calls`; in half-open, the
+    /// trial's, `None` until every permitted trial call completed).
     pub failure_rate: Option<f64>,
-    /// The window's slow-call rate in percent (`None` below `minimum_calls`).
+    /// The window's slow-call rate in percent (`None` as for `failure_rate`).
     pub slow_call_rate: Option<f64>,
     /// Openings in a row without closing (the backoff attempt).
     pub attempts: u32,
@@ -95,14 +109,17 @@ struct Counters {
     ignored: AtomicU64,
     slow: AtomicU64,
     not_permitted: AtomicU64,
+    /// Calls not let through since the last transition.
+    not_permitted_since: AtomicU64,
 }
 
 struct Judged {
     outcomes: Outcomes,
-    last: Tally,
     /// Results of the current half-open episode.
     trial: Tally,
     attempts: u32,
+    /// A rate-exceeded event was published in this episode (metrics-only publishes it once).
+    exceeded: bool,
 }
 
 /// One circuit breaker. Get one from [`Breakers`] (or `Ace::breaker`), or build one
@@ -120,6 +137,7 @@ pub struct CircuitBreaker {
     judged: Mutex<Judged>,
     counters: Counters,
     events: Arc<registry::Sink>,
+    waiters: wait::Waiters,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -157,9 +175,9 @@ impl CircuitBreaker {
             name: Arc::from(name),
             judged: Mutex::new(Judged {
                 outcomes: Outcomes::new(cfg.window),
-                last: Tally::default(),
                 trial: Tally::default(),
                 attempts: 0,
+                exceeded: false,
             }),
             cfg,
             clock,
@@ -169,6 +187,7 @@ impl CircuitBreaker {
             half_open_since: AtomicI64::new(0),
             counters: Counters::default(),
             events,
+            waiters: wait::Waiters::default(),
         })
     }
 
@@ -208,15 +227,29 @@ impl CircuitBreaker {
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         let j = self.judged.lock();
-        let enough =
-            j.last.calls >= self.cfg.effective_minimum() && !matches!(self.cfg.window, Window::ConsecutiveFailures(_));
-        let (failure, slow) = j.last.rates();
+        let state = self.state();
+        let (tally, enough) = if state == State::HalfOpen {
+            (j.trial, j.trial.calls >= self.cfg.half_open_permits)
+        } else {
+            let second = match self.cfg.window {
+                Window::Time(_) => self.clock.now().as_micros().div_euclid(1_000_000),
+                _ => 0,
+            };
+            let tally = j.outcomes.totals(second);
+            let rated = !matches!(self.cfg.window, Window::ConsecutiveFailures(_));
+            (tally, rated && tally.calls >= self.cfg.effective_minimum())
+        };
+        let (failure, slow) = tally.rates();
         Snapshot {
             name: self.name.clone(),
-            state: self.state(),
+            state,
             counts: self.counts(),
+            not_permitted: self.counters.not_permitted_since.load(Ordering::Relaxed),
             consecutive_failures: self.consecutive.load(Ordering::Relaxed),
-            window_calls: j.last.calls,
+            window_calls: tally.calls,
+            window_failures: tally.failures,
+            slow_successes: tally.slow - tally.slow_failures,
+            slow_failures: tally.slow_failures,
             failure_rate: enough.then_some(failure),
             slow_call_rate: enough.then_some(slow),
             attempts: j.attempts,

@@ -21,7 +21,12 @@ class Breaker(_ace.CircuitBreaker):
     (applied when the breaker is first made): ``failures``, ``wait_seconds``, ``window``
     (``"count:N"`` or ``"time:SECONDS"``, with ``failure_rate`` percent and ``minimum_calls``),
     ``slow_call_seconds`` and ``slow_call_rate``, ``half_open_permits``,
-    ``max_half_open_seconds``, and ``ignore``, exception classes that count neither way.
+    ``max_half_open_seconds``, ``ignore``, exception classes that count neither way, and the
+    settings where breaker libraries disagree (docs/breakers.md): ``threshold``
+    (``"reached"``/``"exceeded"``), ``half_open_busy`` (``"reject"``/``"wait"``; ``"wait"`` holds
+    ``call`` and sync decorated calls, never ``acquire``), ``tripping_call``
+    (``"own_error"``/``"breaker_error"``) and ``trial_verdict``
+    (``"after_all_permits"``/``"at_once"``).
 
     ``@breaker`` guards a function; ``with breaker:`` guards a block (an exception is a failure);
     ``breaker.call(fn, *args)`` guards one call; ``breaker.acquire(agent, task)`` gives a
@@ -48,7 +53,9 @@ class Breaker(_ace.CircuitBreaker):
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as e:
-                    permit.error(e)
+                    instead = permit.error(e)
+                    if instead is not None:
+                        raise instead from e
                     raise
                 permit.success()
                 return result
