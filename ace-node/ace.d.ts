@@ -84,6 +84,14 @@ export interface BreakerOptions {
   slowCallRate?: number
   halfOpenPermits?: number
   maxHalfOpenSeconds?: number
+  /** `'reached'` (a rate at its threshold trips, resilience4j; the default) or `'exceeded'` (only above it, opossum, cockatiel). */
+  threshold?: 'reached' | 'exceeded'
+  /** `'reject'` only, for now (a call finding every half-open permit taken is rejected at once). */
+  halfOpenBusy?: 'reject'
+  /** `'own_error'` only, for now (the call that opens the breaker throws its own error). */
+  trippingCall?: 'own_error'
+  /** `'after_all_permits'` (the default, resilience4j) or `'at_once'`: when a lost half-open trial re-opens. */
+  trialVerdict?: 'after_all_permits' | 'at_once'
   /** Whether an error counts as a failure (default: every error does). */
   isFailure?: (error: unknown) => boolean
 }
@@ -148,6 +156,10 @@ export declare class Breaker {
   wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
   snapshot(): Record<string, unknown>
   openFor(seconds: number): void
+  /** Opens it until `epochSeconds` (Unix epoch, engine clock); the first call after moves it to half-open. */
+  openUntil(epochSeconds: number): void
+  /** Moves it to half-open now: the next `halfOpenPermits` calls are the trial. */
+  halfOpen(): void
   close(): void
   reset(): void
   disable(): void

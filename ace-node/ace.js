@@ -649,6 +649,17 @@ class Breaker {
     this._sync(0)
   }
 
+  openUntil(epochSeconds) {
+    call(() => this._native.openUntil(epochSeconds))
+    this._sync(0)
+  }
+
+  halfOpen() {
+    this._sync(0)
+    this._native.halfOpen()
+    this._sync(0)
+  }
+
   close() {
     this._native.close()
     this._sync(0)

@@ -382,3 +382,20 @@ fn peer_settings_read_from_their_names_through_the_binding_options() {
         "resilience4j's by default"
     );
 }
+
+#[test]
+fn half_open_by_hand_starts_a_trial_and_open_until_a_past_time_lets_the_next_call_try() {
+    let c = clock();
+    let (b, seen) = watched(BreakerConfig::builder().half_open_permits(2).build().unwrap(), &c);
+    b.half_open();
+    assert_eq!(transitions(&drain(&seen)), [(State::Closed, State::HalfOpen)]);
+    let (p1, p2) = (b.try_acquire().unwrap(), b.try_acquire().unwrap());
+    assert_eq!(b.try_acquire().unwrap_err().state, State::HalfOpen, "exactly the two permits");
+    p1.success();
+    p2.success();
+    assert_eq!(b.state(), State::Closed);
+    b.open_until(Timestamp::from_micros(1_700_000_000_000_000 - 1));
+    assert_eq!(b.state(), State::Open);
+    b.try_acquire().unwrap().success();
+    assert_eq!(b.state(), State::HalfOpen, "one of two trial calls in");
+}

@@ -224,6 +224,23 @@ impl NativeBreaker {
         Ok(())
     }
 
+    /// Opens it until `epochSeconds` (seconds since the Unix epoch on the engine's clock); the
+    /// first call after that moves it to half-open.
+    #[napi]
+    pub fn open_until(&self, epoch_seconds: f64) -> Result<()> {
+        if !epoch_seconds.is_finite() {
+            return Err(invalid("epoch_seconds", "expected a finite number of seconds"));
+        }
+        self.core.breaker.open_until(ace::Timestamp::from_micros((epoch_seconds * 1e6) as i64));
+        Ok(())
+    }
+
+    /// Moves it to half-open now: the next `halfOpenPermits` calls are the trial.
+    #[napi]
+    pub fn half_open(&self) {
+        self.core.breaker.half_open();
+    }
+
     /// Closes it.
     #[napi]
     pub fn close(&self) {

@@ -181,6 +181,21 @@ impl PyBreaker {
         Ok(())
     }
 
+    /// Opens it until `epoch_seconds` (seconds since the Unix epoch on the engine's clock); the
+    /// first call after that moves it to half-open.
+    fn open_until(&self, py: Python<'_>, epoch_seconds: f64) -> PyResult<()> {
+        if !epoch_seconds.is_finite() {
+            return Err(invalid(py, "epoch_seconds", "expected a finite number of seconds"));
+        }
+        self.breaker.open_until(ace::Timestamp::from_micros((epoch_seconds * 1e6) as i64));
+        Ok(())
+    }
+
+    /// Moves it to half-open now: the next `half_open_permits` calls are the trial.
+    fn half_open(&self) {
+        self.breaker.half_open();
+    }
+
     /// Closes it (counts start again).
     fn close(&self) {
         self.breaker.close();

@@ -177,6 +177,12 @@ impl CircuitBreaker {
         (self.state() == State::Open).then(|| Timestamp::from_micros(self.open_until.load(Ordering::Acquire)))
     }
 
+    /// Moves to half-open now, whatever the wait left (resilience4j's
+    /// `transitionToHalfOpenState`): the next `half_open_permits` calls are the trial.
+    pub fn half_open(&self) {
+        self.force(State::HalfOpen, None, "half-open by hand");
+    }
+
     /// Closes the breaker (its window starts empty).
     pub fn close(&self) {
         self.force(State::Closed, None, "closed by hand");

@@ -1,0 +1,79 @@
+// Breakers at parity with resilience4j by default, and the peers' behaviours as named settings,
+// through the built addon. Half-open is reached by hand (halfOpen() or openUntil a past time), so
+// nothing sleeps.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import ace from '../ace.js'
+
+const { Ace } = ace
+const fail = async () => { throw new Error('down') }
+
+test('notPermitted counts since the last transition; notPermittedTotal since the start', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('np', { failures: 2 })
+  for (let i = 0; i < 2; i++) await assert.rejects(b.call(fail))
+  for (let i = 0; i < 3; i++) await assert.rejects(b.call(async () => 1), ace.CircuitOpenError)
+  let snap = b.snapshot()
+  assert.deepEqual([snap.notPermitted, snap.notPermittedTotal], [3, 3])
+  b.openUntil(Date.now() / 1000 - 1)
+  assert.equal(await b.call(async () => 7), 7, 'the wait is over: this call is the trial')
+  snap = b.snapshot()
+  assert.deepEqual([snap.state, snap.notPermitted, snap.notPermittedTotal], ['closed', 0, 3])
+  await eng.close()
+})
+
+test('the snapshot shows the half-open trial', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('trial', { window: 'count:4', minimumCalls: 4, halfOpenPermits: 3 })
+  b.halfOpen()
+  assert.equal(b.state, 'half_open')
+  await assert.rejects(b.call(fail))
+  assert.equal(await b.call(async () => 1), 1)
+  const snap = b.snapshot()
+  assert.deepEqual(
+    [snap.state, snap.windowCalls, snap.windowFailures, snap.failureRate, snap.slowSuccesses, snap.slowFailures],
+    ['half_open', 2, 1, null, 0, 0],
+  )
+  await eng.close()
+})
+
+test('threshold reached or exceeded', async () => {
+  const eng = new Ace()
+  for (const [rule, opens] of [['reached', true], ['exceeded', false]]) {
+    const b = eng.breaker(`th-${rule}`, { window: 'count:4', minimumCalls: 4, threshold: rule })
+    for (let i = 0; i < 2; i++) await b.call(async () => 1)
+    for (let i = 0; i < 2; i++) await assert.rejects(b.call(fail))
+    assert.equal(b.state === 'open', opens, rule)
+  }
+  await eng.close()
+})
+
+test('a lost trial re-opens after all permits or at once', async () => {
+  const eng = new Ace()
+  for (const [verdict, openAfterTwo] of [['after_all_permits', false], ['at_once', true]]) {
+    const b = eng.breaker(`tv-${verdict}`, { window: 'count:4', minimumCalls: 4, halfOpenPermits: 4, trialVerdict: verdict })
+    b.halfOpen()
+    for (let i = 0; i < 2; i++) await assert.rejects(b.call(fail))
+    assert.equal(b.state === 'open', openAfterTwo, verdict)
+  }
+  await eng.close()
+})
+
+test('bad or unsupported setting values are InvalidInputError', async () => {
+  const eng = new Ace()
+  for (const key of ['threshold', 'halfOpenBusy', 'trippingCall', 'trialVerdict']) {
+    assert.throws(() => eng.breaker(`bad-${key}`, { [key]: 'sometimes' }), ace.InvalidInputError, key)
+  }
+  assert.throws(() => eng.breaker('wait', { halfOpenBusy: 'wait' }), ace.InvalidInputError)
+  assert.throws(() => eng.breaker('trip', { trippingCall: 'breaker_error' }), ace.InvalidInputError)
+  assert.throws(() => eng.breaker('until').openUntil(NaN), ace.InvalidInputError)
+  await eng.close()
+})
+
+test('a count window smaller than minimumCalls clamps it', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('clamp', { window: 'count:3', minimumCalls: 10 })
+  for (let i = 0; i < 3; i++) await assert.rejects(b.call(fail))
+  assert.equal(b.state, 'open')
+  await eng.close()
+})
