@@ -239,3 +239,19 @@ fn bad_retry_settings_are_config_errors() {
     }
     assert_eq!(Retry::new("", RetryConfig::default()).unwrap_err().code(), "invalid_input");
 }
+
+#[test]
+fn a_host_running_the_attempts_itself_gets_the_same_decisions_and_counts() {
+    let r = retry(no_jitter());
+    assert_eq!(r.after_failure(Some(("TimeoutError", "slow")), 1), Some(Duration::from_millis(500)));
+    assert_eq!(r.after_failure(Some(("TimeoutError", "slow")), 2), Some(secs(1)));
+    assert_eq!(r.after_failure(Some(("TimeoutError", "slow")), 3), None, "attempts spent");
+    assert_eq!(r.after_failure(None, 1), None, "a breaker's rejection is not retried");
+    r.gave_up(1);
+    r.after_success(2);
+    let n = r.counts();
+    assert_eq!(
+        (n.succeeded_without_retry, n.succeeded_with_retry, n.failed_without_retry, n.failed_with_retry, n.retries),
+        (0, 1, 2, 1, 2)
+    );
+}

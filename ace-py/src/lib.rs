@@ -13,6 +13,7 @@ mod hooks;
 mod limit;
 mod logging;
 mod playbook;
+mod retry;
 mod text;
 
 use std::io::BufReader;
@@ -69,6 +70,7 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<limit::PyRateLimiter>()?;
     m.add_class::<limit::PyBulkhead>()?;
     m.add_class::<limit::PyBulkheadPermit>()?;
+    m.add_class::<retry::PyRetry>()?;
     m.add_class::<convert::PyReport>()?;
     m.add_class::<convert::PyErrorReport>()?;
     m.add_class::<convert::PyIntervention>()?;

@@ -17,12 +17,15 @@
 //! Windows ([`Window`]): consecutive failures (the default, 5, as the seeds' breaker), the last
 //! N calls, or the last N seconds in one-second buckets; a rate is computed once the window holds
 //! `minimum_calls`, and the breaker opens at a failure rate or slow-call rate at or above its
-//! threshold ("slow" is strictly longer than `slow_call_duration`). See [`BreakerConfig`].
+//! threshold (or above it, with [`Threshold::Exceeded`]; "slow" is strictly longer than
+//! `slow_call_duration`). See [`BreakerConfig`].
 //!
 //! Where things live: the breaker ([`CircuitBreaker`]) and its figures here; `state.rs` the
 //! state machine and its atomic word; `permit.rs` the acquire path, [`Permit`] and guarded calls;
 //! `judge.rs` how outcomes are judged; `rejected.rs` [`Rejected`] and [`CallError`]; `window.rs`
-//! the windows; `config.rs` the configuration; `limit.rs` the rate limiter and bulkhead;
+//! the windows; `config.rs` the configuration; `semantics.rs` the settings where peer libraries
+//! disagree; `wait.rs` waiting for a half-open verdict; `limit.rs` the rate limiter and bulkhead;
+//! `retry.rs` [`Retry`]; `policy.rs` timeout, fallback and [`Policy`], their composition;
 //! `registry.rs` the named breakers ([`Breakers`]), their events and their metrics.
 
 pub mod config;

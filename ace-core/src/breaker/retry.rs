@@ -223,13 +223,43 @@ impl Retry {
 
     /// Whether `e`, the error of attempt `attempt` (1 for the first), is retried.
     fn again<E: Retryable>(&self, e: &E, attempt: u32) -> bool {
+        let described = e.describe();
+        self.retries(described.as_ref().map(|(k, m)| (k.as_str(), m.as_str())), attempt)
+    }
+
+    fn retries(&self, error: Option<(&str, &str)>, attempt: u32) -> bool {
         if attempt >= self.cfg.max_attempts {
             return false;
         }
-        match e.describe() {
+        match error {
             None => self.cfg.retry_rejected,
-            Some((kind, message)) => self.cfg.retry_if.as_ref().is_none_or(|f| f(&kind, &message)),
+            Some((kind, message)) => self.cfg.retry_if.as_ref().is_none_or(|f| f(kind, message)),
         }
+    }
+
+    /// For a host that runs the attempts itself (a binding's decorator, sync or async): attempt
+    /// `attempt` (1 for the first) failed with an error of `kind` and `message`, or was a
+    /// breaker's rejection (`None`). Returns the wait before the next attempt (a retry, counted),
+    /// or `None` when the call is over (counted as failed).
+    pub fn after_failure(&self, error: Option<(&str, &str)>, attempt: u32) -> Option<Duration> {
+        if self.retries(error, attempt) {
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            Some(self.wait(attempt))
+        } else {
+            self.finished::<(), ()>(&Err(()), attempt);
+            None
+        }
+    }
+
+    /// For a host that runs the attempts itself: attempt `attempt` failed with an error its
+    /// own filter does not retry (an exception class outside `retry_on`); counted as failed.
+    pub fn gave_up(&self, attempt: u32) {
+        self.finished::<(), ()>(&Err(()), attempt);
+    }
+
+    /// For a host that runs the attempts itself: attempt `attempt` succeeded (counted).
+    pub fn after_success(&self, attempt: u32) {
+        self.finished::<(), ()>(&Ok(()), attempt);
     }
 
     fn finished<T, E>(&self, result: &std::result::Result<T, E>, attempt: u32) {

@@ -21,6 +21,7 @@ __all__ = [
     "Playbooks",
     "RateLimiter",
     "Report",
+    "Retry",
     "Signal",
     "replay",
     "args_digest",
@@ -287,3 +288,25 @@ def _before_exit() -> None: ...
 class _JudgeReply:
     def send(self, answer: Any) -> None: ...
     def fail(self, error: BaseException, judge: Any) -> None: ...
+
+@disjoint_base
+class Retry:
+    def __new__(
+        cls,
+        name: str,
+        *,
+        max_attempts: Optional[int] = None,
+        wait_seconds: Optional[float] = None,
+        multiplier: Optional[float] = None,
+        max_wait_seconds: Optional[float] = None,
+        jitter: Optional[float] = None,
+        retry_rejected: Optional[bool] = None,
+    ) -> Self: ...
+    @property
+    def name(self) -> str: ...
+    def wait(self, retry: int) -> float: ...
+    def after_failure(
+        self, kind: Optional[str], message: str, attempt: int, retryable: bool = True
+    ) -> Optional[float]: ...
+    def after_success(self, attempt: int) -> None: ...
+    def counts(self) -> Dict[str, int]: ...
