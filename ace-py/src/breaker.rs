@@ -191,6 +191,19 @@ impl PyBreaker {
         Ok(())
     }
 
+    /// Calls `callback(event)` with each of this breaker's events, a dict whose `kind` is
+    /// `transition` (`from`, `to`, `why`), `not_permitted` (`state`), `failure_rate_exceeded` or
+    /// `slow_call_rate_exceeded` (`rate`), `ignored_error` or `reset`; on the thread that caused
+    /// it. Subscriptions last as long as the engine.
+    fn subscribe(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        if !callback.bind(py).is_callable() {
+            return Err(invalid(py, "callback", "expected a callable"));
+        }
+        let ace = self.engine.get().handle()?;
+        crate::breaker_events::subscribe(&ace, self.breaker.name(), callback);
+        Ok(())
+    }
+
     /// Moves it to half-open now: the next `half_open_permits` calls are the trial.
     fn half_open(&self) {
         self.breaker.half_open();

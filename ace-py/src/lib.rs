@@ -6,6 +6,7 @@
 #![allow(clippy::too_many_arguments)]
 
 mod breaker;
+mod breaker_events;
 mod convert;
 mod engine;
 mod errors;

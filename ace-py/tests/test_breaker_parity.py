@@ -151,3 +151,36 @@ def test_a_count_window_smaller_than_minimum_calls_clamps_it(eng):
         with pytest.raises(ValueError):
             b.call(int, "x")
     assert b.state == "open"
+
+
+def test_events_reach_a_python_subscriber(eng):
+    b = eng.breaker("ev", window="count:4", minimum_calls=4, ignore=(KeyError,))
+    events = []
+    b.subscribe(events.append)
+    others = []
+    eng.breaker("other").subscribe(others.append)
+    with pytest.raises(KeyError):
+        b.call(lambda: {}["x"])
+    for _ in range(4):
+        with pytest.raises(ValueError):
+            b.call(int, "x")
+    with pytest.raises(ace.CircuitOpenError):
+        b.call(lambda: 1)
+    b.reset()
+    kinds = [e["kind"] for e in events]
+    assert kinds == [
+        "ignored_error",
+        "failure_rate_exceeded",
+        "transition",
+        "not_permitted",
+        "transition",
+        "reset",
+    ], kinds
+    assert events[1]["rate"] == 100.0
+    assert (events[2]["from"], events[2]["to"]) == ("closed", "open")
+    assert events[3]["state"] == "open"
+    assert (events[4]["from"], events[4]["to"], events[4]["why"]) == ("open", "closed", "reset")
+    assert all(e["breaker"] == "ev" for e in events)
+    assert others == [], "each subscriber hears its own breaker only"
+    with pytest.raises(ace.InvalidInputError):
+        b.subscribe(42)
