@@ -97,6 +97,13 @@ export declare class NativeBreaker {
   snapshot(): Record<string, unknown>
   /** Opens it for `seconds`. */
   openFor(seconds: number): void
+  /**
+   * Opens it until `epochSeconds` (seconds since the Unix epoch on the engine's clock); the
+   * first call after that moves it to half-open.
+   */
+  openUntil(epochSeconds: number): void
+  /** Moves it to half-open now: the next `halfOpenPermits` calls are the trial. */
+  halfOpen(): void
   /** Closes it. */
   close(): void
   /** Closes it and clears its counts. */
@@ -207,6 +214,26 @@ export interface BreakerOptions {
   halfOpenPermits?: number
   /** The longest it waits half-open for its trials, in seconds. */
   maxHalfOpenSeconds?: number
+  /**
+   * `reached` (a rate at its threshold trips, resilience4j; the default) or `exceeded`
+   * (only above it, opossum and cockatiel).
+   */
+  threshold?: string
+  /**
+   * `reject`, the only value Node takes for now (a call finding every half-open permit
+   * taken is rejected at once); `wait` is an `InvalidInputError` here.
+   */
+  halfOpenBusy?: string
+  /**
+   * `own_error`, the only value Node takes for now (the call that opens the breaker throws
+   * its own error); `breaker_error` is an `InvalidInputError` here.
+   */
+  trippingCall?: string
+  /**
+   * `after_all_permits` (a lost trial re-opens after every permitted call; the default) or
+   * `at_once` (as soon as the failures decide it).
+   */
+  trialVerdict?: string
 }
 
 /** `breakerTryAcquire` for `agent`'s call in `task`: a rejection is a signal for the task. */

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::breaker_judge::{Judge, judge};
 use crate::convert;
 use crate::engine::PyAce;
 use crate::errors::{IntoPy, exception, guard, invalid};
@@ -34,34 +35,24 @@ fn rejected(py: Python<'_>, r: &Rejected) -> PyErr {
     exception(py, "CircuitOpenError", &r.to_string(), &details)
 }
 
-/// What an exception says about the call: ignored if the breaker ignores its class, nothing at
-/// all (`None`: the permit is given back) for a `BaseException` that is not an `Exception`
-/// (a cancellation or an interrupt is not the dependency failing), a failure otherwise.
-fn outcome_of(py: Python<'_>, ignore: &Option<Py<PyTuple>>, err: &PyErr) -> Option<Outcome> {
-    if !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
-        return None;
-    }
-    match ignore {
-        Some(types) if err.is_instance(py, types.bind(py).as_any()) => Some(Outcome::Ignored),
-        _ => Some(Outcome::Failure),
-    }
-}
-
 /// A circuit breaker of the engine's registry.
 #[pyclass(module = "ace._ace", name = "CircuitBreaker", subclass, frozen)]
 pub(crate) struct PyBreaker {
     breaker: Arc<CircuitBreaker>,
     engine: Py<PyAce>,
-    ignore: Option<Py<PyTuple>>,
+    judge: Arc<Judge>,
 }
 
 #[pymethods]
 impl PyBreaker {
     /// The breaker `name` of `engine` (made with these settings on first use; an existing one
     /// keeps its own). `window` is `"count:N"` or `"time:SECONDS"`; without one, `failures` in a
-    /// row open it. `ignore` is a tuple of exception classes that count neither way.
+    /// row open it. `ignore` is a tuple of exception classes that count neither way; `record`,
+    /// when given, the only classes that are failures (any other exception is a success);
+    /// `is_failure(exc)` says whether an exception is a failure (else a success);
+    /// `failure_result(value)` whether a returned value is a failure.
     #[new]
-    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None, threshold=None, half_open_busy=None, tripping_call=None, trial_verdict=None))]
+    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None, record=None, is_failure=None, failure_result=None, threshold=None, half_open_busy=None, tripping_call=None, trial_verdict=None))]
     fn new(
         py: Python<'_>,
         engine: Py<PyAce>,
@@ -76,6 +67,9 @@ impl PyBreaker {
         half_open_permits: Option<f64>,
         max_half_open_seconds: Option<f64>,
         ignore: Option<Py<PyTuple>>,
+        record: Option<Py<PyTuple>>,
+        is_failure: Option<Py<PyAny>>,
+        failure_result: Option<Py<PyAny>>,
         threshold: Option<&str>,
         half_open_busy: Option<&str>,
         tripping_call: Option<&str>,
@@ -99,7 +93,8 @@ impl PyBreaker {
                 trial_verdict: trial_verdict.map(str::parse).transpose().py(py)?,
             };
             let breaker = ace::breaker_with(&ace, &name, &options).py(py)?;
-            Ok(PyBreaker { breaker, engine, ignore })
+            let judge = judge(py, ignore, record, is_failure, failure_result)?;
+            Ok(PyBreaker { breaker, engine, judge })
         })
     }
 
@@ -127,9 +122,7 @@ impl PyBreaker {
                 _ => return Err(invalid(py, "task", "give both agent and task, or neither")),
             };
             match permit {
-                Ok(p) => {
-                    Ok(PyPermit { permit: Mutex::new(Some(p)), ignore: self.ignore.as_ref().map(|t| t.clone_ref(py)) })
-                }
+                Ok(p) => Ok(PyPermit { permit: Mutex::new(Some(p)), judge: self.judge.clone() }),
                 Err(r) => Err(rejected(py, &r)),
             }
         })
@@ -145,12 +138,12 @@ impl PyBreaker {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        guarded_call(py, &self.breaker, &self.ignore, fn_, args, kwargs)
+        guarded_call(py, &self.breaker, &self.judge, fn_, args, kwargs)
     }
 
     /// `fn` wrapped so that every call goes through the breaker (for sync functions).
-    fn guard(&self, py: Python<'_>, fn_: Py<PyAny>) -> Guarded {
-        Guarded { breaker: self.breaker.clone(), ignore: self.ignore.as_ref().map(|t| t.clone_ref(py)), f: fn_ }
+    fn guard(&self, fn_: Py<PyAny>) -> Guarded {
+        Guarded { breaker: self.breaker.clone(), judge: self.judge.clone(), f: fn_ }
     }
 
     /// Counts and rates, as a dict.
@@ -242,7 +235,7 @@ impl PyBreaker {
 fn guarded_call(
     py: Python<'_>,
     breaker: &CircuitBreaker,
-    ignore: &Option<Py<PyTuple>>,
+    judge: &Judge,
     f: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
@@ -256,10 +249,14 @@ fn guarded_call(
     let permit = permit.map_err(|r| rejected(py, &r))?;
     match f.call(args, kwargs) {
         Ok(v) => {
-            permit.success();
+            if judge.checks_results() {
+                permit.record(judge.result(py, &v));
+            } else {
+                permit.success();
+            }
             Ok(v.unbind())
         }
-        Err(e) => match outcome_of(py, ignore, &e).and_then(|outcome| permit.settle(outcome)) {
+        Err(e) => match judge.error(py, &e).and_then(|outcome| permit.settle(outcome)) {
             Some(r) => Err(instead(py, &r, e)),
             None => Err(e),
         },
@@ -278,7 +275,7 @@ fn instead(py: Python<'_>, r: &Rejected, cause: PyErr) -> PyErr {
 #[pyclass(module = "ace._ace", name = "Guarded", frozen)]
 pub(crate) struct Guarded {
     breaker: Arc<CircuitBreaker>,
-    ignore: Option<Py<PyTuple>>,
+    judge: Arc<Judge>,
     f: Py<PyAny>,
 }
 
@@ -291,7 +288,7 @@ impl Guarded {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        guarded_call(py, &self.breaker, &self.ignore, self.f.bind(py), args, kwargs)
+        guarded_call(py, &self.breaker, &self.judge, self.f.bind(py), args, kwargs)
     }
 
     /// The wrapped function.
@@ -322,7 +319,7 @@ impl Guarded {
 #[pyclass(module = "ace._ace", name = "Permit", frozen)]
 pub(crate) struct PyPermit {
     permit: Mutex<Option<OwnedPermit>>,
-    ignore: Option<Py<PyTuple>>,
+    judge: Arc<Judge>,
 }
 
 impl PyPermit {
@@ -338,7 +335,7 @@ impl PyPermit {
     /// What `exc` does to the permit, and the `CircuitOpenError` to raise instead of it, if any.
     fn settle_error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<Option<PyErr>> {
         let e = PyErr::from_value(exc.clone());
-        match outcome_of(py, &self.ignore, &e) {
+        match self.judge.error(py, &e) {
             Some(outcome) => Ok(self.finish(py, outcome)?.map(|r| instead(py, &r, e))),
             None => {
                 drop(self.permit.lock().take());
@@ -353,6 +350,13 @@ impl PyPermit {
     /// The call worked.
     fn success(&self, py: Python<'_>) -> PyResult<()> {
         self.finish(py, Outcome::Success).map(drop)
+    }
+
+    /// The call returned `value`: a success, or a failure when the breaker's `failure_result`
+    /// says so.
+    fn result(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let outcome = self.judge.result(py, value);
+        self.finish(py, outcome).map(drop)
     }
 
     /// The call failed.

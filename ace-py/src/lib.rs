@@ -7,6 +7,7 @@
 
 mod breaker;
 mod breaker_events;
+mod breaker_judge;
 mod convert;
 mod engine;
 mod errors;

@@ -3,6 +3,7 @@ through the built extension. Half-open is reached by hand (``half_open()`` or ``
 time), so nothing sleeps."""
 
 import asyncio
+import sys
 import threading
 import time
 
@@ -184,3 +185,55 @@ def test_events_reach_a_python_subscriber(eng):
     assert others == [], "each subscriber hears its own breaker only"
     with pytest.raises(ace.InvalidInputError):
         b.subscribe(42)
+
+
+class Transient(Exception):
+    pass
+
+
+def test_which_errors_and_results_count(eng, monkeypatch):
+    recorded = eng.breaker("rec", failures=2, record=(Transient,))
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            recorded.call(int, "x")
+    snap = recorded.snapshot()
+    assert (snap["state"], snap["successes"], snap["failures"]) == ("closed", 3, 0), "outside record: successes"
+    for _ in range(2):
+        with pytest.raises(Transient):
+            recorded.call(_raise, Transient())
+    assert recorded.state == "open"
+
+    judged = eng.breaker("pred", failures=2, is_failure=lambda e: "retryable" in str(e))
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            judged.call(_raise, RuntimeError("fatal"))
+    assert (judged.state, judged.snapshot()["successes"]) == ("closed", 3)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            judged.call(_raise, RuntimeError("retryable"))
+    assert judged.state == "open"
+
+    empty = eng.breaker("res", failures=2, failure_result=lambda v: v == "")
+    assert empty.call(lambda: "ok") == "ok"
+    guarded = empty(lambda: "")
+    assert guarded() == "" and empty.state == "closed"
+
+    @empty
+    async def fetch():
+        return ""
+
+    assert asyncio.run(fetch()) == ""
+    assert (empty.state, empty.snapshot()["failures"]) == ("open", 2), "the empty answers opened it"
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    boom = eng.breaker("boom", failures=1, failure_result=lambda v: 1 / 0)
+    assert boom.call(lambda: 5) == 5, "a raising predicate never hides the call's value"
+    assert boom.state == "closed"
+    assert [type(r.exc_value) for r in reported] == [ZeroDivisionError], "reported, not swallowed"
+    with pytest.raises(ace.InvalidInputError):
+        eng.breaker("bad-pred", is_failure=3)
+
+
+def _raise(e):
+    raise e

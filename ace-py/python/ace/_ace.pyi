@@ -130,6 +130,7 @@ class Playbooks:
 @final
 class Permit:
     def success(self) -> None: ...
+    def result(self, value: Any) -> None: ...
     def failure(self) -> None: ...
     def error(self, exc: BaseException) -> Optional[BaseException]: ...
     @property
@@ -189,6 +190,9 @@ class CircuitBreaker:
         half_open_permits: Optional[int] = None,
         max_half_open_seconds: Optional[float] = None,
         ignore: Optional[Tuple[type, ...]] = None,
+        record: Optional[Tuple[type, ...]] = None,
+        is_failure: Optional[Callable[[BaseException], bool]] = None,
+        failure_result: Optional[Callable[[Any], bool]] = None,
         threshold: Optional[Literal["reached", "exceeded"]] = None,
         half_open_busy: Optional[Literal["reject", "wait"]] = None,
         tripping_call: Optional[Literal["own_error", "breaker_error"]] = None,
