@@ -88,8 +88,8 @@ export interface BreakerOptions {
   threshold?: 'reached' | 'exceeded'
   /** `'reject'` only, for now (a call finding every half-open permit taken is rejected at once). */
   halfOpenBusy?: 'reject'
-  /** `'own_error'` only, for now (the call that opens the breaker throws its own error). */
-  trippingCall?: 'own_error'
+  /** `'own_error'` (the call that opens the breaker throws its own error; the default) or `'breaker_error'` (it throws `CircuitOpenError` with `cause`, pybreaker). */
+  trippingCall?: 'own_error' | 'breaker_error'
   /** `'after_all_permits'` (the default, resilience4j) or `'at_once'`: when a lost half-open trial re-opens. */
   trialVerdict?: 'after_all_permits' | 'at_once'
   /** Whether an error counts as a failure (default: every error does). */
@@ -143,7 +143,8 @@ export declare class Stage {
 export declare class Permit {
   success(): void
   failure(): void
-  error(error: unknown): void
+  /** Returns the `CircuitOpenError` to throw instead when `error` opened a breaker made with `trippingCall: 'breaker_error'`. */
+  error(error: unknown): CircuitOpenError | undefined
   release(): void
 }
 

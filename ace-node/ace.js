@@ -537,6 +537,7 @@ class Breaker {
     this._native = call(() => new native.NativeBreaker(ace._engine, name, Object.keys(rest).length ? rest : undefined))
     this._id = this._native.id
     this._isFailure = typeof isFailure === 'function' ? isFailure : null
+    this._tripping = rest.trippingCall === 'breaker_error'
     // The JS fast path: while the core says a success only counts (a closed breaker judging
     // failures in a row, timing nothing), successes are counted here and handed over with the
     // next failure or every SYNC_EVERY calls, when the state is asked again. Any breaker
@@ -599,6 +600,15 @@ class Breaker {
     completeNative(this._id, slot, this._isFailure && !this._isFailure(error) ? IGNORED : FAILURE)
   }
 
+  /** What to throw for a call that failed with `error`: the breaker's `CircuitOpenError` (its
+   * `cause` the error) when that failure opened a breaker made with `trippingCall: 'breaker_error'`. */
+  _instead(error) {
+    const r = this._tripping ? this._native.takeTripped() : null
+    if (!r) return error
+    const { message, ...details } = r
+    return new CircuitOpenError(message, { ...details, cause: error })
+  }
+
   /** Runs `fn(...args)` (sync or async) through the breaker. */
   async call(fn, ...args) {
     if (this._fast && breakerEpoch[0] === this._epoch && ++this._calls < SYNC_EVERY) {
@@ -607,7 +617,7 @@ class Breaker {
         result = await fn(...args)
       } catch (e) {
         this._sync(this._isFailure && !this._isFailure(e) ? IGNORED : FAILURE)
-        throw e
+        throw this._instead(e)
       }
       this._pending++
       return result
@@ -624,7 +634,7 @@ class Breaker {
       result = await fn(...args)
     } catch (e) {
       this._settle(slot, e)
-      throw e
+      throw this._instead(e)
     }
     completeNative(id, slot, SUCCESS)
     if (++this._calls >= SYNC_EVERY) this._sync(0)
@@ -702,9 +712,13 @@ class Permit {
     call(() => completeNative(this._breaker._id, this._slot, FAILURE))
   }
 
-  /** The call threw `error`: a failure unless the breaker's `isFailure` says otherwise. */
+  /** The call threw `error`: a failure unless the breaker's `isFailure` says otherwise. Returns
+   * the `CircuitOpenError` to throw instead when `error` opened a breaker made with
+   * `trippingCall: 'breaker_error'`, else `undefined`. */
   error(error) {
     call(() => this._breaker._settle(this._slot, error))
+    const instead = this._breaker._instead(error)
+    return instead === error ? undefined : instead
   }
 
   /** Gives the permit back without a result (a cancelled call). */

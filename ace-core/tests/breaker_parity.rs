@@ -399,3 +399,22 @@ fn half_open_by_hand_starts_a_trial_and_open_until_a_past_time_lets_the_next_cal
     b.try_acquire().unwrap().success();
     assert_eq!(b.state(), State::HalfOpen, "one of two trial calls in");
 }
+
+#[test]
+fn a_permit_settled_by_a_host_hands_back_the_rejection_to_raise_instead() {
+    for returns in [TrippingCall::OwnError, TrippingCall::BreakerError] {
+        let c = clock();
+        let cfg =
+            BreakerConfig::builder().window(Window::ConsecutiveFailures(2)).tripping_call(returns).build().unwrap();
+        let b = Arc::new(CircuitBreaker::new("dep", cfg, Arc::new(c)).unwrap());
+        assert_eq!(b.try_acquire_owned().unwrap().settle(Outcome::Failure), None, "{returns}: not yet open");
+        let instead = b.try_acquire().unwrap().settle(Outcome::Failure);
+        match returns {
+            TrippingCall::BreakerError => {
+                let r = instead.expect("the tripping call's rejection");
+                assert_eq!((r.state, r.retry_after), (State::Open, Some(secs(60))));
+            }
+            _ => assert_eq!(instead, None),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ace::breaker::config::{BreakerOptions as Options, seconds as seconds_of};
 use ace::breaker::limit::{Bulkhead, BulkheadPermit, RateLimiter};
-use ace::breaker::{HalfOpenBusy, Outcome, Rejected, TrippingCall};
+use ace::breaker::{HalfOpenBusy, Outcome, Rejected};
 use ace::error::count;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -48,8 +48,9 @@ pub struct BreakerOptions {
     /// `reject`, the only value Node takes for now (a call finding every half-open permit
     /// taken is rejected at once); `wait` is an `InvalidInputError` here.
     pub half_open_busy: Option<String>,
-    /// `own_error`, the only value Node takes for now (the call that opens the breaker throws
-    /// its own error); `breaker_error` is an `InvalidInputError` here.
+    /// `own_error` (the call that opens the breaker throws its own error; the default) or
+    /// `breaker_error` (it throws the breaker's `CircuitOpenError`, its `cause` the call's
+    /// error: pybreaker).
     pub tripping_call: Option<String>,
     /// `after_all_permits` (a lost trial re-opens after every permitted call; the default) or
     /// `at_once` (as soon as the failures decide it).
@@ -111,17 +112,7 @@ impl NativeBreaker {
                             _ => Err(invalid("half_open_busy", "\"wait\" is not supported in Node yet")),
                         })
                         .transpose()?,
-                    tripping_call: o
-                        .tripping_call
-                        .as_deref()
-                        .map(str::parse)
-                        .transpose()
-                        .js()?
-                        .map(|t| match t {
-                            TrippingCall::OwnError => Ok(t),
-                            _ => Err(invalid("tripping_call", "\"breaker_error\" is not supported in Node yet")),
-                        })
-                        .transpose()?,
+                    tripping_call: o.tripping_call.as_deref().map(str::parse).transpose().js()?,
                     trial_verdict: o.trial_verdict.as_deref().map(str::parse).transpose().js()?,
                 },
             };
@@ -155,6 +146,13 @@ impl NativeBreaker {
     #[napi(ts_return_type = "Record<string, unknown> | null")]
     pub fn take_rejection(&self) -> Result<Option<Value>> {
         self.core.take_rejection().as_ref().map(rejection).transpose()
+    }
+
+    /// When the last failure opened a breaker made with `trippingCall: 'breaker_error'`, the
+    /// rejection to throw instead of that call's error (once), or `null`.
+    #[napi(ts_return_type = "Record<string, unknown> | null")]
+    pub fn take_tripped(&self) -> Result<Option<Value>> {
+        self.core.take_tripped().as_ref().map(rejection).transpose()
     }
 
     /// The call worked.

@@ -65,7 +65,6 @@ test('bad or unsupported setting values are InvalidInputError', async () => {
     assert.throws(() => eng.breaker(`bad-${key}`, { [key]: 'sometimes' }), ace.InvalidInputError, key)
   }
   assert.throws(() => eng.breaker('wait', { halfOpenBusy: 'wait' }), ace.InvalidInputError)
-  assert.throws(() => eng.breaker('trip', { trippingCall: 'breaker_error' }), ace.InvalidInputError)
   assert.throws(() => eng.breaker('until').openUntil(NaN), ace.InvalidInputError)
   await eng.close()
 })
@@ -75,5 +74,28 @@ test('a count window smaller than minimumCalls clamps it', async () => {
   const b = eng.breaker('clamp', { window: 'count:3', minimumCalls: 10 })
   for (let i = 0; i < 3; i++) await assert.rejects(b.call(fail))
   assert.equal(b.state, 'open')
+  await eng.close()
+})
+
+test('the tripping call throws its own error or the breaker\'s', async () => {
+  const eng = new Ace()
+  const own = eng.breaker('own', { failures: 1 })
+  await assert.rejects(own.call(fail), (e) => e.message === 'down')
+  for (const [name, options] of [['consecutive', { failures: 2 }], ['windowed', { window: 'count:2', minimumCalls: 2 }]]) {
+    const b = eng.breaker(`pyb-${name}`, { ...options, trippingCall: 'breaker_error' })
+    await assert.rejects(b.call(fail), (e) => e.message === 'down', `${name}: the first failure is its own`)
+    await assert.rejects(b.call(fail), (e) => {
+      assert.ok(e instanceof ace.CircuitOpenError, `${name}: ${e}`)
+      assert.equal(e.state, 'open')
+      assert.equal(e.cause.message, 'down')
+      return true
+    })
+    await assert.rejects(b.call(async () => 1), ace.CircuitOpenError)
+  }
+  const p = eng.breaker('pyb-permit', { failures: 1, trippingCall: 'breaker_error' })
+  const permit = p.acquire()
+  const instead = permit.error(new Error('db'))
+  assert.ok(instead instanceof ace.CircuitOpenError)
+  assert.equal(instead.cause.message, 'db')
   await eng.close()
 })
