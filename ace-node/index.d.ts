@@ -79,6 +79,11 @@ export declare class NativeBreaker {
   get id(): number
   /** Why the last `tryAcquire` returned -1 (once), or `null`. */
   takeRejection(): Record<string, unknown> | null
+  /**
+   * When the last failure opened a breaker made with `trippingCall: 'breaker_error'`, the
+   * rejection to throw instead of that call's error (once), or `null`.
+   */
+  takeTripped(): Record<string, unknown> | null
   /** The call worked. */
   success(permit: number): void
   /** The call failed. */
@@ -225,8 +230,9 @@ export interface BreakerOptions {
    */
   halfOpenBusy?: string
   /**
-   * `own_error`, the only value Node takes for now (the call that opens the breaker throws
-   * its own error); `breaker_error` is an `InvalidInputError` here.
+   * `own_error` (the call that opens the breaker throws its own error; the default) or
+   * `breaker_error` (it throws the breaker's `CircuitOpenError`, its `cause` the call's
+   * error: pybreaker).
    */
   trippingCall?: string
   /**
