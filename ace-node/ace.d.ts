@@ -168,6 +168,30 @@ export declare class Breaker {
   metricsOnly(): void
 }
 
+export interface RetryOptions {
+  maxAttempts?: number
+  waitSeconds?: number
+  multiplier?: number
+  maxWaitSeconds?: number
+  /** A fraction in [0, 1): each wait is spread uniformly by ± this share. */
+  jitter?: number
+  /** Retry a call a breaker turned away (default false). */
+  retryRejected?: boolean
+  /** Whether an error is retried (default: every error). */
+  retryIf?: (error: unknown) => boolean
+  /** Waits `seconds` (default: a timer). */
+  sleep?: (seconds: number) => Promise<void> | void
+}
+
+export declare class Retry {
+  constructor(name: string, options?: RetryOptions)
+  readonly name: string
+  wait(retry: number): number
+  counts(): Record<string, number>
+  call<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>
+  wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
+}
+
 export declare class RateLimiter {
   readonly name: string
   readonly rejected: number

@@ -882,6 +882,64 @@ class Playbooks {
 }
 
 /** Replays a recorded trace file through a fresh in-memory engine; resolves to the scores. */
+/**
+ * Retries a call that threw or rejected: `maxAttempts` in all (3), waiting `waitSeconds` (0.5)
+ * growing by `multiplier` (2) up to `maxWaitSeconds` (30), each wait spread by `jitter` (0.5).
+ * Errors are retried when `retryIf(error)` says so (default: all); a `CircuitOpenError` only
+ * with `retryRejected: true`. The core decides and counts; the waits run on the event loop
+ * (`sleep(seconds)` replaces the timer, a test's fake clock). Wrap a breaker's call inside it so
+ * the breaker judges every attempt.
+ */
+class Retry {
+  constructor(name, options = {}) {
+    const { retryIf, sleep, ...rest } = options || {}
+    this._native = call(() => new native.NativeRetry(name, Object.keys(rest).length ? rest : undefined))
+    this._retryIf = typeof retryIf === 'function' ? retryIf : null
+    this._sleep = typeof sleep === 'function' ? sleep : (s) => new Promise((resolve) => setTimeout(resolve, s * 1000))
+  }
+
+  get name() {
+    return this._native.name
+  }
+
+  /** The wait before retry number `retry` (1 for the first), in seconds, jitter applied. */
+  wait(retry) {
+    return call(() => this._native.wait(retry))
+  }
+
+  counts() {
+    return this._native.counts()
+  }
+
+  /** Runs `fn(...args)` (sync or async), retried as configured; rejects with the last error. */
+  async call(fn, ...args) {
+    for (let attempt = 1; ; attempt++) {
+      let result
+      try {
+        result = await fn(...args)
+      } catch (e) {
+        const rejected = e instanceof CircuitOpenError
+        const kind = rejected ? null : (e && e.constructor && e.constructor.name) || 'Error'
+        const retryable = rejected || !this._retryIf || Boolean(this._retryIf(e))
+        const wait = this._native.afterFailure(kind, String((e && e.message) || e), attempt, retryable)
+        if (wait === null || wait === undefined) throw e
+        await this._sleep(wait)
+        continue
+      }
+      this._native.afterSuccess(attempt)
+      return result
+    }
+  }
+
+  /** `fn` wrapped so that every call is retried (returns a Promise). */
+  wrap(fn) {
+    const retry = this
+    return function retried(...args) {
+      return retry.call(() => fn.apply(this, args))
+    }
+  }
+}
+
 async function replay(path, config) {
   return wait(call(() => native.replay(path, config)))
 }
@@ -901,6 +959,7 @@ module.exports = {
   Permit,
   Playbooks,
   RateLimiter,
+  Retry,
   Stage,
   StoreError,
   StoreUnavailableError,

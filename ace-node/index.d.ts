@@ -193,6 +193,26 @@ export declare class NativeRateLimiter {
   get rejected(): number
 }
 
+/** A retry policy with exponential backoff and jitter, and its counts. */
+export declare class NativeRetry {
+  /** The retry `name` with `options`. */
+  constructor(name: string, options?: RetryOptions | undefined | null)
+  /** Its name. */
+  get name(): string
+  /** The wait before retry number `retry` (1 for the first), in seconds, jitter applied. */
+  wait(retry: number): number
+  /**
+   * Attempt `attempt` failed: with an error of `kind` and `message`, or (`kind` null) a
+   * breaker's rejection; `retryable` false when the caller's filter does not retry it. The
+   * seconds to wait before the next attempt, or null when the call is over.
+   */
+  afterFailure(kind: string | undefined | null, message: string, attempt: number, retryable: boolean): number | null
+  /** Attempt `attempt` succeeded. */
+  afterSuccess(attempt: number): void
+  /** What it has done: succeeded / failed, without / with retry, and the retries made. */
+  counts(): Record<string, number>
+}
+
 /**
  * The digest of a tool call's arguments given as JSON text in any formatting (16 hex digits;
  * see `ace_core::tool`): what `recordTool(..., { args })` computes from `JSON.stringify(args)`.
@@ -282,6 +302,22 @@ export declare function recordStage(handle: number, agent: string, task: string,
 
 /** Replays a recorded trace file through a fresh in-memory engine; resolves to the scores. */
 export declare function replay(path: string, config?: any | undefined | null): Promise<Record<string, unknown>>
+
+/** Settings of a retry. */
+export interface RetryOptions {
+  /** Attempts in all, the first included (3). */
+  maxAttempts?: number
+  /** The first wait, in seconds (0.5). */
+  waitSeconds?: number
+  /** Growth of the wait per retry (2). */
+  multiplier?: number
+  /** The longest wait, in seconds (30). */
+  maxWaitSeconds?: number
+  /** Spread of each wait, a fraction in [0, 1) (0.5). */
+  jitter?: number
+  /** Retry a call a breaker turned away (false). */
+  retryRejected?: boolean
+}
 
 /** The package version. */
 export declare function version(): string

@@ -16,6 +16,7 @@ mod engine;
 mod hot;
 mod playbook;
 mod raw;
+mod retry;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
