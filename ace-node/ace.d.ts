@@ -148,6 +148,18 @@ export declare class Permit {
   release(): void
 }
 
+export interface BreakerEvent {
+  kind: 'transition' | 'not_permitted' | 'failure_rate_exceeded' | 'slow_call_rate_exceeded' | 'ignored_error' | 'reset'
+  breaker: string
+  /** Seconds since the Unix epoch (engine clock), or null for not-permitted and ignored-error events. */
+  at: number | null
+  from?: BreakerState
+  to?: BreakerState
+  why?: string
+  state?: BreakerState
+  rate?: number
+}
+
 export declare class Breaker {
   readonly name: string
   readonly state: BreakerState
@@ -156,6 +168,8 @@ export declare class Breaker {
   call<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>
   wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
   snapshot(): Record<string, unknown>
+  /** Calls `listener(event)` for each of this breaker's events, after the breaker call that caused them returns. */
+  onEvent(listener: (event: BreakerEvent) => void): void
   openFor(seconds: number): void
   /** Opens it until `epochSeconds` (Unix epoch, engine clock); the first call after moves it to half-open. */
   openUntil(epochSeconds: number): void

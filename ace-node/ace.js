@@ -538,6 +538,7 @@ class Breaker {
     this._id = this._native.id
     this._isFailure = typeof isFailure === 'function' ? isFailure : null
     this._tripping = rest.trippingCall === 'breaker_error'
+    this._listeners = null
     // The JS fast path: while the core says a success only counts (a closed breaker judging
     // failures in a row, timing nothing), successes are counted here and handed over with the
     // next failure or every SYNC_EVERY calls, when the state is asked again. Any breaker
@@ -559,6 +560,7 @@ class Breaker {
     // Read before asking: a transition racing with the flush is seen by the next call.
     this._epoch = breakerEpoch === null ? 0 : breakerEpoch[0]
     this._fast = flushNative(this._id, pending, outcome) === 1 && breakerEpoch !== null
+    if (this._listeners) this._emit()
   }
 
   get name() {
@@ -593,11 +595,44 @@ class Breaker {
     const r = this._native.takeRejection() || { message: `circuit breaker '${this.name}' is open` }
     if (r.intervention) this._ace._intervene(r.intervention)
     const { message, ...details } = r
+    if (this._listeners) this._emit()
     return new CircuitOpenError(message, details)
   }
 
   _settle(slot, error) {
     completeNative(this._id, slot, this._isFailure && !this._isFailure(error) ? IGNORED : FAILURE)
+    if (this._listeners) this._emit()
+  }
+
+  /**
+   * Calls `listener(event)` for each of this breaker's events: `kind` `transition` (`from`,
+   * `to`, `why`), `not_permitted` (`state`), `failure_rate_exceeded` or
+   * `slow_call_rate_exceeded` (`rate`), `ignored_error` or `reset`, with `breaker` and `at`.
+   * Events are delivered after the breaker call that caused them returns (those caused elsewhere,
+   * with this handle's next call); a listener's throw is reported, never thrown.
+   */
+  onEvent(listener) {
+    if (typeof listener !== 'function') {
+      throw new InvalidInputError(`listener must be a function, not ${typeof listener}`, { field: 'listener' })
+    }
+    if (!this._listeners) {
+      this._listeners = []
+      this._native.subscribe()
+    }
+    this._listeners.push(listener)
+  }
+
+  _emit() {
+    for (const event of this._native.takeEvents()) {
+      for (const listener of this._listeners) {
+        try {
+          listener(event)
+        } catch (e) {
+          this._ace.listenerErrors++
+          this._ace._warn(e)
+        }
+      }
+    }
   }
 
   /** What to throw for a call that failed with `error`: the breaker's `CircuitOpenError` (its
@@ -637,6 +672,7 @@ class Breaker {
       throw this._instead(e)
     }
     completeNative(id, slot, SUCCESS)
+    if (this._listeners) this._emit()
     if (++this._calls >= SYNC_EVERY) this._sync(0)
     return result
   }
@@ -706,10 +742,12 @@ class Permit {
 
   success() {
     call(() => completeNative(this._breaker._id, this._slot, SUCCESS))
+    if (this._breaker._listeners) this._breaker._emit()
   }
 
   failure() {
     call(() => completeNative(this._breaker._id, this._slot, FAILURE))
+    if (this._breaker._listeners) this._breaker._emit()
   }
 
   /** The call threw `error`: a failure unless the breaker's `isFailure` says otherwise. Returns

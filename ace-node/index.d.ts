@@ -77,6 +77,10 @@ export declare class NativeBreaker {
   tryAcquire(agent?: string | undefined | null, task?: string | undefined | null): number
   /** The id for the plain-function fast path (`breakerTryAcquire(id)`). */
   get id(): number
+  /** Starts queueing this breaker's events (once; later calls do nothing). */
+  subscribe(): void
+  /** The events queued since the last call, oldest first. */
+  takeEvents(): Record<string, unknown>[]
   /** Why the last `tryAcquire` returned -1 (once), or `null`. */
   takeRejection(): Record<string, unknown> | null
   /**

@@ -73,6 +73,7 @@ fn rejection(r: &Rejected) -> Result<Value> {
 pub struct NativeBreaker {
     core: Arc<BreakerCore>,
     id: u32,
+    events: Mutex<Option<crate::breaker_events::Queue>>,
 }
 
 impl Drop for NativeBreaker {
@@ -119,7 +120,7 @@ impl NativeBreaker {
             let breaker = ace::breaker_with(&ace, &name, &options).js()?;
             let core = Arc::new(BreakerCore::new(breaker, ace));
             let id = crate::hot::register_breaker(core.clone());
-            Ok(NativeBreaker { core, id })
+            Ok(NativeBreaker { core, id, events: Mutex::default() })
         })
     }
 
@@ -140,6 +141,26 @@ impl NativeBreaker {
     #[napi(getter)]
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// Starts queueing this breaker's events (once; later calls do nothing).
+    #[napi]
+    pub fn subscribe(&self) {
+        let mut events = self.events.lock();
+        if events.is_none() {
+            let queue = crate::breaker_events::Queue::default();
+            crate::breaker_events::subscribe(&self.core.ace, self.core.breaker.name(), queue.clone());
+            *events = Some(queue);
+        }
+    }
+
+    /// The events queued since the last call, oldest first.
+    #[napi(ts_return_type = "Record<string, unknown>[]")]
+    pub fn take_events(&self) -> Vec<Value> {
+        match &*self.events.lock() {
+            Some(q) => q.lock().drain(..).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Why the last `tryAcquire` returned -1 (once), or `null`.

@@ -12,6 +12,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod breaker;
+mod breaker_events;
 mod engine;
 mod hot;
 mod playbook;

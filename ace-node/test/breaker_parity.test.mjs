@@ -99,3 +99,34 @@ test('the tripping call throws its own error or the breaker\'s', async () => {
   assert.equal(instead.cause.message, 'db')
   await eng.close()
 })
+
+test('events reach a listener after the call that caused them', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('ev', { window: 'count:4', minimumCalls: 4, isFailure: (e) => !(e instanceof RangeError) })
+  const events = []
+  b.onEvent((e) => events.push(e))
+  const others = []
+  eng.breaker('other').onEvent((e) => others.push(e))
+  await assert.rejects(b.call(() => { throw new RangeError('ignored') }))
+  for (let i = 0; i < 4; i++) await assert.rejects(b.call(fail))
+  await assert.rejects(b.call(async () => 1), ace.CircuitOpenError)
+  b.reset()
+  assert.deepEqual(events.map((e) => e.kind), [
+    'ignored_error', 'failure_rate_exceeded', 'transition', 'not_permitted', 'transition', 'reset',
+  ])
+  assert.equal(events[1].rate, 100)
+  assert.deepEqual([events[2].from, events[2].to], ['closed', 'open'])
+  assert.equal(events[3].state, 'open')
+  assert.deepEqual([events[4].from, events[4].to, events[4].why], ['open', 'closed', 'reset'])
+  assert.ok(events.every((e) => e.breaker === 'ev'))
+  assert.deepEqual(others, [], 'each listener hears its own breaker only')
+  let thrown = 0
+  const noisy = eng.breaker('noisy', { failures: 1 })
+  noisy.onEvent(() => { thrown++; throw new Error('listener bug') })
+  eng.on('warning', () => {})
+  await assert.rejects(noisy.call(fail), (e) => e.message === 'down', 'a listener\'s throw never reaches the caller')
+  assert.equal(thrown, 1)
+  assert.equal(eng.listenerErrors, 1)
+  assert.throws(() => b.onEvent(42), ace.InvalidInputError)
+  await eng.close()
+})
