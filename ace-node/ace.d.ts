@@ -92,6 +92,8 @@ export interface BreakerOptions {
   trippingCall?: 'own_error' | 'breaker_error'
   /** `'after_all_permits'` (the default, resilience4j) or `'at_once'`: when a lost half-open trial re-opens. */
   trialVerdict?: 'after_all_permits' | 'at_once'
+  /** Move from open to half-open as soon as the wait is over, seen by any read of the state (resilience4j's option; default false). */
+  automaticHalfOpen?: boolean
   /** Whether an error counts as a failure (default: every error does). */
   isFailure?: (error: unknown) => boolean
 }

@@ -264,6 +264,11 @@ export interface BreakerOptions {
    * `at_once` (as soon as the failures decide it).
    */
   trialVerdict?: string
+  /**
+   * Move from open to half-open as soon as the wait is over, seen by any read of the state,
+   * not only by the next call (resilience4j's option; default false).
+   */
+  automaticHalfOpen?: boolean
 }
 
 /** `breakerTryAcquire` for `agent`'s call in `task`: a rejection is a signal for the task. */

@@ -418,3 +418,20 @@ fn a_permit_settled_by_a_host_hands_back_the_rejection_to_raise_instead() {
         }
     }
 }
+
+#[test]
+fn automatic_half_open_moves_on_a_read_after_the_wait_without_a_call() {
+    for automatic in [false, true] {
+        let c = clock();
+        let (b, seen) = watched(BreakerConfig::builder().automatic_half_open(automatic).build().unwrap(), &c);
+        fail(&b, 5);
+        c.advance(secs(60));
+        assert_eq!(b.state(), State::Open, "{automatic}: not strictly after the wait yet");
+        c.advance(Duration::from_micros(1));
+        let expected = if automatic { State::HalfOpen } else { State::Open };
+        assert_eq!(b.snapshot().state, expected, "{automatic}");
+        assert_eq!(b.state(), expected, "{automatic}");
+        let moves = transitions(&drain(&seen));
+        assert_eq!(moves.contains(&(State::Open, State::HalfOpen)), automatic, "{automatic}: {moves:?}");
+    }
+}

@@ -55,6 +55,9 @@ pub struct BreakerOptions {
     /// `after_all_permits` (a lost trial re-opens after every permitted call; the default) or
     /// `at_once` (as soon as the failures decide it).
     pub trial_verdict: Option<String>,
+    /// Move from open to half-open as soon as the wait is over, seen by any read of the state,
+    /// not only by the next call (resilience4j's option; default false).
+    pub automatic_half_open: Option<bool>,
 }
 
 fn rejection(r: &Rejected) -> Result<Value> {
@@ -115,6 +118,7 @@ impl NativeBreaker {
                         .transpose()?,
                     tripping_call: o.tripping_call.as_deref().map(str::parse).transpose().js()?,
                     trial_verdict: o.trial_verdict.as_deref().map(str::parse).transpose().js()?,
+                    automatic_half_open: o.automatic_half_open,
                 },
             };
             let breaker = ace::breaker_with(&ace, &name, &options).js()?;

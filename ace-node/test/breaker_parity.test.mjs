@@ -130,3 +130,13 @@ test('events reach a listener after the call that caused them', async () => {
   assert.throws(() => b.onEvent(42), ace.InvalidInputError)
   await eng.close()
 })
+
+test('automaticHalfOpen moves on a read after the wait', async () => {
+  const eng = new Ace()
+  for (const [automatic, expected] of [[false, 'open'], [true, 'half_open']]) {
+    const b = eng.breaker(`auto-${automatic}`, { automaticHalfOpen: automatic })
+    b.openUntil(Date.now() / 1000 - 1)
+    assert.equal(b.state, expected, String(automatic))
+  }
+  await eng.close()
+})

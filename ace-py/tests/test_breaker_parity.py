@@ -237,3 +237,11 @@ def test_which_errors_and_results_count(eng, monkeypatch):
 
 def _raise(e):
     raise e
+
+
+def test_automatic_half_open_moves_on_a_read_after_the_wait(eng):
+    for automatic, expected in [(False, "open"), (True, "half_open")]:
+        b = eng.breaker(f"auto-{automatic}", automatic_half_open=automatic)
+        b.open_until(time.time() - 1)
+        assert b.state == expected, automatic
+        assert b.snapshot()["state"] == expected, automatic

@@ -123,6 +123,8 @@ pub struct BreakerOptions {
     pub tripping_call: Option<TrippingCall>,
     /// [`BreakerConfig::trial_verdict`].
     pub trial_verdict: Option<TrialVerdict>,
+    /// [`BreakerConfig::automatic_half_open`].
+    pub automatic_half_open: Option<bool>,
 }
 
 impl BreakerOptions {
@@ -172,6 +174,9 @@ impl BreakerOptions {
         }
         if let Some(v) = self.trial_verdict {
             b = b.trial_verdict(v);
+        }
+        if let Some(a) = self.automatic_half_open {
+            b = b.automatic_half_open(a);
         }
         b.build()
     }
@@ -225,6 +230,10 @@ pub struct BreakerConfig {
     /// When a half-open trial that can no longer close the breaker ends (default after every
     /// permitted call).
     pub trial_verdict: TrialVerdict,
+    /// Move from open to half-open as soon as the wait is over, seen by any read of the state
+    /// (`state()`, a snapshot, a metrics scrape), not only by the next call: resilience4j's
+    /// `automaticTransitionFromOpenToHalfOpenEnabled` (default false, as there).
+    pub automatic_half_open: bool,
 }
 
 impl fmt::Debug for BreakerConfig {
@@ -244,6 +253,7 @@ impl fmt::Debug for BreakerConfig {
             .field("half_open_busy", &self.half_open_busy)
             .field("tripping_call", &self.tripping_call)
             .field("trial_verdict", &self.trial_verdict)
+            .field("automatic_half_open", &self.automatic_half_open)
             .finish()
     }
 }
@@ -265,6 +275,7 @@ impl Default for BreakerConfig {
             half_open_busy: HalfOpenBusy::default(),
             tripping_call: TrippingCall::default(),
             trial_verdict: TrialVerdict::default(),
+            automatic_half_open: false,
         }
     }
 }
@@ -435,6 +446,12 @@ impl BreakerConfigBuilder {
     /// See [`BreakerConfig::trial_verdict`].
     pub fn trial_verdict(mut self, when: TrialVerdict) -> Self {
         self.0.trial_verdict = when;
+        self
+    }
+
+    /// See [`BreakerConfig::automatic_half_open`].
+    pub fn automatic_half_open(mut self, on: bool) -> Self {
+        self.0.automatic_half_open = on;
         self
     }
 

@@ -210,11 +210,20 @@ impl CircuitBreaker {
         &self.cfg
     }
 
-    /// Its state now (an open breaker whose wait is over still reads `open` until the next
-    /// acquire moves it).
+    /// Its state now. An open breaker whose wait is over still reads `open` until the next
+    /// acquire moves it, unless `automatic_half_open` is set: then this read moves it.
     #[must_use]
     pub fn state(&self) -> State {
-        State::from_bits(self.word.load(Ordering::Acquire))
+        let word = self.word.load(Ordering::Acquire);
+        let state = State::from_bits(word);
+        if state == State::Open
+            && self.cfg.automatic_half_open
+            && self.clock.now().as_micros() > self.open_until.load(Ordering::Acquire)
+        {
+            self.move_to(word, State::HalfOpen, "the open wait is over");
+            return State::from_bits(self.word.load(Ordering::Acquire));
+        }
+        state
     }
 
     /// Counts since the breaker was made.
@@ -233,8 +242,9 @@ impl CircuitBreaker {
     /// The state and figures now.
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
-        let j = self.judged.lock();
+        // Read first: with `automatic_half_open` the read may move the state, which locks.
         let state = self.state();
+        let j = self.judged.lock();
         let (tally, enough) = if state == State::HalfOpen {
             (j.trial, j.trial.calls >= self.cfg.half_open_permits)
         } else {

@@ -197,6 +197,7 @@ class CircuitBreaker:
         half_open_busy: Optional[Literal["reject", "wait"]] = None,
         tripping_call: Optional[Literal["own_error", "breaker_error"]] = None,
         trial_verdict: Optional[Literal["after_all_permits", "at_once"]] = None,
+        automatic_half_open: Optional[bool] = None,
     ) -> Self: ...
     @property
     def name(self) -> str: ...
