@@ -116,8 +116,9 @@ struct Counters {
     ignored: AtomicU64,
     slow: AtomicU64,
     not_permitted: AtomicU64,
-    /// Calls not let through since the last transition.
-    not_permitted_since: AtomicU64,
+    /// `not_permitted` at the last transition (the count since is the difference, so a
+    /// rejection adds to one counter only).
+    not_permitted_base: AtomicU64,
 }
 
 struct Judged {
@@ -261,7 +262,11 @@ impl CircuitBreaker {
             name: self.name.clone(),
             state,
             counts: self.counts(),
-            not_permitted: self.counters.not_permitted_since.load(Ordering::Relaxed),
+            not_permitted: self
+                .counters
+                .not_permitted
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.counters.not_permitted_base.load(Ordering::Relaxed)),
             consecutive_failures: self.consecutive.load(Ordering::Relaxed),
             window_calls: tally.calls,
             window_failures: tally.failures,

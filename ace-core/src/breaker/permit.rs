@@ -218,7 +218,6 @@ impl CircuitBreaker {
 
     pub(super) fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         self.counters.not_permitted.fetch_add(1, Ordering::Relaxed);
-        self.counters.not_permitted_since.fetch_add(1, Ordering::Relaxed);
         self.events.emit_rejection(&self.name, state);
         Rejected { breaker: self.name.clone(), state, retry_after, intervention: None }
     }

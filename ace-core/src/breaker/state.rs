@@ -103,7 +103,8 @@ impl CircuitBreaker {
     /// Sets the state under the judged lock: side effects, then the word.
     fn enter(&self, j: &mut Judged, current: u64, to: State, now: Timestamp, open_until: Option<Timestamp>) {
         // resilience4j's metrics start again with every state, the not-permitted count included.
-        self.counters.not_permitted_since.store(0, Ordering::Relaxed);
+        let c = &self.counters;
+        c.not_permitted_base.store(c.not_permitted.load(Ordering::Relaxed), Ordering::Relaxed);
         j.exceeded = false;
         match to {
             State::Open => {
