@@ -176,6 +176,7 @@ impl CircuitBreaker {
     }
 
     /// A permit, or the state that refused it (and how long until a trial), counting nothing.
+    #[inline(always)]
     pub(super) fn take(&self, mut word: u64) -> Result<Permit<'_>, (State, Option<Duration>)> {
         loop {
             match State::from_bits(word) {
