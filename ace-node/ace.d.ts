@@ -124,6 +124,16 @@ export interface BreakerOptions {
   slowCallRate?: number
   halfOpenPermits?: number
   maxHalfOpenSeconds?: number
+  /** `'reached'` (a rate at its threshold trips, resilience4j; the default) or `'exceeded'` (only above it, opossum, cockatiel). */
+  threshold?: 'reached' | 'exceeded'
+  /** `'reject'` only, for now (a call finding every half-open permit taken is rejected at once). */
+  halfOpenBusy?: 'reject'
+  /** `'own_error'` (the call that opens the breaker throws its own error; the default) or `'breaker_error'` (it throws `CircuitOpenError` with `cause`, pybreaker). */
+  trippingCall?: 'own_error' | 'breaker_error'
+  /** `'after_all_permits'` (the default, resilience4j) or `'at_once'`: when a lost half-open trial re-opens. */
+  trialVerdict?: 'after_all_permits' | 'at_once'
+  /** Move from open to half-open as soon as the wait is over, seen by any read of the state (resilience4j's option; default false). */
+  automaticHalfOpen?: boolean
   /** Whether an error counts as a failure (default: every error does). */
   isFailure?: (error: unknown) => boolean
 }
@@ -175,8 +185,21 @@ export declare class Stage {
 export declare class Permit {
   success(): void
   failure(): void
-  error(error: unknown): void
+  /** Returns the `CircuitOpenError` to throw instead when `error` opened a breaker made with `trippingCall: 'breaker_error'`. */
+  error(error: unknown): CircuitOpenError | undefined
   release(): void
+}
+
+export interface BreakerEvent {
+  kind: 'transition' | 'not_permitted' | 'failure_rate_exceeded' | 'slow_call_rate_exceeded' | 'ignored_error' | 'reset'
+  breaker: string
+  /** Seconds since the Unix epoch (engine clock), or null for not-permitted and ignored-error events. */
+  at: number | null
+  from?: BreakerState
+  to?: BreakerState
+  why?: string
+  state?: BreakerState
+  rate?: number
 }
 
 export declare class Breaker {
@@ -187,12 +210,42 @@ export declare class Breaker {
   call<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>
   wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
   snapshot(): Record<string, unknown>
+  /** Calls `listener(event)` for each of this breaker's events, after the breaker call that caused them returns. */
+  onEvent(listener: (event: BreakerEvent) => void): void
   openFor(seconds: number): void
+  /** Opens it until `epochSeconds` (Unix epoch, engine clock); the first call after moves it to half-open. */
+  openUntil(epochSeconds: number): void
+  /** Moves it to half-open now: the next `halfOpenPermits` calls are the trial. */
+  halfOpen(): void
   close(): void
   reset(): void
   disable(): void
   forceOpen(): void
   metricsOnly(): void
+}
+
+export interface RetryOptions {
+  maxAttempts?: number
+  waitSeconds?: number
+  multiplier?: number
+  maxWaitSeconds?: number
+  /** A fraction in [0, 1): each wait is spread uniformly by ± this share. */
+  jitter?: number
+  /** Retry a call a breaker turned away (default false). */
+  retryRejected?: boolean
+  /** Whether an error is retried (default: every error). */
+  retryIf?: (error: unknown) => boolean
+  /** Waits `seconds` (default: a timer). */
+  sleep?: (seconds: number) => Promise<void> | void
+}
+
+export declare class Retry {
+  constructor(name: string, options?: RetryOptions)
+  readonly name: string
+  wait(retry: number): number
+  counts(): Record<string, number>
+  call<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>
+  wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
 }
 
 export declare class RateLimiter {

@@ -556,6 +556,8 @@ class Breaker {
     this._native = call(() => new native.NativeBreaker(ace._engine, name, Object.keys(rest).length ? rest : undefined))
     this._id = this._native.id
     this._isFailure = typeof isFailure === 'function' ? isFailure : null
+    this._tripping = rest.trippingCall === 'breaker_error'
+    this._listeners = null
     // The JS fast path: while the core says a success only counts (a closed breaker judging
     // failures in a row, timing nothing), successes are counted here and handed over with the
     // next failure or every SYNC_EVERY calls, when the state is asked again. Any breaker
@@ -577,6 +579,7 @@ class Breaker {
     // Read before asking: a transition racing with the flush is seen by the next call.
     this._epoch = breakerEpoch === null ? 0 : breakerEpoch[0]
     this._fast = flushNative(this._id, pending, outcome) === 1 && breakerEpoch !== null
+    if (this._listeners) this._emit()
   }
 
   get name() {
@@ -611,11 +614,53 @@ class Breaker {
     const r = this._native.takeRejection() || { message: `circuit breaker '${this.name}' is open` }
     if (r.intervention) this._ace._intervene(r.intervention)
     const { message, ...details } = r
+    if (this._listeners) this._emit()
     return new CircuitOpenError(message, details)
   }
 
   _settle(slot, error) {
     completeNative(this._id, slot, this._isFailure && !this._isFailure(error) ? IGNORED : FAILURE)
+    if (this._listeners) this._emit()
+  }
+
+  /**
+   * Calls `listener(event)` for each of this breaker's events: `kind` `transition` (`from`,
+   * `to`, `why`), `not_permitted` (`state`), `failure_rate_exceeded` or
+   * `slow_call_rate_exceeded` (`rate`), `ignored_error` or `reset`, with `breaker` and `at`.
+   * Events are delivered after the breaker call that caused them returns (those caused elsewhere,
+   * with this handle's next call); a listener's throw is reported, never thrown.
+   */
+  onEvent(listener) {
+    if (typeof listener !== 'function') {
+      throw new InvalidInputError(`listener must be a function, not ${typeof listener}`, { field: 'listener' })
+    }
+    if (!this._listeners) {
+      this._listeners = []
+      this._native.subscribe()
+    }
+    this._listeners.push(listener)
+  }
+
+  _emit() {
+    for (const event of this._native.takeEvents()) {
+      for (const listener of this._listeners) {
+        try {
+          listener(event)
+        } catch (e) {
+          this._ace.listenerErrors++
+          this._ace._warn(e)
+        }
+      }
+    }
+  }
+
+  /** What to throw for a call that failed with `error`: the breaker's `CircuitOpenError` (its
+   * `cause` the error) when that failure opened a breaker made with `trippingCall: 'breaker_error'`. */
+  _instead(error) {
+    const r = this._tripping ? this._native.takeTripped() : null
+    if (!r) return error
+    const { message, ...details } = r
+    return new CircuitOpenError(message, { ...details, cause: error })
   }
 
   /** Runs `fn(...args)` (sync or async) through the breaker. */
@@ -626,7 +671,7 @@ class Breaker {
         result = await fn(...args)
       } catch (e) {
         this._sync(this._isFailure && !this._isFailure(e) ? IGNORED : FAILURE)
-        throw e
+        throw this._instead(e)
       }
       this._pending++
       return result
@@ -643,9 +688,10 @@ class Breaker {
       result = await fn(...args)
     } catch (e) {
       this._settle(slot, e)
-      throw e
+      throw this._instead(e)
     }
     completeNative(id, slot, SUCCESS)
+    if (this._listeners) this._emit()
     if (++this._calls >= SYNC_EVERY) this._sync(0)
     return result
   }
@@ -665,6 +711,17 @@ class Breaker {
 
   openFor(seconds) {
     call(() => this._native.openFor(seconds))
+    this._sync(0)
+  }
+
+  openUntil(epochSeconds) {
+    call(() => this._native.openUntil(epochSeconds))
+    this._sync(0)
+  }
+
+  halfOpen() {
+    this._sync(0)
+    this._native.halfOpen()
     this._sync(0)
   }
 
@@ -704,15 +761,21 @@ class Permit {
 
   success() {
     call(() => completeNative(this._breaker._id, this._slot, SUCCESS))
+    if (this._breaker._listeners) this._breaker._emit()
   }
 
   failure() {
     call(() => completeNative(this._breaker._id, this._slot, FAILURE))
+    if (this._breaker._listeners) this._breaker._emit()
   }
 
-  /** The call threw `error`: a failure unless the breaker's `isFailure` says otherwise. */
+  /** The call threw `error`: a failure unless the breaker's `isFailure` says otherwise. Returns
+   * the `CircuitOpenError` to throw instead when `error` opened a breaker made with
+   * `trippingCall: 'breaker_error'`, else `undefined`. */
   error(error) {
     call(() => this._breaker._settle(this._slot, error))
+    const instead = this._breaker._instead(error)
+    return instead === error ? undefined : instead
   }
 
   /** Gives the permit back without a result (a cancelled call). */
@@ -876,6 +939,64 @@ class Playbooks {
 }
 
 /** Replays a recorded trace file through a fresh in-memory engine; resolves to the scores. */
+/**
+ * Retries a call that threw or rejected: `maxAttempts` in all (3), waiting `waitSeconds` (0.5)
+ * growing by `multiplier` (2) up to `maxWaitSeconds` (30), each wait spread by `jitter` (0.5).
+ * Errors are retried when `retryIf(error)` says so (default: all); a `CircuitOpenError` only
+ * with `retryRejected: true`. The core decides and counts; the waits run on the event loop
+ * (`sleep(seconds)` replaces the timer, a test's fake clock). Wrap a breaker's call inside it so
+ * the breaker judges every attempt.
+ */
+class Retry {
+  constructor(name, options = {}) {
+    const { retryIf, sleep, ...rest } = options || {}
+    this._native = call(() => new native.NativeRetry(name, Object.keys(rest).length ? rest : undefined))
+    this._retryIf = typeof retryIf === 'function' ? retryIf : null
+    this._sleep = typeof sleep === 'function' ? sleep : (s) => new Promise((resolve) => setTimeout(resolve, s * 1000))
+  }
+
+  get name() {
+    return this._native.name
+  }
+
+  /** The wait before retry number `retry` (1 for the first), in seconds, jitter applied. */
+  wait(retry) {
+    return call(() => this._native.wait(retry))
+  }
+
+  counts() {
+    return this._native.counts()
+  }
+
+  /** Runs `fn(...args)` (sync or async), retried as configured; rejects with the last error. */
+  async call(fn, ...args) {
+    for (let attempt = 1; ; attempt++) {
+      let result
+      try {
+        result = await fn(...args)
+      } catch (e) {
+        const rejected = e instanceof CircuitOpenError
+        const kind = rejected ? null : (e && e.constructor && e.constructor.name) || 'Error'
+        const retryable = rejected || !this._retryIf || Boolean(this._retryIf(e))
+        const wait = this._native.afterFailure(kind, String((e && e.message) || e), attempt, retryable)
+        if (wait === null || wait === undefined) throw e
+        await this._sleep(wait)
+        continue
+      }
+      this._native.afterSuccess(attempt)
+      return result
+    }
+  }
+
+  /** `fn` wrapped so that every call is retried (returns a Promise). */
+  wrap(fn) {
+    const retry = this
+    return function retried(...args) {
+      return retry.call(() => fn.apply(this, args))
+    }
+  }
+}
+
 async function replay(path, config) {
   return wait(call(() => native.replay(path, config)))
 }
@@ -895,6 +1016,7 @@ module.exports = {
   Permit,
   Playbooks,
   RateLimiter,
+  Retry,
   Stage,
   StoreError,
   StoreUnavailableError,

@@ -92,8 +92,17 @@ export declare class NativeBreaker {
   tryAcquire(agent?: string | undefined | null, task?: string | undefined | null): number
   /** The id for the plain-function fast path (`breakerTryAcquire(id)`). */
   get id(): number
+  /** Starts queueing this breaker's events (once; later calls do nothing). */
+  subscribe(): void
+  /** The events queued since the last call, oldest first. */
+  takeEvents(): Record<string, unknown>[]
   /** Why the last `tryAcquire` returned -1 (once), or `null`. */
   takeRejection(): Record<string, unknown> | null
+  /**
+   * When the last failure opened a breaker made with `trippingCall: 'breaker_error'`, the
+   * rejection to throw instead of that call's error (once), or `null`.
+   */
+  takeTripped(): Record<string, unknown> | null
   /** The call worked. */
   success(permit: number): void
   /** The call failed. */
@@ -112,6 +121,13 @@ export declare class NativeBreaker {
   snapshot(): Record<string, unknown>
   /** Opens it for `seconds`. */
   openFor(seconds: number): void
+  /**
+   * Opens it until `epochSeconds` (seconds since the Unix epoch on the engine's clock); the
+   * first call after that moves it to half-open.
+   */
+  openUntil(epochSeconds: number): void
+  /** Moves it to half-open now: the next `halfOpenPermits` calls are the trial. */
+  halfOpen(): void
   /** Closes it. */
   close(): void
   /** Closes it and clears its counts. */
@@ -196,6 +212,26 @@ export declare class NativeRateLimiter {
   get rejected(): number
 }
 
+/** A retry policy with exponential backoff and jitter, and its counts. */
+export declare class NativeRetry {
+  /** The retry `name` with `options`. */
+  constructor(name: string, options?: RetryOptions | undefined | null)
+  /** Its name. */
+  get name(): string
+  /** The wait before retry number `retry` (1 for the first), in seconds, jitter applied. */
+  wait(retry: number): number
+  /**
+   * Attempt `attempt` failed: with an error of `kind` and `message`, or (`kind` null) a
+   * breaker's rejection; `retryable` false when the caller's filter does not retry it. The
+   * seconds to wait before the next attempt, or null when the call is over.
+   */
+  afterFailure(kind: string | undefined | null, message: string, attempt: number, retryable: boolean): number | null
+  /** Attempt `attempt` succeeded. */
+  afterSuccess(attempt: number): void
+  /** What it has done: succeeded / failed, without / with retry, and the retries made. */
+  counts(): Record<string, number>
+}
+
 /** A running listener: `/`, `/api/`, `/metrics` and `/health` of one engine. */
 export declare class Server {
   /** `host:port` it listens on (the port chosen when 0 was asked for). */
@@ -236,6 +272,32 @@ export interface BreakerOptions {
   halfOpenPermits?: number
   /** The longest it waits half-open for its trials, in seconds. */
   maxHalfOpenSeconds?: number
+  /**
+   * `reached` (a rate at its threshold trips, resilience4j; the default) or `exceeded`
+   * (only above it, opossum and cockatiel).
+   */
+  threshold?: string
+  /**
+   * `reject`, the only value Node takes for now (a call finding every half-open permit
+   * taken is rejected at once); `wait` is an `InvalidInputError` here.
+   */
+  halfOpenBusy?: string
+  /**
+   * `own_error` (the call that opens the breaker throws its own error; the default) or
+   * `breaker_error` (it throws the breaker's `CircuitOpenError`, its `cause` the call's
+   * error: pybreaker).
+   */
+  trippingCall?: string
+  /**
+   * `after_all_permits` (a lost trial re-opens after every permitted call; the default) or
+   * `at_once` (as soon as the failures decide it).
+   */
+  trialVerdict?: string
+  /**
+   * Move from open to half-open as soon as the wait is over, seen by any read of the state,
+   * not only by the next call (resilience4j's option; default false).
+   */
+  automaticHalfOpen?: boolean
 }
 
 /** `breakerTryAcquire` for `agent`'s call in `task`: a rejection is a signal for the task. */
@@ -284,6 +346,22 @@ export declare function recordStage(handle: number, agent: string, task: string,
 
 /** Replays a recorded trace file through a fresh in-memory engine; resolves to the scores. */
 export declare function replay(path: string, config?: any | undefined | null): Promise<Record<string, unknown>>
+
+/** Settings of a retry. */
+export interface RetryOptions {
+  /** Attempts in all, the first included (3). */
+  maxAttempts?: number
+  /** The first wait, in seconds (0.5). */
+  waitSeconds?: number
+  /** Growth of the wait per retry (2). */
+  multiplier?: number
+  /** The longest wait, in seconds (30). */
+  maxWaitSeconds?: number
+  /** Spread of each wait, a fraction in [0, 1) (0.5). */
+  jitter?: number
+  /** Retry a call a breaker turned away (false). */
+  retryRejected?: boolean
+}
 
 /** Options of `serve`. */
 export interface ServeConfig {

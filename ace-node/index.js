@@ -840,6 +840,7 @@ module.exports.NativeBreaker = nativeBinding.NativeBreaker
 module.exports.NativeBulkhead = nativeBinding.NativeBulkhead
 module.exports.NativePlaybooks = nativeBinding.NativePlaybooks
 module.exports.NativeRateLimiter = nativeBinding.NativeRateLimiter
+module.exports.NativeRetry = nativeBinding.NativeRetry
 module.exports.Server = nativeBinding.Server
 module.exports.argsDigestJson = nativeBinding.argsDigestJson
 module.exports.breakerTryAcquireFor = nativeBinding.breakerTryAcquireFor

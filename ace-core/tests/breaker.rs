@@ -424,7 +424,6 @@ fn bad_configurations_are_refused_at_construction() {
         BreakerConfig::builder().failure_rate_threshold(100.5).build(),
         BreakerConfig::builder().slow_call_rate_threshold(f64::NAN).build(),
         BreakerConfig::builder().minimum_calls(0).build(),
-        BreakerConfig::builder().window(Window::Count(5)).minimum_calls(6).build(),
         BreakerConfig::builder().half_open_permits(0).build(),
         BreakerConfig::builder().wait_in_open(Duration::ZERO).build(),
         BreakerConfig::builder().backoff(0.5, secs(600)).build(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ace::breaker::config::{BreakerOptions as Options, seconds as seconds_of};
 use ace::breaker::limit::{Bulkhead, BulkheadPermit, RateLimiter};
-use ace::breaker::{Outcome, Rejected};
+use ace::breaker::{HalfOpenBusy, Outcome, Rejected};
 use ace::error::count;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -42,6 +42,22 @@ pub struct BreakerOptions {
     pub half_open_permits: Option<f64>,
     /// The longest it waits half-open for its trials, in seconds.
     pub max_half_open_seconds: Option<f64>,
+    /// `reached` (a rate at its threshold trips, resilience4j; the default) or `exceeded`
+    /// (only above it, opossum and cockatiel).
+    pub threshold: Option<String>,
+    /// `reject`, the only value Node takes for now (a call finding every half-open permit
+    /// taken is rejected at once); `wait` is an `InvalidInputError` here.
+    pub half_open_busy: Option<String>,
+    /// `own_error` (the call that opens the breaker throws its own error; the default) or
+    /// `breaker_error` (it throws the breaker's `CircuitOpenError`, its `cause` the call's
+    /// error: pybreaker).
+    pub tripping_call: Option<String>,
+    /// `after_all_permits` (a lost trial re-opens after every permitted call; the default) or
+    /// `at_once` (as soon as the failures decide it).
+    pub trial_verdict: Option<String>,
+    /// Move from open to half-open as soon as the wait is over, seen by any read of the state,
+    /// not only by the next call (resilience4j's option; default false).
+    pub automatic_half_open: Option<bool>,
 }
 
 fn rejection(r: &Rejected) -> Result<Value> {
@@ -60,6 +76,7 @@ fn rejection(r: &Rejected) -> Result<Value> {
 pub struct NativeBreaker {
     core: Arc<BreakerCore>,
     id: u32,
+    events: Mutex<Option<crate::breaker_events::Queue>>,
 }
 
 impl Drop for NativeBreaker {
@@ -87,12 +104,27 @@ impl NativeBreaker {
                     slow_call_rate: o.slow_call_rate,
                     half_open_permits: o.half_open_permits.map(|n| count("half_open_permits", n)).transpose().js()?,
                     max_half_open_seconds: o.max_half_open_seconds,
+                    threshold: o.threshold.as_deref().map(str::parse).transpose().js()?,
+                    half_open_busy: o
+                        .half_open_busy
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()
+                        .js()?
+                        .map(|h| match h {
+                            HalfOpenBusy::Reject => Ok(h),
+                            _ => Err(invalid("half_open_busy", "\"wait\" is not supported in Node yet")),
+                        })
+                        .transpose()?,
+                    tripping_call: o.tripping_call.as_deref().map(str::parse).transpose().js()?,
+                    trial_verdict: o.trial_verdict.as_deref().map(str::parse).transpose().js()?,
+                    automatic_half_open: o.automatic_half_open,
                 },
             };
             let breaker = ace::breaker_with(&ace, &name, &options).js()?;
             let core = Arc::new(BreakerCore::new(breaker, ace));
             let id = crate::hot::register_breaker(core.clone());
-            Ok(NativeBreaker { core, id })
+            Ok(NativeBreaker { core, id, events: Mutex::default() })
         })
     }
 
@@ -115,10 +147,37 @@ impl NativeBreaker {
         self.id
     }
 
+    /// Starts queueing this breaker's events (once; later calls do nothing).
+    #[napi]
+    pub fn subscribe(&self) {
+        let mut events = self.events.lock();
+        if events.is_none() {
+            let queue = crate::breaker_events::Queue::default();
+            crate::breaker_events::subscribe(&self.core.ace, self.core.breaker.name(), queue.clone());
+            *events = Some(queue);
+        }
+    }
+
+    /// The events queued since the last call, oldest first.
+    #[napi(ts_return_type = "Record<string, unknown>[]")]
+    pub fn take_events(&self) -> Vec<Value> {
+        match &*self.events.lock() {
+            Some(q) => q.lock().drain(..).collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Why the last `tryAcquire` returned -1 (once), or `null`.
     #[napi(ts_return_type = "Record<string, unknown> | null")]
     pub fn take_rejection(&self) -> Result<Option<Value>> {
         self.core.take_rejection().as_ref().map(rejection).transpose()
+    }
+
+    /// When the last failure opened a breaker made with `trippingCall: 'breaker_error'`, the
+    /// rejection to throw instead of that call's error (once), or `null`.
+    #[napi(ts_return_type = "Record<string, unknown> | null")]
+    pub fn take_tripped(&self) -> Result<Option<Value>> {
+        self.core.take_tripped().as_ref().map(rejection).transpose()
     }
 
     /// The call worked.
@@ -174,8 +233,9 @@ impl NativeBreaker {
         json!({
             "name": &*s.name, "state": s.state.as_str(),
             "successes": s.counts.successes, "failures": s.counts.failures, "ignored": s.counts.ignored,
-            "slow": s.counts.slow, "notPermitted": s.counts.not_permitted,
+            "slow": s.counts.slow, "notPermitted": s.not_permitted, "notPermittedTotal": s.counts.not_permitted,
             "consecutiveFailures": s.consecutive_failures, "windowCalls": s.window_calls,
+            "windowFailures": s.window_failures, "slowSuccesses": s.slow_successes, "slowFailures": s.slow_failures,
             "failureRate": s.failure_rate, "slowCallRate": s.slow_call_rate,
         })
     }
@@ -185,6 +245,23 @@ impl NativeBreaker {
     pub fn open_for(&self, seconds: f64) -> Result<()> {
         self.core.breaker.open_for(seconds_of("seconds", seconds).js()?);
         Ok(())
+    }
+
+    /// Opens it until `epochSeconds` (seconds since the Unix epoch on the engine's clock); the
+    /// first call after that moves it to half-open.
+    #[napi]
+    pub fn open_until(&self, epoch_seconds: f64) -> Result<()> {
+        if !epoch_seconds.is_finite() {
+            return Err(invalid("epoch_seconds", "expected a finite number of seconds"));
+        }
+        self.core.breaker.open_until(ace::Timestamp::from_micros((epoch_seconds * 1e6) as i64));
+        Ok(())
+    }
+
+    /// Moves it to half-open now: the next `halfOpenPermits` calls are the trial.
+    #[napi]
+    pub fn half_open(&self) {
+        self.core.breaker.half_open();
     }
 
     /// Closes it.

@@ -144,6 +144,9 @@ struct Slab {
     permits: Vec<(u64, Option<OwnedPermit>)>,
     free: Vec<u32>,
     rejected: Option<Rejected>,
+    /// The rejection to throw instead of the error of the call that just opened the breaker
+    /// (`trippingCall: 'breaker_error'`).
+    tripped: Option<Rejected>,
 }
 
 impl BreakerCore {
@@ -197,6 +200,16 @@ impl BreakerCore {
         self.slab.lock().rejected.take()
     }
 
+    pub(crate) fn take_tripped(&self) -> Option<Rejected> {
+        self.slab.lock().tripped.take()
+    }
+
+    fn settle(&self, p: OwnedPermit, outcome: Outcome) {
+        if let Some(r) = p.settle(outcome) {
+            self.slab.lock().tripped = Some(r);
+        }
+    }
+
     pub(crate) fn outstanding(&self) -> u32 {
         let s = self.slab.lock();
         (s.permits.len() - s.free.len()) as u32
@@ -240,7 +253,7 @@ pub(crate) fn flush(id: u32, pending: u32, outcome: u32) -> Result<bool> {
         if let Some(o) = verdict
             && let Ok(p) = b.breaker.try_acquire_owned()
         {
-            p.record(o);
+            b.settle(p, o);
         }
         Ok(b.breaker.takes_batched_successes())
     })
@@ -262,7 +275,7 @@ pub(crate) fn complete(id: u32, permit: f64, outcome: u32) -> Result<()> {
         let p = b.take(permit)?;
         match outcome {
             0 => p.record(Outcome::Success),
-            1 => p.record(Outcome::Failure),
+            1 => b.settle(p, Outcome::Failure),
             2 => p.record(Outcome::Ignored),
             3 => drop(p),
             _ => return Err(invalid("outcome", "0 success, 1 failure, 2 ignored, 3 released")),

@@ -12,11 +12,13 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod breaker;
+mod breaker_events;
 mod engine;
 mod hot;
 mod live;
 mod playbook;
 mod raw;
+mod retry;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

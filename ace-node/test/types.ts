@@ -1,5 +1,5 @@
 // Typed usage of agent-ace: `tsc --noEmit` over this file checks ace.d.ts (never run).
-import { Ace, CircuitOpenError, type Intervention, type Report, type Server, argsDigest, currentTask, replay } from '../ace.js'
+import { Ace, CircuitOpenError, type Intervention, type Report, Retry, type Server, argsDigest, currentTask, replay } from '../ace.js'
 
 async function main(): Promise<void> {
   const ace = await Ace.open('sqlite:///tmp/ace-types.db', { config: { cooldownSeconds: 60 } })
@@ -28,6 +28,12 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof CircuitOpenError) console.log(e.retryAfter, e.intervention?.strategy)
   }
+  const careful = ace.breaker('careful', { window: 'count:10', threshold: 'exceeded', trippingCall: 'breaker_error', trialVerdict: 'at_once' })
+  careful.halfOpen()
+  careful.openUntil(Date.now() / 1000 + 5)
+  const retry = new Retry('llm', { maxAttempts: 4, jitter: 0.2, retryIf: (e) => !(e instanceof TypeError) })
+  const retried: number = await retry.call(() => careful.call(async () => 1))
+  console.log(retried, retry.counts().retries, retry.wait(1))
   await ace.rateLimiter('rate', 1, 10).acquire(5)
   await ace.bulkhead('pool', 4).run(async () => 1)
   const best = await ace.playbooks.retrieve('support', 'refund', { k: 3 })

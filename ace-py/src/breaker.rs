@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use ace::breaker::config::{BreakerOptions, seconds as seconds_of};
-use ace::breaker::{CircuitBreaker, Outcome, OwnedPermit, Rejected};
+use ace::breaker::{CircuitBreaker, HalfOpenBusy, Outcome, OwnedPermit, Rejected};
 use ace::error::count;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::breaker_judge::{Judge, judge};
 use crate::convert;
 use crate::engine::PyAce;
 use crate::errors::{IntoPy, exception, guard, invalid};
@@ -34,34 +35,24 @@ fn rejected(py: Python<'_>, r: &Rejected) -> PyErr {
     exception(py, "CircuitOpenError", &r.to_string(), &details)
 }
 
-/// What an exception says about the call: ignored if the breaker ignores its class, nothing at
-/// all (`None`: the permit is given back) for a `BaseException` that is not an `Exception`
-/// (a cancellation or an interrupt is not the dependency failing), a failure otherwise.
-fn outcome_of(py: Python<'_>, ignore: &Option<Py<PyTuple>>, err: &PyErr) -> Option<Outcome> {
-    if !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
-        return None;
-    }
-    match ignore {
-        Some(types) if err.is_instance(py, types.bind(py).as_any()) => Some(Outcome::Ignored),
-        _ => Some(Outcome::Failure),
-    }
-}
-
 /// A circuit breaker of the engine's registry.
 #[pyclass(module = "ace._ace", name = "CircuitBreaker", subclass, frozen)]
 pub(crate) struct PyBreaker {
     breaker: Arc<CircuitBreaker>,
     engine: Py<PyAce>,
-    ignore: Option<Py<PyTuple>>,
+    judge: Arc<Judge>,
 }
 
 #[pymethods]
 impl PyBreaker {
     /// The breaker `name` of `engine` (made with these settings on first use; an existing one
     /// keeps its own). `window` is `"count:N"` or `"time:SECONDS"`; without one, `failures` in a
-    /// row open it. `ignore` is a tuple of exception classes that count neither way.
+    /// row open it. `ignore` is a tuple of exception classes that count neither way; `record`,
+    /// when given, the only classes that are failures (any other exception is a success);
+    /// `is_failure(exc)` says whether an exception is a failure (else a success);
+    /// `failure_result(value)` whether a returned value is a failure.
     #[new]
-    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None))]
+    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None, record=None, is_failure=None, failure_result=None, threshold=None, half_open_busy=None, tripping_call=None, trial_verdict=None, automatic_half_open=None))]
     fn new(
         py: Python<'_>,
         engine: Py<PyAce>,
@@ -76,6 +67,14 @@ impl PyBreaker {
         half_open_permits: Option<f64>,
         max_half_open_seconds: Option<f64>,
         ignore: Option<Py<PyTuple>>,
+        record: Option<Py<PyTuple>>,
+        is_failure: Option<Py<PyAny>>,
+        failure_result: Option<Py<PyAny>>,
+        threshold: Option<&str>,
+        half_open_busy: Option<&str>,
+        tripping_call: Option<&str>,
+        trial_verdict: Option<&str>,
+        automatic_half_open: Option<bool>,
     ) -> PyResult<Self> {
         guard(py, || {
             let ace = engine.get().handle()?;
@@ -89,9 +88,15 @@ impl PyBreaker {
                 slow_call_rate,
                 half_open_permits: half_open_permits.map(|n| count("half_open_permits", n)).transpose().py(py)?,
                 max_half_open_seconds,
+                threshold: threshold.map(str::parse).transpose().py(py)?,
+                half_open_busy: half_open_busy.map(str::parse).transpose().py(py)?,
+                tripping_call: tripping_call.map(str::parse).transpose().py(py)?,
+                trial_verdict: trial_verdict.map(str::parse).transpose().py(py)?,
+                automatic_half_open,
             };
             let breaker = ace::breaker_with(&ace, &name, &options).py(py)?;
-            Ok(PyBreaker { breaker, engine, ignore })
+            let judge = judge(py, ignore, record, is_failure, failure_result)?;
+            Ok(PyBreaker { breaker, engine, judge })
         })
     }
 
@@ -119,9 +124,7 @@ impl PyBreaker {
                 _ => return Err(invalid(py, "task", "give both agent and task, or neither")),
             };
             match permit {
-                Ok(p) => {
-                    Ok(PyPermit { permit: Mutex::new(Some(p)), ignore: self.ignore.as_ref().map(|t| t.clone_ref(py)) })
-                }
+                Ok(p) => Ok(PyPermit { permit: Mutex::new(Some(p)), judge: self.judge.clone() }),
                 Err(r) => Err(rejected(py, &r)),
             }
         })
@@ -137,12 +140,12 @@ impl PyBreaker {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        guarded_call(py, &self.breaker, &self.ignore, fn_, args, kwargs)
+        guarded_call(py, &self.breaker, &self.judge, fn_, args, kwargs)
     }
 
     /// `fn` wrapped so that every call goes through the breaker (for sync functions).
-    fn guard(&self, py: Python<'_>, fn_: Py<PyAny>) -> Guarded {
-        Guarded { breaker: self.breaker.clone(), ignore: self.ignore.as_ref().map(|t| t.clone_ref(py)), f: fn_ }
+    fn guard(&self, fn_: Py<PyAny>) -> Guarded {
+        Guarded { breaker: self.breaker.clone(), judge: self.judge.clone(), f: fn_ }
     }
 
     /// Counts and rates, as a dict.
@@ -155,9 +158,13 @@ impl PyBreaker {
         d.set_item("failures", s.counts.failures)?;
         d.set_item("ignored", s.counts.ignored)?;
         d.set_item("slow", s.counts.slow)?;
-        d.set_item("not_permitted", s.counts.not_permitted)?;
+        d.set_item("not_permitted", s.not_permitted)?;
+        d.set_item("not_permitted_total", s.counts.not_permitted)?;
         d.set_item("consecutive_failures", s.consecutive_failures)?;
         d.set_item("window_calls", s.window_calls)?;
+        d.set_item("window_failures", s.window_failures)?;
+        d.set_item("slow_successes", s.slow_successes)?;
+        d.set_item("slow_failures", s.slow_failures)?;
         d.set_item("failure_rate", s.failure_rate)?;
         d.set_item("slow_call_rate", s.slow_call_rate)?;
         Ok(d)
@@ -167,6 +174,34 @@ impl PyBreaker {
     fn open_for(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
         self.breaker.open_for(seconds_of("seconds", seconds).py(py)?);
         Ok(())
+    }
+
+    /// Opens it until `epoch_seconds` (seconds since the Unix epoch on the engine's clock); the
+    /// first call after that moves it to half-open.
+    fn open_until(&self, py: Python<'_>, epoch_seconds: f64) -> PyResult<()> {
+        if !epoch_seconds.is_finite() {
+            return Err(invalid(py, "epoch_seconds", "expected a finite number of seconds"));
+        }
+        self.breaker.open_until(ace::Timestamp::from_micros((epoch_seconds * 1e6) as i64));
+        Ok(())
+    }
+
+    /// Calls `callback(event)` with each of this breaker's events, a dict whose `kind` is
+    /// `transition` (`from`, `to`, `why`), `not_permitted` (`state`), `failure_rate_exceeded` or
+    /// `slow_call_rate_exceeded` (`rate`), `ignored_error` or `reset`; on the thread that caused
+    /// it. Subscriptions last as long as the engine.
+    fn subscribe(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        if !callback.bind(py).is_callable() {
+            return Err(invalid(py, "callback", "expected a callable"));
+        }
+        let ace = self.engine.get().handle()?;
+        crate::breaker_events::subscribe(&ace, self.breaker.name(), callback);
+        Ok(())
+    }
+
+    /// Moves it to half-open now: the next `half_open_permits` calls are the trial.
+    fn half_open(&self) {
+        self.breaker.half_open();
     }
 
     /// Closes it (counts start again).
@@ -202,31 +237,47 @@ impl PyBreaker {
 fn guarded_call(
     py: Python<'_>,
     breaker: &CircuitBreaker,
-    ignore: &Option<Py<PyTuple>>,
+    judge: &Judge,
     f: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
-    let permit = breaker.try_acquire().map_err(|r| rejected(py, &r))?;
+    let permit = if breaker.config().half_open_busy == HalfOpenBusy::Wait {
+        // Waiting for a half-open verdict blocks this thread, never the interpreter.
+        py.detach(|| breaker.acquire_waiting())
+    } else {
+        breaker.try_acquire()
+    };
+    let permit = permit.map_err(|r| rejected(py, &r))?;
     match f.call(args, kwargs) {
         Ok(v) => {
-            permit.success();
+            if judge.checks_results() {
+                permit.record(judge.result(py, &v));
+            } else {
+                permit.success();
+            }
             Ok(v.unbind())
         }
-        Err(e) => {
-            if let Some(outcome) = outcome_of(py, ignore, &e) {
-                permit.record(outcome);
-            }
-            Err(e)
-        }
+        Err(e) => match judge.error(py, &e).and_then(|outcome| permit.settle(outcome)) {
+            Some(r) => Err(instead(py, &r, e)),
+            None => Err(e),
+        },
     }
+}
+
+/// The breaker's `CircuitOpenError` raised instead of `cause`, the error that opened it
+/// (`tripping_call="breaker_error"`), with `cause` as its `__cause__`.
+fn instead(py: Python<'_>, r: &Rejected, cause: PyErr) -> PyErr {
+    let err = rejected(py, r);
+    err.set_cause(py, Some(cause));
+    err
 }
 
 /// A function whose calls go through a breaker.
 #[pyclass(module = "ace._ace", name = "Guarded", frozen)]
 pub(crate) struct Guarded {
     breaker: Arc<CircuitBreaker>,
-    ignore: Option<Py<PyTuple>>,
+    judge: Arc<Judge>,
     f: Py<PyAny>,
 }
 
@@ -239,7 +290,7 @@ impl Guarded {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        guarded_call(py, &self.breaker, &self.ignore, self.f.bind(py), args, kwargs)
+        guarded_call(py, &self.breaker, &self.judge, self.f.bind(py), args, kwargs)
     }
 
     /// The wrapped function.
@@ -270,17 +321,28 @@ impl Guarded {
 #[pyclass(module = "ace._ace", name = "Permit", frozen)]
 pub(crate) struct PyPermit {
     permit: Mutex<Option<OwnedPermit>>,
-    ignore: Option<Py<PyTuple>>,
+    judge: Arc<Judge>,
 }
 
 impl PyPermit {
-    fn finish(&self, py: Python<'_>, outcome: Outcome) -> PyResult<()> {
+    /// Completes the permit; the rejection to raise instead when it opened the breaker and the
+    /// breaker's `tripping_call` is `breaker_error`.
+    fn finish(&self, py: Python<'_>, outcome: Outcome) -> PyResult<Option<Rejected>> {
         match self.permit.lock().take() {
-            Some(p) => {
-                p.record(outcome);
-                Ok(())
-            }
+            Some(p) => Ok(p.settle(outcome)),
             None => Err(invalid(py, "permit", "already completed")),
+        }
+    }
+
+    /// What `exc` does to the permit, and the `CircuitOpenError` to raise instead of it, if any.
+    fn settle_error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<Option<PyErr>> {
+        let e = PyErr::from_value(exc.clone());
+        match self.judge.error(py, &e) {
+            Some(outcome) => Ok(self.finish(py, outcome)?.map(|r| instead(py, &r, e))),
+            None => {
+                drop(self.permit.lock().take());
+                Ok(None)
+            }
         }
     }
 }
@@ -289,25 +351,27 @@ impl PyPermit {
 impl PyPermit {
     /// The call worked.
     fn success(&self, py: Python<'_>) -> PyResult<()> {
-        self.finish(py, Outcome::Success)
+        self.finish(py, Outcome::Success).map(drop)
+    }
+
+    /// The call returned `value`: a success, or a failure when the breaker's `failure_result`
+    /// says so.
+    fn result(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let outcome = self.judge.result(py, value);
+        self.finish(py, outcome).map(drop)
     }
 
     /// The call failed.
     fn failure(&self, py: Python<'_>) -> PyResult<()> {
-        self.finish(py, Outcome::Failure)
+        self.finish(py, Outcome::Failure).map(drop)
     }
 
     /// The call raised `exc`: a failure unless the breaker ignores its class; a `BaseException`
-    /// that is not an `Exception` (a cancellation) gives the permit back.
-    fn error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<()> {
-        let e = PyErr::from_value(exc.clone());
-        match outcome_of(py, &self.ignore, &e) {
-            Some(outcome) => self.finish(py, outcome),
-            None => {
-                drop(self.permit.lock().take());
-                Ok(())
-            }
-        }
+    /// that is not an `Exception` (a cancellation) gives the permit back. Returns the
+    /// `CircuitOpenError` to raise instead of `exc` when `exc` opened a breaker made with
+    /// `tripping_call="breaker_error"`, else `None`.
+    fn error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self.settle_error(py, exc)?.map(|e| e.into_value(py).into_any()))
     }
 
     /// Whether it was completed.
@@ -333,7 +397,11 @@ impl PyPermit {
             return Ok(false);
         }
         match exc {
-            Some(e) if !e.is_none() => self.error(py, e)?,
+            Some(e) if !e.is_none() => {
+                if let Some(instead) = self.settle_error(py, e)? {
+                    return Err(instead);
+                }
+            }
             _ => self.success(py)?,
         }
         Ok(false)

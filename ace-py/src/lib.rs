@@ -6,6 +6,8 @@
 #![allow(clippy::too_many_arguments)]
 
 mod breaker;
+mod breaker_events;
+mod breaker_judge;
 mod convert;
 mod embed;
 mod engine;
@@ -15,6 +17,7 @@ mod limit;
 mod live;
 mod logging;
 mod playbook;
+mod retry;
 mod text;
 
 use std::io::BufReader;
@@ -72,6 +75,7 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<limit::PyRateLimiter>()?;
     m.add_class::<limit::PyBulkhead>()?;
     m.add_class::<limit::PyBulkheadPermit>()?;
+    m.add_class::<retry::PyRetry>()?;
     m.add_class::<convert::PyReport>()?;
     m.add_class::<convert::PyErrorReport>()?;
     m.add_class::<convert::PyIntervention>()?;

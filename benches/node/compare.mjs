@@ -3,6 +3,7 @@
 // - recording a stage:   ace.recordStage  vs prom-client (a labelled histogram + counter)
 // - recording an error:  ace.recordError  vs prom-client (a labelled counter; it mines nothing)
 // - a call through a closed breaker: ace (call, and tryAcquire/success) vs cockatiel vs opossum
+// - a retried call whose first attempt works: ace Retry vs cockatiel retry
 //
 //   node benches/node/compare.mjs           # the full run (figures in docs/node.md)
 //   node benches/node/compare.mjs --quick   # a smoke run (CI)
@@ -11,7 +12,7 @@ import { createRequire } from 'node:module'
 const require = createRequire(new URL('../../ace-node/package.json', import.meta.url))
 const ace = require('./ace.js')
 const client = require('prom-client')
-const { CircuitBreakerPolicy, ConsecutiveBreaker, handleAll, circuitBreaker } = require('cockatiel')
+const { CircuitBreakerPolicy, ConsecutiveBreaker, ExponentialBackoff, handleAll, circuitBreaker, retry } = require('cockatiel')
 const Opossum = require('opossum')
 
 const quick = process.argv.includes('--quick')
@@ -87,7 +88,16 @@ const opossumNs = await perCall(async (n) => {
 const bare = await perCall(async (n) => {
   for (let i = 0; i < n; i++) await noop()
 })
+const aceRetry = new ace.Retry('bench')
+const aceRetryNs = await perCall(async (n) => {
+  for (let i = 0; i < n; i++) await aceRetry.call(noop)
+})
+const cockatielRetry = retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() })
+const cockatielRetryNs = await perCall(async (n) => {
+  for (let i = 0; i < n; i++) await cockatielRetry.execute(noop)
+})
 rows.push(['closed breaker: call(asyncFn)', aceCall, 'cockatiel', cockatielNs])
+rows.push(['retry, first attempt works', aceRetryNs, 'cockatiel', cockatielRetryNs])
 rows.push(['closed breaker: call(asyncFn)', aceCall, 'opossum', opossumNs])
 rows.push(['closed breaker: tryAcquire', aceTry, 'cockatiel', cockatielNs])
 

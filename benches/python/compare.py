@@ -3,6 +3,7 @@
 - recording a stage:        ace.record_stage    vs prometheus_client (a labelled histogram + counter)
 - recording an error:       ace.record_error    vs drain3 (TemplateMiner.add_log_message)
 - a call through a closed breaker (decorator): ace vs pybreaker vs circuitbreaker
+- a retried call whose first attempt works (decorator): ace vs tenacity
 
     python benches/python/compare.py           # the full run (figures in docs/python.md)
     python benches/python/compare.py --quick   # a smoke run (CI)
@@ -101,6 +102,21 @@ def main() -> None:
     ace_b = per_call(ace_breaker, n, repeats)
     rows.append(("closed breaker (decorator)", ace_b, "pybreaker", per_call(pyb_call, n, repeats)))
     rows.append(("closed breaker (decorator)", ace_b, "circuitbreaker", per_call(cb_call, n, repeats)))
+
+    import tenacity
+
+    retried = ace.Retry("bench")(lambda: None)
+    ten_retried = tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_exponential())(lambda: None)
+
+    def ace_retry(k):
+        for i in range(k):
+            retried()
+
+    def ten_call(k):
+        for i in range(k):
+            ten_retried()
+
+    rows.append(("retry, first attempt works", per_call(ace_retry, n, repeats), "tenacity", per_call(ten_call, n, repeats)))
 
     def bare(k):
         f = lambda: None  # noqa: E731

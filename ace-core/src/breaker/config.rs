@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::semantics::{HalfOpenBusy, Threshold, TrialVerdict, TrippingCall};
 use crate::error::{Error, Result};
 
 /// What a finished call counts as.
@@ -114,6 +115,16 @@ pub struct BreakerOptions {
     pub half_open_permits: Option<u32>,
     /// [`BreakerConfig::max_wait_in_half_open`], in seconds.
     pub max_half_open_seconds: Option<f64>,
+    /// [`BreakerConfig::threshold`].
+    pub threshold: Option<Threshold>,
+    /// [`BreakerConfig::half_open_busy`].
+    pub half_open_busy: Option<HalfOpenBusy>,
+    /// [`BreakerConfig::tripping_call`].
+    pub tripping_call: Option<TrippingCall>,
+    /// [`BreakerConfig::trial_verdict`].
+    pub trial_verdict: Option<TrialVerdict>,
+    /// [`BreakerConfig::automatic_half_open`].
+    pub automatic_half_open: Option<bool>,
 }
 
 impl BreakerOptions {
@@ -152,6 +163,21 @@ impl BreakerOptions {
         if let Some(s) = self.max_half_open_seconds {
             b = b.max_wait_in_half_open(seconds("max_half_open_seconds", s)?);
         }
+        if let Some(t) = self.threshold {
+            b = b.threshold(t);
+        }
+        if let Some(h) = self.half_open_busy {
+            b = b.half_open_busy(h);
+        }
+        if let Some(t) = self.tripping_call {
+            b = b.tripping_call(t);
+        }
+        if let Some(v) = self.trial_verdict {
+            b = b.trial_verdict(v);
+        }
+        if let Some(a) = self.automatic_half_open {
+            b = b.automatic_half_open(a);
+        }
         b.build()
     }
 }
@@ -181,7 +207,7 @@ pub struct BreakerConfig {
     /// consecutive-failures window a slow call counts as a failure.
     pub slow_call_duration: Option<Duration>,
     /// Calls in the window before any rate is computed (default 10, clamped to a count window's
-    /// size; set explicitly above that size, it is a configuration error).
+    /// size as resilience4j does).
     pub minimum_calls: u32,
     /// Calls let through in half-open, whose results decide between closing and opening again
     /// (default 1).
@@ -195,9 +221,19 @@ pub struct BreakerConfig {
     pub backoff: Option<Backoff>,
     /// Which errors are failures and which are ignored (default: every error is a failure).
     pub classify: Option<ErrorClassifier>,
-    /// `minimum_calls` was set, not defaulted: a count window smaller than it is an error
-    /// rather than a clamp.
-    minimum_set: bool,
+    /// How a rate meets its threshold (default `>=`, resilience4j).
+    pub threshold: Threshold,
+    /// What a call finds in half-open when every permit is taken (default rejected at once).
+    pub half_open_busy: HalfOpenBusy,
+    /// What a guarded call that opens the breaker returns (default its own error).
+    pub tripping_call: TrippingCall,
+    /// When a half-open trial that can no longer close the breaker ends (default after every
+    /// permitted call).
+    pub trial_verdict: TrialVerdict,
+    /// Move from open to half-open as soon as the wait is over, seen by any read of the state
+    /// (`state()`, a snapshot, a metrics scrape), not only by the next call: resilience4j's
+    /// `automaticTransitionFromOpenToHalfOpenEnabled` (default false, as there).
+    pub automatic_half_open: bool,
 }
 
 impl fmt::Debug for BreakerConfig {
@@ -213,6 +249,11 @@ impl fmt::Debug for BreakerConfig {
             .field("max_wait_in_half_open", &self.max_wait_in_half_open)
             .field("backoff", &self.backoff)
             .field("classify", &self.classify.is_some())
+            .field("threshold", &self.threshold)
+            .field("half_open_busy", &self.half_open_busy)
+            .field("tripping_call", &self.tripping_call)
+            .field("trial_verdict", &self.trial_verdict)
+            .field("automatic_half_open", &self.automatic_half_open)
             .finish()
     }
 }
@@ -230,7 +271,11 @@ impl Default for BreakerConfig {
             max_wait_in_half_open: None,
             backoff: None,
             classify: None,
-            minimum_set: false,
+            threshold: Threshold::default(),
+            half_open_busy: HalfOpenBusy::default(),
+            tripping_call: TrippingCall::default(),
+            trial_verdict: TrialVerdict::default(),
+            automatic_half_open: false,
         }
     }
 }
@@ -269,18 +314,8 @@ impl BreakerConfig {
         if self.minimum_calls == 0 {
             return bad("minimum_calls", "0".into(), "must be at least 1");
         }
-        match self.window {
-            Window::Count(n) if self.minimum_set && self.minimum_calls > n => {
-                return bad(
-                    "minimum_calls",
-                    self.minimum_calls.to_string(),
-                    "must not exceed the count window's size (a rate could never be computed)",
-                );
-            }
-            Window::Time(_) if self.minimum_calls > MAX_WINDOW => {
-                return bad("minimum_calls", self.minimum_calls.to_string(), "must be at most 1048576");
-            }
-            _ => {}
+        if matches!(self.window, Window::Time(_)) && self.minimum_calls > MAX_WINDOW {
+            return bad("minimum_calls", self.minimum_calls.to_string(), "must be at most 1048576");
         }
         if self.half_open_permits == 0 || self.half_open_permits > MAX_HALF_OPEN_PERMITS {
             return bad("half_open_permits", self.half_open_permits.to_string(), "must be between 1 and 16777215");
@@ -357,7 +392,6 @@ impl BreakerConfigBuilder {
     /// See [`BreakerConfig::minimum_calls`].
     pub fn minimum_calls(mut self, n: u32) -> Self {
         self.0.minimum_calls = n;
-        self.0.minimum_set = true;
         self
     }
 
@@ -388,6 +422,36 @@ impl BreakerConfigBuilder {
     /// See [`BreakerConfig::classify`].
     pub fn classify(mut self, f: impl Fn(&str, &str) -> Outcome + Send + Sync + 'static) -> Self {
         self.0.classify = Some(Arc::new(f));
+        self
+    }
+
+    /// See [`BreakerConfig::threshold`].
+    pub fn threshold(mut self, rule: Threshold) -> Self {
+        self.0.threshold = rule;
+        self
+    }
+
+    /// See [`BreakerConfig::half_open_busy`].
+    pub fn half_open_busy(mut self, busy: HalfOpenBusy) -> Self {
+        self.0.half_open_busy = busy;
+        self
+    }
+
+    /// See [`BreakerConfig::tripping_call`].
+    pub fn tripping_call(mut self, returns: TrippingCall) -> Self {
+        self.0.tripping_call = returns;
+        self
+    }
+
+    /// See [`BreakerConfig::trial_verdict`].
+    pub fn trial_verdict(mut self, when: TrialVerdict) -> Self {
+        self.0.trial_verdict = when;
+        self
+    }
+
+    /// See [`BreakerConfig::automatic_half_open`].
+    pub fn automatic_half_open(mut self, on: bool) -> Self {
+        self.0.automatic_half_open = on;
         self
     }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::state::generation;
 use super::window::Tally;
-use super::{CircuitBreaker, Outcome, State, Window};
+use super::{CircuitBreaker, Outcome, State, TrialVerdict, Window};
 use crate::clock::Timestamp;
 
 impl CircuitBreaker {
@@ -34,8 +34,9 @@ impl CircuitBreaker {
         }
     }
 
+    /// Records a finished call; true when this call opened the breaker.
     #[inline]
-    pub(super) fn complete(&self, word: u64, started: Option<Timestamp>, outcome: Outcome) {
+    pub(super) fn complete(&self, word: u64, started: Option<Timestamp>, outcome: Outcome) -> bool {
         let slow = match (started, self.cfg.slow_call_duration) {
             (Some(t), Some(limit)) => self.clock.now().since(t) > limit,
             _ => false,
@@ -46,8 +47,9 @@ impl CircuitBreaker {
             Outcome::Failure => c.failures.fetch_add(1, Ordering::Relaxed),
             Outcome::Ignored => {
                 c.ignored.fetch_add(1, Ordering::Relaxed);
+                self.events.emit_ignored(&self.name);
                 self.give_back(word);
-                return;
+                return false;
             }
         };
         if slow {
@@ -55,73 +57,96 @@ impl CircuitBreaker {
         }
         let state = State::from_bits(word);
         if state == State::Disabled {
-            return;
+            return false;
         }
         let failed = outcome == Outcome::Failure;
         // Judged only within the episode the permit came from.
         let now_word = self.word.load(Ordering::Acquire);
         if generation(now_word) != generation(word) {
-            return;
+            return false;
         }
         match (state, self.cfg.window) {
             (State::Closed, Window::ConsecutiveFailures(n)) => {
                 if failed || slow {
                     if self.consecutive.fetch_add(1, Ordering::AcqRel) + 1 >= n {
-                        self.move_to(word, State::Open, "failures in a row reached the threshold");
+                        return self.move_to(word, State::Open, "failures in a row reached the threshold");
                     }
                 } else if self.consecutive.load(Ordering::Relaxed) != 0 {
                     self.consecutive.store(0, Ordering::Relaxed);
                 }
+                false
             }
             (State::Closed | State::MetricsOnly, _) => self.judge_window(word, failed, slow),
             (State::HalfOpen, _) => self.judge_trial(word, failed, slow),
-            _ => {}
+            _ => false,
         }
     }
 
-    fn judge_window(&self, word: u64, failed: bool, slow: bool) {
+    fn judge_window(&self, word: u64, failed: bool, slow: bool) -> bool {
         // Only a time window needs the clock.
         let second = match self.cfg.window {
             Window::Time(_) => self.clock.now().as_micros().div_euclid(1_000_000),
             _ => 0,
         };
-        let trip = {
+        let exceeded = {
             let mut j = self.judged.lock();
             let tally = j.outcomes.push(second, failed, slow);
-            j.last = tally;
-            State::from_bits(word) == State::Closed
-                && tally.calls >= self.cfg.effective_minimum()
-                && self.exceeds(tally)
+            if tally.calls < self.cfg.effective_minimum() || j.exceeded {
+                return false;
+            }
+            let (f, s) = self.exceeds(tally);
+            if !(f || s) {
+                return false;
+            }
+            // Published once per episode: a closed breaker opens now, a metrics-only one carries on.
+            j.exceeded = true;
+            let (failure, slow) = tally.rates();
+            (f.then_some(failure), s.then_some(slow))
         };
-        if trip {
-            self.move_to(word, State::Open, "the failure or slow-call rate reached its threshold");
-        }
+        let now = self.clock.now();
+        self.events.emit_rate_exceeded(&self.name, exceeded.0, exceeded.1, now);
+        State::from_bits(word) == State::Closed
+            && self.move_to(word, State::Open, "the failure or slow-call rate reached its threshold")
     }
 
-    fn exceeds(&self, t: Tally) -> bool {
+    /// Whether the failure rate and the slow-call rate of `t` trip the breaker.
+    fn exceeds(&self, t: Tally) -> (bool, bool) {
         let (failure, slow) = t.rates();
-        failure >= self.cfg.failure_rate_threshold || slow >= self.cfg.slow_call_rate_threshold
+        let rule = self.cfg.threshold;
+        (rule.trips(failure, self.cfg.failure_rate_threshold), rule.trips(slow, self.cfg.slow_call_rate_threshold))
     }
 
-    fn judge_trial(&self, word: u64, failed: bool, slow: bool) {
+    fn judge_trial(&self, word: u64, failed: bool, slow: bool) -> bool {
         let verdict = {
             let mut j = self.judged.lock();
             j.trial.calls += 1;
             j.trial.failures += u32::from(failed);
             j.trial.slow += u32::from(slow);
-            (j.trial.calls >= self.cfg.half_open_permits).then(|| match self.cfg.window {
-                Window::ConsecutiveFailures(_) => j.trial.failures > 0 || j.trial.slow > 0,
-                _ => self.exceeds(j.trial),
-            })
+            j.trial.slow_failures += u32::from(failed && slow);
+            let permits = self.cfg.half_open_permits;
+            let lost = |t: Tally| match self.cfg.window {
+                Window::ConsecutiveFailures(_) => t.failures > 0 || t.slow > 0,
+                _ => {
+                    let (f, s) = self.exceeds(t);
+                    f || s
+                }
+            };
+            if j.trial.calls >= permits {
+                Some(lost(j.trial))
+            } else if self.cfg.trial_verdict == TrialVerdict::AtOnce {
+                // The best the trial can still do: every call left succeeds, none slow.
+                lost(Tally { calls: permits, ..j.trial }).then_some(true)
+            } else {
+                None
+            }
         };
         match verdict {
-            Some(true) => {
-                self.move_to(word, State::Open, "trial calls failed");
-            }
+            Some(true) => self.move_to(word, State::Open, "trial calls failed"),
             Some(false) => {
                 self.move_to(word, State::Closed, "trial calls succeeded");
+                false
             }
-            None => {}
+            None => false,
         }
     }
 }

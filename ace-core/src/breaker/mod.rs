@@ -17,21 +17,28 @@
 //! Windows ([`Window`]): consecutive failures (the default, 5, as the seeds' breaker), the last
 //! N calls, or the last N seconds in one-second buckets; a rate is computed once the window holds
 //! `minimum_calls`, and the breaker opens at a failure rate or slow-call rate at or above its
-//! threshold ("slow" is strictly longer than `slow_call_duration`). See [`BreakerConfig`].
+//! threshold (or above it, with [`Threshold::Exceeded`]; "slow" is strictly longer than
+//! `slow_call_duration`). See [`BreakerConfig`].
 //!
 //! Where things live: the breaker ([`CircuitBreaker`]) and its figures here; `state.rs` the
 //! state machine and its atomic word; `permit.rs` the acquire path, [`Permit`] and guarded calls;
 //! `judge.rs` how outcomes are judged; `rejected.rs` [`Rejected`] and [`CallError`]; `window.rs`
-//! the windows; `config.rs` the configuration; `limit.rs` the rate limiter and bulkhead;
+//! the windows; `config.rs` the configuration; `semantics.rs` the settings where peer libraries
+//! disagree; `wait.rs` waiting for a half-open verdict; `limit.rs` the rate limiter and bulkhead;
+//! `retry.rs` [`Retry`]; `policy.rs` timeout, fallback and [`Policy`], their composition;
 //! `registry.rs` the named breakers ([`Breakers`]), their events and their metrics.
 
 pub mod config;
 mod judge;
 pub mod limit;
 mod permit;
+pub mod policy;
 mod registry;
 mod rejected;
+pub mod retry;
+pub mod semantics;
 mod state;
+mod wait;
 mod window;
 
 use std::sync::Arc;
@@ -41,8 +48,11 @@ use parking_lot::Mutex;
 
 pub use config::{Backoff, BreakerConfig, BreakerConfigBuilder, ErrorClassifier, Outcome, Window};
 pub use permit::{OwnedPermit, Permit};
+pub use policy::{Policy, PolicyBuilder, PolicyError};
 pub use registry::{BreakerEvent, BreakerSeries, Breakers, EventKind};
 pub use rejected::{CallError, Rejected};
+pub use retry::{Retry, RetryConfig, RetryCounts, Sleep, ThreadSleep};
+pub use semantics::{HalfOpenBusy, Threshold, TrialVerdict, TrippingCall};
 pub(crate) use state::FROM_PEER;
 pub use state::State;
 
@@ -74,15 +84,26 @@ pub struct Snapshot {
     pub name: Arc<str>,
     /// Its state.
     pub state: State,
-    /// Counts since it was made.
+    /// Counts since it was made (monotonic, as the Prometheus series).
     pub counts: Counts,
+    /// Calls not let through since the last state transition (resilience4j's
+    /// `numberOfNotPermittedCalls`, which every transition resets).
+    pub not_permitted: u64,
     /// Failures in a row (consecutive-failures windows).
     pub consecutive_failures: u32,
-    /// Calls in the current window.
+    /// Calls in the current window; in half-open, the trial calls completed so far. A time
+    /// window read after some of its seconds passed leaves those seconds' calls out.
     pub window_calls: u32,
-    /// The window's failure rate in percent (`None` below `minimum_calls`).
+    /// Failed calls in the window (or the trial).
+    pub window_failures: u32,
+    /// Slow calls in the window (or the trial) that succeeded.
+    pub slow_successes: u32,
+    /// Slow calls in the window (or the trial) that failed.
+    pub slow_failures: u32,
+    /// The window's failure rate in percent (`None` below `minimum_calls`; in half-open, the
+    /// trial's, `None` until every permitted trial call completed).
     pub failure_rate: Option<f64>,
-    /// The window's slow-call rate in percent (`None` below `minimum_calls`).
+    /// The window's slow-call rate in percent (`None` as for `failure_rate`).
     pub slow_call_rate: Option<f64>,
     /// Openings in a row without closing (the backoff attempt).
     pub attempts: u32,
@@ -95,14 +116,18 @@ struct Counters {
     ignored: AtomicU64,
     slow: AtomicU64,
     not_permitted: AtomicU64,
+    /// `not_permitted` at the last transition (the count since is the difference, so a
+    /// rejection adds to one counter only).
+    not_permitted_base: AtomicU64,
 }
 
 struct Judged {
     outcomes: Outcomes,
-    last: Tally,
     /// Results of the current half-open episode.
     trial: Tally,
     attempts: u32,
+    /// A rate-exceeded event was published in this episode (metrics-only publishes it once).
+    exceeded: bool,
 }
 
 /// One circuit breaker. Get one from [`Breakers`] (or `Ace::breaker`), or build one
@@ -120,6 +145,7 @@ pub struct CircuitBreaker {
     judged: Mutex<Judged>,
     counters: Counters,
     events: Arc<registry::Sink>,
+    waiters: wait::Waiters,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -157,9 +183,9 @@ impl CircuitBreaker {
             name: Arc::from(name),
             judged: Mutex::new(Judged {
                 outcomes: Outcomes::new(cfg.window),
-                last: Tally::default(),
                 trial: Tally::default(),
                 attempts: 0,
+                exceeded: false,
             }),
             cfg,
             clock,
@@ -169,6 +195,7 @@ impl CircuitBreaker {
             half_open_since: AtomicI64::new(0),
             counters: Counters::default(),
             events,
+            waiters: wait::Waiters::default(),
         })
     }
 
@@ -184,11 +211,20 @@ impl CircuitBreaker {
         &self.cfg
     }
 
-    /// Its state now (an open breaker whose wait is over still reads `open` until the next
-    /// acquire moves it).
+    /// Its state now. An open breaker whose wait is over still reads `open` until the next
+    /// acquire moves it, unless `automatic_half_open` is set: then this read moves it.
     #[must_use]
     pub fn state(&self) -> State {
-        State::from_bits(self.word.load(Ordering::Acquire))
+        let word = self.word.load(Ordering::Acquire);
+        let state = State::from_bits(word);
+        if state == State::Open
+            && self.cfg.automatic_half_open
+            && self.clock.now().as_micros() > self.open_until.load(Ordering::Acquire)
+        {
+            self.move_to(word, State::HalfOpen, "the open wait is over");
+            return State::from_bits(self.word.load(Ordering::Acquire));
+        }
+        state
     }
 
     /// Counts since the breaker was made.
@@ -207,16 +243,35 @@ impl CircuitBreaker {
     /// The state and figures now.
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
+        // Read first: with `automatic_half_open` the read may move the state, which locks.
+        let state = self.state();
         let j = self.judged.lock();
-        let enough =
-            j.last.calls >= self.cfg.effective_minimum() && !matches!(self.cfg.window, Window::ConsecutiveFailures(_));
-        let (failure, slow) = j.last.rates();
+        let (tally, enough) = if state == State::HalfOpen {
+            (j.trial, j.trial.calls >= self.cfg.half_open_permits)
+        } else {
+            let second = match self.cfg.window {
+                Window::Time(_) => self.clock.now().as_micros().div_euclid(1_000_000),
+                _ => 0,
+            };
+            let tally = j.outcomes.totals(second);
+            let rated = !matches!(self.cfg.window, Window::ConsecutiveFailures(_));
+            (tally, rated && tally.calls >= self.cfg.effective_minimum())
+        };
+        let (failure, slow) = tally.rates();
         Snapshot {
             name: self.name.clone(),
-            state: self.state(),
+            state,
             counts: self.counts(),
+            not_permitted: self
+                .counters
+                .not_permitted
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.counters.not_permitted_base.load(Ordering::Relaxed)),
             consecutive_failures: self.consecutive.load(Ordering::Relaxed),
-            window_calls: j.last.calls,
+            window_calls: tally.calls,
+            window_failures: tally.failures,
+            slow_successes: tally.slow - tally.slow_failures,
+            slow_failures: tally.slow_failures,
             failure_rate: enough.then_some(failure),
             slow_call_rate: enough.then_some(slow),
             attempts: j.attempts,

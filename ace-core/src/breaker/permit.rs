@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::state::{PERMIT, generation, permits};
-use super::{CallError, CircuitBreaker, Outcome, Rejected, State};
+use super::{CallError, CircuitBreaker, Outcome, Rejected, State, TrippingCall};
 use crate::clock::Timestamp;
 
 /// Leave to make one call; complete it with its outcome. Dropped without an outcome, it is given
@@ -50,6 +50,13 @@ impl Permit<'_> {
         self.finish(outcome);
     }
 
+    /// [`Permit::record`], returning the breaker's rejection when this outcome opened the
+    /// breaker and its `tripping_call` is `breaker_error` (see [`OwnedPermit::settle`]).
+    pub fn settle(mut self, outcome: Outcome) -> Option<Rejected> {
+        let tripped = self.finish(outcome);
+        (tripped && self.breaker.cfg.tripping_call == TrippingCall::BreakerError).then(|| self.breaker.tripped())
+    }
+
     /// The same permit, holding `breaker` (the breaker it came from) instead of a borrow.
     ///
     /// # Panics
@@ -60,9 +67,10 @@ impl Permit<'_> {
         OwnedPermit { breaker: breaker.clone(), word: self.word, started: self.started, done: false }
     }
 
-    fn finish(&mut self, outcome: Outcome) {
+    /// True when this call opened the breaker.
+    fn finish(&mut self, outcome: Outcome) -> bool {
         self.done = true;
-        self.breaker.complete(self.word, self.started, outcome);
+        self.breaker.complete(self.word, self.started, outcome)
     }
 }
 
@@ -99,9 +107,17 @@ impl OwnedPermit {
     }
 
     /// The call ended with `outcome`.
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(self, outcome: Outcome) {
+        self.settle(outcome);
+    }
+
+    /// [`OwnedPermit::record`], returning the breaker's rejection when this outcome opened the
+    /// breaker and its `tripping_call` is `breaker_error` (what a host raises instead of the
+    /// call's own error, pybreaker's way).
+    pub fn settle(mut self, outcome: Outcome) -> Option<Rejected> {
         self.done = true;
-        self.breaker.complete(self.word, self.started, outcome);
+        let tripped = self.breaker.complete(self.word, self.started, outcome);
+        (tripped && self.breaker.cfg.tripping_call == TrippingCall::BreakerError).then(|| self.breaker.tripped())
     }
 
     /// The call failed with an error of `kind`: the breaker's classifier decides whether it
@@ -126,6 +142,18 @@ impl CircuitBreaker {
         self.try_acquire().map(|p| p.into_owned(self))
     }
 
+    /// [`CircuitBreaker::acquire_waiting`], for a permit that outlives the borrow.
+    pub fn acquire_waiting_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
+        self.acquire_waiting().map(|p| p.into_owned(self))
+    }
+
+    /// The rejection a call that just opened the breaker reports instead of its own error.
+    fn tripped(&self) -> Rejected {
+        let now = self.clock.now();
+        let retry_after = self.open_until_time().map(|until| until.since(now));
+        Rejected { breaker: self.name.clone(), state: State::Open, retry_after, intervention: None }
+    }
+
     /// Leave to make one call, or why not. Never blocks.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
@@ -143,17 +171,23 @@ impl CircuitBreaker {
     }
 
     #[cold]
-    fn acquire_slow(&self, mut word: u64) -> Result<Permit<'_>, Rejected> {
+    fn acquire_slow(&self, word: u64) -> Result<Permit<'_>, Rejected> {
+        self.take(word).map_err(|(state, left)| self.reject(state, left))
+    }
+
+    /// A permit, or the state that refused it (and how long until a trial), counting nothing.
+    #[inline(always)]
+    pub(super) fn take(&self, mut word: u64) -> Result<Permit<'_>, (State, Option<Duration>)> {
         loop {
             match State::from_bits(word) {
                 State::Closed | State::MetricsOnly | State::Disabled => return Ok(self.permit(word)),
-                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
+                State::ForcedOpen => return Err((State::ForcedOpen, None)),
                 State::Open => {
                     let now = self.clock.now().as_micros();
                     let until = self.open_until.load(Ordering::Acquire);
                     if now <= until {
                         let left = Duration::from_micros(until.saturating_sub(now).max(0) as u64);
-                        return Err(self.reject(State::Open, Some(left)));
+                        return Err((State::Open, Some(left)));
                     }
                     self.move_to(word, State::HalfOpen, "the open wait is over");
                 }
@@ -168,7 +202,7 @@ impl CircuitBreaker {
                         }
                     }
                     if permits(word) == 0 {
-                        return Err(self.reject(State::HalfOpen, None));
+                        return Err((State::HalfOpen, None));
                     }
                     match self.word.compare_exchange_weak(word, word - PERMIT, Ordering::AcqRel, Ordering::Acquire) {
                         Ok(_) => return Ok(self.permit(word - PERMIT)),
@@ -183,14 +217,16 @@ impl CircuitBreaker {
         }
     }
 
-    fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
+    pub(super) fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         self.counters.not_permitted.fetch_add(1, Ordering::Relaxed);
         self.events.emit_rejection(&self.name, state);
         Rejected { breaker: self.name.clone(), state, retry_after, intervention: None }
     }
 
     /// Runs `f` if the breaker lets it through; every `Err` counts as a failure (or as the
-    /// classifier says, by the error's type name and text).
+    /// classifier says, by the error's type name and text). With
+    /// [`HalfOpenBusy::Wait`](super::HalfOpenBusy::Wait), a call finding every trial permit
+    /// taken blocks the thread until the trial's verdict.
     pub fn call<T, E: std::fmt::Display>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_checked(f, |_| false)
     }
@@ -202,42 +238,59 @@ impl CircuitBreaker {
         f: impl FnOnce() -> Result<T, E>,
         failed: impl FnOnce(&T) -> bool,
     ) -> Result<T, CallError<E>> {
-        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let permit = self.acquire_waiting().map_err(CallError::Rejected)?;
         let result = f();
-        self.settle(permit, &result, failed);
-        result.map_err(CallError::Failed)
+        let tripped = self.settle(permit, &result, failed);
+        self.returned(result, tripped)
     }
 
-    /// Awaits `fut` if the breaker lets it through. A future dropped before it finishes records
-    /// nothing and gives its permit back.
+    /// Awaits `fut` if the breaker lets it through (waiting for a half-open verdict as
+    /// [`CircuitBreaker::call`] does, without blocking). A future dropped before it finishes
+    /// records nothing and gives its permit back.
     pub async fn call_async<T, E: std::fmt::Display>(
         &self,
         fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, CallError<E>> {
-        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let permit = self.acquire_async().await.map_err(CallError::Rejected)?;
         let result = fut.await;
-        self.settle(permit, &result, |_| false);
-        result.map_err(CallError::Failed)
+        let tripped = self.settle(permit, &result, |_| false);
+        self.returned(result, tripped)
     }
 
+    /// What a guarded call returns: its own result, or, when its error opened the breaker and
+    /// `tripping_call` says so, the breaker's rejection carrying that error (pybreaker).
+    fn returned<T, E>(&self, result: Result<T, E>, tripped: bool) -> Result<T, CallError<E>> {
+        match result {
+            Err(error) if tripped && self.cfg.tripping_call == TrippingCall::BreakerError => {
+                let now = self.clock.now();
+                let retry_after = self.open_until_time().map(|until| until.since(now));
+                let rejected =
+                    Rejected { breaker: self.name.clone(), state: State::Open, retry_after, intervention: None };
+                Err(CallError::Tripped { rejected, error })
+            }
+            r => r.map_err(CallError::Failed),
+        }
+    }
+
+    /// Completes `permit` with the outcome of `result`; true when it opened the breaker.
     fn settle<T, E: std::fmt::Display>(
         &self,
-        permit: Permit<'_>,
+        mut permit: Permit<'_>,
         result: &Result<T, E>,
         failed: impl FnOnce(&T) -> bool,
-    ) {
-        match result {
-            Ok(v) if failed(v) => permit.failure(),
-            Ok(_) => permit.success(),
+    ) -> bool {
+        let outcome = match result {
+            Ok(v) if failed(v) => Outcome::Failure,
+            Ok(_) => Outcome::Success,
             Err(e) => match &self.cfg.classify {
-                None => permit.failure(),
+                None => Outcome::Failure,
                 Some(c) => {
                     let kind = std::any::type_name::<E>().rsplit("::").next().unwrap_or_default();
-                    let outcome = c(kind, &e.to_string());
-                    permit.record(outcome);
+                    c(kind, &e.to_string())
                 }
             },
-        }
+        };
+        permit.finish(outcome)
     }
 
     pub(super) fn give_back(&self, word: u64) {
@@ -245,8 +298,11 @@ impl CircuitBreaker {
             return;
         }
         // Only into the episode it came from.
-        let _ = self.word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+        let given = self.word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
             (generation(now) == generation(word) && State::from_bits(now) == State::HalfOpen).then(|| now + PERMIT)
         });
+        if given.is_ok() {
+            self.wake_waiters();
+        }
     }
 }

@@ -37,6 +37,21 @@ pub enum EventKind {
     },
     /// A rate limiter or bulkhead turned a call away.
     Limited,
+    /// The window's failure rate met its threshold (a closed breaker opens next; a metrics-only
+    /// one publishes this once per episode and carries on).
+    FailureRateExceeded {
+        /// The rate, in percent.
+        rate: f64,
+    },
+    /// The window's slow-call rate met its threshold (as `FailureRateExceeded`).
+    SlowCallRateExceeded {
+        /// The rate, in percent.
+        rate: f64,
+    },
+    /// A call ended with an error the classifier ignores.
+    IgnoredError,
+    /// The breaker was reset by hand.
+    Reset,
 }
 
 /// An event of a named breaker or limiter.
@@ -47,8 +62,8 @@ pub struct BreakerEvent {
     pub name: Arc<str>,
     /// What happened.
     pub kind: EventKind,
-    /// When (engine clock); rejections carry the epoch (reading the clock for each would cost
-    /// more than the rejection).
+    /// When (engine clock); rejections, limits and ignored errors carry the epoch (reading the
+    /// clock for each would cost more than the event).
     pub at: Timestamp,
 }
 
@@ -85,6 +100,30 @@ impl Sink {
     pub(crate) fn emit_rejection(&self, name: &Arc<str>, state: State) {
         if self.listening.load(Ordering::Relaxed) {
             self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::Rejected { state }, at: Timestamp::EPOCH });
+        }
+    }
+
+    pub(crate) fn emit_rate_exceeded(&self, name: &Arc<str>, failure: Option<f64>, slow: Option<f64>, at: Timestamp) {
+        tracing::info!(breaker = &**name, ?failure, ?slow, "circuit breaker rate threshold met");
+        if self.listening.load(Ordering::Acquire) {
+            if let Some(rate) = failure {
+                self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::FailureRateExceeded { rate }, at });
+            }
+            if let Some(rate) = slow {
+                self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::SlowCallRateExceeded { rate }, at });
+            }
+        }
+    }
+
+    pub(crate) fn emit_ignored(&self, name: &Arc<str>) {
+        if self.listening.load(Ordering::Relaxed) {
+            self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::IgnoredError, at: Timestamp::EPOCH });
+        }
+    }
+
+    pub(crate) fn emit_reset(&self, name: &Arc<str>, at: Timestamp) {
+        if self.listening.load(Ordering::Acquire) {
+            self.emit(&BreakerEvent { name: name.clone(), kind: EventKind::Reset, at });
         }
     }
 

@@ -45,6 +45,14 @@ pub enum CallError<E> {
     Rejected(Rejected),
     /// It ran and failed with its own error.
     Failed(E),
+    /// It ran and its error opened the breaker, which says so instead of the error
+    /// (`tripping_call = breaker_error`, pybreaker's default).
+    Tripped {
+        /// The breaker, now open.
+        rejected: Rejected,
+        /// The call's own error.
+        error: E,
+    },
 }
 
 impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
@@ -52,6 +60,7 @@ impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
         match self {
             CallError::Rejected(r) => r.fmt(f),
             CallError::Failed(e) => e.fmt(f),
+            CallError::Tripped { rejected, error } => write!(f, "{rejected}, opened by: {error}"),
         }
     }
 }

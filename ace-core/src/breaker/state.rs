@@ -102,6 +102,10 @@ impl CircuitBreaker {
 
     /// Sets the state under the judged lock: side effects, then the word.
     fn enter(&self, j: &mut Judged, current: u64, to: State, now: Timestamp, open_until: Option<Timestamp>) {
+        // resilience4j's metrics start again with every state, the not-permitted count included.
+        let c = &self.counters;
+        c.not_permitted_base.store(c.not_permitted.load(Ordering::Relaxed), Ordering::Relaxed);
+        j.exceeded = false;
         match to {
             State::Open => {
                 j.attempts = j.attempts.saturating_add(1);
@@ -114,11 +118,11 @@ impl CircuitBreaker {
             }
             State::Closed => {
                 j.outcomes.clear();
-                j.last = Tally::default();
                 j.attempts = 0;
                 self.consecutive.store(0, Ordering::Release);
             }
-            State::Disabled | State::ForcedOpen | State::MetricsOnly => {}
+            State::MetricsOnly => j.outcomes.clear(),
+            State::Disabled | State::ForcedOpen => {}
         }
         let permits = if to == State::HalfOpen { self.cfg.half_open_permits } else { 0 };
         // Concurrent permit takers only CAS against the old word; a new generation defeats them.
@@ -127,8 +131,14 @@ impl CircuitBreaker {
         while let Err(now_word) = self.word.compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire) {
             seen = now_word;
         }
+        if State::from_bits(seen) == State::HalfOpen {
+            self.wake_waiters();
+        }
     }
 
+    /// Moves to `to` by hand. A move to the state it is already in starts that state again
+    /// (a fresh window, a new open wait) but publishes no transition, as resilience4j's internal
+    /// transitions.
     fn force(&self, to: State, open_until: Option<Timestamp>, why: &'static str) {
         let now = self.clock.now();
         let previous = {
@@ -137,7 +147,9 @@ impl CircuitBreaker {
             self.enter(&mut j, current, to, now, open_until);
             State::from_bits(current)
         };
-        self.events.emit_transition(&self.name, previous, to, why, now);
+        if previous != to {
+            self.events.emit_transition(&self.name, previous, to, why, now);
+        }
     }
 
     /// Opens the breaker for `d` (then a trial, as after any opening).
@@ -166,14 +178,22 @@ impl CircuitBreaker {
         (self.state() == State::Open).then(|| Timestamp::from_micros(self.open_until.load(Ordering::Acquire)))
     }
 
+    /// Moves to half-open now, whatever the wait left (resilience4j's
+    /// `transitionToHalfOpenState`): the next `half_open_permits` calls are the trial.
+    pub fn half_open(&self) {
+        self.force(State::HalfOpen, None, "half-open by hand");
+    }
+
     /// Closes the breaker (its window starts empty).
     pub fn close(&self) {
         self.force(State::Closed, None, "closed by hand");
     }
 
     /// Closes the breaker and forgets everything it judged (the backoff attempt too).
+    /// Publishes a transition when it was not closed, then a reset event.
     pub fn reset(&self) {
         self.force(State::Closed, None, "reset");
+        self.events.emit_reset(&self.name, self.clock.now());
     }
 
     /// Lets everything through and judges nothing until changed by hand.

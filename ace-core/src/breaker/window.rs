@@ -8,6 +8,8 @@ pub(crate) struct Tally {
     pub calls: u32,
     pub failures: u32,
     pub slow: u32,
+    /// Slow calls that failed too (the rest of `slow` succeeded).
+    pub slow_failures: u32,
 }
 
 impl Tally {
@@ -15,12 +17,22 @@ impl Tally {
         self.calls += 1;
         self.failures += u32::from(failed);
         self.slow += u32::from(slow);
+        self.slow_failures += u32::from(failed && slow);
+    }
+
+    /// Adds another window's totals.
+    fn merge(&mut self, other: Tally) {
+        self.calls += other.calls;
+        self.failures += other.failures;
+        self.slow += other.slow;
+        self.slow_failures += other.slow_failures;
     }
 
     fn remove(&mut self, failed: bool, slow: bool) {
         self.calls -= 1;
         self.failures -= u32::from(failed);
         self.slow -= u32::from(slow);
+        self.slow_failures -= u32::from(failed && slow);
     }
 
     /// Failure and slow-call rates in percent.
@@ -90,11 +102,22 @@ impl Outcomes {
                     *b = Bucket { second, tally: Tally::default() };
                 }
                 b.tally.add(failed, slow);
+                self.totals(second)
+            }
+        }
+    }
+
+    /// The window's totals at `second`, without recording anything: a time window drops the
+    /// seconds that have passed out of it.
+    pub fn totals(&self, second: i64) -> Tally {
+        match self {
+            Outcomes::None => Tally::default(),
+            Outcomes::Count { tally, .. } => *tally,
+            Outcomes::Time { buckets } => {
+                let size = buckets.len() as i64;
                 let mut total = Tally::default();
                 for b in buckets.iter().filter(|b| b.second > second - size && b.second <= second) {
-                    total.calls += b.tally.calls;
-                    total.failures += b.tally.failures;
-                    total.slow += b.tally.slow;
+                    total.merge(b.tally);
                 }
                 total
             }
@@ -121,10 +144,14 @@ mod tests {
     #[test]
     fn a_count_window_keeps_the_last_n() {
         let mut w = Outcomes::new(Kind::Count(3));
-        assert_eq!(w.push(0, true, false), Tally { calls: 1, failures: 1, slow: 0 });
+        assert_eq!(w.push(0, true, false), Tally { calls: 1, failures: 1, ..Tally::default() });
         w.push(0, false, true);
         w.push(0, false, false);
-        assert_eq!(w.push(0, false, false), Tally { calls: 3, failures: 0, slow: 1 }, "the first failure slid out");
+        assert_eq!(
+            w.push(0, false, false),
+            Tally { calls: 3, slow: 1, ..Tally::default() },
+            "the first failure slid out"
+        );
         assert_eq!(w.push(0, true, false).rates(), (100.0 / 3.0, 0.0));
         w.clear();
         assert_eq!(w.push(0, false, false).calls, 1);
@@ -136,9 +163,15 @@ mod tests {
         for s in 0..10 {
             w.push(100 + s, s % 2 == 0, false);
         }
-        assert_eq!(w.push(109, false, false), Tally { calls: 11, failures: 5, slow: 0 });
+        assert_eq!(w.push(109, false, false), Tally { calls: 11, failures: 5, ..Tally::default() });
         // Second 110 reuses 100's bucket; 100 is out of the window.
-        assert_eq!(w.push(110, false, false), Tally { calls: 11, failures: 4, slow: 0 });
-        assert_eq!(w.push(200, true, true), Tally { calls: 1, failures: 1, slow: 1 }, "long idle: all old");
+        assert_eq!(w.push(110, false, false), Tally { calls: 11, failures: 4, ..Tally::default() });
+        assert_eq!(
+            w.push(200, true, true),
+            Tally { calls: 1, failures: 1, slow: 1, slow_failures: 1 },
+            "long idle: all old"
+        );
+        assert_eq!(w.totals(209).calls, 1, "read within the window");
+        assert_eq!(w.totals(210), Tally::default(), "read after the window passed: nothing left");
     }
 }

@@ -35,6 +35,7 @@ from ace._ace import (
 from ace._breaker import Breaker
 from ace._engine import Ace, Stage, TaskScope, current_task
 from ace._limit import Bulkhead, RateLimiter
+from ace._retry import Retry
 from ace.exceptions import (
     AceError,
     CircuitOpenError,
@@ -87,6 +88,7 @@ __all__ = [
     "Playbooks",
     "RateLimiter",
     "Report",
+    "Retry",
     "Server",
     "Signal",
     "Stage",

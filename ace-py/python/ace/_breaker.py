@@ -21,17 +21,34 @@ class Breaker(_ace.CircuitBreaker):
     (applied when the breaker is first made): ``failures``, ``wait_seconds``, ``window``
     (``"count:N"`` or ``"time:SECONDS"``, with ``failure_rate`` percent and ``minimum_calls``),
     ``slow_call_seconds`` and ``slow_call_rate``, ``half_open_permits``,
-    ``max_half_open_seconds``, and ``ignore``, exception classes that count neither way.
+    ``max_half_open_seconds``, ``ignore``, exception classes that count neither way, ``record``,
+    the only exception classes that are failures (any other is a success), ``is_failure(exc)``
+    and ``failure_result(value)``, predicates on the exception and on the returned value, and the
+    settings where breaker libraries disagree (docs/breakers.md): ``threshold``
+    (``"reached"``/``"exceeded"``), ``half_open_busy`` (``"reject"``/``"wait"``; ``"wait"`` holds
+    ``call`` and sync decorated calls, never ``acquire``), ``tripping_call``
+    (``"own_error"``/``"breaker_error"``) and ``trial_verdict``
+    (``"after_all_permits"``/``"at_once"``).
 
     ``@breaker`` guards a function; ``with breaker:`` guards a block (an exception is a failure);
     ``breaker.call(fn, *args)`` guards one call; ``breaker.acquire(agent, task)`` gives a
     ``Permit`` and, when turned away, a ``CircuitOpenError`` carrying the intervention.
     """
 
-    def __new__(cls, engine: Any, name: str, *, ignore: Optional[Tuple[type, ...]] = None, **config: Any) -> "Breaker":
+    def __new__(
+        cls,
+        engine: Any,
+        name: str,
+        *,
+        ignore: Optional[Tuple[type, ...]] = None,
+        record: Optional[Tuple[type, ...]] = None,
+        **config: Any,
+    ) -> "Breaker":
         if ignore is not None:
             ignore = tuple(ignore)
-        return super().__new__(cls, engine, name, ignore=ignore, **config)
+        if record is not None:
+            record = tuple(record)
+        return super().__new__(cls, engine, name, ignore=ignore, record=record, **config)
 
     def __init__(self, engine: Any, name: str, **config: Any) -> None:
         self._held: contextvars.ContextVar[Tuple[_ace.Permit, ...]] = contextvars.ContextVar(
@@ -48,9 +65,11 @@ class Breaker(_ace.CircuitBreaker):
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as e:
-                    permit.error(e)
+                    instead = permit.error(e)
+                    if instead is not None:
+                        raise instead from e
                     raise
-                permit.success()
+                permit.result(result)
                 return result
 
             return guarded  # type: ignore[return-value]

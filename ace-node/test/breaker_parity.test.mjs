@@ -1,0 +1,142 @@
+// Breakers at parity with resilience4j by default, and the peers' behaviours as named settings,
+// through the built addon. Half-open is reached by hand (halfOpen() or openUntil a past time), so
+// nothing sleeps.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import ace from '../ace.js'
+
+const { Ace } = ace
+const fail = async () => { throw new Error('down') }
+
+test('notPermitted counts since the last transition; notPermittedTotal since the start', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('np', { failures: 2 })
+  for (let i = 0; i < 2; i++) await assert.rejects(b.call(fail))
+  for (let i = 0; i < 3; i++) await assert.rejects(b.call(async () => 1), ace.CircuitOpenError)
+  let snap = b.snapshot()
+  assert.deepEqual([snap.notPermitted, snap.notPermittedTotal], [3, 3])
+  b.openUntil(Date.now() / 1000 - 1)
+  assert.equal(await b.call(async () => 7), 7, 'the wait is over: this call is the trial')
+  snap = b.snapshot()
+  assert.deepEqual([snap.state, snap.notPermitted, snap.notPermittedTotal], ['closed', 0, 3])
+  await eng.close()
+})
+
+test('the snapshot shows the half-open trial', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('trial', { window: 'count:4', minimumCalls: 4, halfOpenPermits: 3 })
+  b.halfOpen()
+  assert.equal(b.state, 'half_open')
+  await assert.rejects(b.call(fail))
+  assert.equal(await b.call(async () => 1), 1)
+  const snap = b.snapshot()
+  assert.deepEqual(
+    [snap.state, snap.windowCalls, snap.windowFailures, snap.failureRate, snap.slowSuccesses, snap.slowFailures],
+    ['half_open', 2, 1, null, 0, 0],
+  )
+  await eng.close()
+})
+
+test('threshold reached or exceeded', async () => {
+  const eng = new Ace()
+  for (const [rule, opens] of [['reached', true], ['exceeded', false]]) {
+    const b = eng.breaker(`th-${rule}`, { window: 'count:4', minimumCalls: 4, threshold: rule })
+    for (let i = 0; i < 2; i++) await b.call(async () => 1)
+    for (let i = 0; i < 2; i++) await assert.rejects(b.call(fail))
+    assert.equal(b.state === 'open', opens, rule)
+  }
+  await eng.close()
+})
+
+test('a lost trial re-opens after all permits or at once', async () => {
+  const eng = new Ace()
+  for (const [verdict, openAfterTwo] of [['after_all_permits', false], ['at_once', true]]) {
+    const b = eng.breaker(`tv-${verdict}`, { window: 'count:4', minimumCalls: 4, halfOpenPermits: 4, trialVerdict: verdict })
+    b.halfOpen()
+    for (let i = 0; i < 2; i++) await assert.rejects(b.call(fail))
+    assert.equal(b.state === 'open', openAfterTwo, verdict)
+  }
+  await eng.close()
+})
+
+test('bad or unsupported setting values are InvalidInputError', async () => {
+  const eng = new Ace()
+  for (const key of ['threshold', 'halfOpenBusy', 'trippingCall', 'trialVerdict']) {
+    assert.throws(() => eng.breaker(`bad-${key}`, { [key]: 'sometimes' }), ace.InvalidInputError, key)
+  }
+  assert.throws(() => eng.breaker('wait', { halfOpenBusy: 'wait' }), ace.InvalidInputError)
+  assert.throws(() => eng.breaker('until').openUntil(NaN), ace.InvalidInputError)
+  await eng.close()
+})
+
+test('a count window smaller than minimumCalls clamps it', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('clamp', { window: 'count:3', minimumCalls: 10 })
+  for (let i = 0; i < 3; i++) await assert.rejects(b.call(fail))
+  assert.equal(b.state, 'open')
+  await eng.close()
+})
+
+test('the tripping call throws its own error or the breaker\'s', async () => {
+  const eng = new Ace()
+  const own = eng.breaker('own', { failures: 1 })
+  await assert.rejects(own.call(fail), (e) => e.message === 'down')
+  for (const [name, options] of [['consecutive', { failures: 2 }], ['windowed', { window: 'count:2', minimumCalls: 2 }]]) {
+    const b = eng.breaker(`pyb-${name}`, { ...options, trippingCall: 'breaker_error' })
+    await assert.rejects(b.call(fail), (e) => e.message === 'down', `${name}: the first failure is its own`)
+    await assert.rejects(b.call(fail), (e) => {
+      assert.ok(e instanceof ace.CircuitOpenError, `${name}: ${e}`)
+      assert.equal(e.state, 'open')
+      assert.equal(e.cause.message, 'down')
+      return true
+    })
+    await assert.rejects(b.call(async () => 1), ace.CircuitOpenError)
+  }
+  const p = eng.breaker('pyb-permit', { failures: 1, trippingCall: 'breaker_error' })
+  const permit = p.acquire()
+  const instead = permit.error(new Error('db'))
+  assert.ok(instead instanceof ace.CircuitOpenError)
+  assert.equal(instead.cause.message, 'db')
+  await eng.close()
+})
+
+test('events reach a listener after the call that caused them', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('ev', { window: 'count:4', minimumCalls: 4, isFailure: (e) => !(e instanceof RangeError) })
+  const events = []
+  b.onEvent((e) => events.push(e))
+  const others = []
+  eng.breaker('other').onEvent((e) => others.push(e))
+  await assert.rejects(b.call(() => { throw new RangeError('ignored') }))
+  for (let i = 0; i < 4; i++) await assert.rejects(b.call(fail))
+  await assert.rejects(b.call(async () => 1), ace.CircuitOpenError)
+  b.reset()
+  assert.deepEqual(events.map((e) => e.kind), [
+    'ignored_error', 'failure_rate_exceeded', 'transition', 'not_permitted', 'transition', 'reset',
+  ])
+  assert.equal(events[1].rate, 100)
+  assert.deepEqual([events[2].from, events[2].to], ['closed', 'open'])
+  assert.equal(events[3].state, 'open')
+  assert.deepEqual([events[4].from, events[4].to, events[4].why], ['open', 'closed', 'reset'])
+  assert.ok(events.every((e) => e.breaker === 'ev'))
+  assert.deepEqual(others, [], 'each listener hears its own breaker only')
+  let thrown = 0
+  const noisy = eng.breaker('noisy', { failures: 1 })
+  noisy.onEvent(() => { thrown++; throw new Error('listener bug') })
+  eng.on('warning', () => {})
+  await assert.rejects(noisy.call(fail), (e) => e.message === 'down', 'a listener\'s throw never reaches the caller')
+  assert.equal(thrown, 1)
+  assert.equal(eng.listenerErrors, 1)
+  assert.throws(() => b.onEvent(42), ace.InvalidInputError)
+  await eng.close()
+})
+
+test('automaticHalfOpen moves on a read after the wait', async () => {
+  const eng = new Ace()
+  for (const [automatic, expected] of [[false, 'open'], [true, 'half_open']]) {
+    const b = eng.breaker(`auto-${automatic}`, { automaticHalfOpen: automatic })
+    b.openUntil(Date.now() / 1000 - 1)
+    assert.equal(b.state, expected, String(automatic))
+  }
+  await eng.close()
+})
