@@ -143,6 +143,12 @@ step "crates package and build as published (cargo publish --dry-run, in depende
 # alone, as crates.io would; the bindings are publish = false. A dirty tree is allowed locally.
 dirty=()
 [[ -n "$(git status --porcelain 2>/dev/null)" ]] && dirty=(--allow-dirty)
+# Cargo takes a registry package as immutable: the sources it unpacked from the previous run's
+# local registry of these crates, and what it built from them, would be reused unchanged (and
+# the verify would build against an old agent-ace-core). Both go first.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/ "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/-*/
+rm -rf "$CARGO_TARGET_DIR"/debug/.fingerprint/{agent-ace-core,ace-store}-* \
+  "$CARGO_TARGET_DIR"/debug/.fingerprint/ace-????????????????
 if ! cargo publish --workspace --dry-run --locked "${dirty[@]}" > "$HOME/.cache/ace-publish.log" 2>&1; then
   cat "$HOME/.cache/ace-publish.log" >&2
   echo "cargo publish --dry-run failed" >&2
