@@ -74,8 +74,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        m = re.search(r"http://(\S+?)/metrics", line)
-        assert m, f"ace serve said {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        # "serving http://127.0.0.1:PORT/ (the live page), /api/, /metrics and /health and ..."
+        m = re.search(r"http://([^/\s]+)/", line)
+        if not m:
+            proc.kill()  # stderr is read to its end only once the process is gone
+            stderr = proc.stderr.read() if proc.stderr else ""
+            pytest.fail(f"ace serve said {line!r}; stderr: {stderr}")
         yield Served(proc, f"http://{m.group(1)}", trace)
     finally:
         proc.kill()
