@@ -39,8 +39,14 @@ pub(crate) fn load_model(py: Python<'_>, spec: &str) -> PyResult<ace::playbook::
                 ));
             }
         }
-    } else {
+    } else if std::path::Path::new(spec).is_dir() {
         spec.to_owned()
+    } else {
+        return Err(invalid(
+            py,
+            "embedder",
+            &format!("{spec:?} is neither a callable, 'minilm', nor a model directory (with a config.json)"),
+        ));
     };
     py.detach(|| ace::playbook::MiniLm::load(&dir)).py(py)
 }
