@@ -21,6 +21,10 @@ export PATH="$work/venv/bin:$PATH"
 echo "--> the sdist, then the wheel built from it (as PyPI users without a wheel build it), twine check"
 "$work/venv/bin/maturin" sdist -o "$work/dist" > "$work/sdist.log"
 # The sdist's build runs in a copy of the sources; CARGO_TARGET_DIR keeps the dependencies cached.
+# The sdist's files all carry one fixed old mtime, so cargo would take the release build of the
+# workspace's own crates from an earlier run as up to date: their fingerprints go first.
+fp="$CARGO_TARGET_DIR/release/.fingerprint"
+rm -rf "$fp"/{agent-ace-core,ace-store,ace-py}-* "$fp"/ace-????????????????
 "$py" -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/dist" "$work"/dist/agent_ace-*.tar.gz
 "$work/venv/bin/twine" check --strict "$work"/dist/*
 "$py" -m pip install --quiet "$work"/dist/agent_ace-*.whl
