@@ -340,7 +340,12 @@ export declare class Ace extends EventEmitter {
   contextStaleness(agent: string): number | null
   reportOutcome(intervention: Intervention | string, success: boolean): void
   baseline(agent: string, stage: string, metric?: string): Record<string, unknown> | null
+  /** The error patterns the live miner holds, most frequent first. */
   patterns(): Array<Record<string, unknown>>
+  /** The error patterns the store holds (other processes' too, on a shared store). */
+  storedPatterns(): Promise<Array<Record<string, unknown>>>
+  /** The newest signals this engine raised, newest first (held in memory; `limit` default 100). */
+  recentSignals(query?: { agent?: string; limit?: number }): Array<Record<string, unknown>>
   /** Serves the live page, `/api/`, `/metrics` and `/health` of this engine (loopback by default) until `stop()` or `close()`. */
   serve(addr?: string, options?: { token?: string }): Server
   /** The newest interventions the store holds, newest first (`since` in Unix seconds; `limit` default 100). */

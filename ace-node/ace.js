@@ -457,8 +457,19 @@ class Ace extends EventEmitter {
     return call(() => this._engine.baseline(agent, stage, metric))
   }
 
+  /** The error patterns the live miner holds, most frequent first. */
   patterns() {
     return call(() => this._engine.patterns())
+  }
+
+  /** The error patterns the store holds (other processes' too, on a shared store). */
+  async storedPatterns() {
+    return wait(call(() => this._engine.storedPatterns()))
+  }
+
+  /** The newest signals this engine raised, newest first (held in memory): `{ agent, limit }`. */
+  recentSignals({ agent, limit } = {}) {
+    return call(() => this._engine.recentSignals(agent, limit))
   }
 
   /**

@@ -75,6 +75,16 @@ export declare class Engine {
   interventions(since?: number | undefined | null, agent?: string | undefined | null, limit?: number | undefined | null): Promise<Array<Record<string, unknown>>>
   /** The newest errors the store holds, newest first (arguments as `interventions`). */
   errors(since?: number | undefined | null, agent?: string | undefined | null, limit?: number | undefined | null): Promise<Array<Record<string, unknown>>>
+  /**
+   * The error patterns the store holds (with other processes' on a shared store), most
+   * frequent first; `patterns()` is the live miner's.
+   */
+  storedPatterns(): Promise<Array<Record<string, unknown>>>
+  /**
+   * The newest signals this engine raised (newest first, held in memory), of `agent` if
+   * given, at most `limit` (default 100; 0: all kept).
+   */
+  recentSignals(agent?: string | undefined | null, limit?: number | undefined | null): Array<Record<string, unknown>>
 }
 
 /**

@@ -48,6 +48,22 @@ pub fn pattern_json(p: &PatternRecord) -> Value {
     json!({ "id": p.id.to_string(), "kind": p.kind, "template": p.template, "count": p.count })
 }
 
+/// A signal the engine raised (held in memory, see `Ace::recent_signals`), with its evidence.
+#[must_use]
+pub fn signal_json(s: &ace_core::Signal) -> Value {
+    json!({
+        "ts": s.at.as_secs_f64(),
+        "time": s.at.to_rfc3339(),
+        "agent": &*s.agent,
+        "task": s.task.as_deref(),
+        "stage": s.stage.as_deref(),
+        "kind": s.kind.as_str(),
+        "severity": s.severity.as_str(),
+        "message": s.message,
+        "evidence": serde_json::to_value(&s.evidence).unwrap_or(Value::Null),
+    })
+}
+
 /// A list of records as a JSON array.
 #[must_use]
 pub fn list<T>(records: &[T], f: impl Fn(&T) -> Value) -> Value {

@@ -87,8 +87,8 @@ pub use clock::{Clock, CoarseClock, ManualClock, SystemClock, Timestamp};
 pub use config::{AceConfig, AceConfigBuilder};
 pub use decision::{Amendment, Confidence, Intervention, Report, Strategy, Verdict};
 pub use engine::{
-    Ace, AceBuilder, Health, MAX_READ_BACK, MAX_SUMMARY_BYTES, Metrics, Reflection, Reflector, StageTimer, Stats,
-    TaskSummary,
+    Ace, AceBuilder, Health, MAX_READ_BACK, MAX_SUMMARY_BYTES, Metrics, RECENT_SIGNALS, Reflection, Reflector,
+    StageTimer, Stats, TaskSummary,
 };
 pub use error::{Error, Result};
 pub use errors::{ErrorEvent, ErrorReport};

@@ -1,17 +1,19 @@
-//! `Engine.serve(...)` and the read-back calls (`interventions`, `errors`): argument conversion
+//! `Engine.serve(...)` and the read-back calls (`interventions`, `errors`, `storedPatterns`,
+//! `recentSignals`): argument conversion
 //! around `ace::serve_with` and `ace::readback`. The listener runs on Rust threads and is
 //! stopped by `Server.stop()` or the engine's `close()`.
 
 use std::sync::Arc;
 
-use ace::readback::{error_json, intervention_json, list};
+use ace::readback::{error_json, intervention_json, list, signal_json};
 use ace::{ErrorQuery, InterventionQuery, ServeOptions, Timestamp};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
+use serde_json::Value;
 
 use crate::engine::Engine;
-use crate::{IntoJs, Job, camel, guard, invalid, to_js};
+use crate::{IntoJs, Job, camel, data, guard, invalid, to_js};
 
 type Slot = Arc<Mutex<Option<ace::Server>>>;
 
@@ -147,5 +149,22 @@ impl Engine {
         (q.agent, q.since) = (agent, since_ts(since)?);
         let ace = self.ace.clone();
         Ok(Job::new(move || Ok(camel(list(&ace.errors(&q).js()?, error_json)))))
+    }
+
+    /// The error patterns the store holds (with other processes' on a shared store), most
+    /// frequent first; `patterns()` is the live miner's.
+    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+    pub fn stored_patterns(&self) -> AsyncTask<Job> {
+        let ace = self.ace.clone();
+        Job::new(move || data(&ace.stored_patterns().js()?))
+    }
+
+    /// The newest signals this engine raised (newest first, held in memory), of `agent` if
+    /// given, at most `limit` (default 100; 0: all kept).
+    #[napi(ts_return_type = "Array<Record<string, unknown>>")]
+    pub fn recent_signals(&self, agent: Option<String>, limit: Option<u32>) -> Result<Value> {
+        guard(|| {
+            Ok(camel(list(&self.ace.recent_signals(agent.as_deref(), limit_or_default(limit)).js()?, signal_json)))
+        })
     }
 }

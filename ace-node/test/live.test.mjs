@@ -2,6 +2,9 @@
 // real HTTP client (fetch over TCP).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import { Ace } from '../ace.js'
 
@@ -70,4 +73,29 @@ test('interventions and errors read back newest first', async () => {
   await assert.rejects(ace.errors({ since: Number.NaN }), { code: 'invalid_input' })
   await ace.close()
   await assert.rejects(ace.interventions(), { code: 'closed' })
+})
+
+test('storedPatterns reads the store, recentSignals the engine', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ace-live-'))
+  const url = `sqlite://${join(dir, 'ace.db')}`
+  // Two engines on one file, as two processes would be: the reader's miner sees none of the
+  // writer's errors (an engine loads the stored patterns only when it starts), its store all.
+  const reader = await Ace.open(url)
+  const writer = await Ace.open(url)
+  for (let i = 0; i < 6; i++) writer.recordError('agent-a', `t${i}`, 'execution', 'Timeout', `call ${i} timed out`)
+  await writer.close()
+  assert.deepEqual(reader.patterns(), [])
+  const stored = await reader.storedPatterns()
+  assert.deepEqual(stored.map((p) => [p.kind, p.count]), [['Timeout', 6]])
+  assert.match(stored[0].template, /<\*>/)
+  assert.deepEqual(reader.recentSignals(), [], 'signals are held in memory, per engine')
+  reader.recordError('agent-b', 't1', 'planning', 'ValueError', 'bad plan')
+  const signals = reader.recentSignals({ agent: 'agent-b', limit: 5 })
+  assert.deepEqual(signals.map((s) => [s.agent, s.task, s.kind]), [['agent-b', 't1', 'task_error']])
+  assert.equal(signals[0].evidence.errorKind, 'ValueError')
+  assert.deepEqual(reader.recentSignals({ agent: 'nobody' }), [])
+  await reader.close()
+  await assert.rejects(reader.storedPatterns(), { code: 'closed' })
+  assert.throws(() => reader.recentSignals(), { code: 'closed' })
+  rmSync(dir, { recursive: true, force: true })
 })

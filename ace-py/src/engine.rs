@@ -461,9 +461,20 @@ impl PyAce {
         guard(py, || self.engine()?.baseline(&agent, &stage, metric).map(|b| to_data(py, &b)).transpose())
     }
 
-    /// The error patterns, most frequent first, as dicts.
+    /// The error patterns the live miner holds, most frequent first, as dicts.
     fn patterns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        guard(py, || to_data(py, &self.engine()?.patterns()))
+        crate::live::patterns(py, self.handle()?, false)
+    }
+
+    /// The error patterns the store holds (other processes' too, on a shared store).
+    fn stored_patterns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::live::patterns(py, self.handle()?, true)
+    }
+
+    /// The newest signals this engine raised (newest first, held in memory), as dicts.
+    #[pyo3(signature = (agent=None, limit=100))]
+    fn recent_signals<'py>(&self, py: Python<'py>, agent: Option<String>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        crate::live::signals(py, self.handle()?, agent, limit)
     }
 
     /// Serves the live page (`/`), its JSON (`/api/`), `/metrics` and `/health` of this engine

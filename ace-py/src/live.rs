@@ -1,15 +1,16 @@
-//! `Ace.serve(...)` and the read-back calls (`Ace.interventions`, `Ace.errors`): argument
+//! `Ace.serve(...)` and the read-back calls (`interventions`, `errors`, `patterns`,
+//! `recent_signals`): argument
 //! conversion around `ace::serve_with` and `ace::readback`; the listener runs on Rust threads,
 //! never holding the GIL, and is stopped by `Server.stop()` or the engine's `close()`.
 
 use std::sync::Arc;
 
-use ace::readback::{error_json, intervention_json, list};
+use ace::readback::{error_json, intervention_json, list, signal_json};
 use ace::{Ace, ErrorQuery, InterventionQuery, ServeOptions, Timestamp};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
-use crate::convert::json_to_py;
+use crate::convert::{json_to_py, to_data};
 use crate::errors::{IntoPy, guard, invalid};
 
 /// The listeners an engine started, stopped when it closes.
@@ -160,4 +161,17 @@ pub(crate) fn errors<'py>(
         let rows = py.detach(|| ace.errors(&q)).py(py)?;
         json_to_py(py, &list(&rows, error_json))
     })
+}
+
+/// `Ace.patterns()`, the live miner's patterns, or `Ace.stored_patterns()`, the store's.
+pub(crate) fn patterns(py: Python<'_>, ace: Ace, stored: bool) -> PyResult<Bound<'_, PyAny>> {
+    guard(py, || {
+        let rows = if stored { py.detach(|| ace.stored_patterns()).py(py)? } else { ace.patterns() };
+        to_data(py, &rows)
+    })
+}
+
+/// `Ace.recent_signals(agent=None, limit=100)`.
+pub(crate) fn signals(py: Python<'_>, ace: Ace, agent: Option<String>, limit: usize) -> PyResult<Bound<'_, PyAny>> {
+    guard(py, || json_to_py(py, &list(&ace.recent_signals(agent.as_deref(), limit).py(py)?, signal_json)))
 }

@@ -101,6 +101,32 @@ def test_interventions_and_errors_read_back_newest_first() -> None:
         eng.interventions()
 
 
+def test_stored_patterns_come_from_the_store_and_signals_from_memory(tmp_path) -> None:
+    url = f"sqlite://{tmp_path / 'ace.db'}"
+    # Two engines on one file, as two processes would be: the reader's miner sees none of the
+    # writer's errors (an engine loads the stored patterns only when it starts), its store all.
+    reader = ace.Ace(url)
+    writer = ace.Ace(url)
+    for i in range(6):
+        writer.record_error("agent-a", f"t{i}", "execution", "Timeout", f"call {i} timed out")
+    writer.close()
+    assert reader.patterns() == []
+    stored = reader.stored_patterns()
+    assert [(p["kind"], p["count"]) for p in stored] == [("Timeout", 6)]
+    assert "<*>" in stored[0]["template"]
+    assert reader.recent_signals() == [], "signals are held in memory, per engine"
+    reader.record_error("agent-b", "t1", "planning", "ValueError", "bad plan")
+    signals = reader.recent_signals(agent="agent-b", limit=5)
+    assert [(s["agent"], s["task"], s["kind"]) for s in signals] == [("agent-b", "t1", "task_error")]
+    assert signals[0]["evidence"]["error_kind"] == "ValueError" and signals[0]["message"]
+    assert reader.recent_signals(agent="nobody") == []
+    reader.close()
+    with pytest.raises(ace.ClosedError):
+        reader.stored_patterns()
+    with pytest.raises(ace.ClosedError):
+        reader.recent_signals()
+
+
 def test_a_forked_child_leaves_the_parents_listener_serving() -> None:
     import os
 

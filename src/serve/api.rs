@@ -5,6 +5,7 @@
 //! - `agents?page=&per_page=`: agents with their stages' stored baselines and current deviation,
 //!   recent interventions and errors, sorted by what needs attention (paged, 50 a page);
 //! - `interventions?agent=&since=&limit=` and `errors?agent=&since=&limit=`: the newest first;
+//! - `signals?agent=&limit=`: the newest signals the engine raised (held in memory);
 //! - `patterns?limit=`: the live miner's patterns and the store's, most frequent first, with the
 //!   worst severity seen among the recent errors.
 //!
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use ace_core::{Ace, ErrorQuery, InterventionQuery, Timestamp};
 use serde_json::{Value, json};
 
-use crate::readback::{error_json, intervention_json, list, pattern_json};
+use crate::readback::{error_json, intervention_json, list, pattern_json, signal_json};
 
 /// The most records a list answer holds.
 pub const MAX_LIST: usize = 1000;
@@ -42,8 +43,9 @@ pub(super) fn answer(ace: &Ace, path: &str, query: &str) -> Answer {
         "interventions" => params.only(&["agent", "since", "limit"]).and_then(|()| interventions(ace, &params)),
         "errors" => params.only(&["agent", "since", "limit"]).and_then(|()| errors(ace, &params)),
         "patterns" => params.only(&["limit"]).and_then(|()| patterns(ace, &params)),
+        "signals" => params.only(&["agent", "limit"]).and_then(|()| signals(ace, &params)),
         _ => {
-            let body = json!({"error": "not_found", "message": format!("no /api/{path}; try overview, agents, interventions, errors or patterns")});
+            let body = json!({"error": "not_found", "message": format!("no /api/{path}; try overview, agents, interventions, errors, signals or patterns")});
             return ("404 Not Found", "application/json", body.to_string());
         }
     };
@@ -154,6 +156,11 @@ fn errors(ace: &Ace, p: &Params) -> Result<Value, Failure> {
     q.agent = p.text("agent").map(str::to_owned);
     q.since = p.since()?;
     Ok(list(&ace.errors(&q)?, error_json))
+}
+
+fn signals(ace: &Ace, p: &Params) -> Result<Value, Failure> {
+    let limit = p.number("limit", 50, MAX_LIST)?;
+    Ok(list(&ace.recent_signals(p.text("agent"), limit)?, signal_json))
 }
 
 fn patterns(ace: &Ace, p: &Params) -> Result<Value, Failure> {
@@ -353,6 +360,18 @@ mod tests {
         let (_, _, body) = answer(&ace, "agents", "");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["agents"][0]["agent"], "a");
+        let breaker = ace.breaker("llm").unwrap();
+        breaker.force_open();
+        assert!(ace.acquire("b", "t2", &breaker).is_err());
+        let (status, _, body) = answer(&ace, "signals", "agent=b&limit=5");
+        assert_eq!(status, "200 OK");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v[0]["agent"].as_str(), v[0]["kind"].as_str()), (Some("b"), Some("breaker_open")), "{v}");
+        assert_eq!(v[0]["evidence"]["breaker"], "llm");
+        let (_, _, body) = answer(&ace, "signals", "agent=a");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()[0]["kind"], "task_error", "the error's signal");
+        assert_eq!(answer(&ace, "signals", "agent=nobody").2, "[]");
+        assert_eq!(answer(&ace, "signals", "since=1").0, "400 Bad Request");
         ace.close().unwrap();
         assert_eq!(answer(&ace, "errors", "").0, "503 Service Unavailable");
     }

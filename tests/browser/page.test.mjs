@@ -54,6 +54,11 @@ test('the live page shows the demo: agents, an intervention, a pattern', async (
     assert.match(first, /(refresh_context|replan|reflect|verify|escalate|backoff|terminate)/, first)
     assert.match(first, /pending|helped|did not help/, first)
 
+    const signals = page.locator('#signals tr')
+    const signal = await signals.first().innerText()
+    assert.match(signal, /agent-\d{5}/, signal)
+    assert.match(signal, /(low|medium|high|critical)/, signal)
+
     const patterns = page.locator('#patterns tr')
     assert.ok((await patterns.count()) > 0)
     assert.match(await patterns.first().innerText(), /<\*>/, 'a template with its variable parts masked')

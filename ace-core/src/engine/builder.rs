@@ -268,6 +268,7 @@ impl AceBuilder {
             fleet,
             playbooks,
             metrics,
+            recent: super::recent::RecentSignals::new(),
             sync,
             scoring_only: self.scoring_only,
         };

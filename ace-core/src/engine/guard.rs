@@ -90,7 +90,7 @@ impl Ace {
                 retry_after_s: rejected.retry_after.map(|d| d.as_secs_f64()),
             },
         };
-        shared.metrics.count_signals(std::slice::from_ref(&signal));
+        self.saw(std::slice::from_ref(&signal));
         rejected.intervention = self.decide(now, agent, task, std::slice::from_ref(&signal));
         rejected
     }

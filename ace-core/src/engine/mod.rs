@@ -12,6 +12,7 @@ mod health;
 mod judging;
 mod metrics;
 mod readback;
+mod recent;
 mod record;
 mod reflect;
 mod settings;
@@ -29,6 +30,7 @@ pub use builder::AceBuilder;
 pub use health::{Health, Stats};
 pub use metrics::Metrics;
 pub use readback::MAX_READ_BACK;
+pub use recent::RECENT_SIGNALS;
 pub use reflect::{MAX_SUMMARY_BYTES, Reflection, Reflector, TaskSummary};
 pub use timer::StageTimer;
 
@@ -111,6 +113,8 @@ struct Shared {
     fleet: Option<Arc<Fleet>>,
     playbooks: Playbooks,
     metrics: Metrics,
+    /// The newest signals, for read-back.
+    recent: recent::RecentSignals,
     sync: Arc<WriterSync>,
     /// See `AceBuilder::scoring_only`.
     scoring_only: bool,

@@ -133,7 +133,7 @@ impl Ace {
         if signals.is_empty() {
             return Ok(Report::default());
         }
-        shared.metrics.count_signals(&signals);
+        self.saw(&signals);
         let intervention = self.decide(now, obs.agent, obs.task, &signals);
         Ok(Report { signals, intervention })
     }
@@ -219,7 +219,7 @@ impl Ace {
         let context = shared.context.agent(ev.agent, now);
         let mut counted = shared.errors.record(now, context.name(), ev)?;
         counted.report.signals.extend(context.observe(now, true, ev.task, ev.stage, &shared.context.cfg));
-        shared.metrics.count_signals(&counted.report.signals);
+        self.saw(&counted.report.signals);
         if let Some(trace) = &shared.trace {
             trace.error(now, ev.agent, ev.task, ev.stage, ev.kind, ev.message, ev.severity);
         }
