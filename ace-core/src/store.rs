@@ -273,6 +273,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Records this store let go by design since it was made (a bounded store's oldest, as
+    /// [`MemoryStore`] keeps its newest only): not a loss to report, but a count to show
+    /// (`ace_records_evicted_total`, `Stats::evicted`). 0 for a store that keeps everything.
+    fn evicted(&self) -> u64 {
+        0
+    }
+
     /// Checks the store is reachable; returns the round-trip time.
     fn ping(&self) -> Result<Duration>;
 
@@ -353,6 +360,10 @@ fn push_bounded<T>(list: &mut VecDeque<T>, record: T, max: usize) -> u64 {
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn evicted(&self) -> u64 {
+        MemoryStore::evicted(self)
     }
 
     fn append(&self, records: &[Record]) -> Result<()> {

@@ -47,6 +47,25 @@ fn flush_stores_everything_accepted() {
 }
 
 #[test]
+fn the_default_store_evicts_past_its_bound_and_counts_it_apart_from_losses() {
+    let store = MemoryStore::with_max_records(100);
+    let ace = engine(&store, AceConfig::default());
+    for i in 0..250u32 {
+        ace.record_stage("a", &format!("t{i}"), "planning", 0.5, true).unwrap();
+    }
+    ace.flush().unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 100, "the newest 100");
+    let stats = ace.stats();
+    assert_eq!((stats.evicted, stats.dropped), (150, 0));
+    assert!(ace.metrics_text().contains("\nace_records_evicted_total 150\n"), "the series says it too");
+    // A store that keeps everything evicts nothing.
+    let keeps = Ace::builder().build().unwrap();
+    keeps.record_stage("a", "t", "planning", 0.5, true).unwrap();
+    keeps.flush().unwrap();
+    assert_eq!(keeps.stats().evicted, 0);
+}
+
+#[test]
 fn a_full_batch_is_written_without_a_flush() {
     let store = MemoryStore::new();
     let ace =

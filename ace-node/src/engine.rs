@@ -362,8 +362,8 @@ impl Engine {
         let s = self.ace.stats();
         json!({
             "recorded": s.recorded, "persisted": s.persisted, "buffered": s.buffered, "dropped": s.dropped,
-            "signals": s.signals, "baselines": s.baselines, "errors": s.errors, "patterns": s.patterns,
-            "openTasks": s.open_tasks, "storeFailures": s.store_failures,
+            "evicted": s.evicted, "signals": s.signals, "baselines": s.baselines, "errors": s.errors,
+            "patterns": s.patterns, "openTasks": s.open_tasks, "storeFailures": s.store_failures,
         })
     }
 

@@ -534,6 +534,7 @@ impl PyAce {
                 ("persisted", s.persisted),
                 ("buffered", s.buffered),
                 ("dropped", s.dropped),
+                ("evicted", s.evicted),
                 ("signals", s.signals),
                 ("baselines", s.baselines),
                 ("errors", s.errors),

@@ -27,7 +27,11 @@ def test_millions_of_records_leave_resident_memory_flat():
     grown = resident_bytes() - level
     # An unbounded store would hold 3,000,000 more records here (well over 300 MB).
     assert grown < 16 * 1024 * 1024, f"resident memory grew by {grown / 1e6:.1f} MB"
-    assert eng.stats()["recorded"] == 3_500_000
+    stats = eng.stats()
+    assert stats["recorded"] == 3_500_000
+    # Evicted, not lost: counted in stats and in ace_records_evicted_total, never as dropped.
+    assert stats["evicted"] == 3_500_000 - 50_000 and stats["dropped"] == 0, stats
+    assert "ace_records_evicted_total 3450000" in eng.metrics_text()
     eng.close()
 
 

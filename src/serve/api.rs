@@ -211,8 +211,8 @@ fn overview(ace: &Ace) -> Value {
         "health": health,
         "stats": {
             "recorded": s.recorded, "persisted": s.persisted, "buffered": s.buffered, "dropped": s.dropped,
-            "signals": s.signals, "baselines": s.baselines, "errors": s.errors, "patterns": s.patterns,
-            "open_tasks": s.open_tasks, "store_failures": s.store_failures,
+            "evicted": s.evicted, "signals": s.signals, "baselines": s.baselines, "errors": s.errors,
+            "patterns": s.patterns, "open_tasks": s.open_tasks, "store_failures": s.store_failures,
         },
         "losses": losses,
         "now": ace.now().as_secs_f64(),

@@ -214,6 +214,7 @@ impl AceBuilder {
         metrics.add(Arc::new(playbook_series));
         metrics.add(Arc::new(errors.series().clone()));
         metrics.add(Arc::new(fleet_series));
+        metrics.add(Arc::new(super::metrics::EvictedSeries(Arc::downgrade(&store))));
         let mut registry = Registry::default();
         metrics.register(&mut registry);
 

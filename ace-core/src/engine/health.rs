@@ -59,6 +59,9 @@ pub struct Stats {
     pub buffered: u64,
     /// Records not persisted because the buffer was full (also in `ace_records_dropped_total`).
     pub dropped: u64,
+    /// Records the store let go by design (the in-memory store's oldest, past
+    /// `ACE_MEMORY_MAX_RECORDS`; also in `ace_records_evicted_total`). Not a loss.
+    pub evicted: u64,
     /// Signals raised, by every organ (also in `ace_signals_total{kind}`).
     pub signals: u64,
     /// (agent, stage) pairs with baselines.
@@ -145,6 +148,7 @@ impl Ace {
             persisted,
             buffered: c.buffered + carried,
             dropped: c.dropped,
+            evicted: shared.store.evicted(),
             signals: c.signals + e.signals,
             baselines: c.entries,
             errors: e.recorded,

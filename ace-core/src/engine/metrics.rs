@@ -7,11 +7,15 @@
 //! the whole engine into its own registry with one call. Signals and rejected events are
 //! counted here, once, from what the organs return.
 
-use std::sync::Arc;
+use std::fmt;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -21,6 +25,7 @@ use crate::error::Error;
 use crate::persist::PersistSeries;
 use crate::playbook::PlaybookMetrics;
 use crate::signal::SignalKind;
+use crate::store::Store;
 use crate::telemetry::{
     AgentId, AgentType, BuildInfo, CoreSeries, HistogramFamily, Instrumented, Kind, Reason, Type, VerdictLabel,
     computation_histogram,
@@ -202,5 +207,35 @@ impl Instrumented for BreakerSeries {
 impl Instrumented for PlaybookMetrics {
     fn register(&self, registry: &mut Registry) {
         PlaybookMetrics::register(self, registry);
+    }
+}
+
+/// `ace_records_evicted_total`: what the store let go by design ([`Store::evicted`]), read at
+/// scrape.
+#[derive(Clone)]
+pub(crate) struct EvictedSeries(pub(crate) Weak<dyn Store>);
+
+impl fmt::Debug for EvictedSeries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EvictedSeries").finish_non_exhaustive()
+    }
+}
+
+impl Instrumented for EvictedSeries {
+    fn register(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(self.clone()));
+    }
+}
+
+impl Collector for EvictedSeries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let Some(store) = self.0.upgrade() else { return Ok(()) };
+        let counter = encoder.encode_descriptor(
+            "ace_records_evicted",
+            "Records the store let go by design (the in-memory store's oldest, past ACE_MEMORY_MAX_RECORDS); not a loss",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(store.evicted()).encode(counter)
     }
 }
