@@ -1,10 +1,10 @@
-//! Borrowing a Python `str` as UTF-8 without a copy, on every CPython the abi3 wheel supports.
+//! Borrowing a Python `str` as UTF-8 without a copy, and turning an unencodable one into an
+//! `InvalidInputError` naming the argument.
 //!
-//! With the stable ABI of 3.9, PyO3 reads a `str` argument by asking for a new `bytes` object
-//! (`PyUnicode_AsUTF8String`): an allocation per argument, about 70 ns of the recording call's
-//! budget for three ids. `PyUnicode_AsUTF8AndSize` returns the UTF-8 form the string object
-//! caches (computed once per string, kept for its lifetime). It joined the limited API in 3.10
-//! but has been exported by every CPython 3 interpreter, so a 3.9 wheel may call it too.
+//! `PyUnicode_AsUTF8AndSize` returns the UTF-8 form the string object caches (computed once per
+//! string, kept for its lifetime), so a recording call's ids cost no allocation. A lone
+//! surrogate makes it fail; PyO3's own `&str` conversion would raise `UnicodeEncodeError`, which
+//! `except ace.AceError` does not catch.
 
 use std::os::raw::c_char;
 

@@ -1,4 +1,4 @@
-//! Durable backends for [ace](https://example.invalid/ace): the embedded SQLite store, and
+//! Durable backends for [ace](https://docs.rs/ace): the embedded SQLite store, and
 //! [`open`], which turns a store URL into a store.
 //!
 //! Every backend implements [`ace_core::Store`] and passes the conformance suite in the
