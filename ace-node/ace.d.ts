@@ -134,6 +134,10 @@ export interface BreakerOptions {
   trialVerdict?: 'after_all_permits' | 'at_once'
   /** Move from open to half-open as soon as the wait is over, seen by any read of the state (resilience4j's option; default false). */
   automaticHalfOpen?: boolean
+  /** Each re-open without a close multiplies the open wait by this (with `maxWaitSeconds`; resilience4j's exponential wait). */
+  backoffMultiplier?: number
+  /** The longest open wait, in seconds (with `backoffMultiplier`). */
+  maxWaitSeconds?: number
   /** Whether an error counts as a failure (default: every error does). */
   isFailure?: (error: unknown) => boolean
 }

@@ -308,6 +308,13 @@ export interface BreakerOptions {
    * not only by the next call (resilience4j's option; default false).
    */
   automaticHalfOpen?: boolean
+  /**
+   * Each re-open without a close multiplies the open wait by this (with `maxWaitSeconds`;
+   * resilience4j's exponential open-state wait).
+   */
+  backoffMultiplier?: number
+  /** The longest open wait, in seconds (with `backoffMultiplier`). */
+  maxWaitSeconds?: number
 }
 
 /** `breakerTryAcquire` for `agent`'s call in `task`: a rejection is a signal for the task. */

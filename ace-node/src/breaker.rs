@@ -58,6 +58,11 @@ pub struct BreakerOptions {
     /// Move from open to half-open as soon as the wait is over, seen by any read of the state,
     /// not only by the next call (resilience4j's option; default false).
     pub automatic_half_open: Option<bool>,
+    /// Each re-open without a close multiplies the open wait by this (with `maxWaitSeconds`;
+    /// resilience4j's exponential open-state wait).
+    pub backoff_multiplier: Option<f64>,
+    /// The longest open wait, in seconds (with `backoffMultiplier`).
+    pub max_wait_seconds: Option<f64>,
 }
 
 fn rejection(r: &Rejected) -> Result<Value> {
@@ -119,6 +124,8 @@ impl NativeBreaker {
                     tripping_call: o.tripping_call.as_deref().map(str::parse).transpose().js()?,
                     trial_verdict: o.trial_verdict.as_deref().map(str::parse).transpose().js()?,
                     automatic_half_open: o.automatic_half_open,
+                    backoff_multiplier: o.backoff_multiplier,
+                    max_wait_seconds: o.max_wait_seconds,
                 },
             };
             let breaker = ace::breaker_with(&ace, &name, &options).js()?;

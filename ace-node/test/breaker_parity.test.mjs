@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import ace from '../ace.js'
 
-const { Ace } = ace
+const { Ace, CircuitOpenError, ConfigError, InvalidInputError } = ace
 const fail = async () => { throw new Error('down') }
 
 test('notPermitted counts since the last transition; notPermittedTotal since the start', async () => {
@@ -140,3 +140,26 @@ test('automaticHalfOpen moves on a read after the wait', async () => {
   }
   await eng.close()
 })
+
+test('the open wait backs off on each reopen, up to its most', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('bo', { failures: 1, waitSeconds: 10, backoffMultiplier: 3, maxWaitSeconds: 100 })
+  const waits = []
+  for (let i = 0; i < 4; i++) {
+    await assert.rejects(b.call(fail), /down/) // the first opens it; each later one is a lost trial, which re-opens it
+    const rejected = await b.call(async () => 1).catch((e) => e)
+    assert.ok(rejected instanceof CircuitOpenError, String(rejected))
+    waits.push(rejected.retryAfter)
+    b.halfOpen() // as when the wait is over: the next call is the trial
+  }
+  const expected = [10, 30, 90, 100]
+  assert.ok(waits.every((w, i) => expected[i] - 5 < w && w <= expected[i]), String(waits))
+  assert.equal(await b.call(async () => 1), 1)
+  assert.equal(b.state, 'closed', 'a won trial closes it')
+  for (const bad of [{ backoffMultiplier: 2 }, { maxWaitSeconds: 60 }]) {
+    assert.throws(() => eng.breaker('bo-bad', bad), InvalidInputError)
+  }
+  assert.throws(() => eng.breaker('bo-short', { waitSeconds: 60, backoffMultiplier: 2, maxWaitSeconds: 30 }), ConfigError)
+  await eng.close()
+})
+

@@ -52,7 +52,7 @@ impl PyBreaker {
     /// `is_failure(exc)` says whether an exception is a failure (else a success);
     /// `failure_result(value)` whether a returned value is a failure.
     #[new]
-    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None, record=None, is_failure=None, failure_result=None, threshold=None, half_open_busy=None, tripping_call=None, trial_verdict=None, automatic_half_open=None))]
+    #[pyo3(signature = (engine, name, *, failures=None, wait_seconds=None, window=None, failure_rate=None, minimum_calls=None, slow_call_seconds=None, slow_call_rate=None, half_open_permits=None, max_half_open_seconds=None, ignore=None, record=None, is_failure=None, failure_result=None, threshold=None, half_open_busy=None, tripping_call=None, trial_verdict=None, automatic_half_open=None, backoff_multiplier=None, max_wait_seconds=None))]
     fn new(
         py: Python<'_>,
         engine: Py<PyAce>,
@@ -75,6 +75,8 @@ impl PyBreaker {
         tripping_call: Option<&str>,
         trial_verdict: Option<&str>,
         automatic_half_open: Option<bool>,
+        backoff_multiplier: Option<f64>,
+        max_wait_seconds: Option<f64>,
     ) -> PyResult<Self> {
         guard(py, || {
             let ace = engine.get().handle()?;
@@ -93,6 +95,8 @@ impl PyBreaker {
                 tripping_call: tripping_call.map(str::parse).transpose().py(py)?,
                 trial_verdict: trial_verdict.map(str::parse).transpose().py(py)?,
                 automatic_half_open,
+                backoff_multiplier,
+                max_wait_seconds,
             };
             let breaker = ace::breaker_with(&ace, &name, &options).py(py)?;
             let judge = judge(py, ignore, record, is_failure, failure_result)?;

@@ -245,3 +245,29 @@ def test_automatic_half_open_moves_on_a_read_after_the_wait(eng):
         b.open_until(time.time() - 1)
         assert b.state == expected, automatic
         assert b.snapshot()["state"] == expected, automatic
+
+
+def test_the_open_wait_backs_off_on_each_reopen_up_to_its_most(eng):
+    b = eng.breaker("bo", failures=1, wait_seconds=10, backoff_multiplier=3, max_wait_seconds=100)
+    waits = []
+    for _ in range(4):
+        with pytest.raises(ValueError):
+            b.call(int, "x")  # the first opens it; each later one is a lost trial, which re-opens it
+        with pytest.raises(ace.CircuitOpenError) as e:
+            b.call(lambda: 1)
+        waits.append(e.value.retry_after)
+        b.half_open()  # as when the wait is over: the next call is the trial
+    expected = [10, 30, 90, 100]
+    assert all(w - 5 < x <= w for x, w in zip(waits, expected)), waits
+    assert b.call(lambda: 1) == 1 and b.state == "closed", "a won trial closes it"
+    with pytest.raises(ValueError):
+        b.call(int, "x")
+    with pytest.raises(ace.CircuitOpenError) as e:
+        b.call(lambda: 1)
+    assert 5 < e.value.retry_after <= 10, "closing forgot the attempt"
+    for bad in [{"backoff_multiplier": 2}, {"max_wait_seconds": 60}, {"backoff_multiplier": 2, "max_wait_seconds": -1}]:
+        with pytest.raises(ace.InvalidInputError):
+            eng.breaker("bo-bad", **bad)
+    for bad in [{"backoff_multiplier": float("nan")}, {"backoff_multiplier": 0.5}, {"max_wait_seconds": 30}]:
+        with pytest.raises(ace.ConfigError):
+            eng.breaker("bo-bad", **{"wait_seconds": 60, "backoff_multiplier": 2, "max_wait_seconds": 600, **bad})

@@ -125,6 +125,12 @@ pub struct BreakerOptions {
     pub trial_verdict: Option<TrialVerdict>,
     /// [`BreakerConfig::automatic_half_open`].
     pub automatic_half_open: Option<bool>,
+    /// [`BreakerConfig::backoff`]'s multiplier: each re-open without a close multiplies the
+    /// open wait by it (given with `max_wait_seconds`).
+    pub backoff_multiplier: Option<f64>,
+    /// [`BreakerConfig::backoff`]'s longest open wait, in seconds (given with
+    /// `backoff_multiplier`).
+    pub max_wait_seconds: Option<f64>,
 }
 
 impl BreakerOptions {
@@ -177,6 +183,16 @@ impl BreakerOptions {
         }
         if let Some(a) = self.automatic_half_open {
             b = b.automatic_half_open(a);
+        }
+        match (self.backoff_multiplier, self.max_wait_seconds) {
+            (Some(m), Some(max)) => b = b.backoff(m, seconds("max_wait_seconds", max)?),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(Error::invalid("max_wait_seconds", "give the longest open wait with backoff_multiplier"));
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid("backoff_multiplier", "give the multiplier with max_wait_seconds"));
+            }
         }
         b.build()
     }
@@ -511,6 +527,11 @@ mod tests {
         assert_eq!((c.minimum_calls, c.half_open_permits), (4, 3));
         assert_eq!(c.slow_call_duration, Some(Duration::from_secs(2)));
         assert_eq!(c.max_wait_in_half_open, Some(Duration::from_secs(10)));
+        let c = BreakerOptions { backoff_multiplier: Some(2.0), max_wait_seconds: Some(300.0), ..Default::default() }
+            .config(5, wait)
+            .unwrap();
+        assert_eq!(c.backoff, Some(Backoff { multiplier: 2.0, max_wait: Duration::from_secs(300) }));
+        assert_eq!((c.wait(1), c.wait(2), c.wait(3), c.wait(9)), (wait, 2 * wait, 4 * wait, Duration::from_secs(300)));
     }
 
     #[test]
@@ -522,6 +543,16 @@ mod tests {
             (
                 BreakerOptions { max_half_open_seconds: Some(f64::INFINITY), ..Default::default() },
                 "max_half_open_seconds",
+            ),
+            (BreakerOptions { backoff_multiplier: Some(2.0), ..Default::default() }, "max_wait_seconds"),
+            (BreakerOptions { max_wait_seconds: Some(60.0), ..Default::default() }, "backoff_multiplier"),
+            (
+                BreakerOptions {
+                    backoff_multiplier: Some(2.0),
+                    max_wait_seconds: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "max_wait_seconds",
             ),
         ] {
             let err = o.config(5, wait).unwrap_err();
@@ -536,6 +567,14 @@ mod tests {
             (BreakerOptions { failures: Some(0), ..Default::default() }, "window"),
             (BreakerOptions { half_open_permits: Some(0), ..Default::default() }, "half_open_permits"),
             (BreakerOptions { wait_seconds: Some(0.0), ..Default::default() }, "wait_in_open"),
+            (
+                BreakerOptions { backoff_multiplier: Some(0.5), max_wait_seconds: Some(600.0), ..Default::default() },
+                "backoff",
+            ),
+            (
+                BreakerOptions { backoff_multiplier: Some(2.0), max_wait_seconds: Some(1.0), ..Default::default() },
+                "backoff",
+            ),
         ] {
             let err = o.config(5, wait).unwrap_err();
             assert!(matches!(&err, Error::Config { key: k, .. } if k == key), "{err}");

@@ -211,6 +211,8 @@ class CircuitBreaker:
         tripping_call: Optional[Literal["own_error", "breaker_error"]] = None,
         trial_verdict: Optional[Literal["after_all_permits", "at_once"]] = None,
         automatic_half_open: Optional[bool] = None,
+        backoff_multiplier: Optional[float] = None,
+        max_wait_seconds: Optional[float] = None,
     ) -> Self: ...
     @property
     def name(self) -> str: ...
