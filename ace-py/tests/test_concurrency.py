@@ -2,7 +2,9 @@
 
 import asyncio
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 
 import pytest
@@ -35,6 +37,34 @@ def test_threads_hammering_one_engine_lose_nothing(eng):
     assert s["recorded"] == n_threads * n
     assert s["dropped"] == 0
     assert s["persisted"] >= n_threads * n + s["errors"]
+
+
+def test_threads_overflowing_the_buffer_never_deadlock_on_the_drop_warning():
+    # A full buffer drops records and warns through Python's `logging`, whose write to stderr
+    # lets other threads run. The warning was made under the shard lock, so a second thread,
+    # holding the GIL, waited on that lock while the first waited on the GIL: 3 runs in 3 hung.
+    # In a child process, so that a hang fails the test instead of the session.
+    script = textwrap.dedent(
+        """
+        import threading, ace
+        eng = ace.Ace(config={"buffer_capacity": 2000, "batch_size": 1000, "spill_dir": "off"})
+        def run():
+            for _ in range(200_000):
+                eng.record_stage("agent-1", "task-1", "planning", 0.5, True)
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        eng.flush()
+        s = eng.stats()
+        print(s["recorded"], s["dropped"])
+        eng.close()
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    recorded, dropped = map(int, run.stdout.split())
+    assert recorded == 600_000
+    assert dropped > 0, "the buffer never overflowed: the test did not reach the warning"
+    assert "ace record buffer is full" in run.stderr
 
 
 def test_flush_releases_the_gil(eng):

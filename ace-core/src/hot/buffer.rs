@@ -163,26 +163,16 @@ impl Hot {
         Some(if low { Wake::Now } else { Wake::Soon })
     }
 
-    /// A record found its shard's buffer full: handed back in durable mode, else dropped.
+    /// A record found its shard's buffer full: handed back in durable mode, else dropped and
+    /// counted (nothing is logged here, under the shard lock: see [`Wake::Dropped`]).
     #[cold]
     pub(super) fn full(&self, shard: &mut Shard) -> Wake {
         if self.overflow {
             return Wake::Full;
         }
-        self.count_drop(shard);
-        Wake::No
-    }
-
-    fn count_drop(&self, shard: &mut Shard) {
         shard.dropped += 1;
-        let dropped = shard.dropped;
         self.series.drop_records("buffer_full", 1);
-        if dropped.is_power_of_two() {
-            tracing::warn!(
-                dropped,
-                "ace record buffer is full: records are not being persisted (store too slow or down)"
-            );
-        }
+        if shard.dropped.is_power_of_two() { Wake::Dropped(shard.dropped) } else { Wake::No }
     }
 
     /// Takes and releases every shard lock once (see `closed`).

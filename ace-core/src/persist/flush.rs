@@ -69,6 +69,14 @@ impl WriterSync {
                 self.wake.store(true, Ordering::SeqCst);
                 self.unpark();
             }
+            Wake::Dropped(dropped) => {
+                tracing::warn!(
+                    dropped,
+                    "ace record buffer is full: records are not being persisted (store too slow or down)"
+                );
+                self.wake.store(true, Ordering::SeqCst);
+                self.unpark();
+            }
         }
     }
 

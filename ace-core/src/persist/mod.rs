@@ -36,6 +36,12 @@ pub(crate) enum Wake {
     /// The record was not buffered: its buffer is full. In durable mode the caller journals it
     /// to the overflow segment (stored like a spill file); otherwise it was dropped and counted.
     Full,
+    /// The record was dropped (its buffer full, not durable mode) and counted; this is the
+    /// `n`-th drop of its shard, a power of two, so the caller warns. The warning is the
+    /// caller's, made once the shard lock is released: a log record can reach Python's
+    /// `logging`, which lets other threads run, and one of them may be waiting on that lock
+    /// while holding the GIL.
+    Dropped(u64),
 }
 
 /// Where the writer finds what to persist. Called on the writer thread only.
