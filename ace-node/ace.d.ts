@@ -56,7 +56,7 @@ export interface Intervention {
 export interface Confidence {
   /** Posterior probability that `strategy` works better than the runner-up (1 without one). */
   score: number
-  runner_up: Strategy | null
+  runnerUp: Strategy | null
   /** Outcomes reported so far for this kind of signal. */
   outcomes: number
   /** Fewer than 5 outcomes: the score rests mostly on the rule's prior. */

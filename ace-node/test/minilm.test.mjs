@@ -43,6 +43,7 @@ test('an intervention carries the engine confidence', () => {
   assert.ok(c.score >= 0 && c.score <= 1, JSON.stringify(c))
   assert.equal(c.novel, true, 'no outcome reported yet')
   assert.equal(c.outcomes, 0)
-  assert.notEqual(c.runner_up, i.strategy)
+  assert.equal(typeof c.runnerUp, 'string', JSON.stringify(c))
+  assert.notEqual(c.runnerUp, i.strategy)
   assert.equal(i.amended, undefined)
 })
