@@ -10,6 +10,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import ace from '../ace.js'
+import prometheus from '../prometheus.js'
 
 const { Ace } = ace
 
@@ -38,7 +39,11 @@ const hostileString = fc.oneof(
 const wrongType = fc.constantFrom(null, undefined, [], {}, [1, 2], { toString: () => 'x' }, () => 1, 10n, Symbol('s'), true, false, new Date(0), Buffer.from('x'))
 const any = fc.oneof(hostileString, hostileNumber, wrongType)
 // Valid values among the hostile ones, so that what is accepted gets read back too.
-const id = fc.oneof(fc.constantFrom('agent-1', 'tâche-日本', 'a'.repeat(256), 'a'.repeat(254) + 'é'), cutNearLimit, hostileString)
+const id = fc.oneof(
+  fc.constantFrom('agent-1', 'tâche-日本', 'a'.repeat(256), 'a'.repeat(254) + 'é', 'a"b', 'a\\nb', 'x" # {y', 'back\\', '{agent_id="z"}'),
+  cutNearLimit,
+  hostileString,
+)
 const text = fc.oneof(fc.constantFrom('Verify the total', 'Réservez ✓ 日本', 'x'.repeat(5000)), hostileString)
 
 /** A count the core takes: a whole number from 0 to 2^32 - 1 (absent aside). */
@@ -96,7 +101,7 @@ test('recording calls take hostile values or throw an AceError', LIMIT, () => {
   assert.equal(typeof eng.metricsText(), 'string')
   assert.equal(eng.stats().dropped, 0)
   eng.patterns()
-  return eng.close()
+  return eng.flush().then(() => eng.health()).then(() => eng.close())
 })
 
 test('an accepted stage or error reads back with its ids and message unchanged', LIMIT, async () => {
@@ -124,6 +129,25 @@ test('an accepted stage or error reads back with its ids and message unchanged',
     { ...RUNS, numRuns: 80 },
   )
   assert.ok(accepted > 0, 'some hostile ids are valid ones')
+  await eng.close()
+})
+
+test('an accepted agent id reads back unchanged from the metrics text, through prometheus.parse', LIMIT, async () => {
+  const eng = new Ace()
+  let accepted = 0
+  fc.assert(
+    fc.property(id, (agent) => {
+      if (!attempt(() => eng.recordStage(agent, 'task-1', 'planning', 0.5, true), 'recordStage').ok) return
+      accepted++
+      const labels = new Set()
+      for (const family of prometheus.parse(eng.metricsText()).values()) {
+        for (const sample of family.samples) labels.add(sample.labels.agent_id)
+      }
+      assert.ok(labels.has(crossed(agent)), `agent ${JSON.stringify(agent).slice(0, 80)} is not a label of the exposition`)
+    }),
+    { ...RUNS, numRuns: 60 },
+  )
+  assert.ok(accepted > 0)
   await eng.close()
 })
 
@@ -167,7 +191,8 @@ test('task context and tool digests take hostile values', LIMIT, async () => {
       const digest = attempt(() => ace.argsDigest(args), 'argsDigest')
       if (digest.ok) assert.match(digest.value, /^[0-9a-f]{16}$/)
       attempt(() => ace.argsDigestJson(args), 'argsDigestJson')
-      await settle(() => eng.stage(agent, task, 'planning', () => 1), 'stage')
+      await settle(() => eng.stage(agent, task, 'planning', (s) => s.metric(args, task)), 'stage')
+      await settle(() => eng.stage(null, null, 'planning', async (s) => s.metric('tokens', args)), 'stage in no task')
     }),
     { ...RUNS, numRuns: 80 },
   )
@@ -247,6 +272,8 @@ test('breakers take hostile names, options and durations or throw an AceError', 
       const p = attempt(() => breaker.acquire(agent, seconds), 'acquire')
       if (p.ok) attempt(() => p.value.error(value), 'permit.error')
       await settle(() => breaker.call(() => value), 'call')
+      await settle(() => breaker.wrap(async (x) => x)(value), 'wrap')
+      attempt(() => breaker.onEvent(value), 'onEvent')
       const opened = attempt(() => breaker.openFor(seconds), 'openFor')
       if (opened.ok) assert.ok(isSeconds(seconds), `opened for ${String(seconds)} s`)
       attempt(() => breaker.openUntil(seconds), 'openUntil')
@@ -310,6 +337,7 @@ test('retries take hostile options and attempts or throw an AceError', LIMIT, as
         'call',
       ).catch((e) => ({ ok: false, error: e }))
       if (out.ok) assert.equal(out.value, 'ok')
+      await settle(() => retry.wrap((x) => x)(value), 'wrap')
       assert.equal(typeof retry.counts(), 'object')
     }),
     { ...RUNS, numRuns: 80 },
