@@ -200,7 +200,8 @@ impl Engine {
             let spec = ace::EngineSpec::new(url.as_deref(), o.cache.as_deref(), settings, from_env).js()?;
             let embedder = match (embedder, o.embedder_dim) {
                 (Some(f), Some(dim)) => {
-                    let tsfn: EmbedFn = f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+                    let tsfn: EmbedFn =
+                        f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
                     Some((Arc::new(tsfn), ace::error::count("embedderDim", dim).js()? as usize))
                 }
                 (Some(_), None) => return Err(invalid("embedderDim", "give the embedder's vector dimension")),
