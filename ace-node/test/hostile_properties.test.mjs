@@ -4,8 +4,7 @@
 // fast-path limit, huge strings and values of the wrong type. Each call returns, or throws (or
 // rejects with) an `AceError` subclass (`InvalidInputError` for a value of the wrong type, as
 // docs/node.md states), never another error, a crash or a hang; what is accepted reads back
-// unchanged. Lone surrogates are the one documented change: V8 replaces them with U+FFFD when
-// a string crosses into Rust, so they read back as `s.toWellFormed()`.
+// unchanged (a string holding a lone surrogate, which UTF-8 cannot hold, is refused).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
@@ -51,8 +50,10 @@ const isCount = (n) => n === undefined || n === null || (Number.isInteger(n) && 
 /** A duration the core takes: a finite number >= 0. */
 const isSeconds = (n) => typeof n === 'number' && Number.isFinite(n) && n >= 0
 
-/** What a string reads back as once it crossed into Rust (see the header). */
-const crossed = (s) => s.toWellFormed()
+/** Whether `v` is not a string holding a lone surrogate (those are refused). */
+const wellFormed = (v) => typeof v !== 'string' || v.isWellFormed()
+/** What an accepted string reads back as: itself. */
+const crossed = (s) => s
 
 /** `f()`'s value, or undefined when it threw an AceError; any other throw fails the test. */
 function attempt(f, what) {
@@ -82,6 +83,7 @@ test('recording calls take hostile values or throw an AceError', LIMIT, () => {
     fc.property(any, any, any, any, any, any, (agent, task, stage, duration, success, extra) => {
       const r = attempt(() => eng.recordStage(agent, task, stage, duration, success), 'recordStage')
       if (r.ok) assert.ok(isSeconds(duration) && typeof agent === 'string', `accepted a duration of ${String(duration)}`)
+      if (r.ok) assert.ok([agent, task, stage].every(wellFormed), 'accepted a lone surrogate')
       const m = attempt(() => eng.recordStage(agent, task, stage, duration, success, { [String(typeof extra)]: extra }), 'recordStage+metrics')
       if (m.ok) assert.ok(typeof extra === 'number' && Number.isFinite(extra), `accepted a metric of ${String(extra)}`)
       attempt(() => eng.recordStage(agent, task, stage, duration, success, extra), 'recordStage metrics')
@@ -208,6 +210,7 @@ test('playbook add reads back what it accepts, unchanged', LIMIT, async () => {
     fc.asyncProperty(fc.oneof(fc.constantFrom('airline', 'd-1'), any), fc.oneof(fc.constantFrom('strategies', 'pitfalls'), any), fc.oneof(text, any), fc.oneof(text, any), async (domain, section, content, provenance) => {
       const r = await settle(() => pb.add(domain, section, content, provenance), 'add')
       if (!r.ok) return
+      assert.ok([domain, section, content, provenance].every(wellFormed), 'accepted a lone surrogate')
       accepted++
       const key = `${crossed(domain)}\0${r.value}`
       // A near-duplicate of an earlier bullet is merged into it: the earlier bullet's id comes back.
