@@ -91,6 +91,41 @@ function call(f) {
   }
 }
 
+/** Options given as an object (absent or null: none); another value is an InvalidInputError. */
+function opts(value, field) {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidInputError(`invalid ${field}: must be an object of options, not ${Array.isArray(value) ? 'an array' : typeof value}`, { field })
+  }
+  return value
+}
+
+/**
+ * Refuses a string holding a lone surrogate among `values`, and in the arrays and plain objects
+ * among them (keys too): UTF-8 cannot hold one, and V8 would put U+FFFD in its place, so the
+ * value would be stored altered.
+ */
+function strict(...values) {
+  for (let i = 0; i < values.length; i++) wellFormed(values[i])
+}
+
+function wellFormed(v) {
+  if (typeof v === 'string') {
+    if (!v.isWellFormed()) {
+      throw new InvalidInputError('invalid argument: a string holding a lone surrogate (UTF-8 cannot hold it)', { field: 'argument' })
+    }
+  } else if (v !== null && typeof v === 'object') {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) wellFormed(v[i])
+    } else if (Object.getPrototypeOf(v) === Object.prototype) {
+      for (const key in v) {
+        wellFormed(key)
+        wellFormed(v[key])
+      }
+    }
+  }
+}
+
 /** Awaits `p`, converting a native rejection. */
 async function wait(p) {
   try {
@@ -168,6 +203,7 @@ function argsDigest(args) {
 
 /** The digest of a tool call's arguments given as JSON text in any formatting. */
 function argsDigestJson(text) {
+  strict(text)
   return call(() => native.argsDigestJson(text))
 }
 
@@ -236,25 +272,32 @@ function errorMessage(error) {
  * `'warning'` (or, with no `'warning'` listener, passed to `process.emitWarning`).
  */
 class Ace extends EventEmitter {
-  constructor(options = {}, _engine) {
+  constructor(options, _engine) {
     super()
+    options = opts(options, 'options')
     /** Errors thrown by `'intervention'` listeners (reported, never thrown to the caller). */
     this.listenerErrors = 0
+    if (!_engine) strict(options.config)
     this._engine = _engine || call(() => native.Engine.memory(options.config))
     this._h = this._engine.handle
     this.playbooks = new Playbooks(this._engine)
   }
 
   /** An engine on the store `url` names; resolves once it is connected and migrated. */
-  static async open(url, options = {}) {
+  static async open(url, options) {
+    options = opts(options, 'options')
     const { embedder, ...rest } = options
+    if (embedder !== undefined && embedder !== null && typeof embedder !== 'function') {
+      throw new InvalidInputError(`invalid embedder: must be a function (texts) => vectors, not ${typeof embedder}`, { field: 'embedder' })
+    }
+    strict(url, rest)
     const engine = await wait(call(() => native.Engine.open(url, rest, embedder)))
     return new Ace(options, engine)
   }
 
   /** An engine configured from `DATABASE_URL`, `REDIS_URL` and `ACE_*` (default `sqlite://ace.db`). */
-  static fromEnv(options = {}) {
-    return Ace.open(undefined, { ...options, fromEnv: true })
+  static fromEnv(options) {
+    return Ace.open(undefined, { ...opts(options, 'options'), fromEnv: true })
   }
 
   _report(r) {
@@ -293,6 +336,8 @@ class Ace extends EventEmitter {
   recordStage(agent, task, stage, durationS, success = true, metrics) {
     let r
     try {
+      // The fast path refuses a lone surrogate itself (src/raw.rs), at no cost for other strings.
+      if (metrics !== undefined) strict(agent, task, stage, metrics)
       r =
         metrics === undefined
           ? recordStageFast(this._h, agent, task, stage, durationS, success)
@@ -320,6 +365,7 @@ class Ace extends EventEmitter {
       }
     }
     const json = args === undefined ? undefined : argsJson(args)
+    strict(agentId, taskId, tool, digest, stage)
     const r = call(() => this._engine.recordTool(agentId, taskId, tool, durationS, success, json, digest, stage))
     return this._report(r)
   }
@@ -355,6 +401,7 @@ class Ace extends EventEmitter {
 
   /** Records one named metric of a stage without an outcome. */
   recordMetric(agent, task, stage, name, value) {
+    strict(agent, task, stage, name)
     return this._report(call(() => this._engine.recordMetric(agent, task, stage, name, value)))
   }
 
@@ -365,6 +412,7 @@ class Ace extends EventEmitter {
       kind = errorKind(error)
       if (message === undefined || message === null) message = errorMessage(error)
     }
+    strict(agent, task, stage, kind, message, severity)
     const r = call(() => this._engine.recordError(agent, task, stage, kind, message ?? '', severity))
     if (r.intervention) this._intervene(r.intervention)
     return r
@@ -436,24 +484,29 @@ class Ace extends EventEmitter {
   }
 
   endTask(agent, task, success) {
+    strict(agent, task)
     return call(() => this._engine.endTask(agent, task, success))
   }
 
   refreshContext(agent) {
+    strict(agent)
     return call(() => this._engine.refreshContext(agent))
   }
 
   contextStaleness(agent) {
+    strict(agent)
     return call(() => this._engine.contextStaleness(agent))
   }
 
   /** Reports whether an intervention (or its id) worked. */
   reportOutcome(intervention, success) {
     const id = typeof intervention === 'object' && intervention !== null ? intervention.id : intervention
+    strict(id)
     return call(() => this._engine.reportOutcome(String(id), success))
   }
 
   baseline(agent, stage, metric = 'duration_s') {
+    strict(agent, stage, metric)
     return call(() => this._engine.baseline(agent, stage, metric))
   }
 
@@ -478,16 +531,21 @@ class Ace extends EventEmitter {
    * `server.stop()` or `close()`. `options.token` requires `Authorization: Bearer <token>`.
    */
   serve(addr = '127.0.0.1:9464', options = {}) {
+    strict(addr, options)
     return call(() => this._engine.serve(addr, options))
   }
 
   /** The newest interventions the store holds, newest first: `{ since, agent, limit }`. */
-  async interventions({ since, agent, limit } = {}) {
+  async interventions(query) {
+    const { since, agent, limit } = opts(query, 'query')
+    strict(agent)
     return wait(call(() => this._engine.interventions(since, agent, limit)))
   }
 
   /** The newest errors the store holds, newest first: `{ since, agent, limit }`. */
-  async errors({ since, agent, limit } = {}) {
+  async errors(query) {
+    const { since, agent, limit } = opts(query, 'query')
+    strict(agent)
     return wait(call(() => this._engine.errors(since, agent, limit)))
   }
 
@@ -563,6 +621,7 @@ class Ace extends EventEmitter {
 class Breaker {
   constructor(ace, name, options = {}) {
     const { isFailure, ...rest } = options || {}
+    strict(name, rest)
     this._ace = ace
     this._native = call(() => new native.NativeBreaker(ace._engine, name, Object.keys(rest).length ? rest : undefined))
     this._id = this._native.id
@@ -604,6 +663,7 @@ class Breaker {
   /** A `Permit` (complete it with `success()`, `failure()` or `error(e)`), or `null`. */
   tryAcquire(agent, task) {
     if (this._pending) this._sync(0)
+    if (agent !== undefined || task !== undefined) strict(agent, task)
     const slot = agent === undefined && task === undefined ? tryAcquireNative(this._id) : call(() => this._native.tryAcquire(agent, task))
     if (slot < 0) {
       const r = this._native.takeRejection()
@@ -616,6 +676,7 @@ class Breaker {
   /** Like `tryAcquire`, but throws `CircuitOpenError` (with the intervention, given a task). */
   acquire(agent, task) {
     if (this._pending) this._sync(0)
+    strict(agent, task)
     const slot = call(() => this._native.tryAcquire(agent, task))
     if (slot < 0) throw this._rejected()
     return new Permit(this, slot)
@@ -798,6 +859,7 @@ class Permit {
 /** A token bucket. */
 class RateLimiter {
   constructor(ace, name, perSecond, burst) {
+    strict(name)
     this._native = call(() => new native.NativeRateLimiter(ace._engine, name, perSecond, burst))
   }
 
@@ -843,6 +905,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 /** At most `maxConcurrent` calls at once. */
 class Bulkhead {
   constructor(ace, name, maxConcurrent) {
+    strict(name)
     this._native = call(() => new native.NativeBulkhead(ace._engine, name, maxConcurrent))
   }
 
@@ -880,71 +943,95 @@ class Playbooks {
   }
 
   async add(domain, section, content, provenance) {
+    strict(domain, section, content, provenance)
     return wait(call(() => this._native.add(domain, section, content, provenance)))
   }
 
-  async update(domain, id, { section, content } = {}) {
+  async update(domain, id, changes) {
+    const { section, content } = opts(changes, 'changes')
+    strict(domain, id, section, content)
     return wait(call(() => this._native.update(domain, id, section, content)))
   }
 
   async remove(domain, id) {
+    strict(domain, id)
     return wait(call(() => this._native.remove(domain, id)))
   }
 
   async feedback(domain, id, feedback) {
+    strict(domain, id, feedback)
     return wait(call(() => this._native.feedback(domain, id, feedback)))
   }
 
   /** Insights as `{section, content, provenance?}` objects or `[section, content]` pairs. */
   async merge(domain, insights) {
+    if (insights === null || insights === undefined || typeof insights[Symbol.iterator] !== 'function' || typeof insights === 'string') {
+      throw new InvalidInputError('invalid insights: must be an iterable of {section, content} objects or [section, content] pairs', { field: 'insights' })
+    }
     const list = Array.from(insights, (i) => (Array.isArray(i) ? { section: i[0], content: i[1] } : i))
+    strict(domain, list)
     return wait(call(() => this._native.merge(domain, list)))
   }
 
-  async retrieve(domain, query, { k = 5, minStage = 'staging' } = {}) {
+  async retrieve(domain, query, options) {
+    const { k = 5, minStage = 'staging' } = opts(options, 'options')
+    strict(domain, query, minStage)
     return wait(call(() => this._native.retrieve(domain, query, k, minStage)))
   }
 
-  async render(domain, { query, k = 20, minStage = 'staging', tokenBudget = 2000 } = {}) {
+  async render(domain, options) {
+    const { query, k = 20, minStage = 'staging', tokenBudget = 2000 } = opts(options, 'options')
+    strict(domain, query, minStage)
     return wait(call(() => this._native.render(domain, query, k, minStage, tokenBudget)))
   }
 
   async bullets(domain) {
+    strict(domain)
     return wait(call(() => this._native.bullets(domain)))
   }
 
   async bullet(domain, id) {
+    strict(domain, id)
     return wait(call(() => this._native.bullet(domain, id)))
   }
 
   async stats(domain) {
+    strict(domain)
     return wait(call(() => this._native.stats(domain)))
   }
 
   async rollback(domain, version) {
+    strict(domain)
     return wait(call(() => this._native.rollback(domain, version)))
   }
 
   async exportText(domain) {
+    strict(domain)
     return wait(call(() => this._native.exportText(domain)))
   }
 
   async exportJson(domain) {
+    strict(domain)
     return wait(call(() => this._native.exportJson(domain)))
   }
 
   /** Unless `trusted`, the export's digest must match (CorruptError) and bullets enter at shadow. */
-  async importJson(domain, json, { trusted = false } = {}) {
+  async importJson(domain, json, options) {
+    const { trusted = false } = opts(options, 'options')
+    strict(domain, json)
     return wait(call(() => this._native.importJson(domain, json, trusted)))
   }
 
   /** Unless `trusted`, bullets enter at shadow with their counters ignored. */
-  async importText(domain, text, { trusted = false } = {}) {
+  async importText(domain, text, options) {
+    const { trusted = false } = opts(options, 'options')
+    strict(domain, text)
     return wait(call(() => this._native.importText(domain, text, trusted)))
   }
 
   /** Every version of the domain's log (chain verified): `{version, at, op, note}`. */
   async history(domain) {
+    strict(domain)
     return wait(call(() => this._native.history(domain)))
   }
 }
@@ -961,6 +1048,7 @@ class Playbooks {
 class Retry {
   constructor(name, options = {}) {
     const { retryIf, sleep, ...rest } = options || {}
+    strict(name, rest)
     this._native = call(() => new native.NativeRetry(name, Object.keys(rest).length ? rest : undefined))
     this._retryIf = typeof retryIf === 'function' ? retryIf : null
     this._sleep = typeof sleep === 'function' ? sleep : (s) => new Promise((resolve) => setTimeout(resolve, s * 1000))
@@ -1009,6 +1097,7 @@ class Retry {
 }
 
 async function replay(path, config) {
+  strict(path, config)
   return wait(call(() => native.replay(path, config)))
 }
 

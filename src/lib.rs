@@ -33,6 +33,8 @@ pub use open::{EngineSpec, breaker_with, is_cache_url, open};
 pub mod otlp;
 pub mod readback;
 mod serve;
+#[doc(hidden)]
+pub use serve::answer_request;
 pub use serve::{MAX_TARGET, ServeOptions, Server, serve, serve_with};
 
 /// `ace.serve(addr)`: the metrics listener as a method of the engine (see [`serve`]).

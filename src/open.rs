@@ -96,6 +96,7 @@ pub fn open<K: AsRef<str>, V: AsRef<str>>(url: &str, settings: impl IntoIterator
 /// The breaker `name` of `ace`: made with `options` on first use (with the registry's
 /// defaults when they are empty); an existing breaker keeps its own configuration.
 pub fn breaker_with(ace: &Ace, name: &str, options: &BreakerOptions) -> Result<Arc<CircuitBreaker>> {
+    ace.ensure_open()?;
     if options.is_empty() {
         return ace.breaker(name);
     }

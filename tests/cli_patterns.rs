@@ -51,3 +51,23 @@ fn eval_refuses_bad_input_with_a_clear_error() {
         assert!(err.contains("invalid_input") && err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn an_empty_dataset_is_left_out_of_the_average() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty_2k.log_structured.csv");
+    std::fs::write(&empty, "LineId,Content,EventId\n").unwrap();
+    let fixture = "tests/fixtures/mini_2k.log_structured.csv";
+    let (ok, out, err) = ace(&["patterns", "eval", "--json", fixture, empty.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[1]["dataset"], "average");
+    assert_eq!(rows[1]["grouping_accuracy"], rows[0]["grouping_accuracy"], "the empty dataset did not count as 0");
+    assert!(err.contains("empty_2k.log_structured.csv: no rows"), "{err}");
+    let (ok, out, err) = ace(&["patterns", "eval", "--loo", "--json", fixture, fixture, empty.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let (ok, _, err) = ace(&["patterns", "eval", empty.to_str().unwrap()]);
+    assert!(!ok && err.contains("nothing to score"), "{err}");
+}

@@ -64,6 +64,11 @@ fn bad_arguments_are_clear_errors() {
     assert!(!ok && err.contains("limit"), "{err}");
     let (ok, _, err) = ace(&["patterns", "--store", &url, "--agent", "a"]);
     assert!(!ok && err.contains("--agent"), "{err}");
+    // A duration past what the clock can hold is refused, not a panic (issue 21 item 5's class).
+    for duration in ["1e300", "NaN", "-1"] {
+        let (ok, _, err) = ace(&["demo", "--store", "memory", &format!("--duration={duration}")]);
+        assert!(!ok && err.contains("invalid_input") && err.contains("duration") && !err.contains("panicked"), "{err}");
+    }
     // `ace patterns eval` still evaluates.
     let (ok, out, err) = ace(&["patterns", "eval", "--json", "tests/fixtures/mini_2k.log_structured.csv"]);
     assert!(ok && out.contains("\"dataset\":\"mini\""), "{out}{err}");

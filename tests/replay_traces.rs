@@ -159,3 +159,23 @@ fn the_command_takes_settings_from_a_file_and_flags() {
     let (ok, _, err) = ace(&["replay", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("line 2: missing `agent`"), "{err}");
 }
+
+/// `ace replay` on input with no newline fails at once, naming the line, in bounded memory
+/// (`/dev/zero` reached 7 GB before the line limit); a trace that opens with a byte-order mark
+/// is read.
+#[test]
+fn the_command_bounds_lines_and_skips_a_byte_order_mark() {
+    let (ok, _, err) = ace(&["replay", "/dev/zero"]);
+    assert!(!ok && err.contains("/dev/zero line 1: the line is longer than 1048576 bytes"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("bom.jsonl");
+    std::fs::write(
+        &trace,
+        "\u{feff}{\"ts\":1,\"type\":\"task_start\",\"agent\":\"a\",\"task\":\"t\"}\n{\"type\":\"label\",\"task\":\"t\",\"failed\":false}\n",
+    )
+    .unwrap();
+    let (ok, out, err) = ace(&["replay", "--json", trace.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((v["events"].as_u64(), v["tasks"].as_u64()), (Some(1), Some(1)), "{out}");
+}

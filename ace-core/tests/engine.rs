@@ -98,6 +98,10 @@ fn close_flushes_and_then_refuses() {
     assert!(matches!(clone.record_stage("a", "t", "planning", 0.1, true), Err(Error::Closed)));
     assert!(matches!(clone.record_metric("a", "t", "planning", "cost_usd", 1.0), Err(Error::Closed)));
     assert_eq!(clone.flush().unwrap_err().code(), "closed");
+    // Nor does it hand out breakers, limiters or bulkheads.
+    assert!(matches!(clone.breaker("b"), Err(Error::Closed)));
+    assert!(matches!(clone.rate_limiter("r", 1.0, 1), Err(Error::Closed)));
+    assert!(matches!(clone.bulkhead("k", 1), Err(Error::Closed)));
     clone.close().unwrap(); // twice is fine
 }
 

@@ -315,7 +315,7 @@ impl NativeRateLimiter {
     pub fn new(engine: &Engine, name: String, per_second: f64, burst: f64) -> Result<Self> {
         guard(|| {
             let burst = count("burst", burst).js()?;
-            Ok(NativeRateLimiter { inner: engine.ace.breakers().rate_limiter(&name, per_second, burst).js()? })
+            Ok(NativeRateLimiter { inner: engine.ace.rate_limiter(&name, per_second, burst).js()? })
         })
     }
 
@@ -355,10 +355,7 @@ impl NativeBulkhead {
     pub fn new(engine: &Engine, name: String, max_concurrent: f64) -> Result<Self> {
         guard(|| {
             let max_concurrent = count("max_concurrent", max_concurrent).js()?;
-            Ok(NativeBulkhead {
-                inner: engine.ace.breakers().bulkhead(&name, max_concurrent).js()?,
-                held: Mutex::default(),
-            })
+            Ok(NativeBulkhead { inner: engine.ace.bulkhead(&name, max_concurrent).js()?, held: Mutex::default() })
         })
     }
 

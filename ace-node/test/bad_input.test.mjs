@@ -31,8 +31,20 @@ test('wrong types are errors, never crashes', async () => {
   assert.throws(() => eng.recordStage('a', 't', 'planning', 'slow'))
   assert.throws(() => eng.recordStage('a', 't', 'planning', 1, true, { tokens: 'many' }))
   assert.throws(() => eng.reportOutcome('not-a-number', true), ace.InvalidInputError)
-  // Lone surrogates are replaced when strings cross into Rust: recorded, not crashed.
-  eng.recordStage('a\ud800', 't', 'planning', 1)
+  // A lone surrogate cannot be UTF-8: refused, on the fast path and off it, never stored as U+FFFD.
+  for (const f of [
+    () => eng.recordStage('a\ud800', 't', 'planning', 1),
+    () => eng.recordStage('a', 'é\udc00', 'planning', 1),
+    () => eng.recordStage('a', 't', 'planning', 1, true, { ['x\ud800']: 1 }),
+    () => eng.recordError('a', 't', 'planning', 'E', 'boom \ud800'),
+    () => eng.breaker('b\ud800'),
+    () => eng.rateLimiter('r\udfff', 1, 1),
+  ]) {
+    assert.throws(f, ace.InvalidInputError, f.toString())
+  }
+  await assert.rejects(eng.playbooks.add('d', 's', 'Verify \ud800'), ace.InvalidInputError)
+  // U+FFFD itself is a character like any other.
+  eng.recordStage('a\ufffd', 't', 'planning', 1)
   assert.equal(eng.stats().recorded, 1)
   await eng.close()
 })

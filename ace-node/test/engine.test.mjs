@@ -161,3 +161,20 @@ test('replay scores a trace file', async () => {
   await assert.rejects(ace.replay(join(dir, 'missing.jsonl')), ace.InvalidInputError)
   assert.equal(typeof ace.version, 'string')
 })
+
+test('a closed engine with an embedder does not keep the process alive', async () => {
+  // The engine stays referenced: before, its embedder's threadsafe function kept Node running
+  // until the engine was collected (forever, here).
+  const script = `
+    const ace = require(${JSON.stringify(new URL('../ace.js', import.meta.url).pathname)})
+    ace.Ace.open('memory', { embedder: (t) => t.map(() => [1, 0, 0]), embedderDim: 3 }).then(async (e) => {
+      globalThis.kept = e
+      await e.playbooks.add('d', 's', 'Verify the total')
+      await e.close()
+      console.log('closed')
+    })`
+  const { spawnSync } = await import('node:child_process')
+  const child = spawnSync(process.execPath, ['-e', script], { timeout: 60_000, encoding: 'utf8' })
+  assert.equal(child.signal, null, 'the child exited by itself, not killed at the timeout')
+  assert.deepEqual([child.status, child.stdout.trim()], [0, 'closed'], child.stderr)
+})

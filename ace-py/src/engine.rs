@@ -472,9 +472,15 @@ impl PyAce {
     }
 
     /// The newest signals this engine raised (newest first, held in memory), as dicts.
-    #[pyo3(signature = (agent=None, limit=100))]
-    fn recent_signals<'py>(&self, py: Python<'py>, agent: Option<String>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
-        crate::live::signals(py, self.handle()?, agent, limit)
+    #[pyo3(signature = (agent=None, limit=None))]
+    fn recent_signals<'py>(
+        &self,
+        py: Python<'py>,
+        agent: Option<Text>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let limit = limit.map_or(Ok(100), |n| crate::convert::count_arg(py, "limit", n))? as usize;
+        crate::live::signals(py, self.handle()?, agent.map(|a| a.to_string()), limit)
     }
 
     /// Serves the live page (`/`), its JSON (`/api/`), `/metrics` and `/health` of this engine
@@ -486,28 +492,30 @@ impl PyAce {
     }
 
     /// The newest interventions the store holds (newest first) as dicts: `since` in Unix
-    /// seconds, `agent`, at most `limit` (0: up to 100,000).
-    #[pyo3(signature = (since=None, agent=None, limit=100))]
+    /// seconds, `agent`, at most `limit` (100 when `None`; 0: up to 100,000).
+    #[pyo3(signature = (since=None, agent=None, limit=None))]
     fn interventions<'py>(
         &self,
         py: Python<'py>,
         since: Option<f64>,
-        agent: Option<String>,
-        limit: usize,
+        agent: Option<Text>,
+        limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        crate::live::interventions(py, self.handle()?, since, agent, limit)
+        let limit = limit.map_or(Ok(100), |n| crate::convert::count_arg(py, "limit", n))? as usize;
+        crate::live::interventions(py, self.handle()?, since, agent.map(|a| a.to_string()), limit)
     }
 
     /// The newest errors the store holds (newest first) as dicts; arguments as `interventions`.
-    #[pyo3(signature = (since=None, agent=None, limit=100))]
+    #[pyo3(signature = (since=None, agent=None, limit=None))]
     fn errors<'py>(
         &self,
         py: Python<'py>,
         since: Option<f64>,
-        agent: Option<String>,
-        limit: usize,
+        agent: Option<Text>,
+        limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        crate::live::errors(py, self.handle()?, since, agent, limit)
+        let limit = limit.map_or(Ok(100), |n| crate::convert::count_arg(py, "limit", n))? as usize;
+        crate::live::errors(py, self.handle()?, since, agent.map(|a| a.to_string()), limit)
     }
 
     /// All metrics as OpenMetrics text.

@@ -38,7 +38,7 @@ impl PyRateLimiter {
         guard(py, || {
             let ace = engine.get().handle()?;
             let burst = count("burst", burst).py(py)?;
-            let inner = ace.breakers().rate_limiter(&name, per_second, burst).py(py)?;
+            let inner = ace.rate_limiter(&name, per_second, burst).py(py)?;
             Ok(PyRateLimiter { inner })
         })
     }
@@ -75,7 +75,7 @@ impl PyBulkhead {
         guard(py, || {
             let ace = engine.get().handle()?;
             let max_concurrent = count("max_concurrent", max_concurrent).py(py)?;
-            let inner = ace.breakers().bulkhead(&name, max_concurrent).py(py)?;
+            let inner = ace.bulkhead(&name, max_concurrent).py(py)?;
             Ok(PyBulkhead { inner })
         })
     }

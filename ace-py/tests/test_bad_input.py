@@ -175,6 +175,8 @@ def test_lone_surrogates_are_invalid_input_everywhere(eng):
         lambda: eng.playbooks.bullets(bad),
         lambda: eng.playbooks.import_text("d", bad),
         lambda: ace.Ace(config={"cooldown_seconds": bad}),
+        lambda: eng.errors(agent=bad),
+        lambda: eng.interventions(agent=bad),
     ]
     for call in calls:
         with pytest.raises(ace.InvalidInputError):
@@ -189,3 +191,24 @@ def test_provenance_is_capped(eng):
     assert report["added"] == [] and len(report["skipped"]) == 1
     assert pb.bullets("d") == []
     pb.add("d", "s", "Read the booking back", "p" * 1024)
+
+
+@pytest.mark.parametrize("limit", [-1, 2**32, 10**40, 1.5, math.nan])
+def test_read_back_limits_are_counts(eng, limit):
+    for read in (eng.interventions, eng.errors):
+        with pytest.raises(ace.InvalidInputError, match="limit"):
+            read(limit=limit)
+    assert eng.errors(limit=0) == [] and eng.errors() == []
+
+
+def test_a_closed_engine_hands_out_no_breaker_limiter_or_bulkhead():
+    eng = ace.Ace()
+    eng.close()
+    for make in (
+        lambda: eng.breaker("b"),
+        lambda: eng.breaker("b", failures=3),
+        lambda: eng.rate_limiter("r", 1.0, 1),
+        lambda: eng.bulkhead("k", 1),
+    ):
+        with pytest.raises(ace.ClosedError):
+            make()

@@ -101,6 +101,18 @@ def test_limiters_and_breakers(engine, name, rate, burst, timeout, size):
     call(engine.breaker, name)
 
 
+@SETTINGS
+@given(since=ANY, agent=ANY, limit=ANY)
+def test_read_back_calls(engine, since, agent, limit):
+    for read in (engine.interventions, engine.errors):
+        rows = call(read, since, agent, limit)
+        if rows is not None:
+            assert isinstance(rows, list)
+            # Accepted: a whole number in range, never wrapped or cut.
+            assert limit is None or (int(limit) == limit and 0 <= limit <= 2**32 - 1), limit
+            assert len(rows) <= (limit or 100_000)
+
+
 @pytest.mark.parametrize("field", ["judge", "embedder"])
 def test_a_non_callable_judge_or_embedder_is_refused_at_construction(field):
     kwargs = {field: "not callable"}

@@ -94,7 +94,7 @@ def test_interventions_and_errors_read_back_newest_first() -> None:
         eng.errors(limit=10_000_000)
     with pytest.raises(ace.InvalidInputError):
         eng.errors(since=float("nan"))
-    with pytest.raises(OverflowError):
+    with pytest.raises(ace.InvalidInputError, match="limit"):
         eng.errors(limit=-1)
     eng.close()
     with pytest.raises(ace.ClosedError):

@@ -74,6 +74,10 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
     let mut rows = Vec::new();
     for file in &files {
         let (messages, truth) = read(file)?;
+        if messages.is_empty() {
+            skip_empty(file);
+            continue;
+        }
         let mut miner = Miner::new(MinerConfig::default())?;
         // Mining speed: best of 5 passes with a fresh miner each (the grouping is the same).
         let mut best = f64::INFINITY;
@@ -94,6 +98,9 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
             mistakes(&dataset, &messages, &truth, &predicted, n);
         }
         rows.push(Row { dataset, score: score(&predicted, &truth), lines_per_s: messages.len() as f64 / best });
+    }
+    if rows.is_empty() {
+        return Err(invalid(format!("no rows in any of {} file(s): nothing to score", files.len())));
     }
     let n = rows.len() as f64;
     let average = Row {
@@ -144,10 +151,18 @@ fn eval(args: &EvalArgs) -> ace_core::Result<()> {
 }
 
 fn loo(files: &[PathBuf], json: bool, grid: bool) -> ace_core::Result<()> {
-    let sets = files
-        .iter()
-        .map(|f| read(f).map(|(messages, truth)| Labelled { name: dataset_name(f), messages, truth }))
-        .collect::<ace_core::Result<Vec<_>>>()?;
+    let mut sets = Vec::new();
+    for file in files {
+        let (messages, truth) = read(file)?;
+        if messages.is_empty() {
+            skip_empty(file);
+        } else {
+            sets.push(Labelled { name: dataset_name(file), messages, truth });
+        }
+    }
+    if sets.is_empty() {
+        return Err(invalid(format!("no rows in any of {} file(s): nothing to score", files.len())));
+    }
     let folds = leave_one_out(&sets, &candidates())?;
     let (in_ga, in_fga) = average(folds.iter().map(|f| &f.in_sample));
     let (loo_ga, loo_fga) = average(folds.iter().map(|f| &f.held_out));
@@ -246,6 +261,12 @@ fn mistakes(dataset: &str, messages: &[String], truth: &[String], predicted: &[u
             );
         }
     }
+}
+
+/// A dataset with no rows has no score: it is left out of the table and the average (scored
+/// as 0, it would drag the average down), and said so on stderr.
+fn skip_empty(file: &Path) {
+    eprintln!("{}: no rows; left out of the scores and the average", file.display());
 }
 
 fn invalid(reason: String) -> ace_core::Error {

@@ -16,9 +16,7 @@ use std::io::Read;
 mod api;
 mod http;
 mod page;
-#[cfg(feature = "otlp")]
-use http::Head;
-use http::{Deadline, authorized, read_head, refuse, respond};
+use http::{Deadline, Head, authorized, read_head, refuse, respond};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -196,19 +194,15 @@ fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> 
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut reader = BufReader::new(Deadline { stream: stream.try_clone()?, deadline: Instant::now() + IO_TIMEOUT });
     let head = read_head(&mut reader)?;
-    let request_line = head.request_line.clone();
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let unauthorized = shared.token.as_deref().is_some_and(|t| !authorized(head.authorization.as_deref(), t));
     #[cfg(feature = "otlp")]
-    if let (Some((counters, max)), "/v1/traces") = (&shared.otlp, path) {
+    if let (Some((counters, max)), "/v1/traces") = (&shared.otlp, parts(&head.request_line).2) {
+        let method = parts(&head.request_line).0;
         let answer = if let Some(refused) = head.refused {
             crate::otlp::refuse_unread(None, refused, "the request head is too large".into())
         } else if method != "POST" {
             drain(&mut reader, &head, *max);
             crate::otlp::refuse_unread(None, "405 Method Not Allowed", "only POST".into())
-        } else if unauthorized {
+        } else if unauthorized(shared, &head) {
             drain(&mut reader, &head, *max);
             crate::otlp::refuse_unread(None, "401 Unauthorized", "a bearer token is required".into())
         } else {
@@ -217,7 +211,26 @@ fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> 
         counters.answered(answer.status);
         return respond(stream, answer.status, answer.content_type, &answer.body, false, "POST");
     }
-    let (status, content_type, body) = if let Some(refused) = head.refused {
+    let (status, content_type, body) = plain(ace, shared, &head);
+    respond(stream, status, content_type, body.as_bytes(), parts(&head.request_line).0 == "HEAD", "GET, HEAD")
+}
+
+/// A request line's method, target (path and query) and path.
+fn parts(request_line: &str) -> (&str, &str, &str) {
+    let mut words = request_line.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    (method, target, target.split('?').next().unwrap_or(""))
+}
+
+/// Whether the listener wants a token that the request does not carry.
+fn unauthorized(shared: &Shared, head: &Head) -> bool {
+    shared.token.as_deref().is_some_and(|t| !authorized(head.authorization.as_deref(), t))
+}
+
+/// The answer to a request that is not an OTLP export: (status, content type, body).
+fn plain(ace: &Ace, shared: &Shared, head: &Head) -> (&'static str, &'static str, String) {
+    let (method, target, path) = parts(&head.request_line);
+    if let Some(refused) = head.refused {
         let why =
             if refused.starts_with("414") { "the request line is too long" } else { "the request head is too large" };
         (refused, "text/plain", format!("{why}\n"))
@@ -225,14 +238,31 @@ fn answer(ace: &Ace, stream: TcpStream, shared: &Shared) -> std::io::Result<()> 
         ("414 URI Too Long", "text/plain", format!("the path and query are over {MAX_TARGET} bytes\n"))
     } else if !matches!(method, "GET" | "HEAD") {
         ("405 Method Not Allowed", "text/plain", "only GET and HEAD\n".to_owned())
-    } else if unauthorized {
+    } else if unauthorized(shared, head) {
         ("401 Unauthorized", "text/plain", "a bearer token is required\n".to_owned())
     } else if ace.is_closed() {
         ("503 Service Unavailable", "text/plain", "the engine is closed\n".to_owned())
     } else {
         route(ace, shared, path, target.split_once('?').map_or("", |(_, q)| q), head.openmetrics)
+    }
+}
+
+/// Parses `request` (a request head, as bytes from a client) and answers it as the listener
+/// would, with no socket: (status, content type, body). The entry point of the request fuzz
+/// target (`fuzz/fuzz_targets/request.rs`) and of its seeded counterpart in the tests; OTLP
+/// exports are not taken here.
+#[doc(hidden)]
+pub fn answer_request(ace: &Ace, token: Option<&str>, request: &[u8]) -> (&'static str, &'static str, String) {
+    let shared = Shared {
+        token: token.map(str::to_owned),
+        #[cfg(feature = "otlp")]
+        otlp: None,
     };
-    respond(stream, status, content_type, body.as_bytes(), method == "HEAD", "GET, HEAD")
+    match read_head(&mut std::io::BufReader::new(request)) {
+        Ok(head) => plain(ace, &shared, &head),
+        // A slice never fails to read; a socket's error drops the connection unanswered.
+        Err(e) => ("400 Bad Request", "text/plain", format!("{e}\n")),
+    }
 }
 
 /// A GET's answer: (status, content type, body).

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use super::Ace;
+use crate::breaker::limit::{Bulkhead, RateLimiter};
 use crate::breaker::{Breakers, CircuitBreaker, OwnedPermit, Permit, Rejected};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{Severity, validate_id};
 use crate::signal::{Evidence, Signal, SignalKind};
 
@@ -18,8 +19,30 @@ impl Ace {
     /// The circuit breaker named `name`, made with the registry's default configuration on
     /// first use: `ACE_BREAKER_FAILURES` (5) failures in a row open it for
     /// `ACE_BREAKER_WAIT_SECONDS` (60 s), then one trial call decides.
+    /// [`Error::Closed`] once the engine is closed.
     pub fn breaker(&self, name: &str) -> Result<Arc<CircuitBreaker>> {
+        self.ensure_open()?;
         self.shared().breakers.get(name)
+    }
+
+    /// The rate limiter named `name` of the engine's registry, made with `per_second` and
+    /// `burst` on first use; [`Error::Closed`] once the engine is closed.
+    pub fn rate_limiter(&self, name: &str, per_second: f64, burst: u32) -> Result<Arc<RateLimiter>> {
+        self.ensure_open()?;
+        self.shared().breakers.rate_limiter(name, per_second, burst)
+    }
+
+    /// The bulkhead named `name` of the engine's registry, letting `max_concurrent` calls run at
+    /// once, made on first use; [`Error::Closed`] once the engine is closed.
+    pub fn bulkhead(&self, name: &str, max_concurrent: u32) -> Result<Arc<Bulkhead>> {
+        self.ensure_open()?;
+        self.shared().breakers.bulkhead(name, max_concurrent)
+    }
+
+    /// [`Error::Closed`] once the engine is closed: breakers, limiters and bulkheads are not
+    /// handed out by a closed engine.
+    pub fn ensure_open(&self) -> Result<()> {
+        if self.is_closed() { Err(Error::Closed) } else { Ok(()) }
     }
 
     /// Leave for `agent`'s call in `task` through `breaker`. A rejection raises a

@@ -155,6 +155,14 @@ impl At<'_> {
     }
 }
 
+/// Checks the fast reader of common trace lines against serde on one line: whether it read the
+/// line, panicking if its reading differs from serde's. For the trace fuzz target and its seeded
+/// counterpart in the tests.
+#[doc(hidden)]
+pub fn check_scan(line: &[u8]) -> bool {
+    scan::agrees(line)
+}
+
 /// Replays the trace read from `reader` (named `name` in errors) on a fresh engine with
 /// `config`, and scores it. A malformed line is an [`Error::InvalidInput`] naming its line
 /// number; so is an event the engine refuses (an invalid stage name, say).

@@ -93,11 +93,11 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         return Err(Error::InvalidInput { field: "threads", reason: format!("must be 1 to 64, got {}", args.threads) });
     }
     if let Some(d) = args.duration
-        && !(d.is_finite() && d > 0.0)
+        && !(d.is_finite() && d > 0.0 && deadline(d).is_some())
     {
         return Err(Error::InvalidInput {
             field: "duration",
-            reason: format!("must be a positive number of seconds, got {d}"),
+            reason: format!("must be a positive number of seconds this machine's clock can reach, got {d}"),
         });
     }
     let tasks = args.tasks.unwrap_or(if args.duration.is_some() { usize::MAX } else { 200 });
@@ -185,7 +185,7 @@ fn execute(
     let plan = Plan {
         agents: options.agents,
         tasks,
-        deadline: options.duration.map(|d| Instant::now() + Duration::from_secs_f64(d)),
+        deadline: options.duration.and_then(deadline),
         onset,
         burst_len: 10,
         seed: options.seed,
@@ -269,4 +269,10 @@ pub(crate) fn check(agents: usize, tasks: usize, seed: u64, config: AceConfig) -
         faults: f.faults.iter().map(|r| (r.fault.describe(), r.agents, r.detected, r.intervened)).collect(),
         burst: (f.burst_agents, f.burst_detected),
     })
+}
+
+/// `seconds` from now, or `None` when that is past what a `Duration` or the clock can hold
+/// (`--duration 1e300` is refused, not a panic).
+fn deadline(seconds: f64) -> Option<Instant> {
+    Duration::try_from_secs_f64(seconds).ok().and_then(|d| Instant::now().checked_add(d))
 }
