@@ -302,7 +302,7 @@ def vectors_for(all_texts, peer_python, model_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--peer-python", required=True, help="the interpreter of the peer's virtualenv")
-    ap.add_argument("--quick", action="store_true", help="2,000 bullets at most, fewer queries and runs")
+    ap.add_argument("--quick", action="store_true", help="2,000 bullets at most, one ace merge run")
     ap.add_argument("--peer-timeout", type=float, default=600, help="seconds one peer merge may take")
     args = ap.parse_args()
 
