@@ -272,6 +272,19 @@ export interface Insight {
   provenance?: string
 }
 
+/** A host function drawing insights from a task's summary (an LLM call in practice). */
+export type Reflector = (
+  summary: string,
+) => Iterable<Insight | [string, string]> | Promise<Iterable<Insight | [string, string]>>
+
+/** What one reflection did. */
+export interface Reflection {
+  /** The summary the reflector saw (`text`: at most 4 KiB). */
+  summary: { agent: string; task: string; text: string }
+  /** The merge of its insights (`added`, `merged`, `nearDuplicates`, ...). */
+  report: Record<string, unknown>
+}
+
 /** One entry of a domain's playbook log. */
 export interface PlaybookVersion {
   version: number
@@ -352,6 +365,15 @@ export declare class Ace extends EventEmitter {
   recentSignals(query?: { agent?: string; limit?: number }): Array<Record<string, unknown>>
   /** Serves the live page, `/api/`, `/metrics` and `/health` of this engine (loopback by default) until `stop()` or `close()`. */
   serve(addr?: string, options?: { token?: string }): Server
+  /**
+   * Reflects on a task: `reflector(summary)` gets a bounded summary of what the engine saw of it
+   * and returns insights, merged into `domain` (the agent's by default) at shadow. Resolves to
+   * `null` when `ACE_REFLECT_PER_MINUTE` was reached; a reflector that throws or rejects rejects
+   * it with an `InvalidInputError` (counted in `ace_reflection_failures_total`).
+   */
+  reflect(agent: string, task: string, reflector: Reflector, options?: { domain?: string }): Promise<Reflection | null>
+  /** Reflects with `reflector` on every task that ends failed from now on, off the recording path. */
+  reflectOnFailure(reflector: Reflector, options?: { domain?: string }): void
   /** The newest interventions the store holds, newest first (`since` in Unix seconds; `limit` default 100). */
   interventions(query?: ReadBack): Promise<Array<Record<string, unknown>>>
   /** The newest errors the store holds, newest first. */

@@ -261,6 +261,24 @@ function errorMessage(error) {
 // ---- the engine ---------------------------------------------------------------------------
 
 /**
+ * A host reflector as the addon calls it: always a Promise (a throw becomes a rejection), of
+ * insights as objects (`[section, content]` pairs converted).
+ */
+function asReflector(reflector) {
+  if (typeof reflector !== 'function') {
+    throw new InvalidInputError('invalid reflector: must be a function', { field: 'reflector' })
+  }
+  return (summary) =>
+    Promise.resolve()
+      .then(() => reflector(summary))
+      .then((out) =>
+        out == null || typeof out !== 'object' || typeof out[Symbol.iterator] !== 'function'
+          ? (out ?? null)
+          : Array.from(out, (i) => (Array.isArray(i) ? { section: i[0], content: i[1] } : i)),
+      )
+}
+
+/**
  * The engine. `await Ace.open(url?, options?)` builds one on a store (`sqlite://PATH`,
  * `postgresql://...`, `redis://...` for a shared cache), `Ace.fromEnv()` from the environment,
  * `new Ace(options?)` in memory at once. Recording calls are synchronous and never wait for
@@ -533,6 +551,26 @@ class Ace extends EventEmitter {
   serve(addr = '127.0.0.1:9464', options = {}) {
     strict(addr, options)
     return call(() => this._engine.serve(addr, options))
+  }
+
+  /**
+   * Reflects on `agent`'s `task`: `reflector(summary)` gets a bounded text summary of what the
+   * engine saw of it and returns insights (`{section, content, provenance?}` or
+   * `[section, content]`, or a Promise of them), merged into `domain` (the agent's by default) at
+   * shadow. Resolves to `{summary, report}`, or `null` when `ACE_REFLECT_PER_MINUTE` was reached.
+   * Runs on the libuv pool; the reflector runs on the JS thread.
+   */
+  async reflect(agent, task, reflector, { domain } = {}) {
+    return wait(call(() => this._engine.reflect(agent, task, asReflector(reflector), domain)))
+  }
+
+  /**
+   * Reflects with `reflector` on every task that ends failed from now on (`endTask(agent, task,
+   * false)`), on a thread of the engine's; insights go to `domain` (each agent's own by default).
+   * A second call replaces the reflector.
+   */
+  reflectOnFailure(reflector, { domain } = {}) {
+    return call(() => this._engine.reflectOnFailure(asReflector(reflector), domain))
   }
 
   /** The newest interventions the store holds, newest first: `{ since, agent, limit }`. */

@@ -85,6 +85,19 @@ export declare class Engine {
    * given, at most `limit` (default 100; 0: all kept).
    */
   recentSignals(agent?: string | undefined | null, limit?: number | undefined | null): Array<Record<string, unknown>>
+  /**
+   * Reflects on `agent`'s `task` on the thread pool: `reflector(summary)` (which must return a
+   * Promise; `ace.js` makes it so) gets the task's summary and resolves to insights, merged
+   * into `domain` (the agent's by default) at shadow. Resolves to `{summary, report}`, or
+   * `null` when `ACE_REFLECT_PER_MINUTE` was reached.
+   */
+  reflect(agent: string, task: string, reflector: (summary: string) => Promise<unknown>, domain?: string | undefined | null): Promise<Record<string, unknown> | null>
+  /**
+   * Reflects with `reflector` on every task that ends failed from now on, on a thread of
+   * the engine's; insights go to `domain` (each agent's own by default). A second call
+   * replaces the reflector.
+   */
+  reflectOnFailure(reflector: (summary: string) => Promise<unknown>, domain?: string | undefined | null): void
 }
 
 /**

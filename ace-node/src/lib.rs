@@ -18,6 +18,7 @@ mod hot;
 mod live;
 mod playbook;
 mod raw;
+mod reflect;
 mod retry;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

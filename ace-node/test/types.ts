@@ -1,5 +1,5 @@
 // Typed usage of agent-ace: `tsc --noEmit` over this file checks ace.d.ts (never run).
-import { Ace, CircuitOpenError, type Intervention, type Report, Retry, type Server, argsDigest, currentTask, replay } from '../ace.js'
+import { Ace, CircuitOpenError, type Intervention, type Reflection, type Reflector, type Report, Retry, type Server, argsDigest, currentTask, replay } from '../ace.js'
 
 async function main(): Promise<void> {
   const ace = await Ace.open('sqlite:///tmp/ace-types.db', { config: { cooldownSeconds: 60 } })
@@ -46,6 +46,10 @@ async function main(): Promise<void> {
   const recent: Array<Record<string, unknown>> = await ace.interventions({ since: 0, agent: 'a', limit: 5 })
   const errs = await ace.errors()
   void url, recent, errs
+  const reflector: Reflector = async (summary) => [{ section: 'pitfalls', content: summary.slice(0, 40) }]
+  const reflected: Reflection | null = await ace.reflect('agent-1', 'task-1', reflector, { domain: 'learnt' })
+  console.log(reflected?.summary.text.length)
+  ace.reflectOnFailure((summary: string) => [['pitfalls', summary.slice(0, 40)] as [string, string]])
   server.stop()
   await ace.close()
 }
