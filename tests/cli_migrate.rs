@@ -41,10 +41,10 @@ fn down_status_and_up_on_sqlite_and_postgres() {
     // up first, which is idempotent and serialised by the store's advisory lock.
     let (ok, out, err) = ace(&["migrate", "up", "--store", &pg]);
     assert!(ok, "{err}");
-    assert_eq!(version(&out), 1);
+    assert_eq!(version(&out), 2);
     let (ok, out, err) = ace(&["migrate", "status", "--store", &pg]);
     assert!(ok, "{err}");
-    assert_eq!((version(&out), ran(&out)), (1, 0), "status applies nothing");
+    assert_eq!((version(&out), ran(&out)), (2, 0), "status applies nothing");
     let (ok, _, err) =
         ace(&["migrate", "status", "--store", "postgresql://postgres:hunter22@127.0.0.1:5432/no_such_db_ace"]);
     assert!(!ok && err.contains("no_such_db_ace") && !err.contains("hunter22"), "{err}");

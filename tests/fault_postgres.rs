@@ -8,7 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ace::store::{MetricQuery, Store};
+use ace::errors::PatternRecord;
+use ace::store::{
+    BaselineRecord, ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, PlaybookEntry, Record,
+    Store,
+};
 use ace::{Ace, AceConfig, PgOptions, PgStore};
 
 /// Forwards 127.0.0.1:<port> to the real server; `cut` breaks every connection and refuses new
@@ -137,4 +141,147 @@ fn a_postgres_outage_under_load_loses_nothing_and_stores_nothing_twice() {
         PgOptions::default().schema(schema.clone()).max_connections(1),
     );
     direct.unwrap().drop_schema(&schema).unwrap();
+}
+
+/// A PostgreSQL store whose first `lose` commits succeed on the server but report a failure,
+/// as when the connection is cut between the server's commit and its reply.
+#[derive(Debug)]
+struct LostReplies {
+    inner: PgStore,
+    lose: std::sync::atomic::AtomicUsize,
+}
+
+impl Store for LostReplies {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn append(&self, records: &[Record]) -> ace::Result<()> {
+        self.inner.append(records)?;
+        if self.lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(ace::Error::StoreUnavailable {
+                backend: "postgres",
+                message: "the connection was cut before the commit's reply".into(),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn save_baselines(&self, b: &[BaselineRecord]) -> ace::Result<()> {
+        self.inner.save_baselines(b)
+    }
+
+    fn load_baselines(&self) -> ace::Result<Vec<BaselineRecord>> {
+        self.inner.load_baselines()
+    }
+
+    fn query_metrics(&self, q: &MetricQuery) -> ace::Result<Vec<MetricRecord>> {
+        self.inner.query_metrics(q)
+    }
+
+    fn count_metrics(&self) -> ace::Result<u64> {
+        self.inner.count_metrics()
+    }
+
+    fn query_errors(&self, q: &ErrorQuery) -> ace::Result<Vec<ErrorRecord>> {
+        self.inner.query_errors(q)
+    }
+
+    fn save_patterns(&self, p: &[PatternRecord]) -> ace::Result<()> {
+        self.inner.save_patterns(p)
+    }
+
+    fn load_patterns(&self) -> ace::Result<Vec<PatternRecord>> {
+        self.inner.load_patterns()
+    }
+
+    fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace::Result<Vec<InterventionRecord>> {
+        self.inner.query_interventions(agent, limit)
+    }
+
+    fn append_playbook(&self, entries: &[PlaybookEntry]) -> ace::Result<()> {
+        self.inner.append_playbook(entries)
+    }
+
+    fn load_playbook(&self, domain: &str) -> ace::Result<Vec<PlaybookEntry>> {
+        self.inner.load_playbook(domain)
+    }
+
+    fn spill_key(&self) -> Option<String> {
+        self.inner.spill_key()
+    }
+
+    fn ping(&self) -> ace::Result<Duration> {
+        self.inner.ping()
+    }
+}
+
+#[test]
+fn a_batch_committed_but_reported_failed_is_stored_once_with_or_without_a_spill_directory() {
+    for spill in [false, true] {
+        let schema = format!("ace_lost_{}_{spill}", std::process::id());
+        let url = "postgresql://postgres@127.0.0.1:5432/test";
+        let connect = || PgStore::connect(url, PgOptions::default().schema(schema.clone()).max_connections(2));
+        let store = Arc::new(LostReplies {
+            inner: connect().expect("PostgreSQL at 127.0.0.1:5432 is required"),
+            lose: 3.into(),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let config = AceConfig::builder()
+            .batch_size(50)
+            .batch_timeout(Duration::from_millis(20))
+            .spill_dir(spill.then(|| dir.path().to_path_buf()))
+            .build()
+            .unwrap();
+        let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
+        const N: usize = 2_000;
+        for i in 0..N {
+            ace.record_stage(&format!("agent-{}", i % 10), &format!("task-{i}"), "execution", 1.0, true).unwrap();
+            if i % 100 == 0 {
+                // Batches go while records keep coming, so a retry meets newer records in hand.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ace.flush().is_err() {
+            assert!(Instant::now() < deadline, "the store never took the records back");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(store.lose.load(Ordering::SeqCst), 0, "three replies were lost");
+        let rows = store.query_metrics(&MetricQuery::all()).unwrap();
+        let mut tasks: Vec<&str> = rows.iter().map(|r| &*r.task).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        assert_eq!((rows.len(), tasks.len()), (N, N), "every record exactly once (spill directory: {spill})");
+        ace.close().unwrap();
+        store.inner.drop_schema(&schema).unwrap();
+    }
+}
+
+#[test]
+fn the_same_batch_appended_twice_is_stored_once_and_a_changed_one_again() {
+    let schema = format!("ace_twice_{}", std::process::id());
+    let store =
+        PgStore::connect("postgresql://postgres@127.0.0.1:5432/test", PgOptions::default().schema(schema.clone()))
+            .expect("PostgreSQL at 127.0.0.1:5432 is required");
+    let record = |task: &str, duration: f64| {
+        Record::Metric(MetricRecord {
+            ts: ace::Timestamp::from_micros(1_000),
+            agent: "a".into(),
+            task: task.into(),
+            stage: "s".into(),
+            duration_s: Some(duration),
+            success: Some(true),
+            metrics: Vec::new(),
+        })
+    };
+    let batch = [record("t1", 1.0), record("t2", 1.0)];
+    store.append(&batch).unwrap();
+    store.append(&batch).unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 2, "sent again, stored once");
+    store.append(&[record("t1", 1.0), record("t2", 2.0)]).unwrap();
+    store.append(&batch[..1]).unwrap();
+    assert_eq!(store.count_metrics().unwrap(), 5, "a batch that differs in any record is another batch");
+    store.drop_schema(&schema).unwrap();
 }

@@ -64,15 +64,15 @@ fn postgres_store_engine_round_trip_across_reopen() {
 fn migrations_go_down_and_up_and_a_foreign_schema_is_refused() {
     let f = fresh();
     let store = &f.store;
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     // This server has no TimescaleDB: plain tables, and compression says why it cannot run.
     assert!(!store.timescale());
     let err = store.compress(30).unwrap_err();
     assert!(err.code() == "invalid_input" && err.to_string().contains("TimescaleDB"), "{err}");
     assert_eq!(store.migrate_up().unwrap(), 0, "idempotent");
-    assert_eq!(store.migrate_down(0).unwrap(), 1);
+    assert_eq!(store.migrate_down(0).unwrap(), 2);
     assert!(store.count_metrics().is_err(), "tables are gone after down");
-    assert_eq!(store.migrate_up().unwrap(), 1);
+    assert_eq!(store.migrate_up().unwrap(), 2);
     assert_eq!(store.count_metrics().unwrap(), 0);
     // A schema recorded by a newer ace is refused at connect, with a clear error.
     let sql = format!("INSERT INTO \"{}\".ace_schema_migrations VALUES (99, 'future', 'x', 0)", f.schema);

@@ -85,7 +85,7 @@ impl Server {
     fn fresh(&self) -> PgStore {
         let store = self.connect();
         store.migrate_down(0).unwrap();
-        assert_eq!(store.migrate_up().unwrap(), 1);
+        assert_eq!(store.migrate_up().unwrap(), 2);
         assert!(store.timescale(), "TimescaleDB is on after migrating up");
         store
     }

@@ -187,6 +187,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Appends a batch atomically: afterwards either every record is stored or none is (and an
     /// error says why). Records of one batch keep their order.
+    ///
+    /// A batch whose append failed is sent again as the same batch (the same records in the
+    /// same order, at once or from a spill file later), never merged with newer records: a
+    /// store whose commit can succeed while its reply is lost (a network database) recognises
+    /// the batch and does not store it twice.
     fn append(&self, records: &[Record]) -> Result<()>;
 
     /// Inserts or replaces baselines, keyed by (agent, stage, metric).

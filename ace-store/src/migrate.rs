@@ -66,9 +66,17 @@ pub const SQLITE: &[Migration] = &[
 ];
 
 /// The PostgreSQL migrations, oldest first.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    up: include_str!("../migrations/postgres/0001_init.up.sql"),
-    down: include_str!("../migrations/postgres/0001_init.down.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        up: include_str!("../migrations/postgres/0001_init.up.sql"),
+        down: include_str!("../migrations/postgres/0001_init.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "batches",
+        up: include_str!("../migrations/postgres/0002_batches.up.sql"),
+        down: include_str!("../migrations/postgres/0002_batches.down.sql"),
+    },
+];

@@ -16,6 +16,7 @@ mod flush;
 pub mod fork;
 mod metrics;
 pub(crate) mod spill;
+mod spilling;
 mod writer;
 
 pub(crate) use flush::WriterSync;

@@ -10,8 +10,10 @@
 //! backs off, records go to the spill directory (`ACE_SPILL_DIR`, see [`super::spill`]) instead
 //! of piling up in memory, and are stored, oldest first, before anything newer once a write
 //! succeeds; without a spill directory at most `buffer_capacity` records are held (half in the
-//! shards, half in the writer's hands) and newer ones are dropped and counted, never silently. Baselines and changed error patterns are saved every ten seconds and at
-//! every flush.
+//! shards, half in the writer's hands) and newer ones are dropped and counted, never silently. A
+//! failed batch is sent again alone, as it was (see `Store::append`). Spill files are written and
+//! replayed in `spilling.rs`. Baselines and changed error patterns are saved every ten seconds
+//! and at every flush.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use hashbrown::HashMap;
 
 use super::appender::Appender;
-use super::spill::{Journal, Spill, SpillError};
+use super::spill::{Journal, Spill};
 use super::{Periodic, PersistSeries, Source, WriterSync};
 use crate::breaker::CircuitBreaker;
 use crate::error::{Error, Result};
@@ -44,9 +46,9 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_millis(50);
 const IDLE_AFTER: Duration = Duration::from_millis(100);
 /// While backing off, records in hand are spilled once this many have gathered (small files
 /// replay in short writes, between which the writer keeps draining the buffers)...
-const SPILL_BATCH: usize = 2_000;
+pub(super) const SPILL_BATCH: usize = 2_000;
 /// ...or this long after the last spill.
-const SPILL_EVERY: Duration = Duration::from_millis(250);
+pub(super) const SPILL_EVERY: Duration = Duration::from_millis(250);
 /// While a write is in flight the writer looks at the buffers this often...
 const WRITE_SLICE: Duration = Duration::from_millis(5);
 /// ...and once the write has taken this long, or the buffers hold an eighth of
@@ -86,18 +88,22 @@ pub(crate) struct Parts {
 }
 
 pub(crate) struct Writer {
-    p: Parts,
-    appender: Appender,
-    carry: Vec<Record>,
-    baselines: HashMap<(String, String, String), BaselineRecord>,
+    pub(super) p: Parts,
+    pub(super) appender: Appender,
+    pub(super) carry: Vec<Record>,
+    /// The first `unit` records in hand are a batch whose write failed: the store may have
+    /// stored it all the same (a commit whose reply was lost), so it is written again, or
+    /// spilled, as that batch alone, which the store recognises (PostgreSQL's batch digests).
+    pub(super) unit: usize,
+    pub(super) baselines: HashMap<(String, String, String), BaselineRecord>,
     /// Changed patterns not yet saved (kept across failed saves).
-    patterns: HashMap<(String, String), PatternRecord>,
-    last_baselines: Instant,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    last_spill: Instant,
+    pub(super) patterns: HashMap<(String, String), PatternRecord>,
+    pub(super) last_baselines: Instant,
+    pub(super) retry_at: Option<Instant>,
+    pub(super) backoff: Duration,
+    pub(super) last_spill: Instant,
     /// Journal segments finished before the last drain: deleted once the hand is empty.
-    rotated: Vec<std::path::PathBuf>,
+    pub(super) rotated: Vec<std::path::PathBuf>,
 }
 
 /// A journal segment is finished (and can go once stored) after this long.
@@ -111,6 +117,7 @@ impl Writer {
             p: parts,
             appender,
             carry: Vec::new(),
+            unit: 0,
             baselines: HashMap::new(),
             patterns: HashMap::new(),
             last_baselines: Instant::now(),
@@ -284,7 +291,7 @@ impl Writer {
 
     /// Moves the buffers into hand. In durable mode the journal segment is finished first, so
     /// every record it holds is in hand (or stored) after this drain.
-    fn take(&mut self) {
+    pub(super) fn take(&mut self) {
         if let Some(journal) = &self.p.journal
             && let Some(old) = journal.rotate(ROTATE_EVERY)
         {
@@ -294,7 +301,7 @@ impl Writer {
     }
 
     /// Deletes finished journal segments once nothing is in hand (all stored or spilled).
-    fn forget_journal(&mut self) {
+    pub(super) fn forget_journal(&mut self) {
         if !self.carry.is_empty() {
             return;
         }
@@ -332,7 +339,7 @@ impl Writer {
     /// the order. A batch replayed from a spill file (`from_spill`) is never spilled again: its
     /// file is still there, and is released for the next replay (spilling it anew would store it
     /// twice).
-    fn store_batch(
+    pub(super) fn store_batch(
         &mut self,
         records: Vec<Record>,
         retry: bool,
@@ -379,118 +386,24 @@ impl Writer {
         (records, outcome)
     }
 
-    /// Moves the records in hand to a spill file (kept in hand if the file cannot be written;
-    /// dropped and counted past the spill budget).
-    fn spill_carry(&mut self) {
-        self.last_spill = Instant::now();
-        let Some(spill) = &mut self.p.spill else { return };
-        if self.carry.is_empty() {
-            return;
-        }
-        match spill.write(&self.carry) {
-            Ok(n) => {
-                self.p.series.spilled.inc_by(n);
-                self.carry.clear();
-                self.p.sync.state().carried = 0;
-            }
-            Err(e) => {
-                let n = self.carry.len();
-                if matches!(e, SpillError::Budget { .. }) {
-                    self.carry.clear();
-                    self.p.sync.state().carried = 0;
-                }
-                self.spill_failed(&e, n);
-            }
-        }
-    }
-
-    /// Reports a spill file that could not be written: past the budget its records are dropped
-    /// (counted); on a disk error they stay in memory.
-    fn spill_failed(&self, e: &SpillError, records: usize) {
-        match e {
-            SpillError::Budget { .. } => {
-                self.p.core.drop_records("spill_full", records as u64);
-                tracing::error!(error = %e, records, "ace spill budget reached (ACE_SPILL_MAX_BYTES): records dropped");
-            }
-            SpillError::Io(_) => {
-                self.p.series.spill_failures.inc();
-                tracing::error!(error = %e, records, "cannot write a spill file; records stay in memory");
-            }
-        }
-    }
-
-    /// Stores spilled files, oldest first; stops at the first failure (the file stays spilled).
-    fn replay_spilled(&mut self) -> std::result::Result<(), Arc<Error>> {
-        let Some(spill) = &self.p.spill else { return Ok(()) };
-        for file in spill.pending() {
-            let Some(spill) = &self.p.spill else { break };
-            let Some(claimed) = spill.claim(&file) else { continue };
-            let size = std::fs::metadata(&claimed).map_or(0, |m| m.len());
-            let records = match Spill::read(&claimed) {
-                Ok(read) => {
-                    if read.unreadable > 0 {
-                        // A torn or edited file: its good lines are stored, its bad ones set
-                        // aside for a person and counted, never silently skipped.
-                        self.p.core.drop_records("spill_unreadable", read.unreadable);
-                        tracing::error!(
-                            file = %claimed.display(),
-                            lines = read.unreadable,
-                            aside = %read.aside.as_ref().map_or_else(String::new, |p| p.display().to_string()),
-                            "a spill file has lines that cannot be read; they were set aside, the rest is stored"
-                        );
-                    }
-                    read.records
-                }
-                Err(e) => {
-                    // Unreadable: set aside for a person, never deleted.
-                    let aside = file.with_extension("unreadable");
-                    let _ = std::fs::rename(&claimed, &aside);
-                    self.p.core.drop_records("spill_unreadable", 1);
-                    tracing::error!(file = %aside.display(), error = %e, "a spill file cannot be read; it was set aside");
-                    continue;
-                }
-            };
-            let started = Instant::now();
-            let n = records.len() as u64;
-            let (_, outcome) = self.store_batch(records, self.retry_at.is_some(), true);
-            if let Err(e) = outcome {
-                if let Some(spill) = &self.p.spill {
-                    spill.release(&claimed, &file);
-                }
-                return Err(e);
-            }
-            self.p.core.time_query("append", started.elapsed().as_secs_f64());
-            if let Some(spill) = &mut self.p.spill {
-                spill.remove(&claimed, size);
-            }
-            self.p.series.replayed.inc_by(n);
-            self.p.series.persisted.inc_by(n);
-            self.p.sync.state().persisted += n;
-            // Keep the buffers from filling while the backlog is written: what came in meanwhile
-            // goes into hand, and to a newer spill file (replayed after this one) if it piles up.
-            if self.carry.is_empty() {
-                self.take();
-            }
-            if self.carry.len() >= SPILL_BATCH {
-                self.spill_carry();
-            }
-        }
-        Ok(())
-    }
-
     fn write_records(&mut self) -> std::result::Result<(), Arc<Error>> {
         if self.carry.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
-        let batch = std::mem::take(&mut self.carry);
+        // A batch that failed before is written alone, as it was.
+        let rest =
+            if self.unit > 0 && self.unit < self.carry.len() { self.carry.split_off(self.unit) } else { Vec::new() };
+        let batch = std::mem::replace(&mut self.carry, rest);
         let (mut batch, outcome) = self.store_batch(batch, self.retry_at.is_some(), false);
         if let Err(e) = outcome {
             // Back in front of whatever came in meanwhile (nothing, unless the spill failed).
+            self.unit = batch.len();
             batch.append(&mut self.carry);
             self.carry = batch;
             return Err(e);
         }
+        self.unit = 0;
         let seconds = started.elapsed().as_secs_f64();
         self.p.core.time_query("append", seconds);
         self.p.core.time_operation("flush", seconds);

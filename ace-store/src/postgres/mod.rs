@@ -14,10 +14,12 @@
 //! [`PgOptions::timescale`], [`PgStore::compress`] and [`PgStore::retain`].
 //!
 //! Where things live: `options` (how to connect), `migrate` (the schema), `timescale`
-//! (hypertables, compression, retention), `write` (batches in), `read` (queries out); the
+//! (hypertables, compression, retention), `write` (batches in), `once` (no batch stored twice),
+//! `read` (queries out); the
 //! statements both SQL stores run alike are in [`crate::writes`] and [`crate::rows`].
 
 mod migrate;
+mod once;
 mod options;
 mod read;
 mod timescale;
@@ -64,6 +66,8 @@ pub struct PgStore {
     options: PgOptions,
     /// The schema TimescaleDB's functions live in, once the time-series tables are hypertables.
     timescale: std::sync::Mutex<Option<String>>,
+    /// When appends last deleted expired batch digests.
+    pruned: once::Pruned,
 }
 
 impl fmt::Debug for PgStore {
@@ -129,6 +133,7 @@ impl PgStore {
             schema: options.schema.clone(),
             options,
             timescale: std::sync::Mutex::default(),
+            pruned: once::Pruned::default(),
         };
         if store.options.migrate {
             store.migrate_up()?;

@@ -107,6 +107,12 @@ impl PgStore {
                     }
                 }
             }
+            // Batch digests go with the records they guard (not counted: they are not records).
+            sqlx::query("DELETE FROM ace_batches WHERE created_at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| query_err("delete old batch digests", e))?;
             tx.commit().await.map_err(|e| query_err("commit retention", e))?;
             Ok(removed)
         })

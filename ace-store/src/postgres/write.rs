@@ -1,13 +1,14 @@
 //! Batches into PostgreSQL: metric rows stream in with `COPY ... FROM STDIN` (or, for servers
 //! without the copy sub-protocol, one `INSERT ... SELECT FROM UNNEST` per few hundred rows) and
 //! error rows with one `UNNEST` of column arrays; interventions and outcomes go through
-//! [`crate::writes`] like SQLite's. One transaction per batch.
+//! [`crate::writes`] like SQLite's. One transaction per batch, which also claims the batch's
+//! digest (see [`super::once`]) so that a batch sent again is not stored twice.
 
 use ace_core::store::{ErrorRecord, MetricRecord, Record};
 
 use sqlx::Postgres;
 
-use super::{BACKEND, PgStore, query_err};
+use super::{BACKEND, LOG_TARGET, PgStore, once, query_err};
 use crate::common::metrics_json;
 use crate::writes::Batch;
 
@@ -39,6 +40,9 @@ impl PgStore {
                 }
             }
         }
+        let digest = once::digest(records);
+        let now = ace_core::Clock::now(&ace_core::SystemClock).as_micros();
+        let prune = self.pruned.due();
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a batch", e))?;
             if !e.ts.is_empty() {
@@ -98,6 +102,12 @@ impl PgStore {
                         return Err(query_err("append records", e));
                     }
                 }
+            }
+            // Last, so that a missing table is named by the statement that needs it; a batch
+            // stored before is rolled back whole.
+            if !once::claim(&mut tx, &digest, now, prune).await? {
+                tracing::info!(target: LOG_TARGET, records = records.len(), "a batch sent again was stored before; not storing it twice");
+                return tx.rollback().await.map_err(|e| query_err("roll back a batch stored before", e));
             }
             tx.commit().await.map_err(|e| query_err("commit a batch", e))
         })
