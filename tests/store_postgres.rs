@@ -11,6 +11,7 @@ mod conformance;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use ace::store::MetricQuery;
 use ace::{PgOptions, PgStore, Store};
 
 fn url() -> String {
@@ -149,8 +150,9 @@ fn a_database_without_the_migrations_is_a_clear_error_until_they_run() {
         metrics: Vec::new(),
     });
     let err = guard.store.append(std::slice::from_ref(&record)).unwrap_err();
-    assert_eq!(err.code(), "store", "{err}");
+    assert_eq!(err.code(), "store_unavailable", "{err}");
     assert!(err.to_string().contains("ace_performance_metrics"), "names the missing table: {err}");
+    assert!(err.to_string().contains("is at version 0") && err.to_string().contains("ace migrate up"), "{err}");
     assert!(guard.store.migrate_up().unwrap() >= 1);
     guard.store.append(&[record]).unwrap();
     assert_eq!(guard.store.count_metrics().unwrap(), 1);
@@ -174,4 +176,53 @@ fn tls_follows_the_urls_sslmode() {
     assert_eq!(err.code(), "store_unavailable", "{err}");
     let text = err.to_string().to_lowercase();
     assert!(text.contains("certificate") || text.contains("tls") || text.contains("ssl"), "{err}");
+}
+
+#[test]
+fn a_schema_changed_under_a_running_engine_is_a_clear_error_and_loses_nothing() {
+    let f = fresh();
+    let spill = tempfile::tempdir().unwrap();
+    let config = ace::AceConfig::builder()
+        .batch_timeout(std::time::Duration::from_millis(20))
+        .spill_dir(Some(spill.path().to_path_buf()))
+        .build()
+        .unwrap();
+    let ace = ace::Ace::builder().config(config).store_arc(f.store.clone()).build().unwrap();
+    let record = |range: std::ops::Range<usize>| {
+        for i in range {
+            ace.record_stage(&format!("agent-{}", i % 7), &format!("task-{i}"), "execution", 1.0, true).unwrap();
+        }
+    };
+    record(0..500);
+    ace.flush().unwrap();
+    // Someone takes the schema away under the running engine (a restore from an old backup,
+    // another build migrating down).
+    let other = PgStore::connect(&url(), PgOptions::default().schema(f.schema.clone()).max_connections(1)).unwrap();
+    assert_eq!(other.migrate_down(0).unwrap(), 2);
+    record(500..1000);
+    let err = ace.flush().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("is at version 0")
+            && text.contains("this ace writes version 2")
+            && text.contains("ace migrate up")
+            && text.contains("does not exist"),
+        "says what changed and what to run: {text}"
+    );
+    assert!(!text.contains("hunter"), "{text}");
+    // The schema comes back: every record accepted meanwhile is stored, once.
+    assert_eq!(other.migrate_up().unwrap(), 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ace.flush().is_err() {
+        assert!(std::time::Instant::now() < deadline, "the records never went in");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let rows = f.store.query_metrics(&MetricQuery::all()).unwrap();
+    let mut tasks: Vec<&str> = rows.iter().map(|r| &*r.task).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    // The first 500 went with the tables; the 500 recorded while they were gone are all there.
+    assert_eq!((rows.len(), tasks.len()), (500, 500), "every record recorded while the schema was gone");
+    assert!(rows.iter().all(|r| r.task["task-".len()..].parse::<usize>().unwrap() >= 500));
+    ace.close().unwrap();
 }

@@ -1,6 +1,6 @@
 //! PostgreSQL: the system of record when a fleet outgrows one process.
 //!
-//! Every batch is one transaction; metric records stream in with `COPY ... FROM STDIN` (text
+//! Every batch is one transaction; metric records stream in with `COPY ... FROM STDIN` (binary
 //! format) and errors with one `INSERT ... SELECT FROM UNNEST(...)` (one array parameter per
 //! column), so a batch of any size costs a few round trips. The pool holds at most `POSTGRES_MAX_CONNECTIONS`
 //! connections. sqlx is async; the store owns a small tokio runtime and blocks on it, which is
@@ -208,6 +208,43 @@ impl Drop for PgStore {
     }
 }
 
+impl PgStore {
+    /// A write that failed on a missing table or column: the schema changed under the running
+    /// engine (migrated down, restored from an older backup, changed by another build). Says
+    /// which version the database is at and what to run; the writer keeps the records (spilled)
+    /// and stores them once the schema is back.
+    fn explain_schema(&self, e: ace_core::Error) -> ace_core::Error {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut schema_changed = false;
+        while let Some(err) = cause {
+            if let Some(sqlx::Error::Database(db)) = err.downcast_ref::<sqlx::Error>() {
+                // undefined_table, undefined_column, datatype_mismatch
+                schema_changed = matches!(db.code().as_deref(), Some("42P01" | "42703" | "42804"));
+                break;
+            }
+            cause = err.source();
+        }
+        if !schema_changed {
+            return e;
+        }
+        let known = crate::migrate::POSTGRES.last().map_or(0, |m| m.version);
+        let found = match self.schema_version() {
+            Ok(v) => format!("is at version {v}"),
+            Err(_) => "has an unknown version".to_owned(),
+        };
+        ace_core::Error::StoreUnavailable {
+            backend: BACKEND,
+            message: format!(
+                "the ace schema in {} (PostgreSQL schema {}) {found} and this ace writes version {known}: \
+                 run `ace migrate up --store URL` (records are kept and stored once it matches): {e}",
+                self.location,
+                self.schema.as_deref().unwrap_or("public")
+            ),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
 fn query_err(operation: &'static str, e: sqlx::Error) -> ace_core::Error {
     Error::Query { backend: BACKEND, operation, source: Box::new(e) }.into()
 }
@@ -235,7 +272,7 @@ impl Store for PgStore {
     }
 
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
-        self.append_batch(records)
+        self.append_batch(records).map_err(|e| self.explain_schema(e))
     }
 
     fn save_baselines(&self, baselines: &[BaselineRecord]) -> ace_core::Result<()> {

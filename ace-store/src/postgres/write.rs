@@ -1,4 +1,4 @@
-//! Batches into PostgreSQL: metric rows stream in with `COPY ... FROM STDIN` (or, for servers
+//! Batches into PostgreSQL: metric rows stream in with binary `COPY ... FROM STDIN` (or, for servers
 //! without the copy sub-protocol, one `INSERT ... SELECT FROM UNNEST` per few hundred rows) and
 //! error rows with one `UNNEST` of column arrays; interventions and outcomes go through
 //! [`crate::writes`] like SQLite's. One transaction per batch, which also claims the batch's
@@ -80,15 +80,16 @@ impl PgStore {
                 .await
                 .map_err(|e| query_err("append records", e))?;
             }
-            if !m.ts.is_empty() {
-                // COPY in text format: the fastest way in, one stream per batch.
+            if m.rows > 0 {
+                // COPY in binary format: the fastest way in (no number parsing on the server),
+                // one stream per batch.
                 let mut copy = tx
-                    .copy_in_raw("COPY ace_performance_metrics (created_at, agent_id, task_id, stage, duration_s, success, metrics) FROM STDIN")
+                    .copy_in_raw("COPY ace_performance_metrics (created_at, agent_id, task_id, stage, duration_s, success, metrics) FROM STDIN (FORMAT binary)")
                     .await
                     .map_err(|e| query_err("start copying records", e))?;
                 let sent = async {
-                    for chunk in m.rows.chunks(COPY_CHUNK) {
-                        copy.send(chunk.concat().into_bytes()).await?;
+                    for chunk in m.finish().chunks(COPY_CHUNK) {
+                        copy.send(chunk).await?;
                     }
                     Ok::<(), sqlx::Error>(())
                 }
@@ -114,44 +115,68 @@ impl PgStore {
     }
 }
 
-/// Rows sent per `COPY` message.
-const COPY_CHUNK: usize = 2000;
+/// Bytes sent per `COPY` message (rows may span messages).
+const COPY_CHUNK: usize = 256 * 1024;
 
-/// Metric records as lines of `COPY` text format.
-#[derive(Default)]
+/// Metric records in `COPY` binary format: the signature, then per row the field count and each
+/// field as its length and PostgreSQL's binary form (big-endian `int8`, `float8`, one byte for
+/// `bool`, UTF-8 for `text` and `json`; length -1 for NULL).
 struct MetricColumns {
-    ts: Vec<i64>,
-    rows: Vec<String>,
+    out: Vec<u8>,
+    rows: usize,
+}
+
+impl Default for MetricColumns {
+    fn default() -> Self {
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        out.extend_from_slice(&0i32.to_be_bytes()); // flags
+        out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        MetricColumns { out, rows: 0 }
+    }
 }
 
 impl MetricColumns {
     fn push(&mut self, m: &MetricRecord) {
-        use std::fmt::Write;
-        self.ts.push(m.ts.as_micros());
-        let mut line = String::with_capacity(96);
-        let _ = write!(line, "{}\t", m.ts.as_micros());
+        let out = &mut self.out;
+        out.extend_from_slice(&7i16.to_be_bytes());
+        field(out, &m.ts.as_micros().to_be_bytes());
         for text in [&*m.agent, &*m.task, &*m.stage] {
-            copy_escape(&mut line, text);
-            line.push('\t');
+            field(out, text.as_bytes());
         }
         match m.duration_s {
-            Some(d) => {
-                let _ = write!(line, "{d:?}\t");
-            }
-            None => line.push_str("\\N\t"),
+            Some(d) => field(out, &d.to_be_bytes()),
+            None => null(out),
         }
-        line.push_str(match m.success {
-            Some(true) => "t\t",
-            Some(false) => "f\t",
-            None => "\\N\t",
-        });
+        match m.success {
+            Some(ok) => field(out, &[u8::from(ok)]),
+            None => null(out),
+        }
         match metrics_json(&m.metrics) {
-            Some(json) => copy_escape(&mut line, &json),
-            None => line.push_str("\\N"),
+            Some(json) => field(out, json.as_bytes()),
+            None => null(out),
         }
-        line.push('\n');
-        self.rows.push(line);
+        self.rows += 1;
     }
+
+    /// The stream, with its trailer.
+    fn finish(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(&(-1i16).to_be_bytes());
+        self.out
+    }
+}
+
+/// One non-NULL field of a binary `COPY` row.
+fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Texts are bounded far below 2 GiB by the engine's validation.
+    let len = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A NULL field of a binary `COPY` row.
+fn null(out: &mut Vec<u8>) {
+    out.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
 /// Rows per `INSERT ... UNNEST` statement when `COPY` is off: each message stays near 64 KiB,
@@ -180,19 +205,6 @@ impl MetricArrays {
         self.duration.push(m.duration_s);
         self.success.push(m.success);
         self.metrics.push(metrics_json(&m.metrics));
-    }
-}
-
-/// Appends `text` escaped for `COPY` text format (backslash, tab, newline, carriage return).
-fn copy_escape(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
     }
 }
 
