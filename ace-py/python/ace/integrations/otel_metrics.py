@@ -83,17 +83,16 @@ class AceMetricProducer:
         if not callable(getattr(engine, "metrics_text", None)):
             raise TypeError(f"AceMetricProducer takes an ace.Ace engine, not {type(engine).__name__}")
         if resource is not None and not isinstance(resource, Resource):
-            raise TypeError(f"resource must be an opentelemetry.sdk.resources.Resource, not {type(resource).__name__}")
-        if start_time_unix_nano is not None and (
-            isinstance(start_time_unix_nano, bool) or not isinstance(start_time_unix_nano, int) or start_time_unix_nano < 0
-        ):
+            raise TypeError(f"resource must be an opentelemetry Resource, not {type(resource).__name__}")
+        start = start_time_unix_nano
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
             raise TypeError("start_time_unix_nano must be a non-negative int")
         from ace import __version__
 
         self.engine = engine
         self.resource = resource
         self.scope = InstrumentationScope("ace", __version__)
-        self.start_time_unix_nano = time.time_ns() if start_time_unix_nano is None else start_time_unix_nano
+        self.start_time_unix_nano = time.time_ns() if start is None else start
         self.counts: Dict[str, int] = {"collections": 0, "failed": 0, "unmapped": 0}
         self._lock = threading.Lock()
 
@@ -103,8 +102,10 @@ class AceMetricProducer:
         scope = self.scope_metrics()
         if scope is None:
             return MetricsData(resource_metrics=[])
-        resource = self.resource if self.resource is not None else Resource.create()
-        return MetricsData(resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")])
+        if self.resource is None:
+            self.resource = Resource.create()  # once: it runs the resource detectors
+        rm = ResourceMetrics(resource=self.resource, scope_metrics=[scope], schema_url="")
+        return MetricsData(resource_metrics=[rm])
 
     def scope_metrics(self) -> Optional[ScopeMetrics]:
         """The engine's metrics now as one ``ScopeMetrics``, or None (closed engine, failure)."""
@@ -299,7 +300,8 @@ def _merging(collect: Callable[..., Any], producers: Sequence[Any]) -> Callable[
             return data  # type: ignore[no-any-return]
         if data is None or not data.resource_metrics:
             resource = _provider_resource(collect) or fallback or Resource.create()
-            return MetricsData(resource_metrics=[ResourceMetrics(resource=resource, scope_metrics=extra, schema_url="")])
+            alone = ResourceMetrics(resource=resource, scope_metrics=extra, schema_url="")
+            return MetricsData(resource_metrics=[alone])
         first, *rest = data.resource_metrics
         joined = ResourceMetrics(
             resource=first.resource, scope_metrics=[*first.scope_metrics, *extra], schema_url=first.schema_url
