@@ -61,3 +61,40 @@ export declare function attachEvents(ace: Ace): void
 export declare function reportEvents(
   found: Intervention | Report | { signals: readonly Signal[]; intervention: Intervention | null },
 ): Array<[string, Record<string, string>]>
+
+/** Options of `AceMetricProducer`. */
+export interface AceMetricProducerOptions {
+  /** When cumulative points start unless the exposition has a `_created` sample: a `Date` or
+   * milliseconds since the epoch (default: when the producer was made). */
+  startTime?: Date | number
+  /** The resource `collect()` returns; a reader keeps its provider's and ignores this one
+   * (default: `@opentelemetry/resources`' empty resource). */
+  resource?: unknown
+}
+
+/** How a producer's collections went. */
+export interface MetricProducerCounts {
+  collections: number
+  /** The engine refused or its text did not parse: reported in `errors`, nothing of ace sent. */
+  failed: number
+  /** Families of a type OpenTelemetry has no point for (summary, info, stateset), left out. */
+  unmapped: number
+}
+
+/** A `MetricProducer` for `@opentelemetry/sdk-metrics` (give it in a reader's
+ * `metricProducers`) that turns `ace.metricsText()` into OpenTelemetry metric data at each
+ * collection (docs/integrations/node-otel.md). `collect()` never throws. */
+export declare class AceMetricProducer {
+  constructor(ace: Ace, options?: AceMetricProducerOptions)
+  readonly ace: Ace
+  readonly scope: { name: 'ace'; version: string }
+  readonly counts: MetricProducerCounts
+  /** The metric data of an exposition text (what `collect()` reads from `ace.metricsText()`);
+   * throws an `ExpositionError` (`code` `invalid_input`, `line`) for a malformed line. */
+  metrics(text: string): any[]
+  /** Structurally `@opentelemetry/sdk-metrics`' `CollectionResult`. */
+  collect(options?: { timeoutMillis?: number }): Promise<{
+    resourceMetrics: { resource: any; scopeMetrics: Array<{ scope: { name: string; version?: string }; metrics: any[] }> }
+    errors: unknown[]
+  }>
+}

@@ -1,7 +1,8 @@
 'use strict'
 // agent-ace/otel: `AceSpanProcessor` feeds an engine from the spans an instrumented program
 // already emits (OpenTelemetry GenAI semantic conventions 1.44.0), and `attachEvents` puts what
-// ace decides back on the spans as events.
+// ace decides back on the spans as events. `AceMetricProducer` (otel-metrics.js) sends the
+// engine's metrics through `@opentelemetry/sdk-metrics` readers.
 //
 //   const { AceSpanProcessor, attachEvents } = require('agent-ace/otel')
 //   const provider = new BasicTracerProvider({ spanProcessors: [new AceSpanProcessor(eng)] })
@@ -22,6 +23,7 @@
 // without `gen_ai.operation.name` are skipped; `counts` says how many of each.
 
 const { stageName } = require('./stage-name.js')
+const { AceMetricProducer } = require('./otel-metrics.js')
 
 /** The version of the OpenTelemetry semantic conventions whose GenAI attributes are read. */
 const SEMCONV_VERSION = '1.44.0'
@@ -373,4 +375,4 @@ function add(span, events) {
   for (const [name, attributes] of events) span.addEvent(name, attributes)
 }
 
-module.exports = { AceSpanProcessor, SEMCONV_VERSION, attachEvents, reportEvents }
+module.exports = { AceMetricProducer, AceSpanProcessor, SEMCONV_VERSION, attachEvents, reportEvents }

@@ -16,8 +16,11 @@ export interface Sample {
 /** A metric family parsed from OpenMetrics text. */
 export interface Family {
   name: string
+  /** OpenMetrics' type (`counter`, `gauge`, `histogram`, ...), `unknown` when undeclared. */
   type: string
   help: string
+  /** From a `# UNIT` line, else empty. */
+  unit: string
   samples: Sample[]
 }
 
@@ -27,5 +30,6 @@ export interface Family {
  */
 export declare function registerAce(registry: MetricRegistry, ace: Ace): string[]
 
-/** Parses OpenMetrics text into families keyed by name. */
+/** Parses OpenMetrics text into families keyed by name; throws `ExpositionError` (`code`
+ * `invalid_input`, `line`) for a malformed line. */
 export declare function parse(text: string): Map<string, Family>

@@ -6,42 +6,7 @@
 //   const { registerAce } = require('agent-ace/prometheus')
 //   registerAce(client.register, ace)
 
-/** A label value as exposed: `\\`, `\"` and `\n` undone in one pass from the left (`\\n` is `\` then `n`). */
-const unescape = (v) => v.replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c))
-
-/** Parses OpenMetrics text into families: {name, type, help, samples: [{name, labels, value}]}. */
-function parse(text) {
-  const families = new Map()
-  const family = (name) => {
-    if (!families.has(name)) families.set(name, { name, type: 'untyped', help: '', samples: [] })
-    return families.get(name)
-  }
-  const owner = (sample) => {
-    for (const suffix of ['_total', '_created', '_bucket', '_sum', '_count', '_info', '']) {
-      if (sample.endsWith(suffix)) {
-        const base = sample.slice(0, sample.length - suffix.length)
-        if (families.has(base)) return families.get(base)
-      }
-    }
-    return family(sample)
-  }
-  for (const line of text.split('\n')) {
-    if (line === '' || line === '# EOF') continue
-    let m
-    if ((m = /^# TYPE (\S+) (\S+)/.exec(line))) {
-      family(m[1]).type = m[2]
-    } else if ((m = /^# HELP (\S+) ?(.*)$/.exec(line))) {
-      family(m[1]).help = m[2]
-    } else if (!line.startsWith('#') && (m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)/.exec(line))) {
-      const labels = {}
-      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g
-      let l
-      while ((l = re.exec(m[3] || ''))) labels[l[1]] = unescape(l[2])
-      owner(m[1]).samples.push({ name: m[1], labels, value: Number(m[4]) })
-    }
-  }
-  return families
-}
+const { parse } = require('./exposition.js')
 
 /**
  * Registers the families of `ace`'s metrics (read from `ace.metricsText()` at each scrape) into a

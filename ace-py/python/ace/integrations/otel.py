@@ -1,6 +1,7 @@
 """OpenTelemetry: ``AceSpanProcessor`` feeds an engine from the spans an instrumented program
 already emits (GenAI semantic conventions), and ``attach_events`` puts what ace decides back on
-the spans as events.
+the spans as events. ``AceMetricProducer`` and ``register_producer`` (from
+``ace.integrations.otel_metrics``) send the engine's metrics through the SDK's metric readers.
 
     from opentelemetry.sdk.trace import TracerProvider
     from ace.integrations.otel import AceSpanProcessor, attach_events
@@ -41,8 +42,16 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from ace.integrations import stage_name, tool_arguments
+from ace.integrations.otel_metrics import AceMetricProducer, register_producer
 
-__all__ = ["AceSpanProcessor", "SEMCONV_VERSION", "attach_events", "report_events"]
+__all__ = [
+    "AceMetricProducer",
+    "AceSpanProcessor",
+    "SEMCONV_VERSION",
+    "attach_events",
+    "register_producer",
+    "report_events",
+]
 
 #: The version of the OpenTelemetry semantic conventions whose GenAI attributes are read.
 SEMCONV_VERSION = "1.44.0"
