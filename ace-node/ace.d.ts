@@ -175,6 +175,11 @@ export declare class LimitedError extends AceError {
   retryAfter?: number
 }
 export declare class InternalError extends AceError {}
+/** An attempt through a `Policy` took longer than its `timeoutSeconds` (`timeout`, in seconds). */
+export declare class TimedOutError extends AceError {
+  readonly code: 'timed_out'
+  timeout?: number
+}
 
 export declare class Stage {
   readonly agent: string
@@ -251,6 +256,8 @@ export declare class Retry {
   call<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>
   wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
 }
+
+export { Policy, type PolicyContext, type PolicyOptions } from './policy.js'
 
 export declare class RateLimiter {
   readonly name: string

@@ -1,86 +1,29 @@
 'use strict'
 // agent-ace: the JS face of the native engine (index.js loads the addon). This file adds the
-// idioms: error classes with `code`, `stage(..., async (s) => ...)`, intervention events,
-// breakers' `call`, limiters' waits. Everything else is the core's, unchanged.
+// idioms: `stage(..., async (s) => ...)`, intervention events, breakers' `call`, limiters' waits,
+// `Retry`. The error classes are in errors.js, `Policy` in policy.js; both are exported here.
+// Everything else is the core's, unchanged.
 
 const { AsyncLocalStorage } = require('node:async_hooks')
 const { randomUUID } = require('node:crypto')
 const { EventEmitter } = require('node:events')
 const native = require('./index.js')
 
-// ---- errors -------------------------------------------------------------------------------
-
-class AceError extends Error {
-  constructor(message, details = {}) {
-    super(message)
-    this.name = new.target.name
-    Object.assign(this, details)
-  }
-}
-AceError.prototype.code = 'internal'
-
-const defineError = (name, code, base = AceError) => {
-  const cls = { [name]: class extends base {} }[name]
-  cls.prototype.code = code
-  return cls
-}
-const ConfigError = defineError('ConfigError', 'config')
-const InvalidInputError = defineError('InvalidInputError', 'invalid_input')
-const ClosedError = defineError('ClosedError', 'closed')
-const StoreError = defineError('StoreError', 'store')
-const StoreUnavailableError = defineError('StoreUnavailableError', 'store_unavailable', StoreError)
-const CorruptError = defineError('CorruptError', 'corrupt')
-const CircuitOpenError = defineError('CircuitOpenError', 'circuit_open')
-const LimitedError = defineError('LimitedError', 'limited')
-const InternalError = defineError('InternalError', 'internal')
-
-const BY_CODE = {
-  config: ConfigError,
-  invalid_input: InvalidInputError,
-  closed: ClosedError,
-  store: StoreError,
-  store_unavailable: StoreUnavailableError,
-  corrupt: CorruptError,
-  circuit_open: CircuitOpenError,
-  limited: LimitedError,
-  internal: InternalError,
-}
-
-// The statuses napi-rs gives an argument of the wrong type (`'x'` where a number goes).
-const NAPI_TYPE_ERRORS = new Set([
-  'InvalidArg',
-  'ObjectExpected',
-  'StringExpected',
-  'NameExpected',
-  'FunctionExpected',
-  'NumberExpected',
-  'BooleanExpected',
-  'ArrayExpected',
-  'BigintExpected',
-  'DateExpected',
-  'ArrayBufferExpected',
-])
-
-/**
- * The error class for a native error (`ace:{json}` messages, and napi-rs's own errors for an
- * argument of the wrong type, which are `InvalidInputError`); other errors pass unchanged.
- */
-function convert(e) {
-  if (!(e instanceof Error) || typeof e.message !== 'string') return e
-  if (!(e instanceof AceError) && NAPI_TYPE_ERRORS.has(e.code)) {
-    return new InvalidInputError(e.message, { field: 'argument', cause: e })
-  }
-  if (!e.message.startsWith('ace:{')) return e
-  let body
-  try {
-    body = JSON.parse(e.message.slice(4))
-  } catch {
-    return e
-  }
-  const { code, message, ...details } = body
-  const cls = BY_CODE[code] || AceError
-  return new cls(message, details)
-}
+const {
+  AceError,
+  CircuitOpenError,
+  ClosedError,
+  ConfigError,
+  CorruptError,
+  InternalError,
+  InvalidInputError,
+  LimitedError,
+  StoreError,
+  StoreUnavailableError,
+  TimedOutError,
+  convert,
+} = require('./errors.js')
+const { Policy } = require('./policy.js')
 
 /** Calls `f`, converting a native error. */
 function call(f) {
@@ -1153,11 +1096,13 @@ module.exports = {
   LimitedError,
   Permit,
   Playbooks,
+  Policy,
   RateLimiter,
   Retry,
   Stage,
   StoreError,
   StoreUnavailableError,
+  TimedOutError,
   argsDigest,
   argsDigestJson,
   currentTask,

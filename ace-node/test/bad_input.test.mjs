@@ -68,6 +68,7 @@ test('every error class carries its code', () => {
     [ace.CorruptError, 'corrupt'],
     [ace.CircuitOpenError, 'circuit_open'],
     [ace.LimitedError, 'limited'],
+    [ace.TimedOutError, 'timed_out'],
     [ace.InternalError, 'internal'],
   ]
   for (const [cls, code] of pairs) {

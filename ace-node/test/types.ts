@@ -1,5 +1,5 @@
 // Typed usage of agent-ace: `tsc --noEmit` over this file checks ace.d.ts (never run).
-import { Ace, CircuitOpenError, type Intervention, type Reflection, type Reflector, type Report, Retry, type Server, argsDigest, currentTask, replay } from '../ace.js'
+import { Ace, CircuitOpenError, type Intervention, Policy, type PolicyContext, type Reflection, type Reflector, type Report, Retry, type Server, TimedOutError, argsDigest, currentTask, replay } from '../ace.js'
 
 async function main(): Promise<void> {
   const ace = await Ace.open('sqlite:///tmp/ace-types.db', { config: { cooldownSeconds: 60 } })
@@ -34,6 +34,11 @@ async function main(): Promise<void> {
   const retry = new Retry('llm', { maxAttempts: 4, jitter: 0.2, retryIf: (e) => !(e instanceof TypeError) })
   const retried: number = await retry.call(() => careful.call(async () => 1))
   console.log(retried, retry.counts().retries, retry.wait(1))
+  const policy = new Policy({ retry, breaker: careful, timeoutSeconds: 2, fallback: (e: unknown) => (e instanceof TimedOutError ? 'late' : 'down') })
+  const answered: number | string = await policy.execute(async ({ signal, attempt }: PolicyContext) => (signal.aborted ? 0 : attempt))
+  const plain: number = await new Policy({ timeoutSeconds: 1 }).execute(() => 1)
+  const guarded: (x: number) => Promise<number | null> = new Policy({ fallback: null }).wrap(async (x: number) => x + 1)
+  console.log(answered, plain, guarded, policy.counts().timeouts, policy.timeoutSeconds)
   await ace.rateLimiter('rate', 1, 10).acquire(5)
   await ace.bulkhead('pool', 4).run(async () => 1)
   const best = await ace.playbooks.retrieve('support', 'refund', { k: 3 })

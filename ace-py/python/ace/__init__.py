@@ -35,6 +35,7 @@ from ace._ace import (
 from ace._breaker import Breaker
 from ace._engine import Ace, Stage, TaskScope, current_task
 from ace._limit import Bulkhead, RateLimiter
+from ace._policy import Policy
 from ace._retry import Retry
 from ace.exceptions import (
     AceError,
@@ -47,6 +48,7 @@ from ace.exceptions import (
     LimitedError,
     StoreError,
     StoreUnavailableError,
+    TimedOutError,
 )
 
 #: The distribution this package comes from. Other PyPI distributions (``ace``,
@@ -86,6 +88,7 @@ __all__ = [
     "LimitedError",
     "Permit",
     "Playbooks",
+    "Policy",
     "RateLimiter",
     "Report",
     "Retry",
@@ -95,6 +98,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "TaskScope",
+    "TimedOutError",
     "__distribution__",
     "__version__",
     "args_digest",

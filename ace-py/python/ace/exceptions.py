@@ -15,6 +15,7 @@ __all__ = [
     "LimitedError",
     "StoreError",
     "StoreUnavailableError",
+    "TimedOutError",
     "error_for_code",
 ]
 
@@ -92,6 +93,14 @@ class LimitedError(AceError):
     retry_after: Optional[float] = None
 
 
+class TimedOutError(AceError, TimeoutError):
+    """An attempt through an ``ace.Policy`` took longer than its ``timeout`` (seconds). Also a
+    builtin ``TimeoutError``, so code that catches that catches this."""
+
+    code = "timed_out"
+    timeout: Optional[float] = None
+
+
 class InternalError(AceError):
     """A bug in ace (a Rust panic is caught and raised as this). Please report it."""
 
@@ -109,6 +118,7 @@ _BY_CODE = {
         CorruptError,
         CircuitOpenError,
         LimitedError,
+        TimedOutError,
         InternalError,
     )
 }
