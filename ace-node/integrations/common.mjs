@@ -1,4 +1,4 @@
-// What the adapters share: the current task and a tool call's arguments.
+// What the adapters share: the current task, a tool call's arguments, records that never throw.
 import aceModule from '../ace.js'
 
 /** The `[agent, task]` of the innermost `ace.task(agent, task, fn)` around the caller, or null. */
@@ -17,5 +17,14 @@ export function argsOf(input) {
     return { args: JSON.parse(input) }
   } catch {
     return { args: input }
+  }
+}
+
+/** Runs a record: monitoring never breaks the host's call, so a record that fails is a warning. */
+export function safely(ace, f) {
+  try {
+    f()
+  } catch (e) {
+    ace.emit('warning', e)
   }
 }

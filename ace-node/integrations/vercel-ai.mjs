@@ -1,14 +1,18 @@
 // The Vercel AI SDK: a language-model middleware that records each model call as a stage
 // (`llm`, with tokens_in and tokens_out from its usage), guards it with a breaker, and surfaces
-// interventions. A streamed call is recorded when its stream ends: the duration is the whole
-// stream, the usage is the one its `finish` part carries, and an `error` part (or a stream that
-// breaks) makes it a failed call with that error.
+// interventions; and a wrapper for a `tools` object that records each tool execution as a tool
+// call, which a model middleware cannot see (the SDK runs tools outside the model).
 //
-//   import { wrapLanguageModel } from 'ai'
-//   import { aceMiddleware } from 'agent-ace/integrations/vercel-ai.mjs'
+// A streamed model call is recorded when its stream ends: the duration is the whole stream, the usage is
+// the one its `finish` part carries, and an `error` part (or a stream that breaks) makes it a
+// failed call with that error.
+//
+//   import { wrapLanguageModel, generateText } from 'ai'
+//   import { aceMiddleware, aceTools } from 'agent-ace/integrations/vercel-ai.mjs'
 //   const model = wrapLanguageModel({ model: openai('gpt-4o'), middleware: aceMiddleware(ace, { agent: 'support-bot' }) })
+//   await generateText({ model, tools: aceTools(ace, { weather, search }, { agent: 'support-bot' }), prompt })
 
-import { currentTask } from './common.mjs'
+import { argsOf, currentTask, safely } from './common.mjs'
 
 /** Options: `agent`; `task` (a string, or a function of the call's params giving one; else the
  * current task of `ace.task(agent, task, fn)`, else `'default'`); `stage` (default `llm`);
@@ -33,14 +37,6 @@ export function aceMiddleware(ace, options = {}) {
     if (error !== undefined) surface(ace.recordError(who.agent, who.task, stage, error))
     surface(ace.recordStage(who.agent, who.task, stage, seconds, error === undefined, Object.keys(metrics).length ? metrics : undefined))
   }
-  // Monitoring never breaks the host's call: a record that fails is a warning.
-  const safely = (f) => {
-    try {
-      f()
-    } catch (e) {
-      ace.emit('warning', e)
-    }
-  }
   const open = async (params, run) => {
     const who = { agent: agentOf(), task: String(taskOf(params)) }
     const permit = breaker ? breaker.acquire(who.agent, who.task) : null
@@ -49,7 +45,7 @@ export function aceMiddleware(ace, options = {}) {
       return { result: await run(), started, permit, who }
     } catch (e) {
       permit?.error(e)
-      safely(() => record(who, started, e, undefined))
+      safely(ace, () => record(who, started, e, undefined))
       throw e
     }
   }
@@ -58,7 +54,7 @@ export function aceMiddleware(ace, options = {}) {
     wrapGenerate: async ({ doGenerate, params }) => {
       const { result, started, permit, who } = await open(params, doGenerate)
       permit?.success()
-      safely(() => record(who, started, undefined, result.usage))
+      safely(ace, () => record(who, started, undefined, result.usage))
       return result
     },
     wrapStream: async ({ doStream, params }) => {
@@ -73,7 +69,7 @@ export function aceMiddleware(ace, options = {}) {
         if (cancelled) permit?.release()
         else if (error !== undefined) permit?.error(error)
         else permit?.success()
-        safely(() => record(who, started, error, usage))
+        safely(ace, () => record(who, started, error, usage))
       }
       const stream = new ReadableStream({
         async pull(controller) {
@@ -105,5 +101,91 @@ export function aceMiddleware(ace, options = {}) {
       })
       return { ...result, stream }
     },
+  }
+}
+
+/** Options: `agent`; `task` (a string, or a function of the SDK's tool execution options giving
+ * one; else the current task of `ace.task(agent, task, fn)`, else `'default'`); `stage` (default
+ * `tool`); `onIntervention(intervention)`. Returns a new `tools` object: each tool with an
+ * `execute` records its calls through `recordTool` (its name, the digest of its input, the
+ * duration, success); tools without one (the client runs them) are the same objects. */
+export function aceTools(ace, tools, options = {}) {
+  const { stage = 'tool', onIntervention } = options
+  const agentOf = () => options.agent ?? currentTask(ace)?.[0]
+  if (!agentOf()) throw new TypeError('aceTools needs an agent (or a current task: ace.task(agent, task, fn))')
+  const taskOf =
+    typeof options.task === 'function' ? options.task : () => options.task || currentTask(ace)?.[1] || 'default'
+  const surface = (r) => {
+    if (r?.intervention && onIntervention) onIntervention(r.intervention)
+  }
+  // A call starts here and is recorded by the `done(failed, error)` this returns.
+  const begin = (name, input, executionOptions) => {
+    let who
+    safely(ace, () => {
+      who = { agent: agentOf(), task: String(taskOf(executionOptions)) }
+    })
+    const started = process.hrtime.bigint()
+    return (failed, error) => {
+      if (!who) return
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      if (failed) safely(ace, () => surface(ace.recordError(who.agent, who.task, stage, error)))
+      safely(ace, () => surface(ace.recordTool(who.agent, who.task, name, seconds, !failed, { ...argsOf(input), stage })))
+    }
+  }
+  const wrapped = {}
+  for (const [name, tool] of Object.entries(tools)) {
+    wrapped[name] = typeof tool?.execute === 'function' ? timedTool(tool, (input, o) => begin(name, input, o)) : tool
+  }
+  return wrapped
+}
+
+/** A copy of `tool` whose `execute` records each call when it settles; what `execute` returns or
+ * throws reaches the SDK as it was. */
+function timedTool(tool, begin) {
+  const execute = tool.execute
+  function timedExecute(input, executionOptions) {
+    const done = begin(input, executionOptions)
+    let result
+    try {
+      result = execute.call(this, input, executionOptions)
+    } catch (e) {
+      done(true, e)
+      throw e
+    }
+    if (result != null && typeof result[Symbol.asyncIterator] === 'function') return timedIterable(result, done)
+    if (result != null && typeof result.then === 'function') {
+      return result.then(
+        (value) => {
+          done(false)
+          return value
+        },
+        (e) => {
+          done(true, e)
+          throw e
+        },
+      )
+    }
+    done(false)
+    return result
+  }
+  // The copy keeps the tool's prototype and every property but `execute`.
+  const copy = Object.create(Object.getPrototypeOf(tool), Object.getOwnPropertyDescriptors(tool))
+  Object.defineProperty(copy, 'execute', { value: timedExecute, writable: true, enumerable: true, configurable: true })
+  return copy
+}
+
+/** A streaming tool's outputs, passed through as they come: the call spans the whole iteration
+ * and is recorded when it ends, breaks, or the consumer stops reading (a success). */
+async function* timedIterable(iterable, done) {
+  let failed = false
+  let error
+  try {
+    return yield* iterable
+  } catch (e) {
+    failed = true
+    error = e
+    throw e
+  } finally {
+    done(failed, error)
   }
 }
