@@ -7,10 +7,11 @@
 //! parent's (whose threads are gone and whose locks may be held).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ace::{Ace, Intervention, Severity};
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use arc_swap::{ArcSwap, Guard};
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
@@ -104,40 +105,57 @@ fn deliver(subscribers: &Mutex<Vec<Py<PyAny>>>, i: &Intervention) {
 /// The engine.
 #[pyclass(module = "ace._ace", name = "Ace", subclass, frozen)]
 pub(crate) struct PyAce {
-    ace: RwLock<Ace>,
+    /// The engine in use: the one built, or the one built again in a forked child. Not behind a
+    /// lock: a recording call can let the GIL go (a log handler or a subscriber it calls runs
+    /// Python code), another thread can fork meanwhile, and a lock held at that moment would
+    /// be held forever in the child, whose first call would then hang rebuilding.
+    ace: ArcSwap<Ace>,
     generation: AtomicU64,
+    /// Set while a forked child's first call builds the engine again.
+    rebuilding: AtomicBool,
     recipe: Recipe,
     servers: crate::live::Servers,
 }
 
 impl PyAce {
-    /// The engine, built again first if this is a forked child. Hold the guard only while
-    /// attached to the interpreter (a fork cannot happen then); clone the handle to detach.
+    /// The engine, built again first if this is a forked child.
     #[inline]
-    pub(crate) fn engine(&self) -> PyResult<RwLockReadGuard<'_, Ace>> {
+    pub(crate) fn engine(&self) -> PyResult<Guard<Arc<Ace>>> {
         let now = FORK_GENERATION.load(Ordering::Relaxed);
-        if self.generation.load(Ordering::Relaxed) != now {
+        if self.generation.load(Ordering::Acquire) != now {
             self.rebuild(now)?;
         }
-        Ok(self.ace.read())
+        Ok(self.ace.load())
     }
 
     #[cold]
     fn rebuild(&self, generation: u64) -> PyResult<()> {
         Python::attach(|py| {
-            let fresh = self.recipe.build().py(py)?;
-            let old = std::mem::replace(&mut *self.ace.write(), fresh);
-            // The parent's threads are gone; dropping it would wait for its writer forever.
-            std::mem::forget(old);
-            // The parent's listeners too (their threads are gone; the child serves nothing).
-            self.servers.forget_all();
-            self.generation.store(generation, Ordering::Relaxed);
-            Ok(())
+            // One thread of the child builds; the others wait without the GIL (building may
+            // log, and logging needs it).
+            while self.rebuilding.swap(true, Ordering::AcqRel) {
+                py.detach(std::thread::yield_now);
+            }
+            let built = if self.generation.load(Ordering::Acquire) == generation {
+                Ok(())
+            } else {
+                self.recipe.build().py(py).map(|fresh| {
+                    // The parent's engine is leaked: its threads are gone, and dropping it would
+                    // wait for its writer forever.
+                    std::mem::forget(self.ace.swap(Arc::new(fresh)));
+                    // The parent's listeners too (their threads are gone; the child serves nothing).
+                    self.servers.forget_all();
+                    self.generation.store(generation, Ordering::Release);
+                })
+            };
+            self.rebuilding.store(false, Ordering::Release);
+            built
         })
     }
 
     pub(crate) fn handle(&self) -> PyResult<Ace> {
-        Ok(self.engine()?.clone())
+        let engine = self.engine()?;
+        Ok(Ace::clone(&engine))
     }
 
     /// Runs a recording call. With a Python judge it runs detached from the interpreter: the
@@ -245,8 +263,9 @@ impl PyAce {
                 Recipe { spec, persist, embedder, model, judge: judge.map(Arc::new), subscribers: Arc::default() };
             let ace = py.detach(|| recipe.build()).py(py)?;
             Ok(PyAce {
-                ace: RwLock::new(ace),
+                ace: ArcSwap::from_pointee(ace),
                 generation: AtomicU64::new(FORK_GENERATION.load(Ordering::Relaxed)),
+                rebuilding: AtomicBool::new(false),
                 recipe,
                 servers: crate::live::Servers::default(),
             })
