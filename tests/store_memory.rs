@@ -18,16 +18,18 @@ fn memory_store_engine_round_trip() {
     conformance::engine_round_trip_owned(Arc::new(store), &|| Arc::new(reopen.clone()) as Arc<dyn Store>);
 }
 
-/// One (agent, stage) recorded as fast as three threads can call: the shards share their room, so
-/// the hot key is not cut to a sixteenth of the buffer, and the writer, woken before the shared
-/// room runs low, keeps up with the memory store. Nothing is dropped.
+/// One (agent, stage) recorded as fast as three threads can call, with a buffer whose shared
+/// room holds the whole burst: the shards share their room, so the hot key may fill about 0.39
+/// of `buffer_capacity` (390,000 records here) instead of a sixteenth of the shards' half
+/// (31,250, where fixed slices would drop over 300,000 of these records). The writer may drain
+/// meanwhile or not run at all (a loaded machine can starve it): either way nothing is dropped,
+/// so the test checks the sharing, not the scheduler.
 #[test]
 fn one_hot_key_from_several_threads_drops_nothing() {
-    let ace = Arc::new(ace::Ace::builder().store(MemoryStore::new()).build().unwrap());
-    // Three recording threads and the writer on this 2-core machine: more recorders than cores
-    // would test the scheduler (a writer that gets no CPU drains nothing), not the buffer.
+    let config = ace::AceConfig::builder().buffer_capacity(1_000_000).build().unwrap();
+    let ace = Arc::new(ace::Ace::builder().config(config).store(MemoryStore::new()).build().unwrap());
     const THREADS: usize = 3;
-    const EACH: usize = 150_000;
+    const EACH: usize = 120_000;
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
             let ace = ace.clone();
@@ -44,7 +46,7 @@ fn one_hot_key_from_several_threads_drops_nothing() {
     ace.flush().unwrap();
     let stats = ace.stats();
     assert_eq!(stats.recorded, (THREADS * EACH) as u64, "{stats:?}");
-    assert_eq!(stats.dropped, 0, "a hot key lost records with a store that keeps up: {stats:?}");
+    assert_eq!(stats.dropped, 0, "a hot key lost records: {stats:?}");
     // Every stage record was written (interventions the run raised are records too).
     assert!(stats.persisted >= (THREADS * EACH) as u64, "{stats:?}");
 }
