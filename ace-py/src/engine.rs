@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ace::{Ace, Intervention, Severity};
+use ace::{Ace, Intervention};
 use arc_swap::{ArcSwap, Guard};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyDict, PyString};
 
+use crate::args::{digest_of, metrics_of, text};
 use crate::convert::{self, PyErrorReport, PyReport, to_data};
 use crate::embed::{ArcEmbedder, PyEmbedder, SharedModel, call_reflector, load_model};
 use crate::errors::{IntoPy, guard, invalid};
@@ -171,56 +172,6 @@ impl PyAce {
     }
 }
 
-fn text<'a>(py: Python<'_>, field: &str, v: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>> {
-    if let Ok(s) = v.cast::<PyString>() {
-        // Borrowed from the string object (no copy); one that cannot be encoded (a lone
-        // surrogate) is read with replacement characters.
-        return match utf8(py, field, s) {
-            Ok(s) => Ok(std::borrow::Cow::Borrowed(s)),
-            Err(_) => Ok(std::borrow::Cow::Owned(s.to_string_lossy().into_owned())),
-        };
-    }
-    if let Ok(b) = v.cast::<PyBytes>() {
-        return Ok(std::borrow::Cow::Owned(String::from_utf8_lossy(b.as_bytes()).into_owned()));
-    }
-    Err(invalid(py, field, &format!("expected str or bytes, got {}", v.get_type().name()?)))
-}
-
-fn severity(py: Python<'_>, s: Option<&str>) -> PyResult<Option<Severity>> {
-    s.map(|s| s.parse::<Severity>()).transpose().py(py)
-}
-
-/// The digest of a tool call's arguments: `json.dumps(args, sort_keys=True,
-/// separators=(",", ":"), ensure_ascii=False, default=str)`, canonicalised and hashed by the core
-/// (`ace::tool::digest_json`), so Node computes the same digest for the same arguments.
-pub(crate) fn digest_of(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<String> {
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("sort_keys", true)?;
-    kwargs.set_item("separators", (",", ":"))?;
-    kwargs.set_item("ensure_ascii", false)?;
-    kwargs.set_item("allow_nan", false)?;
-    kwargs.set_item("default", py.import("builtins")?.getattr("str")?)?;
-    let text = py
-        .import("json")?
-        .getattr("dumps")?
-        .call((args,), Some(&kwargs))
-        .map_err(|e| invalid(py, "args", &format!("not JSON-able: {e}")))?;
-    let text = text.cast::<PyString>().map_err(|_| invalid(py, "args", "json.dumps returned no str"))?;
-    ace::tool::digest_json(utf8(py, "args", text)?).py(py)
-}
-
-fn metrics_of(py: Python<'_>, m: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, f64)>> {
-    let Some(m) = m else { return Ok(Vec::new()) };
-    let mut out = Vec::with_capacity(m.len());
-    for (k, v) in m.iter() {
-        let name: String = k.extract().map_err(|_| invalid(py, "metrics", "metric names are str"))?;
-        let value: f64 =
-            v.extract().map_err(|_| invalid(py, "metrics", &format!("the value of {name:?} is not a number")))?;
-        out.push((name, value));
-    }
-    Ok(out)
-}
-
 #[pymethods]
 impl PyAce {
     #[new]
@@ -371,7 +322,7 @@ impl PyAce {
     ) -> PyResult<Py<PyErrorReport>> {
         guard(py, || {
             let (agent, task, stage) = (utf8(py, "agent", agent)?, utf8(py, "task", task)?, utf8(py, "stage", stage)?);
-            let severity = self::severity(py, severity)?;
+            let severity = crate::args::severity(py, severity)?;
             // The kind and message are borrowed from their `str` objects where they are some.
             let (kind, default_message) = if error.is_instance_of::<pyo3::exceptions::PyBaseException>() {
                 let kind = std::borrow::Cow::Owned(error.get_type().name()?.to_string());

@@ -5,6 +5,7 @@
 // Methods take the arguments their Python signatures list.
 #![allow(clippy::too_many_arguments)]
 
+mod args;
 mod breaker;
 mod breaker_events;
 mod breaker_judge;
@@ -52,7 +53,7 @@ fn replay<'py>(
 /// (16 hex digits; see docs/python.md).
 #[pyfunction]
 fn args_digest(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<String> {
-    guard(py, || engine::digest_of(py, args))
+    guard(py, || args::digest_of(py, args))
 }
 
 /// The digest of a tool call's arguments given as JSON text in any formatting (an
