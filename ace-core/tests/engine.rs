@@ -273,7 +273,9 @@ fn a_full_buffer_drops_counted_never_blocks() {
     let stats = ace.stats();
     assert_eq!(stats.recorded, 5000);
     assert!(stats.dropped > 0, "{stats:?}");
-    assert!(stats.buffered <= 160 + 16, "bounded by the capacity (plus rounding per shard): {stats:?}");
+    // The shards hold at most half the capacity and the writer's hand one drain, at most the
+    // other half, whatever the interleaving of recorders and drains (see `hot/buffer.rs`).
+    assert!(stats.buffered <= 160, "bounded by the capacity: {stats:?}");
     assert!(ace.metrics_text().contains("ace_records_dropped_total{reason=\"buffer_full\"}"));
     assert_eq!(ace.flush().unwrap_err().code(), "store");
     flaky.failures.store(0, Ordering::SeqCst);

@@ -13,11 +13,30 @@
 //! atomic operation per chunk); the common record costs a comparison under the shard lock it
 //! already holds.
 //!
-//! Why the bound holds: room is taken from the pool under a shard's lock, and given back only by
-//! the writer, *after* a whole drain pass (never shard by shard). A shard drained early in a pass
-//! can fill again only with room that was in the pool when the pass began, which no shard drained
-//! later in the same pass can have; so one pass takes at most the half it shares, the shards hold
-//! at most that half meanwhile, and records in memory never exceed `buffer_capacity`.
+//! Why the bound holds, under any interleaving. Write `R` for the reserves (`reserve` times
+//! [`SHARDS`]) and `P` for the pool's size, `R + P <= half` (except when `half < SHARDS`: a
+//! shard always has room for one). Three facts:
+//! - A shard holds at most `reserve + borrowed` records: [`Hot::admit`] checks it, under the
+//!   shard lock, before every push, and a drain empties the shard and zeroes `borrowed` under the
+//!   same lock.
+//! - Room is conserved: the pool, the shards' `borrowed` and the room a drain pass has taken back
+//!   but not yet returned always add up to `P`. Borrowing moves room from the pool to one shard
+//!   (an atomic read-modify-write, so racing borrowers never take the same room twice); a drain
+//!   moves a shard's `borrowed` into its pass's `freed`; [`Room::give_back`] returns `freed` to
+//!   the pool once the whole pass is done. Only one pass runs at a time (only the writer drains,
+//!   holding its `DrainState`).
+//! - So the shards together hold at most `R + P <= half` at any moment.
+//!
+//! A pass takes from each shard at most `reserve` plus the room that shard had borrowed when it
+//! was drained. During a pass the pool only shrinks, so room borrowed before the pass, or taken
+//! from the pool during it, can reach only one shard before that shard's turn: the borrowed room
+//! the pass takes adds up to at most `P`, and the pass to at most `R + P <= half`. A shard drained
+//! early in a pass may fill again, but only with room still in the pool, which is then no longer
+//! there for a shard drained later. (Giving room back shard by shard broke this: a shard drained
+//! later could borrow room freed earlier in the same pass, and one pass could hold more than the
+//! half.) So the shards and one drain never hold more than `buffer_capacity` between them; the
+//! writer takes a new drain only with empty hands, or, during a slow write with a spill
+//! directory, one drain at a time straight to disk (`persist::writer`).
 //!
 //! Waking: a shard asks the writer to run soon at its share of a batch, and at once whenever a
 //! borrow leaves the pool less than half full, so a hot key is drained long before the pool runs
