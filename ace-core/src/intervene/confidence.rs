@@ -29,10 +29,14 @@ static LOGS: LazyLock<[(f64, f64); GRID]> = LazyLock::new(|| {
 /// again until outcomes are reported), one slot per hash, the newest pair winning.
 const MEMO: usize = 256;
 
+/// A pair of beliefs by the bits of its four numbers.
 type Key = [u64; 4];
 
+/// The remembered pairs, each with its value, by slot.
+type Memo = [Option<(Key, f64)>; MEMO];
+
 thread_local! {
-    static REMEMBERED: RefCell<Box<[Option<(Key, f64)>; MEMO]>> = RefCell::new(Box::new([None; MEMO]));
+    static REMEMBERED: RefCell<Box<Memo>> = RefCell::new(Box::new([None; MEMO]));
 }
 
 /// P(X > Y) for X ~ `a`, Y ~ `b`: both densities on a midpoint grid (normalised numerically, so
