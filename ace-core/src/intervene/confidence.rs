@@ -57,21 +57,53 @@ pub fn beats(a: Belief, b: Belief) -> f64 {
     v
 }
 
+/// Densities remembered by [`integrate`]: the beliefs compared are mostly the rules' priors,
+/// a handful, in ever new pairs.
+const DENSITIES: usize = 16;
+
+/// A belief by the bits of its two numbers, and its density on the grid.
+type Density = ((u64, u64), Box<[f64; GRID]>);
+
+thread_local! {
+    static DENSITY: RefCell<Vec<Density>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The belief's density on the grid, normalised to sum to 1.
+fn density(belief: Belief) -> [f64; GRID] {
+    let logs = &*LOGS;
+    let mut p = [0.0; GRID];
+    for (l, (lx, l1x)) in p.iter_mut().zip(logs) {
+        *l = (belief.alpha - 1.0) * lx + (belief.beta - 1.0) * l1x;
+    }
+    let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    p.iter_mut().for_each(|l| *l = (*l - max).exp());
+    let sum: f64 = p.iter().sum();
+    p.iter_mut().for_each(|v| *v /= sum);
+    p
+}
+
+/// [`density`], remembered for the last [`DENSITIES`] beliefs.
+fn density_of(belief: Belief, out: &mut [f64; GRID]) {
+    let key = (belief.alpha.to_bits(), belief.beta.to_bits());
+    DENSITY.with(|d| {
+        let mut d = d.borrow_mut();
+        if let Some((_, p)) = d.iter().find(|(k, _)| *k == key) {
+            *out = **p;
+            return;
+        }
+        *out = density(belief);
+        if d.len() == DENSITIES {
+            d.remove(0);
+        }
+        d.push((key, Box::new(*out)));
+    });
+}
+
 /// [`beats`] computed.
 fn integrate(a: Belief, b: Belief) -> f64 {
-    let logs = &*LOGS;
-    let density = |belief: Belief| -> [f64; GRID] {
-        let mut p = [0.0; GRID];
-        for (l, (lx, l1x)) in p.iter_mut().zip(logs) {
-            *l = (belief.alpha - 1.0) * lx + (belief.beta - 1.0) * l1x;
-        }
-        let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        p.iter_mut().for_each(|l| *l = (*l - max).exp());
-        let sum: f64 = p.iter().sum();
-        p.iter_mut().for_each(|v| *v /= sum);
-        p
-    };
-    let (pa, pb) = (density(a), density(b));
+    let (mut pa, mut pb) = ([0.0; GRID], [0.0; GRID]);
+    density_of(a, &mut pa);
+    density_of(b, &mut pb);
     let mut below = 0.0;
     let mut total = 0.0;
     for (x, y) in pa.iter().zip(&pb) {
