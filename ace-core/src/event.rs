@@ -105,7 +105,8 @@ pub fn validate_id(field: &'static str, id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return Err(Error::invalid(field, format!("must be at most {MAX_ID_LEN} bytes, got {}", id.len())));
     }
-    if id.chars().any(char::is_control) {
+    // Printable ASCII, the usual id, has no control characters; others are decoded.
+    if !id.bytes().all(|b| (0x20..0x7f).contains(&b)) && id.chars().any(char::is_control) {
         return Err(Error::invalid(field, format!("must not contain control characters: {:?}", truncate(id, 40))));
     }
     Ok(())

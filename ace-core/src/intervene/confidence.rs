@@ -3,6 +3,9 @@
 //! that probability rests mostly on the rule's prior). A judge can then be asked about the hard
 //! cases only (`ACE_JUDGE_BELOW`).
 
+use std::cell::RefCell;
+use std::sync::LazyLock;
+
 use super::Belief;
 use crate::decision::{Confidence, Strategy};
 
@@ -13,25 +16,94 @@ pub const NOVEL_OUTCOMES: u64 = 5;
 /// Points of the grid over (0, 1) that [`beats`] integrates on.
 const GRID: usize = 512;
 
+/// `(ln x, ln(1 - x))` at each midpoint `x` of the grid: the same values for every call, so
+/// computed once.
+static LOGS: LazyLock<[(f64, f64); GRID]> = LazyLock::new(|| {
+    std::array::from_fn(|i| {
+        let x = (i as f64 + 0.5) / GRID as f64;
+        (x.ln(), (1.0 - x).ln())
+    })
+});
+
+/// Pairs of beliefs remembered by [`beats`] (a decision compares the same few pairs again and
+/// again until outcomes are reported), one slot per hash, the newest pair winning.
+const MEMO: usize = 256;
+
+/// A pair of beliefs by the bits of its four numbers.
+type Key = [u64; 4];
+
+/// The remembered pairs, each with its value, by slot.
+type Memo = [Option<(Key, f64)>; MEMO];
+
+thread_local! {
+    static REMEMBERED: RefCell<Box<Memo>> = RefCell::new(Box::new([None; MEMO]));
+}
+
 /// P(X > Y) for X ~ `a`, Y ~ `b`: both densities on a midpoint grid (normalised numerically, so
 /// no gamma function is needed), then the sum of P(X = x) P(Y < x). Accurate to about 1e-3 for
-/// beliefs of up to a few thousand outcomes; a few microseconds.
+/// beliefs of up to a few thousand outcomes; a few microseconds, or a lookup for a pair seen
+/// lately (the same value: the function is pure).
 #[must_use]
 pub fn beats(a: Belief, b: Belief) -> f64 {
-    let density = |belief: Belief| -> Vec<f64> {
-        let logs: Vec<f64> = (0..GRID)
-            .map(|i| {
-                let x = (i as f64 + 0.5) / GRID as f64;
-                (belief.alpha - 1.0) * x.ln() + (belief.beta - 1.0) * (1.0 - x).ln()
-            })
-            .collect();
-        let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut p: Vec<f64> = logs.iter().map(|l| (l - max).exp()).collect();
-        let sum: f64 = p.iter().sum();
-        p.iter_mut().for_each(|v| *v /= sum);
-        p
-    };
-    let (pa, pb) = (density(a), density(b));
+    let key: Key = [a.alpha.to_bits(), a.beta.to_bits(), b.alpha.to_bits(), b.beta.to_bits()];
+    let slot = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, k| (h ^ k).wrapping_mul(0x0100_0000_01b3));
+    let slot = (slot ^ (slot >> 32)) as usize % MEMO;
+    let found = REMEMBERED.with(|m| m.borrow()[slot].filter(|(k, _)| *k == key).map(|(_, v)| v));
+    if let Some(v) = found {
+        return v;
+    }
+    let v = integrate(a, b);
+    REMEMBERED.with(|m| m.borrow_mut()[slot] = Some((key, v)));
+    v
+}
+
+/// Densities remembered by [`integrate`]: the beliefs compared are mostly the rules' priors,
+/// a handful, in ever new pairs.
+const DENSITIES: usize = 16;
+
+/// A belief by the bits of its two numbers, and its density on the grid.
+type Density = ((u64, u64), Box<[f64; GRID]>);
+
+thread_local! {
+    static DENSITY: RefCell<Vec<Density>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The belief's density on the grid, normalised to sum to 1.
+fn density(belief: Belief) -> [f64; GRID] {
+    let logs = &*LOGS;
+    let mut p = [0.0; GRID];
+    for (l, (lx, l1x)) in p.iter_mut().zip(logs) {
+        *l = (belief.alpha - 1.0) * lx + (belief.beta - 1.0) * l1x;
+    }
+    let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    p.iter_mut().for_each(|l| *l = (*l - max).exp());
+    let sum: f64 = p.iter().sum();
+    p.iter_mut().for_each(|v| *v /= sum);
+    p
+}
+
+/// [`density`], remembered for the last [`DENSITIES`] beliefs.
+fn density_of(belief: Belief, out: &mut [f64; GRID]) {
+    let key = (belief.alpha.to_bits(), belief.beta.to_bits());
+    DENSITY.with(|d| {
+        let mut d = d.borrow_mut();
+        if let Some((_, p)) = d.iter().find(|(k, _)| *k == key) {
+            *out = **p;
+            return;
+        }
+        *out = density(belief);
+        if d.len() == DENSITIES {
+            d.remove(0);
+        }
+        d.push((key, Box::new(*out)));
+    });
+}
+
+/// [`beats`] computed.
+fn integrate(a: Belief, b: Belief) -> f64 {
+    let (mut pa, mut pb) = ([0.0; GRID], [0.0; GRID]);
+    density_of(a, &mut pa);
+    density_of(b, &mut pb);
     let mut below = 0.0;
     let mut total = 0.0;
     for (x, y) in pa.iter().zip(&pb) {
@@ -67,6 +139,49 @@ mod tests {
 
     fn b(alpha: f64, beta: f64) -> Belief {
         Belief { alpha, beta }
+    }
+
+    /// The computation as first written (a log per point and call), which the table and the
+    /// memo must match bit for bit.
+    fn beats_plainly(a: Belief, b: Belief) -> f64 {
+        let density = |belief: Belief| -> Vec<f64> {
+            let logs: Vec<f64> = (0..GRID)
+                .map(|i| {
+                    let x = (i as f64 + 0.5) / GRID as f64;
+                    (belief.alpha - 1.0) * x.ln() + (belief.beta - 1.0) * (1.0 - x).ln()
+                })
+                .collect();
+            let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut p: Vec<f64> = logs.iter().map(|l| (l - max).exp()).collect();
+            let sum: f64 = p.iter().sum();
+            p.iter_mut().for_each(|v| *v /= sum);
+            p
+        };
+        let (pa, pb) = (density(a), density(b));
+        let mut below = 0.0;
+        let mut total = 0.0;
+        for (x, y) in pa.iter().zip(&pb) {
+            total += x * (below + 0.5 * y);
+            below += y;
+        }
+        total.clamp(0.0, 1.0)
+    }
+
+    #[test]
+    fn the_table_and_the_memo_give_the_plain_values_bit_for_bit() {
+        let values = [1.0, 1.5, 2.0, 3.0, 7.25, 40.0, 900.0];
+        for _ in 0..2 {
+            for &a1 in &values {
+                for &a2 in &values {
+                    for &b1 in &values[..4] {
+                        for &b2 in &values[2..] {
+                            let (x, y) = (b(a1, a2), b(b1, b2));
+                            assert_eq!(beats(x, y).to_bits(), beats_plainly(x, y).to_bits(), "{x:?} {y:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

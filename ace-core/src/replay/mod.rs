@@ -66,7 +66,20 @@ struct Raw<'a> {
     severity: Option<Cow<'a, str>>,
     failed: Option<bool>,
     mistake_index: Option<u64>,
+    /// The scan's metrics when they are few (serde's go to `metrics`).
+    #[serde(skip)]
+    few: Few<'a>,
 }
+
+/// Metrics the scan read without allocating: at most [`FEW`] borrowed pairs.
+#[derive(Debug, Default)]
+struct Few<'a> {
+    pairs: [(&'a str, f64); FEW],
+    len: usize,
+}
+
+/// How many metrics a line may have for the scan to keep them without allocating.
+const FEW: usize = 8;
 
 /// `metrics`: an object of name -> number (or null), kept in order without a map.
 fn metrics<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<(Cow<'de, str>, f64)>, D::Error> {
@@ -195,7 +208,7 @@ pub fn run_full(reader: impl BufRead, name: &str, config: AceConfig) -> Result<R
 }
 
 fn feed(mut reader: impl BufRead, name: &str, ace: Ace, clock: ManualClock) -> Result<Run> {
-    let mut feed = Feed { ace, clock, index: HashMap::new(), out: Run::default() };
+    let mut feed = Feed { ace, clock, index: HashMap::new(), last: 0, out: Run::default() };
     let mut text: Vec<u8> = Vec::new();
     let mut number = 0;
     let started = Instant::now();
@@ -257,6 +270,8 @@ struct Feed {
     ace: Ace,
     clock: ManualClock,
     index: HashMap<String, usize>,
+    /// The previous event's task (see [`track`]).
+    last: usize,
     out: Run,
 }
 
@@ -273,8 +288,8 @@ impl Feed {
         if raw.kind == "label" {
             let failed = at.need(raw.failed, "failed")?;
             let task = at.need(raw.task, "task")?;
-            let track = track(&mut self.index, &mut self.out.tasks, &task);
-            track.label = Some(Label { failed, mistake_index: raw.mistake_index.map(|m| m as usize) });
+            let i = track(&mut self.index, &mut self.out.tasks, &mut self.last, &task);
+            self.out.tasks[i].label = Some(Label { failed, mistake_index: raw.mistake_index.map(|m| m as usize) });
             return Ok(());
         }
         let ts = at.need(raw.ts, "ts")?;
@@ -287,7 +302,8 @@ impl Feed {
             return Ok(());
         }
         let task = at.need(raw.task.as_deref(), "task")?;
-        let track = track(&mut self.index, &mut self.out.tasks, task);
+        let slot = track(&mut self.index, &mut self.out.tasks, &mut self.last, task);
+        let track = &mut self.out.tasks[slot];
         let event = track.events;
         track.events += 1;
         let (signals, intervention) = match &*raw.kind {
@@ -301,9 +317,11 @@ impl Feed {
                 let duration = at.need(raw.duration_s, "duration_s")?;
                 let success = at.need(raw.success, "success")?;
                 // A few metrics are passed without a copy on the heap.
-                let mut few = [("", 0.0); 8];
+                let mut few = [("", 0.0); FEW];
                 let many: Vec<(&str, f64)>;
-                let metrics: &[(&str, f64)] = if raw.metrics.len() <= few.len() {
+                let metrics: &[(&str, f64)] = if raw.few.len > 0 {
+                    &raw.few.pairs[..raw.few.len]
+                } else if raw.metrics.len() <= few.len() {
                     for (slot, (k, v)) in few.iter_mut().zip(&raw.metrics) {
                         *slot = (&**k, *v);
                     }
@@ -340,7 +358,7 @@ impl Feed {
             }
             other => return Err(at.fail(format!("unknown event type {other:?}"))),
         };
-        let track = &mut self.out.tasks[self.index[task]];
+        let track = &mut self.out.tasks[slot];
         for s in &signals {
             *track.signals.entry(s.kind.as_str()).or_default() += 1;
         }
@@ -357,13 +375,18 @@ impl Feed {
     }
 }
 
-/// The task's entry, added in order of first appearance.
-fn track<'a>(index: &mut HashMap<String, usize>, tasks: &'a mut Vec<TaskRun>, task: &str) -> &'a mut TaskRun {
+/// The index of the task's entry, added in order of first appearance. `last` (the previous
+/// event's task, most often this one's too) is tried before the map.
+fn track(index: &mut HashMap<String, usize>, tasks: &mut Vec<TaskRun>, last: &mut usize, task: &str) -> usize {
+    if tasks.get(*last).is_some_and(|t| t.task == task) {
+        return *last;
+    }
     let i = *index.entry_ref(task).or_insert_with(|| {
         tasks.push(TaskRun { task: task.to_owned(), ..TaskRun::default() });
         tasks.len() - 1
     });
-    &mut tasks[i]
+    *last = i;
+    i
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use super::Raw;
+use super::{FEW, Raw};
 
 /// Reads the line into `raw` (a default one, filled in place: it is large to move), or says it
 /// is not of the simple shape (see the module; `raw` is then to be dropped).
@@ -20,7 +20,8 @@ pub(super) fn scan<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> bool {
 
 #[inline]
 fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
-    // One check of the whole line; strings are then cut at ASCII quotes, on char boundaries.
+    // One check of the whole line (a check per string costs more); strings are then cut at
+    // ASCII quotes, on char boundaries.
     let text = std::str::from_utf8(line).ok()?;
     let mut s = Scanner { text, b: line, i: 0 };
     let mut seen = 0u32;
@@ -36,7 +37,7 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
         s.ws();
         s.eat(b':')?;
         s.ws();
-        let field = FIELDS.iter().position(|f| f.as_bytes() == key.as_bytes());
+        let field = field(key.as_bytes());
         if let Some(f) = field {
             if seen & (1 << f) != 0 {
                 return None; // duplicate field: serde's error
@@ -57,8 +58,9 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
             Some(7) => {
                 if s.null() {
                     raw.metrics.clear();
+                    raw.few.len = 0;
                 } else {
-                    s.metrics(&mut raw.metrics)?;
+                    s.metrics(raw)?;
                 }
             }
             Some(8) => raw.tool = s.opt(Scanner::string)?.map(Cow::Borrowed),
@@ -81,24 +83,29 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
     (s.i == s.b.len() && has_type).then_some(())
 }
 
-/// The fields of [`Raw`] by their JSON names, in the order `scan` matches them.
-const FIELDS: [&str; 15] = [
-    "type",
-    "ts",
-    "agent",
-    "task",
-    "stage",
-    "duration_s",
-    "success",
-    "metrics",
-    "tool",
-    "args_digest",
-    "kind",
-    "message",
-    "severity",
-    "failed",
-    "mistake_index",
-];
+/// The field of [`Raw`] a key names (its number in the match of `read`), by a match the compiler turns into length and word
+/// compares (a search of the list costs more than the rest of a short line).
+#[inline]
+fn field(key: &[u8]) -> Option<usize> {
+    Some(match key {
+        b"type" => 0,
+        b"ts" => 1,
+        b"agent" => 2,
+        b"task" => 3,
+        b"stage" => 4,
+        b"duration_s" => 5,
+        b"success" => 6,
+        b"metrics" => 7,
+        b"tool" => 8,
+        b"args_digest" => 9,
+        b"kind" => 10,
+        b"message" => 11,
+        b"severity" => 12,
+        b"failed" => 13,
+        b"mistake_index" => 14,
+        _ => return None,
+    })
+}
 
 /// The exact powers of ten in f64.
 const POW10: [f64; 23] = [
@@ -153,11 +160,12 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters.
+    #[inline]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
         let rest = &self.b[start..];
-        let len = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let len = string_end(rest)?;
         if rest[len] != b'"' {
             return None;
         }
@@ -248,8 +256,11 @@ impl<'a> Scanner<'a> {
         self.text.get(self.i - text.len()..self.i)?.parse().ok()
     }
 
-    /// `metrics`: a flat object of name -> number, in order.
-    fn metrics(&mut self, out: &mut Vec<(Cow<'a, str>, f64)>) -> Option<()> {
+    /// `metrics`: a flat object of name -> number, in order; up to [`FEW`] pairs in `raw.few`
+    /// (no allocation), more in `raw.metrics`.
+    fn metrics(&mut self, raw: &mut Raw<'a>) -> Option<()> {
+        raw.few.len = 0;
+        raw.metrics.clear();
         self.eat(b'{')?;
         self.ws();
         if self.peek()? == b'}' {
@@ -261,7 +272,17 @@ impl<'a> Scanner<'a> {
             self.ws();
             self.eat(b':')?;
             self.ws();
-            out.push((Cow::Borrowed(name), self.number()?));
+            let value = self.number()?;
+            if raw.few.len < FEW && raw.metrics.is_empty() {
+                raw.few.pairs[raw.few.len] = (name, value);
+                raw.few.len += 1;
+            } else {
+                if raw.metrics.is_empty() {
+                    raw.metrics.extend(raw.few.pairs.iter().map(|&(k, v)| (Cow::Borrowed(k), v)));
+                    raw.few.len = 0;
+                }
+                raw.metrics.push((Cow::Borrowed(name), value));
+            }
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
@@ -282,11 +303,41 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Where the first `"`, `\\` or control character (< 0x20) of `b` is: eight bytes at a time,
+/// as `newline` finds line ends.
+#[inline]
+fn string_end(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES << 7;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let slash = x ^ (ONES * u64::from(b'\\'));
+        // The lowest set bit of each marks the first byte that is zero (a quote, a backslash)
+        // or below 0x20; bits above it may be false alarms, so only the lowest is used.
+        let found =
+            (quote.wrapping_sub(ONES) & !quote | slash.wrapping_sub(ONES) & !slash | x.wrapping_sub(ONES * 0x20) & !x)
+                & HIGH;
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| at + p)
+}
+
 /// Whether the scan read `line`; where it did, its reading equals serde's, field for field and
 /// bit for bit (a panic otherwise). The fuzz target and the tests check the scan with it.
 pub(super) fn agrees(line: &[u8]) -> bool {
     let mut raw = Raw::default();
-    let fast = scan(line, &mut raw).then_some(raw);
+    let fast = scan(line, &mut raw).then(|| {
+        // As serde keeps them: all in the list.
+        let few = std::mem::take(&mut raw.few);
+        raw.metrics.splice(0..0, few.pairs[..few.len].iter().map(|&(k, v)| (Cow::Borrowed(k), v)));
+        raw
+    });
     let slow: Option<Raw<'_>> = serde_json::from_slice(line).ok();
     match (&fast, &slow) {
         (Some(f), Some(s)) => {
@@ -349,6 +400,39 @@ mod tests {
             r#"[1]"#,
         ] {
             assert!(!same(line), "scanned: {line}");
+        }
+        // Bytes that are not UTF-8, in a value, a key and an unknown field's value.
+        for line in
+            [&b"{\"type\":\"a\xff\"}"[..], b"{\"type\":\"a\",\"\xc3\":1}", b"{\"type\":\"a\",\"x\":\"\xe2\x82\"}"]
+        {
+            assert!(!agrees(line), "scanned: {}", String::from_utf8_lossy(line));
+        }
+        assert!(agrees("{\"type\":\"\u{e9}\",\"x\":\"\u{20ac}\"}".as_bytes()));
+    }
+
+    #[test]
+    fn many_metrics_are_read_in_order() {
+        let pairs: Vec<String> = (0..12).map(|i| format!("\"m{i}\":{i}.5")).collect();
+        for n in [0, 1, 8, 9, 12] {
+            let line = format!(r#"{{"type":"stage","metrics":{{{}}}}}"#, pairs[..n].join(","));
+            assert!(same(&line), "not scanned: {line}");
+        }
+    }
+
+    #[test]
+    fn string_ends_are_found_where_they_are() {
+        let text: Vec<u8> =
+            (0..300u32).map(|i| [b'a', 0xc3, b'"', b'\\', 0x1f, 0x20, 0x7f, 0xa0][(i * 7 % 11 % 8) as usize]).collect();
+        for start in 0..text.len() {
+            let slow = text[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            assert_eq!(string_end(&text[start..]), slow, "from {start}");
+        }
+        let plain: Vec<u8> = (0x20..=0xffu8).filter(|&c| c != b'"' && c != b'\\').collect();
+        assert_eq!(string_end(&plain), None);
+        for c in 0..0x20u8 {
+            let mut t = plain.clone();
+            t.insert(13, c);
+            assert_eq!(string_end(&t), Some(13));
         }
     }
 
