@@ -23,7 +23,7 @@ echo "--> the sdist, then the wheel built from it (as PyPI users without a wheel
 # The sdist's build runs in a copy of the sources; CARGO_TARGET_DIR keeps the dependencies cached.
 # The sdist's files all carry one fixed old mtime, so cargo would take the release build of the
 # workspace's own crates from an earlier run as up to date: their fingerprints go first.
-fp="$CARGO_TARGET_DIR/release/.fingerprint"
+fp="$CARGO_TARGET_DIR/dist/.fingerprint"
 rm -rf "$fp"/{agent-ace-core,ace-store,ace-py}-* "$fp"/ace-????????????????
 "$py" -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/dist" "$work"/dist/agent_ace-*.tar.gz
 "$work/venv/bin/twine" check --strict "$work"/dist/*
@@ -37,9 +37,10 @@ site = pathlib.Path(sysconfig.get_paths()["platlib"]) / "ace"
 ext = next(site.glob("_ace*.so"))
 size = ext.stat().st_size
 print(f"    installed extension {ext.name}: {size / 1e6:.1f} MB")
-# Stripped release builds (Cargo.toml [profile.release]); 83 MB when debug line tables shipped.
-# A guard against debug information coming back, not the 8 MB target (see CHANGELOG).
-assert size <= 16_000_000, f"the installed extension is {size} bytes, over the 16 MB guard"
+# The shipped build (Cargo.toml [profile.dist]: stripped, fat LTO, dependencies optimised for
+# size) is about 9.7 MB; 14.9 MB with the plain release profile, 83 MB with debug line tables.
+# The issue's target is 8 MB (not met: see docs/packaging.md); this guard catches a regression.
+assert size <= 11_000_000, f"the installed extension is {size} bytes, over the 11 MB guard"
 PY
 
 echo "--> stubs against the built module, and mypy --strict"
