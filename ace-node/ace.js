@@ -92,23 +92,7 @@ const flushNative = fast.breakerFlush
 const breakerEpoch = fast.breakerEpoch ? new Uint32Array(fast.breakerEpoch) : null
 // Calls a breaker lets through on its JS fast path before it asks the core again (see Breaker).
 const SYNC_EVERY = 32
-const SUCCESS = 0
-const FAILURE = 1
-const IGNORED = 2
-const RELEASED = 3
-
-/** How a breaker judges a thrown error, from its `isFailure` and `isIgnored` options (resilience4j's
- * `recordException` and `ignoreException` predicates): ignored first, then a failure unless
- * `isFailure` says no, when it is a success. `null` when every error is a failure. */
-function judge(isFailure, isIgnored) {
-  for (const [field, f] of [['isFailure', isFailure], ['isIgnored', isIgnored]]) {
-    if (f !== undefined && f !== null && typeof f !== 'function') {
-      throw new InvalidInputError(`invalid ${field}: must be a function (error) => boolean, not ${typeof f}`, { field })
-    }
-  }
-  if (!isFailure && !isIgnored) return null
-  return (error) => (isIgnored && isIgnored(error) ? IGNORED : isFailure && !isFailure(error) ? SUCCESS : FAILURE)
-}
+const { SUCCESS, FAILURE, IGNORED, RELEASED, judge } = require('./breaker-judge.js')
 
 const EMPTY_REPORT = Object.freeze({ signals: Object.freeze([]), intervention: null })
 
