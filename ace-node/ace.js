@@ -24,6 +24,8 @@ const {
   convert,
 } = require('./errors.js')
 const { Policy } = require('./policy.js')
+const { ManualClock, nativeClock } = require('./clock.js')
+const { acquireWaiting } = require('./breaker-wait.js')
 
 /** Calls `f`, converting a native error. */
 function call(f) {
@@ -90,10 +92,7 @@ const flushNative = fast.breakerFlush
 const breakerEpoch = fast.breakerEpoch ? new Uint32Array(fast.breakerEpoch) : null
 // Calls a breaker lets through on its JS fast path before it asks the core again (see Breaker).
 const SYNC_EVERY = 32
-const SUCCESS = 0
-const FAILURE = 1
-const IGNORED = 2
-const RELEASED = 3
+const { SUCCESS, FAILURE, IGNORED, RELEASED, judge } = require('./breaker-judge.js')
 
 const EMPTY_REPORT = Object.freeze({ signals: Object.freeze([]), intervention: null })
 
@@ -239,7 +238,7 @@ class Ace extends EventEmitter {
     /** Errors thrown by `'intervention'` listeners (reported, never thrown to the caller). */
     this.listenerErrors = 0
     if (!_engine) strict(options.config)
-    this._engine = _engine || call(() => native.Engine.memory(options.config))
+    this._engine = _engine || call(() => native.Engine.memory(options.config, nativeClock(options.clock)))
     this._h = this._engine.handle
     this.playbooks = new Playbooks(this._engine)
   }
@@ -247,12 +246,12 @@ class Ace extends EventEmitter {
   /** An engine on the store `url` names; resolves once it is connected and migrated. */
   static async open(url, options) {
     options = opts(options, 'options')
-    const { embedder, ...rest } = options
+    const { embedder, clock, ...rest } = options
     if (embedder !== undefined && embedder !== null && typeof embedder !== 'function') {
       throw new InvalidInputError(`invalid embedder: must be a function (texts) => vectors, not ${typeof embedder}`, { field: 'embedder' })
     }
     strict(url, rest)
-    const engine = await wait(call(() => native.Engine.open(url, rest, embedder)))
+    const engine = await wait(call(() => native.Engine.open(url, rest, embedder, nativeClock(clock))))
     return new Ace(options, engine)
   }
 
@@ -565,6 +564,12 @@ class Ace extends EventEmitter {
     return this._engine.breakerStates()
   }
 
+  /** The retry `name` of this engine (options as `new Retry`'s, applied when it is first made):
+   * its counts are the series `ace_retry_calls_total` and `ace_retry_attempts_total`. */
+  retry(name, options) {
+    return new Retry(name, options, this)
+  }
+
   /** The circuit breaker `name` (options apply when it is first made; one object per name). */
   breaker(name, options) {
     if (!this._breakers) this._breakers = new Map()
@@ -601,12 +606,15 @@ class Ace extends EventEmitter {
  */
 class Breaker {
   constructor(ace, name, options = {}) {
-    const { isFailure, ...rest } = options || {}
+    const { isFailure, isIgnored, ...rest } = options || {}
     strict(name, rest)
+    this._judge = judge(isFailure, isIgnored)
     this._ace = ace
     this._native = call(() => new native.NativeBreaker(ace._engine, name, Object.keys(rest).length ? rest : undefined))
     this._id = this._native.id
-    this._isFailure = typeof isFailure === 'function' ? isFailure : null
+    // `halfOpenBusy: 'wait'`: `call` waits for a busy trial's verdict (see breaker-wait.js).
+    this._waits = this._native.waitsForVerdict
+    this._recheckMs = this._waits ? this._native.recheckMs : null
     this._tripping = rest.trippingCall === 'breaker_error'
     this._listeners = null
     // The JS fast path: while the core says a success only counts (a closed breaker judging
@@ -671,8 +679,25 @@ class Breaker {
     return new CircuitOpenError(message, details)
   }
 
+  /** What a call that threw `error` is: FAILURE, SUCCESS (`isFailure` said no) or IGNORED. A
+   * predicate that throws is reported as a `'warning'` and the call counts as a failure. */
+  _outcome(error) {
+    if (this._judge === null) return FAILURE
+    try {
+      return this._judge(error)
+    } catch (e) {
+      this._ace.listenerErrors++
+      this._ace._warn(e)
+      return FAILURE
+    }
+  }
+
+  _countTimeout() {
+    call(() => this._native.countTimeout())
+  }
+
   _settle(slot, error) {
-    completeNative(this._id, slot, this._isFailure && !this._isFailure(error) ? IGNORED : FAILURE)
+    completeNative(this._id, slot, this._outcome(error))
     if (this._listeners) this._emit()
   }
 
@@ -723,7 +748,9 @@ class Breaker {
       try {
         result = await fn(...args)
       } catch (e) {
-        this._sync(this._isFailure && !this._isFailure(e) ? IGNORED : FAILURE)
+        const outcome = this._outcome(e)
+        if (outcome === SUCCESS) this._pending++
+        else this._sync(outcome)
         throw this._instead(e)
       }
       this._pending++
@@ -734,7 +761,7 @@ class Breaker {
       if (this._fast) return this.call(fn, ...args)
     }
     const id = this._id
-    const slot = tryAcquireNative(id)
+    const slot = this._waits ? await acquireWaiting(id, this._recheckMs) : tryAcquireNative(id)
     if (slot < 0) throw this._rejected()
     let result
     try {
@@ -1027,10 +1054,11 @@ class Playbooks {
  * the breaker judges every attempt.
  */
 class Retry {
-  constructor(name, options = {}) {
+  constructor(name, options = {}, _ace) {
     const { retryIf, sleep, ...rest } = options || {}
     strict(name, rest)
-    this._native = call(() => new native.NativeRetry(name, Object.keys(rest).length ? rest : undefined))
+    const engine = _ace ? _ace._engine : undefined
+    this._native = call(() => new native.NativeRetry(name, Object.keys(rest).length ? rest : undefined, engine))
     this._retryIf = typeof retryIf === 'function' ? retryIf : null
     this._sleep = typeof sleep === 'function' ? sleep : (s) => new Promise((resolve) => setTimeout(resolve, s * 1000))
   }
@@ -1046,6 +1074,10 @@ class Retry {
 
   counts() {
     return this._native.counts()
+  }
+
+  _countTimeout() {
+    call(() => this._native.countTimeout())
   }
 
   /** Runs `fn(...args)` (sync or async), retried as configured; rejects with the last error. */
@@ -1094,6 +1126,7 @@ module.exports = {
   InternalError,
   InvalidInputError,
   LimitedError,
+  ManualClock,
   Permit,
   Playbooks,
   Policy,

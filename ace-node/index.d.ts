@@ -11,13 +11,13 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The engine. */
 export declare class Engine {
-  /** An in-memory engine, built at once (no I/O). */
-  static memory(config?: any | undefined | null): Engine
+  /** An in-memory engine, built at once (no I/O), on `clock` when given. */
+  static memory(config?: any | undefined | null, clock?: NativeManualClock | undefined | null): Engine
   /**
    * Builds an engine on the store `url` names (`memory`, `sqlite://PATH`, `postgresql://...`;
    * a `redis://` URL means memory with a shared cache) without blocking the event loop.
    */
-  static open(url?: string | undefined | null, options?: OpenOptions | undefined | null, embedder?: ((arg: Array<string>) => Array<Array<number>>) | undefined | null): Promise<Engine>
+  static open(url?: string | undefined | null, options?: OpenOptions | undefined | null, embedder?: ((arg: Array<string>) => Array<Array<number>>) | undefined | null, clock?: NativeManualClock | undefined | null): Promise<Engine>
   /** Records a finished stage; `null` when it raised nothing, else `{signals, intervention}`. */
   recordStage(agent: string, task: string, stage: string, durationS: number, success: boolean, metrics?: Record<string, number> | undefined | null): Record<string, unknown> | null
   /**
@@ -138,8 +138,20 @@ export declare class NativeBreaker {
   get outstanding(): number
   /** The breaker's name. */
   get name(): string
+  /** Whether `call` waits for a busy half-open trial's verdict (`halfOpenBusy: 'wait'`). */
+  get waitsForVerdict(): boolean
+  /**
+   * How long a waiting call may go before asking again on its own, in milliseconds (only
+   * with `maxHalfOpenSeconds`, which can end a trial that never reports).
+   */
+  get recheckMs(): number | null
   /** `closed`, `open`, `half_open`, `disabled`, `forced_open` or `metrics_only`. */
   get state(): string
+  /**
+   * Counts an attempt that a policy's timeout cut short, as `ace_timeouts_total{name}` of the
+   * breaker's engine (the policy takes the breaker's name).
+   */
+  countTimeout(): void
   /** Counts and rates. */
   snapshot(): Record<string, unknown>
   /** Opens it for `seconds`. */
@@ -177,6 +189,18 @@ export declare class NativeBulkhead {
   get inFlight(): number
   /** Calls turned away so far. */
   get rejected(): number
+}
+
+/** A clock that moves only when told to, in seconds since the Unix epoch. */
+export declare class NativeManualClock {
+  /** A clock showing `start` seconds since the epoch (a finite number >= 0). */
+  constructor(start: number)
+  /** Moves the time forward by `seconds` (>= 0). */
+  advance(seconds: number): void
+  /** Sets the time to `seconds` since the epoch (earlier than now is allowed). */
+  set(seconds: number): void
+  /** The time shown, in seconds since the epoch. */
+  now(): number
 }
 
 /** The engine's playbooks, one per domain. */
@@ -237,8 +261,11 @@ export declare class NativeRateLimiter {
 
 /** A retry policy with exponential backoff and jitter, and its counts. */
 export declare class NativeRetry {
-  /** The retry `name` with `options`. */
-  constructor(name: string, options?: RetryOptions | undefined | null)
+  /**
+   * The retry `name` with `options`; with `engine`, that engine's retry `name` (made with
+   * these options on first use), whose counts are its series.
+   */
+  constructor(name: string, options?: RetryOptions | undefined | null, engine?: Engine | undefined | null)
   /** Its name. */
   get name(): string
   /** The wait before retry number `retry` (1 for the first), in seconds, jitter applied. */
@@ -251,6 +278,11 @@ export declare class NativeRetry {
   afterFailure(kind: string | undefined | null, message: string, attempt: number, retryable: boolean): number | null
   /** Attempt `attempt` succeeded. */
   afterSuccess(attempt: number): void
+  /**
+   * Counts an attempt that a policy's timeout cut short, as `ace_timeouts_total{name}` of its
+   * engine (nothing for a retry made without one).
+   */
+  countTimeout(): void
   /** What it has done: succeeded / failed, without / with retry, and the retries made. */
   counts(): Record<string, number>
 }
@@ -274,6 +306,15 @@ export declare class Server {
  * see `ace_core::tool`): what `recordTool(..., { args })` computes from `JSON.stringify(args)`.
  */
 export declare function argsDigestJson(text: string): string
+
+/**
+ * A permit of breaker `id` for a call that may wait for a half-open verdict
+ * (`halfOpenBusy: 'wait'`): its number, -1 when the breaker turns the call away
+ * (`takeRejection()` says why), or -2 when every trial permit is taken. Given `wake`, a -2
+ * means `wake()` will be called once, on the JS thread, when the trial ends or gives a permit
+ * back (then ask again); without it, nothing is registered (ask again with one).
+ */
+export declare function breakerAcquireWaiting(id: number, wake?: (() => void) | undefined | null): number
 
 /** Settings of a breaker (applied when it is first made). */
 export interface BreakerOptions {
@@ -301,8 +342,9 @@ export interface BreakerOptions {
    */
   threshold?: string
   /**
-   * `reject`, the only value Node takes for now (a call finding every half-open permit
-   * taken is rejected at once); `wait` is an `InvalidInputError` here.
+   * `reject` (a call finding every half-open permit taken is rejected at once; the default)
+   * or `wait` (`call` waits, without blocking the event loop, for the trial's verdict:
+   * cockatiel).
    */
   halfOpenBusy?: string
   /**

@@ -108,6 +108,9 @@ class Policy {
     const expired = new Promise((_resolve, reject) => {
       timer = setTimeout(() => {
         this._timeouts++
+        // ace_timeouts_total{name}: in the breaker's engine, under its name (else the retry's).
+        const counted = this._breaker || this._retry
+        if (counted && typeof counted._countTimeout === 'function') counted._countTimeout()
         const e = new TimedOutError(`timed out after ${seconds.toFixed(3)} s`, { timeout: seconds })
         controller.abort(e)
         reject(e)

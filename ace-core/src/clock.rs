@@ -225,6 +225,35 @@ impl ManualClock {
     }
 }
 
+/// The bindings' manual clock, in seconds since the Unix epoch: each value is checked once
+/// here, so Python and Node reject the same input with the same `InvalidInput` error.
+impl ManualClock {
+    /// A manual clock showing `seconds` since the epoch (a finite number >= 0).
+    pub fn from_secs(seconds: f64) -> crate::Result<Self> {
+        Ok(ManualClock::new(checked_time("start", seconds)?))
+    }
+
+    /// Sets the time to `seconds` since the epoch (a finite number >= 0; earlier is allowed).
+    pub fn set_secs(&self, seconds: f64) -> crate::Result<()> {
+        self.set(checked_time("seconds", seconds)?);
+        Ok(())
+    }
+
+    /// Moves the time forward by `seconds` (a finite number >= 0).
+    pub fn advance_secs(&self, seconds: f64) -> crate::Result<()> {
+        let d = Duration::try_from_secs_f64(seconds)
+            .map_err(|_| crate::Error::invalid("seconds", "expected a finite number of seconds >= 0"))?;
+        self.advance(d);
+        Ok(())
+    }
+}
+
+fn checked_time(field: &'static str, seconds: f64) -> crate::Result<Timestamp> {
+    Timestamp::from_secs_f64(seconds)
+        .filter(|t| t.0 >= 0)
+        .ok_or_else(|| crate::Error::invalid(field, "expected a finite number of seconds since the epoch, >= 0"))
+}
+
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::Relaxed))
@@ -264,6 +293,21 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(SystemClock.now().since(coarse.now()) < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_bindings_manual_clock_takes_checked_seconds() {
+        let c = ManualClock::from_secs(100.0).unwrap();
+        c.advance_secs(2.5).unwrap();
+        assert_eq!(c.now().as_secs_f64(), 102.5);
+        c.set_secs(50.0).unwrap();
+        assert_eq!(c.now().as_secs_f64(), 50.0);
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            assert!(matches!(ManualClock::from_secs(bad), Err(crate::Error::InvalidInput { field: "start", .. })));
+            assert!(matches!(c.set_secs(bad), Err(crate::Error::InvalidInput { field: "seconds", .. })));
+            assert!(matches!(c.advance_secs(bad), Err(crate::Error::InvalidInput { field: "seconds", .. })));
+        }
+        assert_eq!(c.now().as_secs_f64(), 50.0, "bad input moves nothing");
     }
 
     #[test]

@@ -580,3 +580,30 @@ fn batched_successes_end_the_run_of_failures_like_permits_do() {
     let timed = breaker(BreakerConfig::builder().slow_call_duration(secs(1)).build().unwrap(), &c);
     assert!(!timed.takes_batched_successes(), "slow calls need each call timed");
 }
+
+#[test]
+fn the_engine_registry_exports_its_retries_and_policy_timeouts() {
+    use ace_core::breaker::RetryConfig;
+    let ace = Ace::builder().clock(clock()).build().unwrap();
+    let retry = ace.breakers().retry("llm", RetryConfig::default()).unwrap();
+    assert!(Arc::ptr_eq(&retry, &ace.breakers().retry("llm", RetryConfig::default()).unwrap()));
+    retry.after_success(1);
+    assert!(retry.after_failure(Some(("Timeout", "slow")), 1).is_some(), "a first failure is retried");
+    retry.after_success(2);
+    assert!(retry.after_failure(Some(("Timeout", "slow")), 3).is_none(), "the third attempt is the last");
+    ace.breakers().count_timeout("llm").unwrap();
+    ace.breakers().count_timeout("llm").unwrap();
+    assert_eq!(ace.breakers().timeouts("llm"), 2);
+    assert_eq!(ace.breakers().count_timeout("bad\nname").unwrap_err().code(), "invalid_input");
+    let text = ace.metrics_text();
+    for line in [
+        "ace_retry_calls_total{name=\"llm\",outcome=\"successful_without_retry\"} 1",
+        "ace_retry_calls_total{name=\"llm\",outcome=\"successful_with_retry\"} 1",
+        "ace_retry_calls_total{name=\"llm\",outcome=\"failed_without_retry\"} 0",
+        "ace_retry_calls_total{name=\"llm\",outcome=\"failed_with_retry\"} 1",
+        "ace_retry_attempts_total{name=\"llm\"} 1",
+        "ace_timeouts_total{name=\"llm\"} 2",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}

@@ -105,6 +105,32 @@ fn the_snapshot_shows_the_half_open_trial_not_the_closed_window() {
 }
 
 #[test]
+fn the_snapshot_adds_up_the_durations_of_the_window_calls() {
+    let c = clock();
+    let cfg = count_window(2).slow_call_duration(secs(5)).build().unwrap();
+    let b = CircuitBreaker::new("dep", cfg, Arc::new(c.clone())).unwrap();
+    let s = b.snapshot();
+    assert_eq!((s.total_duration, s.average_duration), (Some(Duration::ZERO), None), "no calls: no average");
+    for took in [1, 3, 7] {
+        let p = b.try_acquire().unwrap();
+        c.advance(secs(took));
+        p.success();
+    }
+    let s = b.snapshot();
+    assert_eq!(s.total_duration, Some(secs(10)), "the 1 s call slid out of the window of 2");
+    assert_eq!(s.average_duration, Some(secs(5)));
+    assert_eq!((s.slow_successes, s.slow_failures), (1, 0));
+    let untimed = CircuitBreaker::new("plain", count_window(2).build().unwrap(), Arc::new(c.clone())).unwrap();
+    succeed(&untimed, 2);
+    let s = untimed.snapshot();
+    assert_eq!(
+        (s.total_duration, s.average_duration),
+        (None, None),
+        "a breaker without slow_call_duration times nothing"
+    );
+}
+
+#[test]
 fn a_time_window_read_after_its_seconds_passed_drops_their_calls() {
     let c = clock();
     let cfg = BreakerConfig::builder().window(Window::Time(10)).minimum_calls(2).failure_rate_threshold(100.0);
@@ -358,6 +384,45 @@ fn a_permit_given_back_in_half_open_wakes_a_waiter() {
     let Poll::Ready(Ok(p)) = fut.as_mut().poll(&mut cx) else { panic!("the given-back permit is the waiter's") };
     p.success();
     assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn poll_acquire_owned_waits_for_the_verdict_as_an_event_loop_binding_polls() {
+    for (trial_ok, then) in [(true, State::Closed), (false, State::Open)] {
+        let c = clock();
+        let cfg = BreakerConfig::builder()
+            .half_open_busy(HalfOpenBusy::Wait)
+            .max_wait_in_half_open(secs(120))
+            .build()
+            .unwrap();
+        let b = Arc::new(CircuitBreaker::new("dep", cfg, Arc::new(c.clone())).unwrap());
+        assert_eq!(b.recheck_after(), Some(secs(1)), "with a half-open limit, the waiter asks again within a second");
+        fail(&b, 5);
+        c.advance(secs(61));
+        let trial = b.try_acquire_owned().unwrap();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let not_permitted = b.counts().not_permitted;
+        assert!(b.poll_acquire_owned(&mut Context::from_waker(&waker)).is_pending(), "waits for the verdict");
+        assert_eq!(b.counts().not_permitted, not_permitted, "waiting is not a rejection");
+        trial.record(if trial_ok { Outcome::Success } else { Outcome::Failure });
+        assert!(flag.0.load(Ordering::SeqCst), "the verdict woke the waiter");
+        match b.poll_acquire_owned(&mut Context::from_waker(&waker)) {
+            Poll::Ready(Ok(p)) => {
+                assert!(trial_ok, "a permit only after a closing");
+                p.record(Outcome::Success);
+            }
+            Poll::Ready(Err(r)) => assert_eq!((trial_ok, r.state), (false, State::Open)),
+            Poll::Pending => panic!("still waiting after the verdict"),
+        }
+        assert_eq!(b.state(), then);
+    }
+    let plain = Arc::new(CircuitBreaker::new("plain", BreakerConfig::default(), Arc::new(clock())).unwrap());
+    assert_eq!(plain.recheck_after(), None);
+    plain.half_open();
+    let _trial = plain.try_acquire_owned().unwrap();
+    let polled = plain.poll_acquire_owned(&mut Context::from_waker(Waker::noop()));
+    assert!(matches!(polled, Poll::Ready(Err(_))), "reject: never pending");
 }
 
 #[test]

@@ -45,8 +45,9 @@ pub struct BreakerOptions {
     /// `reached` (a rate at its threshold trips, resilience4j; the default) or `exceeded`
     /// (only above it, opossum and cockatiel).
     pub threshold: Option<String>,
-    /// `reject`, the only value Node takes for now (a call finding every half-open permit
-    /// taken is rejected at once); `wait` is an `InvalidInputError` here.
+    /// `reject` (a call finding every half-open permit taken is rejected at once; the default)
+    /// or `wait` (`call` waits, without blocking the event loop, for the trial's verdict:
+    /// cockatiel).
     pub half_open_busy: Option<String>,
     /// `own_error` (the call that opens the breaker throws its own error; the default) or
     /// `breaker_error` (it throws the breaker's `CircuitOpenError`, its `cause` the call's
@@ -110,17 +111,7 @@ impl NativeBreaker {
                     half_open_permits: o.half_open_permits.map(|n| count("half_open_permits", n)).transpose().js()?,
                     max_half_open_seconds: o.max_half_open_seconds,
                     threshold: o.threshold.as_deref().map(str::parse).transpose().js()?,
-                    half_open_busy: o
-                        .half_open_busy
-                        .as_deref()
-                        .map(str::parse)
-                        .transpose()
-                        .js()?
-                        .map(|h| match h {
-                            HalfOpenBusy::Reject => Ok(h),
-                            _ => Err(invalid("half_open_busy", "\"wait\" is not supported in Node yet")),
-                        })
-                        .transpose()?,
+                    half_open_busy: o.half_open_busy.as_deref().map(str::parse).transpose().js()?,
                     tripping_call: o.tripping_call.as_deref().map(str::parse).transpose().js()?,
                     trial_verdict: o.trial_verdict.as_deref().map(str::parse).transpose().js()?,
                     automatic_half_open: o.automatic_half_open,
@@ -227,10 +218,30 @@ impl NativeBreaker {
         self.core.breaker.name().to_owned()
     }
 
+    /// Whether `call` waits for a busy half-open trial's verdict (`halfOpenBusy: 'wait'`).
+    #[napi(getter)]
+    pub fn waits_for_verdict(&self) -> bool {
+        self.core.breaker.config().half_open_busy == HalfOpenBusy::Wait
+    }
+
+    /// How long a waiting call may go before asking again on its own, in milliseconds (only
+    /// with `maxHalfOpenSeconds`, which can end a trial that never reports).
+    #[napi(getter)]
+    pub fn recheck_ms(&self) -> Option<f64> {
+        self.core.breaker.recheck_after().map(|d| d.as_secs_f64() * 1000.0)
+    }
+
     /// `closed`, `open`, `half_open`, `disabled`, `forced_open` or `metrics_only`.
     #[napi(getter)]
     pub fn state(&self) -> &'static str {
         self.core.breaker.state().as_str()
+    }
+
+    /// Counts an attempt that a policy's timeout cut short, as `ace_timeouts_total{name}` of the
+    /// breaker's engine (the policy takes the breaker's name).
+    #[napi]
+    pub fn count_timeout(&self) -> Result<()> {
+        self.core.ace.breakers().count_timeout(self.core.breaker.name()).js()
     }
 
     /// Counts and rates.
@@ -243,7 +254,9 @@ impl NativeBreaker {
             "slow": s.counts.slow, "notPermitted": s.not_permitted, "notPermittedTotal": s.counts.not_permitted,
             "consecutiveFailures": s.consecutive_failures, "windowCalls": s.window_calls,
             "windowFailures": s.window_failures, "slowSuccesses": s.slow_successes, "slowFailures": s.slow_failures,
-            "failureRate": s.failure_rate, "slowCallRate": s.slow_call_rate,
+            "failureRate": s.failure_rate, "slowCallRate": s.slow_call_rate, "attempts": s.attempts,
+            "totalDuration": s.total_duration.map(|d| d.as_secs_f64()),
+            "averageDuration": s.average_duration.map(|d| d.as_secs_f64()),
         })
     }
 

@@ -81,6 +81,8 @@ pub struct Build {
     embedder: Option<(Arc<EmbedFn>, usize)>,
     /// `embedderModel`: `minilm` (the directory in `ACE_MINILM_DIR`) or a model directory.
     model: Option<String>,
+    /// `clock`: a manual clock the engine reads instead of the system's.
+    clock: Option<ace::ManualClock>,
 }
 
 /// Loads the built-in sentence model named by `embedderModel`.
@@ -107,6 +109,9 @@ impl Task for Build {
     fn compute(&mut self) -> Result<Ace> {
         guard(|| {
             let mut builder = self.spec.builder().js()?.persist(self.persist);
+            if let Some(c) = self.clock.take() {
+                builder = builder.clock(c);
+            }
             if let Some((f, dim)) = self.embedder.take() {
                 builder = builder.embedder(JsEmbedder { f, dim });
             }
@@ -168,12 +173,15 @@ fn severity(s: Option<String>) -> Result<Option<Severity>> {
 
 #[napi]
 impl Engine {
-    /// An in-memory engine, built at once (no I/O).
+    /// An in-memory engine, built at once (no I/O), on `clock` when given.
     #[napi(factory)]
-    pub fn memory(config: Option<Value>) -> Result<Engine> {
+    pub fn memory(config: Option<Value>, clock: Option<&crate::clock::NativeManualClock>) -> Result<Engine> {
         guard(|| {
             let spec = ace::EngineSpec::new(None, None, crate::settings(config.as_ref())?, false).js()?;
-            let ace = spec.open().js()?;
+            let ace = match clock {
+                None => spec.open().js()?,
+                Some(c) => spec.builder().js()?.clock(c.inner.clone()).build().js()?,
+            };
             Ok(Engine::new(ace))
         })
     }
@@ -185,6 +193,7 @@ impl Engine {
         url: Option<String>,
         options: Option<OpenOptions>,
         embedder: Option<Function<Vec<String>, Vec<Vec<f64>>>>,
+        clock: Option<&crate::clock::NativeManualClock>,
     ) -> Result<AsyncTask<Build>> {
         guard(|| {
             let o = options.unwrap_or(OpenOptions {
@@ -210,7 +219,8 @@ impl Engine {
             if embedder.is_some() && o.embedder_model.is_some() {
                 return Err(invalid("embedderModel", "give either an embedder function or a model, not both"));
             }
-            Ok(AsyncTask::new(Build { spec, persist: o.persist.unwrap_or(true), embedder, model: o.embedder_model }))
+            let (persist, model, clock) = (o.persist.unwrap_or(true), o.embedder_model, clock.map(|c| c.inner.clone()));
+            Ok(AsyncTask::new(Build { spec, persist, embedder, model, clock }))
         })
     }
 

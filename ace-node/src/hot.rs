@@ -10,6 +10,7 @@ use std::sync::Arc;
 use ace::Ace;
 use ace::breaker::{CircuitBreaker, Outcome, OwnedPermit, Rejected};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
@@ -256,6 +257,45 @@ pub(crate) fn flush(id: u32, pending: u32, outcome: u32) -> Result<bool> {
             b.settle(p, o);
         }
         Ok(b.breaker.takes_batched_successes())
+    })
+}
+
+/// Wakes a JS call waiting for a half-open verdict: calls its function once, on the JS thread.
+struct JsWake(Mutex<Option<ThreadsafeFunction<(), (), (), Status, false>>>);
+
+impl std::task::Wake for JsWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(f) = self.0.lock().take() {
+            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+/// A permit of breaker `id` for a call that may wait for a half-open verdict
+/// (`halfOpenBusy: 'wait'`): its number, -1 when the breaker turns the call away
+/// (`takeRejection()` says why), or -2 when every trial permit is taken. Given `wake`, a -2
+/// means `wake()` will be called once, on the JS thread, when the trial ends or gives a permit
+/// back (then ask again); without it, nothing is registered (ask again with one).
+#[napi]
+pub fn breaker_acquire_waiting(id: u32, wake: Option<Function<(), ()>>) -> Result<f64> {
+    with_breaker(id, |b| {
+        guard(|| {
+            let waker = match wake {
+                None => std::task::Waker::noop().clone(),
+                Some(f) => {
+                    let tsfn = f.build_threadsafe_function().callee_handled::<false>().build()?;
+                    std::task::Waker::from(Arc::new(JsWake(Mutex::new(Some(tsfn)))))
+                }
+            };
+            match b.breaker.poll_acquire_owned(&mut std::task::Context::from_waker(&waker)) {
+                std::task::Poll::Ready(r) => b.hold(r),
+                std::task::Poll::Pending => Ok(-2.0),
+            }
+        })
     })
 }
 

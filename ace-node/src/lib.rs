@@ -13,6 +13,7 @@
 
 mod breaker;
 mod breaker_events;
+mod clock;
 mod engine;
 mod hot;
 mod live;

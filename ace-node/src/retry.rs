@@ -1,8 +1,10 @@
 //! `NativeRetry`: the core's retry decisions (whether to retry, how long to wait, the counts) for
 //! `Retry` in `ace.js`, which runs the attempts and the waits on the event loop.
 
+use std::sync::Arc;
+
 use ace::breaker::config::seconds;
-use ace::breaker::{Retry, RetryConfig};
+use ace::breaker::{Breakers, Retry, RetryConfig};
 use ace::error::count;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -30,14 +32,17 @@ pub struct RetryOptions {
 /// A retry policy with exponential backoff and jitter, and its counts.
 #[napi]
 pub struct NativeRetry {
-    inner: Retry,
+    inner: Arc<Retry>,
+    /// The engine's registry it belongs to (`eng.retry(...)`): its counts are series there.
+    registry: Option<Arc<Breakers>>,
 }
 
 #[napi]
 impl NativeRetry {
-    /// The retry `name` with `options`.
+    /// The retry `name` with `options`; with `engine`, that engine's retry `name` (made with
+    /// these options on first use), whose counts are its series.
     #[napi(constructor)]
-    pub fn new(name: String, options: Option<RetryOptions>) -> Result<Self> {
+    pub fn new(name: String, options: Option<RetryOptions>, engine: Option<&crate::engine::Engine>) -> Result<Self> {
         guard(|| {
             let mut cfg = RetryConfig::default();
             if let Some(o) = options {
@@ -60,7 +65,14 @@ impl NativeRetry {
                     cfg.retry_rejected = r;
                 }
             }
-            Ok(NativeRetry { inner: Retry::new(&name, cfg).js()? })
+            match engine {
+                None => Ok(NativeRetry { inner: Arc::new(Retry::new(&name, cfg).js()?), registry: None }),
+                Some(e) => {
+                    e.ace.ensure_open().js()?;
+                    let registry = e.ace.breakers().clone();
+                    Ok(NativeRetry { inner: registry.retry(&name, cfg).js()?, registry: Some(registry) })
+                }
+            }
         })
     }
 
@@ -100,6 +112,16 @@ impl NativeRetry {
     pub fn after_success(&self, attempt: f64) -> Result<()> {
         self.inner.after_success(count("attempt", attempt).js()?);
         Ok(())
+    }
+
+    /// Counts an attempt that a policy's timeout cut short, as `ace_timeouts_total{name}` of its
+    /// engine (nothing for a retry made without one).
+    #[napi]
+    pub fn count_timeout(&self) -> Result<()> {
+        match &self.registry {
+            Some(r) => r.count_timeout(self.inner.name()).js(),
+            None => Ok(()),
+        }
     }
 
     /// What it has done: succeeded / failed, without / with retry, and the retries made.

@@ -34,7 +34,7 @@ test('call opens after five failures and then rejects without running', async ()
 
 test('sync functions, wrap, isFailure and manual states', async () => {
   const eng = new Ace()
-  const b = eng.breaker('db', { failures: 2, waitSeconds: 30, isFailure: (e) => !(e instanceof RangeError) })
+  const b = eng.breaker('db', { failures: 2, waitSeconds: 30, isIgnored: (e) => e instanceof RangeError })
   assert.equal(await b.call((a, c) => a + c, 1, 2), 3)
   for (let i = 0; i < 3; i++) await assert.rejects(b.call(() => { throw new RangeError('ignored') }))
   assert.equal(b.state, 'closed', 'ignored errors count neither way')

@@ -63,6 +63,30 @@ test('a timeout aborts the signal, raises TimedOutError and is a breaker failure
   await eng.close()
 })
 
+test('an engine retry and a policy timeout are Prometheus series', async () => {
+  const eng = new Ace()
+  const breaker = eng.breaker('series', { failures: 10 })
+  const [waits, sleep] = fakeClock()
+  const retry = eng.retry('series', { maxAttempts: 3, jitter: 0, sleep })
+  const policy = new Policy({ retry, breaker, timeoutSeconds: 0.02 })
+  await assert.rejects(policy.execute(({ signal }) => slow(signal)), TimedOutError)
+  assert.equal(await policy.execute(async () => 'ok'), 'ok')
+  assert.equal(waits.length, 2)
+  const text = eng.metricsText()
+  for (const line of [
+    'ace_retry_calls_total{name="series",outcome="failed_with_retry"} 1',
+    'ace_retry_calls_total{name="series",outcome="successful_without_retry"} 1',
+    'ace_retry_attempts_total{name="series"} 2',
+    'ace_timeouts_total{name="series"} 3',
+  ]) {
+    assert.ok(text.includes(line), `${line} in\n${text}`)
+  }
+  const alone = new Policy({ retry: new Retry('alone', { maxAttempts: 1 }), timeoutSeconds: 0.02 })
+  await assert.rejects(alone.execute(({ signal }) => slow(signal)), TimedOutError)
+  assert.ok(!eng.metricsText().includes('alone'), 'a retry made alone belongs to no engine')
+  await eng.close()
+})
+
 test('a call that ignores the signal finishes on its own and its result is dropped', async () => {
   const eng = new Ace()
   const breaker = eng.breaker('deaf', { failures: 1 })

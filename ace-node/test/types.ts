@@ -1,5 +1,5 @@
 // Typed usage of agent-ace: `tsc --noEmit` over this file checks ace.d.ts (never run).
-import { Ace, CircuitOpenError, type Intervention, Policy, type PolicyContext, type Reflection, type Reflector, type Report, Retry, type Server, TimedOutError, argsDigest, currentTask, replay } from '../ace.js'
+import { Ace, type BreakerSnapshot, CircuitOpenError, type Intervention, ManualClock, Policy, type PolicyContext, type Reflection, type Reflector, type Report, Retry, type Server, TimedOutError, argsDigest, currentTask, replay } from '../ace.js'
 
 async function main(): Promise<void> {
   const ace = await Ace.open('sqlite:///tmp/ace-types.db', { config: { cooldownSeconds: 60 } })
@@ -39,6 +39,18 @@ async function main(): Promise<void> {
   const plain: number = await new Policy({ timeoutSeconds: 1 }).execute(() => 1)
   const guarded: (x: number) => Promise<number | null> = new Policy({ fallback: null }).wrap(async (x: number) => x + 1)
   console.log(answered, plain, guarded, policy.counts().timeouts, policy.timeoutSeconds)
+  const clock = new ManualClock(1_700_000_000)
+  const timed = new Ace({ clock })
+  const opened = await Ace.open('memory', { clock })
+  const waiting = timed.breaker('trial', { halfOpenBusy: 'wait', slowCallSeconds: 2, isFailure: (e) => !(e instanceof RangeError), isIgnored: (e) => e instanceof TypeError })
+  clock.advance(31)
+  clock.set(clock.now() + 1)
+  const snap: BreakerSnapshot = waiting.snapshot()
+  const took: number | null = snap.averageDuration ?? snap.totalDuration
+  const engineRetry: Retry = timed.retry('llm', { maxAttempts: 2 })
+  console.log(took, snap.attempts, engineRetry.counts().retries)
+  await opened.close()
+  await timed.close()
   await ace.rateLimiter('rate', 1, 10).acquire(5)
   await ace.bulkhead('pool', 4).run(async () => 1)
   const best = await ace.playbooks.retrieve('support', 'refund', { k: 3 })

@@ -152,6 +152,13 @@ impl PyBreaker {
         Guarded { breaker: self.breaker.clone(), judge: self.judge.clone(), f: fn_ }
     }
 
+    /// Counts an attempt that a policy's timeout cut short, as `ace_timeouts_total{name}` of the
+    /// breaker's engine (the policy takes the breaker's name).
+    fn count_timeout(&self, py: Python<'_>) -> PyResult<()> {
+        let ace = self.engine.get().handle()?;
+        ace.breakers().count_timeout(self.breaker.name()).py(py)
+    }
+
     /// Counts and rates, as a dict.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.breaker.snapshot();
@@ -171,6 +178,9 @@ impl PyBreaker {
         d.set_item("slow_failures", s.slow_failures)?;
         d.set_item("failure_rate", s.failure_rate)?;
         d.set_item("slow_call_rate", s.slow_call_rate)?;
+        d.set_item("attempts", s.attempts)?;
+        d.set_item("total_duration", s.total_duration.map(|t| t.as_secs_f64()))?;
+        d.set_item("average_duration", s.average_duration.map(|t| t.as_secs_f64()))?;
         Ok(d)
     }
 

@@ -60,11 +60,16 @@ struct Recipe {
     model: Option<Arc<ace::playbook::MiniLm>>,
     judge: Option<Arc<Py<PyAny>>>,
     subscribers: Arc<Mutex<Vec<Py<PyAny>>>>,
+    /// `clock=`: a manual clock the engine reads instead of the system's.
+    clock: Option<ace::ManualClock>,
 }
 
 impl Recipe {
     fn build(&self) -> ace::Result<Ace> {
         let mut builder = self.spec.builder()?.persist(self.persist);
+        if let Some(c) = &self.clock {
+            builder = builder.clock(c.clone());
+        }
         if let Some(e) = &self.embedder {
             builder = builder.embedder(ArcEmbedder(e.clone()));
         }
@@ -175,7 +180,8 @@ impl PyAce {
 #[pymethods]
 impl PyAce {
     #[new]
-    #[pyo3(signature = (url=None, *, cache=None, config=None, persist=true, embedder=None, embedder_dim=None, judge=None, from_env=false))]
+    #[pyo3(signature = (url=None, *, cache=None, config=None, persist=true, embedder=None, embedder_dim=None, judge=None, from_env=false, clock=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         url: Option<String>,
@@ -186,6 +192,7 @@ impl PyAce {
         embedder_dim: Option<usize>,
         judge: Option<Py<PyAny>>,
         from_env: bool,
+        clock: Option<PyRef<'_, crate::clock::PyManualClock>>,
     ) -> PyResult<Self> {
         guard(py, || {
             let model = match embedder.as_ref().map(|e| e.bind(py).extract::<String>()) {
@@ -210,8 +217,16 @@ impl PyAce {
                 (Some(_), None) => return Err(invalid(py, "embedder_dim", "give the embedder's vector dimension")),
                 (None, _) => None,
             };
-            let recipe =
-                Recipe { spec, persist, embedder, model, judge: judge.map(Arc::new), subscribers: Arc::default() };
+            let clock = clock.map(|c| c.inner.clone());
+            let recipe = Recipe {
+                spec,
+                persist,
+                embedder,
+                model,
+                judge: judge.map(Arc::new),
+                subscribers: Arc::default(),
+                clock,
+            };
             let ace = py.detach(|| recipe.build()).py(py)?;
             Ok(PyAce {
                 ace: ArcSwap::from_pointee(ace),

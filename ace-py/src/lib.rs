@@ -9,6 +9,7 @@ mod args;
 mod breaker;
 mod breaker_events;
 mod breaker_judge;
+mod clock;
 mod convert;
 mod embed;
 mod engine;
@@ -77,6 +78,7 @@ fn _ace(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<limit::PyBulkhead>()?;
     m.add_class::<limit::PyBulkheadPermit>()?;
     m.add_class::<retry::PyRetry>()?;
+    m.add_class::<clock::PyManualClock>()?;
     m.add_class::<convert::PyReport>()?;
     m.add_class::<convert::PyErrorReport>()?;
     m.add_class::<convert::PyIntervention>()?;

@@ -1,8 +1,10 @@
 //! `ace._ace.Retry`: the core's retry decisions (whether to retry, how long to wait, the counts)
 //! for `ace.Retry`, whose sync and async decorators run the attempts and the waits in Python.
 
+use std::sync::Arc;
+
 use ace::breaker::config::seconds;
-use ace::breaker::{Retry, RetryConfig};
+use ace::breaker::{Breakers, Retry, RetryConfig};
 use ace::error::count;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -13,16 +15,19 @@ use crate::text::Text;
 /// A retry policy with exponential backoff and jitter, and its counts.
 #[pyclass(module = "ace._ace", name = "Retry", frozen, subclass)]
 pub(crate) struct PyRetry {
-    inner: Retry,
+    inner: Arc<Retry>,
+    /// The engine's registry it belongs to (made with `engine=`): its counts are series there.
+    registry: Option<Arc<Breakers>>,
 }
 
 #[pymethods]
 impl PyRetry {
     /// `max_attempts` in all (the first included), waits of `wait_seconds` growing by
     /// `multiplier` up to `max_wait_seconds`, each spread by `jitter` (a fraction in [0, 1));
-    /// a breaker's rejection is retried only with `retry_rejected`.
+    /// a breaker's rejection is retried only with `retry_rejected`. With `engine`, the engine's
+    /// retry `name` (made with these settings on first use), whose counts are its series.
     #[new]
-    #[pyo3(signature = (name, *, max_attempts=None, wait_seconds=None, multiplier=None, max_wait_seconds=None, jitter=None, retry_rejected=None))]
+    #[pyo3(signature = (name, *, max_attempts=None, wait_seconds=None, multiplier=None, max_wait_seconds=None, jitter=None, retry_rejected=None, engine=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -33,6 +38,7 @@ impl PyRetry {
         max_wait_seconds: Option<f64>,
         jitter: Option<f64>,
         retry_rejected: Option<bool>,
+        engine: Option<PyRef<'_, crate::engine::PyAce>>,
     ) -> PyResult<Self> {
         guard(py, || {
             let mut cfg = RetryConfig::default();
@@ -54,7 +60,15 @@ impl PyRetry {
             if let Some(r) = retry_rejected {
                 cfg.retry_rejected = r;
             }
-            Ok(PyRetry { inner: Retry::new(&name, cfg).py(py)? })
+            match engine {
+                None => Ok(PyRetry { inner: Arc::new(Retry::new(&name, cfg).py(py)?), registry: None }),
+                Some(e) => {
+                    let ace = e.handle()?;
+                    ace.ensure_open().py(py)?;
+                    let registry = ace.breakers().clone();
+                    Ok(PyRetry { inner: registry.retry(&name, cfg).py(py)?, registry: Some(registry) })
+                }
+            }
         })
     }
 
@@ -93,6 +107,15 @@ impl PyRetry {
     fn after_success(&self, py: Python<'_>, attempt: f64) -> PyResult<()> {
         self.inner.after_success(count("attempt", attempt).py(py)?);
         Ok(())
+    }
+
+    /// Counts an attempt that a policy's timeout cut short, as `ace_timeouts_total{name}` of its
+    /// engine (nothing for a retry made without one).
+    fn count_timeout(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.registry {
+            Some(r) => r.count_timeout(self.inner.name()).py(py),
+            None => Ok(()),
+        }
     }
 
     /// What it has done: succeeded / failed, without / with retry, and the retries made.

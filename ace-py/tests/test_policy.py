@@ -279,3 +279,34 @@ def test_unknown_settings_are_refused():
 
 def _raise(e):
     raise e
+
+
+def test_an_engine_retry_and_a_policy_timeout_are_prometheus_series(eng):
+    b = eng.breaker("series", failures=10)
+    waits = []
+
+    async def asleep(d):
+        waits.append(d)
+
+    r = eng.retry("series", max_attempts=3, jitter=0, asleep=asleep)
+    policy = ace.Policy(retry=r, breaker=b, timeout=0.02)
+
+    async def slow():
+        await asyncio.sleep(30)
+
+    with pytest.raises(ace.TimedOutError):
+        asyncio.run(policy.acall(slow))
+    assert asyncio.run(policy.acall(asyncio.sleep, 0, "ok")) == "ok"
+    text = eng.metrics_text()
+    for line in [
+        'ace_retry_calls_total{name="series",outcome="failed_with_retry"} 1',
+        'ace_retry_calls_total{name="series",outcome="successful_without_retry"} 1',
+        'ace_retry_attempts_total{name="series"} 2',
+        'ace_timeouts_total{name="series"} 3',
+    ]:
+        assert line in text, f"{line} in\n{text}"
+    assert eng.retry("series").counts()["retries"] == 2, "one retry per name in an engine"
+    alone = ace.Retry("alone", max_attempts=1)
+    alone.after_success(1)
+    alone.count_timeout()
+    assert "alone" not in eng.metrics_text(), "a retry made alone belongs to no engine"

@@ -37,10 +37,13 @@ impl CircuitBreaker {
     /// Records a finished call; true when this call opened the breaker.
     #[inline]
     pub(super) fn complete(&self, word: u64, started: Option<Timestamp>, outcome: Outcome) -> bool {
-        let slow = match (started, self.cfg.slow_call_duration) {
-            (Some(t), Some(limit)) => self.clock.now().since(t) > limit,
+        // A permit carries its start only when the breaker times calls (`slow_call_duration`).
+        let took = started.map(|t| self.clock.now().since(t));
+        let slow = match (took, self.cfg.slow_call_duration) {
+            (Some(took), Some(limit)) => took > limit,
             _ => false,
         };
+        let micros = took.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let c = &self.counters;
         match outcome {
             Outcome::Success => c.successes.fetch_add(1, Ordering::Relaxed),
@@ -76,13 +79,13 @@ impl CircuitBreaker {
                 }
                 false
             }
-            (State::Closed | State::MetricsOnly, _) => self.judge_window(word, failed, slow),
-            (State::HalfOpen, _) => self.judge_trial(word, failed, slow),
+            (State::Closed | State::MetricsOnly, _) => self.judge_window(word, failed, slow, micros),
+            (State::HalfOpen, _) => self.judge_trial(word, failed, slow, micros),
             _ => false,
         }
     }
 
-    fn judge_window(&self, word: u64, failed: bool, slow: bool) -> bool {
+    fn judge_window(&self, word: u64, failed: bool, slow: bool, micros: u64) -> bool {
         // Only a time window needs the clock.
         let second = match self.cfg.window {
             Window::Time(_) => self.clock.now().as_micros().div_euclid(1_000_000),
@@ -90,7 +93,7 @@ impl CircuitBreaker {
         };
         let exceeded = {
             let mut j = self.judged.lock();
-            let tally = j.outcomes.push(second, failed, slow);
+            let tally = j.outcomes.push(second, failed, slow, micros);
             if tally.calls < self.cfg.effective_minimum() || j.exceeded {
                 return false;
             }
@@ -116,13 +119,10 @@ impl CircuitBreaker {
         (rule.trips(failure, self.cfg.failure_rate_threshold), rule.trips(slow, self.cfg.slow_call_rate_threshold))
     }
 
-    fn judge_trial(&self, word: u64, failed: bool, slow: bool) -> bool {
+    fn judge_trial(&self, word: u64, failed: bool, slow: bool, micros: u64) -> bool {
         let verdict = {
             let mut j = self.judged.lock();
-            j.trial.calls += 1;
-            j.trial.failures += u32::from(failed);
-            j.trial.slow += u32::from(slow);
-            j.trial.slow_failures += u32::from(failed && slow);
+            j.trial.add(failed, slow, micros);
             let permits = self.cfg.half_open_permits;
             let lost = |t: Tally| match self.cfg.window {
                 Window::ConsecutiveFailures(_) => t.failures > 0 || t.slow > 0,

@@ -43,6 +43,7 @@ mod window;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -107,6 +108,12 @@ pub struct Snapshot {
     pub slow_call_rate: Option<f64>,
     /// Openings in a row without closing (the backoff attempt).
     pub attempts: u32,
+    /// The durations of the window's (or the trial's) calls added up (resilience4j's
+    /// `getTotalDuration`); `None` when the breaker times nothing: calls are timed only with a
+    /// `slow_call_duration`, as timing costs a clock read per call.
+    pub total_duration: Option<Duration>,
+    /// `total_duration` over `window_calls` (`None` as `total_duration`, or with no calls).
+    pub average_duration: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -182,7 +189,7 @@ impl CircuitBreaker {
         Ok(CircuitBreaker {
             name: Arc::from(name),
             judged: Mutex::new(Judged {
-                outcomes: Outcomes::new(cfg.window),
+                outcomes: Outcomes::new(cfg.window, cfg.slow_call_duration.is_some()),
                 trial: Tally::default(),
                 attempts: 0,
                 exceeded: false,
@@ -258,6 +265,7 @@ impl CircuitBreaker {
             (tally, rated && tally.calls >= self.cfg.effective_minimum())
         };
         let (failure, slow) = tally.rates();
+        let total = self.cfg.slow_call_duration.map(|_| Duration::from_micros(tally.micros));
         Snapshot {
             name: self.name.clone(),
             state,
@@ -275,6 +283,8 @@ impl CircuitBreaker {
             failure_rate: enough.then_some(failure),
             slow_call_rate: enough.then_some(slow),
             attempts: j.attempts,
+            total_duration: total,
+            average_duration: total.filter(|_| tally.calls > 0).map(|t| t / tally.calls),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::RwLock;
@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::limit::{Bulkhead, RateLimiter};
-use super::{BreakerConfig, CircuitBreaker, State};
+use super::{BreakerConfig, CircuitBreaker, Retry, RetryConfig, State};
 use crate::clock::{Clock, Timestamp};
 use crate::error::Result;
 
@@ -142,6 +142,9 @@ pub struct Breakers {
     breakers: RwLock<BTreeMap<Arc<str>, Arc<CircuitBreaker>>>,
     limiters: RwLock<BTreeMap<Arc<str>, Arc<RateLimiter>>>,
     bulkheads: RwLock<BTreeMap<Arc<str>, Arc<Bulkhead>>>,
+    retries: RwLock<BTreeMap<Arc<str>, Arc<Retry>>>,
+    /// Attempts that ran out of time, by policy name.
+    timeouts: RwLock<BTreeMap<Arc<str>, Arc<AtomicU64>>>,
     sink: Arc<Sink>,
 }
 
@@ -163,6 +166,8 @@ impl Breakers {
             breakers: RwLock::default(),
             limiters: RwLock::default(),
             bulkheads: RwLock::default(),
+            retries: RwLock::default(),
+            timeouts: RwLock::default(),
             sink: Arc::default(),
         }
     }
@@ -233,6 +238,41 @@ impl Breakers {
         let b = Arc::new(Bulkhead::with_sink(name, max_concurrent, self.sink.clone())?);
         map.insert(Arc::from(name), b.clone());
         Ok(b)
+    }
+
+    /// The retry named `name`, made with `cfg` on first use (an existing one keeps its
+    /// configuration); its counts are the series `ace_retry_calls_total` and
+    /// `ace_retry_attempts_total`. A `Retry::new` made alone belongs to no registry and exports
+    /// nothing.
+    pub fn retry(&self, name: &str, cfg: RetryConfig) -> Result<Arc<Retry>> {
+        if let Some(r) = self.retries.read().get(name) {
+            return Ok(r.clone());
+        }
+        let mut map = self.retries.write();
+        if let Some(r) = map.get(name) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Retry::new(name, cfg)?);
+        map.insert(Arc::from(name), r.clone());
+        Ok(r)
+    }
+
+    /// Counts an attempt of the policy `name` that ran out of time (`ace_timeouts_total{name}`):
+    /// the bindings' policies run their timers in the language and report each expiry here.
+    pub fn count_timeout(&self, name: &str) -> Result<()> {
+        if let Some(n) = self.timeouts.read().get(name) {
+            n.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        crate::event::validate_id("policy", name)?;
+        self.timeouts.write().entry(Arc::from(name)).or_default().fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The attempts of the policy `name` that ran out of time.
+    #[must_use]
+    pub fn timeouts(&self, name: &str) -> u64 {
+        self.timeouts.read().get(name).map_or(0, |n| n.load(Ordering::Relaxed))
     }
 
     /// Every breaker, by name.
@@ -341,6 +381,50 @@ impl Collector for BreakerSeries {
         for b in &bulkheads {
             ConstGauge::new(i64::from(b.in_flight())).encode(in_flight.encode_family(&[("name", b.name())])?)?;
         }
-        Ok(())
+        encode_retries(&registry, &mut encoder)
     }
+}
+
+/// The retries' and the policies' series (resilience4j's `resilience4j_retry_calls{kind}`).
+fn encode_retries(registry: &Breakers, encoder: &mut DescriptorEncoder) -> std::result::Result<(), fmt::Error> {
+    let retries: Vec<Arc<Retry>> = registry.retries.read().values().cloned().collect();
+    let mut calls = encoder.encode_descriptor(
+        "ace_retry_calls",
+        "Calls through a retry by outcome (successful_without_retry, successful_with_retry, \
+         failed_without_retry, failed_with_retry)",
+        None,
+        MetricType::Counter,
+    )?;
+    for r in &retries {
+        let c = r.counts();
+        for (outcome, n) in [
+            ("successful_without_retry", c.succeeded_without_retry),
+            ("successful_with_retry", c.succeeded_with_retry),
+            ("failed_without_retry", c.failed_without_retry),
+            ("failed_with_retry", c.failed_with_retry),
+        ] {
+            ConstCounter::new(n).encode(calls.encode_family(&[("name", r.name()), ("outcome", outcome)])?)?;
+        }
+    }
+    let mut attempts = encoder.encode_descriptor(
+        "ace_retry_attempts",
+        "Retries made (attempts after the first)",
+        None,
+        MetricType::Counter,
+    )?;
+    for r in &retries {
+        ConstCounter::new(r.counts().retries).encode(attempts.encode_family(&[("name", r.name())])?)?;
+    }
+    let timeouts: Vec<(Arc<str>, u64)> =
+        registry.timeouts.read().iter().map(|(k, n)| (k.clone(), n.load(Ordering::Relaxed))).collect();
+    let mut timed_out = encoder.encode_descriptor(
+        "ace_timeouts",
+        "Attempts a policy's timeout cut short, by policy",
+        None,
+        MetricType::Counter,
+    )?;
+    for (name, n) in &timeouts {
+        ConstCounter::new(*n).encode(timed_out.encode_family(&[("name", &**name)])?)?;
+    }
+    Ok(())
 }

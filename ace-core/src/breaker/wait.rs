@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::state::permits;
-use super::{CircuitBreaker, HalfOpenBusy, Permit, Rejected, State};
+use super::{CircuitBreaker, HalfOpenBusy, OwnedPermit, Permit, Rejected, State};
 
 /// Calls waiting for a half-open verdict: threads on the condvar, futures by their wakers.
 #[derive(Default)]
@@ -86,6 +87,40 @@ impl CircuitBreaker {
                 Err((state, left)) => return Err(self.reject(state, left)),
             }
         }
+    }
+}
+
+impl CircuitBreaker {
+    /// One step of [`CircuitBreaker::acquire_async`] for a binding that runs its own event loop
+    /// (Node): a permit, the rejection, or `Pending` with `cx`'s waker registered, woken when a
+    /// busy half-open trial ends or gives a permit back (then call again). Only a breaker with
+    /// [`HalfOpenBusy::Wait`] is ever pending. A waiter is not counted as not permitted.
+    ///
+    /// With a `max_wait_in_half_open`, a trial that never reports is moved to open only by the
+    /// next acquire: the caller polls again after [`CircuitBreaker::recheck_after`].
+    pub fn poll_acquire_owned(self: &Arc<Self>, cx: &mut Context<'_>) -> Poll<Result<OwnedPermit, Rejected>> {
+        if self.cfg.half_open_busy != HalfOpenBusy::Wait {
+            return Poll::Ready(self.try_acquire_owned());
+        }
+        loop {
+            match self.take(self.word.load(Ordering::Acquire)) {
+                Ok(p) => return Poll::Ready(Ok(p.into_owned(self))),
+                Err((State::HalfOpen, _)) => {
+                    if Pin::new(&mut Verdict { breaker: self }).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                Err((state, left)) => return Poll::Ready(Err(self.reject(state, left))),
+            }
+        }
+    }
+
+    /// How long a waiter of [`CircuitBreaker::poll_acquire_owned`] may go before polling again
+    /// on its own: `None` (the wake-up comes) unless a `max_wait_in_half_open` can end the
+    /// trial without one, then at most a second.
+    #[must_use]
+    pub fn recheck_after(&self) -> Option<Duration> {
+        self.cfg.max_wait_in_half_open.map(|max| max.min(Duration::from_secs(1)))
     }
 }
 

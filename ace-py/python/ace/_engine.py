@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 from ace import _ace
 from ace._breaker import Breaker
 from ace._limit import Bulkhead, RateLimiter
+from ace._retry import Retry
 from ace.exceptions import InvalidInputError
 
 __all__ = ["Ace", "Stage", "TaskScope", "current_task"]
@@ -60,6 +61,8 @@ class Ace(_ace.Ace):
     ``redis://`` URL alone) shares hot state across processes; ``Ace.from_env()`` reads the
     ``ACE_*``, ``DATABASE_URL`` and ``REDIS_URL`` environment variables. ``config`` overrides
     settings by name (``{"cooldown_seconds": 60}`` or ``{"ACE_COOLDOWN_SECONDS": "60"}``).
+    ``clock=ace.ManualClock(start)`` makes every time-based rule (a breaker's open wait, time
+    window and half-open limit among them) read that clock: tests move it with ``advance``.
 
     Recording calls never wait for I/O; ``flush()`` does (and releases the GIL). Use it as a
     context manager to close it at the end.
@@ -116,6 +119,11 @@ class Ace(_ace.Ace):
     def breaker(self, name: str, **config: Any) -> Breaker:
         """The circuit breaker ``name`` (settings apply when it is first made; see ``Breaker``)."""
         return Breaker(self, name, **config)
+
+    def retry(self, name: str, **config: Any) -> Retry:
+        """The retry ``name`` of this engine (settings as ``ace.Retry``'s, applied when it is first
+        made): its counts are the series ``ace_retry_calls_total`` and ``ace_retry_attempts_total``."""
+        return Retry(name, engine=self, **config)
 
     def rate_limiter(self, name: str, per_second: float, burst: int) -> RateLimiter:
         """The rate limiter ``name`` (a token bucket; settings apply when it is first made)."""

@@ -141,6 +141,10 @@ class Policy:
         assert self._timeout is not None
         with self._lock:
             self._timeouts += 1
+        # ace_timeouts_total{name}: in the breaker's engine, under its name (else the retry's).
+        counted = self._breaker if self._breaker is not None else self._retry
+        if counted is not None:
+            counted.count_timeout()
         return TimedOutError(f"timed out after {self._timeout:.3f} s", timeout=self._timeout)
 
     def _falls_back(self, e: BaseException) -> bool:
