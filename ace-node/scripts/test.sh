@@ -16,6 +16,17 @@ npm ci --no-audit --no-fund --loglevel=error
 echo "--> the addon (napi build, release)"
 npm run --silent build
 
+echo "--> the addon's size (the shipped build, Cargo.toml [profile.dist]: about 9.7 MB)"
+addon="$(ls ace.*.node | head -n 1)"
+size="$(stat -c %s "$addon")"
+echo "    $addon: $((size / 1000)) kB"
+# 15.1 MB with the plain release profile; a guard against debug information or the release
+# profile coming back, not the 8 MB target (see CONTRIBUTING.md, "Artefacts").
+if (( size > 11000000 )); then
+  echo "the addon is $size bytes, over the 11 MB guard" >&2
+  exit 1
+fi
+
 echo "--> generated index.js and index.d.ts match what is committed"
 if ! git diff --exit-code -- index.js index.d.ts; then
   echo "the generated loader or types changed: commit ace-node/index.js and ace-node/index.d.ts" >&2
