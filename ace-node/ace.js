@@ -83,6 +83,7 @@ async function wait(p) {
 // The per-step calls, written against Node-API directly (see src/raw.rs).
 const fast = native.fastApi()
 const recordStageFast = fast.recordStage
+const recordErrorFast = fast.recordError
 const recordStageNative = native.recordStage
 const tryAcquireNative = fast.breakerTryAcquire
 const completeNative = fast.breakerComplete
@@ -372,8 +373,16 @@ class Ace extends EventEmitter {
       kind = errorKind(error)
       if (message === undefined || message === null) message = errorMessage(error)
     }
-    strict(agent, task, stage, kind, message, severity)
-    const r = call(() => this._engine.recordError(agent, task, stage, kind, message ?? '', severity))
+    let r
+    try {
+      // The fast path refuses a lone surrogate itself (src/raw.rs).
+      r = recordErrorFast(this._h, agent, task, stage, kind, message ?? '', severity)
+    } catch (e) {
+      throw convert(e)
+    }
+    if (Array.isArray(r)) {
+      return { pattern: r[0], template: r[1], severity: r[2], occurrences: r[3], truncated: r[4], signals: [], intervention: null }
+    }
     if (r.intervention) this._intervene(r.intervention)
     return r
   }

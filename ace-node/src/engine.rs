@@ -33,6 +33,20 @@ pub(crate) fn report(r: &Report) -> Result<Option<Value>> {
     Ok(Some(json!({ "signals": signals, "intervention": intervention })))
 }
 
+/// An error report as JS data (the whole of it: see `raw::record_error` for the common case).
+pub(crate) fn error_report(r: &ace::ErrorReport) -> Result<Value> {
+    let intervention = r.intervention.as_deref().map(intervention).transpose()?;
+    Ok(json!({
+        "pattern": r.pattern.to_string(),
+        "template": &*r.template,
+        "severity": r.severity.as_str(),
+        "occurrences": r.occurrences,
+        "truncated": r.truncated,
+        "signals": data(&r.signals)?,
+        "intervention": intervention,
+    }))
+}
+
 /// Weak: the embedder alone does not keep the process alive (a playbook call waiting on it
 /// does), so a script that closed its engine exits at once.
 type EmbedFn = ThreadsafeFunction<Vec<String>, Vec<Vec<f64>>, Vec<String>, Status, false, true>;
@@ -169,6 +183,11 @@ impl Drop for Engine {
 
 fn severity(s: Option<String>) -> Result<Option<Severity>> {
     s.map(|s| s.parse::<Severity>()).transpose().js()
+}
+
+/// A severity given by name, as the recording calls take it.
+pub(crate) fn severity_named(s: Option<&str>) -> Result<Option<Severity>> {
+    s.map(str::parse::<Severity>).transpose().js()
 }
 
 #[napi]
@@ -308,17 +327,7 @@ impl Engine {
     ) -> Result<Value> {
         guard(|| {
             let sev = self::severity(severity)?;
-            let r = self.ace.record_error(&agent, &task, &stage, &kind, &message, sev).js()?;
-            let intervention = r.intervention.as_deref().map(intervention).transpose()?;
-            Ok(json!({
-                "pattern": r.pattern.to_string(),
-                "template": &*r.template,
-                "severity": r.severity.as_str(),
-                "occurrences": r.occurrences,
-                "truncated": r.truncated,
-                "signals": data(&r.signals)?,
-                "intervention": intervention,
-            }))
+            error_report(&self.ace.record_error(&agent, &task, &stage, &kind, &message, sev).js()?)
         })
     }
 

@@ -125,6 +125,34 @@ pub(crate) fn record_stage_report(
     with_engine(handle, |ace| crate::engine::report(&ace.record_stage(agent, task, stage, duration_s, success).js()?))
 }
 
+/// `Engine.recordError` for the raw fast path: the report, whole only when it raised signals.
+pub(crate) fn record_error_report(
+    handle: u32,
+    agent: &str,
+    task: &str,
+    stage: &str,
+    error: (&str, &str),
+    severity: Option<&str>,
+) -> Result<ErrorOut> {
+    with_engine(handle, |ace| {
+        let sev = crate::engine::severity_named(severity)?;
+        let r = ace.record_error(agent, task, stage, error.0, error.1, sev).js()?;
+        if r.signals.is_empty() && r.intervention.is_none() {
+            Ok(ErrorOut::Plain(r))
+        } else {
+            crate::engine::error_report(&r).map(ErrorOut::Whole)
+        }
+    })
+}
+
+/// What `record_error_report` hands to JS.
+pub(crate) enum ErrorOut {
+    /// The common case (no signal, no intervention): JS builds the object from five values.
+    Plain(ace::ErrorReport),
+    /// Everything, as the class method returns it.
+    Whole(Value),
+}
+
 /// A breaker with the permits JS holds (as slots).
 pub(crate) struct BreakerCore {
     pub(crate) breaker: Arc<CircuitBreaker>,

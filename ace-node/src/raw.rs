@@ -3,8 +3,8 @@
 //! Even a plain `#[napi]` function opens and closes a borrow-tracking scope (a thread-local push,
 //! an allocation) around every call: about 110 ns, more than a breaker's whole decision. These
 //! callbacks read their arguments with `napi_get_cb_info` into stack buffers and do nothing
-//! else: `breakerTryAcquire`, `breakerComplete`, `breakerFlush` and `recordStage` (without
-//! metrics). They
+//! else: `breakerTryAcquire`, `breakerComplete`, `breakerFlush`, `recordStage` (without
+//! metrics) and `recordError`. They
 //! never unwind into Node (a panic is caught and thrown as an `internal` error).
 
 use std::ffi::{CString, c_char, c_void};
@@ -219,6 +219,87 @@ unsafe extern "C" fn record_stage(env: sys::napi_env, info: sys::napi_callback_i
     }
 }
 
+unsafe fn string(env: sys::napi_env, v: &str) -> sys::napi_value {
+    let mut out = null_mut();
+    // SAFETY: `env` is live; `v` is valid UTF-8 of the given length.
+    unsafe { sys::napi_create_string_utf8(env, v.as_ptr().cast::<c_char>(), v.len() as isize, &mut out) };
+    out
+}
+
+/// `[pattern, template, severity, occurrences, truncated]`: an error report with no signal and
+/// no intervention, as five values (JS makes the object: cheaper than setting its properties
+/// from here one by one).
+unsafe fn plain_error(env: sys::napi_env, r: &ace::ErrorReport) -> sys::napi_value {
+    let mut array = null_mut();
+    let mut pattern = [0u8; 16];
+    let id = r.pattern.0.to_be_bytes();
+    for (i, b) in id.iter().enumerate() {
+        pattern[2 * i] = HEX[usize::from(b >> 4)];
+        pattern[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    // SAFETY: `env` is live; the array is made here and filled within its length.
+    unsafe {
+        sys::napi_create_array_with_length(env, 5, &mut array);
+        let mut truncated = null_mut();
+        sys::napi_get_boolean(env, r.truncated, &mut truncated);
+        let values = [
+            string(env, std::str::from_utf8_unchecked(&pattern)),
+            string(env, &r.template),
+            string(env, r.severity.as_str()),
+            int(env, r.occurrences as i32),
+            truncated,
+        ];
+        for (i, v) in values.into_iter().enumerate() {
+            sys::napi_set_element(env, array, i as u32, v);
+        }
+    }
+    array
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `recordError(handle, agent, task, stage, kind, message, severity)`: an error report, as
+/// `[pattern, template, severity, occurrences, truncated]` when it raised nothing, else whole.
+/// `severity` is a name or `null`/`undefined`.
+unsafe extern "C" fn record_error(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node with this call's env and info.
+    unsafe {
+        run(env, || {
+            let (argv, argc) = args::<7>(env, info);
+            if argc < 6 {
+                return Err(arg_error(argc + 1, "recordError(handle, agent, task, stage, kind, message, severity)"));
+            }
+            let handle = u32_arg(env, argv[0], 1)?;
+            let (mut b1, mut b2, mut b3, mut b4) = ([0u8; 256], [0u8; 256], [0u8; 256], [0u8; 256]);
+            let (mut b5, mut b6) = ([0u8; 256], [0u8; 256]);
+            let (mut h1, mut h2, mut h3, mut h4) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut h5, mut h6) = (Vec::new(), Vec::new());
+            let agent = str_arg(env, argv[1], 2, &mut b1, &mut h1)?;
+            let task = str_arg(env, argv[2], 3, &mut b2, &mut h2)?;
+            let stage = str_arg(env, argv[3], 4, &mut b3, &mut h3)?;
+            let kind = str_arg(env, argv[4], 5, &mut b4, &mut h4)?;
+            let message = str_arg(env, argv[5], 6, &mut b5, &mut h5)?;
+            let severity = if argc < 7 || is_nullish(env, argv[6]) {
+                None
+            } else {
+                Some(str_arg(env, argv[6], 7, &mut b6, &mut h6)?)
+            };
+            match hot::record_error_report(handle, agent, task, stage, (kind, message), severity)? {
+                hot::ErrorOut::Plain(r) => Ok(plain_error(env, &r)),
+                hot::ErrorOut::Whole(v) => Value::to_napi_value(env, v),
+            }
+        })
+    }
+}
+
+/// Whether `v` is `null` or `undefined`.
+unsafe fn is_nullish(env: sys::napi_env, v: sys::napi_value) -> bool {
+    let mut kind = sys::ValueType::napi_undefined;
+    // SAFETY: `v` is an argument value of this call.
+    unsafe { sys::napi_typeof(env, v, &mut kind) };
+    kind == sys::ValueType::napi_undefined || kind == sys::ValueType::napi_null
+}
+
 fn define(
     env: sys::napi_env,
     exports: &mut sys::napi_value,
@@ -241,17 +322,19 @@ fn define(
     Ok(())
 }
 
-/// The fast per-step calls: `{recordStage, breakerTryAcquire, breakerComplete, breakerFlush}`,
+/// The fast per-step calls: `{recordStage, recordError, breakerTryAcquire, breakerComplete,
+/// breakerFlush}`,
 /// and `breakerEpoch`: 4 bytes over [`hot::BREAKER_EPOCH`] (the count of breaker transitions in
 /// this process), which the JS fast path reads on every call (`null` where Node refuses external
 /// buffers: the fast path is then off).
 #[napi(
-    ts_return_type = "{ recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number; breakerEpoch: ArrayBuffer | null }"
+    ts_return_type = "{ recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; recordError(handle: number, agent: string, task: string, stage: string, kind: string, message: string, severity?: string | null): [string, string, string, number, boolean] | Record<string, unknown>; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number; breakerEpoch: ArrayBuffer | null }"
 )]
 pub fn fast_api(env: &Env) -> Result<Object<'_>> {
     let obj = Object::new(env)?;
     let mut raw = obj.raw();
     define(env.raw(), &mut raw, c"recordStage", Some(record_stage))?;
+    define(env.raw(), &mut raw, c"recordError", Some(record_error))?;
     define(env.raw(), &mut raw, c"breakerTryAcquire", Some(breaker_try_acquire))?;
     define(env.raw(), &mut raw, c"breakerComplete", Some(breaker_complete))?;
     define(env.raw(), &mut raw, c"breakerFlush", Some(breaker_flush))?;
