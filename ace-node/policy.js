@@ -6,6 +6,8 @@
 // attempt. The parts are the core's (`Retry`, `Breaker`); the order, the timer and the fallback
 // live here, as the waits of `Retry` do.
 
+const { Breaker } = require('./breaker.js')
+const { Retry } = require('./limits.js')
 const { InvalidInputError, TimedOutError } = require('./errors.js')
 
 const OPTIONS = new Set(['retry', 'breaker', 'timeoutSeconds', 'fallback', 'fallbackIf'])
@@ -30,8 +32,6 @@ class Policy {
       if (!OPTIONS.has(key)) throw invalid('options', `unknown option ${JSON.stringify(key)} (${[...OPTIONS].join(', ')})`)
     }
     const { retry, breaker, timeoutSeconds, fallback, fallbackIf } = options
-    // Required here rather than at the top: ace.js requires this module while it loads.
-    const { Retry, Breaker } = require('./ace.js')
     if (retry !== undefined && retry !== null && !(retry instanceof Retry)) throw invalid('retry', 'must be a Retry')
     if (breaker !== undefined && breaker !== null && !(breaker instanceof Breaker)) {
       throw invalid('breaker', 'must be a Breaker (ace.breaker(name, ...))')
