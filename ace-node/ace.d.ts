@@ -182,6 +182,8 @@ export interface BreakerOptions {
   isFailure?: (error: unknown) => boolean
   /** Whether an error counts neither way (resilience4j's `ignoreException`; asked before `isFailure`). */
   isIgnored?: (error: unknown) => boolean
+  /** Whether a returned value is a failure (resilience4j's `recordResult`, Python's `failure_result`); the value is returned either way. */
+  isFailureResult?: (value: unknown) => boolean
 }
 
 export declare class AceError extends Error {
