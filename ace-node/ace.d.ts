@@ -237,6 +237,8 @@ export declare class Stage {
 
 export declare class Permit {
   success(): void
+  /** The call returned `value`: a failure when the breaker's `isFailureResult` says so, else a success. */
+  result(value: unknown): void
   failure(): void
   /** Returns the `CircuitOpenError` to throw instead when `error` opened a breaker made with `trippingCall: 'breaker_error'`. */
   error(error: unknown): CircuitOpenError | undefined

@@ -92,7 +92,7 @@ const flushNative = fast.breakerFlush
 const breakerEpoch = fast.breakerEpoch ? new Uint32Array(fast.breakerEpoch) : null
 // Calls a breaker lets through on its JS fast path before it asks the core again (see Breaker).
 const SYNC_EVERY = 32
-const { SUCCESS, FAILURE, IGNORED, RELEASED, judge, resultJudge, settleResult } = require('./breaker-judge.js')
+const { SUCCESS, FAILURE, IGNORED, RELEASED, judge, resultJudge, settleResult, permitResult } = require('./breaker-judge.js')
 
 const EMPTY_REPORT = Object.freeze({ signals: Object.freeze([]), intervention: null })
 
@@ -700,13 +700,9 @@ class Breaker {
     if (this._listeners) this._emit()
   }
 
-  /**
-   * Calls `listener(event)` for each of this breaker's events: `kind` `transition` (`from`,
-   * `to`, `why`), `not_permitted` (`state`), `failure_rate_exceeded` or
-   * `slow_call_rate_exceeded` (`rate`), `ignored_error` or `reset`, with `breaker` and `at`.
-   * Events are delivered after the breaker call that caused them returns (those caused elsewhere,
-   * with this handle's next call); a listener's throw is reported, never thrown.
-   */
+  /** Calls `listener(event)` for each of this breaker's events (`BreakerEvent` in ace.d.ts), after
+   * the breaker call that caused them returns (those caused elsewhere, with this handle's next
+   * call); a listener's throw is reported, never thrown. */
   onEvent(listener) {
     if (typeof listener !== 'function') {
       throw new InvalidInputError(`listener must be a function, not ${typeof listener}`, { field: 'listener' })
@@ -832,7 +828,7 @@ class Breaker {
   }
 }
 
-/** Leave for one call through a breaker. */
+/** Leave for one call through a breaker (`result(value)`: see breaker-judge.js). */
 class Permit {
   constructor(breaker, slot) {
     this._breaker = breaker
@@ -863,6 +859,8 @@ class Permit {
     call(() => completeNative(this._breaker._id, this._slot, RELEASED))
   }
 }
+
+Permit.prototype.result = permitResult(completeNative, call)
 
 /** A token bucket. */
 class RateLimiter {

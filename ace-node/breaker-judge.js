@@ -51,4 +51,15 @@ function settleResult(breaker, slot, value, complete) {
   if (bad && breaker._tripping) breaker._native.takeTripped()
 }
 
-module.exports = { SUCCESS, FAILURE, IGNORED, RELEASED, judge, resultJudge, settleResult }
+/** `Permit.prototype.result(value)`: the call returned `value`, a failure when the breaker's
+ * `isFailureResult` says so, else a success (Python's `permit.result`). `complete` is the native
+ * completion, `call` the wrapper that converts native errors (a permit completed twice). */
+function permitResult(complete, call) {
+  return function result(value) {
+    const b = this._breaker
+    call(() => (b._judgeResult === null ? complete(b._id, this._slot, SUCCESS) : settleResult(b, this._slot, value, complete)))
+    if (b._listeners) b._emit()
+  }
+}
+
+module.exports = { SUCCESS, FAILURE, IGNORED, RELEASED, judge, resultJudge, settleResult, permitResult }

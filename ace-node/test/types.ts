@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const answer: string = await llm.call(async (prompt: string) => prompt.toUpperCase(), 'hi')
   const permit = llm.tryAcquire()
   if (permit) permit.success()
+  const judged = llm.tryAcquire()
+  if (judged) judged.result('an answer')
   try {
     llm.acquire('agent-1', 'task-1').failure()
   } catch (e) {
