@@ -367,3 +367,17 @@ test('isFailureResult: a returned value that is a failure, still returned', asyn
   assert.throws(() => permit.result(''), ace.AceError, 'a permit completes once')
   await eng.close()
 })
+
+test('a rejection left by a permit completed by hand is not thrown for a later failure', async () => {
+  const { eng } = timed()
+  for (const [name, options] of [['row', { failures: 2 }], ['rated', { window: 'count:2', minimumCalls: 2 }]]) {
+    const b = eng.breaker(`stale-${name}`, { ...options, trippingCall: 'breaker_error' })
+    b.acquire().failure()
+    b.acquire().failure()
+    assert.equal(b.state, 'open', name)
+    b.close()
+    await assert.rejects(b.call(fail), (e) => e.message === 'down', `${name}: this failure opened nothing: its own error`)
+    await assert.rejects(b.call(fail), CircuitOpenError, `${name}: this one opened it: the breaker's`)
+  }
+  await eng.close()
+})
