@@ -389,3 +389,58 @@ def test_open_until_a_time_then_the_next_call_is_the_trial(eng, clock):
     assert b.call(lambda: 1) == 1 and b.state == "closed"
     b.half_open()
     assert b.state == "half_open", "a manual move to half-open"
+
+
+def test_a_busy_half_open_makes_coroutines_wait_for_the_verdict_without_blocking_the_loop(eng):
+    for verdict_ok in (True, False):
+        b = eng.breaker(f"abusy-{verdict_ok}", half_open_busy="wait")
+        b.half_open()
+
+        @b
+        async def decorated():
+            return "went through"
+
+        async def in_block():
+            async with b:
+                return "block ran"
+
+        async def scenario():
+            trial = b.acquire()
+            waiters = [asyncio.ensure_future(decorated()), asyncio.ensure_future(in_block())]
+            for _ in range(5):
+                await asyncio.sleep(0)  # the loop runs on while they wait
+            assert not any(w.done() for w in waiters), "the waiters wait for the verdict"
+            with pytest.raises(ace.CircuitOpenError):
+                b.acquire()  # acquire never waits
+            (trial.success if verdict_ok else trial.failure)()
+            return await asyncio.gather(*waiters, return_exceptions=True)
+
+        results = asyncio.run(asyncio.wait_for(scenario(), 30))
+        if verdict_ok:
+            assert results == ["went through", "block ran"]
+            assert b.state == "closed"
+        else:
+            assert all(isinstance(r, ace.CircuitOpenError) and r.state == "open" for r in results), results
+        assert b.snapshot()["not_permitted"] == (0 if verdict_ok else 2), "waiting counts nothing"
+
+
+def test_a_trial_that_never_reports_ends_at_max_half_open_seconds_and_the_coroutine_is_told(eng, clock):
+    b = eng.breaker("astuck", half_open_busy="wait", max_half_open_seconds=0.001)
+    b.half_open()
+    held = b.acquire()
+
+    @b
+    async def waiter():
+        return "never"
+
+    async def scenario():
+        task = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0)
+        assert not task.done()
+        clock.advance(1)  # no verdict comes; the waiter asks again on its own after its recheck
+        with pytest.raises(ace.CircuitOpenError):
+            await task
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert b.state == "open"
+    held.success()  # too late: counted, judging nothing

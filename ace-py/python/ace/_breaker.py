@@ -3,6 +3,7 @@ manager (``with`` and ``async with``) and ``call``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -26,7 +27,8 @@ class Breaker(_ace.CircuitBreaker):
     and ``failure_result(value)``, predicates on the exception and on the returned value, and the
     settings where breaker libraries disagree (docs/breakers.md): ``threshold``
     (``"reached"``/``"exceeded"``), ``half_open_busy`` (``"reject"``/``"wait"``; ``"wait"`` holds
-    ``call`` and sync decorated calls, never ``acquire``), ``tripping_call``
+    ``call`` and sync decorated calls with the interpreter released, and async decorated calls
+    and ``async with`` without blocking the event loop; never ``acquire`` or ``with``), ``tripping_call``
     (``"own_error"``/``"breaker_error"``) and ``trial_verdict``
     (``"after_all_permits"``/``"at_once"``).
 
@@ -57,11 +59,11 @@ class Breaker(_ace.CircuitBreaker):
 
     def __call__(self, fn: F) -> F:
         if inspect.iscoroutinefunction(fn):
-            acquire = self.acquire
+            acquire = self._acquire_async
 
             @functools.wraps(fn)
             async def guarded(*args: Any, **kwargs: Any) -> Any:
-                permit = acquire()
+                permit = await acquire()
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as e:
@@ -85,8 +87,27 @@ class Breaker(_ace.CircuitBreaker):
         self._held.set(held[:-1])
         return held[-1].__exit__(exc_type, exc, tb)
 
+    async def _acquire_async(self) -> _ace.Permit:
+        """``acquire()`` for a coroutine: with ``half_open_busy="wait"``, a call that finds every
+        half-open trial permit taken waits for the trial's verdict without blocking the loop (the
+        core wakes it from another thread), then goes through or raises ``CircuitOpenError``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            woken = loop.create_future()
+            permit = self._poll_acquire(functools.partial(loop.call_soon_threadsafe, _settle, woken))
+            if permit is not None:
+                return permit
+            await asyncio.wait((woken,), timeout=self._recheck_seconds)
+
     async def __aenter__(self) -> _ace.Permit:
-        return self.__enter__()
+        permit = await self._acquire_async()
+        self._held.set(self._held.get() + (permit,))
+        return permit
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
         return self.__exit__(exc_type, exc, tb)
+
+
+def _settle(woken: "asyncio.Future[None]") -> None:
+    if not woken.done():
+        woken.set_result(None)
