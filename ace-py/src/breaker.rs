@@ -105,11 +105,15 @@ impl PyBreaker {
     }
 
     /// For asyncio with `half_open_busy="wait"` (`ace.Breaker` awaits it): a `Permit`, or `None`
-    /// after arranging for `wake()` to be called, from another thread, once a busy half-open
-    /// trial ends (then ask again); `CircuitOpenError` when turned away. Without `"wait"`, as
-    /// `acquire()`.
-    fn _poll_acquire(&self, py: Python<'_>, wake: Py<PyAny>) -> PyResult<Option<PyPermit>> {
-        let waker = std::task::Waker::from(Arc::new(crate::breaker_wait::LoopWake(Mutex::new(Some(wake)))));
+    /// when a busy half-open trial holds every permit, after arranging for `wake()` (if given) to
+    /// be called, from another thread, once the trial ends (then ask again); `CircuitOpenError`
+    /// when turned away. Without `"wait"`, as `acquire()`.
+    #[pyo3(signature = (wake))]
+    fn _poll_acquire(&self, py: Python<'_>, wake: Option<Py<PyAny>>) -> PyResult<Option<PyPermit>> {
+        let waker = match wake {
+            Some(wake) => std::task::Waker::from(Arc::new(crate::breaker_wait::LoopWake(Mutex::new(Some(wake))))),
+            None => std::task::Waker::noop().clone(),
+        };
         match self.breaker.poll_acquire_owned(&mut std::task::Context::from_waker(&waker)) {
             std::task::Poll::Ready(Ok(p)) => {
                 Ok(Some(PyPermit { permit: Mutex::new(Some(p)), judge: self.judge.clone() }))

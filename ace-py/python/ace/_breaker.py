@@ -59,11 +59,13 @@ class Breaker(_ace.CircuitBreaker):
 
     def __call__(self, fn: F) -> F:
         if inspect.iscoroutinefunction(fn):
-            acquire = self._acquire_async
+            poll, wait = self._poll_acquire, self._wait_for_permit
 
             @functools.wraps(fn)
             async def guarded(*args: Any, **kwargs: Any) -> Any:
-                permit = await acquire()
+                permit = poll(None)
+                if permit is None:  # half_open_busy="wait" and the trial busy: no other call waits
+                    permit = await wait()
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as e:
@@ -87,7 +89,7 @@ class Breaker(_ace.CircuitBreaker):
         self._held.set(held[:-1])
         return held[-1].__exit__(exc_type, exc, tb)
 
-    async def _acquire_async(self) -> _ace.Permit:
+    async def _wait_for_permit(self) -> _ace.Permit:
         """``acquire()`` for a coroutine: with ``half_open_busy="wait"``, a call that finds every
         half-open trial permit taken waits for the trial's verdict without blocking the loop (the
         core wakes it from another thread), then goes through or raises ``CircuitOpenError``."""
@@ -100,7 +102,7 @@ class Breaker(_ace.CircuitBreaker):
             await asyncio.wait((woken,), timeout=self._recheck_seconds)
 
     async def __aenter__(self) -> _ace.Permit:
-        permit = await self._acquire_async()
+        permit = self._poll_acquire(None) or await self._wait_for_permit()
         self._held.set(self._held.get() + (permit,))
         return permit
 
