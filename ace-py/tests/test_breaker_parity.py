@@ -444,3 +444,18 @@ def test_a_trial_that_never_reports_ends_at_max_half_open_seconds_and_the_corout
     asyncio.run(asyncio.wait_for(scenario(), 30))
     assert b.state == "open"
     held.success()  # too late: counted, judging nothing
+
+
+def test_the_typed_snapshot_and_events_name_exactly_the_keys_given(eng):
+    b = eng.breaker("shape", window="count:2", minimum_calls=2, slow_call_seconds=1, ignore=(KeyError,))
+    assert set(b.snapshot()) == set(ace.BreakerSnapshot.__annotations__)
+    events = watch(b)
+    with pytest.raises(KeyError):
+        b.call(lambda: {}["x"])
+    fail(b, 2)
+    with pytest.raises(ace.CircuitOpenError):
+        b.call(lambda: 1)
+    b.reset()
+    assert {e["kind"] for e in events} == {"ignored_error", "failure_rate_exceeded", "transition", "not_permitted", "reset"}
+    for e in events:
+        assert set(e) <= set(ace.BreakerEvent.__annotations__), e
