@@ -381,3 +381,22 @@ test('a rejection left by a permit completed by hand is not thrown for a later f
   }
   await eng.close()
 })
+
+test('the snapshot and events carry exactly the keys ace.d.ts declares', async () => {
+  const { readFileSync } = await import('node:fs')
+  const dts = readFileSync(new URL('../ace.d.ts', import.meta.url), 'utf8')
+  const declared = (name) => new Set([...dts.match(new RegExp(`export interface ${name} \\{([^}]*)\\}`))[1]
+    .matchAll(/^\s+(\w+)\??:/gm)].map((m) => m[1]))
+  const { eng } = timed()
+  const b = eng.breaker('shape', { window: 'count:2', minimumCalls: 2, slowCallSeconds: 1, isIgnored: (e) => e instanceof RangeError })
+  assert.deepEqual(new Set(Object.keys(b.snapshot())), declared('BreakerSnapshot'))
+  const events = watch(b)
+  await assert.rejects(b.call(() => { throw new RangeError('ignored') }))
+  for (let i = 0; i < 2; i++) await assert.rejects(b.call(fail))
+  await assert.rejects(b.call(async () => 1), CircuitOpenError)
+  b.reset()
+  assert.deepEqual(new Set(events.map((e) => e.kind)), new Set(['ignored_error', 'failure_rate_exceeded', 'transition', 'not_permitted', 'reset']))
+  const eventKeys = declared('BreakerEvent')
+  for (const e of events) assert.ok(Object.keys(e).every((k) => eventKeys.has(k)), JSON.stringify(e))
+  await eng.close()
+})
