@@ -406,7 +406,11 @@ def test_a_busy_half_open_makes_coroutines_wait_for_the_verdict_without_blocking
 
         async def scenario():
             trial = b.acquire()
-            waiters = [asyncio.ensure_future(decorated()), asyncio.ensure_future(in_block())]
+            waiters = [
+                asyncio.ensure_future(decorated()),
+                asyncio.ensure_future(in_block()),
+                asyncio.ensure_future(ace.Policy(breaker=b).acall(decorated.__wrapped__)),
+            ]
             for _ in range(5):
                 await asyncio.sleep(0)  # the loop runs on while they wait
             assert not any(w.done() for w in waiters), "the waiters wait for the verdict"
@@ -417,11 +421,11 @@ def test_a_busy_half_open_makes_coroutines_wait_for_the_verdict_without_blocking
 
         results = asyncio.run(asyncio.wait_for(scenario(), 30))
         if verdict_ok:
-            assert results == ["went through", "block ran"]
+            assert results == ["went through", "block ran", "went through"]
             assert b.state == "closed"
         else:
             assert all(isinstance(r, ace.CircuitOpenError) and r.state == "open" for r in results), results
-        assert b.snapshot()["not_permitted"] == (0 if verdict_ok else 2), "waiting counts nothing"
+        assert b.snapshot()["not_permitted"] == (0 if verdict_ok else 3), "waiting counts nothing"
 
 
 def test_a_trial_that_never_reports_ends_at_max_half_open_seconds_and_the_coroutine_is_told(eng, clock):

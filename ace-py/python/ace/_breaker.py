@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Tuple, TypeVar
 
 from ace import _ace
 
-__all__ = ["Breaker"]
+__all__ = ["Breaker", "wait_for_permit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,7 +59,7 @@ class Breaker(_ace.CircuitBreaker):
 
     def __call__(self, fn: F) -> F:
         if inspect.iscoroutinefunction(fn):
-            poll, wait = self._poll_acquire, self._wait_for_permit
+            poll, wait = self._poll_acquire, functools.partial(wait_for_permit, self)
 
             @functools.wraps(fn)
             async def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -89,25 +89,27 @@ class Breaker(_ace.CircuitBreaker):
         self._held.set(held[:-1])
         return held[-1].__exit__(exc_type, exc, tb)
 
-    async def _wait_for_permit(self) -> _ace.Permit:
-        """``acquire()`` for a coroutine: with ``half_open_busy="wait"``, a call that finds every
-        half-open trial permit taken waits for the trial's verdict without blocking the loop (the
-        core wakes it from another thread), then goes through or raises ``CircuitOpenError``."""
-        loop = asyncio.get_running_loop()
-        while True:
-            woken = loop.create_future()
-            permit = self._poll_acquire(functools.partial(loop.call_soon_threadsafe, _settle, woken))
-            if permit is not None:
-                return permit
-            await asyncio.wait((woken,), timeout=self._recheck_seconds)
-
     async def __aenter__(self) -> _ace.Permit:
-        permit = self._poll_acquire(None) or await self._wait_for_permit()
+        permit = self._poll_acquire(None) or await wait_for_permit(self)
         self._held.set(self._held.get() + (permit,))
         return permit
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
         return self.__exit__(exc_type, exc, tb)
+
+
+async def wait_for_permit(breaker: _ace.CircuitBreaker) -> _ace.Permit:
+    """``acquire()`` for a coroutine: with ``half_open_busy="wait"``, a call that finds every
+    half-open trial permit taken waits for the trial's verdict without blocking the loop (the core
+    wakes it from another thread), then goes through or raises ``CircuitOpenError``. Callers ask
+    ``breaker._poll_acquire(None)`` first, so a call that need not wait builds no future."""
+    loop = asyncio.get_running_loop()
+    while True:
+        woken = loop.create_future()
+        permit = breaker._poll_acquire(functools.partial(loop.call_soon_threadsafe, _settle, woken))
+        if permit is not None:
+            return permit
+        await asyncio.wait((woken,), timeout=breaker._recheck_seconds)
 
 
 def _settle(woken: "asyncio.Future[None]") -> None:
