@@ -182,6 +182,8 @@ export interface BreakerOptions {
   isFailure?: (error: unknown) => boolean
   /** Whether an error counts neither way (resilience4j's `ignoreException`; asked before `isFailure`). */
   isIgnored?: (error: unknown) => boolean
+  /** Whether a returned value is a failure (resilience4j's `recordResult`, Python's `failure_result`); the value is returned either way. */
+  isFailureResult?: (value: unknown) => boolean
 }
 
 export declare class AceError extends Error {
@@ -235,6 +237,8 @@ export declare class Stage {
 
 export declare class Permit {
   success(): void
+  /** The call returned `value`: a failure when the breaker's `isFailureResult` says so, else a success. */
+  result(value: unknown): void
   failure(): void
   /** Returns the `CircuitOpenError` to throw instead when `error` opened a breaker made with `trippingCall: 'breaker_error'`. */
   error(error: unknown): CircuitOpenError | undefined

@@ -15,19 +15,21 @@ const flushNative = fast.breakerFlush
 const breakerEpoch = fast.breakerEpoch ? new Uint32Array(fast.breakerEpoch) : null
 // Calls a breaker lets through on its JS fast path before it asks the core again (see Breaker).
 const SYNC_EVERY = 32
-const { SUCCESS, FAILURE, IGNORED, RELEASED, judge } = require('./breaker-judge.js')
+const { SUCCESS, FAILURE, IGNORED, RELEASED, judge, resultJudge, settleResult, permitResult } = require('./breaker-judge.js')
 
 /**
  * A circuit breaker. `await breaker.call(fn, ...args)` runs `fn` through it (a throw or
- * rejection is a failure unless `isFailure(error)` says otherwise) and throws
- * `CircuitOpenError` when it is open. `tryAcquire()` never throws: it returns a `Permit`, or
- * `null` when the breaker turns the call away (building an `Error` costs microseconds in V8).
+ * rejection is a failure unless `isFailure(error)` says no; a returned value is one when
+ * `isFailureResult(value)` says so) and throws `CircuitOpenError` when it is open.
+ * `tryAcquire()` never throws: it returns a `Permit`, or `null` when the breaker turns the call
+ * away (building an `Error` costs microseconds in V8).
  */
 class Breaker {
   constructor(ace, name, options = {}) {
-    const { isFailure, isIgnored, ...rest } = options || {}
+    const { isFailure, isIgnored, isFailureResult, ...rest } = options || {}
     strict(name, rest)
     this._judge = judge(isFailure, isIgnored)
+    this._judgeResult = resultJudge(isFailureResult) // returned values judged: no JS fast path
     this._ace = ace
     this._native = call(() => new native.NativeBreaker(ace._engine, name, Object.keys(rest).length ? rest : undefined))
     this._id = this._native.id
@@ -38,10 +40,9 @@ class Breaker {
     this._listeners = null
     // The JS fast path: while the core says a success only counts (a closed breaker judging
     // failures in a row, timing nothing), successes are counted here and handed over with the
-    // next failure or every SYNC_EVERY calls, when the state is asked again. Any breaker
-    // transition in the process (a peer's opening through the shared cache, a hand, another
-    // handle on the same breaker) moves `breakerEpoch`, and the next call asks again: a breaker
-    // opened elsewhere turns the next call away once this process knows of it.
+    // next failure or every SYNC_EVERY calls. Any breaker transition in the process (a peer's
+    // opening through the shared cache, a hand, another handle) moves `breakerEpoch`, and the
+    // next call asks again: a breaker opened elsewhere turns the next call away.
     this._pending = 0
     this._calls = 0
     this._epoch = 0
@@ -56,7 +57,7 @@ class Breaker {
     this._calls = 0
     // Read before asking: a transition racing with the flush is seen by the next call.
     this._epoch = breakerEpoch === null ? 0 : breakerEpoch[0]
-    this._fast = flushNative(this._id, pending, outcome) === 1 && breakerEpoch !== null
+    this._fast = flushNative(this._id, pending, outcome) === 1 && breakerEpoch !== null && this._judgeResult === null
     if (this._listeners) this._emit()
   }
 
@@ -120,13 +121,9 @@ class Breaker {
     if (this._listeners) this._emit()
   }
 
-  /**
-   * Calls `listener(event)` for each of this breaker's events: `kind` `transition` (`from`,
-   * `to`, `why`), `not_permitted` (`state`), `failure_rate_exceeded` or
-   * `slow_call_rate_exceeded` (`rate`), `ignored_error` or `reset`, with `breaker` and `at`.
-   * Events are delivered after the breaker call that caused them returns (those caused elsewhere,
-   * with this handle's next call); a listener's throw is reported, never thrown.
-   */
+  /** Calls `listener(event)` for each of this breaker's events (`BreakerEvent` in ace.d.ts), after
+   * the breaker call that caused them returns (those caused elsewhere, with this handle's next
+   * call); a listener's throw is reported, never thrown. */
   onEvent(listener) {
     if (typeof listener !== 'function') {
       throw new InvalidInputError(`listener must be a function, not ${typeof listener}`, { field: 'listener' })
@@ -189,7 +186,8 @@ class Breaker {
       this._settle(slot, e)
       throw this._instead(e)
     }
-    completeNative(id, slot, SUCCESS)
+    if (this._judgeResult === null) completeNative(id, slot, SUCCESS)
+    else settleResult(this, slot, result, completeNative)
     if (this._listeners) this._emit()
     if (++this._calls >= SYNC_EVERY) this._sync(0)
     return result
@@ -251,7 +249,7 @@ class Breaker {
   }
 }
 
-/** Leave for one call through a breaker. */
+/** Leave for one call through a breaker (`result(value)`: see breaker-judge.js). */
 class Permit {
   constructor(breaker, slot) {
     this._breaker = breaker
@@ -282,5 +280,7 @@ class Permit {
     call(() => completeNative(this._breaker._id, this._slot, RELEASED))
   }
 }
+
+Permit.prototype.result = permitResult(completeNative, call)
 
 module.exports = { Breaker, Permit }

@@ -500,3 +500,27 @@ fn automatic_half_open_moves_on_a_read_after_the_wait_without_a_call() {
         assert_eq!(moves.contains(&(State::Open, State::HalfOpen)), automatic, "{automatic}: {moves:?}");
     }
 }
+
+#[test]
+fn an_error_the_classifier_excludes_counts_as_a_success() {
+    // resilience4j's recordExceptions: an error not recorded "counts as a success, unless ignored".
+    let c = clock();
+    let only_timeouts = |kind: &str, _: &str| if kind == "Timeout" { Outcome::Failure } else { Outcome::Success };
+    let rated =
+        CircuitBreaker::new("rated", count_window(4).classify(only_timeouts).build().unwrap(), Arc::new(c.clone()))
+            .unwrap();
+    rated.try_acquire().unwrap().error("Timeout", "no answer");
+    for _ in 0..3 {
+        rated.try_acquire().unwrap().error("BadRequest", "400");
+    }
+    let s = rated.snapshot();
+    assert_eq!((s.counts.successes, s.counts.failures, s.counts.ignored), (3, 1, 0));
+    assert_eq!((s.state, s.failure_rate), (State::Closed, Some(25.0)));
+    let cfg = BreakerConfig::builder().window(Window::ConsecutiveFailures(2)).classify(only_timeouts).build().unwrap();
+    let in_a_row = CircuitBreaker::new("row", cfg, Arc::new(c)).unwrap();
+    in_a_row.try_acquire().unwrap().error("Timeout", "no answer");
+    in_a_row.try_acquire().unwrap().error("BadRequest", "400");
+    assert_eq!(in_a_row.snapshot().consecutive_failures, 0, "the excluded error ended the run");
+    in_a_row.try_acquire().unwrap().error("Timeout", "no answer");
+    assert_eq!(in_a_row.state(), State::Closed);
+}

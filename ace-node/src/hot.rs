@@ -233,10 +233,12 @@ impl BreakerCore {
         self.slab.lock().tripped.take()
     }
 
+    /// Completes `p`. Each completion replaces what the last one left: the rejection left by a
+    /// permit completed by hand (`permit.failure()`, never taken) is not thrown for a later failure
+    /// that opened nothing.
     fn settle(&self, p: OwnedPermit, outcome: Outcome) {
-        if let Some(r) = p.settle(outcome) {
-            self.slab.lock().tripped = Some(r);
-        }
+        let tripped = p.settle(outcome);
+        self.slab.lock().tripped = tripped;
     }
 
     pub(crate) fn outstanding(&self) -> u32 {

@@ -259,7 +259,7 @@ test('playbook reads, edits and imports take hostile values or reject with an Ac
 
 test('breakers take hostile names, options and durations or throw an AceError', LIMIT, async () => {
   const eng = new Ace()
-  const keys = ['failures', 'waitSeconds', 'window', 'failureRate', 'minimumCalls', 'slowCallSeconds', 'slowCallRate', 'halfOpenPermits', 'maxHalfOpenSeconds', 'threshold', 'halfOpenBusy', 'trippingCall', 'trialVerdict', 'automaticHalfOpen', 'isFailure', 'isIgnored']
+  const keys = ['failures', 'waitSeconds', 'window', 'failureRate', 'minimumCalls', 'slowCallSeconds', 'slowCallRate', 'halfOpenPermits', 'maxHalfOpenSeconds', 'threshold', 'halfOpenBusy', 'trippingCall', 'trialVerdict', 'automaticHalfOpen', 'isFailure', 'isIgnored', 'isFailureResult']
   let made = 0
   await fc.assert(
     fc.asyncProperty(any, fc.constantFrom(...keys), any, any, any, async (name, key, value, agent, seconds) => {

@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const answer: string = await llm.call(async (prompt: string) => prompt.toUpperCase(), 'hi')
   const permit = llm.tryAcquire()
   if (permit) permit.success()
+  const judged = llm.tryAcquire()
+  if (judged) judged.result('an answer')
   try {
     llm.acquire('agent-1', 'task-1').failure()
   } catch (e) {
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
   const clock = new ManualClock(1_700_000_000)
   const timed = new Ace({ clock })
   const opened = await Ace.open('memory', { clock })
-  const waiting = timed.breaker('trial', { halfOpenBusy: 'wait', slowCallSeconds: 2, isFailure: (e) => !(e instanceof RangeError), isIgnored: (e) => e instanceof TypeError })
+  const waiting = timed.breaker('trial', { halfOpenBusy: 'wait', slowCallSeconds: 2, isFailure: (e) => !(e instanceof RangeError), isIgnored: (e) => e instanceof TypeError, isFailureResult: (v) => v === '' })
   clock.advance(31)
   clock.set(clock.now() + 1)
   const snap: BreakerSnapshot = waiting.snapshot()

@@ -104,6 +104,32 @@ impl PyBreaker {
         })
     }
 
+    /// For asyncio with `half_open_busy="wait"` (`ace.Breaker` awaits it): a `Permit`, or `None`
+    /// when a busy half-open trial holds every permit, after arranging for `wake()` (if given) to
+    /// be called, from another thread, once the trial ends (then ask again); `CircuitOpenError`
+    /// when turned away. Without `"wait"`, as `acquire()`.
+    #[pyo3(signature = (wake))]
+    fn _poll_acquire(&self, py: Python<'_>, wake: Option<Py<PyAny>>) -> PyResult<Option<PyPermit>> {
+        let waker = match wake {
+            Some(wake) => std::task::Waker::from(Arc::new(crate::breaker_wait::LoopWake(Mutex::new(Some(wake))))),
+            None => std::task::Waker::noop().clone(),
+        };
+        match self.breaker.poll_acquire_owned(&mut std::task::Context::from_waker(&waker)) {
+            std::task::Poll::Ready(Ok(p)) => {
+                Ok(Some(PyPermit { permit: Mutex::new(Some(p)), judge: self.judge.clone() }))
+            }
+            std::task::Poll::Ready(Err(r)) => Err(rejected(py, &r)),
+            std::task::Poll::Pending => Ok(None),
+        }
+    }
+
+    /// Seconds a waiter of `_poll_acquire` may go before asking again on its own (a
+    /// `max_half_open_seconds` can end a trial that never reports); `None`: the wake-up comes.
+    #[getter]
+    fn _recheck_seconds(&self) -> Option<f64> {
+        self.breaker.recheck_after().map(|d| d.as_secs_f64())
+    }
+
     /// The breaker's name.
     #[getter]
     fn name(&self) -> &str {

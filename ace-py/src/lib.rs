@@ -9,6 +9,7 @@ mod args;
 mod breaker;
 mod breaker_events;
 mod breaker_judge;
+mod breaker_wait;
 mod clock;
 mod convert;
 mod embed;

@@ -4,6 +4,8 @@
 // - recording an error:  ace.recordError  vs prom-client (a labelled counter; it mines nothing)
 // - a call through a closed breaker: ace (call, and tryAcquire/success) vs cockatiel vs opossum
 // - a retried call whose first attempt works: ace Retry vs cockatiel retry
+// - a call through a timeout, and through fallback ( retry ( breaker ( timeout ) ) ): ace Policy vs
+//   cockatiel (timeout, wrap) and opossum (a breaker with its timeout and fallback)
 //
 //   node benches/node/compare.mjs           # the full run (figures in docs/node.md)
 //   node benches/node/compare.mjs --quick   # a smoke run (CI)
@@ -12,7 +14,7 @@ import { createRequire } from 'node:module'
 const require = createRequire(new URL('../../ace-node/package.json', import.meta.url))
 const ace = require('./ace.js')
 const client = require('prom-client')
-const { CircuitBreakerPolicy, ConsecutiveBreaker, ExponentialBackoff, handleAll, circuitBreaker, retry } = require('cockatiel')
+const { ConsecutiveBreaker, ExponentialBackoff, TimeoutStrategy, fallback, handleAll, circuitBreaker, retry, timeout, wrap } = require('cockatiel')
 const Opossum = require('opossum')
 
 const quick = process.argv.includes('--quick')
@@ -101,13 +103,36 @@ rows.push(['retry, first attempt works', aceRetryNs, 'cockatiel', cockatielRetry
 rows.push(['closed breaker: call(asyncFn)', aceCall, 'opossum', opossumNs])
 rows.push(['closed breaker: tryAcquire', aceTry, 'cockatiel', cockatielNs])
 
+// Policies: a timeout of 20 s (never reached), and the four parts composed.
+const ns = async (f) => perCall(async (n) => {
+  for (let i = 0; i < n; i++) await f()
+})
+const aceTimeout = new ace.Policy({ timeoutSeconds: 20 })
+const cockatielTimeout = timeout(20_000, TimeoutStrategy.Cooperative)
+rows.push(['policy: timeout', await ns(() => aceTimeout.execute(noop)), 'cockatiel', await ns(() => cockatielTimeout.execute(noop))])
+const acePolicy = new ace.Policy({
+  fallback: () => 0, retry: new ace.Retry('bench-policy'), breaker: quiet.breaker('bench-policy'), timeoutSeconds: 20,
+})
+const cockatielPolicy = wrap(
+  fallback(handleAll, () => 0),
+  retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+  circuitBreaker(handleAll, { halfOpenAfter: 60_000, breaker: new ConsecutiveBreaker(5) }),
+  timeout(20_000, TimeoutStrategy.Cooperative),
+)
+const opossumPolicy = new Opossum(noop, { timeout: 20_000, errorThresholdPercentage: 50, resetTimeout: 60_000 })
+opossumPolicy.fallback(() => 0)
+const acePolicyNs = await ns(() => acePolicy.execute(noop))
+rows.push(['policy: fb(retry(breaker(timeout)))', acePolicyNs, 'cockatiel wrap', await ns(() => cockatielPolicy.execute(noop))])
+rows.push(['policy: fb(retry(breaker(timeout)))', acePolicyNs, 'opossum (no retry)', await ns(() => opossumPolicy.fire())])
+
 const pad = (s, n) => String(s).padEnd(n)
 const num = (x, n) => x.toFixed(0).padStart(n)
-console.log(`${pad('operation', 31)} ${'ace ns'.padStart(8)} ${pad('peer', 25)} ${'peer ns'.padStart(8)} ${'peer/ace'.padStart(9)}`)
+console.log(`${pad('operation', 36)} ${'ace ns'.padStart(8)} ${pad('peer', 25)} ${'peer ns'.padStart(8)} ${'peer/ace'.padStart(9)}`)
 for (const [op, ours, peer, theirs] of rows) {
-  console.log(`${pad(op, 31)} ${num(ours, 8)} ${pad(peer, 25)} ${num(theirs, 8)} ${(theirs / ours).toFixed(1).padStart(8)}x`)
+  console.log(`${pad(op, 36)} ${num(ours, 8)} ${pad(peer, 25)} ${num(theirs, 8)} ${(theirs / ours).toFixed(1).padStart(8)}x`)
 }
 console.log(`(awaiting a resolved async function costs ${bare.toFixed(0)} ns here; ${quick ? 'quick run' : `best of ${REPEATS}`})`)
 opossum.shutdown()
+opossumPolicy.shutdown()
 await eng.close()
 await quiet.close()

@@ -4,6 +4,8 @@
 - recording an error:       ace.record_error    vs drain3 (TemplateMiner.add_log_message)
 - a call through a closed breaker (decorator): ace vs pybreaker vs circuitbreaker
 - a retried call whose first attempt works (decorator): ace vs tenacity
+- a call through a policy, retry over breaker, and with a fallback (decorator):
+  ace.Policy vs tenacity over pybreaker, tenacity over circuitbreaker
 
     python benches/python/compare.py           # the full run (figures in docs/python.md)
     python benches/python/compare.py --quick   # a smoke run (CI)
@@ -118,14 +120,47 @@ def main() -> None:
 
     rows.append(("retry, first attempt works", per_call(ace_retry, n, repeats), "tenacity", per_call(ten_call, n, repeats)))
 
+    # A policy, retry ( breaker ( call ) ): ace's one decorator against the peers stacked.
+    composed = ace.Policy(retry=ace.Retry("bench-policy"), breaker=eng.breaker("bench-policy"))(lambda: None)
+    with_fallback = ace.Policy(
+        retry=ace.Retry("bench-fb"), breaker=eng.breaker("bench-fb"), fallback=lambda e: None
+    )(lambda: None)
+    wait = tenacity.wait_exponential()
+    ten_pyb = tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=wait)(
+        pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)(lambda: None)
+    )
+    ten_cb = tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=wait)(
+        circuitbreaker.circuit(failure_threshold=5, recovery_timeout=60)(lambda: None)
+    )
+    ten_pyb_fb = tenacity.retry(
+        stop=tenacity.stop_after_attempt(3), wait=wait, retry_error_callback=lambda state: None
+    )(pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)(lambda: None))
+
+    def loop(f):
+        def run(k):
+            for i in range(k):
+                f()
+
+        return run
+
+    ace_policy = per_call(loop(composed), n, repeats)
+    rows.append(("policy: retry+breaker", ace_policy, "tenacity+pybreaker", per_call(loop(ten_pyb), n, repeats)))
+    rows.append(("policy: retry+breaker", ace_policy, "tenacity+circuitbreaker", per_call(loop(ten_cb), n, repeats)))
+    rows.append((
+        "policy: +fallback",
+        per_call(loop(with_fallback), n, repeats),
+        "tenacity+pybreaker",
+        per_call(loop(ten_pyb_fb), n, repeats),
+    ))
+
     def bare(k):
         f = lambda: None  # noqa: E731
         for i in range(k):
             f()
 
-    print(f"{'operation':28} {'ace ns':>9} {'peer':>18} {'peer ns':>9} {'peer/ace':>9}")
+    print(f"{'operation':28} {'ace ns':>9} {'peer':>23} {'peer ns':>9} {'peer/ace':>9}")
     for op, ours, peer, theirs in rows:
-        print(f"{op:28} {ours:9.0f} {peer:>18} {theirs:9.0f} {theirs / ours:9.1f}x")
+        print(f"{op:28} {ours:9.0f} {peer:>23} {theirs:9.0f} {theirs / ours:9.1f}x")
     print(f"(a bare Python call costs {per_call(bare, n, repeats):.0f} ns here; {'quick run' if args.quick else 'best of 5'})")
     eng.close()
 

@@ -34,6 +34,7 @@ from ace._ace import (
     sync_log_level,
 )
 from ace._breaker import Breaker
+from ace._breaker_types import BreakerEvent, BreakerSnapshot
 from ace._engine import Ace, Stage, TaskScope, current_task
 from ace._limit import Bulkhead, RateLimiter
 from ace._policy import Policy
@@ -76,6 +77,8 @@ __all__ = [
     "Ace",
     "AceError",
     "Breaker",
+    "BreakerEvent",
+    "BreakerSnapshot",
     "Bulkhead",
     "CircuitOpenError",
     "ClosedError",

@@ -3,6 +3,7 @@ manager (``with`` and ``async with``) and ``call``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -10,7 +11,7 @@ from typing import Any, Callable, Optional, Tuple, TypeVar
 
 from ace import _ace
 
-__all__ = ["Breaker"]
+__all__ = ["Breaker", "wait_for_permit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,7 +27,8 @@ class Breaker(_ace.CircuitBreaker):
     and ``failure_result(value)``, predicates on the exception and on the returned value, and the
     settings where breaker libraries disagree (docs/breakers.md): ``threshold``
     (``"reached"``/``"exceeded"``), ``half_open_busy`` (``"reject"``/``"wait"``; ``"wait"`` holds
-    ``call`` and sync decorated calls, never ``acquire``), ``tripping_call``
+    ``call`` and sync decorated calls with the interpreter released, and async decorated calls
+    and ``async with`` without blocking the event loop; never ``acquire`` or ``with``), ``tripping_call``
     (``"own_error"``/``"breaker_error"``) and ``trial_verdict``
     (``"after_all_permits"``/``"at_once"``).
 
@@ -57,11 +59,13 @@ class Breaker(_ace.CircuitBreaker):
 
     def __call__(self, fn: F) -> F:
         if inspect.iscoroutinefunction(fn):
-            acquire = self.acquire
+            poll, wait = self._poll_acquire, functools.partial(wait_for_permit, self)
 
             @functools.wraps(fn)
             async def guarded(*args: Any, **kwargs: Any) -> Any:
-                permit = acquire()
+                permit = poll(None)
+                if permit is None:  # half_open_busy="wait" and the trial busy: no other call waits
+                    permit = await wait()
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as e:
@@ -86,7 +90,28 @@ class Breaker(_ace.CircuitBreaker):
         return held[-1].__exit__(exc_type, exc, tb)
 
     async def __aenter__(self) -> _ace.Permit:
-        return self.__enter__()
+        permit = self._poll_acquire(None) or await wait_for_permit(self)
+        self._held.set(self._held.get() + (permit,))
+        return permit
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
         return self.__exit__(exc_type, exc, tb)
+
+
+async def wait_for_permit(breaker: _ace.CircuitBreaker) -> _ace.Permit:
+    """``acquire()`` for a coroutine: with ``half_open_busy="wait"``, a call that finds every
+    half-open trial permit taken waits for the trial's verdict without blocking the loop (the core
+    wakes it from another thread), then goes through or raises ``CircuitOpenError``. Callers ask
+    ``breaker._poll_acquire(None)`` first, so a call that need not wait builds no future."""
+    loop = asyncio.get_running_loop()
+    while True:
+        woken = loop.create_future()
+        permit = breaker._poll_acquire(functools.partial(loop.call_soon_threadsafe, _settle, woken))
+        if permit is not None:
+            return permit
+        await asyncio.wait((woken,), timeout=breaker._recheck_seconds)
+
+
+def _settle(woken: "asyncio.Future[None]") -> None:
+    if not woken.done():
+        woken.set_result(None)

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Awaitable, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 from ace import _ace
+from ace._breaker import wait_for_permit
 from ace._retry import Retry
 from ace.exceptions import InvalidInputError, TimedOutError
 
@@ -216,7 +217,7 @@ class Policy:
         breaker = self._breaker
         if breaker is None:
             return await self._alimited(fn, args, kwargs)
-        permit = breaker.acquire()
+        permit = breaker._poll_acquire(None) or await wait_for_permit(breaker)
         try:
             result = await self._alimited(fn, args, kwargs)
         except BaseException as e:
