@@ -336,6 +336,38 @@ impl Spill {
     }
 }
 
+/// A spill directory without an engine, for the spill bench (`benches/spill.rs`): what the
+/// writer does with it, file by file. Not part of the API.
+#[doc(hidden)]
+pub struct SpillDir(Spill);
+
+impl SpillDir {
+    /// Opens (creates) `dir`, without a byte budget.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        Spill::open(dir, u64::MAX).map(SpillDir)
+    }
+
+    /// Writes `records` to one new file, synced, as the writer spills a drain.
+    pub fn write(&mut self, records: &[Record]) -> std::io::Result<u64> {
+        self.0.write(records).map_err(|e| match e {
+            SpillError::Io(e) => e,
+            budget => std::io::Error::other(budget.to_string()),
+        })
+    }
+
+    /// Reads and deletes every file, oldest first, as a replay does; returns their records.
+    pub fn replay(&mut self) -> std::io::Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for file in self.0.pending() {
+            let Some(claimed) = self.0.claim(&file) else { continue };
+            let size = fs::metadata(&claimed)?.len();
+            records.append(&mut Spill::read(&claimed)?.records);
+            self.0.remove(&claimed, size);
+        }
+        Ok(records)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
