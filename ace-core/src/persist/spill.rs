@@ -425,6 +425,11 @@ impl SpillDir {
         })
     }
 
+    /// The size of `records` encoded as a spill file, without writing it (the CPU cost alone).
+    pub fn encode(records: &[Record]) -> std::io::Result<usize> {
+        spill_codec::encode(records).map(|b| b.len())
+    }
+
     /// Reads and deletes every file, oldest first, as a replay does; returns their records.
     pub fn replay(&mut self) -> std::io::Result<Vec<Record>> {
         let mut records = Vec::new();

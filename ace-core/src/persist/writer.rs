@@ -350,8 +350,8 @@ impl Writer {
         let before = if from_spill { None } else { self.p.spill.as_mut().map(Spill::reserve) };
         let mut overflowed = false;
         let pressure = (self.p.config.buffer_capacity / 8).max(self.p.config.batch_size) as u64;
-        // Files of a quarter of the capacity: a few milliseconds to read back before a replay.
-        let gather = (self.p.config.buffer_capacity / 4).max(self.p.config.batch_size) as u64;
+        // Encoded, a record takes about a third of its size in memory.
+        let gather = self.p.config.buffer_capacity.max(self.p.config.batch_size) as u64;
         let mut gathered = None;
         self.appender.submit(records, retry);
         let (records, outcome) = loop {
