@@ -3,8 +3,8 @@
 //! dropped, duplicated or reordered (issue 20 items 2 and 3, issue 21 item 2).
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use ace_core::errors::PatternRecord;
@@ -23,6 +23,18 @@ struct SlowStore {
     appends: AtomicU64,
     /// Every write fails (the store is down).
     down: AtomicBool,
+    /// Records handed to `append`, counted before it waits.
+    received: AtomicU64,
+    /// Writes wait while this is set.
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
+impl SlowStore {
+    fn release(&self) {
+        *self.held.lock().unwrap() = false;
+        self.released.notify_all();
+    }
 }
 
 impl Store for SlowStore {
@@ -33,6 +45,12 @@ impl Store for SlowStore {
         Some("slow".into())
     }
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
+        self.received.fetch_add(records.len() as u64, Ordering::SeqCst);
+        let mut held = self.held.lock().unwrap();
+        while *held {
+            held = self.released.wait(held).unwrap();
+        }
+        drop(held);
         if self.down.load(Ordering::SeqCst) {
             return Err(ace_core::Error::StoreUnavailable { backend: "slow", message: "down".into(), source: None });
         }
@@ -85,20 +103,22 @@ fn counter(text: &str, name: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0)
 }
 
-/// 400,000 records from a tight loop into the slow store, with room for 40,000 in memory.
-/// The recorder pauses only when the buffers hold 15% of `buffer_capacity` (past the eighth at
-/// which a slow write no longer holds records back; while a drain is under way, the room it
-/// took is not yet back, so busy keys can fill about a third), so the writer is under pressure
-/// throughout and spills what the store cannot take, yet a machine busy with other work cannot
-/// make it drop: this test is about what the spill path keeps, not how fast (see
+/// 200,000 records from a tight loop into the slow store, with room for 40,000 in memory. The
+/// store's first write (of one record) is held until half the burst is recorded, so whatever
+/// the machine's pace the writer has to spill meanwhile; then the store takes records more slowly
+/// than they come. The recorder pauses whenever the engine holds a fifth of `buffer_capacity` in
+/// memory (the buffers, and drains gathered for a spill file; three keys have about 0.4 of it,
+/// less the room a drain under way has not yet given back), so that a machine busy with other
+/// work cannot make it drop: this test is about what the spill path keeps, not how fast (see
 /// `benches/spill.rs` and `ace-py/tests/test_stores.py` for the speed).
 #[test]
-fn a_burst_ten_times_the_buffer_into_a_slow_store_is_stored_whole_and_in_order() {
-    const N: usize = 400_000;
+fn a_burst_far_larger_than_the_buffer_into_a_slow_store_is_stored_whole_and_in_order() {
+    const N: usize = 200_000;
     const CAPACITY: usize = 40_000;
     const AGENTS: [&str; 3] = ["agent-0", "agent-1", "agent-2"];
     let dir = tempfile_dir("burst");
     let store = Arc::new(SlowStore::default());
+    *store.held.lock().unwrap() = true;
     let config = AceConfig::builder()
         .buffer_capacity(CAPACITY)
         .spill_dir(Some(dir.clone()))
@@ -106,9 +126,16 @@ fn a_burst_ten_times_the_buffer_into_a_slow_store_is_stored_whole_and_in_order()
         .build()
         .unwrap();
     let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
-    for i in 0..N {
+    ace.record_stage(AGENTS[0], "task-1", "execution", 0.0, true).unwrap();
+    while store.received.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for i in 1..N {
+        if i == N / 2 {
+            store.release();
+        }
         if i % 100 == 0 {
-            while ace.stats().buffered >= (CAPACITY * 3 / 20) as u64 {
+            while ace.stats().buffered >= (CAPACITY / 5) as u64 {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }

@@ -362,20 +362,25 @@ impl Writer {
                 continue;
             }
             let slow = started.elapsed() >= SLOW_WRITE && self.last_spill.elapsed() >= SPILL_EVERY;
-            if slow || self.p.source.buffered() >= pressure {
-                // One drain at a time, straight to a spill file (gathered, encoded, until it is
-                // large enough to be worth its `fsync`): the hands never hold more than the
-                // batch in flight and one drain.
-                if self.carry.is_empty() {
-                    self.p.source.drain(&mut self.carry);
-                }
-                if !self.carry.is_empty() {
-                    overflowed = true;
-                    self.gather_hand(&mut gathered, gather);
-                    let gathered = gathered.as_ref().map_or(0, Gathered::count);
-                    self.p.sync.state().carried = self.carry.len() as u64 + gathered;
-                }
+            let pressed = slow || self.p.source.buffered() >= pressure;
+            // One drain at a time, straight to a spill file (gathered, encoded, until it is large
+            // enough to be worth its `fsync`): the hands never hold more than the batch in flight
+            // and one drain.
+            if pressed && self.carry.is_empty() {
+                self.p.source.drain(&mut self.carry);
             }
+            if pressed && !self.carry.is_empty() {
+                overflowed = true;
+                self.gather_hand(&mut gathered, gather);
+            } else if gathered.as_ref().is_some_and(|g| g.age() >= SPILL_EVERY) {
+                // What was gathered goes to disk within 250 ms (`gather_hand` sees to it while
+                // records keep coming), without waiting for the write, which may take seconds.
+                self.write_gathered(&mut gathered);
+            } else {
+                continue;
+            }
+            let gathered = gathered.as_ref().map_or(0, Gathered::count);
+            self.p.sync.state().carried = self.carry.len() as u64 + gathered;
         };
         self.write_gathered(&mut gathered);
         if outcome.is_err()
