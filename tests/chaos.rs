@@ -252,7 +252,7 @@ fn a_full_spill_disk_keeps_records_in_memory_and_says_so() {
         .unwrap();
     let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
     proxy.partitioned.store(true, Ordering::SeqCst);
-    // About 200 bytes a spilled record: 10,000 records need far more than 64 KiB.
+    // About 50 bytes a spilled record: 10,000 records need far more than 64 KiB.
     let mut slowest = Duration::ZERO;
     for round in 0..20 {
         slowest = slowest.max(record(&ace, round * 500, 500).0);

@@ -231,7 +231,7 @@ fn past_the_spill_budget_records_are_dropped_and_counted() {
     let ace = ace::Ace::builder().config(config).store(SqliteStore::open(&path).unwrap()).build().unwrap();
     let (locked, holder) = hold_exclusive(&path, Duration::from_secs(3));
     locked.recv().unwrap();
-    // 20,000 records over two seconds, about 4 MB spilled if the budget allowed it.
+    // 20,000 records over two seconds, about 1 MB spilled if the budget allowed it.
     let mut recorded = 0u64;
     for ms in 0..2000 {
         for i in 0..10 {

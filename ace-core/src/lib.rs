@@ -96,6 +96,8 @@ pub use event::{Severity, metric_names, stages};
 pub use ids::{InterventionId, PatternId};
 pub use intervene::Judge;
 pub use persist::fork;
+#[doc(hidden)]
+pub use persist::spill::SpillDir;
 pub use record::{BaselineState, PatternRecord};
 pub use signal::{Direction, ErrorScope, Evidence, Signal, SignalKind};
 pub use store::{

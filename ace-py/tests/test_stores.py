@@ -92,8 +92,9 @@ def test_a_burst_from_one_thread_is_stored_whole(tmp_path):
     # 3-5 k while every call returned success. The burst comes in runs of 5,000 calls as fast as
     # Python makes them, 10 ms apart: about 350 k records/s overall, faster than SQLite takes
     # them (about 200 k/s), so what SQLite cannot take in time must go through the spill files.
-    # A loop that outruns the spill path itself (about 1.2 M records/s on a 2-core machine) still
-    # drops: docs/benchmarks.md, the hot-key row, and docs/operations.md say so.
+    # A loop much faster than about 2 M records/s can still fill the buffer on a busy 2-core
+    # machine (the loop, SQLite and the writer share the cores): docs/benchmarks.md and
+    # docs/operations.md give the figures, `benches/python/burst.py` measures them.
     e = ace.Ace(f"sqlite://{tmp_path}/ace.db", config={"buffer_capacity": 100_000, "spill_dir": str(tmp_path / "spill")})
     record = e.record_stage
     for i in range(100_000):

@@ -26,6 +26,10 @@ enum Slot {
         records: Vec<Record>,
         retry: bool,
     },
+    /// The batch is being written. (Without this state the slot read `Idle` during a write, and
+    /// the writer's [`Appender::collect`] returned at once instead of waiting its slice: the
+    /// writer spun, locking every shard to count the buffers, against the recorders.)
+    Running,
     /// A batch written (or not), waiting for the writer to collect it.
     Done {
         records: Vec<Record>,
@@ -79,7 +83,7 @@ impl Appender {
     /// The outcome of the batch in flight, if it is done within `wait`.
     pub(super) fn collect(&self, wait: Duration) -> Option<Outcome> {
         let mut slot = self.shared.lock();
-        if matches!(*slot, Slot::Job { .. }) {
+        if matches!(*slot, Slot::Job { .. } | Slot::Running) {
             slot = self.shared.changed.wait_timeout(slot, wait).unwrap_or_else(PoisonError::into_inner).0;
         }
         match std::mem::replace(&mut *slot, Slot::Idle) {
@@ -107,7 +111,7 @@ fn run(shared: &Shared, store: &dyn Store, breaker: &CircuitBreaker, series: &Pe
         let (records, retry) = {
             let mut slot = shared.lock();
             loop {
-                match std::mem::replace(&mut *slot, Slot::Idle) {
+                match std::mem::replace(&mut *slot, Slot::Running) {
                     Slot::Job { records, retry } => break (records, retry),
                     Slot::Stop => return,
                     other => {

@@ -16,6 +16,7 @@ mod flush;
 pub mod fork;
 mod metrics;
 pub(crate) mod spill;
+mod spill_codec;
 mod spilling;
 mod writer;
 

@@ -2,20 +2,26 @@
 //! once it answers again.
 //!
 //! While a write to the store fails, the writer thread moves what it holds, and what the
-//! recorders keep buffering, into files under `ACE_SPILL_DIR` (one JSON Lines file per batch,
-//! written to a temporary name, synced, then renamed, so a file is either complete or absent).
+//! recorders keep buffering, into files under `ACE_SPILL_DIR` (one file per batch, in the binary
+//! format of [`super::spill_codec`], written to a temporary name, synced, then renamed, so a file
+//! is either complete or absent). Files in JSON Lines (the journal's overflow segments, and spill
+//! files left by earlier versions) are read as well: the first bytes tell the formats apart.
 //! When a write succeeds again, spilled files are appended to the store oldest first, each
 //! deleted once stored, before newer records. A file is claimed by renaming it before it is
 //! replayed, so two processes sharing the directory never store one file twice; files left by a
 //! process that died are replayed by the next engine started on the directory.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::spill_codec;
 use crate::store::Record;
 
-const SUFFIX: &str = ".jsonl";
+/// Spill files in the binary format...
+const SUFFIX: &str = ".spill";
+/// ...and in JSON Lines.
+const JSONL: &str = ".jsonl";
 const JOURNAL: &str = "journal";
 
 /// Durable mode's journal: every accepted record is appended (one `write` each, no user-space
@@ -114,7 +120,7 @@ impl Journal {
         else {
             return false;
         };
-        let spilled = self.dir.join(format!("{stem}{SUFFIX}"));
+        let spilled = self.dir.join(format!("{stem}{JSONL}"));
         if let Err(e) = fs::rename(&path, &spilled) {
             tracing::error!(file = %path.display(), error = %e, "cannot turn a journal overflow segment into a spill file");
             return false;
@@ -185,6 +191,38 @@ pub(crate) struct SpillRead {
     pub aside: Option<PathBuf>,
 }
 
+/// Records gathered, encoded, for one spill file: under pressure the writer drains the buffers
+/// every few milliseconds, and a file per drain would cost a `fsync` (several milliseconds,
+/// whatever its size) per drain; gathered drains are written as one file. Encoded, a record
+/// takes a fraction of its size in memory.
+pub(crate) struct Gathered {
+    name: String,
+    file: spill_codec::Encoder,
+    since: std::time::Instant,
+}
+
+impl Gathered {
+    /// An empty file, named now (so it is stored after every file named before it).
+    pub(crate) fn new(spill: &mut Spill) -> Self {
+        Gathered { name: spill.reserve(), file: spill_codec::Encoder::new(0), since: std::time::Instant::now() }
+    }
+
+    /// Adds `records` (none of them on an error).
+    pub(crate) fn push(&mut self, records: &[Record]) -> std::io::Result<()> {
+        self.file.push(records)
+    }
+
+    /// Records gathered.
+    pub(crate) fn count(&self) -> u64 {
+        self.file.count()
+    }
+
+    /// Time since the first records were gathered.
+    pub(crate) fn age(&self) -> std::time::Duration {
+        self.since.elapsed()
+    }
+}
+
 pub(crate) struct Spill {
     dir: PathBuf,
     seq: u64,
@@ -222,11 +260,25 @@ impl Spill {
         if records.is_empty() {
             return Ok(0);
         }
-        let mut text = Vec::with_capacity(records.len() * 200);
-        for r in records {
-            serde_json::to_writer(&mut text, r).map_err(std::io::Error::other)?;
-            text.push(b'\n');
+        let text = spill_codec::encode(records)?;
+        self.write_file(name, &text)?;
+        Ok(records.len() as u64)
+    }
+
+    /// Writes the records gathered in `file` (see [`Gathered`]). On a disk error they are given
+    /// back, decoded, to be kept in memory; past the budget, their number is in the error.
+    pub(crate) fn write_gathered(&mut self, file: Gathered) -> Result<u64, (SpillError, Vec<Record>)> {
+        let count = file.file.count();
+        let text = file.file.finish();
+        match self.write_file(&file.name, &text) {
+            Ok(()) => Ok(count),
+            Err(e @ SpillError::Budget { .. }) => Err((e, Vec::new())),
+            Err(e) => Err((e, spill_codec::decode(&text).map(|d| d.records).unwrap_or_default())),
         }
+    }
+
+    /// Writes a whole file, synced, within the budget.
+    fn write_file(&mut self, name: &str, text: &[u8]) -> Result<(), SpillError> {
         let size = text.len() as u64;
         if self.bytes + size > self.max_bytes {
             return Err(SpillError::Budget { pending: self.bytes, file: size, max: self.max_bytes });
@@ -234,7 +286,7 @@ impl Spill {
         let tmp = self.dir.join(format!("{name}.tmp"));
         let written = (|| {
             let mut file = fs::File::create(&tmp)?;
-            file.write_all(&text)?;
+            file.write_all(text)?;
             file.sync_all()?;
             fs::rename(&tmp, self.dir.join(format!("{name}{SUFFIX}")))
         })();
@@ -245,7 +297,7 @@ impl Spill {
             return Err(e.into());
         }
         self.bytes += size;
-        Ok(records.len() as u64)
+        Ok(())
     }
 
     /// Deletes a stored file of `size` bytes.
@@ -266,13 +318,13 @@ impl Spill {
             let pid = stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
             let alive = pid.is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
             if !alive {
-                let _ = fs::rename(&path, self.dir.join(format!("{stem}{SUFFIX}")));
+                let _ = fs::rename(&path, self.dir.join(format!("{stem}{JSONL}")));
             }
         }
     }
 
     fn is_spilled(p: &Path) -> bool {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(SUFFIX))
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(SUFFIX) || n.ends_with(JSONL))
     }
 
     /// Spilled files waiting to be stored, oldest first.
@@ -302,29 +354,14 @@ impl Spill {
         }
     }
 
-    /// The records of a file. Lines that do not parse (a write torn by a crash, an edit) are
-    /// not records: they are copied, with their line numbers, to `<file>.unreadable` beside it
-    /// and counted, and the rest is returned. An error only when the file cannot be read at all.
+    /// The records of a file. Records that cannot be read (a write torn by a crash, an edit,
+    /// a bad disk) are counted, and set aside in `<file>.unreadable` beside it for a person
+    /// (lines of a JSON Lines file with their numbers; bytes of a binary file with their
+    /// offsets); the rest is returned. An error only when the file cannot be read at all.
     pub(crate) fn read(file: &Path) -> std::io::Result<SpillRead> {
-        let reader = BufReader::new(fs::File::open(file)?);
-        let mut records = Vec::new();
-        let mut bad = Vec::new();
-        let mut unreadable = 0;
-        for (i, line) in reader.split(b'\n').enumerate() {
-            let line = line?;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Record>(&line) {
-                Ok(r) => records.push(r),
-                Err(e) => {
-                    unreadable += 1;
-                    bad.extend_from_slice(format!("# line {}: {e}\n", i + 1).as_bytes());
-                    bad.extend_from_slice(&line);
-                    bad.push(b'\n');
-                }
-            }
-        }
+        let bytes = fs::read(file)?;
+        let (records, unreadable, bad) =
+            if spill_codec::is_binary(&bytes) { Self::read_binary(&bytes)? } else { Self::read_lines(&bytes) };
         let aside = if bad.is_empty() {
             None
         } else {
@@ -333,6 +370,76 @@ impl Spill {
             Some(aside)
         };
         Ok(SpillRead { records, unreadable, aside })
+    }
+
+    fn read_binary(bytes: &[u8]) -> std::io::Result<(Vec<Record>, u64, Vec<u8>)> {
+        let decoded =
+            spill_codec::decode(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let mut bad = Vec::new();
+        for (range, why) in decoded.skipped {
+            bad.extend_from_slice(format!("# bytes {}..{}: {why}\n", range.start, range.end).as_bytes());
+            bad.extend_from_slice(&bytes[range]);
+            bad.push(b'\n');
+        }
+        Ok((decoded.records, decoded.missing, bad))
+    }
+
+    fn read_lines(bytes: &[u8]) -> (Vec<Record>, u64, Vec<u8>) {
+        let mut records = Vec::new();
+        let mut bad = Vec::new();
+        let mut unreadable = 0;
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Record>(line) {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    unreadable += 1;
+                    bad.extend_from_slice(format!("# line {}: {e}\n", i + 1).as_bytes());
+                    bad.extend_from_slice(line);
+                    bad.push(b'\n');
+                }
+            }
+        }
+        (records, unreadable, bad)
+    }
+}
+
+/// A spill directory without an engine, for the spill bench (`benches/spill.rs`): what the
+/// writer does with it, file by file. Not part of the API.
+#[doc(hidden)]
+pub struct SpillDir(Spill);
+
+impl SpillDir {
+    /// Opens (creates) `dir`, without a byte budget.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        Spill::open(dir, u64::MAX).map(SpillDir)
+    }
+
+    /// Writes `records` to one new file, synced, as the writer spills a drain.
+    pub fn write(&mut self, records: &[Record]) -> std::io::Result<u64> {
+        self.0.write(records).map_err(|e| match e {
+            SpillError::Io(e) => e,
+            budget => std::io::Error::other(budget.to_string()),
+        })
+    }
+
+    /// The size of `records` encoded as a spill file, without writing it (the CPU cost alone).
+    pub fn encode(records: &[Record]) -> std::io::Result<usize> {
+        spill_codec::encode(records).map(|b| b.len())
+    }
+
+    /// Reads and deletes every file, oldest first, as a replay does; returns their records.
+    pub fn replay(&mut self) -> std::io::Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for file in self.0.pending() {
+            let Some(claimed) = self.0.claim(&file) else { continue };
+            let size = fs::metadata(&claimed)?.len();
+            records.append(&mut Spill::read(&claimed)?.records);
+            self.0.remove(&claimed, size);
+        }
+        Ok(records)
     }
 }
 
@@ -394,11 +501,36 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_binary_file_gives_its_intact_records_and_counts_the_rest() {
+        let dir = fresh("damaged");
+        let mut s = Spill::open(&dir, u64::MAX).unwrap();
+        s.write(&(1..=5).map(rec).collect::<Vec<_>>()).unwrap();
+        let file = s.pending().remove(0);
+        assert!(file.extension().is_some_and(|x| x == "spill"), "{file:?}");
+        let mut bytes = fs::read(&file).unwrap();
+        // A byte of the third record flipped, and the last record cut short.
+        let frame = (bytes.len() - 24) / 5;
+        bytes[24 + 2 * frame + 12] ^= 0xff;
+        bytes.truncate(bytes.len() - 3);
+        fs::write(&file, &bytes).unwrap();
+        let read = Spill::read(&file).unwrap();
+        assert_eq!(read.records, vec![rec(1), rec(2), rec(4)]);
+        assert_eq!(read.unreadable, 2);
+        let aside = fs::read(read.aside.unwrap()).unwrap();
+        let aside = String::from_utf8_lossy(&aside);
+        assert!(aside.contains("checksum") && aside.contains("past the end"), "{aside}");
+        // A file whose header is damaged cannot be read at all (the writer sets it aside).
+        bytes[12] ^= 1;
+        fs::write(&file, &bytes).unwrap();
+        assert_eq!(Spill::read(&file).unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    #[test]
     fn the_budget_refuses_a_file_that_would_pass_it_and_frees_what_is_stored() {
         let dir = fresh("budget");
         let dir = &dir;
-        let one = serde_json::to_string(&rec(1)).unwrap().len() as u64 + 1;
-        let mut s = Spill::open(dir, one * 3).unwrap();
+        let two = spill_codec::encode(&[rec(1), rec(2)]).unwrap().len() as u64;
+        let mut s = Spill::open(dir, two * 3 / 2).unwrap();
         s.write(&[rec(1), rec(2)]).unwrap();
         let err = s.write(&[rec(3), rec(4)]).unwrap_err();
         assert!(matches!(err, SpillError::Budget { .. }), "{err}");
@@ -409,6 +541,6 @@ mod tests {
         s.remove(&claimed, fs::metadata(&claimed).unwrap().len());
         s.write(&[rec(3), rec(4)]).unwrap();
         // A new engine on the directory counts what waits there.
-        assert_eq!(Spill::open(dir, one * 3).unwrap().bytes, one * 2);
+        assert_eq!(Spill::open(dir, two * 3 / 2).unwrap().bytes, two);
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::spill::{Spill, SpillError};
-use super::writer::{SPILL_BATCH, Writer};
+use super::spill::{Gathered, Spill, SpillError};
+use super::writer::{SPILL_BATCH, SPILL_EVERY, Writer};
 use crate::error::Error;
 
 impl Writer {
@@ -51,6 +51,49 @@ impl Writer {
         }
     }
 
+    /// During a write the store is slow to finish: moves the records in hand into `gathered`,
+    /// written as one spill file once it holds `limit` records or has waited [`SPILL_EVERY`]
+    /// (and by [`Writer::write_gathered`] when the write returns).
+    pub(super) fn gather_hand(&mut self, gathered: &mut Option<Gathered>, limit: u64) {
+        if self.unit > 0 {
+            // A failed batch goes to a file of its own.
+            self.spill_carry();
+            return;
+        }
+        self.last_spill = Instant::now();
+        let Some(spill) = &mut self.p.spill else { return };
+        if self.carry.is_empty() {
+            return;
+        }
+        let file = gathered.get_or_insert_with(|| Gathered::new(spill));
+        if let Err(e) = file.push(&self.carry) {
+            self.spill_failed(&SpillError::Io(e), self.carry.len());
+            return;
+        }
+        self.carry.clear();
+        if file.count() >= limit || file.age() >= SPILL_EVERY {
+            self.write_gathered(gathered);
+        }
+    }
+
+    /// Writes the gathered records to their spill file. On a disk error they are back in hand,
+    /// ahead of anything newer; past the budget they are dropped and counted.
+    pub(super) fn write_gathered(&mut self, gathered: &mut Option<Gathered>) {
+        let Some(file) = gathered.take() else { return };
+        let Some(spill) = &mut self.p.spill else { return };
+        let n = file.count();
+        match spill.write_gathered(file) {
+            Ok(n) => {
+                self.p.series.spilled.inc_by(n);
+            }
+            Err((e, mut back)) => {
+                back.append(&mut self.carry);
+                self.carry = back;
+                self.spill_failed(&e, usize::try_from(n).unwrap_or(usize::MAX));
+            }
+        }
+    }
+
     /// Reports a spill file that could not be written: past the budget its records are dropped
     /// (counted); on a disk error they stay in memory.
     pub(super) fn spill_failed(&self, e: &SpillError, records: usize) {
@@ -73,6 +116,11 @@ impl Writer {
             let Some(spill) = &self.p.spill else { break };
             let Some(claimed) = spill.claim(&file) else { continue };
             let size = std::fs::metadata(&claimed).map_or(0, |m| m.len());
+            // Reading a file takes a few milliseconds: the buffers are drained first if they
+            // fill (into hand; the write below moves them on to disk if they keep filling).
+            if self.carry.is_empty() && self.p.source.buffered() >= self.pressure() / 2 {
+                self.take();
+            }
             let records = match Spill::read(&claimed) {
                 Ok(read) => {
                     if read.unreadable > 0 {
