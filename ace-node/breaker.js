@@ -42,8 +42,11 @@ class Breaker {
     // failures in a row, timing nothing), successes are counted here and handed over with the
     // next failure or every SYNC_EVERY calls. Any breaker transition in the process (a peer's
     // opening through the shared cache, a hand, another handle) moves `breakerEpoch`, and the
-    // next call asks again: a breaker opened elsewhere turns the next call away.
+    // next call asks again: a breaker opened elsewhere turns the next call away. The first
+    // success after a failure is handed over at once, so the run of failures the core shares
+    // with other processes (docs/architecture.md, "Shared state") is never stale.
     this._pending = 0
+    this._afterFailure = false
     this._calls = 0
     this._epoch = 0
     this._fast = false
@@ -55,6 +58,7 @@ class Breaker {
     const pending = this._pending
     this._pending = 0
     this._calls = 0
+    this._afterFailure = outcome === FAILURE
     // Read before asking: a transition racing with the flush is seen by the next call.
     this._epoch = breakerEpoch === null ? 0 : breakerEpoch[0]
     this._fast = flushNative(this._id, pending, outcome) === 1 && breakerEpoch !== null && this._judgeResult === null
@@ -165,11 +169,16 @@ class Breaker {
         result = await fn(...args)
       } catch (e) {
         const outcome = this._outcome(e)
-        if (outcome === SUCCESS) this._pending++
-        else this._sync(outcome)
+        if (outcome !== SUCCESS) {
+          this._sync(outcome)
+        } else {
+          this._pending++
+          if (this._afterFailure) this._sync(0)
+        }
         throw this._instead(e)
       }
       this._pending++
+      if (this._afterFailure) this._sync(0)
       return result
     }
     if (this._fast) {

@@ -201,6 +201,89 @@ fn a_breaker_that_opens_in_one_process_opens_in_the_others() {
     assert_eq!(b.breakers().all().iter().filter(|x| x.state() == ace::breaker::State::Open).count(), 1);
 }
 
+#[test]
+fn a_closing_in_one_process_closes_the_others() {
+    let ns = namespace("closings");
+    let a = Ace::builder().cache(cache(&ns)).build().unwrap();
+    let b = Ace::builder().cache(cache(&ns)).build().unwrap();
+    let (llm_a, llm_b) = (a.breaker("llm").unwrap(), b.breaker("llm").unwrap());
+    llm_a.open_for(Duration::from_secs(600));
+    eventually("b's opening", || llm_b.state() == ace::breaker::State::Open);
+    // A hand (or a successful trial) closes a's: b closes too, and stays closed.
+    llm_a.close();
+    eventually("b's closing", || llm_b.state() == ace::breaker::State::Closed);
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(llm_b.state(), ace::breaker::State::Closed, "no replica opened it again");
+    assert_eq!(llm_a.state(), ace::breaker::State::Closed);
+}
+
+#[test]
+fn failures_spread_over_replicas_trip_the_breaker_as_in_one_process() {
+    let ns = namespace("windows");
+    let cfg = || {
+        ace::breaker::BreakerConfig::builder()
+            .window(ace::breaker::Window::Count(50))
+            .failure_rate_threshold(50.0)
+            .minimum_calls(10)
+            .build()
+            .unwrap()
+    };
+    let engines: Vec<Ace> = (0..3).map(|_| Ace::builder().cache(cache(&ns)).build().unwrap()).collect();
+    let breakers: Vec<_> = engines.iter().map(|e| e.breakers().get_with("search", cfg()).unwrap()).collect();
+    // Four failures and one success each: below the minimum in every replica, 12 of 15 failed
+    // in the fleet.
+    for b in &breakers {
+        for i in 0..5 {
+            let p = b.try_acquire().unwrap();
+            if i == 0 { p.success() } else { p.failure() }
+        }
+        assert_eq!(b.state(), ace::breaker::State::Closed);
+    }
+    eventually("every replica opening on the fleet's calls", || {
+        breakers.iter().all(|b| b.state() == ace::breaker::State::Open)
+    });
+    // One replica judged the fleet's window; the others took its move (or judged it too, a
+    // moment later): either way every replica rejects.
+    for b in &breakers {
+        assert!(b.try_acquire().is_err());
+    }
+}
+
+#[test]
+fn one_replica_runs_the_trial_calls_and_its_verdict_reaches_the_others() {
+    let ns = namespace("trials");
+    let cfg = || {
+        ace::breaker::BreakerConfig::builder()
+            .window(ace::breaker::Window::ConsecutiveFailures(3))
+            .wait_in_open(Duration::from_secs(5))
+            .half_open_permits(1)
+            .build()
+            .unwrap()
+    };
+    let engines: Vec<Ace> = (0..3).map(|_| Ace::builder().cache(cache(&ns)).build().unwrap()).collect();
+    let breakers: Vec<_> = engines.iter().map(|e| e.breakers().get_with("tool", cfg()).unwrap()).collect();
+    for _ in 0..3 {
+        breakers[0].try_acquire().unwrap().failure();
+    }
+    eventually("every replica open", || breakers.iter().all(|b| b.state() == ace::breaker::State::Open));
+    // Every replica calls every 20 ms, from the opening until all are closed: the trial calls
+    // (those let through while not closed) add up to the one permit, fleet-wide.
+    let mut trials = [0u32; 3];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !breakers.iter().all(|b| b.state() == ace::breaker::State::Closed) {
+        assert!(std::time::Instant::now() < deadline, "the breakers never closed");
+        for (i, b) in breakers.iter().enumerate() {
+            let before = b.state();
+            if let Ok(p) = b.try_acquire() {
+                trials[i] += u32::from(before != ace::breaker::State::Closed);
+                p.success();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(trials.iter().sum::<u32>(), 1, "one trial call fleet-wide: {trials:?}");
+}
+
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     // The writers sync about once a second; allow a few.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

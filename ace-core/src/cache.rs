@@ -61,6 +61,20 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
         requests.iter().map(|(key, request)| self.lease(key, request)).collect()
     }
 
+    /// Posts `value` as `field` of the board at `key` and returns the board: every field posted
+    /// within `fresh` (by the cache's clock; older ones are removed), this post included, in one
+    /// exchange atomic across every process using the cache. The board is gone `fresh` after its
+    /// last post. Replicas post under their own id to see each other's latest word (the
+    /// breakers' shared state). The default answers that this cache has no boards.
+    fn post(&self, key: &str, field: &str, value: &str, fresh: Duration) -> Result<Vec<(String, String)>> {
+        let _ = (key, field, value, fresh);
+        Err(crate::Error::Store {
+            backend: self.backend(),
+            operation: "post to a board",
+            source: "this cache does not implement Cache::post".into(),
+        })
+    }
+
     /// Checks the cache answers; returns the round trip.
     fn ping(&self) -> Result<Duration>;
 }
@@ -214,6 +228,18 @@ impl Cache for MemoryCache {
         Ok(lease)
     }
 
+    fn post(&self, key: &str, field: &str, value: &str, fresh: Duration) -> Result<Vec<(String, String)>> {
+        let mut e = self.entries.lock();
+        let prefix = format!("{key}\u{2}");
+        e.insert(format!("{prefix}{field}"), (value.to_owned(), Instant::now() + fresh));
+        let now = Instant::now();
+        e.retain(|k, (_, until)| !k.starts_with(&prefix) || *until > now);
+        let mut out: Vec<(String, String)> =
+            e.iter().filter_map(|(k, (v, _))| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone()))).collect();
+        out.sort();
+        Ok(out)
+    }
+
     fn ping(&self) -> Result<Duration> {
         Ok(Duration::ZERO)
     }
@@ -264,5 +290,24 @@ mod tests {
         assert_eq!(b, Lease { holder: "b".into(), count: 2, last: 20 }, "free again: b takes it, count kept");
         assert_eq!(Lease::parse("x|y|1|2"), None);
         assert_eq!(Lease::parse("a|b|5|3|7").unwrap().0.holder, "a|b", "the holder is what precedes the numbers");
+    }
+
+    #[test]
+    fn a_board_shows_every_fresh_post_and_forgets_stale_ones() {
+        let c = MemoryCache::new();
+        let fresh = Duration::from_secs(60);
+        assert_eq!(c.post("b", "one", "1", fresh).unwrap(), vec![("one".into(), "1".into())]);
+        assert_eq!(
+            c.post("b", "two", "2", fresh).unwrap(),
+            vec![("one".into(), "1".into()), ("two".into(), "2".into())]
+        );
+        assert_eq!(
+            c.post("b", "one", "3", fresh).unwrap(),
+            vec![("one".into(), "3".into()), ("two".into(), "2".into())],
+            "a post replaces the poster's last"
+        );
+        assert_eq!(c.post("other", "x", "9", fresh).unwrap().len(), 1, "boards are apart");
+        c.post("b", "two", "4", Duration::ZERO).unwrap();
+        assert_eq!(c.post("b", "one", "5", fresh).unwrap(), vec![("one".into(), "5".into())], "two went stale");
     }
 }

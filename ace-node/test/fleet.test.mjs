@@ -46,3 +46,46 @@ test('a breaker opened in another process turns the next call away', async () =>
   assert.equal(ran, false)
   await eng.close()
 })
+
+/** Runs `body` (a script using `eng` and `b`, the breaker `name` on the shared Redis) in another process. */
+function other(name, body) {
+  const pkg = fileURLToPath(new URL('../ace.js', import.meta.url))
+  const script = `
+    const { Ace } = require(${JSON.stringify(pkg)})
+    ;(async () => {
+      const eng = await Ace.open(undefined, { cache: ${JSON.stringify(REDIS_URL)} })
+      const b = eng.breaker(${JSON.stringify(name)})
+      ${body}
+      await eng.close()
+    })().catch((e) => { console.error(e); process.exit(1) })
+  `
+  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 })
+  assert.equal(child.status, 0, child.stderr)
+}
+
+const fail = 'for (let i = 0; i < 2; i++) await b.call(async () => { throw new Error("timeout") }).catch(() => {})'
+
+test('failures in a row add up across processes, and a success here ends the run', async () => {
+  const down = async () => { throw new Error('timeout') }
+  // Three failures here, one success: the run is over, even with the success on the fast path.
+  const name = `search-${randomUUID()}`
+  const eng = await Ace.open(undefined, { cache: REDIS_URL })
+  const b = eng.breaker(name)
+  for (let i = 0; i < 3; i++) await assert.rejects(b.call(down))
+  assert.equal(await b.call(async () => 1), 1)
+  // Two more in another process (it stays up for three exchanges): five failures, not in a row.
+  other(name, `${fail}; await new Promise((resolve) => setTimeout(resolve, 3000))`)
+  assert.equal(b.state, 'closed', 'a success ended the run here: the fleet has two in a row')
+  // Three failures here, none after: with the other process's two, five in a row fleet-wide.
+  const name2 = `search-${randomUUID()}`
+  const b2 = eng.breaker(name2)
+  for (let i = 0; i < 3; i++) await assert.rejects(b2.call(down))
+  assert.equal(b2.state, 'closed', 'three of five here')
+  other(name2, `${fail}; await new Promise((resolve) => setTimeout(resolve, 3000))`)
+  const deadline = Date.now() + 10000
+  while (b2.state !== 'open') {
+    assert.ok(Date.now() < deadline, 'the fleet-wide run never opened the breaker')
+    await sleep(50)
+  }
+  await eng.close()
+})

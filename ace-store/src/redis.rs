@@ -29,6 +29,28 @@ for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 ";
 
+/// `KEYS[1]`: the board; `ARGV`: field, value, fresh ms. Stamps the post with the server's time,
+/// removes posts older than fresh, returns the rest as field, value, field, value...
+const POST: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local fresh = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now) .. '|' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], fresh)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local at, value = string.match(all[i + 1], '^(%d+)|(.*)$')
+  if at == nil or tonumber(at) < now - fresh then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    out[#out + 1] = all[i]
+    out[#out + 1] = value
+  end
+end
+return out
+";
+
 /// `KEYS[1]`: the lease; `ARGV`: owner, ttl ms, keep ms, added, last. Returns the stored form
 /// `holder|until_ms|count|last` (see `ace_core::Lease::parse`).
 const LEASE: &str = r"
@@ -310,6 +332,17 @@ impl ace_core::Cache for RedisCache {
         let all: std::collections::HashMap<String, i64> =
             self.run(async { self.client.hgetall(key).await }).map_err(|e| failed("read counts", e))?;
         let mut out: Vec<(String, i64)> = all.into_iter().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn post(&self, key: &str, field: &str, value: &str, fresh: Duration) -> ace_core::Result<Vec<(String, String)>> {
+        let key = self.key(key);
+        let args = vec![field.to_owned(), value.to_owned(), millis(fresh).to_string()];
+        let flat: Vec<String> =
+            self.run(async { self.client.eval(POST, key, args).await }).map_err(|e| failed("post to a board", e))?;
+        let mut out: Vec<(String, String)> =
+            flat.chunks_exact(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
         out.sort();
         Ok(out)
     }

@@ -113,7 +113,7 @@ impl CircuitBreaker {
     }
 
     /// Whether the failure rate and the slow-call rate of `t` trip the breaker.
-    fn exceeds(&self, t: Tally) -> (bool, bool) {
+    pub(super) fn exceeds(&self, t: Tally) -> (bool, bool) {
         let (failure, slow) = t.rates();
         let rule = self.cfg.threshold;
         (rule.trips(failure, self.cfg.failure_rate_threshold), rule.trips(slow, self.cfg.slow_call_rate_threshold))

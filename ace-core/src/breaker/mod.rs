@@ -20,13 +20,14 @@
 //! threshold (or above it, with [`Threshold::Exceeded`]; "slow" is strictly longer than
 //! `slow_call_duration`). See [`BreakerConfig`].
 //!
-//! Where things live: the breaker ([`CircuitBreaker`]) and its figures here; `state.rs` the
-//! state machine and its atomic word; `permit.rs` the acquire path, [`Permit`] and guarded calls;
-//! `judge.rs` how outcomes are judged; `rejected.rs` [`Rejected`] and [`CallError`]; `window.rs`
-//! the windows; `config.rs` the configuration; `semantics.rs` the settings where peer libraries
-//! disagree; `wait.rs` waiting for a half-open verdict; `limit.rs` the rate limiter and bulkhead;
-//! `retry.rs` [`Retry`]; `policy.rs` timeout, fallback and [`Policy`], their composition;
-//! `registry.rs` the named breakers ([`Breakers`]), their events and their metrics.
+//! Where things live: the breaker ([`CircuitBreaker`]) and its figures here; `state.rs` the state
+//! machine and its atomic word; `permit.rs` the acquire path, [`Permit`] and guarded calls;
+//! `judge.rs` how outcomes are judged; `shared.rs` what a breaker shares with a fleet;
+//! `rejected.rs` [`Rejected`] and [`CallError`]; `window.rs` the windows; `config.rs` the
+//! configuration; `semantics.rs` the settings where peer libraries disagree; `wait.rs` waiting for
+//! a half-open verdict; `limit.rs` the rate limiter and bulkhead; `retry.rs` [`Retry`]; `policy.rs`
+//! timeout, fallback and [`Policy`], their composition; `registry.rs` the named breakers
+//! ([`Breakers`]), their events and their metrics.
 
 pub mod config;
 mod judge;
@@ -37,6 +38,7 @@ mod registry;
 mod rejected;
 pub mod retry;
 pub mod semantics;
+mod shared;
 mod state;
 mod wait;
 mod window;
@@ -54,7 +56,7 @@ pub use registry::{BreakerEvent, BreakerSeries, Breakers, EventKind};
 pub use rejected::{CallError, Rejected};
 pub use retry::{Retry, RetryConfig, RetryCounts, Sleep, ThreadSleep};
 pub use semantics::{HalfOpenBusy, Threshold, TrialVerdict, TrippingCall};
-pub(crate) use state::FROM_PEER;
+pub(crate) use shared::Shared;
 pub use state::State;
 
 use crate::clock::Clock;
@@ -135,6 +137,8 @@ struct Judged {
     attempts: u32,
     /// A rate-exceeded event was published in this episode (metrics-only publishes it once).
     exceeded: bool,
+    /// The last move into open or closed, as shared with other processes (`shared.rs`).
+    moved: shared::Move,
 }
 
 /// One circuit breaker. Get one from [`Breakers`] (or `Ace::breaker`), or build one
@@ -193,6 +197,7 @@ impl CircuitBreaker {
                 trial: Tally::default(),
                 attempts: 0,
                 exceeded: false,
+                moved: shared::Move::NEVER,
             }),
             cfg,
             clock,

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::shared::Move;
 use super::window::Tally;
 use super::{CircuitBreaker, Judged};
 use crate::clock::Timestamp;
@@ -63,9 +64,6 @@ impl std::fmt::Display for State {
     }
 }
 
-/// Why a breaker opened because another process's did (not published again).
-pub(crate) const FROM_PEER: &str = "opened by another process";
-
 // The word: bits 0..8 the state, 8..32 the half-open permits left, 32..64 the generation.
 pub(super) const PERMIT: u64 = 1 << 8;
 const PERMITS_MASK: u64 = 0xff_ffff << 8;
@@ -101,7 +99,7 @@ impl CircuitBreaker {
     }
 
     /// Sets the state under the judged lock: side effects, then the word.
-    fn enter(&self, j: &mut Judged, current: u64, to: State, now: Timestamp, open_until: Option<Timestamp>) {
+    pub(super) fn enter(&self, j: &mut Judged, current: u64, to: State, now: Timestamp, open_until: Option<Timestamp>) {
         // resilience4j's metrics start again with every state, the not-permitted count included.
         let c = &self.counters;
         c.not_permitted_base.store(c.not_permitted.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -111,12 +109,14 @@ impl CircuitBreaker {
                 j.attempts = j.attempts.saturating_add(1);
                 let until = open_until.unwrap_or_else(|| now.plus(self.cfg.wait(j.attempts)));
                 self.open_until.store(until.as_micros(), Ordering::Release);
+                j.moved = Move { open: true, at: now.as_micros(), until: until.as_micros() };
             }
             State::HalfOpen => {
                 j.trial = Tally::default();
                 self.half_open_since.store(now.as_micros(), Ordering::Release);
             }
             State::Closed => {
+                j.moved = Move { open: false, at: now.as_micros(), until: 0 };
                 j.outcomes.clear();
                 j.attempts = 0;
                 self.consecutive.store(0, Ordering::Release);
@@ -161,16 +161,6 @@ impl CircuitBreaker {
     /// Opens the breaker until `until` on the engine clock.
     pub fn open_until(&self, until: Timestamp) {
         self.force(State::Open, Some(until), "opened by hand");
-    }
-
-    /// Another process saw this dependency fail: open until `until` unless already open.
-    /// Returns whether it moved.
-    pub(crate) fn open_from_peer(&self, until: Timestamp) -> bool {
-        if self.state() != State::Closed || until <= self.clock.now() {
-            return false;
-        }
-        self.force(State::Open, Some(until), FROM_PEER);
-        true
     }
 
     /// When an open breaker lets a trial through (engine clock), if it is open.

@@ -203,10 +203,6 @@ impl AceBuilder {
         let (spill, journal) = open_spill(&config, &*store, self.persist)?;
         let fleet_series = FleetSeries::default();
         let fleet = self.cache.map(|cache| Fleet::new(cache, fleet(&config), fleet_series.clone()));
-        if let Some(f) = &fleet {
-            // Openings are published by the writer thread (never on the caller's): queue them.
-            f.watch(&breakers);
-        }
 
         metrics.add(Arc::new(hot.series()));
         metrics.add(Arc::new(context.series()));

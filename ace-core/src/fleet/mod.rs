@@ -1,7 +1,7 @@
 //! The fleet: how ten replicas share what one learns, through the shared [`Cache`].
 //!
-//! - Breaker openings: a replica that opens a breaker publishes until when; the others open
-//!   theirs ([`sync`]).
+//! - Breakers, in full: the latest opening or closing, the windows' counts added up, and one
+//!   replica's trial calls at a time ([`breakers`]).
 //! - Context refreshes: an agent refreshed on one replica is fresh on the others ([`sync`]).
 //! - Baselines: saved baselines are published per (agent, stage); a replica where the pair is
 //!   still warming up takes the fleet's ([`Fleet::publish_baselines`], [`sync`]).
@@ -13,6 +13,7 @@
 //! Every exchange with the cache runs on the writer thread (as a [`Periodic`]
 //! (crate::persist::Periodic)), never on a caller's: a caller decides on what its replica knows.
 
+mod breakers;
 mod gates;
 mod learnt;
 mod sync;
@@ -30,7 +31,6 @@ pub(crate) use gates::LeaseSync;
 pub(crate) use learnt::LearntSync;
 pub(crate) use sync::FleetSync;
 
-use crate::breaker::{Breakers, EventKind, FROM_PEER, State};
 use crate::cache::Cache;
 use crate::monitor::BaselineState;
 use crate::record::BaselineRecord;
@@ -71,8 +71,6 @@ pub(crate) struct Fleet {
     leases: Mutex<gates::Leases>,
     /// Leases of ended tasks, to release.
     released: Mutex<Vec<gates::TaskKey>>,
-    /// Breakers that opened here, to publish: (name, open until, micros).
-    opened: Mutex<Vec<(Arc<str>, i64)>>,
     /// Context refreshes made here, to publish: (agent, micros).
     refreshed: Mutex<Vec<(Arc<str>, i64)>>,
     series: FleetSeries,
@@ -97,7 +95,6 @@ impl Fleet {
             owner: replica_id(),
             leases: Mutex::new(HashMap::new()),
             released: Mutex::new(Vec::new()),
-            opened: Mutex::new(Vec::new()),
             refreshed: Mutex::new(Vec::new()),
             series,
         })
@@ -117,30 +114,19 @@ impl Fleet {
     /// something was there.
     fn read<T: Found>(&self, read: impl FnOnce() -> crate::error::Result<T>) -> crate::error::Result<T> {
         let got = read();
-        let result = match &got {
-            Ok(v) if v.found() => "hit",
-            Ok(_) => "miss",
-            Err(_) => "error",
-        };
-        self.series.requests.get_or_create(&ResultLabel { result }).inc();
+        self.count_read(got.as_ref().map(Found::found));
         got
     }
 
-    /// Queues breaker openings (not those learnt from a peer) to publish: subscribed to the
-    /// registry's events, so an opening is never published on the caller's thread.
-    pub(crate) fn watch(self: &Arc<Self>, breakers: &Arc<Breakers>) {
-        let fleet = Arc::downgrade(self);
-        let registry = Arc::downgrade(breakers);
-        breakers.subscribe(move |e| {
-            if let (Some(fleet), Some(breakers), EventKind::Transition { to: State::Open, why, .. }) =
-                (fleet.upgrade(), registry.upgrade(), &e.kind)
-                && *why != FROM_PEER
-                && let Ok(b) = breakers.get(&e.name)
-                && let Some(until) = b.open_until_time()
-            {
-                fleet.opened.lock().push((e.name.clone(), until.as_micros()));
-            }
-        });
+    /// Counts a read of shared state in `ace_cache_requests_total`: whether something was
+    /// there, or the cache's failure.
+    fn count_read<E>(&self, found: std::result::Result<bool, E>) {
+        let result = match found {
+            Ok(true) => "hit",
+            Ok(false) => "miss",
+            Err(_) => "error",
+        };
+        self.series.requests.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// Queues a context refresh made here at `micros`, to publish.

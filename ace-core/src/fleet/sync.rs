@@ -1,12 +1,13 @@
 //! The fleet's periodic exchange through the cache, run by the writer thread between writes:
-//! breaker openings, context refreshes, and the baselines of (agent, stage) pairs still warming
-//! up here.
+//! breakers (see [`super::breakers`]), context refreshes, and the baselines of (agent, stage)
+//! pairs still warming up here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 
+use super::breakers::BreakerExchange;
 use super::{Fleet, SharedStream, baseline_key};
 use crate::breaker::Breakers;
 use crate::clock::{Clock, Timestamp};
@@ -15,8 +16,6 @@ use crate::hot::Hot;
 use crate::persist::Periodic;
 use crate::record::BaselineRecord;
 
-/// How often breaker openings are exchanged through the shared cache.
-const BREAKER_SYNC: Duration = Duration::from_secs(1);
 /// How often context refreshes and warming baselines are exchanged through the cache.
 const STATE_SYNC: Duration = Duration::from_secs(1);
 /// The most keys one sync reads from the cache, for baselines and for refreshes each.
@@ -31,7 +30,7 @@ pub(crate) struct FleetSync {
     context: Arc<ContextOrgan>,
     hot: Arc<Hot>,
     clock: Arc<dyn Clock>,
-    last_breaker_sync: Instant,
+    breaker_exchange: BreakerExchange,
     last_state_sync: Instant,
     /// (agent, stage) pairs whose fleet baseline was asked for, and when: asked again after
     /// [`BASELINE_ASK_AGAIN`].
@@ -52,47 +51,9 @@ impl FleetSync {
             context,
             hot,
             clock,
-            last_breaker_sync: Instant::now(),
+            breaker_exchange: BreakerExchange::new(),
             last_state_sync: Instant::now(),
             asked: HashMap::new(),
-        }
-    }
-
-    /// Publishes breakers that opened here and opens those another process saw open (through
-    /// the shared cache, at most every [`BREAKER_SYNC`]). A cache failure is logged and the next
-    /// sync tries again.
-    fn sync_breakers(&mut self) {
-        let cache = &self.fleet.cache;
-        if self.last_breaker_sync.elapsed() < BREAKER_SYNC {
-            return;
-        }
-        self.last_breaker_sync = Instant::now();
-        let now = self.clock.now().as_micros();
-        let opened: Vec<(Arc<str>, i64)> = std::mem::take(&mut *self.fleet.opened.lock());
-        for (name, until) in opened {
-            let ttl = Duration::from_micros(u64::try_from(until - now).unwrap_or(0).max(1000));
-            if let Err(e) = cache.set(&format!("breaker:{name}"), &until.to_string(), ttl) {
-                tracing::warn!(breaker = &*name, error = %e, "cannot publish a breaker opening through the cache");
-            }
-        }
-        for b in self.breakers.all() {
-            if b.name() == "ace-store" {
-                continue;
-            }
-            match self.fleet.get(&format!("breaker:{}", b.name())) {
-                Ok(Some(v)) => {
-                    if let Ok(until) = v.parse::<i64>()
-                        && b.open_from_peer(Timestamp::from_micros(until))
-                    {
-                        tracing::info!(breaker = b.name(), "opened: another process saw the dependency fail");
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read breaker states from the cache");
-                    return;
-                }
-            }
         }
     }
 
@@ -181,7 +142,7 @@ impl FleetSync {
 
 impl Periodic for FleetSync {
     fn tick(&mut self) {
-        self.sync_breakers();
+        self.breaker_exchange.run(&self.fleet, &self.breakers, &self.clock);
         self.sync_state();
     }
 }
