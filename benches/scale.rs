@@ -306,7 +306,7 @@ fn main() {
             let (rss, hwm) = memory_mb();
             let process = process_cpu() - cpu0;
             println!(
-                "  t={:>6.0}s  events/s {:>8.0}  cpu {:>5.1}% of a core (ace {:>5.1}%)  rss {:>6.1} MB (peak {:.1})  buffered {}  open tasks {}  interventions {}",
+                "  t={:>6.0}s  events/s {:>8.0}  cpu {:>5.1}% of a core (ace {:>5.1}%)  rss {:>6.1} MB (peak {:.1})  buffered {}  dropped {}  open tasks {}  interventions {}",
                 start.elapsed().as_secs_f64(),
                 (events.load(Ordering::Relaxed) - ev0) as f64 / wall,
                 process / wall * 100.0,
@@ -314,6 +314,7 @@ fn main() {
                 rss,
                 hwm,
                 ace.stats().buffered,
+                ace.stats().dropped,
                 ace.stats().open_tasks,
                 interventions.load(Ordering::Relaxed)
             );
@@ -369,6 +370,7 @@ fn main() {
             .filter(|l| l.starts_with(name))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
+            .abs()
     };
     println!(
         "  spilled            {} records ({} replayed), {} dropped in all reasons",

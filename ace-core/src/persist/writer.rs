@@ -459,6 +459,7 @@ impl Writer {
             if batch.is_empty() {
                 continue;
             }
+            self.relieve();
             self.p.source.saving_baselines(&batch);
             let started = Instant::now();
             if let Err(e) = self.p.store.save_baselines(&batch) {
@@ -475,6 +476,7 @@ impl Writer {
             }
             self.p.core.time_query("save_baselines", started.elapsed().as_secs_f64());
         }
+        self.relieve();
         Ok(())
     }
 
