@@ -9,17 +9,25 @@ use super::writer::{SPILL_BATCH, SPILL_EVERY, Writer};
 use crate::error::Error;
 
 impl Writer {
-    /// Between the parts of other long work on the writer thread (saving a fleet's baselines
-    /// takes most of a second at 10,000 agents): buffers past the pressure mark go to a spill
-    /// file, as during a slow write, so that work never fills them. Only with empty hands (what
-    /// is in hand is older and goes first) and a spill directory.
-    pub(super) fn relieve(&mut self) {
-        if self.p.spill.is_none() || !self.carry.is_empty() || self.p.source.buffered() < self.pressure() {
-            return;
+    /// Between the parts of a baseline save (most of a second at 10,000 agents with SQLite),
+    /// what came in during the previous part is stored, so the save never fills the buffers.
+    /// Behind spill files it goes to a spill file instead once past the pressure mark (the files
+    /// are older and are stored first); a failed batch in hand waits for its retry.
+    pub(super) fn between_parts(&mut self) -> std::result::Result<(), Arc<Error>> {
+        if !self.carry.is_empty() {
+            return Ok(());
+        }
+        if self.p.spill.as_ref().is_some_and(Spill::has_pending) {
+            if self.p.source.buffered() >= self.pressure() {
+                self.take();
+                self.spill_carry();
+                self.forget_journal();
+            }
+            return Ok(());
         }
         self.take();
-        self.spill_carry();
-        self.forget_journal();
+        self.p.sync.state().carried = self.carry.len() as u64;
+        self.write_records()
     }
 
     /// Moves the records in hand to a spill file (kept in hand if the file cannot be written;

@@ -403,7 +403,7 @@ impl Writer {
         (self.p.config.buffer_capacity / 8).max(self.p.config.batch_size) as u64
     }
 
-    fn write_records(&mut self) -> std::result::Result<(), Arc<Error>> {
+    pub(super) fn write_records(&mut self) -> std::result::Result<(), Arc<Error>> {
         if self.carry.is_empty() {
             return Ok(());
         }
@@ -459,7 +459,13 @@ impl Writer {
             if batch.is_empty() {
                 continue;
             }
-            self.relieve();
+            if let Err(e) = self.between_parts() {
+                // This part is kept for the next save; the later parts are still marked changed.
+                for b in batch {
+                    self.baselines.insert((b.agent.clone(), b.stage.clone(), b.metric.clone()), b);
+                }
+                return Err(e);
+            }
             self.p.source.saving_baselines(&batch);
             let started = Instant::now();
             if let Err(e) = self.p.store.save_baselines(&batch) {
@@ -476,7 +482,6 @@ impl Writer {
             }
             self.p.core.time_query("save_baselines", started.elapsed().as_secs_f64());
         }
-        self.relieve();
         Ok(())
     }
 
