@@ -179,11 +179,14 @@ fn bad_urls_and_unreachable_servers_are_clear_errors_without_passwords() {
     assert!(!err.to_string().contains("pa55word") && err.to_string().contains("127.0.0.1:1"), "{err}");
 }
 
+/// `n` engines sharing the namespace `ns` of the real Redis: replicas of one service.
+fn replicas(ns: &str, n: usize) -> Vec<Ace> {
+    (0..n).map(|_| Ace::builder().cache(cache(ns)).build().unwrap()).collect()
+}
+
 #[test]
 fn a_breaker_that_opens_in_one_process_opens_in_the_others() {
-    let ns = namespace("breakers");
-    let a = Ace::builder().cache(cache(&ns)).build().unwrap();
-    let b = Ace::builder().cache(cache(&ns)).build().unwrap();
+    let [a, b]: [Ace; 2] = replicas(&namespace("breakers"), 2).try_into().unwrap();
     let (llm_a, llm_b) = (a.breaker("llm").unwrap(), b.breaker("llm").unwrap());
     for _ in 0..5 {
         llm_a.try_acquire().unwrap().failure();
@@ -203,9 +206,7 @@ fn a_breaker_that_opens_in_one_process_opens_in_the_others() {
 
 #[test]
 fn a_closing_in_one_process_closes_the_others() {
-    let ns = namespace("closings");
-    let a = Ace::builder().cache(cache(&ns)).build().unwrap();
-    let b = Ace::builder().cache(cache(&ns)).build().unwrap();
+    let [a, b]: [Ace; 2] = replicas(&namespace("closings"), 2).try_into().unwrap();
     let (llm_a, llm_b) = (a.breaker("llm").unwrap(), b.breaker("llm").unwrap());
     llm_a.open_for(Duration::from_secs(600));
     eventually("b's opening", || llm_b.state() == ace::breaker::State::Open);
@@ -228,7 +229,7 @@ fn failures_spread_over_replicas_trip_the_breaker_as_in_one_process() {
             .build()
             .unwrap()
     };
-    let engines: Vec<Ace> = (0..3).map(|_| Ace::builder().cache(cache(&ns)).build().unwrap()).collect();
+    let engines = replicas(&ns, 3);
     let breakers: Vec<_> = engines.iter().map(|e| e.breakers().get_with("search", cfg()).unwrap()).collect();
     // Four failures and one success each: below the minimum in every replica, 12 of 15 failed
     // in the fleet.
@@ -260,7 +261,7 @@ fn one_replica_runs_the_trial_calls_and_its_verdict_reaches_the_others() {
             .build()
             .unwrap()
     };
-    let engines: Vec<Ace> = (0..3).map(|_| Ace::builder().cache(cache(&ns)).build().unwrap()).collect();
+    let engines = replicas(&ns, 3);
     let breakers: Vec<_> = engines.iter().map(|e| e.breakers().get_with("tool", cfg()).unwrap()).collect();
     for _ in 0..3 {
         breakers[0].try_acquire().unwrap().failure();

@@ -109,6 +109,17 @@ impl Store for SlowStore {
     }
 }
 
+/// An engine on `store` with room for `capacity` records in memory and spill files in `dir`.
+fn engine(store: &Arc<SlowStore>, capacity: usize, dir: &std::path::Path) -> Ace {
+    let config = AceConfig::builder()
+        .buffer_capacity(capacity)
+        .spill_dir(Some(dir.to_path_buf()))
+        .intervention_enabled(false)
+        .build()
+        .unwrap();
+    Ace::builder().config(config).store_arc(store.clone()).build().unwrap()
+}
+
 fn counter(text: &str, name: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0)
 }
@@ -129,13 +140,7 @@ fn a_burst_far_larger_than_the_buffer_into_a_slow_store_is_stored_whole_and_in_o
     let dir = tempfile_dir("burst");
     let store = Arc::new(SlowStore::default());
     *store.held.lock().unwrap() = true;
-    let config = AceConfig::builder()
-        .buffer_capacity(CAPACITY)
-        .spill_dir(Some(dir.clone()))
-        .intervention_enabled(false)
-        .build()
-        .unwrap();
-    let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
+    let ace = engine(&store, CAPACITY, &dir);
     ace.record_stage(AGENTS[0], "task-1", "execution", 0.0, true).unwrap();
     while store.received.load(Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(1));
@@ -190,13 +195,7 @@ fn records_recorded_while_baselines_are_saved_are_stored_between_its_parts() {
     const PACED: usize = 60_000;
     let dir = tempfile_dir("baselines");
     let store = Arc::new(SlowStore::default());
-    let config = AceConfig::builder()
-        .buffer_capacity(CAPACITY)
-        .spill_dir(Some(dir.clone()))
-        .intervention_enabled(false)
-        .build()
-        .unwrap();
-    let ace = Arc::new(Ace::builder().config(config).store_arc(store.clone()).build().unwrap());
+    let ace = Arc::new(engine(&store, CAPACITY, &dir));
     // Baselines in every part of the table, then a save (forced by a flush) of 50 ms a part.
     for a in 0..AGENTS {
         ace.record_stage(&format!("agent-{a}"), "task-1", "execution", 0.0, true).unwrap();
