@@ -6,15 +6,8 @@
 // only counts, and asks the core, which reads this clock, about everything else).
 
 const native = require('./index.js')
-const { InvalidInputError, convert } = require('./errors.js')
-
-function call(f) {
-  try {
-    return f()
-  } catch (e) {
-    throw convert(e)
-  }
-}
+const { InvalidInputError } = require('./errors.js')
+const { call } = require('./support.js')
 
 /** A clock that moves only when told to, in seconds since the Unix epoch. */
 class ManualClock {

@@ -6,13 +6,7 @@ import math
 import pytest
 
 import ace
-
-START = 1_700_000_000.0
-
-
-@pytest.fixture
-def clock():
-    return ace.ManualClock(START)
+from conftest import START, fail
 
 
 @pytest.fixture
@@ -20,12 +14,6 @@ def timed(clock):
     e = ace.Ace(clock=clock)
     yield e
     e.close()
-
-
-def fail(b, n=1):
-    for _ in range(n):
-        with pytest.raises(ValueError):
-            b.call(int, "x")
 
 
 def test_the_manual_clock_moves_only_when_told(clock):

@@ -10,13 +10,7 @@ import threading
 import pytest
 
 import ace
-
-START = 1_700_000_000.0
-
-
-@pytest.fixture
-def clock():
-    return ace.ManualClock(START)
+from conftest import START, fail
 
 
 @pytest.fixture
@@ -24,12 +18,6 @@ def eng(clock):
     e = ace.Ace(clock=clock)
     yield e
     e.close()
-
-
-def fail(b, n=1):
-    for _ in range(n):
-        with pytest.raises(ValueError):
-            b.call(int, "x")
 
 
 def watch(b):

@@ -6,8 +6,7 @@ timeout ( call ) ) ) ), runs without sleeping."""
 import asyncio
 
 import ace
-
-START = 1_700_000_000.0
+from conftest import START
 
 
 class JumpingLoop(asyncio.SelectorEventLoop):

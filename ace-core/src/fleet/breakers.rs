@@ -35,14 +35,19 @@ const GIVE_UP: Duration = Duration::from_secs(1);
 /// How long a trial lease runs without renewal.
 const TRIAL_LEASE: Duration = Duration::from_secs(4);
 
+/// How often a failing exchange is logged as a warning (a cache that stays down, or one without
+/// [`crate::cache::Cache::post`], would otherwise warn every second).
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// The writer's breaker exchange.
 pub(super) struct BreakerExchange {
     last: Instant,
+    warned: Option<Instant>,
 }
 
 impl BreakerExchange {
     pub(super) fn new() -> Self {
-        BreakerExchange { last: Instant::now() }
+        BreakerExchange { last: Instant::now(), warned: None }
     }
 
     /// Exchanges every breaker's state, at most every [`EXCHANGE`]. A cache failure is logged
@@ -58,7 +63,12 @@ impl BreakerExchange {
                 continue;
             }
             if let Err(e) = exchange(fleet, &b, clock) {
-                tracing::warn!(breaker = b.name(), error = %e, "cannot exchange breaker state through the cache");
+                if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                    self.warned = Some(Instant::now());
+                    tracing::warn!(breaker = b.name(), error = %e, "cannot exchange breaker state through the cache; breakers judge alone meanwhile");
+                } else {
+                    tracing::debug!(breaker = b.name(), error = %e, "cannot exchange breaker state through the cache");
+                }
                 return;
             }
         }
