@@ -303,6 +303,10 @@ impl Source for EngineSource {
         self.hot.drain(out, &mut self.drain.lock());
     }
 
+    fn settle(&self, held: usize) {
+        self.hot.settle(held, &mut self.drain.lock());
+    }
+
     fn buffered(&self) -> u64 {
         self.hot.counts().buffered
     }

@@ -6,37 +6,32 @@
 //! shared with the writer thread (those atomic operations, and the cache lines they pull across
 //! cores, were a quarter of a record's cost). [`Hot::drain`] completes them on the writer thread.
 //!
-//! Room ([`Room`]): the shards share half of `buffer_capacity` (the writer's hand holds the
-//! other half). Each shard has a small reserve of its own (a quarter of an even split) and takes
-//! more from a pool they share, a chunk at a time, so one busy (agent, stage) can use nearly the
-//! whole half instead of a sixteenth of it. Only a shard past its reserve touches the pool (one
-//! atomic operation per chunk); the common record costs a comparison under the shard lock it
-//! already holds.
+//! Room ([`Room`]): `buffer_capacity` slots, one per record held in memory, whether it waits in
+//! a shard or is in the writer's hands (drained, being written). A shard borrows slots from a
+//! pool a chunk at a time ([`ShardRoom`]) and holds at most what it borrowed; a drain moves the
+//! slots of the records it takes into the writer's hands and gives the shard's unused slots
+//! back; the writer gives slots back as records leave its hands (stored, spilled, dropped:
+//! [`Hot::settle`]). So one busy (agent, stage) can use the whole capacity while the writer's
+//! hands are empty, and a burst no larger than the capacity is never dropped, however fast it
+//! comes. Only a shard past what it borrowed touches the pool (one atomic operation per chunk);
+//! the common record costs a comparison under the shard lock it already holds.
 //!
-//! Why the bound holds, under any interleaving. Write `R` for the reserves (`reserve` times
-//! [`SHARDS`]) and `P` for the pool's size, `R + P <= half` (except when `half < SHARDS`: a
-//! shard always has room for one). Three facts:
-//! - A shard holds at most `reserve + borrowed` records: [`Hot::admit`] checks it, under the
-//!   shard lock, before every push, and a drain empties the shard and zeroes `borrowed` under the
-//!   same lock.
-//! - Room is conserved: the pool, the shards' `borrowed` and the room a drain pass has taken back
-//!   but not yet returned always add up to `P`. Borrowing moves room from the pool to one shard
-//!   (an atomic read-modify-write, so racing borrowers never take the same room twice); a drain
-//!   moves a shard's `borrowed` into its pass's `freed`; [`Room::give_back`] returns `freed` to
-//!   the pool once the whole pass is done. Only one pass runs at a time (only the writer drains,
-//!   holding its `DrainState`).
-//! - So the shards together hold at most `R + P <= half` at any moment.
+//! Why the bound holds, under any interleaving: the free slots of the pool, the slots lent to
+//! the shards and the slots of the writer's hands always add up to the capacity. Every move is
+//! a transfer between two of them: a borrow from the pool to a shard (an atomic
+//! read-modify-write, so racing borrowers never take the same slot twice), a drain from a shard
+//! to the hands and the pool (under the shard lock), a settle from the hands to the pool (only
+//! the writer drains and settles, holding its `DrainState`). A shard holds at most what it was
+//! lent ([`Hot::admit`] checks it under the shard lock before every push), and the writer holds
+//! at most the slots it was given, so the records in memory never exceed the capacity. (Records
+//! the writer takes back from a spill file it failed to write re-enter its hands only with slots
+//! from the pool, or, when it has none, uncounted until they leave again: a disk error is the one
+//! way past the bound, and only by what was gathered for that file.)
 //!
-//! A pass takes from each shard at most `reserve` plus the room that shard had borrowed when it
-//! was drained. During a pass the pool only shrinks, so room borrowed before the pass, or taken
-//! from the pool during it, can reach only one shard before that shard's turn: the borrowed room
-//! the pass takes adds up to at most `P`, and the pass to at most `R + P <= half`. A shard drained
-//! early in a pass may fill again, but only with room still in the pool, which is then no longer
-//! there for a shard drained later. (Giving room back shard by shard broke this: a shard drained
-//! later could borrow room freed earlier in the same pass, and one pass could hold more than the
-//! half.) So the shards and one drain never hold more than `buffer_capacity` between them; the
-//! writer takes a new drain only with empty hands, or, during a slow write with a spill
-//! directory, one drain at a time straight to disk (`persist::writer`).
+//! Stranded slots: a shard keeps up to a chunk it did not fill across drains. Chunks are small
+//! (1/512 of the capacity, smaller as the pool empties), and a shard that finds the
+//! pool empty first takes back, once per drain, the unused slots of every shard whose lock is
+//! free ([`Hot::reclaim`]), so a hot key is not starved by idle ones.
 //!
 //! Waking: a shard asks the writer to run soon at its share of a batch, and at once whenever a
 //! borrow leaves the pool less than half full, so a hot key is drained long before the pool runs
@@ -63,48 +58,60 @@ pub(crate) struct Pending {
     pub(super) metrics: Vec<(Arc<str>, f64)>,
 }
 
-/// The shards' room for buffered records (see the module's comment).
+/// The slots for records in memory (see the module's comment).
 pub(crate) struct Room {
-    /// Records every shard may hold without borrowing.
-    pub(super) reserve: usize,
-    /// Room not reserved nor lent: taken by shards past their reserve, given back by drains.
+    /// Free slots: neither lent to a shard nor in the writer's hands.
     pool: AtomicUsize,
-    /// The pool's size when every loan is back.
-    pool_size: usize,
-    /// Room a shard borrows at a time.
+    capacity: usize,
+    /// Slots a shard borrows at a time while the pool is well stocked.
     chunk: usize,
 }
 
 impl Room {
-    /// `half` records shared by [`SHARDS`] shards.
-    pub(super) fn new(half: usize) -> Self {
-        let reserve = (half / SHARDS / 4).max(1);
-        let pool_size = half.saturating_sub(reserve * SHARDS);
-        Room { reserve, pool: AtomicUsize::new(pool_size), pool_size, chunk: (pool_size / 64).max(reserve) }
+    /// `capacity` slots, all free.
+    pub(super) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Room { pool: AtomicUsize::new(capacity), capacity, chunk: (capacity / (SHARDS * 32)).max(1) }
     }
 
-    /// Takes up to a chunk from the pool: how much was taken (0: the pool is empty), and whether
-    /// the pool is now less than half full.
+    /// Takes up to a chunk from the pool (less as it empties, so that what idle shards strand
+    /// shrinks with it): how much was taken (0: the pool is empty), and whether the pool is now
+    /// less than half full.
     fn borrow(&self) -> (usize, bool) {
         let mut available = self.pool.load(Ordering::Relaxed);
         loop {
             if available == 0 {
                 return (0, true);
             }
-            let take = available.min(self.chunk);
+            let take = self.chunk.min(available / SHARDS).max(1);
             match self.pool.compare_exchange_weak(available, available - take, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return (take, (available - take) * 2 < self.pool_size),
+                Ok(_) => return (take, (available - take) * 2 < self.capacity),
                 Err(now) => available = now,
             }
         }
     }
 
-    /// Gives room back (the writer, after a whole drain pass).
-    fn give_back(&self, room: usize) {
-        if room > 0 {
-            self.pool.fetch_add(room, Ordering::AcqRel);
+    /// Takes up to `wanted` slots, as many as are free: how many were taken.
+    fn take(&self, wanted: usize) -> usize {
+        let before = self.pool.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |free| Some(free - free.min(wanted)));
+        before.map_or(0, |free| free.min(wanted))
+    }
+
+    /// Gives slots back.
+    fn give_back(&self, slots: usize) {
+        if slots > 0 {
+            self.pool.fetch_add(slots, Ordering::AcqRel);
         }
     }
+}
+
+/// A shard's part of the room: the slots lent to it since its last drain.
+#[derive(Default)]
+pub(crate) struct ShardRoom {
+    /// Records the shard may hold.
+    lent: usize,
+    /// Whether the shard took back idle shards' slots since its last drain ([`Hot::reclaim`]).
+    reclaimed: bool,
 }
 
 /// The writer's side of [`Hot::drain`]: its own copies of the shards' keys (separate
@@ -116,6 +123,8 @@ pub(crate) struct DrainState {
     /// One copy of each agent and stage name for all the keys that share it.
     names: Names,
     no_task: Arc<str>,
+    /// Slots of the records drained and not yet settled (see [`Hot::settle`]).
+    pub(super) in_hand: usize,
 }
 
 /// A set of shared names: the first copy of a name is kept and handed out for the others.
@@ -153,7 +162,7 @@ impl Hot {
     fn push_other(&self, shard: &mut Shard, record: Record) -> Wake {
         if !self.persist {
             Wake::No
-        } else if let Some(wake) = self.admit(shard.held(), &mut shard.borrowed) {
+        } else if let Some(wake) = self.admit(shard.held(), &mut shard.room) {
             shard.others.push(record);
             wake
         } else {
@@ -161,25 +170,43 @@ impl Hot {
         }
     }
 
-    /// Whether a shard holding `held` records (and `borrowed` past its reserve) has room for one
-    /// more, borrowing from the pool if need be, and what the record asks of the writer; `None`:
-    /// the buffer is full.
+    /// Whether a shard holding `held` records has room for one more, borrowing from the pool if
+    /// need be, and what the record asks of the writer; `None`: the buffer is full.
     #[inline]
-    pub(super) fn admit(&self, held: usize, borrowed: &mut usize) -> Option<Wake> {
-        if held < self.room.reserve + *borrowed {
+    pub(super) fn admit(&self, held: usize, room: &mut ShardRoom) -> Option<Wake> {
+        if held < room.lent {
             return Some(if held + 1 == self.batch_size { Wake::Soon } else { Wake::No });
         }
-        self.borrow(borrowed)
+        self.borrow(room)
     }
 
     #[cold]
-    fn borrow(&self, borrowed: &mut usize) -> Option<Wake> {
-        let (taken, low) = self.room.borrow();
+    fn borrow(&self, room: &mut ShardRoom) -> Option<Wake> {
+        let (mut taken, mut low) = self.room.borrow();
+        if taken == 0 && !room.reclaimed {
+            room.reclaimed = true;
+            self.reclaim();
+            (taken, low) = self.room.borrow();
+        }
         if taken == 0 {
             return None;
         }
-        *borrowed += taken;
+        room.lent += taken;
         Some(if low { Wake::Now } else { Wake::Soon })
+    }
+
+    /// The pool is empty: takes back the slots other shards were lent and left unused, from
+    /// every shard whose lock is free (never waiting: the caller holds its own shard's lock,
+    /// which `try_lock` simply finds taken).
+    #[cold]
+    fn reclaim(&self) {
+        for shard in self.shards.iter() {
+            if let Some(mut shard) = shard.0.try_lock() {
+                let unused = shard.room.lent - shard.held();
+                shard.room.lent -= unused;
+                self.room.give_back(unused);
+            }
+        }
     }
 
     /// A record found its shard's buffer full: handed back in durable mode, else dropped and
@@ -201,20 +228,27 @@ impl Hot {
         }
     }
 
-    /// Takes every buffered record, shard by shard. The shard lock is held only to swap the
-    /// buffers out (and copy keys new since the last drain); the records are completed after.
-    /// Room the shards borrowed goes back to the pool once the whole pass is done (see the
-    /// module's comment).
+    /// Takes every buffered record, shard by shard, into the writer's hands: their slots go
+    /// with them (given back by [`Hot::settle`]), each shard's unused slots back to the pool but
+    /// for a chunk.
+    /// The shard lock is held only to swap the buffers out (and copy keys new since the last
+    /// drain); the records are completed after.
     pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
         state.keys.resize_with(self.shards.len(), Vec::new);
         let mut pending = Vec::new();
-        let mut freed = 0;
         for (shard, keys) in self.shards.iter().zip(&mut state.keys) {
             let mut others = Vec::new();
             {
                 let mut shard = shard.0.lock();
-                freed += std::mem::take(&mut shard.borrowed);
-                if shard.pending.is_empty() && shard.others.is_empty() {
+                let held = shard.held();
+                // The shard keeps up to a chunk of what it did not use (most shards need about
+                // that much before the next drain), the rest goes back to the pool.
+                let unused = shard.room.lent - held;
+                let kept = unused.min(self.room.chunk);
+                self.room.give_back(unused - kept);
+                shard.room = ShardRoom { lent: kept, reclaimed: false };
+                state.in_hand += held;
+                if held == 0 {
                     continue;
                 }
                 std::mem::swap(&mut pending, &mut shard.pending);
@@ -242,6 +276,18 @@ impl Hot {
             }
             out.append(&mut others);
         }
-        self.room.give_back(freed);
+    }
+
+    /// The writer now holds `held` of the records it drained (in hand or being written): the
+    /// slots of the others, stored, spilled or dropped since, go back to the pool. Records taken
+    /// back into its hands (a spill file it could not write) take slots again, as far as the
+    /// pool has them.
+    pub(crate) fn settle(&self, held: usize, state: &mut DrainState) {
+        if held < state.in_hand {
+            self.room.give_back(state.in_hand - held);
+            state.in_hand = held;
+        } else if held > state.in_hand {
+            state.in_hand += self.room.take(held - state.in_hand);
+        }
     }
 }

@@ -81,7 +81,7 @@ pub(crate) struct Hot {
     shards: Arc<Shards>,
     hasher: DefaultHashBuilder,
     detector: DetectorConfig,
-    /// The room for buffered records: each shard's reserve and the pool they share.
+    /// The slots for records in memory: the pool the shards borrow from (see `buffer.rs`).
     room: Room,
     /// Records a shard holds when it asks the writer to run soon (its share of a batch).
     batch_size: usize,
@@ -120,13 +120,12 @@ impl Hot {
         context: Arc<ContextOrgan>,
         trajectory: Arc<TrajectoryOrgan>,
     ) -> Self {
-        let room = Room::new(buffer_capacity / 2);
+        let room = Room::new(buffer_capacity);
         Hot {
             shards: Arc::new(Sharded::default()),
             hasher: DefaultHashBuilder::default(),
             detector,
-            // Half the capacity for the shards, half for the writer's batch in hand (see persist).
-            batch_size: batch_size.div_ceil(SHARDS).min(room.reserve).max(1),
+            batch_size: batch_size.div_ceil(SHARDS).min(buffer_capacity / SHARDS).max(1),
             room,
             series,
             context,
@@ -240,7 +239,7 @@ impl Hot {
         }
         let wake = if !self.persist {
             Wake::No
-        } else if let Some(wake) = self.admit(shard.pending.len() + shard.others.len(), &mut shard.borrowed) {
+        } else if let Some(wake) = self.admit(shard.pending.len() + shard.others.len(), &mut shard.room) {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
             let metrics = obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect();
@@ -388,9 +387,11 @@ mod tests {
         m.record(Timestamp::from_micros(1), &obs).map(|_| ())
     }
 
+    /// Drains, as the writer does, and stores what it drained (its room is free again).
     fn drained_tasks(m: &Hot, state: &mut DrainState) -> Vec<String> {
         let mut out = Vec::new();
         m.drain(&mut out, state);
+        m.settle(0, state);
         out.iter()
             .map(|r| match r {
                 Record::Metric(r) => r.task.to_string(),
@@ -414,8 +415,8 @@ mod tests {
 
     #[test]
     fn a_dropped_task_change_is_carried_by_the_next_record() {
-        // Two slots in all: one per shard.
-        let m = monitor(2);
+        // One slot in all.
+        let m = monitor(1);
         let mut state = DrainState::default();
         record(&m, "t1").unwrap();
         record(&m, "t2").unwrap(); // the shard is full: dropped, with the change of task
@@ -435,35 +436,56 @@ mod tests {
     }
 
     #[test]
-    fn a_hot_key_borrows_nearly_the_whole_half_and_gets_it_back_after_a_drain() {
-        // Half of 1000 for the shards: a reserve of 7 each (16 x 7 = 112), a pool of 388.
+    fn a_hot_key_uses_the_whole_capacity_and_the_writers_hands_count_against_it() {
         let m = monitor(1000);
         let mut state = DrainState::default();
-        for _ in 0..1000 {
+        for _ in 0..1001 {
             record_as(&m, "hot").unwrap();
         }
         let c = m.counts();
-        assert_eq!((c.buffered, c.dropped), (395, 605), "{c:?}");
+        assert_eq!((c.buffered, c.dropped), (1000, 1), "{c:?}");
         let mut out = Vec::new();
         m.drain(&mut out, &mut state);
-        assert_eq!(out.len(), 395);
+        assert_eq!(out.len(), 1000);
+        // All in the writer's hands: no room until it settles.
+        record_as(&m, "hot").unwrap();
+        assert_eq!((m.counts().buffered, m.counts().dropped), (0, 2));
+        m.settle(400, &mut state);
         for _ in 0..1000 {
             record_as(&m, "hot").unwrap();
         }
-        assert_eq!(m.counts().buffered, 395, "the pool is whole again after the pass");
-        // Other keys keep their reserve while the hot one has taken the pool.
-        for i in 0..200 {
-            record_as(&m, &format!("cold-{i}")).unwrap();
+        assert_eq!((m.counts().buffered, m.counts().dropped), (600, 402));
+        // Records taken back into hand take room again, as far as there is any.
+        m.settle(0, &mut state);
+        m.settle(300, &mut state);
+        for _ in 0..1000 {
+            record_as(&m, "hot").unwrap();
         }
-        assert!(m.counts().buffered > 395);
+        assert_eq!(m.counts().buffered, 700);
     }
 
     #[test]
-    fn a_drain_pass_racing_with_borrowing_shards_never_takes_more_than_the_half() {
-        // Recorders on a hot key and on many cold keys, a drainer taking pass after pass: no
-        // pass may return more than the shards' half of the capacity, nor may the shards hold
-        // more (the bound a shared buffer must keep; a drain that gave room back shard by shard
-        // broke it).
+    fn idle_keys_do_not_strand_the_room_a_hot_key_needs() {
+        // Each cold key's shard borrows a chunk and uses one slot of it; the hot key takes the
+        // unused rest back once the pool is empty, so exactly the capacity is held.
+        let m = monitor(100_000);
+        for i in 0..64 {
+            record_as(&m, &format!("cold-{i}")).unwrap();
+        }
+        for _ in 0..100_000 - 64 {
+            record_as(&m, "hot").unwrap();
+        }
+        let c = m.counts();
+        assert_eq!((c.buffered, c.dropped), (100_000, 0), "{c:?}");
+        record_as(&m, "hot").unwrap();
+        assert_eq!(m.counts().dropped, 1);
+    }
+
+    #[test]
+    fn the_buffers_and_the_writers_hands_never_hold_more_than_the_capacity() {
+        // Recorders on a hot key and on many cold keys; a writer draining, and settling a random
+        // part of what it holds, pass after pass: what the shards hold plus what the writer was
+        // given room for never exceeds the capacity, and the room all comes back.
         let m = Arc::new(monitor(160));
         let stop = Arc::new(AtomicBool::new(false));
         let recorders: Vec<_> = (0..3)
@@ -481,21 +503,31 @@ mod tests {
             })
             .collect();
         let mut state = DrainState::default();
-        let mut out = Vec::new();
-        let (mut passes, mut most) = (0, 0);
+        let mut hand: Vec<Record> = Vec::new();
+        let (mut passes, mut most) = (0u64, 0);
         let started = Instant::now();
         while started.elapsed() < std::time::Duration::from_millis(300) || passes < 1000 {
-            out.clear();
-            m.drain(&mut out, &mut state);
-            most = most.max(out.len());
-            assert!(out.len() <= 80, "one pass took {} records, more than the half (80)", out.len());
-            assert!(m.counts().buffered <= 80);
+            m.drain(&mut hand, &mut state);
+            most = most.max(hand.len());
+            assert!(hand.len() <= 160, "the writer holds {} records", hand.len());
+            let buffered = m.counts().buffered as usize;
+            assert!(buffered + state.in_hand <= 160, "{buffered} buffered and {} in hand", state.in_hand);
+            hand.truncate(hand.len() * (passes % 3) as usize / 2);
+            m.settle(hand.len(), &mut state);
             passes += 1;
         }
         stop.store(true, Ordering::Relaxed);
         for r in recorders {
             r.join().unwrap();
         }
-        assert!(most > 16, "the race was exercised: the largest pass held {most}");
+        hand.clear();
+        m.drain(&mut hand, &mut state);
+        m.settle(0, &mut state);
+        assert!(most > 16, "the race was exercised: the writer held at most {most}");
+        // Every slot is free again: one key can fill the whole capacity.
+        for _ in 0..160 {
+            record_as(&m, "again").unwrap();
+        }
+        assert_eq!(m.counts().buffered, 160);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::buffer::Pending;
+use super::buffer::{Pending, ShardRoom};
 use super::export::EntrySeries;
 use crate::clock::Timestamp;
 use crate::context::AgentContext;
@@ -31,8 +31,8 @@ pub(crate) struct Shard {
     pub(super) pending: Vec<Pending>,
     /// Records of other organs (errors, interventions, outcomes), as they are.
     pub(super) others: Vec<Record>,
-    /// Room taken from the shared pool since the last drain, beyond the shard's reserve.
-    pub(super) borrowed: usize,
+    /// Slots lent to the shard since its last drain (see `buffer.rs`).
+    pub(super) room: ShardRoom,
     pub(super) recorded: u64,
     pub(super) dropped: u64,
     pub(super) signals: u64,

@@ -48,8 +48,13 @@ pub(crate) enum Wake {
 
 /// Where the writer finds what to persist. Called on the writer thread only.
 pub(crate) trait Source: Send + Sync {
-    /// Moves every buffered record into `out`.
+    /// Moves every buffered record into `out`. The records count against the buffer's capacity
+    /// until [`Source::settle`] says they are gone.
     fn drain(&self, out: &mut Vec<Record>);
+
+    /// The writer holds `held` of the records it drained (in hand or being written); the others
+    /// were stored, spilled or dropped, and their room goes back to the buffers.
+    fn settle(&self, held: usize);
 
     /// Records still buffered (not yet drained).
     fn buffered(&self) -> u64;

@@ -58,6 +58,7 @@ impl Writer {
                 self.p.series.spilled.inc_by(n);
                 self.carry.clear();
                 self.unit = 0;
+                self.settle();
                 self.p.sync.state().carried = 0;
             }
             Err(e) => {
@@ -65,6 +66,7 @@ impl Writer {
                 if matches!(e, SpillError::Budget { .. }) {
                     self.carry.clear();
                     self.unit = 0;
+                    self.settle();
                     self.p.sync.state().carried = 0;
                 }
                 self.spill_failed(&e, n);

@@ -92,6 +92,8 @@ pub(crate) struct Writer {
     pub(super) p: Parts,
     pub(super) appender: Appender,
     pub(super) carry: Vec<Record>,
+    /// Drained records on their way to the store (a batch out of `carry`, being written).
+    pub(super) in_flight: usize,
     /// The first `unit` records in hand are a batch whose write failed: the store may have
     /// stored it all the same (a commit whose reply was lost), so it is written again, or
     /// spilled, as that batch alone, which the store recognises (PostgreSQL's batch digests).
@@ -118,6 +120,7 @@ impl Writer {
             p: parts,
             appender,
             carry: Vec::new(),
+            in_flight: 0,
             unit: 0,
             baselines: HashMap::new(),
             patterns: HashMap::new(),
@@ -180,6 +183,7 @@ impl Writer {
                     // Back to sleeping until woken; a wake that raced with this is seen below.
                     sync.polling.store(false, Ordering::SeqCst);
                 }
+                self.settle();
                 let mut st = sync.state();
                 st.carried = self.carry.len() as u64;
                 if requested > st.completed {
@@ -229,6 +233,7 @@ impl Writer {
             } else if self.carry.is_empty() {
                 self.take();
             }
+            self.settle();
             sync.state().carried = self.carry.len() as u64;
             return Ok(());
         }
@@ -261,8 +266,7 @@ impl Writer {
         let rounds = if force { 2 } else { 1 };
         let mut result = Ok(());
         for _ in 0..rounds {
-            // The writer takes a new drain only with empty hands: the shards hold at most half
-            // of `buffer_capacity` and so does one drain, so memory stays within the capacity.
+            // A batch that failed is written again, alone, before anything newer is drained.
             let held_back = !self.carry.is_empty();
             if !held_back {
                 self.take();
@@ -327,8 +331,15 @@ impl Writer {
         Err(error)
     }
 
+    /// Tells the buffers how many of the records drained are still in hand, so the room of
+    /// those stored, spilled or dropped since is theirs again.
+    pub(super) fn settle(&self) {
+        self.p.source.settle(self.carry.len() + self.in_flight);
+    }
+
     /// `ace_buffered_records`: what the buffers and the writer's hands hold.
     fn publish_buffered(&self) {
+        self.settle();
         let buffered = self.p.source.buffered() + self.carry.len() as u64;
         self.p.series.buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
     }
@@ -364,8 +375,8 @@ impl Writer {
             let slow = started.elapsed() >= SLOW_WRITE && self.last_spill.elapsed() >= SPILL_EVERY;
             let pressed = slow || self.p.source.buffered() >= pressure;
             // One drain at a time, straight to a spill file (gathered, encoded, until it is large
-            // enough to be worth its `fsync`): the hands never hold more than the batch in flight
-            // and one drain.
+            // enough to be worth its `fsync`); once encoded, the records' room is the buffers'
+            // again (`settle`), so a burst flows to disk while the batch is written.
             if pressed && self.carry.is_empty() {
                 self.p.source.drain(&mut self.carry);
             }
@@ -379,6 +390,7 @@ impl Writer {
             } else {
                 continue;
             }
+            self.settle();
             let gathered = gathered.as_ref().map_or(0, Gathered::count);
             self.p.sync.state().carried = self.carry.len() as u64 + gathered;
         };
@@ -412,15 +424,19 @@ impl Writer {
         let rest =
             if self.unit > 0 && self.unit < self.carry.len() { self.carry.split_off(self.unit) } else { Vec::new() };
         let batch = std::mem::replace(&mut self.carry, rest);
+        self.in_flight = batch.len();
         let (mut batch, outcome) = self.store_batch(batch, self.retry_at.is_some(), false);
+        self.in_flight = 0;
         if let Err(e) = outcome {
             // Back in front of whatever came in meanwhile (nothing, unless the spill failed).
             self.unit = batch.len();
             batch.append(&mut self.carry);
             self.carry = batch;
+            self.settle();
             return Err(e);
         }
         self.unit = 0;
+        self.settle();
         let seconds = started.elapsed().as_secs_f64();
         self.p.core.time_query("append", seconds);
         self.p.core.time_operation("flush", seconds);
