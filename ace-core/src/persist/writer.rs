@@ -9,8 +9,9 @@
 //! keeps its records and is retried with exponential backoff (100 ms doubling to 30 s). While it
 //! backs off, records go to the spill directory (`ACE_SPILL_DIR`, see [`super::spill`]) instead
 //! of piling up in memory, and are stored, oldest first, before anything newer once a write
-//! succeeds; without a spill directory at most `buffer_capacity` records are held (half in the
-//! shards, half in the writer's hands) and newer ones are dropped and counted, never silently. A
+//! succeeds; without a spill directory at most `buffer_capacity` records are held (in the shards
+//! and the writer's hands together: it tells the buffers as records leave its hands, see
+//! `Writer::settle`) and newer ones are dropped and counted, never silently. A
 //! failed batch is sent again alone, as it was (see `Store::append`). Spill files are written and
 //! replayed in `spilling.rs`. Baselines and changed error patterns are saved every ten seconds
 //! and at every flush.
