@@ -280,22 +280,10 @@ fn main() {
     let rss_after_warmup = memory_mb().0;
     measuring.store(true, Ordering::Relaxed);
     let locker = (args.lock_seconds > 0.0 && args.store == "sqlite").then(|| {
-        let (url, hold) = (format!("sqlite://{}", db.display()), Duration::from_secs_f64(args.lock_seconds));
-        std::thread::spawn(move || {
-            use sqlx::Connection;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
-                sqlx::raw_sql("INSERT INTO ace_error_patterns VALUES ('lock', 'held', '0', 1, 0)")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                println!("  (a second connection holds the file for {} s)", hold.as_secs_f64());
-                tokio::time::sleep(hold).await;
-                sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
-            });
-        })
+        let hold = Duration::from_secs_f64(args.lock_seconds);
+        let holder = support::hold_sqlite(&db, hold);
+        println!("  (a second connection holds the file for {} s)", hold.as_secs_f64());
+        holder
     });
     let mut last_report = Instant::now();
     while start.elapsed().as_secs_f64() < args.seconds {

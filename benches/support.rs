@@ -1,4 +1,5 @@
-//! Shared bench helpers: a store that discards, so recording is measured without storage.
+//! Shared bench helpers: a store that discards, so recording is measured without storage, and a
+//! second connection that holds a SQLite file locked, so it is measured while the store is slow.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -79,4 +80,31 @@ impl Store for NullStore {
     fn ping(&self) -> ace::Result<Duration> {
         Ok(Duration::ZERO)
     }
+}
+
+/// Holds the SQLite file at `path` in `BEGIN EXCLUSIVE` for `hold`, from a second connection, on
+/// a thread of its own: the engine's writes wait on the lock (the store is slow, not down).
+/// Returns once the lock is taken; join the handle to wait for its release.
+#[allow(dead_code)]
+pub fn hold_sqlite(path: &std::path::Path, hold: Duration) -> std::thread::JoinHandle<()> {
+    let url = format!("sqlite://{}", path.display());
+    let (taken, is_taken) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+            // A write, so the lock is a writer's and readers of the WAL wait too.
+            sqlx::raw_sql("INSERT INTO ace_error_patterns VALUES ('lock', 'held', '0', 1, 0)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            taken.send(()).unwrap();
+            tokio::time::sleep(hold).await;
+            sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+        });
+    });
+    is_taken.recv().expect("the SQLite file could be locked");
+    holder
 }
