@@ -83,7 +83,8 @@ fn percentiles_while_sqlite_is_locked() {
         let (db, locked) = (db.clone(), locked.clone());
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(1));
-            let holder = support::hold_sqlite(&db, Duration::from_secs(5));
+            let (taken, holder) = support::hold_exclusive(&db, Duration::from_secs(5));
+            taken.recv().unwrap();
             locked.store(true, std::sync::atomic::Ordering::Relaxed);
             holder.join().unwrap();
             locked.store(false, std::sync::atomic::Ordering::Relaxed);

@@ -281,7 +281,8 @@ fn main() {
     measuring.store(true, Ordering::Relaxed);
     let locker = (args.lock_seconds > 0.0 && args.store == "sqlite").then(|| {
         let hold = Duration::from_secs_f64(args.lock_seconds);
-        let holder = support::hold_sqlite(&db, hold);
+        let (locked, holder) = support::hold_exclusive(&db, hold);
+        locked.recv().unwrap();
         println!("  (a second connection holds the file for {} s)", hold.as_secs_f64());
         holder
     });

@@ -82,29 +82,9 @@ impl Store for NullStore {
     }
 }
 
-/// Holds the SQLite file at `path` in `BEGIN EXCLUSIVE` for `hold`, from a second connection, on
-/// a thread of its own: the engine's writes wait on the lock (the store is slow, not down).
-/// Returns once the lock is taken; join the handle to wait for its release.
-#[allow(dead_code)]
-pub fn hold_sqlite(path: &std::path::Path, hold: Duration) -> std::thread::JoinHandle<()> {
-    let url = format!("sqlite://{}", path.display());
-    let (taken, is_taken) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        use sqlx::Connection;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
-            // A write, so the lock is a writer's and readers of the WAL wait too.
-            sqlx::raw_sql("INSERT INTO ace_error_patterns VALUES ('lock', 'held', '0', 1, 0)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            taken.send(()).unwrap();
-            tokio::time::sleep(hold).await;
-            sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
-        });
-    });
-    is_taken.recv().expect("the SQLite file could be locked");
-    holder
-}
+// Not every bench that shares this module holds a file locked.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/common/sqlite_lock.rs"]
+mod sqlite_lock;
+#[allow(unused_imports)]
+pub use sqlite_lock::hold_exclusive;

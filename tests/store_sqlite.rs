@@ -1,10 +1,13 @@
 //! The conformance suite on the SQLite store, plus what only a file can get wrong.
 
 mod conformance;
+#[path = "common/sqlite_lock.rs"]
+mod sqlite_lock;
 
 use std::sync::Arc;
 
 use ace::{SqliteStore, Store};
+use sqlite_lock::hold_exclusive;
 
 fn fresh_in(dir: &tempfile::TempDir) -> impl Fn() -> Arc<dyn Store> + '_ {
     let n = std::cell::Cell::new(0);
@@ -107,32 +110,6 @@ fn works_when_called_from_inside_a_tokio_runtime() {
         assert_eq!(ace.store().count_metrics().unwrap(), 1);
         ace.close().unwrap();
     });
-}
-
-/// A second connection holding `path` in an exclusive transaction from when `locked` is sent
-/// until `hold` has passed (what another process writing the file does to ace's writes).
-pub fn hold_exclusive(
-    path: &std::path::Path,
-    hold: std::time::Duration,
-) -> (std::sync::mpsc::Receiver<()>, std::thread::JoinHandle<()>) {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", path.display());
-    let (locked, rx) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
-            sqlx::raw_sql("INSERT INTO ace_error_patterns VALUES ('lock', 'held', '0', 1, 0)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            locked.send(()).unwrap();
-            tokio::time::sleep(hold).await;
-            sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
-        });
-    });
-    (rx, holder)
 }
 
 /// Issue 20 item 3: while another connection holds the file in `BEGIN EXCLUSIVE` for four seconds
