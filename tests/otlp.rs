@@ -393,6 +393,18 @@ fn lengths_methods_and_tokens() {
     assert_recorded(&s.events());
 }
 
+/// An answer given before the body is read (a `411`) reaches the client even when the body is
+/// large: the listener closes gracefully, reading what the client still sends, instead of
+/// closing with it unread, which resets the connection and loses the answer.
+#[test]
+fn a_refusal_reaches_a_client_still_sending_its_body() {
+    let s = served(ServeOptions::default());
+    let head = "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\r\n";
+    for _ in 0..5 {
+        assert_eq!(http(s.addr(), head, &vec![0u8; 16 << 20], true).0, 411);
+    }
+}
+
 #[test]
 fn unknown_attributes_and_values_are_ignored_and_odd_spans_counted() {
     let srv = served(ServeOptions::default());

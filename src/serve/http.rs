@@ -2,7 +2,7 @@
 //! writing an answer.
 
 use std::io::{BufRead, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::{MAX_HEAD, MAX_HEADERS, MAX_TARGET};
@@ -116,7 +116,11 @@ pub(super) fn authorized(authorization: Option<&str>, token: &str) -> bool {
     diff == 0
 }
 
-/// Writes an answer and closes.
+/// How long, and how many bytes, [`respond`] reads after answering before it closes.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Writes an answer and closes, lingering (see [`linger`]).
 /// `allowed` is the path's methods, named in the `Allow` header of a `405`.
 pub(super) fn respond(
     mut out: TcpStream,
@@ -136,5 +140,31 @@ pub(super) fn respond(
     if !head_only {
         out.write_all(body)?;
     }
-    out.flush()
+    out.flush()?;
+    linger(&mut out);
+    Ok(())
+}
+
+/// A lingering close. An answer given before the whole request was read (a `411` or `401`
+/// refuses a body it never reads) must not be followed by a close with those bytes unread: the
+/// kernel then resets the connection, and the client can lose the answer it was sent. So the
+/// write side is shut first (the client sees the end of the answer) and what the client still
+/// sends is read and discarded until it closes, for at most [`LINGER`] and [`LINGER_BYTES`].
+fn linger(out: &mut TcpStream) {
+    if out.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 8192];
+    let mut read = 0;
+    while read < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || out.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match out.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
+        }
+    }
 }

@@ -202,7 +202,7 @@ impl Hot {
     fn reclaim(&self) {
         for shard in self.shards.iter() {
             if let Some(mut shard) = shard.0.try_lock() {
-                let unused = shard.room.lent - shard.held();
+                let unused = shard.room.lent.saturating_sub(shard.held());
                 shard.room.lent -= unused;
                 self.room.give_back(unused);
             }
@@ -243,7 +243,7 @@ impl Hot {
                 let held = shard.held();
                 // The shard keeps up to a chunk of what it did not use (most shards need about
                 // that much before the next drain), the rest goes back to the pool.
-                let unused = shard.room.lent - held;
+                let unused = shard.room.lent.saturating_sub(held);
                 let kept = unused.min(self.room.chunk);
                 self.room.give_back(unused - kept);
                 shard.room = ShardRoom { lent: kept, reclaimed: false };
