@@ -129,7 +129,8 @@ fn validate_name(field: &'static str, name: &str, allowed: impl Fn(char) -> bool
         return Err(Error::invalid(field, format!("must be 1 to {MAX_NAME_LEN} bytes, got {}", name.len())));
     }
     let first_ok = name.starts_with(|c: char| c.is_ascii_alphabetic());
-    if !first_ok || !name.chars().all(allowed) {
+    // Every allowed character is ASCII, so bytes can be checked as characters.
+    if !first_ok || !name.bytes().all(|b| allowed(char::from(b))) {
         let rule = if field == "stage" {
             "lower-case ASCII letters, digits, '_', '-' or '.', starting with a letter"
         } else {
