@@ -1,7 +1,9 @@
-//! Error recording speed: `cargo run --profile bench -p agent-ace-core --example error_speed [n]`
-//! records `n` errors (default 50,000) of `benches/errors.rs`'s message mix, 100 per task over
-//! four agents, into an engine with a null store, and prints the mean per call. Small and
-//! deterministic, so that `valgrind --tool=callgrind` counts the instructions of a call.
+//! Error recording speed: `cargo run --profile bench -p agent-ace-core --example error_speed [n]
+//! [python]` records `n` errors (default 50,000) of `benches/errors.rs`'s message mix, 100 per
+//! task over four agents (with `python`: `benches/python/compare.py`'s, one agent, 100 tasks in
+//! turn, few signals), and prints the mean per call. Deterministic (a manual clock), so that
+//! `valgrind --tool=callgrind --toggle-collect='*record_error_event*'` counts a call's
+//! instructions.
 
 use std::time::Instant;
 
@@ -38,7 +40,20 @@ fn main() {
     let agents = ["agent-1", "agent-2", "agent-3", "agent-4"];
     let start = Instant::now();
     let mut signals = 0;
+    if std::env::args().nth(2).as_deref() == Some("python") {
+        let messages: Vec<String> = (0..1000)
+            .map(|i| format!("connection to db-{}:{} refused after {i} ms", i % 50, 5432 + i % 7))
+            .collect();
+        for i in 0..n {
+            let task = &tasks[i % 100];
+            let r = ace.record_error("agent-1", task, "execution", "ConnectionError", &messages[i % 1000], None);
+            signals += r.unwrap().signals.len();
+        }
+    }
     for k in 0..n {
+        if std::env::args().nth(2).is_some() {
+            break;
+        }
         let (task, agent) = (&tasks[k / PER_TASK], agents[(k / PER_TASK) % 4]);
         let (kind, msg) = &messages[k % messages.len()];
         let report = ace.record_error(agent, task, "execution", kind, msg, None).unwrap();

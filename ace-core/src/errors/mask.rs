@@ -78,13 +78,11 @@ impl Masked {
 /// 64-bit FNV-1a: stable across processes, platforms and versions (pattern ids depend on it).
 #[must_use]
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    bytes.iter().fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// Month and weekday names (English, three letters or in full): parts of dates.
 fn is_date_word(tok: &str) -> bool {
@@ -199,12 +197,15 @@ pub(crate) fn mask_into(message: &str, max_tokens: usize, out: &mut Masked) -> b
         }
         let from = at;
         let mut special = 0;
+        // The FNV-1a hash of the token as it reads, which a plain word keeps.
+        let mut h = FNV_OFFSET;
         while at < all.len() {
             let class = CLASSES[all[at] as usize];
             if class == SPACE {
                 break;
             }
             special |= class;
+            h = (h ^ u64::from(all[at])).wrapping_mul(FNV_PRIME);
             at += 1;
         }
         // Cut at ASCII whitespace, so on character boundaries.
@@ -222,7 +223,7 @@ pub(crate) fn mask_into(message: &str, max_tokens: usize, out: &mut Masked) -> b
             WILDCARD_HASH
         } else if special == 0 {
             out.text.push_str(tok);
-            word_hash(tok.as_bytes(), false)
+            (h & !1).max(2)
         } else {
             mask_segments(tok, out, start)
         };
