@@ -327,9 +327,8 @@ impl ErrorOrgan {
                     }
                 }
             };
-            let out = (n, severity, accumulated, agent.clone(), task.clone(), stage.clone());
             shard.signals += signals.len() as u64;
-            out
+            (n, severity, accumulated, agent, task, stage)
         };
 
         // The agent's window, across tasks.
