@@ -84,16 +84,21 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// Month and weekday names (English, three letters or in full): parts of dates.
+/// Month and weekday names (English, three letters or in full): parts of dates. The cheap
+/// test inline: most words are not capitalised.
+#[inline]
 fn is_date_word(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    (3..=9).contains(&b.len()) && b[0].is_ascii_uppercase() && is_date_name(tok)
+}
+
+#[inline(never)]
+fn is_date_name(tok: &str) -> bool {
     const NAMES: [&str; 19] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon", "tue", "wed", "thu",
         "fri", "sat", "sun",
     ];
     let b = tok.as_bytes();
-    if !(3..=9).contains(&b.len()) || !b[0].is_ascii_uppercase() {
-        return false;
-    }
     NAMES.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(&b[..3]))
         && (b.len() == 3
             || [
