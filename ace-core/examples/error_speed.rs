@@ -41,9 +41,8 @@ fn main() {
     let start = Instant::now();
     let mut signals = 0;
     if std::env::args().nth(2).as_deref() == Some("python") {
-        let messages: Vec<String> = (0..1000)
-            .map(|i| format!("connection to db-{}:{} refused after {i} ms", i % 50, 5432 + i % 7))
-            .collect();
+        let messages: Vec<String> =
+            (0..1000).map(|i| format!("connection to db-{}:{} refused after {i} ms", i % 50, 5432 + i % 7)).collect();
         for i in 0..n {
             let task = &tasks[i % 100];
             let r = ace.record_error("agent-1", task, "execution", "ConnectionError", &messages[i % 1000], None);
