@@ -106,30 +106,60 @@ pub fn validate_id(field: &'static str, id: &str) -> Result<()> {
         return Err(Error::invalid(field, format!("must be at most {MAX_ID_LEN} bytes, got {}", id.len())));
     }
     // Printable ASCII, the usual id, has no control characters; others are decoded.
-    if !id.bytes().all(|b| (0x20..0x7f).contains(&b)) && id.chars().any(char::is_control) {
+    if !is_printable_ascii(id.as_bytes()) && id.chars().any(char::is_control) {
         return Err(Error::invalid(field, format!("must not contain control characters: {:?}", truncate(id, 40))));
     }
     Ok(())
 }
 
+/// Whether every byte is printable ASCII (0x20 to 0x7e), eight at a time: ids are checked on
+/// every recording call.
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_ne_bytes(w.try_into().expect("eight bytes"));
+        // A byte below 0x20 (or at 0x80 and above) sets its high bit in the first term; one
+        // above 0x7e (0x7f and above) in the second.
+        if ((x.wrapping_sub(ONES * 0x20) & !x) | (x.wrapping_add(ONES) | x)) & HIGH != 0 {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|b| (0x20..0x7f).contains(b))
+}
+
 /// Checks a stage name: 1 to [`MAX_NAME_LEN`] bytes of lower-case ASCII letters, digits, `_`, `-`
 /// or `.`, starting with a letter (`planning`, `tool_call`, `web-search`).
 pub fn validate_stage(stage: &str) -> Result<()> {
-    validate_name("stage", stage, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+    validate_name("stage", stage, |c| STAGE_CHARS[usize::from(c)])
 }
 
 /// Checks a metric name: 1 to [`MAX_NAME_LEN`] bytes of ASCII letters, digits, `_`, `-`, `.` or
 /// `:`, starting with a letter (`tokens_in`, `cost_usd`).
 pub fn validate_metric_name(name: &str) -> Result<()> {
-    validate_name("metric name", name, |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    validate_name("metric name", name, |c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':'))
 }
 
-fn validate_name(field: &'static str, name: &str, allowed: impl Fn(char) -> bool) -> Result<()> {
+/// The bytes of a stage name: lower-case ASCII letters, digits, `_`, `-` and `.`.
+const STAGE_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.');
+        b += 1;
+    }
+    t
+};
+
+/// Every allowed character is ASCII, so a name is checked byte by byte.
+fn validate_name(field: &'static str, name: &str, allowed: impl Fn(u8) -> bool) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(Error::invalid(field, format!("must be 1 to {MAX_NAME_LEN} bytes, got {}", name.len())));
     }
-    let first_ok = name.starts_with(|c: char| c.is_ascii_alphabetic());
-    if !first_ok || !name.chars().all(allowed) {
+    let first_ok = name.as_bytes()[0].is_ascii_alphabetic();
+    if !first_ok || !name.bytes().all(allowed) {
         let rule = if field == "stage" {
             "lower-case ASCII letters, digits, '_', '-' or '.', starting with a letter"
         } else {
@@ -204,6 +234,30 @@ pub(crate) use hex_id;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_ascii_is_checked_as_byte_by_byte() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..100_000 {
+            let len = i % 40;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly letters, now and then a byte at or past the edges.
+                    let edges = [0x00, 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xc3, 0xff];
+                    if x % 16 < 13 { b'a' + (x >> 8) as u8 % 26 } else { edges[(x >> 8) as usize % 8] }
+                })
+                .collect();
+            let want = bytes.iter().all(|b| (0x20..0x7f).contains(b));
+            assert_eq!(is_printable_ascii(&bytes), want, "{bytes:?}");
+        }
+        for b in 0..=255u8 {
+            let word = [b'a', b'b', b'c', b, b'd', b'e', b'f', b'g', b'h'];
+            assert_eq!(is_printable_ascii(&word), (0x20..0x7f).contains(&b), "{b:#x}");
+        }
+    }
 
     #[test]
     fn severity_round_trips_and_orders() {

@@ -87,6 +87,10 @@ pub(crate) fn signal(py: Python<'_>, s: &Signal) -> PyResult<Py<PySignal>> {
 }
 
 fn signals<'py>(py: Python<'py>, list: &[Signal]) -> PyResult<Bound<'py, PyTuple>> {
+    if list.is_empty() {
+        // Most calls raise none: the shared empty tuple, without building a list first.
+        return Ok(PyTuple::empty(py));
+    }
     let items = list.iter().map(|s| signal(py, s)).collect::<PyResult<Vec<_>>>()?;
     PyTuple::new(py, items)
 }

@@ -339,11 +339,14 @@ impl PyAce {
             let (agent, task, stage) = (utf8(py, "agent", agent)?, utf8(py, "task", task)?, utf8(py, "stage", stage)?);
             let severity = crate::args::severity(py, severity)?;
             // The kind and message are borrowed from their `str` objects where they are some.
-            let (kind, default_message) = if error.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+            // A kind name (the usual call) is checked first: a `str` is no exception.
+            let (kind, default_message) = if error.is_exact_instance_of::<PyString>()
+                || !error.is_instance_of::<pyo3::exceptions::PyBaseException>()
+            {
+                (text(py, "error", error)?, None)
+            } else {
                 let kind = std::borrow::Cow::Owned(error.get_type().name()?.to_string());
                 (kind, Some(error.str()?.to_string_lossy().into_owned()))
-            } else {
-                (text(py, "error", error)?, None)
             };
             let message = match message {
                 Some(m) => text(py, "message", m)?,

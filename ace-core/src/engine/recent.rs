@@ -24,6 +24,9 @@ impl RecentSignals {
     }
 
     fn push(&self, signals: &[Signal]) {
+        if signals.is_empty() {
+            return;
+        }
         let mut ring = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for s in signals {
             if ring.len() == RECENT_SIGNALS {

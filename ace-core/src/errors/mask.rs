@@ -35,13 +35,10 @@ pub(crate) fn is_glob(hash: u64) -> bool {
     hash & 1 == 1
 }
 
-/// The hash of a token (see [`Masked::hashes`]).
+/// The hash of a token (see [`Masked::hashes`]); [`mask_into`] computes it as it writes.
+#[cfg(test)]
 pub(crate) fn token_hash(tok: &str) -> u64 {
-    if tok == WILDCARD {
-        WILDCARD_HASH
-    } else {
-        (fnv1a(tok.as_bytes()) & !1).max(2) | u64::from(tok.contains(WILDCARD))
-    }
+    if tok == WILDCARD { WILDCARD_HASH } else { word_hash(tok.as_bytes(), tok.contains(WILDCARD)) }
 }
 
 /// Whether `text` matches `pattern`, where each `<*>` of the pattern stands for any run of
@@ -76,35 +73,32 @@ impl Masked {
         self.ends.clear();
         self.hashes.clear();
     }
-
-    fn push_token(&mut self, start: usize) {
-        let hash = token_hash(&self.text[start..]);
-        self.ends.push(self.text.len() as u32);
-        self.hashes.push(hash);
-    }
 }
 
 /// 64-bit FNV-1a: stable across processes, platforms and versions (pattern ids depend on it).
 #[must_use]
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    bytes.iter().fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
-/// Month and weekday names (English, three letters or in full): parts of dates.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Month and weekday names (English, three letters or in full): parts of dates. The cheap
+/// test inline: most words are not capitalised.
+#[inline]
 fn is_date_word(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    (3..=9).contains(&b.len()) && b[0].is_ascii_uppercase() && is_date_name(tok)
+}
+
+#[inline(never)]
+fn is_date_name(tok: &str) -> bool {
     const NAMES: [&str; 19] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon", "tue", "wed", "thu",
         "fri", "sat", "sun",
     ];
     let b = tok.as_bytes();
-    if !(3..=9).contains(&b.len()) || !b[0].is_ascii_uppercase() {
-        return false;
-    }
     NAMES.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(&b[..3]))
         && (b.len() == 3
             || [
@@ -163,61 +157,125 @@ fn is_whole_variable(tok: &str) -> bool {
         || (b.len() >= 2 && matches!(b[0], b'\'' | b'"') && b[b.len() - 1] == b[0])
 }
 
+/// Byte classes of the masking pass, looked up once per byte.
+const SPACE: u8 = 1;
+/// A digit, slash, backslash, quote or `<`: a token with none is a plain word.
+const SPECIAL: u8 = 2;
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        // The whitespace of `str::split_ascii_whitespace`.
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r') {
+            t[b] = SPACE;
+        } else if c.is_ascii_digit() || matches!(c, b'/' | b'\\' | b'\'' | b'"' | b'<') {
+            t[b] = SPECIAL;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Whether `bytes` holds the wildcard.
+fn has_wildcard(bytes: &[u8]) -> bool {
+    bytes.windows(3).any(|w| w == WILDCARD.as_bytes())
+}
+
 /// Masks `message` into `out`, keeping at most `max_tokens` tokens (the rest are dropped; the
 /// caller notes the truncation).
 pub(crate) fn mask_into(message: &str, max_tokens: usize, out: &mut Masked) -> bool {
     out.clear();
-    let mut truncated = false;
-    for tok in message.split_ascii_whitespace() {
+    let all = message.as_bytes();
+    let mut at = 0;
+    // The last token is the wildcard: a unit after it belongs to the value.
+    let mut after_value = false;
+    loop {
+        while at < all.len() && CLASSES[all[at] as usize] == SPACE {
+            at += 1;
+        }
+        if at == all.len() {
+            return false;
+        }
         if out.len() == max_tokens {
-            truncated = true;
-            break;
+            return true;
         }
+        let from = at;
+        let mut special = 0;
+        // The FNV-1a hash of the token as it reads, which a plain word keeps.
+        let mut h = FNV_OFFSET;
+        while at < all.len() {
+            let class = CLASSES[all[at] as usize];
+            if class == SPACE {
+                break;
+            }
+            special |= class;
+            h = (h ^ u64::from(all[at])).wrapping_mul(FNV_PRIME);
+            at += 1;
+        }
+        // Cut at ASCII whitespace, so on character boundaries.
+        let tok = &message[from..at];
         let start = out.text.len();
-        let after_value = out.hashes.last() == Some(&WILDCARD_HASH);
         // Most tokens are plain words: no digit, slash, quote or wildcard means nothing to mask
-        // but a date word or a unit, and the token is copied as it is.
-        let bytes = tok.as_bytes();
-        let plain = !bytes.iter().any(|&c| c.is_ascii_digit() || matches!(c, b'/' | b'\\' | b'\'' | b'"' | b'<'));
-        if plain {
-            out.text.push_str(if is_date_word(tok) || (after_value && is_unit(tok)) { WILDCARD } else { tok });
-            out.push_token(start);
-            continue;
-        }
-        if is_whole_variable(tok) || (after_value && is_unit(tok)) {
+        // but a date word or a unit, and the token is copied as it is (and holds no wildcard).
+        let wildcard = if special == 0 {
+            is_date_word(tok) || (after_value && is_unit(tok))
+        } else {
+            is_whole_variable(tok) || (after_value && is_unit(tok))
+        };
+        let hash = if wildcard {
             out.text.push_str(WILDCARD);
-            out.push_token(start);
-            continue;
-        }
-        let mut has_word = false;
-        let mut seg_start = 0;
-        for i in 0..=bytes.len() {
-            if i < bytes.len() && !is_delimiter(bytes[i]) {
-                continue;
-            }
-            let seg = &tok[seg_start..i];
-            if !seg.is_empty() {
-                if seg.bytes().any(|c| c.is_ascii_digit()) {
-                    if !out.text[start..].ends_with(WILDCARD) {
-                        out.text.push_str(WILDCARD);
-                    }
-                } else {
-                    has_word |= seg.bytes().any(|c| c.is_ascii_alphabetic() || c >= 0x80);
-                    out.text.push_str(seg);
-                }
-            }
-            if i < bytes.len() {
-                out.text.push(bytes[i] as char);
-            }
-            seg_start = i + 1;
-        }
-        if !has_word && out.text[start..].contains(WILDCARD) {
-            out.text.truncate(start);
-            out.text.push_str(WILDCARD);
-        }
-        out.push_token(start);
+            WILDCARD_HASH
+        } else if special == 0 {
+            out.text.push_str(tok);
+            (h & !1).max(2)
+        } else {
+            mask_segments(tok, out, start)
+        };
+        out.ends.push(out.text.len() as u32);
+        out.hashes.push(hash);
+        after_value = hash == WILDCARD_HASH;
     }
-    truncated
+}
+
+/// The hash of a token other than the wildcard, `glob` if it holds one.
+fn word_hash(bytes: &[u8], glob: bool) -> u64 {
+    (fnv1a(bytes) & !1).max(2) | u64::from(glob)
+}
+
+/// Writes a token with a digit, slash or quote segment by segment (cut at punctuation), a
+/// segment with a digit as the wildcard; returns the token's hash.
+fn mask_segments(tok: &str, out: &mut Masked, start: usize) -> u64 {
+    let bytes = tok.as_bytes();
+    let mut has_word = false;
+    let mut seg_start = 0;
+    for i in 0..=bytes.len() {
+        if i < bytes.len() && !is_delimiter(bytes[i]) {
+            continue;
+        }
+        let seg = &tok[seg_start..i];
+        if !seg.is_empty() {
+            if seg.bytes().any(|c| c.is_ascii_digit()) {
+                if !out.text[start..].ends_with(WILDCARD) {
+                    out.text.push_str(WILDCARD);
+                }
+            } else {
+                has_word |= seg.bytes().any(|c| c.is_ascii_alphabetic() || c >= 0x80);
+                out.text.push_str(seg);
+            }
+        }
+        if i < bytes.len() {
+            out.text.push(bytes[i] as char);
+        }
+        seg_start = i + 1;
+    }
+    let glob = has_wildcard(&out.text.as_bytes()[start..]);
+    if glob && !has_word {
+        out.text.truncate(start);
+        out.text.push_str(WILDCARD);
+        return WILDCARD_HASH;
+    }
+    if &out.text[start..] == WILDCARD { WILDCARD_HASH } else { word_hash(&out.text.as_bytes()[start..], glob) }
 }
 
 #[cfg(test)]
@@ -262,6 +320,17 @@ mod tests {
         assert!(!glob_match("a<*>b<*>c", "a-c-b"));
         assert!(is_glob(token_hash("rhost=<*>")) && !is_glob(token_hash("rhost")));
         assert_eq!(token_hash(WILDCARD), WILDCARD_HASH);
+    }
+
+    #[test]
+    fn hashes_are_those_of_the_tokens_written() {
+        let mut m = Masked::default();
+        for s in ["a<*>b x=1 <*> '7' Jan 5 KB", "<*>", "x <*>:<*>y 12 ms", "\t a\x0c b\r\n"] {
+            mask_into(s, 100, &mut m);
+            for i in 0..m.len() {
+                assert_eq!(m.hashes[i], token_hash(m.token(i)), "{s:?} token {i}");
+            }
+        }
     }
 
     #[test]

@@ -327,9 +327,8 @@ impl ErrorOrgan {
                     }
                 }
             };
-            let out = (n, severity, accumulated, agent.clone(), task.clone(), stage.clone());
             shard.signals += signals.len() as u64;
-            out
+            (n, severity, accumulated, agent, task, stage)
         };
 
         // The agent's window, across tasks.
@@ -430,8 +429,8 @@ impl Ctx<'_> {
         let e = self.ev;
         let mut message = String::with_capacity(96 + e.agent.len() + e.stage.len() + self.mined.template.len());
         let mut push = |parts: &[&str]| parts.iter().for_each(|p| message.push_str(p));
-        let n = occurrences.to_string();
-        let secs = self.window.as_secs().to_string();
+        let (mut n, mut secs) = ([0; 20], [0; 20]);
+        let (n, secs) = (decimal(occurrences as u64, &mut n), decimal(self.window.as_secs(), &mut secs));
         push(&[e.agent, " ", e.stage, ": "]);
         match kind {
             SignalKind::ErrorEscalation => push(&[
@@ -444,16 +443,16 @@ impl Ctx<'_> {
                 " to ",
                 severity.as_str(),
                 " (",
-                &n,
+                n,
                 " within ",
-                &secs,
+                secs,
                 "s",
             ]),
             SignalKind::CriticalError => push(&["critical ", e.kind, " \"", &self.mined.template, "\""]),
             SignalKind::TaskError => {
                 push(&["first ", severity.as_str(), " error: ", e.kind, " \"", &self.mined.template, "\""]);
             }
-            _ => push(&[e.kind, " \"", &self.mined.template, "\" occurred ", &n, " times within ", &secs, "s"]),
+            _ => push(&[e.kind, " \"", &self.mined.template, "\" occurred ", n, " times within ", secs, "s"]),
         }
         match scope {
             ErrorScope::Task => push(&[" in task ", e.task]),
@@ -532,6 +531,20 @@ impl TaskState {
     }
 }
 
+/// `n` in decimal, written into `buf` (formatting machinery costs more than the digits).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+}
+
 fn raise(s: Severity, levels: usize) -> Severity {
     let i = Severity::ALL.iter().position(|&x| x == s).unwrap_or(0);
     Severity::ALL[(i + levels).min(Severity::ALL.len() - 1)]
@@ -557,6 +570,13 @@ mod tests {
             w.entry(i).last = Timestamp::from_micros(i as i64 * 1_000_000);
         }
         w
+    }
+
+    #[test]
+    fn decimals_are_written_as_to_string_does() {
+        for n in [0, 7, 10, 300, 4_096, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
+        }
     }
 
     #[test]

@@ -35,6 +35,9 @@ impl Window {
         }
         if self.times.len() == cap {
             self.times.pop_front();
+        } else if self.times.capacity() == 0 {
+            // A window soon holds its cap (at most 64 times): one allocation, not one per doubling.
+            self.times.reserve_exact(cap);
         }
         self.times.push_back(now);
         self.last = now;
