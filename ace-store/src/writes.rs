@@ -177,12 +177,10 @@ impl<T: Row> Row for &T {
 /// Splits `items` into statements of `full` rows and then of powers of two below it.
 ///
 /// Each row count is a distinct statement text, and sqlx keeps every text it prepared in a
-/// per-connection cache (100 entries); a multi-row `INSERT` prepared in SQLite
-/// takes about 660 bytes a row (1.3 MB at 2,000 rows). Cut at whatever length a batch had, the
-/// cache filled with a hundred statements of any length (over 100 MB a connection); cut this
-/// way, a table is written by at most a dozen texts, each prepared once.
-///
-
+/// per-connection cache (100 entries); a multi-row `INSERT` prepared in SQLite takes about 660
+/// bytes a row (1.3 MB at 2,000 rows). Cut at whatever length a batch had, the cache filled
+/// with a hundred statements of any length (over 100 MB a connection); cut this way, a table is
+/// written by at most a dozen texts, each prepared once.
 pub(crate) fn statement_chunks<T>(items: &[T], full: usize) -> impl Iterator<Item = &[T]> {
     let mut rest = items;
     std::iter::from_fn(move || {

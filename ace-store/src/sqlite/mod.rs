@@ -42,7 +42,7 @@ pub const ROWS_PER_INSERT: usize = 2000;
 /// its time index; what needs the cache is the indexes written in no order (errors and
 /// interventions by agent, interventions by id) and the baselines, upserted every ten seconds.
 pub const WRITER_CACHE_KIB: u32 = 32 * 1024;
-/// Connections that read, opened when reads come (none while nothing reads).
+/// Connections that read: one kept open, the others opened as concurrent reads need them.
 pub const READERS: u32 = 3;
 /// Each reading connection's page cache, in KiB (SQLite's default).
 pub const READER_CACHE_KIB: u32 = 2000;
