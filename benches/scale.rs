@@ -9,6 +9,7 @@
 //! cargo bench --bench scale -- --seconds 1800 --every 60       # the soak (scripts/soak.sh)
 //! cargo bench --bench scale -- --sqlite-schema 4               # the metrics indexed by agent and stage
 //! cargo bench --bench scale -- --agents 1000 --lock-seconds 5  # a second connection holds the file
+//! cargo bench --bench scale -- --db /tmp/scale.db                # keep the file (to inspect or time)
 //! ```
 //!
 //! With SQLite it also reports the file's bytes per stored record, the records spilled and
@@ -56,6 +57,7 @@ struct Args {
     store: String,
     sqlite_schema: Option<i64>,
     lock_seconds: f64,
+    db: Option<std::path::PathBuf>,
 }
 
 fn parse() -> Args {
@@ -69,6 +71,7 @@ fn parse() -> Args {
         store: "sqlite".into(),
         sqlite_schema: None,
         lock_seconds: 0.0,
+        db: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +85,10 @@ fn parse() -> Args {
             a.store = value;
             continue;
         }
+        if flag == "--db" {
+            a.db = Some(value.into());
+            continue;
+        }
         let num = || value.parse::<f64>().unwrap_or_else(|_| panic!("{flag}: not a number: {value}"));
         match flag.as_str() {
             "--agents" => a.agents = num() as usize,
@@ -93,7 +100,7 @@ fn parse() -> Args {
             "--sqlite-schema" => a.sqlite_schema = Some(num() as i64),
             "--lock-seconds" => a.lock_seconds = num(),
             other => panic!(
-                "unknown flag {other} (--agents --rate --seconds --warmup --threads --every --store --sqlite-schema --lock-seconds)"
+                "unknown flag {other} (--agents --rate --seconds --warmup --threads --every --store --sqlite-schema --lock-seconds --db)"
             ),
         }
     }
@@ -154,7 +161,7 @@ fn main() {
     let args = parse();
     let dir = tempfile::tempdir().unwrap();
     let builder = Ace::builder().config(AceConfig::default());
-    let db = dir.path().join("scale.db");
+    let db = args.db.clone().unwrap_or_else(|| dir.path().join("scale.db"));
     let builder = if args.store == "sqlite" {
         let store = SqliteStore::open(&db).unwrap();
         if let Some(v) = args.sqlite_schema {
@@ -367,6 +374,9 @@ fn main() {
         counter("ace_records_replayed_total"),
         counter("ace_records_dropped_total")
     );
+    for line in text.lines().filter(|l| l.starts_with("ace_records_dropped_total{") && !l.ends_with(" 0")) {
+        println!("  dropped by reason  {line}");
+    }
     latencies.sort_unstable();
     let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)));
     if let (Some(p50), Some(p99), Some(p999), Some(max)) = (at(0.5), at(0.99), at(0.999), latencies.last()) {
@@ -382,11 +392,8 @@ fn main() {
     ace.close().unwrap();
     if args.store == "sqlite" {
         // After close: the last connection checkpoints the write-ahead log into the file.
-        let bytes: u64 = ["scale.db", "scale.db-wal"]
-            .iter()
-            .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
-            .map(|m| m.len())
-            .sum();
+        let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+        let bytes: u64 = [&db, &wal].iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
         let stored = SqliteStore::open(&db).unwrap().count_metrics().unwrap();
         println!(
             "  sqlite file        {:.1} MB for {stored} stage records: {:.0} bytes a record",

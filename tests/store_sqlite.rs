@@ -77,9 +77,11 @@ fn a_file_that_is_not_a_database_is_corrupt() {
 fn migrations_go_down_and_up_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("m.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.migrate_down(5).unwrap(), 1);
+    assert_eq!(metric_indexes(store.path()), ["idx_ace_metrics_created"]);
     assert_eq!(store.migrate_down(4).unwrap(), 1);
-    assert_eq!(store.count_metrics().unwrap(), 0, "v5 changes indexes only");
+    assert_eq!(store.count_metrics().unwrap(), 0, "v5 and v6 change indexes only");
     assert_eq!(store.migrate_down(3).unwrap(), 1);
     assert!(store.load_playbook("d").is_err(), "v4 tables are gone after going down to 3");
     assert_eq!(store.migrate_down(2).unwrap(), 1);
@@ -91,7 +93,8 @@ fn migrations_go_down_and_up_again() {
     assert_eq!(store.migrate_down(0).unwrap(), 1);
     assert_eq!(store.schema_version().unwrap(), 0);
     assert!(store.count_metrics().is_err(), "tables are gone after down");
-    assert_eq!(store.migrate_up().unwrap(), 5);
+    assert_eq!(store.migrate_up().unwrap(), 6);
+    assert_eq!(metric_indexes(store.path()), ["idx_ace_metrics_created_agent"]);
     assert_eq!(store.load_patterns().unwrap(), vec![]);
     assert_eq!(store.count_metrics().unwrap(), 0);
     assert_eq!(store.migrate_up().unwrap(), 0, "up is idempotent");
@@ -253,8 +256,8 @@ fn metric_indexes(path: &std::path::Path) -> Vec<String> {
 }
 
 /// A file written by ace with schema v4 (the metrics indexed by agent and by stage) is brought
-/// to v5 (one index in time order) when opened, keeping its records, which the seed's query (one
-/// agent over a time range) still finds.
+/// to v6 (one index in time order, then agent) when opened, keeping its records, which the
+/// seed's query (one agent over a time range) still finds.
 #[test]
 fn a_version_4_file_is_migrated_to_time_ordered_metrics_with_its_records() {
     use ace::Timestamp;
@@ -283,8 +286,8 @@ fn a_version_4_file_is_migrated_to_time_ordered_metrics_with_its_records() {
     assert_eq!(metric_indexes(&path), ["idx_ace_metrics_agent_created", "idx_ace_metrics_stage_created"]);
 
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
-    assert_eq!(metric_indexes(&path), ["idx_ace_metrics_created"]);
+    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(metric_indexes(&path), ["idx_ace_metrics_created_agent"]);
     assert_eq!(store.count_metrics().unwrap(), 300);
     let since = Timestamp::from_micros(1_700_000_000_000_000 + 150);
     let found = store.query_metrics(&MetricQuery::all().agent("agent-1").since(since)).unwrap();

@@ -63,6 +63,12 @@ pub const SQLITE: &[Migration] = &[
         up: include_str!("../migrations/sqlite/0005_time_ordered_metrics.up.sql"),
         down: include_str!("../migrations/sqlite/0005_time_ordered_metrics.down.sql"),
     },
+    Migration {
+        version: 6,
+        name: "metrics_by_time_and_agent",
+        up: include_str!("../migrations/sqlite/0006_metrics_by_time_and_agent.up.sql"),
+        down: include_str!("../migrations/sqlite/0006_metrics_by_time_and_agent.down.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first.

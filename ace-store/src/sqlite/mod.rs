@@ -1,7 +1,11 @@
 //! The embedded durable default: one SQLite file in WAL mode.
 //!
 //! Batches are written in one transaction as multi-row `INSERT`s of up to [`ROWS_PER_INSERT`]
-//! rows, so a batch costs a handful of statements however large it is. sqlx is async; the store
+//! rows, so a batch costs a handful of statements however large it is. SQLite takes one writer
+//! at a time, so the store writes through one connection, with the large page cache, and reads
+//! through up to [`READERS`] others with small ones: what SQLite holds in memory is bounded by
+//! [`WRITER_CACHE_KIB`], [`READERS`] x [`READER_CACHE_KIB`] and the prepared statements each
+//! connection keeps ([`STATEMENT_CACHE`]; see `writes::statement_chunks`). sqlx is async; the store
 //! owns a one-thread tokio runtime and blocks on it, which is what the engine's writer thread
 //! expects. Called from inside another tokio runtime, it moves the wait to a scoped thread rather
 //! than panicking. What it writes and reads like PostgreSQL does is in `crate::writes` and
@@ -34,6 +38,18 @@ use crate::writes::{self, Batch};
 pub(crate) const BACKEND: &str = "sqlite";
 /// Rows per `INSERT` statement (7 parameters each: 14,000, under SQLite's limit of 32,766).
 pub const ROWS_PER_INSERT: usize = 2000;
+/// The writing connection's page cache, in KiB. Appends go to the end of the metrics table and
+/// its time index; what needs the cache is the indexes written in no order (errors and
+/// interventions by agent, interventions by id) and the baselines, upserted every ten seconds.
+pub const WRITER_CACHE_KIB: u32 = 32 * 1024;
+/// Connections that read: one kept open, the others opened as concurrent reads need them.
+pub const READERS: u32 = 3;
+/// Each reading connection's page cache, in KiB (SQLite's default).
+pub const READER_CACHE_KIB: u32 = 2000;
+/// Prepared statements each connection keeps (sqlx's default, made explicit): more than the
+/// distinct statements the store runs, so none is prepared twice. Each holds its compiled
+/// program; the largest, a 2,000-row `INSERT`, takes 1.3 MB.
+pub const STATEMENT_CACHE: usize = 100;
 
 /// A store in one SQLite file.
 ///
@@ -46,7 +62,10 @@ pub const ROWS_PER_INSERT: usize = 2000;
 /// ```
 pub struct SqliteStore {
     rt: Option<tokio::runtime::Runtime>,
+    /// The one connection that writes (migrations too).
     pool: SqlitePool,
+    /// The connections that read.
+    readers: SqlitePool,
     path: PathBuf,
     insert_sql: Arc<str>,
 }
@@ -89,25 +108,27 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
-            // The default 2 MiB page cache makes index inserts re-read pages from the OS once
-            // a table outgrows it; 32 MiB keeps the hot index pages of a busy fleet in memory.
-            .pragma("cache_size", "-32768")
+            .statement_cache_capacity(STATEMENT_CACHE)
             .pragma("temp_store", "memory")
             .pragma("wal_autocheckpoint", "8192")
             .pragma("journal_size_limit", "67108864");
-        let pool = {
+        // Each pool opens its first connection here, the writer's first: it creates the file
+        // and sets WAL mode before any reader comes.
+        let connect = |options: SqliteConnectOptions, connections: u32, cache_kib: u32| {
             let _gate = fork::enter();
             block_on(&rt, async {
                 SqlitePoolOptions::new()
-                    .max_connections(4)
+                    .max_connections(connections)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
+                    .connect_with(options.pragma("cache_size", format!("-{cache_kib}")))
                     .await
             })
-        }
-        .map_err(|e| classify_open_error(&location, e))?;
-        let store = SqliteStore { rt: Some(rt), pool, path, insert_sql: insert_sql(ROWS_PER_INSERT).into() };
+            .map_err(|e| classify_open_error(&location, e))
+        };
+        let pool = connect(options.clone(), 1, WRITER_CACHE_KIB)?;
+        let readers = connect(options, READERS, READER_CACHE_KIB)?;
+        let store = SqliteStore { rt: Some(rt), pool, readers, path, insert_sql: insert_sql(ROWS_PER_INSERT).into() };
         if !migrate {
             return Ok(store);
         }
@@ -274,7 +295,7 @@ impl Store for SqliteStore {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin a batch", e))?;
             writes::insert::<Sqlite, _>(&mut tx, &batch.errors, writes::ROWS_PER_STATEMENT).await?;
             batch.write_interventions::<Sqlite>(&mut tx).await?;
-            for chunk in batch.metrics.chunks(ROWS_PER_INSERT) {
+            for chunk in writes::statement_chunks(&batch.metrics, ROWS_PER_INSERT) {
                 let sql: Arc<str> = if chunk.len() == ROWS_PER_INSERT {
                     self.insert_sql.clone()
                 } else {
@@ -311,31 +332,31 @@ impl Store for SqliteStore {
 
     fn load_baselines(&self) -> ace_core::Result<Vec<BaselineRecord>> {
         let location = self.location();
-        self.run(read::baselines(&self.pool, source(&location)))
+        self.run(read::baselines(&self.readers, source(&location)))
     }
 
     fn query_metrics(&self, query: &MetricQuery) -> ace_core::Result<Vec<MetricRecord>> {
         let location = self.location();
-        self.run(read::metrics(&self.pool, source(&location), query))
+        self.run(read::metrics(&self.readers, source(&location), query))
     }
 
     fn count_metrics(&self) -> ace_core::Result<u64> {
-        self.run(read::count_metrics(&self.pool))
+        self.run(read::count_metrics(&self.readers))
     }
 
     fn query_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
         let location = self.location();
-        self.run(read::errors(&self.pool, source(&location), query, false))
+        self.run(read::errors(&self.readers, source(&location), query, false))
     }
 
     fn recent_errors(&self, query: &ErrorQuery) -> ace_core::Result<Vec<ErrorRecord>> {
         let location = self.location();
-        self.run(read::errors(&self.pool, source(&location), query, true))
+        self.run(read::errors(&self.readers, source(&location), query, true))
     }
 
     fn recent_interventions(&self, query: &InterventionQuery) -> ace_core::Result<Vec<InterventionRecord>> {
         let location = self.location();
-        self.run(read::interventions(&self.pool, source(&location), query, true))
+        self.run(read::interventions(&self.readers, source(&location), query, true))
     }
 
     fn add_learnt(&self, learnt: &[ace_core::store::LearntRecord]) -> ace_core::Result<()> {
@@ -358,19 +379,19 @@ impl Store for SqliteStore {
 
     fn load_patterns(&self) -> ace_core::Result<Vec<PatternRecord>> {
         let location = self.location();
-        self.run(read::patterns(&self.pool, source(&location)))
+        self.run(read::patterns(&self.readers, source(&location)))
     }
 
     fn query_interventions(&self, agent: Option<&str>, limit: usize) -> ace_core::Result<Vec<InterventionRecord>> {
         let location = self.location();
         let mut query = InterventionQuery::all().limit(limit);
         query.agent = agent.map(str::to_owned);
-        self.run(read::interventions(&self.pool, source(&location), &query, false))
+        self.run(read::interventions(&self.readers, source(&location), &query, false))
     }
 
     fn load_playbook(&self, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
         let location = self.location();
-        self.run(read::playbook(&self.pool, source(&location), domain))
+        self.run(read::playbook(&self.readers, source(&location), domain))
     }
 
     fn spill_key(&self) -> Option<String> {
@@ -380,12 +401,15 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> ace_core::Result<Duration> {
         let started = Instant::now();
-        self.run(async { sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| query_err("ping", e)) })?;
+        self.run(async { sqlx::query("SELECT 1").execute(&self.readers).await.map_err(|e| query_err("ping", e)) })?;
         Ok(started.elapsed())
     }
 
     fn close(&self) -> ace_core::Result<()> {
-        self.run(self.pool.close());
+        self.run(async {
+            self.readers.close().await;
+            self.pool.close().await;
+        });
         Ok(())
     }
 }
@@ -449,6 +473,52 @@ mod tests {
         let err = SqliteStore::open(&path).unwrap_err();
         assert_eq!(err.code(), "corrupt");
         assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    /// What SQLite holds in memory stays within the documented bounds: one writing connection
+    /// with the large page cache, readers with small ones, and a handful of prepared `INSERT`s
+    /// however the batches vary in length (it was one statement per length, 100 a connection).
+    #[test]
+    fn memory_is_bounded_by_the_documented_caches() {
+        use ace_core::store::{ErrorQuery, MetricQuery, MetricRecord};
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("bounded.db")).unwrap();
+        let record = |i: usize| {
+            Record::Metric(MetricRecord {
+                ts: ace_core::Timestamp::from_micros(1_700_000_000_000_000 + i as i64),
+                agent: Arc::from(format!("agent-{}", i % 7)),
+                task: Arc::from("t"),
+                stage: Arc::from("planning"),
+                duration_s: Some(1.0),
+                success: Some(true),
+                metrics: vec![],
+            })
+        };
+        let mut n = 0;
+        for len in 1..=300 {
+            let batch: Vec<Record> = (n..n + len).map(record).collect();
+            n += len;
+            store.append(&batch).unwrap();
+        }
+        assert_eq!(store.count_metrics().unwrap(), n as u64);
+        store.query_metrics(&MetricQuery::all().agent("agent-1").limit(3)).unwrap();
+        store.query_errors(&ErrorQuery::all()).unwrap();
+        let pragma = |pool: &SqlitePool| {
+            store.run(async {
+                let mut conn = pool.acquire().await.unwrap();
+                let cache: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *conn).await.unwrap();
+                (cache, conn.cached_statements_size())
+            })
+        };
+        let (cache, statements) = pragma(&store.pool);
+        assert_eq!(cache, -i64::from(WRITER_CACHE_KIB));
+        // Lengths 1 to 300 go as nine (powers of two up to 256), beside the migrations' few
+        // statements; cut at each batch's length they filled the cache (100).
+        assert!(statements <= 20, "{statements} statements prepared by the writer");
+        assert_eq!(pragma(&store.readers).0, -i64::from(READER_CACHE_KIB));
+        assert_eq!(store.pool.options().get_max_connections(), 1);
+        assert_eq!(store.readers.options().get_max_connections(), READERS);
     }
 
     #[test]

@@ -30,8 +30,14 @@ pub(super) async fn metrics(
     src: Source<'_>,
     query: &MetricQuery,
 ) -> ace_core::Result<Vec<MetricRecord>> {
+    let rows = metrics_query("", query).build().fetch_all(pool).await.map_err(|e| query_err("query metrics", e))?;
+    rows.iter().map(|r| src.metric(r, "metrics")).collect()
+}
+
+/// The statement of [`metrics`], after `prefix` (`EXPLAIN QUERY PLAN ` in tests).
+fn metrics_query(prefix: &str, query: &MetricQuery) -> QueryBuilder<Sqlite> {
     let mut qb: QueryBuilder<Sqlite> =
-        QueryBuilder::new(format!("SELECT {METRIC_COLUMNS} FROM ace_performance_metrics WHERE 1=1"));
+        QueryBuilder::new(format!("{prefix}SELECT {METRIC_COLUMNS} FROM ace_performance_metrics WHERE 1=1"));
     if let Some(agent) = &query.agent {
         qb.push(" AND agent_id = ").push_bind(agent.clone());
     }
@@ -45,8 +51,7 @@ pub(super) async fn metrics(
     if query.limit > 0 {
         qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
     }
-    let rows = qb.build().fetch_all(pool).await.map_err(|e| query_err("query metrics", e))?;
-    rows.iter().map(|r| src.metric(r, "metrics")).collect()
+    qb
 }
 
 pub(super) async fn count_metrics(pool: &SqlitePool) -> ace_core::Result<u64> {
@@ -128,4 +133,34 @@ pub(super) async fn playbook(pool: &SqlitePool, src: Source<'_>, domain: &str) -
     .await
     .map_err(|e| query_err("load a playbook", e))?;
     rows.iter().map(|r| src.playbook_entry(r, domain)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ace_core::Timestamp;
+    use ace_core::store::MetricQuery;
+    use sqlx::Row;
+
+    use super::metrics_query;
+    use crate::SqliteStore;
+
+    /// The seed's query, one agent over a time range, is served by the index in time order then
+    /// agent (schema v6): a search on the time, not a scan of the table.
+    #[test]
+    fn a_query_by_agent_over_a_time_range_uses_the_time_and_agent_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.db")).unwrap();
+        let query = MetricQuery::all().agent("agent-1").since(Timestamp::from_micros(1_700_000_000_000_000));
+        let plan: Vec<String> = store.run(async {
+            let rows = metrics_query("EXPLAIN QUERY PLAN ", &query).build().fetch_all(&store.readers).await.unwrap();
+            rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+        });
+        assert!(
+            plan.iter().any(|d| d.starts_with(
+                "SEARCH ace_performance_metrics USING INDEX idx_ace_metrics_created_agent (created_at>?)"
+            )),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d.starts_with("SCAN ace_performance_metrics")), "{plan:?}");
+    }
 }
