@@ -1,5 +1,7 @@
 //! The conformance suite on the SQLite store, plus what only a file can get wrong.
 
+#[path = "common/aged.rs"]
+mod aged;
 mod conformance;
 #[path = "common/sqlite_lock.rs"]
 mod sqlite_lock;
@@ -297,4 +299,101 @@ fn a_version_4_file_is_migrated_to_time_ordered_metrics_with_its_records() {
     let planning = store.query_metrics(&MetricQuery::all().stage("planning").limit(10)).unwrap();
     assert_eq!(planning.len(), 10);
     assert_eq!(planning[0].ts, Timestamp::from_micros(1_700_000_000_000_000));
+}
+
+/// `PRAGMA name` of the file at `path`, read through a connection of its own.
+fn pragma(path: &std::path::Path, name: &str) -> i64 {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", path.display());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}"))).fetch_one(&mut conn).await.unwrap()
+    })
+}
+
+/// Retention deletes the metric, error and intervention records older than the cutoff, keeps
+/// the newer ones and everything else (baselines, patterns, playbooks), counts what it deleted,
+/// and refuses 0 or absurd days.
+#[test]
+fn retain_deletes_old_records_and_keeps_the_rest() {
+    use ace::errors::{PatternId, PatternRecord};
+    use ace::store::{BaselineRecord, ErrorQuery, PlaybookEntry};
+    use ace::{BaselineState, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("retain.db")).unwrap();
+    store.append(&aged::forty_to_zero_days()).unwrap();
+    let long_ago = Timestamp::from_micros(1_000_000);
+    let baseline = BaselineRecord {
+        agent: "a".into(),
+        stage: "planning".into(),
+        metric: "tokens_in".into(),
+        state: BaselineState { count: 3, mean: 1.0, var: 0.1, recent: 1.0, degraded: false },
+        updated_at: long_ago,
+    };
+    store.save_baselines(std::slice::from_ref(&baseline)).unwrap();
+    let pattern = PatternRecord {
+        id: PatternId::of("E", "disk <*> full"),
+        kind: "E".into(),
+        template: "disk <*> full".into(),
+        count: 2,
+    };
+    store.save_patterns(std::slice::from_ref(&pattern)).unwrap();
+    let entry = PlaybookEntry {
+        domain: "d".into(),
+        version: 1,
+        at: long_ago,
+        hash: format!("{:064x}", 1),
+        snapshot: true,
+        body: "{}".into(),
+    };
+    store.append_playbook(std::slice::from_ref(&entry)).unwrap();
+
+    assert_eq!(store.retain(30).unwrap(), 6, "two metrics, two errors and two interventions are older");
+    assert_eq!(store.count_metrics().unwrap(), 2);
+    assert_eq!(store.query_errors(&ErrorQuery::all()).unwrap().len(), 2);
+    let kept: Vec<u64> = store.query_interventions(None, 0).unwrap().iter().map(|i| i.id.0).collect();
+    assert_eq!(kept, [3, 4], "the 29- and 0-day-old interventions stay");
+    assert_eq!(store.load_baselines().unwrap(), [baseline]);
+    assert_eq!(store.load_patterns().unwrap(), [pattern]);
+    assert_eq!(store.load_playbook("d").unwrap(), [entry]);
+    assert_eq!(store.retain(30).unwrap(), 0, "nothing older is left");
+    assert_eq!(store.retain(1).unwrap(), 3, "then the 29-day-old records go");
+
+    for days in [0, ace::stores::MAX_RETAIN_DAYS + 1, u32::MAX] {
+        let err = store.retain(days).unwrap_err();
+        assert_eq!(err.code(), "invalid_input", "{days}: {err}");
+    }
+    assert_eq!(store.count_metrics().unwrap(), 1, "a refused call deletes nothing");
+}
+
+/// More old records than one delete takes go in several chunks, all counted; the pages they
+/// free take the next records, so a file refilled to the same size does not grow.
+#[test]
+fn retain_deletes_in_chunks_and_the_freed_pages_are_reused() {
+    use ace::Timestamp;
+    use ace::store::Record;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chunks.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let now = ace::Clock::now(&ace::SystemClock).as_micros();
+    let batch = |from_micros: i64| -> Vec<Record> {
+        (0..5_000).map(|i| Record::Metric(aged::aged_metric(Timestamp::from_micros(from_micros + i)))).collect()
+    };
+    let old = now - 10 * 86_400_000_000;
+    for b in 0..5 {
+        store.append(&batch(old + b * 5_000)).unwrap();
+    }
+    store.append(&aged::aged(0, 1)[..1]).unwrap();
+    let pages = pragma(&path, "page_count");
+    assert_eq!(store.retain(1).unwrap(), 25_000, "three chunks of up to 10,000");
+    assert_eq!(store.count_metrics().unwrap(), 1);
+    assert!(pragma(&path, "freelist_count") > pages / 2, "the old records' pages are free");
+    for b in 0..5 {
+        store.append(&batch(now - 1_000_000 + b * 5_000)).unwrap();
+    }
+    assert_eq!(store.count_metrics().unwrap(), 25_001);
+    // B-tree pages split differently the second time: a few more, where a file that kept
+    // nothing free would have doubled.
+    let refilled = pragma(&path, "page_count");
+    assert!(refilled < pages + pages / 10, "refilled from the free pages: {refilled} pages, from {pages}");
 }

@@ -18,7 +18,7 @@ pub(crate) struct StoreArg {
     /// The store: a SQLite file path, sqlite://PATH or postgresql://... (default: DATABASE_URL,
     /// else ace.db).
     #[arg(long)]
-    store: Option<String>,
+    pub(crate) store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -30,12 +30,22 @@ pub(crate) struct DownArgs {
     to: i64,
 }
 
-enum Opened {
+/// A SQL store opened by hand (`ace migrate`, `ace retain`).
+pub(crate) enum Opened {
     Sqlite(SqliteStore),
     Postgres(PgStore),
 }
 
-fn open(arg: &StoreArg) -> ace::Result<Opened> {
+/// Whether opening may create the store: a new SQLite file is what `ace migrate` starts from,
+/// and a typo for `ace retain`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    Create,
+    Refuse,
+}
+
+/// Opens the store `arg` names without migrating it; `what` names the command in errors.
+pub(crate) fn open(arg: &StoreArg, missing: Missing, what: &str) -> ace::Result<Opened> {
     let url = arg
         .store
         .clone()
@@ -48,11 +58,14 @@ fn open(arg: &StoreArg) -> ace::Result<Opened> {
         }
         Some("sqlite") | None => {
             let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+            if missing == Missing::Refuse && !std::path::Path::new(path).exists() {
+                return Err(Error::InvalidInput { field: "store", reason: format!("no SQLite file at {path}") });
+            }
             Ok(Opened::Sqlite(SqliteStore::open_unmigrated(path)?))
         }
         Some(other) => Err(Error::InvalidInput {
             field: "store",
-            reason: format!("migrations apply to sqlite and postgresql stores, not {other:?}"),
+            reason: format!("`{what}` works on sqlite and postgresql stores, not {other:?}"),
         }),
     }
 }
@@ -63,7 +76,7 @@ pub(crate) fn run(cmd: &MigrateCommand) -> ace::Result<()> {
         MigrateCommand::Down(d) => (&d.store, Some(d.to)),
         MigrateCommand::Status(a) => (a, Some(-1)),
     };
-    let store = open(arg)?;
+    let store = open(arg, Missing::Create, "ace migrate")?;
     let (version, ran) = match (&store, action) {
         (Opened::Sqlite(s), None) => (None, s.migrate_up()?),
         (Opened::Postgres(s), None) => (None, s.migrate_up()?),

@@ -7,6 +7,7 @@ mod patterns;
 mod playbook;
 mod read;
 mod replay;
+mod retain;
 mod serve;
 mod sim;
 
@@ -43,6 +44,9 @@ enum Command {
     /// The store's schema: migrate up, down, or show the version.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Delete the metric, error and intervention records older than --days days from a SQLite
+    /// file or PostgreSQL database (baselines, patterns and playbooks are kept).
+    Retain(retain::RetainArgs),
     /// Playbooks in the store: export, import, stats, rollback.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
@@ -69,6 +73,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Playbook(cmd) => playbook::run(&cmd),
         Command::Migrate(cmd) => migrate::run(&cmd),
+        Command::Retain(args) => retain::run(&args),
         Command::Serve(args) => serve::run(&args),
     };
     match result {

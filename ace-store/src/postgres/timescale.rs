@@ -4,12 +4,11 @@
 use sqlx::Postgres;
 
 use super::{LOG_TARGET, PgStore, query_err};
+use crate::retention::{DAY_MICROS, cutoff};
 
-/// The tables that become hypertables (partitioned by `created_at`, one-day chunks).
+/// The tables that become hypertables (partitioned by `created_at`, one-day chunks of
+/// [`DAY_MICROS`]).
 const HYPERTABLES: [&str; 2] = ["ace_performance_metrics", "ace_errors"];
-
-/// One day in the engine clock's microseconds: the chunk interval, and the unit of retention.
-const DAY_MICROS: i64 = 86_400_000_000;
 
 impl PgStore {
     /// Whether `ace_performance_metrics` and `ace_errors` are TimescaleDB hypertables here.
@@ -42,7 +41,8 @@ impl PgStore {
                 reason: format!("{} has plain tables (no TimescaleDB), nothing can be compressed", self.location),
             });
         };
-        let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * DAY_MICROS;
+        let cutoff =
+            ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days).saturating_mul(DAY_MICROS);
         self.run(async {
             let mut compressed = 0;
             for table in HYPERTABLES {
@@ -64,10 +64,15 @@ impl PgStore {
     }
 
     /// Deletes metric, error and intervention records older than `days` days (engine-clock
-    /// micros before now); returns how many rows went. On hypertables whole chunks past the
-    /// cutoff are dropped (cheap, no dead rows) and the rest deleted row by row.
+    /// micros before now), with the batch digests of that age; returns how many records went.
+    /// Baselines, error patterns, playbook versions and what was learnt are kept. On
+    /// hypertables whole chunks past the cutoff are dropped (cheap, no dead rows) and the rest
+    /// deleted row by row; everything goes in one transaction.
+    ///
+    /// Errors: [`ace_core::Error::InvalidInput`] for 0 days (which would delete everything) or
+    /// more than [`crate::MAX_RETAIN_DAYS`]; [`ace_core::Error::Store`] when a delete fails.
     pub fn retain(&self, days: u32) -> ace_core::Result<u64> {
-        let cutoff = ace_core::Clock::now(&ace_core::SystemClock).as_micros() - i64::from(days) * DAY_MICROS;
+        let cutoff = cutoff(days, ace_core::Clock::now(&ace_core::SystemClock))?;
         let ts = self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin retention", e))?;

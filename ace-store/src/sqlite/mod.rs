@@ -9,10 +9,11 @@
 //! owns a one-thread tokio runtime and blocks on it, which is what the engine's writer thread
 //! expects. Called from inside another tokio runtime, it moves the wait to a scoped thread rather
 //! than panicking. What it writes and reads like PostgreSQL does is in `crate::writes` and
-//! `crate::rows`; its queries, in its dialect, are in `read`.
+//! `crate::rows`; its queries, in its dialect, are in `read`; deleting old records, in `retain`.
 
 pub mod fork;
 mod read;
+mod retain;
 
 use std::fmt;
 use std::future::Future;

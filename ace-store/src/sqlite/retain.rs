@@ -1,0 +1,105 @@
+//! Retention for the SQLite file: deleting old metric, error and intervention records in short
+//! transactions, so that a file an engine writes day after day stops growing.
+//!
+//! Each statement deletes at most [`ROWS_PER_DELETE`] rows and commits on its own, so the write
+//! lock is held for one chunk at a time: the engine's writer (the same connection in this
+//! process, the file's lock in another, waiting up to the 5-second busy timeout) gets in between
+//! chunks. Metrics are found through their `(created_at, agent_id)` index, an index range from
+//! the oldest record; errors and interventions, which have no index led by time, are found by
+//! scanning in row order, which is the order they were written in, so the old rows come first.
+//!
+//! The pages freed go on SQLite's free list and take new records before the file grows again;
+//! the file does not shrink (the store runs no `VACUUM`: it rewrites the whole file, needs as
+//! much free disk again, and blocks every writer while it runs). To give the space back to the
+//! file system, run `VACUUM` on the file with the engine stopped.
+
+use super::{SqliteStore, query_err};
+use crate::retention::cutoff;
+
+/// The tables retention deletes from, as `PgStore::retain` does: the time series. Baselines,
+/// error patterns, the playbooks' version logs and what was learnt are kept whatever their age.
+const TABLES: [&str; 3] = ["ace_performance_metrics", "ace_errors", "ace_interventions"];
+
+/// Rows one `DELETE` takes at most: each commits on its own and holds the write lock that long.
+pub(crate) const ROWS_PER_DELETE: i64 = 10_000;
+
+/// The statement that deletes one chunk of `table` (binds: the cutoff, the chunk size).
+fn delete_sql(table: &str) -> String {
+    format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE created_at < ? LIMIT ?)")
+}
+
+impl SqliteStore {
+    /// Deletes metric, error and intervention records older than `days` days (engine-clock
+    /// microseconds before now); returns how many rows went. The same tables and cutoff as
+    /// `PgStore::retain`: baselines, error patterns, playbook versions and what was learnt are
+    /// kept.
+    ///
+    /// The rows go in chunks of 10,000, each its own transaction, so an engine
+    /// writing to the file waits for one chunk at most. A call that fails part way has deleted
+    /// the chunks before the failure; calling again finishes the job. The freed pages are reused
+    /// by new records (the file stops growing); the file does not shrink, since no `VACUUM` is
+    /// run (run one by hand with the engine stopped to give the space back).
+    ///
+    /// Errors: [`ace_core::Error::InvalidInput`] for 0 days (which would delete everything) or
+    /// more than [`crate::MAX_RETAIN_DAYS`]; [`ace_core::Error::Store`] when a delete fails.
+    ///
+    /// ```no_run
+    /// let store = ace_store::SqliteStore::open("ace.db")?;
+    /// let deleted = store.retain(30)?;
+    /// println!("{deleted} records older than 30 days deleted");
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    pub fn retain(&self, days: u32) -> ace_core::Result<u64> {
+        let cutoff = cutoff(days, ace_core::Clock::now(&ace_core::SystemClock))?;
+        self.run(async {
+            let mut removed = 0;
+            for table in TABLES {
+                let sql = delete_sql(table);
+                loop {
+                    let n = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(cutoff)
+                        .bind(ROWS_PER_DELETE)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| query_err("delete old records", e))?
+                        .rows_affected();
+                    removed += n;
+                    if n < ROWS_PER_DELETE.unsigned_abs() {
+                        break;
+                    }
+                }
+            }
+            Ok(removed)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    /// The metrics' chunks are found through the time index, not by reading the table.
+    #[test]
+    fn old_metrics_are_found_through_the_time_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.db")).unwrap();
+        let plan: Vec<String> = store.run(async {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", delete_sql(TABLES[0]))))
+                .bind(0_i64)
+                .bind(ROWS_PER_DELETE)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+        });
+        assert!(
+            plan.iter().any(|d| d.starts_with(
+                "SEARCH ace_performance_metrics USING COVERING INDEX idx_ace_metrics_created_agent (created_at<?)"
+            )),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d.starts_with("SCAN ace_performance_metrics")), "{plan:?}");
+    }
+}
