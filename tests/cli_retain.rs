@@ -31,7 +31,7 @@ fn retain_deletes_old_records_from_a_sqlite_file() {
     // A bare path works too, and the sentence says what went.
     let (ok, out, err) = ace(&["retain", "--store", path.to_str().unwrap(), "--days", "1"]);
     assert!(ok, "{err}");
-    assert_eq!(out.trim(), "deleted 3 records older than 1 days");
+    assert_eq!(out.trim(), "deleted 3 records older than 1 day");
     assert_eq!(SqliteStore::open(&path).unwrap().count_metrics().unwrap(), 1);
 
     // Bad input is refused with a typed error and deletes nothing.
@@ -49,6 +49,11 @@ fn retain_deletes_old_records_from_a_sqlite_file() {
     let (ok, _, err) = ace(&["retain", "--store", missing.to_str().unwrap(), "--days", "30"]);
     assert!(!ok && err.contains("no SQLite file"), "{err}");
     assert!(!missing.exists());
+    // So is a file with no ace tables.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let (ok, _, err) = ace(&["retain", "--store", empty.to_str().unwrap(), "--days", "30"]);
+    assert!(!ok && err.contains("no ace tables"), "{err}");
     let (ok, _, err) = ace(&["retain", "--store", "redis://127.0.0.1:6379", "--days", "30"]);
     assert!(!ok && err.contains("ace retain"), "{err}");
 }
