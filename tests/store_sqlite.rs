@@ -359,7 +359,7 @@ fn retain_deletes_old_records_and_keeps_the_rest() {
     assert_eq!(store.retain(30).unwrap(), 0, "nothing older is left");
     assert_eq!(store.retain(1).unwrap(), 3, "then the 29-day-old records go");
 
-    for days in [0, ace::stores::MAX_RETAIN_DAYS + 1, u32::MAX] {
+    for days in [0, ace::event::MAX_RETAIN_DAYS + 1, u32::MAX] {
         let err = store.retain(days).unwrap_err();
         assert_eq!(err.code(), "invalid_input", "{days}: {err}");
     }
@@ -396,4 +396,27 @@ fn retain_deletes_in_chunks_and_the_freed_pages_are_reused() {
     // nothing free would have doubled.
     let refilled = pragma(&path, "page_count");
     assert!(refilled < pages + pages / 10, "refilled from the free pages: {refilled} pages, from {pages}");
+}
+
+/// `ACE_RETAIN_DAYS` has the engine's writer delete the old records itself (the first pass runs
+/// on start, before the first flush completes); without it nothing is deleted.
+#[test]
+fn the_engine_deletes_old_records_when_told_how_many_days_to_keep() {
+    use ace::store::ErrorQuery;
+    use ace::{Ace, AceConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auto.db");
+    SqliteStore::open(&path).unwrap().append(&aged::forty_to_zero_days()).unwrap();
+    let engine = |settings: &[(&str, &str)]| {
+        let config = AceConfig::from_settings(settings.iter().copied().chain([("ACE_SPILL_DIR", "off")])).unwrap();
+        let ace = Ace::builder().config(config).store(SqliteStore::open(&path).unwrap()).build().unwrap();
+        ace.flush().unwrap();
+        ace.close().unwrap();
+        SqliteStore::open(&path).unwrap()
+    };
+    assert_eq!(engine(&[]).count_metrics().unwrap(), 4, "off by default");
+    let store = engine(&[("ACE_RETAIN_DAYS", "30")]);
+    assert_eq!(store.count_metrics().unwrap(), 2);
+    assert_eq!(store.query_errors(&ErrorQuery::all()).unwrap().len(), 2);
+    assert_eq!(store.query_interventions(None, 0).unwrap().len(), 2);
 }

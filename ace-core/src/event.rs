@@ -184,6 +184,30 @@ pub fn validate_duration(seconds: f64) -> Result<()> {
     }
 }
 
+/// The most days of records a store may be told to keep (`retain(days)`, `ace retain`,
+/// `ACE_RETAIN_DAYS`): 100 years. More is a typo (a cutoff before 1970 deletes nothing, and past
+/// about 292,000 years the cutoff no longer fits in the clock's integer).
+pub const MAX_RETAIN_DAYS: u32 = 36_500;
+
+/// The cutoff of keeping `days` days of records back from `now`: records created strictly
+/// before it go. The one rule every store's retention and `ACE_RETAIN_DAYS` follow.
+///
+/// Errors with [`Error::InvalidInput`] (field `days`) for 0, which would delete every record,
+/// and for more than [`MAX_RETAIN_DAYS`].
+pub fn retain_cutoff(days: u32, now: crate::clock::Timestamp) -> Result<crate::clock::Timestamp> {
+    if days == 0 {
+        return Err(Error::invalid(
+            "days",
+            "retaining 0 days would delete every record; give 1 or more \
+             (to drop every ace table, use `ace migrate down --to 0`)",
+        ));
+    }
+    if days > MAX_RETAIN_DAYS {
+        return Err(Error::invalid("days", format!("{days} days is more than {MAX_RETAIN_DAYS} (100 years)")));
+    }
+    Ok(now.minus(std::time::Duration::from_secs(u64::from(days) * 86_400)))
+}
+
 /// The first `max` characters of `s`, for error messages about huge input.
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -234,6 +258,21 @@ pub(crate) use hex_id;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_become_a_cutoff_and_zero_or_absurd_days_are_refused() {
+        use crate::clock::Timestamp;
+        const DAY: i64 = 86_400_000_000;
+        let now = Timestamp::from_micros(100 * DAY);
+        assert_eq!(retain_cutoff(30, now).unwrap(), Timestamp::from_micros(70 * DAY));
+        let oldest = Timestamp::from_micros((100 - i64::from(MAX_RETAIN_DAYS)) * DAY);
+        assert_eq!(retain_cutoff(MAX_RETAIN_DAYS, now).unwrap(), oldest);
+        for days in [0, MAX_RETAIN_DAYS + 1, u32::MAX] {
+            let err = retain_cutoff(days, now).unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{days}: {err}");
+            assert!(err.to_string().contains("days"), "{err}");
+        }
+    }
 
     #[test]
     fn printable_ascii_is_checked_as_byte_by_byte() {

@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Severity;
 pub use crate::record::{
     BaselineRecord, ErrorRecord, InterventionRecord, LearntRecord, MetricRecord, OutcomeRecord, PatternRecord,
@@ -285,6 +285,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         0
     }
 
+    /// Deletes at most `max_rows` metric, error and intervention records created before
+    /// `cutoff` (the oldest first where the store can tell); returns how many went, fewer than
+    /// `max_rows` once none older is left. Baselines, patterns, playbooks and what was learnt
+    /// stay. The engine's writer calls it a chunk at a time when `ACE_RETAIN_DAYS` is set, so a
+    /// pass never holds the store for long. The default deletes nothing and says so: a store
+    /// that keeps everything.
+    fn delete_before(&self, cutoff: Timestamp, max_rows: u64) -> Result<u64> {
+        let _ = (cutoff, max_rows);
+        Err(Error::invalid("ACE_RETAIN_DAYS", format!("the {} store does not delete old records", self.backend())))
+    }
+
     /// Checks the store is reachable; returns the round-trip time.
     fn ping(&self) -> Result<Duration>;
 
@@ -369,6 +380,21 @@ impl Store for MemoryStore {
 
     fn evicted(&self) -> u64 {
         MemoryStore::evicted(self)
+    }
+
+    fn delete_before(&self, cutoff: Timestamp, max_rows: u64) -> Result<u64> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let mut left = max_rows;
+        let mut keep = |ts: Timestamp| {
+            let gone = left > 0 && ts < cutoff;
+            left -= u64::from(gone);
+            !gone
+        };
+        inner.metrics.retain(|r| keep(r.ts));
+        inner.errors.retain(|r| keep(r.ts));
+        inner.interventions.retain(|r| keep(r.ts));
+        Ok(max_rows - left)
     }
 
     fn append(&self, records: &[Record]) -> Result<()> {

@@ -7,8 +7,7 @@
 //! Where things live: `sqlite` and `postgres/` (one folder: options, migrations, TimescaleDB,
 //! writes, reads) hold what each database does its own way; `writes` (records into rows) and
 //! `rows` (rows into records) hold what the SQL stores do alike; `redis` is the shared cache;
-//! `migrate` lists the migrations; `retention` holds the rule both SQL stores' `retain(days)`
-//! follow; `common` holds the runtime wait and column lists.
+//! `migrate` lists the migrations; `common` holds the runtime wait and column lists.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -25,8 +24,6 @@ mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod retention;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -42,8 +39,6 @@ pub use error::Error;
 pub use postgres::{PgOptions, PgStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisCache, RedisOptions};
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use retention::MAX_RETAIN_DAYS;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 #[cfg(feature = "sqlite")]

@@ -285,9 +285,50 @@ pub fn playbook_logs_append_in_order_per_domain(store: &dyn Store) {
 }
 
 /// Every check, each on a fresh store from `fresh`.
+/// `delete_before` deletes the metric, error and intervention records older than the cutoff,
+/// no more than it is asked a call, and keeps the rest (`ACE_RETAIN_DAYS` relies on it).
+pub fn old_records_are_deleted_a_chunk_at_a_time(store: &dyn Store) {
+    let intervention = |ts: i64, id: u64| InterventionRecord {
+        ts: Timestamp::from_micros(ts),
+        id: InterventionId(id),
+        agent: Arc::from("a"),
+        task: Arc::from("t"),
+        strategy: Strategy::Reflect,
+        severity: Severity::High,
+        signal_kind: SignalKind::ErrorAccumulation,
+        reason: "r".into(),
+        signals_json: "[]".into(),
+        outcome: None,
+    };
+    store
+        .append(&[
+            Record::Metric(rec(10, "a", "t", "planning", &[])),
+            Record::Metric(rec(20, "a", "t", "planning", &[])),
+            Record::Metric(rec(30, "a", "t", "planning", &[])),
+            Record::Error(err(10, "a", Severity::High, "old")),
+            Record::Error(err(40, "a", Severity::High, "new")),
+            Record::Intervention(intervention(10, 1)),
+            Record::Intervention(intervention(50, 2)),
+        ])
+        .unwrap();
+    let baseline = baseline("a", "m", 3, 1.0);
+    store.save_baselines(std::slice::from_ref(&baseline)).unwrap();
+    let cutoff = Timestamp::from_micros(25);
+    assert_eq!(store.delete_before(cutoff, 3).unwrap(), 3, "no more than asked");
+    assert_eq!(store.delete_before(cutoff, 100).unwrap(), 1, "the rest");
+    assert_eq!(store.delete_before(cutoff, 100).unwrap(), 0);
+    let ts = store.query_metrics(&MetricQuery::all()).unwrap().iter().map(|r| r.ts.as_micros()).collect::<Vec<_>>();
+    assert_eq!(ts, [30]);
+    let errors = store.query_errors(&ErrorQuery::all()).unwrap();
+    assert_eq!(errors.iter().map(|r| r.ts.as_micros()).collect::<Vec<_>>(), [40]);
+    let kept = store.query_interventions(None, 0).unwrap();
+    assert_eq!(kept.iter().map(|r| r.id).collect::<Vec<_>>(), [InterventionId(2)]);
+    assert_eq!(store.load_baselines().unwrap(), [baseline], "state is not history");
+}
+
 pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
     type Check = (&'static str, fn(&dyn Store));
-    let checks: [Check; 13] = [
+    let checks: [Check; 14] = [
         ("round_trips_records", round_trips_records),
         ("empty_batch_is_fine", empty_batch_is_fine),
         ("queries_filter_and_order", queries_filter_and_order),
@@ -301,6 +342,7 @@ pub fn run_all(fresh: &dyn Fn() -> Arc<dyn Store>) {
         ("patterns_upsert_and_reload", patterns_upsert_and_reload),
         ("interventions_and_outcomes", interventions_and_outcomes),
         ("playbook_logs_append_in_order_per_domain", playbook_logs_append_in_order_per_domain),
+        ("old_records_are_deleted_a_chunk_at_a_time", old_records_are_deleted_a_chunk_at_a_time),
     ];
     for (name, check) in checks {
         eprintln!("conformance: {name}");

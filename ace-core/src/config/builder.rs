@@ -158,6 +158,12 @@ impl AceConfigBuilder {
         self
     }
 
+    /// See [`AceConfig::retain_days`] (`None`: off, the default).
+    pub fn retain_days(mut self, days: Option<u32>) -> Self {
+        self.config.retain_days = days;
+        self
+    }
+
     /// See [`AceConfig::trace_path`].
     pub fn trace_path(mut self, path: impl Into<String>) -> Self {
         self.config.trace_path = Some(path.into());

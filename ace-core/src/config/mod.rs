@@ -132,6 +132,11 @@ pub struct AceConfig {
     /// disk. Records are spilled while the store fails or falls behind; past this budget they are
     /// dropped and counted (`ace_records_dropped_total{reason="spill_full"}`), never waited for.
     pub spill_max_bytes: u64,
+    /// `ACE_RETAIN_DAYS` (off): the writer deletes the metric, error and intervention records
+    /// older than this many days (1 to [`crate::event::MAX_RETAIN_DAYS`]) from the store, on
+    /// start and then hourly, 10,000 rows a turn of its loop (`Store::delete_before`; see
+    /// `docs/operations.md`, "Deleting old records"). Baselines, patterns and playbooks are kept.
+    pub retain_days: Option<u32>,
     /// `ACE_DURABLE` (false): every accepted record is written to a journal under the spill
     /// directory before the recording call returns, so even `kill -9` loses none (see
     /// `docs/architecture.md`, "Spilling"). Costs a `write` system call per record.
@@ -203,6 +208,7 @@ impl Default for AceConfig {
             coarse_clock: false,
             spill_dir: Some(std::env::temp_dir().join("ace-spill")),
             spill_max_bytes: 1 << 30,
+            retain_days: None,
             database_url: None,
             redis_url: None,
             redis_cluster_urls: Vec::new(),
@@ -320,6 +326,14 @@ impl AceConfig {
             "must be at least ACE_BATCH_SIZE",
         )?;
         check(self.memory_max_records >= 1, "ACE_MEMORY_MAX_RECORDS", self.memory_max_records, "must be at least 1")?;
+        if let Some(days) = self.retain_days {
+            check(
+                (1..=crate::event::MAX_RETAIN_DAYS).contains(&days),
+                "ACE_RETAIN_DAYS",
+                days,
+                "must be 1 to 36500 days, or off",
+            )?;
+        }
         check(self.error_threshold >= 1, "ACE_ERROR_THRESHOLD", self.error_threshold, "must be at least 1")?;
         check(
             !self.error_window.is_zero(),
@@ -525,6 +539,9 @@ mod tests {
         assert!(c.durable);
         assert_eq!(c.spill_dir.as_deref(), Some(std::path::Path::new("/var/spool/ace")));
         assert_eq!(from(&[("ACE_SPILL_DIR", "off")]).unwrap().spill_dir, None);
+        assert_eq!(from(&[("ACE_RETAIN_DAYS", "30")]).unwrap().retain_days, Some(30));
+        assert_eq!(from(&[("ACE_RETAIN_DAYS", "off")]).unwrap().retain_days, None);
+        assert_eq!(AceConfig::default().retain_days, None, "nothing is deleted unless asked");
         assert_eq!(from(&[("ACE_TASK_ERROR_SEVERITY", "off")]).unwrap().task_error_severity, None);
         assert_eq!(c.database_url.as_deref(), Some("sqlite://x.db"));
         assert_eq!(c.redis_cluster_urls, vec!["redis://a:1", "redis://b:2"]);
@@ -536,6 +553,9 @@ mod tests {
         for (key, value) in [
             ("ACE_BATCH_SIZE", "-1"),
             ("ACE_BATCH_SIZE", "0"),
+            ("ACE_RETAIN_DAYS", "0"),
+            ("ACE_RETAIN_DAYS", "36501"),
+            ("ACE_RETAIN_DAYS", "7d"),
             ("ACE_BATCH_TIMEOUT", "NaN"),
             ("ACE_BATCH_TIMEOUT", "-2"),
             ("ACE_ENABLE_CACHING", "maybe"),

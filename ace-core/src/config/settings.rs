@@ -180,6 +180,12 @@ pub const SETTINGS: &[Setting] = &[
         whole,
         "the most spilled records may take on disk; past it they are dropped and counted"
     ),
+    setting!(
+        "ACE_RETAIN_DAYS",
+        retain_days,
+        whole_or_off,
+        "delete records older than this many days from the store, hourly; `off` keeps them all"
+    ),
     setting!("ACE_DURABLE", durable, boolean, "journal every accepted record before the recording call returns"),
     setting!("ACE_COARSE_CLOCK", coarse_clock, boolean, "read time from a clock ticked once a millisecond"),
     setting!("DATABASE_URL", database_url, text, "the store (`sqlite://PATH`, `postgresql://...`, `memory`)"),
@@ -202,6 +208,13 @@ pub const ENV_VARS: &[&str] = &{
 
 fn whole<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
     v.parse().map_err(|_| Error::config(key, v, "must be a whole number"))
+}
+
+fn whole_or_off<T: std::str::FromStr>(key: &str, v: &str) -> Result<Option<T>> {
+    if off(v) {
+        return Ok(None);
+    }
+    whole(key, v).map(Some)
 }
 
 fn number(key: &str, v: &str) -> Result<f64> {

@@ -22,7 +22,7 @@ use crate::fleet::{Fleet, FleetSeries, FleetSync, LearntSync, LeaseSync};
 use crate::hot::{DrainState, Hot};
 use crate::intervene::{Decider, Judge};
 use crate::persist::spill::{Journal, Spill};
-use crate::persist::{Periodic, Source, Writer, WriterConfig, WriterSync};
+use crate::persist::{Periodic, Retention, Source, Writer, WriterConfig, WriterSync};
 use crate::playbook::{Embedder, HashEmbedder, PlaybookConfig, PlaybookMetrics, Playbooks};
 use crate::record::{BaselineRecord, PatternRecord, Record};
 use crate::store::{MemoryStore, Store};
@@ -217,6 +217,9 @@ impl AceBuilder {
         let sync = Arc::new(WriterSync::default());
         let mut periodic: Vec<Box<dyn Periodic>> =
             vec![Box::new(LearntSync::new(decider.clone(), store.clone(), fleet.clone(), &learnt))];
+        if let Some(days) = config.retain_days {
+            periodic.push(Box::new(Retention::new(store.clone(), clock.clone(), days)));
+        }
         if let Some(f) = &fleet {
             periodic.push(Box::new(LeaseSync::new(f.clone())));
             periodic.push(Box::new(FleetSync::new(

@@ -9,12 +9,14 @@
 //! ticket ([`flush`]).
 //!
 //! The writer knows the engine only through [`Source`] (what to write) and [`Periodic`] (work to
-//! run between writes, such as the fleet's cache sync), so this module names nothing above it.
+//! run between writes, such as the fleet's cache sync, or [`retain`]: deleting old records when
+//! `ACE_RETAIN_DAYS` is set), so this module names nothing above it.
 
 mod appender;
 mod flush;
 pub mod fork;
 mod metrics;
+mod retain;
 pub(crate) mod spill;
 mod spill_codec;
 mod spilling;
@@ -22,6 +24,7 @@ mod writer;
 
 pub(crate) use flush::WriterSync;
 pub(crate) use metrics::PersistSeries;
+pub(crate) use retain::Retention;
 pub(crate) use writer::{Parts, Writer, WriterConfig};
 
 use crate::record::{BaselineRecord, PatternRecord, Record};

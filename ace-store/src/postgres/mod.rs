@@ -343,6 +343,10 @@ impl Store for PgStore {
         self.run(read::playbook(&self.pool, self.source(), domain))
     }
 
+    fn delete_before(&self, cutoff: ace_core::Timestamp, max_rows: u64) -> ace_core::Result<u64> {
+        self.delete_chunks(cutoff.as_micros(), max_rows)
+    }
+
     fn spill_key(&self) -> Option<String> {
         // The URL without its password, and the schema: one directory per database and schema.
         Some(format!("postgres:{}:{}", self.location, self.schema.as_deref().unwrap_or("public")))

@@ -4,11 +4,12 @@
 use sqlx::Postgres;
 
 use super::{LOG_TARGET, PgStore, query_err};
-use crate::retention::{DAY_MICROS, cutoff};
 
-/// The tables that become hypertables (partitioned by `created_at`, one-day chunks of
-/// [`DAY_MICROS`]).
+/// The tables that become hypertables (partitioned by `created_at`, one-day chunks).
 const HYPERTABLES: [&str; 2] = ["ace_performance_metrics", "ace_errors"];
+
+/// One day in the engine clock's microseconds: the chunk interval.
+const DAY_MICROS: i64 = 86_400_000_000;
 
 impl PgStore {
     /// Whether `ace_performance_metrics` and `ace_errors` are TimescaleDB hypertables here.
@@ -70,14 +71,14 @@ impl PgStore {
     /// deleted row by row; everything goes in one transaction.
     ///
     /// Errors: [`ace_core::Error::InvalidInput`] for 0 days (which would delete everything) or
-    /// more than [`crate::MAX_RETAIN_DAYS`]; [`ace_core::Error::Store`] when a delete fails.
+    /// more than [`ace_core::event::MAX_RETAIN_DAYS`]; [`ace_core::Error::Store`] when a delete fails.
     pub fn retain(&self, days: u32) -> ace_core::Result<u64> {
-        let cutoff = cutoff(days, ace_core::Clock::now(&ace_core::SystemClock))?;
+        let cutoff = ace_core::event::retain_cutoff(days, ace_core::Clock::now(&ace_core::SystemClock))?.as_micros();
         let ts = self.timescale.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         self.run(async {
             let mut tx = self.pool.begin().await.map_err(|e| query_err("begin retention", e))?;
             let mut removed = 0;
-            for table in ["ace_performance_metrics", "ace_errors", "ace_interventions"] {
+            for table in RETAINED {
                 let delete = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE created_at < $1"));
                 match &ts {
                     Some(ext) if HYPERTABLES.contains(&table) => {
@@ -119,6 +120,48 @@ impl PgStore {
                 .await
                 .map_err(|e| query_err("delete old batch digests", e))?;
             tx.commit().await.map_err(|e| query_err("commit retention", e))?;
+            Ok(removed)
+        })
+    }
+}
+
+/// The tables retention deletes from: the time series. Baselines, error patterns, playbook
+/// versions and what was learnt are kept.
+const RETAINED: [&str; 3] = ["ace_performance_metrics", "ace_errors", "ace_interventions"];
+
+/// Rows one `DELETE` of [`PgStore::delete_chunks`] takes at most.
+const ROWS_PER_DELETE: u64 = 10_000;
+
+impl PgStore {
+    /// `Store::delete_before`: deletes at most `max_rows` records created before `cutoff`
+    /// (engine-clock micros), row by row, at most [`ROWS_PER_DELETE`] a statement, each its own
+    /// transaction; returns how many went. Batch digests expire on their own (`once.rs`).
+    pub(super) fn delete_chunks(&self, cutoff: i64, max_rows: u64) -> ace_core::Result<u64> {
+        self.run(async {
+            let mut removed = 0;
+            for table in RETAINED {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE created_at < $1 \
+                     AND id IN (SELECT id FROM {table} WHERE created_at < $1 LIMIT $2)"
+                );
+                loop {
+                    let chunk = (max_rows - removed).min(ROWS_PER_DELETE);
+                    if chunk == 0 {
+                        return Ok(removed);
+                    }
+                    let n = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(cutoff)
+                        .bind(i64::try_from(chunk).unwrap_or(i64::MAX))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| query_err("delete old records", e))?
+                        .rows_affected();
+                    removed += n;
+                    if n < chunk {
+                        break;
+                    }
+                }
+            }
             Ok(removed)
         })
     }

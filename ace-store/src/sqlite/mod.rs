@@ -395,6 +395,10 @@ impl Store for SqliteStore {
         self.run(read::playbook(&self.readers, source(&location), domain))
     }
 
+    fn delete_before(&self, cutoff: ace_core::Timestamp, max_rows: u64) -> ace_core::Result<u64> {
+        self.run(retain::delete_before(&self.pool, cutoff.as_micros(), max_rows))
+    }
+
     fn spill_key(&self) -> Option<String> {
         let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
         Some(format!("sqlite:{}", path.display()))

@@ -13,15 +13,16 @@
 //! much free disk again, and blocks every writer while it runs). To give the space back to the
 //! file system, run `VACUUM` on the file with the engine stopped.
 
+use sqlx::sqlite::SqlitePool;
+
 use super::{SqliteStore, query_err};
-use crate::retention::cutoff;
 
 /// The tables retention deletes from, as `PgStore::retain` does: the time series. Baselines,
 /// error patterns, the playbooks' version logs and what was learnt are kept whatever their age.
 const TABLES: [&str; 3] = ["ace_performance_metrics", "ace_errors", "ace_interventions"];
 
 /// Rows one `DELETE` takes at most: each commits on its own and holds the write lock that long.
-pub(crate) const ROWS_PER_DELETE: i64 = 10_000;
+pub(crate) const ROWS_PER_DELETE: u64 = 10_000;
 
 /// The statement that deletes one chunk of `table` (binds: the cutoff, the chunk size).
 fn delete_sql(table: &str) -> String {
@@ -41,7 +42,7 @@ impl SqliteStore {
     /// run (run one by hand with the engine stopped to give the space back).
     ///
     /// Errors: [`ace_core::Error::InvalidInput`] for 0 days (which would delete everything) or
-    /// more than [`crate::MAX_RETAIN_DAYS`]; [`ace_core::Error::Store`] when a delete fails.
+    /// more than [`ace_core::event::MAX_RETAIN_DAYS`]; [`ace_core::Error::Store`] when a delete fails.
     ///
     /// ```no_run
     /// let store = ace_store::SqliteStore::open("ace.db")?;
@@ -50,28 +51,36 @@ impl SqliteStore {
     /// # Ok::<(), ace_core::Error>(())
     /// ```
     pub fn retain(&self, days: u32) -> ace_core::Result<u64> {
-        let cutoff = cutoff(days, ace_core::Clock::now(&ace_core::SystemClock))?;
-        self.run(async {
-            let mut removed = 0;
-            for table in TABLES {
-                let sql = delete_sql(table);
-                loop {
-                    let n = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .bind(cutoff)
-                        .bind(ROWS_PER_DELETE)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(|e| query_err("delete old records", e))?
-                        .rows_affected();
-                    removed += n;
-                    if n < ROWS_PER_DELETE.unsigned_abs() {
-                        break;
-                    }
-                }
-            }
-            Ok(removed)
-        })
+        let cutoff = ace_core::event::retain_cutoff(days, ace_core::Clock::now(&ace_core::SystemClock))?;
+        self.run(delete_before(&self.pool, cutoff.as_micros(), u64::MAX))
     }
+}
+
+/// Deletes at most `max_rows` rows created before `cutoff` from [`TABLES`], at most
+/// [`ROWS_PER_DELETE`] a statement; returns how many went (`Store::delete_before`).
+pub(super) async fn delete_before(pool: &SqlitePool, cutoff: i64, max_rows: u64) -> ace_core::Result<u64> {
+    let mut removed = 0;
+    for table in TABLES {
+        let sql = delete_sql(table);
+        loop {
+            let chunk = (max_rows - removed).min(ROWS_PER_DELETE);
+            if chunk == 0 {
+                return Ok(removed);
+            }
+            let n = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(cutoff)
+                .bind(i64::try_from(chunk).unwrap_or(i64::MAX))
+                .execute(pool)
+                .await
+                .map_err(|e| query_err("delete old records", e))?
+                .rows_affected();
+            removed += n;
+            if n < chunk {
+                break;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -88,7 +97,7 @@ mod tests {
         let plan: Vec<String> = store.run(async {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", delete_sql(TABLES[0]))))
                 .bind(0_i64)
-                .bind(ROWS_PER_DELETE)
+                .bind(10_000_i64)
                 .fetch_all(&store.pool)
                 .await
                 .unwrap();
