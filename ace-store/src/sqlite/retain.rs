@@ -1,5 +1,7 @@
 //! Retention for the SQLite file: deleting old metric, error and intervention records in short
-//! transactions, so that a file an engine writes day after day stops growing.
+//! transactions, so that a file an engine writes day after day stops growing. `retain(days)`
+//! (`ace retain`) deletes all of them; `Store::delete_before` (the engine's `ACE_RETAIN_DAYS`
+//! passes) at most a given number a call.
 //!
 //! Each statement deletes at most [`ROWS_PER_DELETE`] rows and commits on its own, so the write
 //! lock is held for one chunk at a time: the engine's writer (the same connection in this
