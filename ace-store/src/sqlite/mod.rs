@@ -396,7 +396,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_before(&self, cutoff: ace_core::Timestamp, max_rows: u64) -> ace_core::Result<u64> {
-        self.run(retain::delete_before(&self.pool, cutoff.as_micros(), max_rows))
+        self.run(retain::delete_before(&self.pool, &self.readers, cutoff.as_micros(), max_rows))
     }
 
     fn spill_key(&self) -> Option<String> {

@@ -3,12 +3,15 @@
 //! (`ace retain`) deletes all of them; `Store::delete_before` (the engine's `ACE_RETAIN_DAYS`
 //! passes) at most a given number a call.
 //!
-//! Each statement deletes at most [`ROWS_PER_DELETE`] rows and commits on its own, so the write
-//! lock is held for one chunk at a time: the engine's writer (the same connection in this
-//! process, the file's lock in another, waiting up to the 5-second busy timeout) gets in between
-//! chunks. Metrics are found through their `(created_at, agent_id)` index, an index range from
-//! the oldest record; errors and interventions, which have no index led by time, are found by
-//! scanning in row order, which is the order they were written in, so the old rows come first.
+//! A chunk is found first, on a reading connection: `SELECT id ... WHERE created_at < ? LIMIT
+//! ?`, which holds no lock (the file is in WAL mode); metrics through their `(created_at,
+//! agent_id)` index, an index range from the oldest record; errors and interventions, which have
+//! no index led by time, by scanning in row order (the order they were written in, so the old
+//! rows come first; the last, short chunk of a pass reads the whole table). Then the writing
+//! connection deletes those rows by id, at most [`ROWS_PER_DELETE`] a statement, each its own
+//! transaction: the write lock is held for a chunk's deletion by primary key, never for a scan,
+//! and the engine's writer (the same connection in this process, the file's lock in another,
+//! waiting up to the 5-second busy timeout) gets in between chunks.
 //!
 //! The pages freed go on SQLite's free list and take new records before the file grows again;
 //! the file does not shrink (the store runs no `VACUUM`: it rewrites the whole file, needs as
@@ -16,6 +19,7 @@
 //! file system, run `VACUUM` on the file with the engine stopped.
 
 use sqlx::sqlite::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::{SqliteStore, query_err};
 
@@ -26,9 +30,22 @@ const TABLES: [&str; 3] = ["ace_performance_metrics", "ace_errors", "ace_interve
 /// Rows one `DELETE` takes at most: each commits on its own and holds the write lock that long.
 pub(crate) const ROWS_PER_DELETE: u64 = 10_000;
 
-/// The statement that deletes one chunk of `table` (binds: the cutoff, the chunk size).
-fn delete_sql(table: &str) -> String {
-    format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE created_at < ? LIMIT ?)")
+/// The query that finds one chunk of `table` (binds: the cutoff, the chunk size).
+fn find_sql(table: &str) -> String {
+    format!("SELECT id FROM {table} WHERE created_at < ? LIMIT ?")
+}
+
+/// The statement that deletes the rows of `table` with the ids given, one parameter each (at
+/// most [`ROWS_PER_DELETE`], under SQLite's 32,766). Its text varies with the count, so it is
+/// not kept prepared (`persistent(false)`): the connection's statement cache stays as it was.
+fn delete_by_id(table: &str, ids: &[i64]) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::new(format!("DELETE FROM {table} WHERE id IN ("));
+    let mut list = qb.separated(",");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    qb.push(")");
+    qb
 }
 
 impl SqliteStore {
@@ -54,30 +71,44 @@ impl SqliteStore {
     /// ```
     pub fn retain(&self, days: u32) -> ace_core::Result<u64> {
         let cutoff = ace_core::event::retain_cutoff(days, ace_core::Clock::now(&ace_core::SystemClock))?;
-        self.run(delete_before(&self.pool, cutoff.as_micros(), u64::MAX))
+        self.run(delete_before(&self.pool, &self.readers, cutoff.as_micros(), u64::MAX))
     }
 }
 
-/// Deletes at most `max_rows` rows created before `cutoff` from [`TABLES`], at most
-/// [`ROWS_PER_DELETE`] a statement; returns how many went (`Store::delete_before`).
-pub(super) async fn delete_before(pool: &SqlitePool, cutoff: i64, max_rows: u64) -> ace_core::Result<u64> {
+/// Deletes at most `max_rows` rows created before `cutoff` from [`TABLES`], found through
+/// `readers` and deleted through `writer`, at most [`ROWS_PER_DELETE`] a statement; returns how
+/// many went (`Store::delete_before`).
+pub(super) async fn delete_before(
+    writer: &SqlitePool,
+    readers: &SqlitePool,
+    cutoff: i64,
+    max_rows: u64,
+) -> ace_core::Result<u64> {
     let mut removed = 0;
     for table in TABLES {
-        let sql = delete_sql(table);
+        let find = find_sql(table);
         loop {
             let chunk = (max_rows - removed).min(ROWS_PER_DELETE);
             if chunk == 0 {
                 return Ok(removed);
             }
-            let n = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(find.clone()))
                 .bind(cutoff)
                 .bind(i64::try_from(chunk).unwrap_or(i64::MAX))
-                .execute(pool)
+                .fetch_all(readers)
+                .await
+                .map_err(|e| query_err("find old records", e))?;
+            if ids.is_empty() {
+                break;
+            }
+            removed += delete_by_id(table, &ids)
+                .build()
+                .persistent(false)
+                .execute(writer)
                 .await
                 .map_err(|e| query_err("delete old records", e))?
                 .rows_affected();
-            removed += n;
-            if n < chunk {
+            if (ids.len() as u64) < chunk {
                 break;
             }
         }
@@ -91,26 +122,37 @@ mod tests {
 
     use super::*;
 
-    /// The metrics' chunks are found through the time index, not by reading the table.
+    /// The metrics' chunks are found through the time index, not by reading the table, and
+    /// every chunk is deleted by primary key: the write lock never waits on a scan.
     #[test]
-    fn old_metrics_are_found_through_the_time_index() {
+    fn old_rows_are_found_through_the_time_index_and_deleted_by_id() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("plan.db")).unwrap();
-        let plan: Vec<String> = store.run(async {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", delete_sql(TABLES[0]))))
-                .bind(0_i64)
-                .bind(10_000_i64)
-                .fetch_all(&store.pool)
-                .await
-                .unwrap();
-            rows.iter().map(|r| r.get::<String, _>("detail")).collect()
-        });
+        let plan = |sql: String, binds: &[i64]| -> Vec<String> {
+            store.run(async {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(&store.readers).await.unwrap();
+                rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+            })
+        };
+        let find = plan(find_sql(TABLES[0]), &[0, 10_000]);
         assert!(
-            plan.iter().any(|d| d.starts_with(
+            find.iter().any(|d| d.starts_with(
                 "SEARCH ace_performance_metrics USING COVERING INDEX idx_ace_metrics_created_agent (created_at<?)"
             )),
-            "{plan:?}"
+            "{find:?}"
         );
-        assert!(!plan.iter().any(|d| d.starts_with("SCAN ace_performance_metrics")), "{plan:?}");
+        assert!(!find.iter().any(|d| d.starts_with("SCAN ace_performance_metrics")), "{find:?}");
+        for table in TABLES {
+            let delete = plan(delete_by_id(table, &[1, 2]).sql().as_str().to_owned(), &[1, 2]);
+            assert!(
+                delete.iter().any(|d| d.contains(&format!("SEARCH {table} USING INTEGER PRIMARY KEY"))),
+                "{delete:?}"
+            );
+            assert!(!delete.iter().any(|d| d.starts_with(&format!("SCAN {table}"))), "{delete:?}");
+        }
     }
 }
