@@ -18,7 +18,7 @@ pub(crate) struct StoreArg {
     /// The store: a SQLite file path, sqlite://PATH or postgresql://... (default: DATABASE_URL,
     /// else ace.db).
     #[arg(long)]
-    pub(crate) store: Option<String>,
+    store: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,13 @@ const HYPERTABLES: [&str; 2] = ["ace_performance_metrics", "ace_errors"];
 /// One day in the engine clock's microseconds: the chunk interval.
 const DAY_MICROS: i64 = 86_400_000_000;
 
+/// The tables retention deletes from: the time series. Baselines, error patterns, playbook
+/// versions and what was learnt are kept.
+const RETAINED: [&str; 3] = ["ace_performance_metrics", "ace_errors", "ace_interventions"];
+
+/// Rows one `DELETE` of [`PgStore::delete_chunks`] takes at most.
+const ROWS_PER_DELETE: u64 = 10_000;
+
 impl PgStore {
     /// Whether `ace_performance_metrics` and `ace_errors` are TimescaleDB hypertables here.
     #[must_use]
@@ -123,16 +130,7 @@ impl PgStore {
             Ok(removed)
         })
     }
-}
 
-/// The tables retention deletes from: the time series. Baselines, error patterns, playbook
-/// versions and what was learnt are kept.
-const RETAINED: [&str; 3] = ["ace_performance_metrics", "ace_errors", "ace_interventions"];
-
-/// Rows one `DELETE` of [`PgStore::delete_chunks`] takes at most.
-const ROWS_PER_DELETE: u64 = 10_000;
-
-impl PgStore {
     /// `Store::delete_before`: deletes at most `max_rows` records created before `cutoff`
     /// (engine-clock micros), row by row, at most [`ROWS_PER_DELETE`] a statement, each its own
     /// transaction; returns how many went. Batch digests expire on their own (`once.rs`).
