@@ -13,21 +13,9 @@ use std::time::{Duration, Instant};
 use ace::{Ace, AceConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-const MESSAGES: [(&str, &str); 8] = [
-    ("TimeoutError", "model call to gpt-4o timed out after {} s"),
-    ("ConnectionError", "connection to 10.0.3.{}:5432 refused"),
-    ("ToolError", "search tool returned HTTP {} for query id q-{}"),
-    ("ValueError", "could not parse step {} of the plan: unexpected token"),
-    ("RateLimitError", "rate limit exceeded: {} requests in the last minute"),
-    ("KeyError", "'result_{}' not found in tool output"),
-    ("JSONDecodeError", "Expecting value: line {} column {} (char 17)"),
-    ("AssertionError", "verification failed for answer {}: expected 42"),
-];
-
-fn message(i: usize) -> (&'static str, String) {
-    let (kind, template) = MESSAGES[i % MESSAGES.len()];
-    (kind, template.replace("{}", &(i * 7919 % 1000).to_string()))
-}
+#[path = "../ace-core/examples/common/error_mix.rs"]
+mod error_mix;
+use error_mix::message;
 
 fn engine() -> Ace {
     let config = AceConfig::builder().buffer_capacity(2_000_000).batch_size(1000).build().unwrap();

@@ -9,16 +9,9 @@ use std::time::Instant;
 
 use ace_core::{Ace, AceConfig, ManualClock, MemoryStore};
 
-const MESSAGES: [(&str, &str); 8] = [
-    ("TimeoutError", "model call to gpt-4o timed out after {} s"),
-    ("ConnectionError", "connection to 10.0.3.{}:5432 refused"),
-    ("ToolError", "search tool returned HTTP {} for query id q-{}"),
-    ("ValueError", "could not parse step {} of the plan: unexpected token"),
-    ("RateLimitError", "rate limit exceeded: {} requests in the last minute"),
-    ("KeyError", "'result_{}' not found in tool output"),
-    ("JSONDecodeError", "Expecting value: line {} column {} (char 17)"),
-    ("AssertionError", "verification failed for answer {}: expected 42"),
-];
+#[path = "common/error_mix.rs"]
+mod error_mix;
+
 const PER_TASK: usize = 100;
 
 fn main() {
@@ -30,12 +23,7 @@ fn main() {
         .store(MemoryStore::with_max_records(1000))
         .build()
         .unwrap();
-    let messages: Vec<(&str, String)> = (0..257)
-        .map(|i| {
-            let (kind, template) = MESSAGES[i % MESSAGES.len()];
-            (kind, template.replace("{}", &(i * 7919 % 1000).to_string()))
-        })
-        .collect();
+    let messages: Vec<(&str, String)> = (0..257).map(error_mix::message).collect();
     let tasks: Vec<String> = (0..n / PER_TASK + 1).map(|t| format!("task-{t}")).collect();
     let agents = ["agent-1", "agent-2", "agent-3", "agent-4"];
     let start = Instant::now();
