@@ -50,9 +50,73 @@ pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
     }
 }
 
+/// Words (lower case) that mark an error as throttling, in its kind or template.
+const THROTTLING: [&[u8]; 7] =
+    [b"rate limit", b"ratelimit", b"too many requests", b"429", b"throttl", b"quota", b"overloaded"];
+
+/// Whether a byte (lower-cased) begins one of [`THROTTLING`], by byte value.
+const STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    let mut i = 0;
+    while i < THROTTLING.len() {
+        starts[THROTTLING[i][0] as usize] = true;
+        i += 1;
+    }
+    starts
+};
+
+/// Whether "`kind` `template`", ASCII letters in any case, contains a [`THROTTLING`] word. Kept
+/// cheap because every decision on an error asks it up to three times: the text is laid out in
+/// a stack buffer (a heap one past 512 bytes) and a word is compared only where its first letter
+/// stands.
 fn is_throttling(kind: &str, template: &str) -> bool {
-    let text = format!("{kind} {template}").to_ascii_lowercase();
-    ["rate limit", "ratelimit", "too many requests", "429", "throttl", "quota", "overloaded"]
-        .iter()
-        .any(|w| text.contains(w))
+    let mut stack = [0u8; 512];
+    let mut heap = Vec::new();
+    let len = kind.len() + 1 + template.len();
+    let text: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    text[..kind.len()].copy_from_slice(kind.as_bytes());
+    text[kind.len()] = b' ';
+    text[kind.len() + 1..].copy_from_slice(template.as_bytes());
+    let text = &*text;
+    (0..len).any(|i| {
+        STARTS[usize::from(text[i].to_ascii_lowercase())]
+            && THROTTLING.iter().any(|w| text[i..].get(..w.len()).is_some_and(|t| t.eq_ignore_ascii_case(w)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_is_found_as_a_lower_cased_search_finds_it() {
+        let plain = |kind: &str, template: &str| {
+            let text = format!("{kind} {template}").to_ascii_lowercase();
+            THROTTLING.iter().any(|w| text.contains(std::str::from_utf8(w).unwrap()))
+        };
+        let long = format!("{} Quota", "x".repeat(600));
+        for (kind, template) in [
+            ("RateLimitError", "slow down"),
+            ("Rate", "limit reached"),
+            ("E", "HTTP 429 <*>"),
+            ("E", "http 42 9"),
+            ("ToolError", "Too Many Requests for <*>"),
+            ("E", "too many request"),
+            ("É", "THROTTLED café"),
+            ("E", "quot"),
+            ("E", "server overloaded"),
+            ("E", "overload"),
+            ("", ""),
+            ("NameError", "name <*> is not defined"),
+            ("E", long.as_str()),
+            ("E", &long[..600]),
+        ] {
+            assert_eq!(is_throttling(kind, template), plain(kind, template), "{kind:?} {template:?}");
+        }
+    }
 }
