@@ -187,27 +187,35 @@ impl<'a> Scanner<'a> {
     }
 
     /// A JSON number with at most 15 significant digits and a decimal exponent within +-22.
+    /// One pass: the significand is summed as its digits are read, and a number that cannot
+    /// qualify (a 16th significant digit, over 40 digits) is given up on there.
     fn number(&mut self) -> Option<f64> {
-        let start = self.i;
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.i += 1;
             if self.peek() == Some(b'0') {
                 return None; // `-0...` is left to serde (the sign of zero)
             }
         }
-        let int = self.digits();
-        if int.is_empty() || (int.len() > 1 && int[0] == b'0') {
+        // The significand (leading zeros add nothing to it), its significant digits, all digits.
+        let (mut m, mut significant, mut all) = (0u64, 0u32, 0u32);
+        let int_start = self.i;
+        self.significand(&mut m, &mut significant, &mut all)?;
+        let int = self.i - int_start;
+        if int == 0 || (int > 1 && self.b[int_start] == b'0') {
             return None;
         }
-        let mut frac: &[u8] = &[];
+        let mut exponent: i64 = 0;
         if self.peek() == Some(b'.') {
             self.i += 1;
-            frac = self.digits();
-            if frac.is_empty() {
+            let frac_start = self.i;
+            self.significand(&mut m, &mut significant, &mut all)?;
+            let frac = self.i - frac_start;
+            if frac == 0 {
                 return None;
             }
+            exponent = -(frac as i64);
         }
-        let mut exponent = -(i64::try_from(frac.len()).ok()?);
         if let Some(b'e' | b'E') = self.peek() {
             self.i += 1;
             let negative = match self.peek()? {
@@ -221,17 +229,32 @@ impl<'a> Scanner<'a> {
             let e: i64 = e.iter().fold(0, |n, &c| n * 10 + i64::from(c - b'0'));
             exponent += if negative { -e } else { e };
         }
-        let leading = int.iter().chain(frac).take_while(|&&c| c == b'0').count();
-        let significant = int.len() + frac.len() - leading;
-        if significant > 15 || int.len() + frac.len() > 40 || !(-22..=22).contains(&exponent) {
+        if !(-22..=22).contains(&exponent) {
             return None;
         }
         // As serde_json computes it: exact here, as the significand (< 10^15) and the power of
         // ten (<= 10^22) are exact and one product or quotient rounds once.
-        let m = int.iter().chain(frac).fold(0u64, |n, &c| n * 10 + u64::from(c - b'0')) as f64;
         let pow = POW10[exponent.unsigned_abs() as usize];
-        let f = if exponent >= 0 { m * pow } else { m / pow };
-        Some(if self.b[start] == b'-' { -f } else { f })
+        let f = if exponent >= 0 { m as f64 * pow } else { m as f64 / pow };
+        Some(if negative { -f } else { f })
+    }
+
+    /// Reads a run of digits into the significand `m`, counting its significant digits (from
+    /// the first non-zero one on) and all digits; `None` past 15 significant or 40 digits.
+    #[inline]
+    fn significand(&mut self, m: &mut u64, significant: &mut u32, all: &mut u32) -> Option<()> {
+        while let Some(&c @ b'0'..=b'9') = self.b.get(self.i) {
+            self.i += 1;
+            *all += 1;
+            if *m != 0 || c != b'0' {
+                *significant += 1;
+                if *significant > 15 {
+                    return None;
+                }
+                *m = *m * 10 + u64::from(c - b'0');
+            }
+        }
+        (*all <= 40).then_some(())
     }
 
     /// A run of ASCII digits (perhaps empty).
