@@ -1,5 +1,7 @@
 //! The rules: which strategies answer which signal, each with its prior.
 
+use std::cell::RefCell;
+
 use crate::decision::Strategy;
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 
@@ -51,41 +53,30 @@ pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
 }
 
 /// Words (lower case) that mark an error as throttling, in its kind or template.
-const THROTTLING: [&[u8]; 7] =
-    [b"rate limit", b"ratelimit", b"too many requests", b"429", b"throttl", b"quota", b"overloaded"];
+const THROTTLING: [&str; 7] = ["rate limit", "ratelimit", "too many requests", "429", "throttl", "quota", "overloaded"];
 
-/// Whether a byte (lower-cased) begins one of [`THROTTLING`], by byte value.
-const STARTS: [bool; 256] = {
-    let mut starts = [false; 256];
-    let mut i = 0;
-    while i < THROTTLING.len() {
-        starts[THROTTLING[i][0] as usize] = true;
-        i += 1;
-    }
-    starts
-};
+thread_local! {
+    /// The last kind and template asked about, and the answer: a decision asks about each of
+    /// its signals up to three times, and the signals of one error pattern come again and again.
+    /// (Empty at first, which is the right answer for an empty kind and template: no.)
+    static LAST: RefCell<(String, String, bool)> = const { RefCell::new((String::new(), String::new(), false)) };
+}
 
-/// Whether "`kind` `template`", ASCII letters in any case, contains a [`THROTTLING`] word. Kept
-/// cheap because every decision on an error asks it up to three times: the text is laid out in
-/// a stack buffer (a heap one past 512 bytes) and a word is compared only where its first letter
-/// stands.
+/// Whether "`kind` `template`", ASCII letters in any case, contains a [`THROTTLING`] word:
+/// computed when either differs from the last call's, else the last answer.
 fn is_throttling(kind: &str, template: &str) -> bool {
-    let mut stack = [0u8; 512];
-    let mut heap = Vec::new();
-    let len = kind.len() + 1 + template.len();
-    let text: &mut [u8] = if len <= stack.len() {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        &mut heap
-    };
-    text[..kind.len()].copy_from_slice(kind.as_bytes());
-    text[kind.len()] = b' ';
-    text[kind.len() + 1..].copy_from_slice(template.as_bytes());
-    let text = &*text;
-    (0..len).any(|i| {
-        STARTS[usize::from(text[i].to_ascii_lowercase())]
-            && THROTTLING.iter().any(|w| text[i..].get(..w.len()).is_some_and(|t| t.eq_ignore_ascii_case(w)))
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != kind || last.1 != template {
+            let text = format!("{kind} {template}").to_ascii_lowercase();
+            let found = THROTTLING.iter().any(|w| text.contains(w));
+            last.0.clear();
+            last.0.push_str(kind);
+            last.1.clear();
+            last.1.push_str(template);
+            last.2 = found;
+        }
+        last.2
     })
 }
 
@@ -94,13 +85,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throttling_is_found_as_a_lower_cased_search_finds_it() {
+    fn throttling_is_found_in_the_lower_cased_text_and_remembered_for_the_same_text_only() {
         let plain = |kind: &str, template: &str| {
             let text = format!("{kind} {template}").to_ascii_lowercase();
-            THROTTLING.iter().any(|w| text.contains(std::str::from_utf8(w).unwrap()))
+            THROTTLING.iter().any(|w| text.contains(w))
         };
-        let long = format!("{} Quota", "x".repeat(600));
-        for (kind, template) in [
+        let cases = [
             ("RateLimitError", "slow down"),
             ("Rate", "limit reached"),
             ("E", "HTTP 429 <*>"),
@@ -113,10 +103,15 @@ mod tests {
             ("E", "overload"),
             ("", ""),
             ("NameError", "name <*> is not defined"),
-            ("E", long.as_str()),
-            ("E", &long[..600]),
-        ] {
-            assert_eq!(is_throttling(kind, template), plain(kind, template), "{kind:?} {template:?}");
+        ];
+        // Each case after each other (the remembered answer must not leak into the next).
+        for (a, b) in cases.iter().flat_map(|a| cases.iter().map(move |b| (a, b))) {
+            for &(kind, template) in [a, b, b] {
+                assert_eq!(is_throttling(kind, template), plain(kind, template), "{kind:?} {template:?}");
+            }
         }
+        // The first call of a thread meets the initial memory: right for the empty text too.
+        assert!(!std::thread::spawn(|| is_throttling("", "")).join().unwrap());
+        assert!(std::thread::spawn(|| is_throttling("E", "quota")).join().unwrap());
     }
 }
