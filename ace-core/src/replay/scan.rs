@@ -304,15 +304,19 @@ impl<'a> Scanner<'a> {
 
     /// Reads a run of digits into the significand `m`; `None` at a 16th significant digit
     /// (digits from the first non-zero one on: `m` then reaches 10^15, before it can overflow).
+    /// The loop works on local copies of the position and the significand, which stay in
+    /// registers (through `&mut` they went to memory and back at every digit).
     #[inline]
     fn significand(&mut self, m: &mut u64) -> Option<()> {
-        while let Some(&c @ b'0'..=b'9') = self.b.get(self.i) {
-            self.i += 1;
-            *m = *m * 10 + u64::from(c - b'0');
-            if *m >= 1_000_000_000_000_000 {
+        let (mut i, mut v) = (self.i, *m);
+        while let Some(&c @ b'0'..=b'9') = self.b.get(i) {
+            i += 1;
+            v = v * 10 + u64::from(c - b'0');
+            if v >= 1_000_000_000_000_000 {
                 return None;
             }
         }
+        (self.i, *m) = (i, v);
         Some(())
     }
 
