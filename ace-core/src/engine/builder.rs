@@ -74,8 +74,8 @@ impl Ace {
 
 impl AceBuilder {
     /// Keeps only what signals and decisions need (replay): nothing for the store, no
-    /// per-(agent, stage) series, timings or intervention series; counts of events and signals
-    /// stay. Signals and interventions are the same as the full engine's (tested in `replay`).
+    /// per-(agent, stage) series, timings or intervention series, no confidence computed for a
+    /// decision; counts of events and signals stay. Signals and interventions are the same as the full engine's (tested in `replay`).
     pub(crate) fn scoring_only(mut self) -> Self {
         self.scoring_only = true;
         self.persist = false;
@@ -182,7 +182,12 @@ impl AceBuilder {
         )?);
         restore(&*store, &hot, &errors, &metrics)?;
 
-        let decider = Arc::new(Decider::new(decision(&config)));
+        let mut decider = Decider::new(decision(&config));
+        // A judge may route on the confidence (`ACE_JUDGE_BELOW`): then it is kept.
+        if self.scoring_only && self.judge.is_none() {
+            decider.skip_confidence();
+        }
+        let decider = Arc::new(decider);
         let started = std::time::Instant::now();
         let learnt = store.load_learnt()?;
         metrics.core.time_query("load_learnt", started.elapsed().as_secs_f64());

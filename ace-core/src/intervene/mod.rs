@@ -139,6 +139,8 @@ type Gates = HashTable<Box<TaskGate>>;
 /// Decides interventions and learns from their outcomes.
 pub struct Decider {
     cfg: DecisionConfig,
+    /// Whether a decision's confidence is computed (see [`Decider::skip_confidence`]).
+    assess: bool,
     tasks: Sharded<Gates>,
     hasher: DefaultHashBuilder,
     learning: Mutex<Learning>,
@@ -188,6 +190,7 @@ impl Decider {
     pub fn new(cfg: DecisionConfig) -> Self {
         Decider {
             cfg,
+            assess: true,
             tasks: Sharded::default(),
             hasher: DefaultHashBuilder::default(),
             learning: Mutex::new(Learning {
@@ -200,6 +203,13 @@ impl Decider {
                 outcomes: HashMap::new(),
             }),
         }
+    }
+
+    /// Leaves every decision's confidence at [`Confidence::default`] instead of computing it
+    /// (a replay: nothing there reads it, and no judge is asked). The choices are the same: the
+    /// confidence follows the draws and changes none of them.
+    pub(crate) fn skip_confidence(&mut self) {
+        self.assess = false;
     }
 
     /// The shard of `agent`'s `task`, and the task's hash.
@@ -269,7 +279,7 @@ impl Decider {
                     && l.failures.warranted(subjects[*i], s.kind)
             })
             .max_by_key(|(i, s)| (s.severity, std::cmp::Reverse(*i)))?;
-        let (strategy, confidence) = choose(&mut l, signal);
+        let (strategy, confidence) = choose(&mut l, signal, self.assess);
         gate.count += 1;
         gate.last = Some(now);
         gate.acted_on.reserve_exact(1);
@@ -469,8 +479,9 @@ impl Decider {
     }
 }
 
-/// Thompson sampling among the signal's candidate strategies, and how sure the choice is.
-fn choose(l: &mut Learning, signal: &Signal) -> (Strategy, Confidence) {
+/// Thompson sampling among the signal's candidate strategies, and how sure the choice is (when
+/// `assess`; [`Confidence::default`] otherwise).
+fn choose(l: &mut Learning, signal: &Signal, assess: bool) -> (Strategy, Confidence) {
     let mut best = (Strategy::Reflect, f64::NEG_INFINITY);
     let mut beliefs = Vec::with_capacity(4);
     let mut outcomes = 0;
@@ -485,7 +496,8 @@ fn choose(l: &mut Learning, signal: &Signal) -> (Strategy, Confidence) {
             best = (strategy, draw);
         }
     }
-    (best.0, confidence::assess(best.0, &beliefs, outcomes))
+    let confidence = if assess { confidence::assess(best.0, &beliefs, outcomes) } else { Confidence::default() };
+    (best.0, confidence)
 }
 
 #[cfg(test)]
@@ -624,6 +636,34 @@ mod tests {
         assert!(d.report_outcome(ids[10], true).is_ok());
         assert!(d.report_outcome(ids[n - 1], false).is_ok());
         assert!(d.report_outcome(ids[n - 1], false).is_err(), "an outcome is reported once");
+    }
+
+    #[test]
+    fn skipping_the_confidence_changes_no_choice() {
+        let run = |assess: bool| {
+            let mut d = Decider::new(DecisionConfig { cooldown: Duration::ZERO, ..cfg() });
+            if !assess {
+                d.skip_confidence();
+            }
+            let mut chosen = Vec::new();
+            for task in 0..200 {
+                let kind = [SignalKind::ErrorAccumulation, SignalKind::TaskError, SignalKind::CriticalError][task % 3];
+                let i =
+                    d.decide(t(task as i64), "a", &format!("t{task}"), &[error_signal(kind, "E", 7, Severity::Medium)]);
+                let i = i.unwrap();
+                // Learning from outcomes moves the beliefs, so later draws differ from the priors'.
+                d.report_outcome(i.id, i.strategy == Strategy::Replan).unwrap();
+                chosen.push((i.id, i.strategy, i.reason, i.confidence));
+            }
+            chosen
+        };
+        let (full, lean) = (run(true), run(false));
+        assert!(full.iter().any(|c| c.3 != Confidence::default()), "the full decider assessed");
+        assert!(lean.iter().all(|c| c.3 == Confidence::default()));
+        let strip = |v: Vec<(InterventionId, Strategy, String, Confidence)>| {
+            v.into_iter().map(|(id, s, r, _)| (id, s, r)).collect::<Vec<_>>()
+        };
+        assert_eq!(strip(full), strip(lean));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The rules: which strategies answer which signal, each with its prior.
 
+use std::cell::RefCell;
+
 use crate::decision::Strategy;
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 
@@ -50,9 +52,66 @@ pub fn candidates(signal: &Signal) -> &'static [(Strategy, f64, f64)] {
     }
 }
 
+/// Words (lower case) that mark an error as throttling, in its kind or template.
+const THROTTLING: [&str; 7] = ["rate limit", "ratelimit", "too many requests", "429", "throttl", "quota", "overloaded"];
+
+thread_local! {
+    /// The last kind and template asked about, and the answer: a decision asks about each of
+    /// its signals up to three times, and the signals of one error pattern come again and again.
+    /// (Empty at first, which is the right answer for an empty kind and template: no.)
+    static LAST: RefCell<(String, String, bool)> = const { RefCell::new((String::new(), String::new(), false)) };
+}
+
+/// Whether "`kind` `template`", ASCII letters in any case, contains a [`THROTTLING`] word:
+/// computed when either differs from the last call's, else the last answer.
 fn is_throttling(kind: &str, template: &str) -> bool {
-    let text = format!("{kind} {template}").to_ascii_lowercase();
-    ["rate limit", "ratelimit", "too many requests", "429", "throttl", "quota", "overloaded"]
-        .iter()
-        .any(|w| text.contains(w))
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != kind || last.1 != template {
+            let text = format!("{kind} {template}").to_ascii_lowercase();
+            let found = THROTTLING.iter().any(|w| text.contains(w));
+            last.0.clear();
+            last.0.push_str(kind);
+            last.1.clear();
+            last.1.push_str(template);
+            last.2 = found;
+        }
+        last.2
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_is_found_in_the_lower_cased_text_and_remembered_for_the_same_text_only() {
+        let plain = |kind: &str, template: &str| {
+            let text = format!("{kind} {template}").to_ascii_lowercase();
+            THROTTLING.iter().any(|w| text.contains(w))
+        };
+        let cases = [
+            ("RateLimitError", "slow down"),
+            ("Rate", "limit reached"),
+            ("E", "HTTP 429 <*>"),
+            ("E", "http 42 9"),
+            ("ToolError", "Too Many Requests for <*>"),
+            ("E", "too many request"),
+            ("É", "THROTTLED café"),
+            ("E", "quot"),
+            ("E", "server overloaded"),
+            ("E", "overload"),
+            ("", ""),
+            ("NameError", "name <*> is not defined"),
+        ];
+        // Each case after each other (the remembered answer must not leak into the next).
+        for (a, b) in cases.iter().flat_map(|a| cases.iter().map(move |b| (a, b))) {
+            for &(kind, template) in [a, b, b] {
+                assert_eq!(is_throttling(kind, template), plain(kind, template), "{kind:?} {template:?}");
+            }
+        }
+        // The first call of a thread meets the initial memory: right for the empty text too.
+        assert!(!std::thread::spawn(|| is_throttling("", "")).join().unwrap());
+        assert!(std::thread::spawn(|| is_throttling("E", "quota")).join().unwrap());
+    }
 }

@@ -33,11 +33,10 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
         return None; // no `type`: serde explains
     }
     loop {
-        let key = s.string()?;
+        let field = s.key()?;
         s.ws();
         s.eat(b':')?;
         s.ws();
-        let field = field(key.as_bytes());
         if let Some(f) = field {
             if seen & (1 << f) != 0 {
                 return None; // duplicate field: serde's error
@@ -107,6 +106,17 @@ fn field(key: &[u8]) -> Option<usize> {
     })
 }
 
+/// The first eight bytes of a short key as a little-endian word (the key's bytes only).
+const fn word(key: &[u8]) -> u64 {
+    let mut w = 0u64;
+    let mut i = key.len();
+    while i > 0 {
+        i -= 1;
+        w = (w << 8) | key[i] as u64;
+    }
+    w
+}
+
 /// The exact powers of ten in f64.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
@@ -144,9 +154,62 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// `null` (consumed) or not (nothing consumed).
+    /// A key, as the number of the field it names (`None`: a field the format does not know).
+    /// A known key of up to 7 bytes is told from the 8 bytes after its opening quote at once:
+    /// where the first `"` stands gives its length, and the bytes before it are compared as one
+    /// word; any other key is read as a string and matched by [`field`].
+    #[inline]
+    fn key(&mut self) -> Option<Option<usize>> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        if let Some(&[b'"', ref next @ ..]) = self.b.get(self.i..self.i + 9) {
+            let x = u64::from_le_bytes(next.try_into().unwrap_or_default());
+            let quote = x ^ (ONES * u64::from(b'"'));
+            // The lowest set bit marks the first quote (bits above it may be false alarms).
+            let found = quote.wrapping_sub(ONES) & !quote & (ONES << 7);
+            if found != 0 {
+                let len = found.trailing_zeros() as usize / 8;
+                let mask = (1u64 << (8 * len)).wrapping_sub(1);
+                // The keys of up to 7 bytes that `field` knows, with its numbers.
+                const TYPE: u64 = word(b"type");
+                const TS: u64 = word(b"ts");
+                const AGENT: u64 = word(b"agent");
+                const TASK: u64 = word(b"task");
+                const STAGE: u64 = word(b"stage");
+                const SUCCESS: u64 = word(b"success");
+                const METRICS: u64 = word(b"metrics");
+                const TOOL: u64 = word(b"tool");
+                const KIND: u64 = word(b"kind");
+                const MESSAGE: u64 = word(b"message");
+                const FAILED: u64 = word(b"failed");
+                let f = match (len, x & mask) {
+                    (4, TYPE) => Some(0),
+                    (2, TS) => Some(1),
+                    (5, AGENT) => Some(2),
+                    (4, TASK) => Some(3),
+                    (5, STAGE) => Some(4),
+                    (7, SUCCESS) => Some(6),
+                    (7, METRICS) => Some(7),
+                    (4, TOOL) => Some(8),
+                    (4, KIND) => Some(10),
+                    (7, MESSAGE) => Some(11),
+                    (6, FAILED) => Some(13),
+                    _ => None,
+                };
+                if f.is_some() {
+                    self.i += len + 2;
+                    return Some(f);
+                }
+            }
+        }
+        let key = self.string()?;
+        Some(field(key.as_bytes()))
+    }
+
+    /// `null` (consumed) or not (nothing consumed). The first byte is looked at first: most
+    /// values are not null.
+    #[inline]
     fn null(&mut self) -> bool {
-        let found = self.b[self.i..].starts_with(b"null");
+        let found = self.peek() == Some(b'n') && self.b[self.i..].starts_with(b"null");
         if found {
             self.i += 4;
         }
@@ -160,7 +223,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
@@ -187,27 +250,35 @@ impl<'a> Scanner<'a> {
     }
 
     /// A JSON number with at most 15 significant digits and a decimal exponent within +-22.
+    /// One pass: the significand is summed as its digits are read, and a number that cannot
+    /// qualify (a 16th significant digit) is given up on there.
     fn number(&mut self) -> Option<f64> {
-        let start = self.i;
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.i += 1;
             if self.peek() == Some(b'0') {
                 return None; // `-0...` is left to serde (the sign of zero)
             }
         }
-        let int = self.digits();
-        if int.is_empty() || (int.len() > 1 && int[0] == b'0') {
+        // The significand (leading zeros add nothing to it).
+        let mut m = 0u64;
+        let int_start = self.i;
+        self.significand(&mut m)?;
+        let int = self.i - int_start;
+        if int == 0 || (int > 1 && self.b[int_start] == b'0') {
             return None;
         }
-        let mut frac: &[u8] = &[];
+        let mut exponent: i64 = 0;
         if self.peek() == Some(b'.') {
             self.i += 1;
-            frac = self.digits();
-            if frac.is_empty() {
+            let frac_start = self.i;
+            self.significand(&mut m)?;
+            let frac = self.i - frac_start;
+            if frac == 0 || int + frac > 40 {
                 return None;
             }
+            exponent = -(frac as i64);
         }
-        let mut exponent = -(i64::try_from(frac.len()).ok()?);
         if let Some(b'e' | b'E') = self.peek() {
             self.i += 1;
             let negative = match self.peek()? {
@@ -221,17 +292,32 @@ impl<'a> Scanner<'a> {
             let e: i64 = e.iter().fold(0, |n, &c| n * 10 + i64::from(c - b'0'));
             exponent += if negative { -e } else { e };
         }
-        let leading = int.iter().chain(frac).take_while(|&&c| c == b'0').count();
-        let significant = int.len() + frac.len() - leading;
-        if significant > 15 || int.len() + frac.len() > 40 || !(-22..=22).contains(&exponent) {
+        if int > 40 || !(-22..=22).contains(&exponent) {
             return None;
         }
         // As serde_json computes it: exact here, as the significand (< 10^15) and the power of
         // ten (<= 10^22) are exact and one product or quotient rounds once.
-        let m = int.iter().chain(frac).fold(0u64, |n, &c| n * 10 + u64::from(c - b'0')) as f64;
         let pow = POW10[exponent.unsigned_abs() as usize];
-        let f = if exponent >= 0 { m * pow } else { m / pow };
-        Some(if self.b[start] == b'-' { -f } else { f })
+        let f = if exponent >= 0 { m as f64 * pow } else { m as f64 / pow };
+        Some(if negative { -f } else { f })
+    }
+
+    /// Reads a run of digits into the significand `m`; `None` at a 16th significant digit
+    /// (digits from the first non-zero one on: `m` then reaches 10^15, before it can overflow).
+    /// The loop works on local copies of the position and the significand, which stay in
+    /// registers (through `&mut` they went to memory and back at every digit).
+    #[inline]
+    fn significand(&mut self, m: &mut u64) -> Option<()> {
+        let (mut i, mut v) = (self.i, *m);
+        while let Some(&c @ b'0'..=b'9') = self.b.get(i) {
+            i += 1;
+            v = v * 10 + u64::from(c - b'0');
+            if v >= 1_000_000_000_000_000 {
+                return None;
+            }
+        }
+        (self.i, *m) = (i, v);
+        Some(())
     }
 
     /// A run of ASCII digits (perhaps empty).
@@ -372,6 +458,9 @@ mod tests {
             r#"{"type":"label","task":"t","failed":true,"mistake_index":12,"extra":"x","n":null,"b":false,"f":-2.5}"#,
             r#"{"type":"stage","metrics":null,"duration_s":0.000001,"ts":1e3}"#,
             r#"{"type":"stage","metrics":{}}"#,
+            // Leading zeros are not significant digits; 15 significant digits are taken.
+            r#"{"type":"x","ts":0.000123456789012345,"duration_s":999999999999999}"#,
+            r#"{"type":"x","ts":0.0000000000000000000001,"duration_s":-1.00000000000000e-3}"#,
         ] {
             assert!(same(line), "not scanned: {line}");
         }
@@ -384,6 +473,9 @@ mod tests {
             r#"{"type":"x","ts":-0.0}"#,
             r#"{"type":"x","ts":1234567890123456}"#,
             r#"{"type":"x","ts":1e23}"#,
+            r#"{"type":"x","ts":1000000000000000}"#,
+            r#"{"type":"x","ts":0.1000000000000000}"#,
+            r#"{"type":"x","ts":0.00000000000000000000001}"#,
             r#"{"type":"x","ts":01}"#,
             r#"{"type":"x","ts":1.}"#,
             r#"{"type":"x","ts":1e}"#,
@@ -408,6 +500,55 @@ mod tests {
             assert!(!agrees(line), "scanned: {}", String::from_utf8_lossy(line));
         }
         assert!(agrees("{\"type\":\"\u{e9}\",\"x\":\"\u{20ac}\"}".as_bytes()));
+    }
+
+    #[test]
+    fn keys_are_told_as_a_string_and_field_tell_them() {
+        let keys = [
+            "type",
+            "ts",
+            "agent",
+            "task",
+            "stage",
+            "duration_s",
+            "success",
+            "metrics",
+            "tool",
+            "args_digest",
+            "kind",
+            "message",
+            "severity",
+            "failed",
+            "mistake_index",
+            "",
+            "t",
+            "typ",
+            "types",
+            "Type",
+            "tasks",
+            "ts2",
+            "kind\\n",
+            "tool\\u0001",
+            "ts\u{0}",
+            "tool\u{1}",
+            "x",
+            "succes",
+            "messages",
+            "é",
+            "tâche",
+        ];
+        for key in keys {
+            for tail in ["\":1}", "\"", "\":null,\"a_longer_key\":2}", ""] {
+                let text = format!("\"{key}{tail}");
+                let mut fast = Scanner { text: &text, b: text.as_bytes(), i: 0 };
+                let mut slow = Scanner { text: &text, b: text.as_bytes(), i: 0 };
+                let expected = slow.string().map(|k| field(k.as_bytes()));
+                assert_eq!(fast.key(), expected, "{text}");
+                if expected.is_some() {
+                    assert_eq!(fast.i, slow.i, "{text}");
+                }
+            }
+        }
     }
 
     #[test]
