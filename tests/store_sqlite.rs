@@ -407,16 +407,25 @@ fn the_engine_deletes_old_records_when_told_how_many_days_to_keep() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("auto.db");
     SqliteStore::open(&path).unwrap().append(&aged::forty_to_zero_days()).unwrap();
+    // The store after the engine closed, and the engine's count of what it deleted.
     let engine = |settings: &[(&str, &str)]| {
         let config = AceConfig::from_settings(settings.iter().copied().chain([("ACE_SPILL_DIR", "off")])).unwrap();
         let ace = Ace::builder().config(config).store(SqliteStore::open(&path).unwrap()).build().unwrap();
         ace.flush().unwrap();
+        let text = ace.metrics_text();
         ace.close().unwrap();
-        SqliteStore::open(&path).unwrap()
+        let deleted = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ace_records_retention_deleted_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        (SqliteStore::open(&path).unwrap(), deleted)
     };
-    assert_eq!(engine(&[]).count_metrics().unwrap(), 4, "off by default");
-    let store = engine(&[("ACE_RETAIN_DAYS", "30")]);
+    let (store, deleted) = engine(&[]);
+    assert_eq!(store.count_metrics().unwrap(), 4, "off by default");
+    assert_eq!(deleted, Some(0.0));
+    let (store, deleted) = engine(&[("ACE_RETAIN_DAYS", "30")]);
     assert_eq!(store.count_metrics().unwrap(), 2);
+    assert_eq!(deleted, Some(6.0), "two metric, two error and two intervention records counted");
     assert_eq!(store.query_errors(&ErrorQuery::all()).unwrap().len(), 2);
     assert_eq!(store.query_interventions(None, 0).unwrap().len(), 2);
 }

@@ -223,7 +223,7 @@ impl AceBuilder {
         let mut periodic: Vec<Box<dyn Periodic>> =
             vec![Box::new(LearntSync::new(decider.clone(), store.clone(), fleet.clone(), &learnt))];
         if let Some(days) = config.retain_days {
-            periodic.push(Box::new(Retention::new(store.clone(), clock.clone(), days)));
+            periodic.push(Box::new(Retention::new(store.clone(), clock.clone(), days, metrics.persist.clone())));
         }
         if let Some(f) = &fleet {
             periodic.push(Box::new(LeaseSync::new(f.clone())));

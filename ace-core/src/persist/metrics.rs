@@ -1,5 +1,5 @@
-//! The writer's series: records persisted, spilled and replayed, failed and retried writes, and
-//! the records waiting.
+//! The writer's series: records persisted, spilled and replayed, failed and retried writes, old
+//! records deleted by retention, and the records waiting.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,6 +16,7 @@ pub(crate) struct PersistSeries {
     pub(crate) spill_failures: Counter,
     pub(crate) store_failures: Counter,
     pub(crate) store_retries: Counter,
+    pub(crate) retention_deleted: Counter,
     pub(crate) buffered: Gauge,
 }
 
@@ -42,6 +43,11 @@ impl Instrumented for PersistSeries {
             "ace_store_retries",
             "Batch writes attempted again after a failure (the store's breaker lets one through per wait)",
             self.store_retries.clone(),
+        );
+        registry.register(
+            "ace_records_retention_deleted",
+            "Records older than ACE_RETAIN_DAYS deleted from the store by the engine's retention passes",
+            self.retention_deleted.clone(),
         );
         registry.register("ace_buffered_records", "Records waiting to be written to the store", self.buffered.clone());
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Periodic;
+use super::{Periodic, PersistSeries};
 use crate::clock::{Clock, Timestamp};
 use crate::event::retain_cutoff;
 use crate::store::Store;
@@ -23,6 +23,8 @@ pub(crate) struct Retention {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     days: u32,
+    /// `ace_records_retention_deleted_total`, counted as each chunk goes.
+    series: PersistSeries,
     /// When the last pass ended (`None`: none yet, so the first turn starts one).
     last: Option<Timestamp>,
     /// The cutoff of the pass under way, and what it has deleted so far.
@@ -30,8 +32,8 @@ pub(crate) struct Retention {
 }
 
 impl Retention {
-    pub(crate) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, days: u32) -> Self {
-        Retention { store, clock, days, last: None, pass: None }
+    pub(crate) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, days: u32, series: PersistSeries) -> Self {
+        Retention { store, clock, days, series, last: None, pass: None }
     }
 
     fn end(&mut self, now: Timestamp) {
@@ -52,7 +54,11 @@ impl Periodic for Retention {
                 Err(_) => return self.end(now),
             },
         };
-        match self.store.delete_before(cutoff, ROWS_PER_TURN) {
+        let deleted_now = self.store.delete_before(cutoff, ROWS_PER_TURN);
+        if let Ok(n) = deleted_now {
+            self.series.retention_deleted.inc_by(n);
+        }
+        match deleted_now {
             Ok(n) if n >= ROWS_PER_TURN => self.pass = Some((cutoff, deleted + n)),
             Ok(n) => {
                 let deleted = deleted + n;
@@ -99,12 +105,15 @@ mod tests {
             (0..25_000).map(|i| metric(start.minus(3 * DAY).plus(Duration::from_micros(i)))).collect();
         store.append(&old).unwrap();
         store.append(&[metric(start)]).unwrap();
-        let mut retention = Retention::new(Arc::new(store.clone()), clock.clone(), 2);
+        let series = PersistSeries::default();
+        let mut retention = Retention::new(Arc::new(store.clone()), clock.clone(), 2, series.clone());
         retention.tick();
         assert_eq!(store.count_metrics().unwrap(), 15_001, "one chunk a turn");
+        assert_eq!(series.retention_deleted.get(), 10_000, "counted as each chunk goes");
         retention.tick();
         retention.tick();
         assert_eq!(store.count_metrics().unwrap(), 1);
+        assert_eq!(series.retention_deleted.get(), 25_000);
         assert!(retention.pass.is_none(), "the pass ended on a short chunk");
         // A late record as old waits for the next pass, an hour on.
         store.append(&[metric(start.minus(3 * DAY))]).unwrap();
@@ -173,7 +182,7 @@ mod tests {
         }
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000)));
         let store = Arc::new(Keeps(MemoryStore::new(), std::sync::atomic::AtomicUsize::new(0)));
-        let mut retention = Retention::new(store.clone(), clock.clone(), 30);
+        let mut retention = Retention::new(store.clone(), clock.clone(), 30, PersistSeries::default());
         for _ in 0..5 {
             retention.tick();
         }
