@@ -48,6 +48,10 @@ use crate::persist::Wake;
 use crate::record::{MetricRecord, Record};
 use crate::shard::SHARDS;
 
+/// A spare buffer (see [`DrainState`]) up to four times this many records is kept whatever the
+/// drain took; a larger one only while drains take at least a quarter of it.
+const SPARE_MIN: usize = 64;
+
 /// A metric record as buffered (see the module's comment).
 pub(crate) struct Pending {
     pub(super) ts: Timestamp,
@@ -120,6 +124,10 @@ pub(crate) struct ShardRoom {
 #[derive(Default)]
 pub(crate) struct DrainState {
     keys: Vec<Vec<WriterKey>>,
+    /// Each shard's second buffer: a drain swaps it with the shard's full one and empties that
+    /// one here, on the writer thread, so the shard gets back a buffer of the capacity it used
+    /// (a recording call grows its shard's buffer only while the writer's pace changes).
+    spare: Vec<Vec<Pending>>,
     /// One copy of each agent and stage name for all the keys that share it.
     names: Names,
     no_task: Arc<str>,
@@ -235,8 +243,8 @@ impl Hot {
     /// drain); the records are completed after.
     pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
         state.keys.resize_with(self.shards.len(), Vec::new);
-        let mut pending = Vec::new();
-        for (shard, keys) in self.shards.iter().zip(&mut state.keys) {
+        state.spare.resize_with(self.shards.len(), Vec::new);
+        for ((shard, keys), pending) in self.shards.iter().zip(&mut state.keys).zip(&mut state.spare) {
             let mut others = Vec::new();
             {
                 let mut shard = shard.0.lock();
@@ -251,13 +259,14 @@ impl Hot {
                 if held == 0 {
                     continue;
                 }
-                std::mem::swap(&mut pending, &mut shard.pending);
+                std::mem::swap(pending, &mut shard.pending);
                 std::mem::swap(&mut others, &mut shard.others);
                 for i in keys.len()..shard.entries.len() {
                     let e = shard.entries.at(i);
                     keys.push((state.names.intern(&e.agent), state.names.intern(&e.stage), state.no_task.clone()));
                 }
             }
+            let used = pending.len();
             out.reserve(pending.len() + others.len());
             for p in pending.drain(..) {
                 let (agent, stage, last_task) = &mut keys[p.key as usize];
@@ -275,6 +284,10 @@ impl Hot {
                 }));
             }
             out.append(&mut others);
+            // A burst's buffer is not kept: one of twice this drain's records is.
+            if pending.capacity() > 4 * used.max(SPARE_MIN) {
+                *pending = Vec::with_capacity(2 * used);
+            }
         }
     }
 

@@ -242,7 +242,12 @@ impl Hot {
         } else if let Some(wake) = self.admit(shard.pending.len() + shard.others.len(), &mut shard.room) {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
-            let metrics = obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect();
+            // No call into the collecting loop for a stage without metrics (the common call).
+            let metrics = if obs.metrics.is_empty() {
+                Vec::new()
+            } else {
+                obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect()
+            };
             shard.pending.push(Pending {
                 ts: now,
                 key: entry.key,
