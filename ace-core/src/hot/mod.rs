@@ -204,8 +204,10 @@ impl Hot {
             Some(e) => e,
             None => {
                 // An existing entry's agent and stage were checked when it was made, so only a
-                // new pair pays for their validation.
-                validate_id("agent", obs.agent).and_then(|()| validate_stage(obs.stage))?;
+                // new pair pays for their validation (the task first, as `validate` would).
+                validate_id("task", obs.task)
+                    .and_then(|()| validate_id("agent", obs.agent))
+                    .and_then(|()| validate_stage(obs.stage))?;
                 // The agent's name comes from its context state, one copy for all its stages
                 // (its label too, unless capped); the stage's from the shard's other entries.
                 let context = self.context.agent(obs.agent, now);
@@ -217,6 +219,9 @@ impl Hot {
             }
         };
         if &*entry.last_task != obs.task {
+            // `last_task` holds a checked task (or none, which is no valid task), so only a
+            // change of task pays for its validation; nothing has changed yet.
+            validate_id("task", obs.task)?;
             // A stage outcome follows the task's track; its name is the track's (one copy for
             // the task's stages, whose entries lie in other shards).
             if obs.outcome.is_some() {
@@ -337,9 +342,15 @@ impl Hot {
     }
 }
 
-/// Checks everything but the agent and stage, which `record` checks only for a new entry.
+/// Checks everything but the agent, stage and task, which `record` checks only for a new entry
+/// or a change of task. The task is checked first all the same when something else is invalid,
+/// so an event with several faults reports the task's as it always did.
+#[inline]
 fn validate(obs: &Observation<'_>) -> Result<()> {
-    validate_id("task", obs.task)?;
+    validate_rest(obs).or_else(|e| validate_id("task", obs.task).and(Err(e)))
+}
+
+fn validate_rest(obs: &Observation<'_>) -> Result<()> {
     if let Some((tool, digest)) = obs.tool {
         validate_tool(tool)?;
         if let Some(d) = digest {
@@ -432,6 +443,43 @@ mod tests {
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
         record(&m, "t2").unwrap();
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+    }
+
+    fn field_of(r: Result<()>) -> &'static str {
+        match r {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_task_is_checked_on_a_change_of_task_and_first_among_faults() {
+        let m = monitor(100_000);
+        let at = Timestamp::from_micros(1);
+        let obs = |agent, task, duration: f64| Observation {
+            agent,
+            task,
+            stage: "planning",
+            outcome: Some((duration, true)),
+            metrics: &[],
+            tool: None,
+        };
+        m.record(at, &obs("a", "t1", 1.0)).unwrap();
+        // A known entry, a bad task: refused before anything changes.
+        assert_eq!(field_of(m.record(at, &obs("a", "", 1.0)).map(|_| ())), "task");
+        assert_eq!(field_of(m.record(at, &obs("a", "t\n2", 1.0)).map(|_| ())), "task");
+        // Several faults: the task's is reported, as before the check moved.
+        assert_eq!(field_of(m.record(at, &obs("a", "", f64::NAN)).map(|_| ())), "task");
+        assert_eq!(field_of(m.record(at, &obs("a", "t1", f64::NAN)).map(|_| ())), "duration");
+        // A new entry with a bad task (and a bad agent) is not made.
+        assert_eq!(field_of(m.record(at, &obs("b", "", 1.0)).map(|_| ())), "task");
+        assert_eq!(field_of(m.record(at, &obs("", "", 1.0)).map(|_| ())), "task");
+        let c = m.counts();
+        assert_eq!((c.recorded, c.entries), (1, 1), "{c:?}");
+        // The entry still follows its task.
+        m.record(at, &obs("a", "t1", 1.0)).unwrap();
+        let mut state = DrainState::default();
+        assert_eq!(drained_tasks(&m, &mut state), ["t1", "t1"]);
     }
 
     fn record_as(m: &Hot, agent: &str) -> Result<()> {
