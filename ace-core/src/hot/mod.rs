@@ -50,6 +50,9 @@ use crate::telemetry::CoreSeries;
 use crate::tool::{validate_digest, validate_tool};
 use crate::trajectory::{self, TrajectoryOrgan};
 
+// A buffered record counts its named metrics in a byte (see `Pending`).
+const _: () = assert!(MAX_METRICS_PER_EVENT <= u8::MAX as usize);
+
 /// One record in this many has its computation time measured.
 const TIMING_SAMPLE: u32 = 64;
 
@@ -247,19 +250,15 @@ impl Hot {
         } else if let Some(wake) = self.admit(shard.pending.len() + shard.others.len(), &mut shard.room) {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
-            // No call into the collecting loop for a stage without metrics (the common call).
-            let metrics = if obs.metrics.is_empty() {
-                Vec::new()
-            } else {
-                obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect()
-            };
+            shard.metrics.extend(obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)));
             shard.pending.push(Pending {
                 ts: now,
                 key: entry.key,
                 task,
                 duration_s: obs.outcome.map(|(d, _)| d),
                 success: obs.outcome.map(|(_, s)| s),
-                metrics,
+                // At most `MAX_METRICS_PER_EVENT` (64), checked by `validate`.
+                metrics: obs.metrics.len() as u8,
             });
             wake
         } else {
@@ -443,6 +442,43 @@ mod tests {
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
         record(&m, "t2").unwrap();
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+    }
+
+    #[test]
+    fn each_buffered_record_gets_back_its_own_metrics_across_drains() {
+        let m = monitor(100_000);
+        let mut state = DrainState::default();
+        let sets: [&[(&str, f64)]; 4] = [&[], &[("a", 1.0), ("b", 2.0)], &[("b", 3.0)], &[]];
+        let mut out = Vec::new();
+        for round in 0..2 {
+            for (i, &metrics) in sets.iter().enumerate() {
+                let agent = if i % 2 == 0 { "x" } else { "y" };
+                let obs = Observation { agent, task: "t", stage: "s", outcome: Some((1.0, true)), metrics, tool: None };
+                m.record(Timestamp::from_micros(1), &obs).unwrap();
+            }
+            out.clear();
+            m.drain(&mut out, &mut state);
+            m.settle(0, &mut state);
+            let mut got: Vec<(String, Vec<(String, f64)>)> = out
+                .iter()
+                .map(|r| match r {
+                    Record::Metric(r) => {
+                        (r.agent.to_string(), r.metrics.iter().map(|(n, v)| (n.to_string(), *v)).collect())
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            // Shards drain in their order, each in the order of its records.
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            let own = |i: usize| sets[i].iter().map(|&(n, v)| (n.to_owned(), v)).collect::<Vec<_>>();
+            let want = vec![
+                ("x".to_owned(), own(0)),
+                ("x".to_owned(), own(2)),
+                ("y".to_owned(), own(1)),
+                ("y".to_owned(), own(3)),
+            ];
+            assert_eq!(got, want, "round {round}");
+        }
     }
 
     fn field_of(r: Result<()>) -> &'static str {
