@@ -53,6 +53,9 @@ use crate::shard::SHARDS;
 /// drain took; a larger one only while drains take at least a quarter of it.
 const SPARE_MIN: usize = 64;
 
+/// A named metric of a buffered record.
+pub(super) type Named = (Arc<str>, f64);
+
 /// A metric record as buffered (see the module's comment).
 pub(crate) struct Pending {
     pub(super) ts: Timestamp,
@@ -131,7 +134,7 @@ pub(crate) struct DrainState {
     /// Each shard's second buffer: a drain swaps it with the shard's full one and empties that
     /// one here, on the writer thread, so the shard gets back a buffer of the capacity it used
     /// (a recording call grows its shard's buffer only while the writer's pace changes).
-    spare: Vec<(Vec<Pending>, Vec<(Arc<str>, f64)>)>,
+    spare: Vec<(Vec<Pending>, Vec<Named>)>,
     /// One copy of each agent and stage name for all the keys that share it.
     names: Names,
     no_task: Arc<str>,
