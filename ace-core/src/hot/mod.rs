@@ -242,7 +242,10 @@ impl Hot {
         self.observe(entry, now, obs, &mut signals);
         if let Some((_, success)) = obs.outcome {
             let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
-            signals.extend(context.observe(now, false, obs.task, obs.stage, &self.context.cfg));
+            // Pushed only when there is one: `extend` copied the whole `Option<Signal>` first.
+            if let Some(signal) = context.observe(now, false, obs.task, obs.stage, &self.context.cfg) {
+                signals.push(signal);
+            }
             self.follow(now, entry, success, obs.tool, &mut signals);
         }
         let wake = if !self.persist {
