@@ -2,6 +2,10 @@
 //! times `record_stage` on one thread (100 agents, as `benches/record.rs`) with the system
 //! clock, the coarse clock and a manual one, in turn, and prints the median of 40 batches of
 //! 20,000 calls for each, with and without three metrics.
+//!
+//! `record_speed once N [metrics]` makes `N` calls (default 100,000) on one engine with a manual
+//! clock and prints the mean: deterministic, so that
+//! `valgrind --tool=callgrind --toggle-collect='*Ace::observe*'` counts a call's instructions.
 
 use std::time::Instant;
 
@@ -33,6 +37,18 @@ fn batch(ace: &Ace, agents: &[String], metrics: bool, i: &mut usize) -> f64 {
 
 fn main() {
     let agents: Vec<String> = (0..AGENTS).map(|i| format!("agent-{i:04}")).collect();
+    if std::env::args().nth(1).as_deref() == Some("once") {
+        let n: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+        let metrics = std::env::args().nth(3).as_deref() == Some("metrics");
+        let ace = engine(ManualClock::default());
+        let (mut i, start) = (0, Instant::now());
+        for _ in 0..n.div_ceil(BATCH) {
+            batch(&ace, &agents, metrics, &mut i);
+        }
+        let ns = start.elapsed().as_nanos() as f64 / (n.div_ceil(BATCH) * BATCH) as f64;
+        println!("record_stage, manual clock, metrics {metrics}: {ns:.0} ns each");
+        return;
+    }
     let engines = [
         ("system clock", engine(SystemClock)),
         ("coarse clock", engine(CoarseClock::new())),

@@ -98,15 +98,25 @@ impl FromStr for Severity {
 }
 
 /// Checks an agent or task id: 1 to [`MAX_ID_LEN`] bytes, no control characters.
+#[inline]
 pub fn validate_id(field: &'static str, id: &str) -> Result<()> {
+    // Printable ASCII, the usual id, has no control characters; others are decoded.
+    if !id.is_empty() && id.len() <= MAX_ID_LEN && is_printable_ascii(id.as_bytes()) {
+        return Ok(());
+    }
+    validate_unusual_id(field, id)
+}
+
+/// [`validate_id`] for an id that is not printable ASCII or has an odd length.
+#[cold]
+fn validate_unusual_id(field: &'static str, id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if id.len() > MAX_ID_LEN {
         return Err(Error::invalid(field, format!("must be at most {MAX_ID_LEN} bytes, got {}", id.len())));
     }
-    // Printable ASCII, the usual id, has no control characters; others are decoded.
-    if !is_printable_ascii(id.as_bytes()) && id.chars().any(char::is_control) {
+    if id.chars().any(char::is_control) {
         return Err(Error::invalid(field, format!("must not contain control characters: {:?}", truncate(id, 40))));
     }
     Ok(())
@@ -132,14 +142,27 @@ fn is_printable_ascii(bytes: &[u8]) -> bool {
 /// Checks a stage name: 1 to [`MAX_NAME_LEN`] bytes of lower-case ASCII letters, digits, `_`, `-`
 /// or `.`, starting with a letter (`planning`, `tool_call`, `web-search`).
 pub fn validate_stage(stage: &str) -> Result<()> {
-    validate_name("stage", stage, |c| STAGE_CHARS[usize::from(c)])
+    validate_name("stage", stage, &STAGE_CHARS)
 }
 
 /// Checks a metric name: 1 to [`MAX_NAME_LEN`] bytes of ASCII letters, digits, `_`, `-`, `.` or
 /// `:`, starting with a letter (`tokens_in`, `cost_usd`).
+#[inline]
 pub fn validate_metric_name(name: &str) -> Result<()> {
-    validate_name("metric name", name, |c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':'))
+    validate_name("metric name", name, &METRIC_CHARS)
 }
+
+/// The bytes of a metric name: ASCII letters, digits, `_`, `-`, `.` and `:`.
+const METRIC_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':');
+        b += 1;
+    }
+    t
+};
 
 /// The bytes of a stage name: lower-case ASCII letters, digits, `_`, `-` and `.`.
 const STAGE_CHARS: [bool; 256] = {
@@ -153,35 +176,51 @@ const STAGE_CHARS: [bool; 256] = {
     t
 };
 
-/// Every allowed character is ASCII, so a name is checked byte by byte.
-fn validate_name(field: &'static str, name: &str, allowed: impl Fn(u8) -> bool) -> Result<()> {
+/// Every allowed character is ASCII, so a name is checked byte by byte against a table (names
+/// are checked on every recording call; the error is built apart, out of the way).
+#[inline]
+fn validate_name(field: &'static str, name: &str, allowed: &[bool; 256]) -> Result<()> {
+    let bytes = name.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= MAX_NAME_LEN
+        && bytes[0].is_ascii_alphabetic()
+        && bytes.iter().all(|&c| allowed[usize::from(c)]);
+    if valid { Ok(()) } else { Err(invalid_name(field, name)) }
+}
+
+#[cold]
+fn invalid_name(field: &'static str, name: &str) -> Error {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Error::invalid(field, format!("must be 1 to {MAX_NAME_LEN} bytes, got {}", name.len())));
+        return Error::invalid(field, format!("must be 1 to {MAX_NAME_LEN} bytes, got {}", name.len()));
     }
-    let first_ok = name.as_bytes()[0].is_ascii_alphabetic();
-    if !first_ok || !name.bytes().all(allowed) {
-        let rule = if field == "stage" {
-            "lower-case ASCII letters, digits, '_', '-' or '.', starting with a letter"
-        } else {
-            "ASCII letters, digits, '_', '-', '.' or ':', starting with a letter"
-        };
-        return Err(Error::invalid(field, format!("{:?} is not valid: use {rule}", truncate(name, 40))));
-    }
-    Ok(())
+    let rule = if field == "stage" {
+        "lower-case ASCII letters, digits, '_', '-' or '.', starting with a letter"
+    } else {
+        "ASCII letters, digits, '_', '-', '.' or ':', starting with a letter"
+    };
+    Error::invalid(field, format!("{:?} is not valid: use {rule}", truncate(name, 40)))
 }
 
 /// Checks a metric value: finite.
+#[inline]
 pub fn validate_value(field: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() { Ok(()) } else { Err(Error::invalid(field, format!("must be finite, got {value}"))) }
+    if value.is_finite() { Ok(()) } else { Err(invalid_value(field, value)) }
+}
+
+#[cold]
+fn invalid_value(field: &'static str, value: f64) -> Error {
+    Error::invalid(field, format!("must be finite, got {value}"))
 }
 
 /// Checks a duration in seconds: finite and not negative.
+#[inline]
 pub fn validate_duration(seconds: f64) -> Result<()> {
-    if seconds.is_finite() && seconds >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid("duration", format!("must be a finite number of seconds >= 0, got {seconds}")))
-    }
+    if seconds.is_finite() && seconds >= 0.0 { Ok(()) } else { Err(invalid_duration(seconds)) }
+}
+
+#[cold]
+fn invalid_duration(seconds: f64) -> Error {
+    Error::invalid("duration", format!("must be a finite number of seconds >= 0, got {seconds}"))
 }
 
 /// The most days of records a store may be told to keep (`retain(days)`, `ace retain`,

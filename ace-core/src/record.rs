@@ -17,6 +17,10 @@ use crate::signal::SignalKind;
 pub(crate) const ALPHA_FAST: f64 = 0.1;
 /// The variance of the fast mean, in units of the baseline's variance: `ALPHA_FAST / (2 - ALPHA_FAST)`.
 const FAST_VAR: f64 = ALPHA_FAST / (2.0 - ALPHA_FAST);
+/// `sqrt(FAST_VAR + 1 / 200)`: the standard error's factor once a baseline has 200 observations
+/// (every call of a warm stream; a square root and a division saved). The test
+/// `the_standard_errors_factor_is_the_computed_one` checks it bit for bit.
+const SE_FACTOR_WARM: f64 = 0.240_065_780_458_957_6;
 
 /// One observation of the performance monitor: a finished stage, or a single named metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,13 +217,35 @@ impl BaselineState {
     pub(crate) fn standard_error(&self) -> f64 {
         // Observations the baseline effectively remembers: all of them at first, then about
         // (2 - alpha) / alpha once forgetting dominates; 200 is that for the default alpha.
-        let n = (self.count as f64).clamp(1.0, 200.0);
-        self.std() * (FAST_VAR + 1.0 / n).sqrt()
+        let factor = if self.count >= 200 {
+            SE_FACTOR_WARM
+        } else {
+            let n = (self.count as f64).max(1.0);
+            (FAST_VAR + 1.0 / n).sqrt()
+        };
+        self.std() * factor
     }
 
     /// Whether the baseline has seen enough to judge.
     #[must_use]
     pub fn is_warm(&self, warmup: u32) -> bool {
         self.count > u64::from(warmup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_errors_factor_is_the_computed_one() {
+        let computed = (FAST_VAR + 1.0 / 200.0_f64).sqrt();
+        assert_eq!(SE_FACTOR_WARM.to_bits(), computed.to_bits());
+        for count in [0, 1, 2, 199, 200, 201, 1_000_000] {
+            let s = BaselineState { count, mean: 2.0, var: 0.3, recent: 2.5, degraded: false };
+            let n = (count as f64).clamp(1.0, 200.0);
+            let before = s.std() * (FAST_VAR + 1.0 / n).sqrt();
+            assert_eq!(s.standard_error().to_bits(), before.to_bits(), "count {count}");
+        }
     }
 }

@@ -2,8 +2,9 @@
 //! thread, and how the writer takes it.
 //!
 //! A metric record is buffered compact ([`Pending`]): its (agent, stage) as an index into the
-//! shard's entries and its task only when it changed, so buffering touches no reference count
-//! shared with the writer thread (those atomic operations, and the cache lines they pull across
+//! shard's entries, its task only when it changed and its named metrics in the shard's one
+//! buffer of metrics (no allocation per record), so buffering touches no reference count
+//! shared with the writer thread but those of metric names (those atomic operations, and the cache lines they pull across
 //! cores, were a quarter of a record's cost). [`Hot::drain`] completes them on the writer thread.
 //!
 //! Room ([`Room`]): `buffer_capacity` slots, one per record held in memory, whether it waits in
@@ -48,6 +49,13 @@ use crate::persist::Wake;
 use crate::record::{MetricRecord, Record};
 use crate::shard::SHARDS;
 
+/// A spare buffer (see [`DrainState`]) up to four times this many records is kept whatever the
+/// drain took; a larger one only while drains take at least a quarter of it.
+const SPARE_MIN: usize = 64;
+
+/// A named metric of a buffered record.
+pub(super) type Named = (Arc<str>, f64);
+
 /// A metric record as buffered (see the module's comment).
 pub(crate) struct Pending {
     pub(super) ts: Timestamp,
@@ -55,7 +63,10 @@ pub(crate) struct Pending {
     pub(super) task: Option<Arc<str>>,
     pub(super) duration_s: Option<f64>,
     pub(super) success: Option<bool>,
-    pub(super) metrics: Vec<(Arc<str>, f64)>,
+    /// How many named metrics the record has: they are the next ones in the shard's
+    /// `metrics`, in the order of the records (one buffer per shard, not an allocation per
+    /// record, which a recording thread pays dearly for when the writer thread frees it).
+    pub(super) metrics: u8,
 }
 
 /// The slots for records in memory (see the module's comment).
@@ -120,6 +131,10 @@ pub(crate) struct ShardRoom {
 #[derive(Default)]
 pub(crate) struct DrainState {
     keys: Vec<Vec<WriterKey>>,
+    /// Each shard's second buffer: a drain swaps it with the shard's full one and empties that
+    /// one here, on the writer thread, so the shard gets back a buffer of the capacity it used
+    /// (a recording call grows its shard's buffer only while the writer's pace changes).
+    spare: Vec<(Vec<Pending>, Vec<Named>)>,
     /// One copy of each agent and stage name for all the keys that share it.
     names: Names,
     no_task: Arc<str>,
@@ -235,8 +250,8 @@ impl Hot {
     /// drain); the records are completed after.
     pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
         state.keys.resize_with(self.shards.len(), Vec::new);
-        let mut pending = Vec::new();
-        for (shard, keys) in self.shards.iter().zip(&mut state.keys) {
+        state.spare.resize_with(self.shards.len(), Default::default);
+        for ((shard, keys), (pending, metrics)) in self.shards.iter().zip(&mut state.keys).zip(&mut state.spare) {
             let mut others = Vec::new();
             {
                 let mut shard = shard.0.lock();
@@ -251,14 +266,17 @@ impl Hot {
                 if held == 0 {
                     continue;
                 }
-                std::mem::swap(&mut pending, &mut shard.pending);
+                std::mem::swap(pending, &mut shard.pending);
+                std::mem::swap(metrics, &mut shard.metrics);
                 std::mem::swap(&mut others, &mut shard.others);
                 for i in keys.len()..shard.entries.len() {
                     let e = shard.entries.at(i);
                     keys.push((state.names.intern(&e.agent), state.names.intern(&e.stage), state.no_task.clone()));
                 }
             }
+            let (used, used_metrics) = (pending.len(), metrics.len());
             out.reserve(pending.len() + others.len());
+            let mut named = metrics.drain(..);
             for p in pending.drain(..) {
                 let (agent, stage, last_task) = &mut keys[p.key as usize];
                 if let Some(task) = p.task {
@@ -271,10 +289,18 @@ impl Hot {
                     stage: stage.clone(),
                     duration_s: p.duration_s,
                     success: p.success,
-                    metrics: p.metrics,
+                    metrics: named.by_ref().take(usize::from(p.metrics)).collect(),
                 }));
             }
+            drop(named);
             out.append(&mut others);
+            // A burst's buffer is not kept: one of twice this drain's records is.
+            if pending.capacity() > 4 * used.max(SPARE_MIN) {
+                *pending = Vec::with_capacity(2 * used);
+            }
+            if metrics.capacity() > 4 * used_metrics.max(SPARE_MIN) {
+                *metrics = Vec::with_capacity(2 * used_metrics);
+            }
         }
     }
 

@@ -50,6 +50,9 @@ use crate::telemetry::CoreSeries;
 use crate::tool::{validate_digest, validate_tool};
 use crate::trajectory::{self, TrajectoryOrgan};
 
+// A buffered record counts its named metrics in a byte (see `Pending`).
+const _: () = assert!(MAX_METRICS_PER_EVENT <= u8::MAX as usize);
+
 /// One record in this many has its computation time measured.
 const TIMING_SAMPLE: u32 = 64;
 
@@ -204,8 +207,10 @@ impl Hot {
             Some(e) => e,
             None => {
                 // An existing entry's agent and stage were checked when it was made, so only a
-                // new pair pays for their validation.
-                validate_id("agent", obs.agent).and_then(|()| validate_stage(obs.stage))?;
+                // new pair pays for their validation (the task first, as `validate` would).
+                validate_id("task", obs.task)
+                    .and_then(|()| validate_id("agent", obs.agent))
+                    .and_then(|()| validate_stage(obs.stage))?;
                 // The agent's name comes from its context state, one copy for all its stages
                 // (its label too, unless capped); the stage's from the shard's other entries.
                 let context = self.context.agent(obs.agent, now);
@@ -217,6 +222,9 @@ impl Hot {
             }
         };
         if &*entry.last_task != obs.task {
+            // `last_task` holds a checked task (or none, which is no valid task), so only a
+            // change of task pays for its validation; nothing has changed yet.
+            validate_id("task", obs.task)?;
             // A stage outcome follows the task's track; its name is the track's (one copy for
             // the task's stages, whose entries lie in other shards).
             if obs.outcome.is_some() {
@@ -234,7 +242,10 @@ impl Hot {
         self.observe(entry, now, obs, &mut signals);
         if let Some((_, success)) = obs.outcome {
             let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
-            signals.extend(context.observe(now, false, obs.task, obs.stage, &self.context.cfg));
+            // Pushed only when there is one: `extend` copied the whole `Option<Signal>` first.
+            if let Some(signal) = context.observe(now, false, obs.task, obs.stage, &self.context.cfg) {
+                signals.push(signal);
+            }
             self.follow(now, entry, success, obs.tool, &mut signals);
         }
         let wake = if !self.persist {
@@ -242,14 +253,15 @@ impl Hot {
         } else if let Some(wake) = self.admit(shard.pending.len() + shard.others.len(), &mut shard.room) {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
-            let metrics = obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)).collect();
+            shard.metrics.extend(obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)));
             shard.pending.push(Pending {
                 ts: now,
                 key: entry.key,
                 task,
                 duration_s: obs.outcome.map(|(d, _)| d),
                 success: obs.outcome.map(|(_, s)| s),
-                metrics,
+                // At most `MAX_METRICS_PER_EVENT` (64), checked by `validate`.
+                metrics: obs.metrics.len() as u8,
             });
             wake
         } else {
@@ -332,9 +344,15 @@ impl Hot {
     }
 }
 
-/// Checks everything but the agent and stage, which `record` checks only for a new entry.
+/// Checks everything but the agent, stage and task, which `record` checks only for a new entry
+/// or a change of task. The task is checked first all the same when something else is invalid,
+/// so an event with several faults reports the task's as it always did.
+#[inline]
 fn validate(obs: &Observation<'_>) -> Result<()> {
-    validate_id("task", obs.task)?;
+    validate_rest(obs).or_else(|e| validate_id("task", obs.task).and(Err(e)))
+}
+
+fn validate_rest(obs: &Observation<'_>) -> Result<()> {
     if let Some((tool, digest)) = obs.tool {
         validate_tool(tool)?;
         if let Some(d) = digest {
@@ -427,6 +445,80 @@ mod tests {
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
         record(&m, "t2").unwrap();
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+    }
+
+    #[test]
+    fn each_buffered_record_gets_back_its_own_metrics_across_drains() {
+        let m = monitor(100_000);
+        let mut state = DrainState::default();
+        let sets: [&[(&str, f64)]; 4] = [&[], &[("a", 1.0), ("b", 2.0)], &[("b", 3.0)], &[]];
+        let mut out = Vec::new();
+        for round in 0..2 {
+            for (i, &metrics) in sets.iter().enumerate() {
+                let agent = if i % 2 == 0 { "x" } else { "y" };
+                let obs = Observation { agent, task: "t", stage: "s", outcome: Some((1.0, true)), metrics, tool: None };
+                m.record(Timestamp::from_micros(1), &obs).unwrap();
+            }
+            out.clear();
+            m.drain(&mut out, &mut state);
+            m.settle(0, &mut state);
+            let mut got: Vec<(String, Vec<(String, f64)>)> = out
+                .iter()
+                .map(|r| match r {
+                    Record::Metric(r) => {
+                        (r.agent.to_string(), r.metrics.iter().map(|(n, v)| (n.to_string(), *v)).collect())
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            // Shards drain in their order, each in the order of its records.
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            let own = |i: usize| sets[i].iter().map(|&(n, v)| (n.to_owned(), v)).collect::<Vec<_>>();
+            let want = vec![
+                ("x".to_owned(), own(0)),
+                ("x".to_owned(), own(2)),
+                ("y".to_owned(), own(1)),
+                ("y".to_owned(), own(3)),
+            ];
+            assert_eq!(got, want, "round {round}");
+        }
+    }
+
+    fn field_of(r: Result<()>) -> &'static str {
+        match r {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_task_is_checked_on_a_change_of_task_and_first_among_faults() {
+        let m = monitor(100_000);
+        let at = Timestamp::from_micros(1);
+        let obs = |agent, task, duration: f64| Observation {
+            agent,
+            task,
+            stage: "planning",
+            outcome: Some((duration, true)),
+            metrics: &[],
+            tool: None,
+        };
+        m.record(at, &obs("a", "t1", 1.0)).unwrap();
+        // A known entry, a bad task: refused before anything changes.
+        assert_eq!(field_of(m.record(at, &obs("a", "", 1.0)).map(|_| ())), "task");
+        assert_eq!(field_of(m.record(at, &obs("a", "t\n2", 1.0)).map(|_| ())), "task");
+        // Several faults: the task's is reported, as before the check moved.
+        assert_eq!(field_of(m.record(at, &obs("a", "", f64::NAN)).map(|_| ())), "task");
+        assert_eq!(field_of(m.record(at, &obs("a", "t1", f64::NAN)).map(|_| ())), "duration");
+        // A new entry with a bad task (and a bad agent) is not made.
+        assert_eq!(field_of(m.record(at, &obs("b", "", 1.0)).map(|_| ())), "task");
+        assert_eq!(field_of(m.record(at, &obs("", "", 1.0)).map(|_| ())), "task");
+        let c = m.counts();
+        assert_eq!((c.recorded, c.entries), (1, 1), "{c:?}");
+        // The entry still follows its task.
+        m.record(at, &obs("a", "t1", 1.0)).unwrap();
+        let mut state = DrainState::default();
+        assert_eq!(drained_tasks(&m, &mut state), ["t1", "t1"]);
     }
 
     fn record_as(m: &Hot, agent: &str) -> Result<()> {

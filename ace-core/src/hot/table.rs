@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::buffer::{Pending, ShardRoom};
+use super::buffer::{Named, Pending, ShardRoom};
 use super::export::EntrySeries;
 use crate::clock::Timestamp;
 use crate::context::AgentContext;
@@ -29,6 +29,8 @@ pub(crate) struct Shard {
     /// This shard's metric records, compact: no reference count is touched on the recording
     /// thread (see [`Pending`]).
     pub(super) pending: Vec<Pending>,
+    /// The named metrics of `pending`'s records, one after the other (see [`Pending`]).
+    pub(super) metrics: Vec<Named>,
     /// Records of other organs (errors, interventions, outcomes), as they are.
     pub(super) others: Vec<Record>,
     /// Slots lent to the shard since its last drain (see `buffer.rs`).
