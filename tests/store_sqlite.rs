@@ -398,8 +398,8 @@ fn retain_deletes_in_chunks_and_the_freed_pages_are_reused() {
     assert!(refilled < pages + pages / 10, "refilled from the free pages: {refilled} pages, from {pages}");
 }
 
-/// `ACE_RETAIN_DAYS` has the engine's writer delete the old records itself (the first pass runs
-/// on start, before the first flush completes); without it nothing is deleted.
+/// `ACE_RETAIN_DAYS` has the engine delete the old records itself (the first pass starts with
+/// the engine, on a thread of its own); without it nothing is deleted.
 #[test]
 fn the_engine_deletes_old_records_when_told_how_many_days_to_keep() {
     use ace::store::ErrorQuery;
@@ -412,12 +412,20 @@ fn the_engine_deletes_old_records_when_told_how_many_days_to_keep() {
         let config = AceConfig::from_settings(settings.iter().copied().chain([("ACE_SPILL_DIR", "off")])).unwrap();
         let ace = Ace::builder().config(config).store(SqliteStore::open(&path).unwrap()).build().unwrap();
         ace.flush().unwrap();
-        let text = ace.metrics_text();
+        let deleted = || {
+            ace.metrics_text()
+                .lines()
+                .find_map(|l| l.strip_prefix("ace_records_retention_deleted_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        // The pass runs beside the writer: wait for its count (a pass that deletes nothing
+        // leaves it at 0, and the assertions below say so).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !settings.is_empty() && deleted() == Some(0.0) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let deleted = deleted();
         ace.close().unwrap();
-        let deleted = text
-            .lines()
-            .find_map(|l| l.strip_prefix("ace_records_retention_deleted_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok());
         (SqliteStore::open(&path).unwrap(), deleted)
     };
     let (store, deleted) = engine(&[]);

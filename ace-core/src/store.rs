@@ -288,8 +288,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Deletes at most `max_rows` metric, error and intervention records created before
     /// `cutoff` (the oldest first where the store can tell); returns how many went, fewer than
     /// `max_rows` once none older is left. Baselines, patterns, playbooks and what was learnt
-    /// stay. The engine's writer calls it a chunk at a time when `ACE_RETAIN_DAYS` is set, so a
-    /// pass never holds the store for long. The default deletes nothing and says so: a store
+    /// stay. The engine calls it a chunk at a time when `ACE_RETAIN_DAYS` is set (on a thread
+    /// of its own, never the writer's), so a pass never holds the store for long. The default deletes nothing and says so: a store
     /// that keeps everything.
     fn delete_before(&self, cutoff: Timestamp, max_rows: u64) -> Result<u64> {
         let _ = (cutoff, max_rows);

@@ -132,10 +132,11 @@ pub struct AceConfig {
     /// disk. Records are spilled while the store fails or falls behind; past this budget they are
     /// dropped and counted (`ace_records_dropped_total{reason="spill_full"}`), never waited for.
     pub spill_max_bytes: u64,
-    /// `ACE_RETAIN_DAYS` (off): the writer deletes the metric, error and intervention records
+    /// `ACE_RETAIN_DAYS` (off): the engine deletes the metric, error and intervention records
     /// older than this many days (1 to [`crate::event::MAX_RETAIN_DAYS`]) from the store, on
-    /// start and then hourly, 10,000 rows a turn of its loop (`Store::delete_before`; see
-    /// `docs/operations.md`, "Deleting old records"). Baselines, patterns and playbooks are kept.
+    /// start and then hourly, on a thread the writer starts, 10,000 rows a call
+    /// (`Store::delete_before`; see `docs/operations.md`, "Deleting old records"). Baselines,
+    /// patterns and playbooks are kept.
     pub retain_days: Option<u32>,
     /// `ACE_DURABLE` (false): every accepted record is written to a journal under the spill
     /// directory before the recording call returns, so even `kill -9` loses none (see

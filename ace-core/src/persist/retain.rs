@@ -1,11 +1,19 @@
-//! Automatic retention (`ACE_RETAIN_DAYS`): the writer deletes the store's old metric, error
-//! and intervention records, on start and then every [`RETAIN_EVERY`], a chunk of
-//! [`ROWS_PER_TURN`] at a time (`Store::delete_before`) between its writes, so a pass through a
-//! large backlog never holds the store, or the writer, for long.
+//! Automatic retention (`ACE_RETAIN_DAYS`): the store's old metric, error and intervention
+//! records are deleted on start and then [`RETAIN_EVERY`] after the last pass ended, a chunk of
+//! [`ROWS_PER_CHUNK`] at a time (`Store::delete_before`), so no one statement holds the store for
+//! long.
+//!
+//! The writer's turn only starts a pass and notices its end: the pass runs on a thread of its
+//! own (`ace-retain`), because a delete can wait (a SQLite file another process has locked, for
+//! up to its busy timeout; the scan that finds the last old errors of a large file) and the
+//! writer must go on draining the buffers meanwhile. Closing the engine stops a pass between two
+//! chunks.
 //!
 //! Time is the engine's clock: the cutoff, and when the next pass is due.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{Periodic, PersistSeries};
@@ -13,12 +21,12 @@ use crate::clock::{Clock, Timestamp};
 use crate::event::retain_cutoff;
 use crate::store::Store;
 
-/// How often a pass starts.
+/// How long after a pass ended the next starts.
 pub(crate) const RETAIN_EVERY: Duration = Duration::from_secs(3600);
-/// Rows one turn of the writer's loop deletes at most.
-pub(crate) const ROWS_PER_TURN: u64 = 10_000;
+/// Rows one `Store::delete_before` call deletes at most.
+pub(crate) const ROWS_PER_CHUNK: u64 = 10_000;
 
-/// Deletes the records older than `days` days, a chunk a turn.
+/// Deletes the records older than `days` days, a pass at a time.
 pub(crate) struct Retention {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -27,8 +35,8 @@ pub(crate) struct Retention {
     series: PersistSeries,
     /// When the last pass ended (`None`: none yet, so the first turn starts one).
     last: Option<Timestamp>,
-    /// The cutoff of the pass under way, and what it has deleted so far.
-    pass: Option<(Timestamp, u64)>,
+    /// The pass under way: its thread, and the flag that stops it between chunks.
+    pass: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
 }
 
 impl Retention {
@@ -36,39 +44,71 @@ impl Retention {
         Retention { store, clock, days, series, last: None, pass: None }
     }
 
-    fn end(&mut self, now: Timestamp) {
-        self.pass = None;
-        self.last = Some(now);
+    /// Starts a pass deleting what is older than `cutoff` on its own thread.
+    fn start(&mut self, cutoff: Timestamp, now: Timestamp) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (store, series, days, flag) = (self.store.clone(), self.series.clone(), self.days, stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ace-retain".into())
+            .spawn(move || run_pass(&*store, &series, days, cutoff, &flag));
+        match spawned {
+            Ok(handle) => self.pass = Some((handle, stop)),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?RETAIN_EVERY, "cannot start a thread to delete old records");
+                self.last = Some(now);
+            }
+        }
+    }
+}
+
+/// One pass: chunks until one comes back short, a delete fails or `stop` is set.
+fn run_pass(store: &dyn Store, series: &PersistSeries, days: u32, cutoff: Timestamp, stop: &AtomicBool) {
+    let mut deleted = 0;
+    while !stop.load(Ordering::Relaxed) {
+        match store.delete_before(cutoff, ROWS_PER_CHUNK) {
+            Ok(n) => {
+                series.retention_deleted.inc_by(n);
+                deleted += n;
+                if n < ROWS_PER_CHUNK {
+                    tracing::info!(store = store.backend(), days, deleted, "old records deleted");
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(store = store.backend(), error = %e, retry_in = ?RETAIN_EVERY, "cannot delete old records");
+                return;
+            }
+        }
     }
 }
 
 impl Periodic for Retention {
     fn tick(&mut self) {
         let now = self.clock.now();
-        let (cutoff, deleted) = match self.pass {
-            Some(pass) => pass,
-            None if self.last.is_some_and(|last| now.since(last) < RETAIN_EVERY) => return,
-            None => match retain_cutoff(self.days, now) {
-                Ok(cutoff) => (cutoff, 0),
-                // The configuration was validated: not reached.
-                Err(_) => return self.end(now),
-            },
-        };
-        let deleted_now = self.store.delete_before(cutoff, ROWS_PER_TURN);
-        if let Ok(n) = deleted_now {
-            self.series.retention_deleted.inc_by(n);
+        if let Some((handle, _)) = &self.pass {
+            if !handle.is_finished() {
+                return;
+            }
+            if let Some((handle, _)) = self.pass.take() {
+                let _ = handle.join();
+            }
+            self.last = Some(now);
+            return;
         }
-        match deleted_now {
-            Ok(n) if n >= ROWS_PER_TURN => self.pass = Some((cutoff, deleted + n)),
-            Ok(n) => {
-                let deleted = deleted + n;
-                tracing::info!(store = self.store.backend(), days = self.days, deleted, "old records deleted");
-                self.end(now);
-            }
-            Err(e) => {
-                tracing::warn!(store = self.store.backend(), error = %e, retry_in = ?RETAIN_EVERY, "cannot delete old records");
-                self.end(now);
-            }
+        if self.last.is_some_and(|last| now.since(last) < RETAIN_EVERY) {
+            return;
+        }
+        match retain_cutoff(self.days, now) {
+            Ok(cutoff) => self.start(cutoff, now),
+            // The configuration was validated: not reached.
+            Err(_) => self.last = Some(now),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((handle, stop)) = self.pass.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
         }
     }
 }
@@ -94,10 +134,18 @@ mod tests {
         })
     }
 
-    /// A pass starts at once and deletes a chunk a turn until nothing older is left; the next
-    /// starts an hour of engine time after it ended.
+    /// Waits for the pass under way to end, then lets a turn notice it.
+    fn wait_for_pass(r: &mut Retention) {
+        while r.pass.as_ref().is_some_and(|(h, _)| !h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        r.tick();
+    }
+
+    /// A pass starts at once, on its own thread, and deletes chunk after chunk until nothing
+    /// older is left; the next starts an hour of engine time after it ended.
     #[test]
-    fn passes_go_a_chunk_a_turn_and_come_back_hourly() {
+    fn passes_run_beside_the_writer_and_come_back_hourly() {
         let start = Timestamp::from_micros(1_700_000_000_000_000);
         let clock = Arc::new(ManualClock::new(start));
         let store = MemoryStore::with_max_records(usize::MAX);
@@ -108,87 +156,128 @@ mod tests {
         let series = PersistSeries::default();
         let mut retention = Retention::new(Arc::new(store.clone()), clock.clone(), 2, series.clone());
         retention.tick();
-        assert_eq!(store.count_metrics().unwrap(), 15_001, "one chunk a turn");
-        assert_eq!(series.retention_deleted.get(), 10_000, "counted as each chunk goes");
-        retention.tick();
-        retention.tick();
+        assert!(retention.pass.is_some(), "the turn started a pass and returned");
+        wait_for_pass(&mut retention);
+        assert!(retention.pass.is_none(), "the turn noticed the pass's end");
         assert_eq!(store.count_metrics().unwrap(), 1);
-        assert_eq!(series.retention_deleted.get(), 25_000);
-        assert!(retention.pass.is_none(), "the pass ended on a short chunk");
+        assert_eq!(series.retention_deleted.get(), 25_000, "three chunks counted");
         // A late record as old waits for the next pass, an hour on.
         store.append(&[metric(start.minus(3 * DAY))]).unwrap();
         clock.advance(RETAIN_EVERY - Duration::from_secs(1));
         retention.tick();
+        assert!(retention.pass.is_none());
         assert_eq!(store.count_metrics().unwrap(), 2);
         clock.advance(Duration::from_secs(1));
         retention.tick();
+        wait_for_pass(&mut retention);
         assert_eq!(store.count_metrics().unwrap(), 1);
+        assert_eq!(series.retention_deleted.get(), 25_001);
+    }
+
+    /// A memory store whose `delete_before` answers as `answer` says for its `n`-th call.
+    #[derive(Debug)]
+    struct Scripted {
+        inner: MemoryStore,
+        calls: std::sync::atomic::AtomicUsize,
+        answer: fn(usize) -> crate::Result<u64>,
+    }
+
+    impl Scripted {
+        fn new(answer: fn(usize) -> crate::Result<u64>) -> Arc<Self> {
+            Arc::new(Scripted { inner: MemoryStore::new(), calls: Default::default(), answer })
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Store for Scripted {
+        fn backend(&self) -> &'static str {
+            "scripted"
+        }
+        fn append(&self, r: &[Record]) -> crate::Result<()> {
+            self.inner.append(r)
+        }
+        fn save_baselines(&self, b: &[crate::record::BaselineRecord]) -> crate::Result<()> {
+            self.inner.save_baselines(b)
+        }
+        fn load_baselines(&self) -> crate::Result<Vec<crate::record::BaselineRecord>> {
+            self.inner.load_baselines()
+        }
+        fn query_metrics(&self, q: &crate::store::MetricQuery) -> crate::Result<Vec<MetricRecord>> {
+            self.inner.query_metrics(q)
+        }
+        fn count_metrics(&self) -> crate::Result<u64> {
+            self.inner.count_metrics()
+        }
+        fn query_errors(&self, q: &crate::store::ErrorQuery) -> crate::Result<Vec<crate::record::ErrorRecord>> {
+            self.inner.query_errors(q)
+        }
+        fn save_patterns(&self, p: &[crate::record::PatternRecord]) -> crate::Result<()> {
+            self.inner.save_patterns(p)
+        }
+        fn load_patterns(&self) -> crate::Result<Vec<crate::record::PatternRecord>> {
+            self.inner.load_patterns()
+        }
+        fn query_interventions(
+            &self,
+            agent: Option<&str>,
+            limit: usize,
+        ) -> crate::Result<Vec<crate::record::InterventionRecord>> {
+            self.inner.query_interventions(agent, limit)
+        }
+        fn append_playbook(&self, e: &[crate::record::PlaybookEntry]) -> crate::Result<()> {
+            self.inner.append_playbook(e)
+        }
+        fn load_playbook(&self, d: &str) -> crate::Result<Vec<crate::record::PlaybookEntry>> {
+            self.inner.load_playbook(d)
+        }
+        fn delete_before(&self, _cutoff: Timestamp, _max_rows: u64) -> crate::Result<u64> {
+            (self.answer)(self.calls.fetch_add(1, Ordering::SeqCst))
+        }
+        fn ping(&self) -> crate::Result<Duration> {
+            Ok(Duration::ZERO)
+        }
     }
 
     /// A store that keeps everything says so once an hour, not every turn.
     #[test]
     fn a_store_that_cannot_delete_is_retried_an_hour_later() {
-        #[derive(Debug)]
-        struct Keeps(MemoryStore, std::sync::atomic::AtomicUsize);
-        impl Store for Keeps {
-            fn backend(&self) -> &'static str {
-                "keeps"
-            }
-            fn append(&self, r: &[Record]) -> crate::Result<()> {
-                self.0.append(r)
-            }
-            fn save_baselines(&self, b: &[crate::record::BaselineRecord]) -> crate::Result<()> {
-                self.0.save_baselines(b)
-            }
-            fn load_baselines(&self) -> crate::Result<Vec<crate::record::BaselineRecord>> {
-                self.0.load_baselines()
-            }
-            fn query_metrics(&self, q: &crate::store::MetricQuery) -> crate::Result<Vec<MetricRecord>> {
-                self.0.query_metrics(q)
-            }
-            fn count_metrics(&self) -> crate::Result<u64> {
-                self.0.count_metrics()
-            }
-            fn query_errors(&self, q: &crate::store::ErrorQuery) -> crate::Result<Vec<crate::record::ErrorRecord>> {
-                self.0.query_errors(q)
-            }
-            fn save_patterns(&self, p: &[crate::record::PatternRecord]) -> crate::Result<()> {
-                self.0.save_patterns(p)
-            }
-            fn load_patterns(&self) -> crate::Result<Vec<crate::record::PatternRecord>> {
-                self.0.load_patterns()
-            }
-            fn query_interventions(
-                &self,
-                agent: Option<&str>,
-                limit: usize,
-            ) -> crate::Result<Vec<crate::record::InterventionRecord>> {
-                self.0.query_interventions(agent, limit)
-            }
-            fn append_playbook(&self, e: &[crate::record::PlaybookEntry]) -> crate::Result<()> {
-                self.0.append_playbook(e)
-            }
-            fn load_playbook(&self, d: &str) -> crate::Result<Vec<crate::record::PlaybookEntry>> {
-                self.0.load_playbook(d)
-            }
-            fn delete_before(&self, cutoff: Timestamp, max_rows: u64) -> crate::Result<u64> {
-                self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let _ = (cutoff, max_rows);
-                Err(crate::Error::invalid("ACE_RETAIN_DAYS", "keeps everything"))
-            }
-            fn ping(&self) -> crate::Result<Duration> {
-                Ok(Duration::ZERO)
-            }
-        }
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000)));
-        let store = Arc::new(Keeps(MemoryStore::new(), std::sync::atomic::AtomicUsize::new(0)));
+        let store = Scripted::new(|_| Err(crate::Error::invalid("ACE_RETAIN_DAYS", "keeps everything")));
         let mut retention = Retention::new(store.clone(), clock.clone(), 30, PersistSeries::default());
+        retention.tick();
+        wait_for_pass(&mut retention);
         for _ in 0..5 {
             retention.tick();
         }
-        assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(retention.pass.is_none());
+        assert_eq!(store.calls(), 1);
         clock.advance(RETAIN_EVERY);
         retention.tick();
-        assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), 2);
+        wait_for_pass(&mut retention);
+        assert_eq!(store.calls(), 2);
+    }
+
+    /// Closing the engine stops a long pass between two chunks instead of waiting for its end.
+    #[test]
+    fn closing_stops_a_pass_between_chunks() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000)));
+        // Full chunks, a millisecond each, for ten seconds unless stopped.
+        let store = Scripted::new(|n| {
+            std::thread::sleep(Duration::from_millis(1));
+            Ok(if n < 10_000 { ROWS_PER_CHUNK } else { 0 })
+        });
+        let mut retention = Retention::new(store.clone(), clock, 30, PersistSeries::default());
+        retention.tick();
+        while store.calls() < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        retention.finish();
+        let after = store.calls();
+        assert!(after < 10_000, "stopped after {after} chunks, not at the pass's end");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(store.calls(), after, "no chunk after the stop");
     }
 }
