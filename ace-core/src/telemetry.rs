@@ -74,6 +74,8 @@ pub(crate) struct CoreSeries {
     computation: HistogramFamily<Operation>,
     query: HistogramFamily<QueryType>,
     dropped: Family<Reason, Counter>,
+    /// The sum of `dropped` over its reasons (`stats().dropped`).
+    dropped_total: Counter,
 }
 
 impl CoreSeries {
@@ -83,6 +85,7 @@ impl CoreSeries {
             computation: Family::new_with_constructor(computation_histogram),
             query: Family::new_with_constructor(query_histogram),
             dropped: Family::default(),
+            dropped_total: Counter::default(),
         }
     }
 
@@ -99,6 +102,12 @@ impl CoreSeries {
     /// Counts records accepted but not stored.
     pub(crate) fn drop_records(&self, reason: &'static str, n: u64) {
         self.dropped.get_or_create(&Reason { reason }).inc_by(n);
+        self.dropped_total.inc_by(n);
+    }
+
+    /// Records accepted but not stored, whatever the reason.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped_total.get()
     }
 }
 

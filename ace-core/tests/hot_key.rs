@@ -13,13 +13,15 @@ use ace_core::store::{
 use ace_core::{Ace, AceConfig, MemoryStore};
 
 /// A memory store whose writes wait until the gate is opened, counting the metric records it
-/// was given (the inner store keeps only its newest).
+/// was given (the inner store keeps only its newest). With a `key` it stands for a store whose
+/// data outlives the process, so the engine spills for it.
 #[derive(Debug, Default)]
 struct GatedStore {
     inner: MemoryStore,
     open: Mutex<bool>,
     opened: Condvar,
     metrics: AtomicU64,
+    key: Option<String>,
 }
 
 impl GatedStore {
@@ -32,6 +34,9 @@ impl GatedStore {
 impl Store for GatedStore {
     fn backend(&self) -> &'static str {
         "gated"
+    }
+    fn spill_key(&self) -> Option<String> {
+        self.key.clone()
     }
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
         let mut open = self.open.lock().unwrap();
@@ -120,4 +125,101 @@ fn one_hot_key_from_four_threads_drops_nothing() {
     assert_eq!(before.dropped, 0, "a hot key lost records: {before:?}");
     assert_eq!(store.metrics.load(Ordering::SeqCst), (THREADS * EACH) as u64, "every record is stored: {after:?}");
     assert_eq!(after.dropped, 1, "{after:?}");
+}
+
+/// Counter `name{reason=...}` in the engine's metrics text (0 when absent).
+fn dropped_for(ace: &Ace, reason: &str) -> u64 {
+    let prefix = format!("ace_records_dropped_total{{reason=\"{reason}\"}} ");
+    ace.metrics_text().lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Records `THREADS x EACH` stages of one key while the store's first write is held, with a
+/// buffer of `capacity` and a spill budget of `spill_max_bytes`; returns the engine, the store
+/// (still gated) and the spill directory.
+fn hot_key_past_capacity(
+    capacity: usize,
+    spill_max_bytes: u64,
+    threads: usize,
+    each: usize,
+) -> (Ace, Arc<GatedStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(GatedStore { key: Some("gated-test".into()), ..GatedStore::default() });
+    let config = AceConfig::builder()
+        .buffer_capacity(capacity)
+        .batch_size(100)
+        .spill_dir(Some(dir.path().to_path_buf()))
+        .spill_max_bytes(spill_max_bytes)
+        .intervention_enabled(false)
+        .build()
+        .unwrap();
+    let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let ace = ace.clone();
+            std::thread::spawn(move || {
+                for _ in 0..each {
+                    ace.record_stage("agent-1", "task-1", "planning", 0.5, true).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    (ace, store, dir)
+}
+
+/// Far past the capacity, as fast as four threads call, while the store does not answer: the
+/// records that find the buffer full go to the spill directory's overflow segment, written by
+/// the recording threads themselves, and are all stored once the store answers. Without the
+/// overflow every record past the capacity (and past what the writer spills meanwhile) is
+/// dropped.
+#[test]
+fn past_the_capacity_a_hot_key_overflows_to_disk_and_loses_nothing() {
+    const THREADS: usize = 4;
+    const EACH: usize = 100_000;
+    let (ace, store, dir) = hot_key_past_capacity(2_000, 1 << 30, THREADS, EACH);
+    let before = ace.stats();
+    assert_eq!(before.recorded, (THREADS * EACH) as u64, "{before:?}");
+    assert_eq!(before.dropped, 0, "a hot key lost records: {before:?}");
+    let waiting = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(waiting > 0, "records past the capacity wait on disk");
+    store.open();
+    ace.flush().unwrap();
+    let after = ace.stats();
+    assert_eq!(store.metrics.load(Ordering::SeqCst), (THREADS * EACH) as u64, "every record is stored: {after:?}");
+    assert_eq!(after.dropped, 0, "{after:?}");
+    ace.close().unwrap();
+    let left: Vec<_> = walk(dir.path());
+    assert!(left.is_empty(), "every spill file is stored and deleted: {left:?}");
+}
+
+/// Past the spill budget, records are dropped and counted (`spill_full`, in `stats().dropped`),
+/// and what was taken is stored: recorded = stored + dropped.
+#[test]
+fn past_the_spill_budget_the_overflow_drops_and_counts() {
+    const EACH: usize = 200_000;
+    // About 40 bytes a record: room for some 25,000 records on disk.
+    let (ace, store, _dir) = hot_key_past_capacity(2_000, 1 << 20, 1, EACH);
+    let before = ace.stats();
+    assert!(before.dropped > 0, "the budget is far smaller than the records: {before:?}");
+    store.open();
+    ace.flush().unwrap();
+    let after = ace.stats();
+    let stored = store.metrics.load(Ordering::SeqCst);
+    assert_eq!(stored + after.dropped, EACH as u64, "nothing is lost uncounted: stored {stored}, {after:?}");
+    assert_eq!(dropped_for(&ace, "spill_full") + dropped_for(&ace, "buffer_full"), after.dropped);
+    assert!(dropped_for(&ace, "spill_full") > 0);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }

@@ -158,6 +158,10 @@ impl AceBuilder {
         });
         let metrics = Metrics::new(config.metrics_max_agents);
         let labels = metrics.core.labels.clone();
+        let (spill, journal) = open_spill(&config, &*store, self.persist)?;
+        // Records that find the buffers full go to disk: to the journal's overflow in durable
+        // mode, else to the spill directory's (see `persist::overflow`).
+        let overflow = if journal.is_none() { spill.as_ref().map(|s| Arc::new(s.overflow())) } else { None };
 
         let context = ContextOrgan::new(staleness(&config), labels.clone(), clock.clone());
         let trajectory = Arc::new(TrajectoryOrgan::new(trajectory(&config)));
@@ -171,7 +175,7 @@ impl AceBuilder {
         );
         hot.set_persist(self.persist);
         hot.set_series(!self.scoring_only);
-        hot.set_overflow(self.persist && config.durable);
+        hot.set_overflow(journal.is_some() || overflow.is_some());
         let hot = Arc::new(hot);
         let errors = Arc::new(ErrorOrgan::new(
             MinerConfig::default(),
@@ -205,7 +209,6 @@ impl AceBuilder {
             clock.clone(),
             playbook_series.clone(),
         )?;
-        let (spill, journal) = open_spill(&config, &*store, self.persist)?;
         let fleet_series = FleetSeries::default();
         let fleet = self.cache.map(|cache| Fleet::new(cache, fleet(&config), fleet_series.clone()));
 
@@ -250,6 +253,7 @@ impl AceBuilder {
             series: metrics.persist.clone(),
             core: metrics.core.clone(),
             journal: journal.clone(),
+            overflow: overflow.clone(),
             spill,
             config: WriterConfig {
                 batch_timeout: config.batch_timeout,
@@ -270,6 +274,7 @@ impl AceBuilder {
             breakers,
             _store_breaker: store_breaker,
             journal,
+            overflow,
             fleet,
             playbooks,
             metrics,

@@ -57,7 +57,9 @@ pub struct Stats {
     pub persisted: u64,
     /// Records waiting to be written.
     pub buffered: u64,
-    /// Records not persisted because the buffer was full (also in `ace_records_dropped_total`).
+    /// Records accepted but not persisted, whatever the reason: the buffer full without a spill
+    /// directory, the spill budget used up, spill files that cannot be read or written, a store
+    /// still failing at close (`ace_records_dropped_total`, by reason).
     pub dropped: u64,
     /// Records the store let go by design (the in-memory store's oldest, past
     /// `ACE_MEMORY_MAX_RECORDS`; also in `ace_records_evicted_total`). Not a loss.
@@ -147,7 +149,7 @@ impl Ace {
             recorded: c.recorded,
             persisted,
             buffered: c.buffered + carried,
-            dropped: c.dropped,
+            dropped: shared.metrics.core.dropped(),
             evicted: shared.store.evicted(),
             signals: c.signals + e.signals,
             baselines: c.entries,

@@ -46,6 +46,7 @@ use crate::hot::Hot;
 use crate::intervene::{Decider, Judge};
 use crate::monitor::BaselineState;
 use crate::persist::WriterSync;
+use crate::persist::overflow::Overflow;
 use crate::persist::spill::Journal;
 use crate::playbook::Playbooks;
 use crate::store::Store;
@@ -109,6 +110,9 @@ struct Shared {
     /// The engine's own breaker in front of the store (`ace-store` in the registry).
     _store_breaker: Arc<CircuitBreaker>,
     journal: Option<Arc<Journal>>,
+    /// Where records that find the buffers full go, outside durable mode (with a spill
+    /// directory).
+    overflow: Option<Arc<Overflow>>,
     /// The fleet's shared cache, if any.
     fleet: Option<Arc<Fleet>>,
     playbooks: Playbooks,
@@ -193,6 +197,30 @@ impl Ace {
             trace.flush()?;
         }
         self.shared().sync.flush(self.shared().store.backend())
+    }
+
+    /// Deletes the metric, error and intervention records older than `days` days (engine
+    /// clock) from the store now, on the caller's thread, 10,000 rows a call so no one
+    /// statement holds the store for long; returns how many went. Baselines, patterns,
+    /// playbooks and what was learnt are kept. `days` of 0 or over 36,500 is
+    /// [`Error::InvalidInput`]; a store that cannot delete returns its error. The same pass
+    /// `ACE_RETAIN_DAYS` runs every hour in the background (counted in
+    /// `ace_records_retention_deleted_total` either way).
+    ///
+    /// ```
+    /// let ace = ace_core::Ace::builder().build()?;
+    /// ace.record_stage("agent-1", "task-1", "planning", 0.5, true)?;
+    /// ace.flush()?;
+    /// assert_eq!(ace.retain(30)?, 0); // the record is new
+    /// assert!(ace.retain(0).is_err());
+    /// # Ok::<(), ace_core::Error>(())
+    /// ```
+    pub fn retain(&self, days: u32) -> Result<u64> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let shared = self.shared();
+        crate::persist::retain_now(&*shared.store, &shared.metrics.persist, days, shared.clock.now())
     }
 
     /// Flushes, stops the writer thread and releases the store. Later calls return

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::Ace;
+use crate::clock::Timestamp;
 use crate::decision::Report;
 use crate::error::{Error, Result};
 use crate::errors::{ErrorEvent, ErrorOrgan, ErrorReport};
@@ -11,6 +12,7 @@ use crate::event::{Severity, validate_id};
 use crate::hot::Observation;
 use crate::ids::InterventionId;
 use crate::persist::Wake;
+use crate::persist::overflow::Taken;
 use crate::persist::spill::Journal;
 use crate::record::{ErrorRecord, MetricRecord, OutcomeRecord, Record};
 use crate::telemetry::AgentId;
@@ -114,18 +116,14 @@ impl Ace {
                 return Err(e);
             }
         };
-        if let Some(journal) = &shared.journal {
-            let record = Record::Metric(MetricRecord {
-                ts: now,
-                agent: Arc::from(obs.agent),
-                task: Arc::from(obs.task),
-                stage: Arc::from(obs.stage),
-                duration_s: obs.outcome.map(|(d, _)| d),
-                success: obs.outcome.map(|(_, s)| s),
-                metrics: obs.metrics.iter().map(|&(n, v)| (Arc::from(n), v)).collect(),
-            });
-            self.journal(journal, wake, &record);
-        }
+        let wake = if let Some(journal) = &shared.journal {
+            self.journal(journal, wake, &metric_record(now, obs));
+            wake
+        } else if wake == Wake::Full {
+            self.overflow(&metric_record(now, obs))
+        } else {
+            wake
+        };
         if let (Some(trace), Some(outcome)) = (&shared.trace, obs.outcome) {
             trace.stage(now, obs.agent, obs.task, obs.stage, outcome, obs.metrics, obs.tool);
         }
@@ -142,11 +140,16 @@ impl Ace {
     pub(super) fn persist(&self, key: u64, record: Record) -> Result<()> {
         let shared = self.shared();
         let journaled = shared.journal.as_ref().map(|_| record.clone());
-        let wake = shared.hot.buffer(key, record)?;
+        let (wake, back) = shared.hot.buffer(key, record)?;
+        let wake = match (&shared.journal, journaled, back) {
+            (Some(journal), Some(r), _) => {
+                self.journal(journal, wake, &r);
+                wake
+            }
+            (None, _, Some(r)) => self.overflow(&r),
+            _ => wake,
+        };
         shared.sync.wake(wake);
-        if let (Some(journal), Some(r)) = (&shared.journal, journaled) {
-            self.journal(journal, wake, &r);
-        }
         Ok(())
     }
 
@@ -157,7 +160,25 @@ impl Ace {
             journal.append(record);
         } else if !journal.overflow(record) {
             self.shared().metrics.core.drop_records("buffer_full", 1);
+            self.shared().hot.overflow_dropped();
         }
+    }
+
+    /// A record that found the buffers full goes to the spill directory's overflow segment
+    /// (see `persist::overflow`); dropped and counted only past the spill budget or when the
+    /// disk refuses it. Returns what it asks of the writer: to wake when it started a segment.
+    #[cold]
+    fn overflow(&self, record: &Record) -> Wake {
+        let shared = self.shared();
+        let taken = shared.overflow.as_ref().map_or(Taken::Failed, |o| o.take(record));
+        let reason = match taken {
+            Taken::Yes { first } => return if first { Wake::Now } else { Wake::No },
+            Taken::Budget => "spill_full",
+            Taken::Failed => "buffer_full",
+        };
+        shared.metrics.core.drop_records(reason, 1);
+        let dropped = shared.hot.overflow_dropped();
+        if dropped.is_power_of_two() { Wake::Dropped(dropped) } else { Wake::No }
     }
 
     /// Reports whether an intervention worked; the engine learns which strategy works for which
@@ -314,4 +335,17 @@ impl Ace {
         }
         Ok(())
     }
+}
+
+/// The store's record of an observation (built only where it is written outside the buffers).
+fn metric_record(now: Timestamp, obs: &Observation<'_>) -> Record {
+    Record::Metric(MetricRecord {
+        ts: now,
+        agent: Arc::from(obs.agent),
+        task: Arc::from(obs.task),
+        stage: Arc::from(obs.stage),
+        duration_s: obs.outcome.map(|(d, _)| d),
+        success: obs.outcome.map(|(_, s)| s),
+        metrics: obs.metrics.iter().map(|&(n, v)| (Arc::from(n), v)).collect(),
+    })
 }

@@ -165,8 +165,9 @@ type WriterKey = (Arc<str>, Arc<str>, Arc<str>);
 impl Hot {
     /// Buffers a record of another organ, keyed by `key` (a hash of its agent and task), under
     /// the same capacity and close rules as the table's own. Returns whether the writer should
-    /// wake.
-    pub(crate) fn buffer(&self, key: u64, record: Record) -> Result<Wake> {
+    /// wake, and the record itself when it found the buffer full ([`Wake::Full`]: the caller
+    /// writes it to an overflow).
+    pub(crate) fn buffer(&self, key: u64, record: Record) -> Result<(Wake, Option<Record>)> {
         let mut guard = self.shards.of(key).lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -174,14 +175,17 @@ impl Hot {
         Ok(self.push_other(&mut guard, record))
     }
 
-    fn push_other(&self, shard: &mut Shard, record: Record) -> Wake {
+    fn push_other(&self, shard: &mut Shard, record: Record) -> (Wake, Option<Record>) {
         if !self.persist {
-            Wake::No
+            (Wake::No, None)
         } else if let Some(wake) = self.admit(shard.held(), &mut shard.room) {
             shard.others.push(record);
-            wake
+            (wake, None)
         } else {
-            self.full(shard)
+            match self.full(shard) {
+                Wake::Full => (Wake::Full, Some(record)),
+                wake => (wake, None),
+            }
         }
     }
 
@@ -224,8 +228,8 @@ impl Hot {
         }
     }
 
-    /// A record found its shard's buffer full: handed back in durable mode, else dropped and
-    /// counted (nothing is logged here, under the shard lock: see [`Wake::Dropped`]).
+    /// A record found its shard's buffer full: handed back when there is an overflow, else
+    /// dropped and counted (nothing is logged here, under the shard lock: see [`Wake::Dropped`]).
     #[cold]
     pub(super) fn full(&self, shard: &mut Shard) -> Wake {
         if self.overflow {

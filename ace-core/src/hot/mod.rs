@@ -25,7 +25,7 @@ mod table;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use hashbrown::DefaultHashBuilder;
@@ -95,9 +95,11 @@ pub(crate) struct Hot {
     persist: bool,
     /// Whether the entries' series and the timings are kept (not in a replay).
     keep_series: bool,
-    /// Durable mode: a record that finds its buffer full is handed back ([`Wake::Full`]) for the
-    /// journal's overflow, not dropped.
+    /// A record that finds its buffer full is handed back ([`Wake::Full`]) for an overflow
+    /// (the durable journal's, or the spill directory's), not dropped.
     overflow: bool,
+    /// Records handed back for an overflow that could not take them (counted in `dropped`).
+    overflow_dropped: AtomicU64,
     names: SharedNames,
     /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
     /// final drain.
@@ -136,6 +138,7 @@ impl Hot {
             persist: true,
             keep_series: true,
             overflow: false,
+            overflow_dropped: AtomicU64::new(0),
             names: SharedNames {
                 none: Arc::from(""),
                 duration: Arc::from(metric_names::DURATION),
@@ -180,9 +183,15 @@ impl Hot {
     }
 
     /// Hands records that find their buffer full back to the caller instead of dropping them
-    /// (durable mode; set before the engine is shared).
+    /// (durable mode, or a spill directory; set before the engine is shared).
     pub(crate) fn set_overflow(&mut self, overflow: bool) {
         self.overflow = overflow;
+    }
+
+    /// A record handed back for an overflow that could not take it: dropped after all. Returns
+    /// how many have been.
+    pub(crate) fn overflow_dropped(&self) -> u64 {
+        self.overflow_dropped.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     #[inline]
@@ -331,7 +340,7 @@ impl Hot {
     }
 
     pub(crate) fn counts(&self) -> HotCounts {
-        let mut c = HotCounts::default();
+        let mut c = HotCounts { dropped: self.overflow_dropped.load(Ordering::Relaxed), ..HotCounts::default() };
         for shard in self.shards.iter() {
             let shard = shard.0.lock();
             c.recorded += shard.recorded;

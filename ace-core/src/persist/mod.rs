@@ -4,8 +4,9 @@
 //! exposes; one writer thread ([`writer`]) drains the source and appends to the store in
 //! batches, through the engine's own breaker in front of the store. A failed write keeps its
 //! records and is retried with exponential backoff; meanwhile records go to spill files
-//! ([`spill`]) and come back, oldest first, once the store answers. In durable mode a journal
-//! holds every accepted record until it is stored or spilled. Callers of `flush` wait on a
+//! ([`spill`]) and come back, oldest first, once the store answers; so do records that find the
+//! buffers full while the store falls behind ([`overflow`]). In durable mode a journal holds
+//! every accepted record until it is stored or spilled. Callers of `flush` wait on a
 //! ticket ([`flush`]).
 //!
 //! The writer knows the engine only through [`Source`] (what to write) and [`Periodic`] (work to
@@ -16,6 +17,7 @@ mod appender;
 mod flush;
 pub mod fork;
 mod metrics;
+pub(crate) mod overflow;
 mod retain;
 pub(crate) mod spill;
 mod spill_codec;
@@ -24,7 +26,7 @@ mod writer;
 
 pub(crate) use flush::WriterSync;
 pub(crate) use metrics::PersistSeries;
-pub(crate) use retain::Retention;
+pub(crate) use retain::{Retention, retain_now};
 pub(crate) use writer::{Parts, Writer, WriterConfig};
 
 use crate::record::{BaselineRecord, PatternRecord, Record};
@@ -38,10 +40,12 @@ pub(crate) enum Wake {
     Soon,
     /// Run at once (a buffer is half full).
     Now,
-    /// The record was not buffered: its buffer is full. In durable mode the caller journals it
-    /// to the overflow segment (stored like a spill file); otherwise it was dropped and counted.
+    /// The record was not buffered: its buffer is full. The caller writes it to an overflow
+    /// segment, stored later like a spill file: the journal's in durable mode, otherwise the
+    /// spill directory's ([`overflow`]). Without a spill directory it was dropped and counted
+    /// ([`Wake::Dropped`], [`Wake::No`]).
     Full,
-    /// The record was dropped (its buffer full, not durable mode) and counted; this is the
+    /// The record was dropped (its buffer full, no overflow) and counted; this is the
     /// `n`-th drop of its shard, a power of two, so the caller warns. The warning is the
     /// caller's, made once the shard lock is released: a log record can reach Python's
     /// `logging`, which lets other threads run, and one of them may be waiting on that lock

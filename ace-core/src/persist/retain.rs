@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use super::{Periodic, PersistSeries};
 use crate::clock::{Clock, Timestamp};
+use crate::error::Result;
 use crate::event::retain_cutoff;
 use crate::store::Store;
 
@@ -63,23 +64,33 @@ impl Retention {
 
 /// One pass: chunks until one comes back short, a delete fails or `stop` is set.
 fn run_pass(store: &dyn Store, series: &PersistSeries, days: u32, cutoff: Timestamp, stop: &AtomicBool) {
-    let mut deleted = 0;
-    while !stop.load(Ordering::Relaxed) {
-        match store.delete_before(cutoff, ROWS_PER_CHUNK) {
-            Ok(n) => {
-                series.retention_deleted.inc_by(n);
-                deleted += n;
-                if n < ROWS_PER_CHUNK {
-                    tracing::info!(store = store.backend(), days, deleted, "old records deleted");
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(store = store.backend(), error = %e, retry_in = ?RETAIN_EVERY, "cannot delete old records");
-                return;
-            }
+    match delete_chunks(store, series, cutoff, stop) {
+        Ok(deleted) => tracing::info!(store = store.backend(), days, deleted, "old records deleted"),
+        Err(e) => {
+            tracing::warn!(store = store.backend(), error = %e, retry_in = ?RETAIN_EVERY, "cannot delete old records");
         }
     }
+}
+
+/// Deletes the records older than `cutoff`, [`ROWS_PER_CHUNK`] a call, until a call comes back
+/// short or `stop` is set; returns how many went (each chunk counted as it goes).
+fn delete_chunks(store: &dyn Store, series: &PersistSeries, cutoff: Timestamp, stop: &AtomicBool) -> Result<u64> {
+    let mut deleted = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let n = store.delete_before(cutoff, ROWS_PER_CHUNK)?;
+        series.retention_deleted.inc_by(n);
+        deleted += n;
+        if n < ROWS_PER_CHUNK {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
+/// `Ace::retain`: one pass now, on the caller's thread; the number of records deleted.
+pub(crate) fn retain_now(store: &dyn Store, series: &PersistSeries, days: u32, now: Timestamp) -> Result<u64> {
+    let cutoff = retain_cutoff(days, now)?;
+    delete_chunks(store, series, cutoff, &AtomicBool::new(false))
 }
 
 impl Periodic for Retention {

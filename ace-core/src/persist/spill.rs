@@ -14,6 +14,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::spill_codec;
 use crate::store::Record;
@@ -230,15 +232,44 @@ pub(crate) struct Spill {
     /// plus what it wrote, less what it stored).
     bytes: u64,
     max_bytes: u64,
+    /// `bytes` as the recording threads' overflow sees it, and the bytes of its open segment,
+    /// which count against the same budget (see [`super::overflow`]).
+    shared: Arc<SpillBytes>,
+}
+
+/// The spill budget's use, shared between the writer's files and the overflow segment.
+#[derive(Debug, Default)]
+pub(crate) struct SpillBytes {
+    /// Bytes of the files waiting in the directory (the writer's `Spill::bytes`).
+    pub waiting: AtomicU64,
+    /// Bytes of the overflow segment being written.
+    pub open: AtomicU64,
 }
 
 impl Spill {
     /// The spill directory, created if missing; spilled files may take at most `max_bytes`.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let mut spill = Spill { dir: dir.to_path_buf(), seq: 0, bytes: 0, max_bytes };
-        spill.bytes = spill.pending().iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let mut spill = Spill { dir: dir.to_path_buf(), seq: 0, bytes: 0, max_bytes, shared: Arc::default() };
+        let found = spill.pending().iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum();
+        spill.set_bytes(found);
         Ok(spill)
+    }
+
+    fn set_bytes(&mut self, bytes: u64) {
+        self.bytes = bytes;
+        self.shared.waiting.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The overflow for records that find the buffer full, writing into this directory under
+    /// the same budget.
+    pub(crate) fn overflow(&self) -> super::overflow::Overflow {
+        super::overflow::Overflow::new(&self.dir, self.shared.clone(), self.max_bytes)
+    }
+
+    /// Counts a file the overflow finished (`size` bytes) as waiting.
+    pub(crate) fn adopt(&mut self, size: u64) {
+        self.set_bytes(self.bytes + size);
     }
 
     /// A name for a file written later that sorts before every file written after this call
@@ -280,8 +311,9 @@ impl Spill {
     /// Writes a whole file, synced, within the budget.
     fn write_file(&mut self, name: &str, text: &[u8]) -> Result<(), SpillError> {
         let size = text.len() as u64;
-        if self.bytes + size > self.max_bytes {
-            return Err(SpillError::Budget { pending: self.bytes, file: size, max: self.max_bytes });
+        let pending = self.bytes + self.shared.open.load(Ordering::Relaxed);
+        if pending + size > self.max_bytes {
+            return Err(SpillError::Budget { pending, file: size, max: self.max_bytes });
         }
         let tmp = self.dir.join(format!("{name}.tmp"));
         let written = (|| {
@@ -296,7 +328,7 @@ impl Spill {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
         }
-        self.bytes += size;
+        self.set_bytes(self.bytes + size);
         Ok(())
     }
 
@@ -305,7 +337,7 @@ impl Spill {
         if let Err(e) = fs::remove_file(claimed) {
             tracing::error!(file = %claimed.display(), error = %e, "a replayed spill file could not be removed");
         }
-        self.bytes = self.bytes.saturating_sub(size);
+        self.set_bytes(self.bytes.saturating_sub(size));
     }
 
     /// Turns the journal segments of processes that are gone into spill files (Linux: a

@@ -25,7 +25,7 @@ use crate::record::{ErrorRecord, MetricRecord, Record};
 /// The first bytes of a binary spill file (a JSON Lines file starts with `{`).
 pub(super) const MAGIC: [u8; 8] = *b"\x89ACESPL\n";
 const VERSION: u32 = 1;
-const HEADER: usize = 24;
+pub(super) const HEADER: usize = 24;
 const FRAME: usize = 8;
 
 const METRIC: u8 = 1;
@@ -88,7 +88,7 @@ impl Encoder {
     pub(crate) fn push(&mut self, records: &[Record]) -> std::io::Result<()> {
         let before = self.bytes.len();
         for r in records {
-            if let Err(e) = self.frame(r) {
+            if let Err(e) = encode_frame(&mut self.bytes, r) {
                 self.bytes.truncate(before);
                 return Err(e);
             }
@@ -97,31 +97,43 @@ impl Encoder {
         Ok(())
     }
 
-    fn frame(&mut self, record: &Record) -> std::io::Result<()> {
-        let out = &mut self.bytes;
-        let at = out.len();
-        out.extend_from_slice(&[0; FRAME]);
-        payload(out, record)?;
-        let len = u32::try_from(out.len() - at - FRAME).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a record of 4 GiB or more cannot be spilled")
-        })?;
-        let sum = checksum(u64::from(len), &out[at + FRAME..]);
-        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        out[at + 4..at + FRAME].copy_from_slice(&sum.to_le_bytes());
-        Ok(())
-    }
-
     /// The whole file.
     pub(crate) fn finish(mut self) -> Vec<u8> {
-        let mut header = [0u8; HEADER];
-        header[..8].copy_from_slice(&MAGIC);
-        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        header[12..20].copy_from_slice(&self.count.to_le_bytes());
-        let sum = checksum(0, &header[..20]);
-        header[20..].copy_from_slice(&sum.to_le_bytes());
-        self.bytes[..HEADER].copy_from_slice(&header);
+        self.bytes[..HEADER].copy_from_slice(&header(self.count));
         self.bytes
     }
+}
+
+/// The header of a file of `count` records.
+pub(super) fn header(count: u64) -> [u8; HEADER] {
+    let mut header = [0u8; HEADER];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&count.to_le_bytes());
+    let sum = checksum(0, &header[..20]);
+    header[20..].copy_from_slice(&sum.to_le_bytes());
+    header
+}
+
+/// Appends `record`'s frame to `out` (nothing on an error).
+pub(super) fn encode_frame(out: &mut Vec<u8>, record: &Record) -> std::io::Result<()> {
+    let at = out.len();
+    out.extend_from_slice(&[0; FRAME]);
+    if let Err(e) = payload(out, record) {
+        out.truncate(at);
+        return Err(e);
+    }
+    let Ok(len) = u32::try_from(out.len() - at - FRAME) else {
+        out.truncate(at);
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a record of 4 GiB or more cannot be spilled",
+        ));
+    };
+    let sum = checksum(u64::from(len), &out[at + FRAME..]);
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    out[at + 4..at + FRAME].copy_from_slice(&sum.to_le_bytes());
+    Ok(())
 }
 
 fn payload(out: &mut Vec<u8>, record: &Record) -> std::io::Result<()> {

@@ -117,6 +117,30 @@ impl Writer {
         }
     }
 
+    /// Turns the overflow segments (records that found the buffers full) into spill files, to
+    /// be stored in order with the others: the journal's in durable mode, else the spill
+    /// directory's (see [`super::overflow`]).
+    pub(super) fn finish_overflow(&mut self) {
+        if let Some(journal) = &self.p.journal {
+            journal.finish_overflow();
+        }
+        let Some(overflow) = &self.p.overflow else { return };
+        match overflow.finish() {
+            Ok(None) => {}
+            Ok(Some(finished)) => {
+                self.p.series.spilled.inc_by(finished.records);
+                if let Some(spill) = &mut self.p.spill {
+                    spill.adopt(finished.bytes);
+                }
+            }
+            Err((e, records)) => {
+                self.p.series.spill_failures.inc();
+                self.p.core.drop_records("spill_failed", records);
+                tracing::error!(error = %e, records, "cannot finish a spill overflow segment: its records are lost");
+            }
+        }
+    }
+
     /// Reports a spill file that could not be written: past the budget its records are dropped
     /// (counted); on a disk error they stay in memory.
     pub(super) fn spill_failed(&self, e: &SpillError, records: usize) {

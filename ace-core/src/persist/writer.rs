@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use hashbrown::HashMap;
 
 use super::appender::Appender;
+use super::overflow::Overflow;
 use super::spill::{Gathered, Journal, Spill};
 use super::{Periodic, PersistSeries, Source, WriterSync};
 use crate::breaker::CircuitBreaker;
@@ -85,6 +86,9 @@ pub(crate) struct Parts {
     pub series: PersistSeries,
     pub core: CoreSeries,
     pub journal: Option<Arc<Journal>>,
+    /// The spill directory's overflow (records that found the buffers full), finished into a
+    /// spill file at each turn.
+    pub overflow: Option<Arc<Overflow>>,
     pub spill: Option<Spill>,
     pub config: WriterConfig,
 }
@@ -238,10 +242,8 @@ impl Writer {
             sync.state().carried = self.carry.len() as u64;
             return Ok(());
         }
-        // Records that overflowed into the journal are stored, in order, as a spill file.
-        if let Some(journal) = &self.p.journal {
-            journal.finish_overflow();
-        }
+        // Records that found the buffers full are stored, in order, as a spill file.
+        self.finish_overflow();
         let mut replays = 0;
         loop {
             if let Err(e) = self.replay_spilled() {
@@ -519,10 +521,8 @@ impl Writer {
                 }
             }
         }
-        if let Some(journal) = &self.p.journal {
-            // Left for the next engine on the directory, like any spill file.
-            journal.finish_overflow();
-        }
+        // Left for the next engine on the directory, like any spill file.
+        self.finish_overflow();
         let lost = self.carry.len() as u64 + self.p.source.buffered();
         if lost == 0
             && let Some(journal) = &self.p.journal
