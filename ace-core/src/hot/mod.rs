@@ -98,7 +98,8 @@ pub(crate) struct Hot {
     /// A record that finds its buffer full is handed back ([`Wake::Full`]) for an overflow
     /// (the durable journal's, or the spill directory's), not dropped.
     overflow: bool,
-    /// Records handed back for an overflow that could not take them (counted in `dropped`).
+    /// Records handed back for an overflow that could not take them (for the drop warning's
+    /// count; `stats().dropped` sums `ace_records_dropped_total`).
     overflow_dropped: AtomicU64,
     names: SharedNames,
     /// Set by `Ace::close`; checked under the shard lock so nothing enters a buffer after the
