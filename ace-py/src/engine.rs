@@ -552,6 +552,16 @@ impl PyAce {
         })
     }
 
+    /// Deletes the metric, error and intervention records older than `days` days (engine clock)
+    /// from the store, now, without the GIL; returns how many went. `days` is 1 to 36,500.
+    fn retain(&self, py: Python<'_>, days: &Bound<'_, PyAny>) -> PyResult<u64> {
+        guard(py, || {
+            let days = crate::convert::count_arg(py, "days", days)?;
+            let ace = self.handle()?;
+            py.detach(|| ace.retain(days)).py(py)
+        })
+    }
+
     /// Flushes and stops the engine (and the listeners `serve` started); later calls raise
     /// `ClosedError`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {

@@ -118,3 +118,58 @@ def test_a_durable_burst_larger_than_the_buffer_is_stored_whole(tmp_path):
     assert _stored_tasks(tmp_path / "ace.db") == (100_000, 100_000)
     left = [p for p in (tmp_path / "spill").rglob("*") if p.is_file()]
     assert left == [], "a clean close leaves no journal or spill file"
+
+
+def test_a_hot_key_past_the_buffer_overflows_to_disk_and_loses_nothing(tmp_path):
+    # Issue 20 item 2: one key in a Python loop, with a buffer far smaller than the burst and no
+    # durable journal: the records that find the buffer full go to the spill directory's
+    # overflow segment and are stored from there, none dropped.
+    e = ace.Ace(f"sqlite://{tmp_path}/ace.db", config={"buffer_capacity": 1_000, "spill_dir": str(tmp_path / "spill")})
+    record = e.record_stage
+    for i in range(200_000):
+        record("agent-1", f"task-{i}", "planning", 0.5, True)
+    e.flush()
+    assert e.stats()["dropped"] == 0
+    e.close()
+    assert _stored_tasks(tmp_path / "ace.db") == (200_000, 200_000)
+    left = [p for p in (tmp_path / "spill").rglob("*") if p.is_file()]
+    assert left == [], "every overflow segment was stored and removed"
+
+
+def test_retain_deletes_the_old_records_now_and_keeps_the_new(tmp_path, clock):
+    db = tmp_path / "ace.db"
+    e = ace.Ace(f"sqlite://{db}", clock=clock)
+    for i in range(30):
+        e.record_stage("a", f"old-{i}", "planning", 0.5, True)
+    clock.advance(10 * 86_400)
+    for i in range(5):
+        e.record_stage("a", f"new-{i}", "planning", 0.5, True)
+    e.flush()
+    before = _stored_tasks(db)
+    assert before[1] == 35
+    deleted = e.retain(7)
+    after = _stored_tasks(db)
+    assert deleted == before[0] - after[0] > 0
+    assert after[1] == 5
+    assert e.retain(7) == 0, "a second pass finds nothing older"
+    for bad in (0, -1, 36_501, 2**70, 1.5, float("nan")):
+        with pytest.raises(ace.InvalidInputError):
+            e.retain(bad)
+    with pytest.raises(TypeError):
+        e.retain("7")
+    assert _stored_tasks(db) == after, "a refused call deletes nothing"
+    e.close()
+    with pytest.raises(ace.ClosedError):
+        e.retain(7)
+
+
+def test_aretain_runs_off_the_event_loop(tmp_path, clock):
+    import asyncio
+
+    e = ace.Ace(f"sqlite://{tmp_path}/ace.db", clock=clock)
+    e.record_stage("a", "t", "planning", 0.5, True)
+    clock.advance(3 * 86_400)
+    e.flush()
+    assert asyncio.run(e.aretain(1)) > 0
+    assert _stored_tasks(tmp_path / "ace.db") == (0, 0)
+    e.close()

@@ -403,9 +403,6 @@ fn open_spill(config: &AceConfig, store: &dyn Store, persist: bool) -> Result<(O
     };
     let spill =
         dir.as_deref().map(|d| Spill::open(d, config.spill_max_bytes).map_err(|e| bad_dir(d, e))).transpose()?;
-    if let Some(s) = &spill {
-        s.adopt_orphans();
-    }
     let journal = match (config.durable, &dir) {
         (false, _) => None,
         (true, Some(d)) => Some(Arc::new(Journal::open(d).map_err(|e| bad_dir(d, e))?)),

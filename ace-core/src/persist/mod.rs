@@ -17,6 +17,7 @@ mod appender;
 mod flush;
 pub mod fork;
 mod metrics;
+mod orphans;
 pub(crate) mod overflow;
 mod retain;
 pub(crate) mod spill;

@@ -9,7 +9,7 @@
 //! When a write succeeds again, spilled files are appended to the store oldest first, each
 //! deleted once stored, before newer records. A file is claimed by renaming it before it is
 //! replayed, so two processes sharing the directory never store one file twice; files left by a
-//! process that died are replayed by the next engine started on the directory.
+//! process that died are replayed by the next engine started on the directory (see [`super::orphans`]).
 
 use std::fs;
 use std::io::Write;
@@ -247,9 +247,11 @@ pub(crate) struct SpillBytes {
 }
 
 impl Spill {
-    /// The spill directory, created if missing; spilled files may take at most `max_bytes`.
+    /// The spill directory, created if missing, with the files of processes that died there made
+    /// into spill files (see [`super::orphans`]); spilled files may take at most `max_bytes`.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
+        super::orphans::adopt(dir);
         let mut spill = Spill { dir: dir.to_path_buf(), seq: 0, bytes: 0, max_bytes, shared: Arc::default() };
         let found = spill.pending().iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum();
         spill.set_bytes(found);
@@ -338,21 +340,6 @@ impl Spill {
             tracing::error!(file = %claimed.display(), error = %e, "a replayed spill file could not be removed");
         }
         self.set_bytes(self.bytes.saturating_sub(size));
-    }
-
-    /// Turns the journal segments of processes that are gone into spill files (Linux: a
-    /// process is gone when `/proc/<pid>` is).
-    pub(crate) fn adopt_orphans(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
-        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-            let Some(stem) = name.strip_suffix(&format!(".{JOURNAL}")) else { continue };
-            let pid = stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
-            if !alive {
-                let _ = fs::rename(&path, self.dir.join(format!("{stem}{JSONL}")));
-            }
-        }
     }
 
     fn is_spilled(p: &Path) -> bool {

@@ -137,6 +137,10 @@ class Ace(_ace.Ace):
         """``flush()`` without blocking the event loop."""
         await asyncio.get_running_loop().run_in_executor(None, self.flush)
 
+    async def aretain(self, days: int) -> int:
+        """``retain(days)`` without blocking the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.retain, days)
+
     async def aclose(self) -> None:
         """``close()`` without blocking the event loop."""
         await asyncio.get_running_loop().run_in_executor(None, self.close)
