@@ -278,6 +278,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Whether [`Store::append`] only moves records into this process's memory (it never waits
+    /// on a disk or the network). A caller that finds the engine's buffers full then waits for
+    /// the writer to make room rather than drop its record (the writer is held up only by the
+    /// machine's scheduler): until the writer's next drain, at most 100 ms, and not at all for
+    /// a second after a drain took longer than 50 ms. With any other store such a record goes
+    /// to the spill directory and the call never waits. `false` unless overridden.
+    fn takes_records_in_memory(&self) -> bool {
+        false
+    }
+
     /// Records this store let go by design since it was made (a bounded store's oldest, as
     /// [`MemoryStore`] keeps its newest only): not a loss to report, but a count to show
     /// (`ace_records_evicted_total`, `Stats::evicted`). 0 for a store that keeps everything.
@@ -380,6 +390,10 @@ impl Store for MemoryStore {
 
     fn evicted(&self) -> u64 {
         MemoryStore::evicted(self)
+    }
+
+    fn takes_records_in_memory(&self) -> bool {
+        true
     }
 
     fn delete_before(&self, cutoff: Timestamp, max_rows: u64) -> Result<u64> {

@@ -22,6 +22,8 @@ struct GatedStore {
     opened: Condvar,
     metrics: AtomicU64,
     key: Option<String>,
+    /// Says it keeps records in memory (as `MemoryStore` does), though its writes wait.
+    in_memory: bool,
 }
 
 impl GatedStore {
@@ -37,6 +39,9 @@ impl Store for GatedStore {
     }
     fn spill_key(&self) -> Option<String> {
         self.key.clone()
+    }
+    fn takes_records_in_memory(&self) -> bool {
+        self.in_memory
     }
     fn append(&self, records: &[Record]) -> ace_core::Result<()> {
         let mut open = self.open.lock().unwrap();
@@ -210,6 +215,62 @@ fn past_the_spill_budget_the_overflow_drops_and_counts() {
     assert_eq!(stored + after.dropped, EACH as u64, "nothing is lost uncounted: stored {stored}, {after:?}");
     assert_eq!(dropped_for(&ace, "spill_full") + dropped_for(&ace, "buffer_full"), after.dropped);
     assert!(dropped_for(&ace, "spill_full") > 0);
+}
+
+/// The in-memory default: one key from four threads, far past a small buffer. With no spill
+/// directory, a caller that finds the buffer full waits (a few milliseconds at most) for the
+/// writer to move records into the store instead of dropping its own; every record is stored.
+/// Without the wait, four threads outrun a writer that drains every few milliseconds and most
+/// records past the first 2,000 are dropped.
+#[test]
+fn past_the_capacity_a_hot_key_into_memory_loses_nothing() {
+    const THREADS: usize = 4;
+    const EACH: usize = 100_000;
+    let store = Arc::new(MemoryStore::with_max_records(THREADS * EACH));
+    let config =
+        AceConfig::builder().buffer_capacity(2_000).batch_size(100).intervention_enabled(false).build().unwrap();
+    let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let ace = ace.clone();
+            std::thread::spawn(move || {
+                for _ in 0..EACH {
+                    ace.record_stage("agent-1", "task-1", "planning", 0.5, true).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    ace.flush().unwrap();
+    let stats = ace.stats();
+    assert_eq!(stats.recorded, (THREADS * EACH) as u64, "{stats:?}");
+    assert_eq!(stats.dropped, 0, "a hot key lost records: {stats:?}");
+    assert_eq!(store.count_metrics().unwrap(), (THREADS * EACH) as u64, "every record is stored");
+}
+
+/// A writer held up in a write (a store that says it keeps records in memory, but whose write
+/// waits): callers wait for room once, for 2 ms, then drop and count without waiting while the
+/// writer stays stuck, so 50,000 calls end (a wait each would take 100 s); after the write
+/// goes through, recorded = stored + dropped.
+#[test]
+fn a_stuck_writer_is_waited_for_once_then_records_are_dropped_and_counted() {
+    const EACH: usize = 50_000;
+    let store = Arc::new(GatedStore { in_memory: true, ..GatedStore::default() });
+    let config =
+        AceConfig::builder().buffer_capacity(2_000).batch_size(100).intervention_enabled(false).build().unwrap();
+    let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
+    for _ in 0..EACH {
+        ace.record_stage("agent-1", "task-1", "planning", 0.5, true).unwrap();
+    }
+    let before = ace.stats();
+    assert!(before.dropped > 0, "the writer was stuck: {before:?}");
+    store.open();
+    ace.flush().unwrap();
+    let stored = store.metrics.load(Ordering::SeqCst);
+    assert_eq!(stored + ace.stats().dropped, EACH as u64, "nothing is lost uncounted: stored {stored}");
+    assert_eq!(dropped_for(&ace, "buffer_full"), ace.stats().dropped);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

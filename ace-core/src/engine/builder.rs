@@ -162,6 +162,10 @@ impl AceBuilder {
         // Records that find the buffers full go to disk: to the journal's overflow in durable
         // mode, else to the spill directory's (see `persist::overflow`).
         let overflow = if journal.is_none() { spill.as_ref().map(|s| Arc::new(s.overflow())) } else { None };
+        // A store that keeps records in memory has no spill directory: a caller that finds the
+        // buffers full waits a moment for the writer to make room (see `room.rs`).
+        let room = (journal.is_none() && overflow.is_none() && self.persist && store.takes_records_in_memory())
+            .then(|| Arc::new(super::room::RoomWait::new()));
 
         let context = ContextOrgan::new(staleness(&config), labels.clone(), clock.clone());
         let trajectory = Arc::new(TrajectoryOrgan::new(trajectory(&config)));
@@ -175,7 +179,7 @@ impl AceBuilder {
         );
         hot.set_persist(self.persist);
         hot.set_series(!self.scoring_only);
-        hot.set_overflow(journal.is_some() || overflow.is_some());
+        hot.set_overflow(journal.is_some() || overflow.is_some() || room.is_some());
         let hot = Arc::new(hot);
         let errors = Arc::new(ErrorOrgan::new(
             MinerConfig::default(),
@@ -242,6 +246,7 @@ impl AceBuilder {
             hot: hot.clone(),
             errors: errors.clone(),
             fleet: fleet.clone(),
+            room: room.clone(),
             drain: Mutex::new(DrainState::default()),
         });
         let writer = Writer::spawn(crate::persist::Parts {
@@ -275,6 +280,7 @@ impl AceBuilder {
             _store_breaker: store_breaker,
             journal,
             overflow,
+            room,
             fleet,
             playbooks,
             metrics,
@@ -307,6 +313,8 @@ struct EngineSource {
     hot: Arc<Hot>,
     errors: Arc<ErrorOrgan>,
     fleet: Option<Arc<Fleet>>,
+    /// Callers waiting for room, woken at each settle (see `room.rs`).
+    room: Option<Arc<super::room::RoomWait>>,
     /// Only the writer thread drains: the lock is never contended.
     drain: Mutex<DrainState>,
 }
@@ -318,6 +326,9 @@ impl Source for EngineSource {
 
     fn settle(&self, held: usize) {
         self.hot.settle(held, &mut self.drain.lock());
+        if let Some(room) = &self.room {
+            room.made_room();
+        }
     }
 
     fn buffered(&self) -> u64 {

@@ -15,6 +15,7 @@ mod readback;
 mod recent;
 mod record;
 mod reflect;
+mod room;
 mod settings;
 mod timer;
 
@@ -113,6 +114,9 @@ struct Shared {
     /// Where records that find the buffers full go, outside durable mode (with a spill
     /// directory).
     overflow: Option<Arc<Overflow>>,
+    /// With a store that keeps records in memory: how a caller that finds the buffers full
+    /// waits for the writer to make room (see `room.rs`).
+    room: Option<Arc<room::RoomWait>>,
     /// The fleet's shared cache, if any.
     fleet: Option<Arc<Fleet>>,
     playbooks: Playbooks,

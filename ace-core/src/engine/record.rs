@@ -120,7 +120,7 @@ impl Ace {
             self.journal(journal, wake, &metric_record(now, obs));
             wake
         } else if wake == Wake::Full {
-            self.overflow(&metric_record(now, obs))
+            self.overflow(shared.hot.key(obs.agent, obs.stage), metric_record(now, obs))
         } else {
             wake
         };
@@ -146,7 +146,7 @@ impl Ace {
                 self.journal(journal, wake, &r);
                 wake
             }
-            (None, _, Some(r)) => self.overflow(&r),
+            (None, _, Some(r)) => self.overflow(key, r),
             _ => wake,
         };
         shared.sync.wake(wake);
@@ -166,11 +166,35 @@ impl Ace {
 
     /// A record that found the buffers full goes to the spill directory's overflow segment
     /// (see `persist::overflow`); dropped and counted only past the spill budget or when the
-    /// disk refuses it. Returns what it asks of the writer: to wake when it started a segment.
+    /// disk refuses it. With a store that keeps records in memory, the caller waits a moment
+    /// for the writer to make room instead (see `room.rs`). Returns what it asks of the writer.
     #[cold]
-    fn overflow(&self, record: &Record) -> Wake {
+    fn overflow(&self, key: u64, record: Record) -> Wake {
         let shared = self.shared();
-        let taken = shared.overflow.as_ref().map_or(Taken::Failed, |o| o.take(record));
+        let taken = match (&shared.overflow, &shared.room) {
+            (Some(overflow), _) => overflow.take(&record),
+            (None, Some(room)) => {
+                let mut taken = None;
+                room.wait(
+                    record,
+                    || shared.sync.wake(Wake::Now),
+                    |r| match shared.hot.buffer(key, r) {
+                        Ok((wake, None)) => {
+                            taken = Some(wake);
+                            None
+                        }
+                        Ok((_, back)) => back,
+                        // Closed while it waited: the record is counted as dropped.
+                        Err(_) => None,
+                    },
+                );
+                if let Some(wake) = taken {
+                    return wake;
+                }
+                Taken::Failed
+            }
+            (None, None) => Taken::Failed,
+        };
         let reason = match taken {
             Taken::Yes { first } => return if first { Wake::Now } else { Wake::No },
             Taken::Budget => "spill_full",

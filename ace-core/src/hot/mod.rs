@@ -195,6 +195,11 @@ impl Hot {
         self.overflow_dropped.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The buffer key of a stage record of `agent` and `stage` (its shard).
+    pub(crate) fn key(&self, agent: &str, stage: &str) -> u64 {
+        self.hasher_hash(agent, stage)
+    }
+
     #[inline]
     fn hasher_hash(&self, agent: &str, stage: &str) -> u64 {
         self.hasher.hash_one((agent, stage))
