@@ -173,3 +173,19 @@ def test_aretain_runs_off_the_event_loop(tmp_path, clock):
     assert asyncio.run(e.aretain(1)) > 0
     assert _stored_tasks(tmp_path / "ace.db") == (0, 0)
     e.close()
+
+
+def test_a_hot_key_into_the_in_memory_default_loses_nothing():
+    # Issue 20 item 2, with the in-memory store: it has no spill directory, so a call that finds
+    # the buffer full sleeps until the writer's next drain rather than drop its record.
+    e = ace.Ace(config={"buffer_capacity": 1_000, "memory_max_records": 300_000})
+    assert e.backend == "memory"
+    record = e.record_stage
+    for i in range(200_000):
+        record("agent-1", f"task-{i}", "planning", 0.5, True)
+    e.flush()
+    stats = e.stats()
+    assert stats["dropped"] == 0, stats
+    assert stats["recorded"] == 200_000
+    assert stats["evicted"] == 0
+    e.close()
