@@ -25,13 +25,12 @@ const {
 } = require('./errors.js')
 const { Policy } = require('./policy.js')
 const { ManualClock, nativeClock } = require('./clock.js')
-const { call, fast, opts, strict, wait } = require('./support.js')
+const { call, opts, strict, wait } = require('./support.js')
 const { Breaker, Permit } = require('./breaker.js')
 const { Bulkhead, RateLimiter, Retry } = require('./limits.js')
 const { Playbooks } = require('./playbooks.js')
 
-const recordStageFast = fast.recordStage
-const recordErrorFast = fast.recordError
+const { recordError: recordErrorFast, recordStage: recordStageFast } = require('./record.js')
 const recordStageNative = native.recordStage
 
 const EMPTY_REPORT = Object.freeze({ signals: Object.freeze([]), intervention: null })
@@ -236,7 +235,7 @@ class Ace extends EventEmitter {
   recordStage(agent, task, stage, durationS, success = true, metrics) {
     let r
     try {
-      // The fast path refuses a lone surrogate itself (src/raw.rs), at no cost for other strings.
+      // The fast path refuses a lone surrogate itself (src/raw_str.rs), at no cost for other strings.
       if (metrics !== undefined) strict(agent, task, stage, metrics)
       r =
         metrics === undefined
@@ -314,13 +313,10 @@ class Ace extends EventEmitter {
     }
     let r
     try {
-      // The fast path refuses a lone surrogate itself (src/raw.rs).
+      // The fast path refuses a lone surrogate itself (src/raw_str.rs).
       r = recordErrorFast(this._h, agent, task, stage, kind, message ?? '', severity)
     } catch (e) {
       throw convert(e)
-    }
-    if (Array.isArray(r)) {
-      return { pattern: r[0], template: r[1], severity: r[2], occurrences: r[3], truncated: r[4], signals: [], intervention: null }
     }
     if (r.intervention) this._intervene(r.intervention)
     return r

@@ -376,13 +376,13 @@ export interface BreakerOptions {
 export declare function breakerTryAcquireFor(id: number, agent: string, task: string): number
 
 /**
- * The fast per-step calls: `{recordStage, recordError, breakerTryAcquire, breakerComplete,
- * breakerFlush}`,
+ * The fast per-step calls: `{recordStage, recordStageSame, recordError, breakerTryAcquire,
+ * breakerComplete, breakerFlush}`, with `errorScratch` and `severities` (src/raw_record.rs),
  * and `breakerEpoch`: 4 bytes over [`hot::BREAKER_EPOCH`] (the count of breaker transitions in
  * this process), which the JS fast path reads on every call (`null` where Node refuses external
  * buffers: the fast path is then off).
  */
-export declare function fastApi(): { recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; recordError(handle: number, agent: string, task: string, stage: string, kind: string, message: string, severity?: string | null): [string, string, string, number, boolean] | Record<string, unknown>; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number; breakerEpoch: ArrayBuffer | null }
+export declare function fastApi(): { recordStage(handle: number, agent: string, task: string, stage: string, durationS: number, success: boolean): Record<string, unknown> | null; recordStageSame(handle: number, durationS: number, success: boolean): Record<string, unknown> | null | undefined; recordError(handle: number, agent: string, task: string, stage: string, kind: string, message: string, severity?: string | null): string | [string, string, string, number, boolean] | Record<string, unknown>; errorScratch: ArrayBuffer | null; severities: string[]; breakerTryAcquire(id: number): number; breakerComplete(id: number, slot: number, outcome: number): null; breakerFlush(id: number, pending: number, outcome: number): number; breakerEpoch: ArrayBuffer | null }
 
 /** An insight to merge. */
 export interface InsightInput {

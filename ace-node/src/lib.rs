@@ -19,6 +19,8 @@ mod hot;
 mod live;
 mod playbook;
 mod raw;
+mod raw_record;
+mod raw_str;
 mod reflect;
 mod retry;
 
