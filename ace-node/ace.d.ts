@@ -436,6 +436,8 @@ export declare class Ace extends EventEmitter {
   /** The runbook's `/health` JSON (snake_case keys, as served). */
   health(): Promise<Record<string, unknown>>
   flush(): Promise<void>
+  /** Deletes the metric, error and intervention records older than `days` days (engine clock, 1 to 36,500) from the store, now; resolves to how many went. */
+  retain(days: number): Promise<number>
   close(): Promise<void>
   breakerStates(): Record<string, BreakerState>
   breaker(name: string, options?: BreakerOptions): Breaker

@@ -491,6 +491,11 @@ class Ace extends EventEmitter {
     await wait(this._engine.flush())
   }
 
+  /** Deletes the metric, error and intervention records older than `days` days from the store, now; how many went. */
+  async retain(days) {
+    return wait(call(() => this._engine.retain(days)))
+  }
+
   async close() {
     this._syncBreakers()
     await wait(this._engine.close())

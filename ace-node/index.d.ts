@@ -51,6 +51,12 @@ export declare class Engine {
   /** Resolves once every accepted record is stored. */
   flush(): Promise<null>
   /**
+   * Deletes the metric, error and intervention records older than `days` days (engine clock)
+   * from the store, now; resolves to how many went. `days` is a whole number from 1 to
+   * 36,500 (`invalid_input` otherwise, and nothing is deleted).
+   */
+  retain(days: number): Promise<number>
+  /**
    * Stops the listeners `serve` started, flushes and stops the engine; later calls fail
    * with `closed`.
    */

@@ -405,6 +405,16 @@ impl Engine {
         Job::new(move || ace.flush().js().map(|()| Value::Null))
     }
 
+    /// Deletes the metric, error and intervention records older than `days` days (engine clock)
+    /// from the store, now; resolves to how many went. `days` is a whole number from 1 to
+    /// 36,500 (`invalid_input` otherwise, and nothing is deleted).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn retain(&self, days: f64) -> Result<AsyncTask<Job>> {
+        let days = ace::error::count("days", days).js()?;
+        let ace = self.ace.clone();
+        Ok(Job::new(move || ace.retain(days).js().map(Value::from)))
+    }
+
     /// Stops the listeners `serve` started, flushes and stops the engine; later calls fail
     /// with `closed`.
     #[napi(ts_return_type = "Promise<null>")]

@@ -60,6 +60,8 @@ async function main(): Promise<void> {
   const health = await ace.health()
   console.log(health.status, ace.stats().recorded, ace.breakerStates().llm)
   await ace.flush()
+  const deleted: number = await ace.retain(30)
+  void deleted
   const server: Server = ace.serve('127.0.0.1:0', { token: 't' })
   const url: string = server.url
   const recent: Array<Record<string, unknown>> = await ace.interventions({ since: 0, agent: 'a', limit: 5 })
