@@ -202,7 +202,18 @@ impl Ace {
         };
         shared.metrics.core.drop_records(reason, 1);
         let dropped = shared.hot.overflow_dropped();
-        if dropped.is_power_of_two() { Wake::Dropped(dropped) } else { Wake::No }
+        if !dropped.is_power_of_two() {
+            Wake::No
+        } else if reason == "spill_full" {
+            tracing::warn!(
+                dropped,
+                max_bytes = shared.config.spill_max_bytes,
+                "ace spill directory is full (ACE_SPILL_MAX_BYTES): records that find the record buffer full are dropped"
+            );
+            Wake::Now
+        } else {
+            Wake::Dropped(dropped)
+        }
     }
 
     /// Reports whether an intervention worked; the engine learns which strategy works for which
