@@ -15,15 +15,27 @@ use super::{FEW, Raw};
 /// Reads the line into `raw` (a default one, filled in place: it is large to move), or says it
 /// is not of the simple shape (see the module; `raw` is then to be dropped).
 pub(super) fn scan<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> bool {
-    read(line, raw).is_some()
-}
-
-#[inline]
-fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
     // One check of the whole line (a check per string costs more); strings are then cut at
     // ASCII quotes, on char boundaries.
-    let text = std::str::from_utf8(line).ok()?;
-    let mut s = Scanner { text, b: line, i: 0 };
+    std::str::from_utf8(line).is_ok_and(|text| read(text, raw) == Some(line.len()))
+}
+
+/// Reads the first line of `text` (text already known to be UTF-8: a whole buffer of lines is
+/// checked at once) into `raw` where it lies, without looking for its end first: the number of
+/// bytes it takes, its newline included, or `None` when it is not of the simple shape or has
+/// no newline in `text` (`raw` is then to be dropped, and the line read as [`scan`] reads it).
+#[inline]
+pub(super) fn scan_first<'a>(text: &'a str, raw: &mut Raw<'a>) -> Option<usize> {
+    let n = read(text, raw)?;
+    (text.as_bytes()[..n].last() == Some(&b'\n')).then_some(n)
+}
+
+/// Reads one object and the blanks after it, up to the end of its line: the bytes it takes
+/// (the newline included, where there is one). A newline is no blank inside a line, so the
+/// line ends at the first.
+#[inline]
+fn read<'a>(text: &'a str, raw: &mut Raw<'a>) -> Option<usize> {
+    let mut s = Scanner { text, b: text.as_bytes(), i: 0 };
     let mut seen = 0u32;
     let mut has_type = false;
     s.ws();
@@ -34,9 +46,7 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
     }
     loop {
         let field = s.key()?;
-        s.ws();
-        s.eat(b':')?;
-        s.ws();
+        s.colon()?;
         if let Some(f) = field {
             if seen & (1 << f) != 0 {
                 return None; // duplicate field: serde's error
@@ -45,13 +55,13 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
         }
         match field {
             Some(0) => {
-                raw.kind = Cow::Borrowed(s.string()?);
+                raw.kind = s.text()?;
                 has_type = true;
             }
             Some(1) => raw.ts = s.opt(Scanner::number)?,
-            Some(2) => raw.agent = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(3) => raw.task = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(4) => raw.stage = s.opt(Scanner::string)?.map(Cow::Borrowed),
+            Some(2) => raw.agent = s.opt_str()?,
+            Some(3) => raw.task = s.opt_str()?,
+            Some(4) => raw.stage = s.opt_str()?,
             Some(5) => raw.duration_s = s.opt(Scanner::number)?,
             Some(6) => raw.success = s.opt(Scanner::boolean)?,
             Some(7) => {
@@ -62,24 +72,28 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
                     s.metrics(raw)?;
                 }
             }
-            Some(8) => raw.tool = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(9) => raw.args_digest = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(10) => raw.error_kind = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(11) => raw.message = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(12) => raw.severity = s.opt(Scanner::string)?.map(Cow::Borrowed),
+            Some(8) => raw.tool = s.opt_str()?,
+            Some(9) => raw.args_digest = s.opt_str()?,
+            Some(10) => raw.error_kind = s.opt_str()?,
+            Some(11) => raw.message = s.opt_str()?,
+            Some(12) => raw.severity = s.opt_str()?,
             Some(13) => raw.failed = s.opt(Scanner::boolean)?,
             Some(14) => raw.mistake_index = s.opt(Scanner::whole)?,
             _ => s.scalar()?,
         }
-        s.ws();
-        match s.next()? {
-            b',' => s.ws(),
-            b'}' => break,
-            _ => return None,
+        if !s.comma()? {
+            break;
         }
     }
     s.ws();
-    (s.i == s.b.len() && has_type).then_some(())
+    if !has_type {
+        return None;
+    }
+    match s.peek() {
+        None => Some(s.i),
+        Some(b'\n') => Some(s.i + 1),
+        Some(_) => None,
+    }
 }
 
 /// The field of [`Raw`] a key names (its number in the match of `read`), by a match the compiler turns into length and word
@@ -147,10 +161,41 @@ impl<'a> Scanner<'a> {
         (self.next()? == c).then_some(())
     }
 
+    /// JSON's blanks but the newline, which ends the line.
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while let Some(b' ' | b'\t' | b'\r') = self.peek() {
             self.i += 1;
+        }
+    }
+
+    /// `:` and the blanks around it (the colon is looked for first: compact JSON has no blanks).
+    #[inline]
+    fn colon(&mut self) -> Option<()> {
+        if self.peek() != Some(b':') {
+            self.ws();
+        }
+        self.eat(b':')?;
+        self.ws();
+        Some(())
+    }
+
+    /// What follows a value: `,` and the blanks after it (`true`: another member follows) or
+    /// `}` (`false`), blanks before either.
+    #[inline]
+    fn comma(&mut self) -> Option<bool> {
+        let mut c = self.next()?;
+        if let b' ' | b'\t' | b'\r' = c {
+            self.ws();
+            c = self.next()?;
+        }
+        match c {
+            b',' => {
+                self.ws();
+                Some(true)
+            }
+            b'}' => Some(false),
+            _ => None,
         }
     }
 
@@ -199,10 +244,40 @@ impl<'a> Scanner<'a> {
                     self.i += len + 2;
                     return Some(f);
                 }
+            } else if let Some(f) = self.long_key() {
+                return Some(Some(f));
             }
         }
         let key = self.string()?;
         Some(field(key.as_bytes()))
+    }
+
+    /// A known key of 8 to 15 bytes (there is no quote in the 8 bytes after the opening one),
+    /// told from the 16 bytes after its opening quote at once, as [`Scanner::key`] tells the
+    /// short ones: the key's bytes and its closing quote are compared as one word.
+    #[inline]
+    fn long_key(&mut self) -> Option<usize> {
+        const fn long(key: &[u8]) -> (u128, u128, usize) {
+            let mut w = 0u128;
+            let mut i = key.len();
+            while i > 0 {
+                i -= 1;
+                w = (w << 8) | key[i] as u128;
+            }
+            (w, (1u128 << (8 * key.len())) - 1, key.len())
+        }
+        // Each with its closing quote, and the number `field` gives it.
+        const LONG: [((u128, u128, usize), usize); 4] = [
+            (long(b"duration_s\""), 5),
+            (long(b"args_digest\""), 9),
+            (long(b"severity\""), 12),
+            (long(b"mistake_index\""), 14),
+        ];
+        let next = self.b.get(self.i + 1..self.i + 17)?;
+        let y = u128::from_le_bytes(next.try_into().unwrap_or_default());
+        let &((_, _, len), f) = LONG.iter().find(|((w, mask, _), _)| y & mask == *w)?;
+        self.i += len + 1;
+        Some(f)
     }
 
     /// `null` (consumed) or not (nothing consumed). The first byte is looked at first: most
@@ -216,10 +291,83 @@ impl<'a> Scanner<'a> {
         found
     }
 
+    /// A string value ([`Scanner::text`]) or `null`, told by its first byte.
+    #[inline]
+    fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+        match self.peek()? {
+            b'"' => self.text().map(Some),
+            b'n' => self.null().then_some(None),
+            _ => None,
+        }
+    }
+
     /// `null` as `None`, else the value `read` reads.
     #[inline]
     fn opt<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.null() { Some(None) } else { read(self).map(Some) }
+    }
+
+    /// A string value: borrowed where it has no escapes, else unescaped as serde_json reads it
+    /// (a `\u` escape of a UTF-16 surrogate is left to serde, as are control characters).
+    #[inline]
+    fn text(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let rest = &self.b[start..];
+        let len = string_end(rest)?;
+        match rest[len] {
+            b'"' => {
+                self.i = start + len + 1;
+                self.text.get(start..start + len).map(Cow::Borrowed)
+            }
+            b'\\' => self.unescape(start, len).map(Cow::Owned),
+            _ => None,
+        }
+    }
+
+    /// The rest of a string with escapes, from `start`, whose first `plain` bytes have none.
+    #[cold]
+    fn unescape(&mut self, start: usize, plain: usize) -> Option<String> {
+        let mut out = String::with_capacity(plain + 16);
+        let mut i = start;
+        let mut n = plain;
+        loop {
+            out.push_str(self.text.get(i..i + n)?);
+            i += n;
+            match self.b[i] {
+                b'"' => {
+                    self.i = i + 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    let c = match *self.b.get(i + 1)? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hex = self.b.get(i + 2..i + 6)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            let code = hex.iter().fold(0, |n, &c| n * 16 + (c as char).to_digit(16).unwrap_or(0));
+                            i += 4;
+                            // `None` for a surrogate: serde pairs them (or refuses a lone one).
+                            char::from_u32(code)?
+                        }
+                        _ => return None,
+                    };
+                    out.push(c);
+                    i += 2;
+                }
+                _ => return None, // a control character
+            }
+            n = string_end(&self.b[i..])?;
+        }
     }
 
     /// A string without escapes or control characters.
@@ -306,9 +454,24 @@ impl<'a> Scanner<'a> {
     /// (digits from the first non-zero one on: `m` then reaches 10^15, before it can overflow).
     /// The loop works on local copies of the position and the significand, which stay in
     /// registers (through `&mut` they went to memory and back at every digit).
+    /// Eight digits are read at once where there are eight (a timestamp's ten whole digits,
+    /// say), as one word.
     #[inline]
     fn significand(&mut self, m: &mut u64) -> Option<()> {
         let (mut i, mut v) = (self.i, *m);
+        while let Some(chunk) = self.b.get(i..i + 8) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            if !eight_digits(x) {
+                break;
+            }
+            // `v` only grows as digits are added, so the check after eight is the check after
+            // each; past u64 it is past 10^15 too.
+            v = v.checked_mul(100_000_000)?.checked_add(eight_value(x))?;
+            if v >= 1_000_000_000_000_000 {
+                return None;
+            }
+            i += 8;
+        }
         while let Some(&c @ b'0'..=b'9') = self.b.get(i) {
             i += 1;
             v = v * 10 + u64::from(c - b'0');
@@ -355,9 +518,7 @@ impl<'a> Scanner<'a> {
         }
         loop {
             let name = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
+            self.colon()?;
             let value = self.number()?;
             if raw.few.len < FEW && raw.metrics.is_empty() {
                 raw.few.pairs[raw.few.len] = (name, value);
@@ -369,11 +530,8 @@ impl<'a> Scanner<'a> {
                 }
                 raw.metrics.push((Cow::Borrowed(name), value));
             }
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
-                b'}' => return Some(()),
-                _ => return None,
+            if !self.comma()? {
+                return Some(());
             }
         }
     }
@@ -387,6 +545,25 @@ impl<'a> Scanner<'a> {
             _ => self.number().map(drop),
         }
     }
+}
+
+/// Whether the eight bytes of `x` are all ASCII digits (a byte's high half is 3, and stays 3
+/// when 6 is added to it).
+#[inline]
+fn eight_digits(x: u64) -> bool {
+    const HIGH_HALVES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    (x & HIGH_HALVES) | ((x.wrapping_add(0x0606_0606_0606_0606) & HIGH_HALVES) >> 4) == 0x3333_3333_3333_3333
+}
+
+/// The number eight ASCII digits spell, the first in the lowest byte: pairs, then fours, then
+/// all eight are combined by multiplications on the whole word.
+#[inline]
+fn eight_value(x: u64) -> u64 {
+    const LOW: u64 = 0x0000_00ff_0000_00ff;
+    let v = x - 0x3030_3030_3030_3030;
+    let v = v * 10 + (v >> 8);
+    ((v & LOW).wrapping_mul(100 + (1_000_000 << 32)).wrapping_add(((v >> 16) & LOW).wrapping_mul(1 + (10_000 << 32))))
+        >> 32
 }
 
 /// Where the first `"`, `\\` or control character (< 0x20) of `b` is: eight bytes at a time,
@@ -458,6 +635,9 @@ mod tests {
             r#"{"type":"label","task":"t","failed":true,"mistake_index":12,"extra":"x","n":null,"b":false,"f":-2.5}"#,
             r#"{"type":"stage","metrics":null,"duration_s":0.000001,"ts":1e3}"#,
             r#"{"type":"stage","metrics":{}}"#,
+            // Escapes in values (not in keys) are read as serde reads them.
+            r#"{"type":"a\"b","message":"x\n\r\t\b\f\/\\\u00e9\u20AC\u0000 end","agent":"\"q\""}"#,
+            r#"{"type":"x","message":"exitcode: 124 (execution failed)\nCode output: \nTimeout","severity":"h\u0069gh"}"#,
             // Leading zeros are not significant digits; 15 significant digits are taken.
             r#"{"type":"x","ts":0.000123456789012345,"duration_s":999999999999999}"#,
             r#"{"type":"x","ts":0.0000000000000000000001,"duration_s":-1.00000000000000e-3}"#,
@@ -469,7 +649,15 @@ mod tests {
     #[test]
     fn odd_lines_are_left_to_serde() {
         for line in [
-            r#"{"type":"a\"b"}"#,
+            r#"{"type":"x","message":"\ud83d\ude00"}"#,
+            r#"{"type":"x","message":"\udc00"}"#,
+            r#"{"type":"x","message":"a\x"}"#,
+            r#"{"type":"x","message":"a\u00g0"}"#,
+            r#"{"type":"x","message":"a\u+0e9"}"#,
+            r#"{"type":"x","message":"a\"#,
+            r#"{"type":"x","message":"a\u00"}"#,
+            r#"{"type":"x","m\u0065ssage":"a"}"#,
+            "{\"type\":\"x\",\"message\":\"a\\n\tb\"}",
             r#"{"type":"x","ts":-0.0}"#,
             r#"{"type":"x","ts":1234567890123456}"#,
             r#"{"type":"x","ts":1e23}"#,
@@ -528,6 +716,16 @@ mod tests {
             "tasks",
             "ts2",
             "kind\\n",
+            "duration_",
+            "duration_ss",
+            "durationXs",
+            "severit",
+            "severityy",
+            "args_digests",
+            "mistake_inde",
+            "mistake_index_",
+            "severity\\u0022",
+            "duration_s\u{0}",
             "tool\\u0001",
             "ts\u{0}",
             "tool\u{1}",
@@ -574,6 +772,22 @@ mod tests {
             let mut t = plain.clone();
             t.insert(13, c);
             assert_eq!(string_end(&t), Some(13));
+        }
+    }
+
+    #[test]
+    fn eight_digits_are_read_as_one_word() {
+        for text in ["00000000", "12345678", "99999999", "17000000", "00000001", "90000000"] {
+            let x = u64::from_le_bytes(text.as_bytes().try_into().unwrap());
+            assert!(eight_digits(x), "{text}");
+            assert_eq!(eight_value(x), text.parse::<u64>().unwrap(), "{text}");
+        }
+        for c in (0..=255u8).filter(|c| !c.is_ascii_digit()) {
+            for at in 0..8 {
+                let mut b = *b"12345678";
+                b[at] = c;
+                assert!(!eight_digits(u64::from_le_bytes(b)), "{c} at {at}");
+            }
         }
     }
 
