@@ -29,6 +29,7 @@ use crate::tool::ToolCall;
 mod folds;
 mod scan;
 mod score;
+mod words;
 
 pub use folds::*;
 pub use score::{Flagger, Label, ReplayScore, Run, TaskRun, TaskScore};
