@@ -29,6 +29,7 @@ use crate::tool::ToolCall;
 mod folds;
 mod scan;
 mod score;
+mod words;
 
 pub use folds::*;
 pub use score::{Flagger, Label, ReplayScore, Run, TaskRun, TaskScore};
@@ -125,8 +126,17 @@ impl At<'_> {
         Error::invalid("trace", format!("{} line {}: {reason}", self.name, self.number))
     }
 
+    #[inline]
     fn need<T>(&self, value: Option<T>, key: &str) -> Result<T> {
-        value.ok_or_else(|| self.fail(format!("missing `{key}`")))
+        match value {
+            Some(v) => Ok(v),
+            None => Err(self.missing(key)),
+        }
+    }
+
+    #[cold]
+    fn missing(&self, key: &str) -> Error {
+        self.fail(format!("missing `{key}`"))
     }
 
     /// Why a line that failed the typed parse is wrong, in the format's own words.
@@ -213,6 +223,13 @@ fn feed(mut reader: impl BufRead, name: &str, ace: Ace, clock: ManualClock) -> R
     let mut number = 0;
     let started = Instant::now();
     loop {
+        // The whole lines in the reader's buffer, read where they lie (the first line, which
+        // may start with a byte-order mark, as any other line below).
+        if number > 0 {
+            let buf = reader.fill_buf().map_err(|e| At { name, number: number + 1 }.fail(e))?;
+            let taken = feed.lines(buf, name, &mut number)?;
+            reader.consume(taken);
+        }
         number += 1;
         let at = At { name, number };
         // A whole line in the reader's buffer is read where it lies; others are copied.
@@ -247,6 +264,15 @@ fn feed(mut reader: impl BufRead, name: &str, ace: Ace, clock: ManualClock) -> R
     Ok(out)
 }
 
+/// The UTF-8 text at the start of `buf`: all of it, or what comes before an invalid byte or a
+/// character cut by the buffer's end.
+fn text_of(buf: &[u8]) -> &str {
+    match std::str::from_utf8(buf) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or_default(),
+    }
+}
+
 /// Where the first newline of `b` is: eight bytes at a time (a loop over bytes costs more than
 /// the copy it saves).
 fn newline(b: &[u8]) -> Option<usize> {
@@ -276,6 +302,37 @@ struct Feed {
 }
 
 impl Feed {
+    /// Feeds the whole lines at the start of `buf` (up to where its text stops being UTF-8),
+    /// counting them in `number`; returns the bytes they take. The buffer's text is checked
+    /// once, and a line of the common shape is scanned without looking for its end first;
+    /// another is cut at its newline and read by [`Feed::line`]. A line the buffer does not
+    /// hold whole is left for the caller.
+    fn lines(&mut self, buf: &[u8], name: &str, number: &mut usize) -> Result<usize> {
+        let text = text_of(buf);
+        let mut taken = 0;
+        while taken < text.len() {
+            let rest = text.get(taken..).unwrap_or_default();
+            let at = At { name, number: *number + 1 };
+            let mut raw = Raw::default();
+            let n = match scan::scan_first(rest, &mut raw) {
+                Some(n) if n <= MAX_LINE_BYTES => {
+                    self.event(&raw, &at)?;
+                    n
+                }
+                _ => match newline(rest.as_bytes()) {
+                    Some(end) if end < MAX_LINE_BYTES => {
+                        self.line(&rest.as_bytes()[..=end], &at)?;
+                        end + 1
+                    }
+                    _ => break,
+                },
+            };
+            *number += 1;
+            taken += n;
+        }
+        Ok(taken)
+    }
+
     /// Feeds one line of the trace.
     fn line(&mut self, text: &[u8], at: &At<'_>) -> Result<()> {
         if text.iter().all(u8::is_ascii_whitespace) {
@@ -285,10 +342,15 @@ impl Feed {
         if !scan::scan(text, &mut raw) {
             raw = serde_json::from_slice(text).map_err(|e| at.explain(text, &e))?;
         }
+        self.event(&raw, at)
+    }
+
+    /// Feeds the event of one line (or keeps its label).
+    fn event(&mut self, raw: &Raw<'_>, at: &At<'_>) -> Result<()> {
         if raw.kind == "label" {
             let failed = at.need(raw.failed, "failed")?;
-            let task = at.need(raw.task, "task")?;
-            let i = track(&mut self.index, &mut self.out.tasks, &mut self.last, &task);
+            let task = at.need(raw.task.as_deref(), "task")?;
+            let i = track(&mut self.index, &mut self.out.tasks, &mut self.last, task);
             self.out.tasks[i].label = Some(Label { failed, mistake_index: raw.mistake_index.map(|m| m as usize) });
             return Ok(());
         }
@@ -377,10 +439,16 @@ impl Feed {
 
 /// The index of the task's entry, added in order of first appearance. `last` (the previous
 /// event's task, most often this one's too) is tried before the map.
+#[inline]
 fn track(index: &mut HashMap<String, usize>, tasks: &mut Vec<TaskRun>, last: &mut usize, task: &str) -> usize {
     if tasks.get(*last).is_some_and(|t| t.task == task) {
         return *last;
     }
+    track_new(index, tasks, last, task)
+}
+
+/// [`track`] for a task other than the previous event's.
+fn track_new(index: &mut HashMap<String, usize>, tasks: &mut Vec<TaskRun>, last: &mut usize, task: &str) -> usize {
     let i = *index.entry_ref(task).or_insert_with(|| {
         tasks.push(TaskRun { task: task.to_owned(), ..TaskRun::default() });
         tasks.len() - 1
@@ -502,10 +570,71 @@ mod tests {
                 let full = run_full(text.as_bytes(), name, config).unwrap();
                 assert_eq!(lean.events, full.events, "{name}");
                 assert_eq!(lean.tasks, full.tasks, "{name}");
+                // The scored output, field by field (and task by task), but the speed.
+                let (mut a, mut b) = (lean.score(), full.score());
+                (a.events_per_second, b.events_per_second) = (0.0, 0.0);
+                assert_eq!(a, b, "{name}");
+                assert_eq!(a.per_task, b.per_task, "{name}");
                 let score = lean.score();
                 assert!(score.interventions > 0 && score.flagged_tasks > 0, "{name}: {score:?}");
                 let kinds: std::collections::BTreeSet<_> = lean.tasks.iter().flat_map(|t| t.signals.keys()).collect();
                 assert!(kinds.len() >= 3, "{name}: {kinds:?}");
+            }
+        }
+    }
+
+    /// The shared traces, or none where they are missing (CI has them).
+    fn shared_traces() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/traces");
+        let Ok(dir) = std::fs::read_dir(&root) else {
+            assert!(std::env::var_os("CI").is_none(), "CI runs next to ../shared/data; it is missing");
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "jsonl"))
+            .map(|f| (f.path().display().to_string(), std::fs::read_to_string(f.path()).unwrap()))
+            .collect()
+    }
+
+    /// Lines read where they lie in the reader's buffer, lines cut by its end, lines the scan
+    /// leaves to serde (escapes, blanks, odd numbers): the same run, whatever the buffer's size,
+    /// on the scoring-only engine as on the full one; and a bad line is named alike.
+    #[test]
+    fn the_reader_buffer_size_changes_nothing() {
+        let odd = concat!(
+            "\u{feff}{\"ts\":1,\"type\":\"task_start\",\"agent\":\"a\",\"task\":\"t1\"}\n",
+            "\n   \n",
+            " {\"ts\":2, \"type\":\"error\",\"agent\":\"a\",\"task\":\"t1\",\"stage\":\"execution\",\"kind\":\"E\",\"message\":\"caf\u{e9}\\n\\u0041 \\\"x\\\"\"}\r\n",
+            "{\"ts\":3.0000000000000001,\"type\":\"stage\",\"agent\":\"a\",\"task\":\"t1\",\"stage\":\"planning\",\"duration_s\":1.5e0,\"success\":true}\n",
+        );
+        let mut traces = vec![("generated".to_owned(), generated()), ("odd".to_owned(), format!("{odd}{TRACE}"))];
+        traces.extend(shared_traces());
+        for (name, text) in &traces {
+            let whole = run(text.as_bytes(), name, AceConfig::default());
+            let full = run_full(text.as_bytes(), name, AceConfig::default());
+            for size in [1, 2, 7, 64, 181, 4096, 65_536] {
+                let lean = run(std::io::BufReader::with_capacity(size, text.as_bytes()), name, AceConfig::default());
+                match (&whole, &lean, &full) {
+                    (Ok(w), Ok(l), Ok(f)) => {
+                        assert_eq!((w.events, &w.tasks), (l.events, &l.tasks), "{name}, buffer of {size}");
+                        assert_eq!((w.events, &w.tasks), (f.events, &f.tasks), "{name}, full engine");
+                    }
+                    (Err(w), Err(l), Err(f)) => {
+                        assert_eq!(w.to_string(), l.to_string(), "{name}, buffer of {size}");
+                        assert_eq!(w.to_string(), f.to_string(), "{name}, full engine");
+                    }
+                    _ => panic!("{name}, buffer of {size}: {:?} / {:?}", whole.is_ok(), lean.is_ok()),
+                }
+            }
+        }
+        // A bad line after good ones, and bytes that are not UTF-8, are named by their number.
+        for (bad, needle) in [
+            (&b"{\"type\":\"label\",\"task\":\"t\",\"failed\":true}\n{\"ts\":1,\"type\":\"x\xff\",\"agent\":\"a\",\"task\":\"t\"}\n"[..], "line 2: not JSON"),
+            (b"{\"type\":\"label\",\"task\":\"t\",\"failed\":true}\n\n{\"ts\":1,\"type\":\"launch\",\"agent\":\"a\",\"task\":\"t\"}", "line 3: unknown event type"),
+        ] {
+            for size in [1, 5, 64, 4096] {
+                let e = run(std::io::BufReader::with_capacity(size, bad), "bad", AceConfig::default()).unwrap_err();
+                assert!(e.to_string().contains(needle), "{size}: {e}");
             }
         }
     }

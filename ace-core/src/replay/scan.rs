@@ -10,20 +10,33 @@
 
 use std::borrow::Cow;
 
+use super::words::{eight_digits, eight_value, string_end};
 use super::{FEW, Raw};
 
 /// Reads the line into `raw` (a default one, filled in place: it is large to move), or says it
 /// is not of the simple shape (see the module; `raw` is then to be dropped).
 pub(super) fn scan<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> bool {
-    read(line, raw).is_some()
-}
-
-#[inline]
-fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
     // One check of the whole line (a check per string costs more); strings are then cut at
     // ASCII quotes, on char boundaries.
-    let text = std::str::from_utf8(line).ok()?;
-    let mut s = Scanner { text, b: line, i: 0 };
+    std::str::from_utf8(line).is_ok_and(|text| read(text, raw) == Some(line.len()))
+}
+
+/// Reads the first line of `text` (text already known to be UTF-8: a whole buffer of lines is
+/// checked at once) into `raw` where it lies, without looking for its end first: the number of
+/// bytes it takes, its newline included, or `None` when it is not of the simple shape or has
+/// no newline in `text` (`raw` is then to be dropped, and the line read as [`scan`] reads it).
+#[inline]
+pub(super) fn scan_first<'a>(text: &'a str, raw: &mut Raw<'a>) -> Option<usize> {
+    let n = read(text, raw)?;
+    (text.as_bytes()[..n].last() == Some(&b'\n')).then_some(n)
+}
+
+/// Reads one object and the blanks after it, up to the end of its line: the bytes it takes
+/// (the newline included, where there is one). A newline is no blank inside a line, so the
+/// line ends at the first.
+#[inline]
+fn read<'a>(text: &'a str, raw: &mut Raw<'a>) -> Option<usize> {
+    let mut s = Scanner { text, b: text.as_bytes(), i: 0 };
     let mut seen = 0u32;
     let mut has_type = false;
     s.ws();
@@ -34,9 +47,7 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
     }
     loop {
         let field = s.key()?;
-        s.ws();
-        s.eat(b':')?;
-        s.ws();
+        s.colon()?;
         if let Some(f) = field {
             if seen & (1 << f) != 0 {
                 return None; // duplicate field: serde's error
@@ -45,13 +56,13 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
         }
         match field {
             Some(0) => {
-                raw.kind = Cow::Borrowed(s.string()?);
+                raw.kind = s.text()?;
                 has_type = true;
             }
             Some(1) => raw.ts = s.opt(Scanner::number)?,
-            Some(2) => raw.agent = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(3) => raw.task = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(4) => raw.stage = s.opt(Scanner::string)?.map(Cow::Borrowed),
+            Some(2) => raw.agent = s.opt_str()?,
+            Some(3) => raw.task = s.opt_str()?,
+            Some(4) => raw.stage = s.opt_str()?,
             Some(5) => raw.duration_s = s.opt(Scanner::number)?,
             Some(6) => raw.success = s.opt(Scanner::boolean)?,
             Some(7) => {
@@ -62,24 +73,28 @@ fn read<'a>(line: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
                     s.metrics(raw)?;
                 }
             }
-            Some(8) => raw.tool = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(9) => raw.args_digest = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(10) => raw.error_kind = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(11) => raw.message = s.opt(Scanner::string)?.map(Cow::Borrowed),
-            Some(12) => raw.severity = s.opt(Scanner::string)?.map(Cow::Borrowed),
+            Some(8) => raw.tool = s.opt_str()?,
+            Some(9) => raw.args_digest = s.opt_str()?,
+            Some(10) => raw.error_kind = s.opt_str()?,
+            Some(11) => raw.message = s.opt_str()?,
+            Some(12) => raw.severity = s.opt_str()?,
             Some(13) => raw.failed = s.opt(Scanner::boolean)?,
             Some(14) => raw.mistake_index = s.opt(Scanner::whole)?,
             _ => s.scalar()?,
         }
-        s.ws();
-        match s.next()? {
-            b',' => s.ws(),
-            b'}' => break,
-            _ => return None,
+        if !s.comma()? {
+            break;
         }
     }
     s.ws();
-    (s.i == s.b.len() && has_type).then_some(())
+    if !has_type {
+        return None;
+    }
+    match s.peek() {
+        None => Some(s.i),
+        Some(b'\n') => Some(s.i + 1),
+        Some(_) => None,
+    }
 }
 
 /// The field of [`Raw`] a key names (its number in the match of `read`), by a match the compiler turns into length and word
@@ -147,10 +162,41 @@ impl<'a> Scanner<'a> {
         (self.next()? == c).then_some(())
     }
 
+    /// JSON's blanks but the newline, which ends the line.
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while let Some(b' ' | b'\t' | b'\r') = self.peek() {
             self.i += 1;
+        }
+    }
+
+    /// `:` and the blanks around it (the colon is looked for first: compact JSON has no blanks).
+    #[inline]
+    fn colon(&mut self) -> Option<()> {
+        if self.peek() != Some(b':') {
+            self.ws();
+        }
+        self.eat(b':')?;
+        self.ws();
+        Some(())
+    }
+
+    /// What follows a value: `,` and the blanks after it (`true`: another member follows) or
+    /// `}` (`false`), blanks before either.
+    #[inline]
+    fn comma(&mut self) -> Option<bool> {
+        let mut c = self.next()?;
+        if let b' ' | b'\t' | b'\r' = c {
+            self.ws();
+            c = self.next()?;
+        }
+        match c {
+            b',' => {
+                self.ws();
+                Some(true)
+            }
+            b'}' => Some(false),
+            _ => None,
         }
     }
 
@@ -199,10 +245,40 @@ impl<'a> Scanner<'a> {
                     self.i += len + 2;
                     return Some(f);
                 }
+            } else if let Some(f) = self.long_key() {
+                return Some(Some(f));
             }
         }
         let key = self.string()?;
         Some(field(key.as_bytes()))
+    }
+
+    /// A known key of 8 to 15 bytes (there is no quote in the 8 bytes after the opening one),
+    /// told from the 16 bytes after its opening quote at once, as [`Scanner::key`] tells the
+    /// short ones: the key's bytes and its closing quote are compared as one word.
+    #[inline]
+    fn long_key(&mut self) -> Option<usize> {
+        const fn long(key: &[u8]) -> (u128, u128, usize) {
+            let mut w = 0u128;
+            let mut i = key.len();
+            while i > 0 {
+                i -= 1;
+                w = (w << 8) | key[i] as u128;
+            }
+            (w, (1u128 << (8 * key.len())) - 1, key.len())
+        }
+        // Each with its closing quote, and the number `field` gives it.
+        const LONG: [((u128, u128, usize), usize); 4] = [
+            (long(b"duration_s\""), 5),
+            (long(b"args_digest\""), 9),
+            (long(b"severity\""), 12),
+            (long(b"mistake_index\""), 14),
+        ];
+        let next = self.b.get(self.i + 1..self.i + 17)?;
+        let y = u128::from_le_bytes(next.try_into().unwrap_or_default());
+        let &((_, _, len), f) = LONG.iter().find(|((w, mask, _), _)| y & mask == *w)?;
+        self.i += len + 1;
+        Some(f)
     }
 
     /// `null` (consumed) or not (nothing consumed). The first byte is looked at first: most
@@ -216,10 +292,91 @@ impl<'a> Scanner<'a> {
         found
     }
 
+    /// A string value ([`Scanner::text`]) or `null`, told by its first byte.
+    #[inline]
+    fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+        match self.peek()? {
+            b'"' => self.text().map(Some),
+            b'n' => self.null().then_some(None),
+            _ => None,
+        }
+    }
+
     /// `null` as `None`, else the value `read` reads.
     #[inline]
     fn opt<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.null() { Some(None) } else { read(self).map(Some) }
+    }
+
+    /// A string value: borrowed where it has no escapes, else unescaped as serde_json reads it
+    /// (a `\u` escape of a UTF-16 surrogate is left to serde, as are control characters).
+    #[inline]
+    fn text(&mut self) -> Option<Cow<'a, str>> {
+        let at = self.i;
+        match self.string() {
+            Some(t) => Some(Cow::Borrowed(t)),
+            None => {
+                self.i = at;
+                self.escaped().map(Cow::Owned)
+            }
+        }
+    }
+
+    /// A string that [`Scanner::string`] does not read: unescaped if it stopped at an escape.
+    #[cold]
+    fn escaped(&mut self) -> Option<String> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let len = string_end(&self.b[start..])?;
+        if self.b[start + len] != b'\\' {
+            return None;
+        }
+        self.unescape(start, len)
+    }
+
+    /// The rest of a string with escapes, from `start`, whose first `plain` bytes have none.
+    #[cold]
+    fn unescape(&mut self, start: usize, plain: usize) -> Option<String> {
+        let mut out = String::with_capacity(plain + 16);
+        let mut i = start;
+        let mut n = plain;
+        loop {
+            out.push_str(self.text.get(i..i + n)?);
+            i += n;
+            match self.b[i] {
+                b'"' => {
+                    self.i = i + 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    let c = match *self.b.get(i + 1)? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hex = self.b.get(i + 2..i + 6)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            let code = hex.iter().fold(0, |n, &c| n * 16 + (c as char).to_digit(16).unwrap_or(0));
+                            i += 4;
+                            // `None` for a surrogate: serde pairs them (or refuses a lone one).
+                            char::from_u32(code)?
+                        }
+                        _ => return None,
+                    };
+                    out.push(c);
+                    i += 2;
+                }
+                _ => return None, // a control character
+            }
+            n = string_end(&self.b[i..])?;
+        }
     }
 
     /// A string without escapes or control characters.
@@ -306,9 +463,24 @@ impl<'a> Scanner<'a> {
     /// (digits from the first non-zero one on: `m` then reaches 10^15, before it can overflow).
     /// The loop works on local copies of the position and the significand, which stay in
     /// registers (through `&mut` they went to memory and back at every digit).
+    /// Eight digits are read at once where there are eight (a timestamp's ten whole digits,
+    /// say), as one word.
     #[inline]
     fn significand(&mut self, m: &mut u64) -> Option<()> {
         let (mut i, mut v) = (self.i, *m);
+        while let Some(chunk) = self.b.get(i..i + 8) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            if !eight_digits(x) {
+                break;
+            }
+            // `v` only grows as digits are added, so the check after eight is the check after
+            // each; past u64 it is past 10^15 too.
+            v = v.checked_mul(100_000_000)?.checked_add(eight_value(x))?;
+            if v >= 1_000_000_000_000_000 {
+                return None;
+            }
+            i += 8;
+        }
         while let Some(&c @ b'0'..=b'9') = self.b.get(i) {
             i += 1;
             v = v * 10 + u64::from(c - b'0');
@@ -355,9 +527,7 @@ impl<'a> Scanner<'a> {
         }
         loop {
             let name = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
+            self.colon()?;
             let value = self.number()?;
             if raw.few.len < FEW && raw.metrics.is_empty() {
                 raw.few.pairs[raw.few.len] = (name, value);
@@ -369,11 +539,8 @@ impl<'a> Scanner<'a> {
                 }
                 raw.metrics.push((Cow::Borrowed(name), value));
             }
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
-                b'}' => return Some(()),
-                _ => return None,
+            if !self.comma()? {
+                return Some(());
             }
         }
     }
@@ -387,31 +554,6 @@ impl<'a> Scanner<'a> {
             _ => self.number().map(drop),
         }
     }
-}
-
-/// Where the first `"`, `\\` or control character (< 0x20) of `b` is: eight bytes at a time,
-/// as `newline` finds line ends.
-#[inline]
-fn string_end(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES << 7;
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let quote = x ^ (ONES * u64::from(b'"'));
-        let slash = x ^ (ONES * u64::from(b'\\'));
-        // The lowest set bit of each marks the first byte that is zero (a quote, a backslash)
-        // or below 0x20; bits above it may be false alarms, so only the lowest is used.
-        let found =
-            (quote.wrapping_sub(ONES) & !quote | slash.wrapping_sub(ONES) & !slash | x.wrapping_sub(ONES * 0x20) & !x)
-                & HIGH;
-        if found != 0 {
-            return Some(at + found.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| at + p)
 }
 
 /// Whether the scan read `line`; where it did, its reading equals serde's, field for field and
@@ -458,6 +600,9 @@ mod tests {
             r#"{"type":"label","task":"t","failed":true,"mistake_index":12,"extra":"x","n":null,"b":false,"f":-2.5}"#,
             r#"{"type":"stage","metrics":null,"duration_s":0.000001,"ts":1e3}"#,
             r#"{"type":"stage","metrics":{}}"#,
+            // Escapes in values (not in keys) are read as serde reads them.
+            r#"{"type":"a\"b","message":"x\n\r\t\b\f\/\\\u00e9\u20AC\u0000 end","agent":"\"q\""}"#,
+            r#"{"type":"x","message":"exitcode: 124 (execution failed)\nCode output: \nTimeout","severity":"h\u0069gh"}"#,
             // Leading zeros are not significant digits; 15 significant digits are taken.
             r#"{"type":"x","ts":0.000123456789012345,"duration_s":999999999999999}"#,
             r#"{"type":"x","ts":0.0000000000000000000001,"duration_s":-1.00000000000000e-3}"#,
@@ -469,7 +614,15 @@ mod tests {
     #[test]
     fn odd_lines_are_left_to_serde() {
         for line in [
-            r#"{"type":"a\"b"}"#,
+            r#"{"type":"x","message":"\ud83d\ude00"}"#,
+            r#"{"type":"x","message":"\udc00"}"#,
+            r#"{"type":"x","message":"a\x"}"#,
+            r#"{"type":"x","message":"a\u00g0"}"#,
+            r#"{"type":"x","message":"a\u+0e9"}"#,
+            r#"{"type":"x","message":"a\"#,
+            r#"{"type":"x","message":"a\u00"}"#,
+            r#"{"type":"x","m\u0065ssage":"a"}"#,
+            "{\"type\":\"x\",\"message\":\"a\\n\tb\"}",
             r#"{"type":"x","ts":-0.0}"#,
             r#"{"type":"x","ts":1234567890123456}"#,
             r#"{"type":"x","ts":1e23}"#,
@@ -528,6 +681,16 @@ mod tests {
             "tasks",
             "ts2",
             "kind\\n",
+            "duration_",
+            "duration_ss",
+            "durationXs",
+            "severit",
+            "severityy",
+            "args_digests",
+            "mistake_inde",
+            "mistake_index_",
+            "severity\\u0022",
+            "duration_s\u{0}",
             "tool\\u0001",
             "ts\u{0}",
             "tool\u{1}",
@@ -557,23 +720,6 @@ mod tests {
         for n in [0, 1, 8, 9, 12] {
             let line = format!(r#"{{"type":"stage","metrics":{{{}}}}}"#, pairs[..n].join(","));
             assert!(same(&line), "not scanned: {line}");
-        }
-    }
-
-    #[test]
-    fn string_ends_are_found_where_they_are() {
-        let text: Vec<u8> =
-            (0..300u32).map(|i| [b'a', 0xc3, b'"', b'\\', 0x1f, 0x20, 0x7f, 0xa0][(i * 7 % 11 % 8) as usize]).collect();
-        for start in 0..text.len() {
-            let slow = text[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
-            assert_eq!(string_end(&text[start..]), slow, "from {start}");
-        }
-        let plain: Vec<u8> = (0x20..=0xffu8).filter(|&c| c != b'"' && c != b'\\').collect();
-        assert_eq!(string_end(&plain), None);
-        for c in 0..0x20u8 {
-            let mut t = plain.clone();
-            t.insert(13, c);
-            assert_eq!(string_end(&t), Some(13));
         }
     }
 
