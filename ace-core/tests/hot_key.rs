@@ -138,6 +138,19 @@ fn dropped_for(ace: &Ace, reason: &str) -> u64 {
     ace.metrics_text().lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.trim().parse().unwrap())
 }
 
+/// Records `each` stages of one (agent, stage) from each of `threads` threads, as fast as they go.
+fn hammer(ace: &Ace, threads: usize, each: usize) {
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..each {
+                    ace.record_stage("agent-1", "task-1", "planning", 0.5, true).unwrap();
+                }
+            });
+        }
+    });
+}
+
 /// Records `THREADS x EACH` stages of one key while the store's first write is held, with a
 /// buffer of `capacity` and a spill budget of `spill_max_bytes`; returns the engine, the store
 /// (still gated) and the spill directory.
@@ -158,19 +171,7 @@ fn hot_key_past_capacity(
         .build()
         .unwrap();
     let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let ace = ace.clone();
-            std::thread::spawn(move || {
-                for _ in 0..each {
-                    ace.record_stage("agent-1", "task-1", "planning", 0.5, true).unwrap();
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
+    hammer(&ace, threads, each);
     (ace, store, dir)
 }
 
@@ -230,19 +231,7 @@ fn past_the_capacity_a_hot_key_into_memory_loses_nothing() {
     let config =
         AceConfig::builder().buffer_capacity(2_000).batch_size(100).intervention_enabled(false).build().unwrap();
     let ace = Ace::builder().config(config).store_arc(store.clone()).build().unwrap();
-    let workers: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let ace = ace.clone();
-            std::thread::spawn(move || {
-                for _ in 0..EACH {
-                    ace.record_stage("agent-1", "task-1", "planning", 0.5, true).unwrap();
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
+    hammer(&ace, THREADS, EACH);
     ace.flush().unwrap();
     let stats = ace.stats();
     assert_eq!(stats.recorded, (THREADS * EACH) as u64, "{stats:?}");
