@@ -39,15 +39,14 @@ def test_threads_hammering_one_engine_lose_nothing(eng):
     assert s["persisted"] >= n_threads * n + s["errors"]
 
 
-def test_threads_overflowing_the_buffer_never_deadlock_on_the_drop_warning():
-    # A full buffer drops records and warns through Python's `logging`, whose write to stderr
-    # lets other threads run. The warning was made under the shard lock, so a second thread,
-    # holding the GIL, waited on that lock while the first waited on the GIL: 3 runs in 3 hung.
-    # In a child process, so that a hang fails the test instead of the session.
+def _overflow_from_three_threads(url):
+    """Three threads record 200,000 stages of one key each into a buffer of 2,000 with no spill
+    directory, in a child process (so that a hang fails the test instead of the session);
+    returns (recorded, dropped, stderr)."""
     script = textwrap.dedent(
         """
-        import threading, ace
-        eng = ace.Ace(config={"buffer_capacity": 2000, "batch_size": 1000, "spill_dir": "off"})
+        import sys, threading, ace
+        eng = ace.Ace(sys.argv[1], config={"buffer_capacity": 2000, "batch_size": 1000, "spill_dir": "off"})
         def run():
             for _ in range(200_000):
                 eng.record_stage("agent-1", "task-1", "planning", 0.5, True)
@@ -59,12 +58,28 @@ def test_threads_overflowing_the_buffer_never_deadlock_on_the_drop_warning():
         eng.close()
         """
     )
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     recorded, dropped = map(int, run.stdout.split())
+    return recorded, dropped, run.stderr
+
+
+def test_threads_overflowing_the_buffer_never_deadlock_on_the_drop_warning(tmp_path):
+    # A full buffer drops records and warns through Python's `logging`, whose write to stderr
+    # lets other threads run. The warning was made under the shard lock, so a second thread,
+    # holding the GIL, waited on that lock while the first waited on the GIL: 3 runs in 3 hung.
+    # A SQLite file without a spill directory drops what the buffer cannot hold.
+    recorded, dropped, stderr = _overflow_from_three_threads(f"sqlite://{tmp_path}/ace.db")
     assert recorded == 600_000
     assert dropped > 0, "the buffer never overflowed: the test did not reach the warning"
-    assert "ace record buffer is full" in run.stderr
+    assert "ace record buffer is full" in stderr
+
+
+def test_threads_overflowing_the_in_memory_buffer_wait_for_the_writer_and_drop_nothing():
+    # With the in-memory store a call that finds the buffer full waits (GIL held) for the
+    # writer's next drain instead of dropping: the writer never needs the GIL, so nothing hangs.
+    recorded, dropped, _ = _overflow_from_three_threads("memory")
+    assert (recorded, dropped) == (600_000, 0)
 
 
 def test_flush_releases_the_gil(eng):
