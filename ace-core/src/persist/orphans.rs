@@ -6,17 +6,21 @@
 //! `/proc/<pid>`) are made into spill files and stored in order with the rest:
 //!
 //! - a journal segment (`.journal`) is renamed to a JSON Lines spill file as it is;
+//! - a spill file it had claimed for replay (`.replaying-<pid>`, the pid the claimer's) goes
+//!   back under its spill name, to be stored again (at least once: what the dead process
+//!   stored of it before it died may be stored twice);
 //! - a half-written binary file (`.tmp`): the writer's own spill file cut short by the crash, or
 //!   an overflow segment (records that found the buffers full, whose header is written only when
 //!   the writer finishes it). What decodes is written again as a whole spill file, synced,
 //!   before the `.tmp` goes; a torn last frame is counted and logged. A `.tmp` with no whole
 //!   record in it is removed.
 //!
-//! A process's files are never touched while it lives, so two engines (in one process or in
+//! A temporary file of an adoption cut short (`.adopting-<pid>`) is removed: the `.tmp` it was
+//! made from is still there. A process's files are never touched while it lives, so two engines (in one process or in
 //! several) can share the directory.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use super::spill_codec;
@@ -29,6 +33,8 @@ const TMP: &str = ".tmp";
 pub(crate) struct Adopted {
     /// Journal segments made into spill files.
     pub journals: u64,
+    /// Spill files a dead process had claimed, given back.
+    pub released: u64,
     /// Half-written files made into spill files, and the records they held.
     pub files: u64,
     pub records: u64,
@@ -50,12 +56,27 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
             && !alive(stem)
         {
             finish(dir, &path, stem, &mut adopted);
+        } else if let Some((stem, pid)) = claimed_by(name, ".replaying-")
+            && !pid_alive(pid)
+        {
+            let mut head = [0u8; 8];
+            let binary = fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+                && spill_codec::is_binary(&head);
+            let back = dir.join(format!("{stem}.{}", if binary { "spill" } else { "jsonl" }));
+            if fs::rename(&path, back).is_ok() {
+                adopted.released += 1;
+            }
+        } else if let Some((_, pid)) = claimed_by(name, ".adopting-")
+            && !pid_alive(pid)
+        {
+            let _ = fs::remove_file(&path);
         }
     }
     if adopted != Adopted::default() {
         tracing::warn!(
             dir = %dir.display(),
             journals = adopted.journals,
+            released = adopted.released,
             files = adopted.files,
             records = adopted.records,
             torn_bytes = adopted.torn_bytes,
@@ -68,8 +89,17 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
 /// Whether the process that named a file `stem` still runs (this one always does; a name
 /// without a pid is left alone).
 fn alive(stem: &str) -> bool {
-    let Some(pid) = stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()) else { return true };
+    stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()).is_none_or(pid_alive)
+}
+
+fn pid_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `{stem}{marker}{pid}` as (stem, pid).
+fn claimed_by<'a>(name: &'a str, marker: &str) -> Option<(&'a str, u32)> {
+    let (stem, pid) = name.rsplit_once(marker)?;
+    Some((stem, pid.parse().ok()?))
 }
 
 /// Writes what decodes in the half-written file `path` as the spill file `{stem}.spill`.
@@ -186,6 +216,35 @@ mod tests {
         assert_eq!(times(&Spill::read(&pending[0]).unwrap().records), (0..19).collect::<Vec<_>>());
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 1, "nothing but the recovered file is left: {left:?}");
+    }
+
+    #[test]
+    fn a_file_a_dead_process_was_replaying_goes_back_and_a_cut_adoption_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = spill_codec::encode(&(0..3).map(record).collect::<Vec<_>>()).unwrap();
+        let mine = std::process::id();
+        let files = [
+            (format!("00000000000000000001-{mine}-00000001.replaying-{GONE}"), &binary[..]),
+            (format!("00000000000000000002-{mine}-00000002.replaying-{GONE}"), &b"{\"json\": 1}\n"[..]),
+            (format!("00000000000000000003-{mine}-00000003.replaying-{mine}"), &binary[..]),
+            (format!("00000000000000000004-{GONE}-o00000004.adopting-{GONE}"), &binary[..]),
+        ];
+        for (name, bytes) in &files {
+            fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        assert_eq!(adopt(dir.path()).released, 2);
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                format!("00000000000000000001-{mine}-00000001.spill"),
+                format!("00000000000000000002-{mine}-00000002.jsonl"),
+                format!("00000000000000000003-{mine}-00000003.replaying-{mine}"),
+            ],
+            "claims of the dead go back by format, a live claim stays, a cut adoption goes"
+        );
     }
 
     #[test]
