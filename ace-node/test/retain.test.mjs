@@ -19,7 +19,7 @@ test('retain deletes the old records of a SQLite file and keeps the new', async 
   for (let i = 0; i < 5; i++) eng.recordStage('a', `new-${i}`, 'planning', 0.5, true)
   await eng.flush()
   const deleted = await eng.retain(7)
-  assert.ok(deleted >= 30, `the 30 old stage records (and no new one) went: ${deleted}`)
+  assert.ok(deleted >= 30, `the 30 old stage records went: ${deleted}`)
   assert.equal(await eng.retain(7), 0, 'a second pass finds nothing older')
   await eng.close()
   // The new tasks are still there: an engine on the same file keeps their baseline.

@@ -16,16 +16,16 @@
 //!   record in it is removed.
 //!
 //! A temporary file of an adoption cut short (`.adopting-<pid>`) is removed: the `.tmp` it was
-//! made from is still there. A process's files are never touched while it lives, so two engines (in one process or in
-//! several) can share the directory.
+//! made from is still there. A process's files are never touched while it lives, so two
+//! engines (in one process or in several) can share the directory.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 
+use super::spill::{JOURNAL, JSONL, SUFFIX};
 use super::spill_codec;
 
-const JOURNAL: &str = ".journal";
 const TMP: &str = ".tmp";
 
 /// What [`adopt`] found.
@@ -48,8 +48,8 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
     let Ok(entries) = fs::read_dir(dir) else { return adopted };
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        if let Some(stem) = name.strip_suffix(JOURNAL) {
-            if !alive(stem) && fs::rename(&path, dir.join(format!("{stem}.jsonl"))).is_ok() {
+        if let Some(stem) = name.strip_suffix(JOURNAL).and_then(|n| n.strip_suffix('.')) {
+            if !alive(stem) && fs::rename(&path, dir.join(format!("{stem}{JSONL}"))).is_ok() {
                 adopted.journals += 1;
             }
         } else if let Some(stem) = name.strip_suffix(TMP)
@@ -62,7 +62,7 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
             let mut head = [0u8; 8];
             let binary = fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
                 && spill_codec::is_binary(&head);
-            let back = dir.join(format!("{stem}.{}", if binary { "spill" } else { "jsonl" }));
+            let back = dir.join(format!("{stem}{}", if binary { SUFFIX } else { JSONL }));
             if fs::rename(&path, back).is_ok() {
                 adopted.released += 1;
             }
@@ -122,7 +122,7 @@ fn finish(dir: &Path, path: &Path, stem: &str, adopted: &mut Adopted) {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(&whole)?;
             file.sync_all()?;
-            fs::rename(&tmp, dir.join(format!("{stem}.spill")))
+            fs::rename(&tmp, dir.join(format!("{stem}{SUFFIX}")))
         });
         if let Err(e) = written {
             tracing::error!(file = %path.display(), error = %e, "cannot store the records of a half-written spill file; it is kept");

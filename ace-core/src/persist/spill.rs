@@ -9,7 +9,8 @@
 //! When a write succeeds again, spilled files are appended to the store oldest first, each
 //! deleted once stored, before newer records. A file is claimed by renaming it before it is
 //! replayed, so two processes sharing the directory never store one file twice; files left by a
-//! process that died are replayed by the next engine started on the directory (see [`super::orphans`]).
+//! process that died are replayed by the next engine started on the directory (see
+//! [`super::orphans`]).
 
 use std::fs;
 use std::io::Write;
@@ -21,10 +22,10 @@ use super::spill_codec;
 use crate::store::Record;
 
 /// Spill files in the binary format...
-const SUFFIX: &str = ".spill";
+pub(super) const SUFFIX: &str = ".spill";
 /// ...and in JSON Lines.
-const JSONL: &str = ".jsonl";
-const JOURNAL: &str = "journal";
+pub(super) const JSONL: &str = ".jsonl";
+pub(super) const JOURNAL: &str = "journal";
 
 /// Durable mode's journal: every accepted record is appended (one `write` each, no user-space
 /// buffer) before the recording call returns, so a `kill -9` loses nothing written; segments are
