@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench sqlite_growth                          # 20 M stage records, 1% errors, 1% interventions
 //! cargo bench --bench sqlite_growth -- --records 4000000 --metrics-only
-//! cargo bench --bench sqlite_growth -- --sql "DROP INDEX idx_ace_errors_agent_created"
+//! cargo bench --bench sqlite_growth -- --sql "DROP INDEX idx_ace_errors_created_agent"
 //! cargo bench --bench sqlite_growth -- --db /tmp/scale.db --query-only   # a file the scale bench kept
 //! ```
 //!
@@ -13,13 +13,13 @@
 //! unless `--metrics-only`. Every tenth of the run prints the records a second and the bytes the
 //! process wrote to disk a record (`/proc/self/io`: the WAL, then the checkpoints into the file),
 //! so a cost that grows with the table shows as a rising column. `--sql` runs statements on the
-//! new file before writing (to try an index away). Then the query by agent over the file's last
-//! 60 and 300 seconds is timed, with the plan SQLite chose.
+//! new file before writing (to try an index away). Then the queries by agent over the file's
+//! last 60 and 300 seconds, of stage records and of errors, are timed, with the plans SQLite chose.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ace::store::{ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, Record, Store};
+use ace::store::{ErrorQuery, ErrorRecord, InterventionRecord, MetricQuery, MetricRecord, Record, Store};
 use ace::{InterventionId, Severity, SignalKind, SqliteStore, Strategy, Timestamp};
 use sqlx::{Connection, Row};
 
@@ -153,29 +153,37 @@ fn query(store: &SqliteStore, path: &std::path::Path) {
     let newest: i64 = on_file(path, async |c| {
         sqlx::query_scalar("SELECT MAX(created_at) FROM ace_performance_metrics").fetch_one(c).await.unwrap()
     });
+    let agent = "agent-00042";
     for window in [60, 300] {
         let since = newest - window * 1_000_000;
-        let plan: Vec<String> = on_file(path, async |c| {
-            let sql = "EXPLAIN QUERY PLAN SELECT * FROM ace_performance_metrics WHERE agent_id = ? \
-                       AND created_at >= ? ORDER BY created_at, id";
-            let rows = sqlx::query(sql).bind("agent-00042").bind(since).fetch_all(c).await.unwrap();
-            rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+        let query = MetricQuery::all().agent(agent).since(Timestamp::from_micros(since));
+        timed(path, "stage records", "ace_performance_metrics", (window, since), || {
+            store.query_metrics(&query).unwrap().len()
         });
-        let query = MetricQuery::all().agent("agent-00042").since(Timestamp::from_micros(since));
-        let mut times = Vec::new();
-        let mut found = 0;
-        for _ in 0..3 {
-            let started = Instant::now();
-            found = store.query_metrics(&query).unwrap().len();
-            times.push(started.elapsed().as_secs_f64());
-        }
-        let times: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
-        println!(
-            "agent-00042 over the last {window} s: {found} records in {} s ({})",
-            times.join(", "),
-            plan.join("; ")
-        );
+        let query = ErrorQuery::all().agent(agent).since(Timestamp::from_micros(since));
+        timed(path, "errors", "ace_errors", (window, since), || store.query_errors(&query).unwrap().len());
     }
+}
+
+/// Runs `run` (a query of `table` by agent-00042 over the last `window` seconds, from `since`) three times and prints the
+/// records it found, the times and the plan SQLite chose.
+fn timed(path: &std::path::Path, what: &str, table: &str, (window, since): (i64, i64), run: impl Fn() -> usize) {
+    let plan: Vec<String> = on_file(path, async |c| {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT * FROM {table} WHERE agent_id = ? AND created_at >= ? ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind("agent-00042").bind(since).fetch_all(c).await.unwrap();
+        rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+    });
+    let mut times = Vec::new();
+    let mut found = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        found = run();
+        times.push(started.elapsed().as_secs_f64());
+    }
+    let times: Vec<String> = times.iter().map(|t| format!("{t:.4}")).collect();
+    println!("agent-00042's {what} over the last {window} s: {found} in {} s ({})", times.join(", "), plan.join("; "));
 }
 
 fn main() {

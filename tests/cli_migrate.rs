@@ -22,19 +22,19 @@ fn down_status_and_up_on_sqlite_and_postgres() {
     assert_eq!(version(&out), 0, "a new file, and status applies nothing");
     let (ok, out, err) = ace(&["migrate", "up", "--store", db]);
     assert!(ok, "{err}");
-    assert_eq!((version(&out), ran(&out)), (6, 6));
+    assert_eq!((version(&out), ran(&out)), (7, 7));
     let (ok, out, _) = ace(&["migrate", "down", "--to", "1", "--store", db]);
     assert!(ok);
-    assert_eq!((version(&out), ran(&out)), (1, 5));
+    assert_eq!((version(&out), ran(&out)), (1, 6));
     let (ok, out, _) = ace(&["migrate", "status", "--store", db]);
     assert!(ok);
     assert_eq!(version(&out), 1, "status applies nothing");
     let (ok, out, _) = ace(&["migrate", "up", "--store", db]);
     assert!(ok);
-    assert_eq!((version(&out), ran(&out)), (6, 5), "up reports the migrations it ran");
+    assert_eq!((version(&out), ran(&out)), (7, 6), "up reports the migrations it ran");
     let (ok, out, _) = ace(&["migrate", "up", "--store", db]);
     assert!(ok);
-    assert_eq!((version(&out), ran(&out)), (6, 0));
+    assert_eq!((version(&out), ran(&out)), (7, 0));
     let pg = std::env::var("ACE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_owned());
     // The shared database may be fresh (nothing has migrated it yet on a new machine): bring it

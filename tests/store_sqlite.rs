@@ -79,11 +79,17 @@ fn a_file_that_is_not_a_database_is_corrupt() {
 fn migrations_go_down_and_up_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("m.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(store.migrate_down(6).unwrap(), 1);
+    assert_eq!(
+        indexes(store.path(), "ace_errors"),
+        ["idx_ace_errors_agent_created", "idx_ace_errors_severity_created"]
+    );
+    assert_eq!(indexes(store.path(), "ace_interventions"), ["idx_ace_interventions_agent_created"]);
     assert_eq!(store.migrate_down(5).unwrap(), 1);
     assert_eq!(metric_indexes(store.path()), ["idx_ace_metrics_created"]);
     assert_eq!(store.migrate_down(4).unwrap(), 1);
-    assert_eq!(store.count_metrics().unwrap(), 0, "v5 and v6 change indexes only");
+    assert_eq!(store.count_metrics().unwrap(), 0, "v5 to v7 change indexes only");
     assert_eq!(store.migrate_down(3).unwrap(), 1);
     assert!(store.load_playbook("d").is_err(), "v4 tables are gone after going down to 3");
     assert_eq!(store.migrate_down(2).unwrap(), 1);
@@ -95,8 +101,13 @@ fn migrations_go_down_and_up_again() {
     assert_eq!(store.migrate_down(0).unwrap(), 1);
     assert_eq!(store.schema_version().unwrap(), 0);
     assert!(store.count_metrics().is_err(), "tables are gone after down");
-    assert_eq!(store.migrate_up().unwrap(), 6);
+    assert_eq!(store.migrate_up().unwrap(), 7);
     assert_eq!(metric_indexes(store.path()), ["idx_ace_metrics_created_agent"]);
+    assert_eq!(
+        indexes(store.path(), "ace_errors"),
+        ["idx_ace_errors_created_agent", "idx_ace_errors_severity_created"]
+    );
+    assert_eq!(indexes(store.path(), "ace_interventions"), ["idx_ace_interventions_created_agent"]);
     assert_eq!(store.load_patterns().unwrap(), vec![]);
     assert_eq!(store.count_metrics().unwrap(), 0);
     assert_eq!(store.migrate_up().unwrap(), 0, "up is idempotent");
@@ -244,13 +255,19 @@ fn past_the_spill_budget_records_are_dropped_and_counted() {
 
 /// The indexes of `ace_performance_metrics` in the file at `path`.
 fn metric_indexes(path: &std::path::Path) -> Vec<String> {
+    indexes(path, "ace_performance_metrics")
+}
+
+/// The indexes created on `table` in the file at `path` (not those SQLite makes for a `UNIQUE`).
+fn indexes(path: &std::path::Path, table: &str) -> Vec<String> {
     use sqlx::Connection;
     let url = format!("sqlite://{}", path.display());
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ace_performance_metrics' ORDER BY name",
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
         )
+        .bind(table)
         .fetch_all(&mut conn)
         .await
         .unwrap()
@@ -258,7 +275,7 @@ fn metric_indexes(path: &std::path::Path) -> Vec<String> {
 }
 
 /// A file written by ace with schema v4 (the metrics indexed by agent and by stage) is brought
-/// to v6 (one index in time order, then agent) when opened, keeping its records, which the
+/// to v7 (one index in time order, then agent) when opened, keeping its records, which the
 /// seed's query (one agent over a time range) still finds.
 #[test]
 fn a_version_4_file_is_migrated_to_time_ordered_metrics_with_its_records() {
@@ -288,7 +305,7 @@ fn a_version_4_file_is_migrated_to_time_ordered_metrics_with_its_records() {
     assert_eq!(metric_indexes(&path), ["idx_ace_metrics_agent_created", "idx_ace_metrics_stage_created"]);
 
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
     assert_eq!(metric_indexes(&path), ["idx_ace_metrics_created_agent"]);
     assert_eq!(store.count_metrics().unwrap(), 300);
     let since = Timestamp::from_micros(1_700_000_000_000_000 + 150);
@@ -299,6 +316,100 @@ fn a_version_4_file_is_migrated_to_time_ordered_metrics_with_its_records() {
     let planning = store.query_metrics(&MetricQuery::all().stage("planning").limit(10)).unwrap();
     assert_eq!(planning.len(), 10);
     assert_eq!(planning[0].ts, Timestamp::from_micros(1_700_000_000_000_000));
+}
+
+/// A file written by ace with schema v6 (errors and interventions indexed by agent) is brought
+/// to v7 (indexed by time, then agent) when opened, keeping its records; the queries by agent, by
+/// severity and over a time range return the rows they returned before.
+#[test]
+fn a_version_6_file_is_migrated_to_time_ordered_errors_and_interventions_with_its_records() {
+    use ace::store::{ErrorQuery, ErrorRecord, InterventionQuery, InterventionRecord, Record};
+    use ace::{InterventionId, Severity, SignalKind, Strategy, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.migrate_down(6).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 6);
+    let t0 = 1_700_000_000_000_000;
+    let mut records = Vec::new();
+    // Written out of time order, and two records at one time, so the order comes from the query.
+    for i in (0..400_i64).rev() {
+        let (ts, agent) = (Timestamp::from_micros(t0 + i / 2), Arc::<str>::from(format!("agent-{}", i % 5)));
+        records.push(Record::Error(ErrorRecord {
+            ts,
+            agent: agent.clone(),
+            task: Arc::from("t"),
+            stage: Arc::from("execution"),
+            kind: Arc::from("TimeoutError"),
+            message: Arc::from(format!("timed out after {i} s")),
+            severity: Severity::ALL[(i % 7 % 4) as usize],
+            pattern: ace::errors::PatternId(i as u64),
+        }));
+        records.push(Record::Intervention(InterventionRecord {
+            ts,
+            id: InterventionId((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            agent,
+            task: Arc::from("t"),
+            strategy: Strategy::Replan,
+            severity: Severity::Medium,
+            signal_kind: SignalKind::ErrorAccumulation,
+            reason: format!("reason {i}"),
+            signals_json: "[]".into(),
+            outcome: None,
+        }));
+    }
+    store.append(&records).unwrap();
+    let since = Timestamp::from_micros(t0 + 120);
+    let error_queries = [
+        ErrorQuery::all().agent("agent-1").since(since),
+        ErrorQuery::all().agent("agent-2").limit(7),
+        ErrorQuery::all().min_severity(Severity::High).since(since),
+        ErrorQuery::all().min_severity(Severity::Medium).limit(9),
+        ErrorQuery::all().agent("agent-3").min_severity(Severity::High),
+        ErrorQuery::all().since(since).limit(11),
+    ];
+    let intervention_queries = [
+        InterventionQuery::all().agent("agent-4").since(since),
+        InterventionQuery::all().agent("agent-0").limit(6),
+        InterventionQuery::all().since(since),
+    ];
+    let read = |store: &SqliteStore| {
+        let errors: Vec<_> =
+            error_queries.iter().map(|q| (store.query_errors(q).unwrap(), store.recent_errors(q).unwrap())).collect();
+        let interventions: Vec<_> = intervention_queries
+            .iter()
+            .map(|q| {
+                (
+                    store.query_interventions(q.agent.as_deref(), q.limit).unwrap(),
+                    store.recent_interventions(q).unwrap(),
+                )
+            })
+            .collect();
+        (errors, interventions)
+    };
+    let before = read(&store);
+    store.close().unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(indexes(&path, "ace_errors"), ["idx_ace_errors_created_agent", "idx_ace_errors_severity_created"]);
+    assert_eq!(indexes(&path, "ace_interventions"), ["idx_ace_interventions_created_agent"]);
+    let after = read(&store);
+    assert_eq!(after, before);
+    let (errors, interventions) = after;
+    assert_eq!(store.query_errors(&ErrorQuery::all()).unwrap().len(), 400, "every error kept");
+    assert_eq!(store.query_interventions(None, 0).unwrap().len(), 400, "every intervention kept");
+    // The reads are not empty and match their queries, in time order (newest first for recent).
+    for (q, (oldest, newest)) in error_queries.iter().zip(&errors) {
+        assert!(!oldest.is_empty() && oldest.iter().all(|r| q.matches(r)), "{q:?}");
+        assert!(oldest.windows(2).all(|w| w[0].ts <= w[1].ts), "{q:?}");
+        assert!(newest.windows(2).all(|w| w[0].ts >= w[1].ts), "{q:?}");
+    }
+    let first = &errors[0].0;
+    assert_eq!(first.len(), 32, "agent-1's errors at or after t0 + 120");
+    assert!(interventions.iter().all(|(oldest, newest)| !oldest.is_empty() && !newest.is_empty()));
+    assert!(interventions[0].1.iter().all(|r| &*r.agent == "agent-4" && r.ts >= since));
 }
 
 /// `PRAGMA name` of the file at `path`, read through a connection of its own.

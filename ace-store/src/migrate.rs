@@ -69,6 +69,12 @@ pub const SQLITE: &[Migration] = &[
         up: include_str!("../migrations/sqlite/0006_metrics_by_time_and_agent.up.sql"),
         down: include_str!("../migrations/sqlite/0006_metrics_by_time_and_agent.down.sql"),
     },
+    Migration {
+        version: 7,
+        name: "errors_and_interventions_by_time_and_agent",
+        up: include_str!("../migrations/sqlite/0007_errors_and_interventions_by_time_and_agent.up.sql"),
+        down: include_str!("../migrations/sqlite/0007_errors_and_interventions_by_time_and_agent.down.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first.

@@ -68,7 +68,15 @@ pub(super) async fn errors(
     query: &ErrorQuery,
     newest: bool,
 ) -> ace_core::Result<Vec<ErrorRecord>> {
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
+    let rows =
+        errors_query("", query, newest).build().fetch_all(pool).await.map_err(|e| query_err("query errors", e))?;
+    rows.iter().map(|r| src.error(r)).collect()
+}
+
+/// The statement of [`errors`], after `prefix` (`EXPLAIN QUERY PLAN ` in tests).
+fn errors_query(prefix: &str, query: &ErrorQuery, newest: bool) -> QueryBuilder<Sqlite> {
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new(format!("{prefix}SELECT {ERROR_COLUMNS} FROM ace_errors WHERE 1=1"));
     if let Some(agent) = &query.agent {
         qb.push(" AND agent_id = ").push_bind(agent.clone());
     }
@@ -87,8 +95,7 @@ pub(super) async fn errors(
     if query.limit > 0 {
         qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
     }
-    let rows = qb.build().fetch_all(pool).await.map_err(|e| query_err("query errors", e))?;
-    rows.iter().map(|r| src.error(r)).collect()
+    qb
 }
 
 pub(super) async fn patterns(pool: &SqlitePool, src: Source<'_>) -> ace_core::Result<Vec<PatternRecord>> {
@@ -106,10 +113,20 @@ pub(super) async fn interventions(
     query: &InterventionQuery,
     newest: bool,
 ) -> ace_core::Result<Vec<InterventionRecord>> {
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, signals, \
-         outcome FROM ace_interventions WHERE 1=1",
-    );
+    let rows = interventions_query("", query, newest)
+        .build()
+        .fetch_all(pool)
+        .await
+        .map_err(|e| query_err("query interventions", e))?;
+    rows.iter().map(|r| src.intervention(r)).collect()
+}
+
+/// The statement of [`interventions`], after `prefix` (`EXPLAIN QUERY PLAN ` in tests).
+fn interventions_query(prefix: &str, query: &InterventionQuery, newest: bool) -> QueryBuilder<Sqlite> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{prefix}SELECT intervention_id, created_at, agent_id, task_id, strategy, severity, signal_kind, reason, \
+         signals, outcome FROM ace_interventions WHERE 1=1"
+    ));
     if let Some(agent) = &query.agent {
         qb.push(" AND agent_id = ").push_bind(agent.clone());
     }
@@ -120,8 +137,7 @@ pub(super) async fn interventions(
     if query.limit > 0 {
         qb.push(" LIMIT ").push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
     }
-    let rows = qb.build().fetch_all(pool).await.map_err(|e| query_err("query interventions", e))?;
-    rows.iter().map(|r| src.intervention(r)).collect()
+    qb
 }
 
 pub(super) async fn playbook(pool: &SqlitePool, src: Source<'_>, domain: &str) -> ace_core::Result<Vec<PlaybookEntry>> {
@@ -137,30 +153,67 @@ pub(super) async fn playbook(pool: &SqlitePool, src: Source<'_>, domain: &str) -
 
 #[cfg(test)]
 mod tests {
-    use ace_core::Timestamp;
-    use ace_core::store::MetricQuery;
-    use sqlx::Row;
+    use ace_core::store::{ErrorQuery, InterventionQuery, MetricQuery};
+    use ace_core::{Severity, Timestamp};
+    use sqlx::{QueryBuilder, Row, Sqlite};
 
-    use super::metrics_query;
+    use super::{errors_query, interventions_query, metrics_query};
     use crate::SqliteStore;
+
+    const SINCE: i64 = 1_700_000_000_000_000;
+
+    /// The plan SQLite chooses for `statement` (built after `EXPLAIN QUERY PLAN `) on a new file.
+    fn plan_of(statement: impl FnOnce(&str) -> QueryBuilder<Sqlite>) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.db")).unwrap();
+        let mut qb = statement("EXPLAIN QUERY PLAN ");
+        store.run(async {
+            let rows = qb.build().fetch_all(&store.readers).await.unwrap();
+            rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+        })
+    }
+
+    /// Whether `plan` searches `table` through `index` from `constraint` and never scans it.
+    fn searches(plan: &[String], table: &str, index: &str, constraint: &str) -> bool {
+        plan.iter().any(|d| d.starts_with(&format!("SEARCH {table} USING INDEX {index} ({constraint})")))
+            && !plan.iter().any(|d| d.starts_with(&format!("SCAN {table}")))
+    }
 
     /// The seed's query, one agent over a time range, is served by the index in time order then
     /// agent (schema v6): a search on the time, not a scan of the table.
     #[test]
     fn a_query_by_agent_over_a_time_range_uses_the_time_and_agent_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("plan.db")).unwrap();
-        let query = MetricQuery::all().agent("agent-1").since(Timestamp::from_micros(1_700_000_000_000_000));
-        let plan: Vec<String> = store.run(async {
-            let rows = metrics_query("EXPLAIN QUERY PLAN ", &query).build().fetch_all(&store.readers).await.unwrap();
-            rows.iter().map(|r| r.get::<String, _>("detail")).collect()
-        });
+        let query = MetricQuery::all().agent("agent-1").since(Timestamp::from_micros(SINCE));
+        let plan = plan_of(|prefix| metrics_query(prefix, &query));
         assert!(
-            plan.iter().any(|d| d.starts_with(
-                "SEARCH ace_performance_metrics USING INDEX idx_ace_metrics_created_agent (created_at>?)"
-            )),
+            searches(&plan, "ace_performance_metrics", "idx_ace_metrics_created_agent", "created_at>?"),
             "{plan:?}"
         );
-        assert!(!plan.iter().any(|d| d.starts_with("SCAN ace_performance_metrics")), "{plan:?}");
+    }
+
+    /// Errors and interventions by agent over a time range, oldest or newest first, search their
+    /// index in time order then agent (schema v7); errors by severity search the severity index.
+    #[test]
+    fn errors_and_interventions_by_agent_or_severity_are_searched_through_an_index() {
+        let since = Timestamp::from_micros(SINCE);
+        for newest in [false, true] {
+            let query = ErrorQuery::all().agent("agent-1").since(since).limit(100);
+            let plan = plan_of(|prefix| errors_query(prefix, &query, newest));
+            assert!(searches(&plan, "ace_errors", "idx_ace_errors_created_agent", "created_at>?"), "{plan:?}");
+
+            let query = InterventionQuery::all().agent("agent-1").since(since).limit(100);
+            let plan = plan_of(|prefix| interventions_query(prefix, &query, newest));
+            let index = "idx_ace_interventions_created_agent";
+            assert!(searches(&plan, "ace_interventions", index, "created_at>?"), "{plan:?}");
+
+            let query = ErrorQuery::all().min_severity(Severity::High).since(since).limit(100);
+            let plan = plan_of(|prefix| errors_query(prefix, &query, newest));
+            let index = "idx_ace_errors_severity_created";
+            assert!(searches(&plan, "ace_errors", index, "severity=? AND created_at>?"), "{plan:?}");
+
+            let query = ErrorQuery::all().min_severity(Severity::High);
+            let plan = plan_of(|prefix| errors_query(prefix, &query, newest));
+            assert!(searches(&plan, "ace_errors", index, "severity=?"), "{plan:?}");
+        }
     }
 }
