@@ -3,7 +3,10 @@
 //!
 //! Every file a process writes there carries its pid in its name (`{nanos}-{pid}-{kind}{seq}`).
 //! When the next engine opens the directory, the files of a process that is gone (Linux: no
-//! `/proc/<pid>`) are made into spill files and stored in order with the rest:
+//! `/proc/<pid>`) are made into spill files and stored in order with the rest. Files with this
+//! process's own pid are a dead process's too when this process opens the directory for the
+//! first time: a process that had the same pid wrote them (a restarted container's process
+//! often gets its predecessor's pid, 1 or 7 say), since this one has written nothing there yet.
 //!
 //! - a journal segment (`.journal`) is renamed to a JSON Lines spill file as it is;
 //! - a spill file it had claimed for replay (`.replaying-<pid>`, the pid the claimer's) goes
@@ -17,16 +20,47 @@
 //!
 //! A temporary file of an adoption cut short (`.adopting-<pid>`) is removed: the `.tmp` it was
 //! made from is still there. A process's files are never touched while it lives, so two
-//! engines (in one process or in several) can share the directory.
+//! engines (in one process or in several) can share the directory; within one process, the
+//! directories it has opened are remembered, and an adoption is done under that lock.
 
 use std::fs;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::spill::{JOURNAL, JSONL, SUFFIX};
 use super::spill_codec;
 
 const TMP: &str = ".tmp";
+
+/// The spill directories this process has opened (as canonical paths). Held for the whole of
+/// an adoption, so an engine of this process that opens the directory meanwhile writes its
+/// files only after the first one's adoption has passed (they would look like a predecessor's).
+/// A `std` lock, which a fork leaves usable (see `super::fork`).
+static VISITED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Which processes count as alive while a directory is adopted.
+#[derive(Clone, Copy)]
+struct Liveness {
+    /// This process has not opened the directory before: files with its pid are a dead
+    /// predecessor's that had the same pid.
+    first_visit: bool,
+}
+
+impl Liveness {
+    /// Whether the process that named a file `stem` still runs (a name without a pid is left
+    /// alone).
+    fn of_stem(self, stem: &str) -> bool {
+        stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()).is_none_or(|pid| self.of_pid(pid))
+    }
+
+    fn of_pid(self, pid: u32) -> bool {
+        if pid == std::process::id() {
+            return !self.first_visit;
+        }
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+}
 
 /// What [`adopt`] found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -45,19 +79,25 @@ pub(crate) struct Adopted {
 /// Makes the files of processes that are gone into spill files (see the module's docs).
 pub(crate) fn adopt(dir: &Path) -> Adopted {
     let mut adopted = Adopted::default();
+    let mut visited = VISITED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let live = Liveness { first_visit: !visited.contains(&key) };
+    if live.first_visit {
+        visited.push(key);
+    }
     let Ok(entries) = fs::read_dir(dir) else { return adopted };
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         if let Some(stem) = name.strip_suffix(JOURNAL).and_then(|n| n.strip_suffix('.')) {
-            if !alive(stem) && fs::rename(&path, dir.join(format!("{stem}{JSONL}"))).is_ok() {
+            if !live.of_stem(stem) && fs::rename(&path, dir.join(format!("{stem}{JSONL}"))).is_ok() {
                 adopted.journals += 1;
             }
         } else if let Some(stem) = name.strip_suffix(TMP)
-            && !alive(stem)
+            && !live.of_stem(stem)
         {
             finish(dir, &path, stem, &mut adopted);
         } else if let Some((stem, pid)) = claimed_by(name, ".replaying-")
-            && !pid_alive(pid)
+            && !live.of_pid(pid)
         {
             let mut head = [0u8; 8];
             let binary = fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
@@ -67,7 +107,7 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
                 adopted.released += 1;
             }
         } else if let Some((_, pid)) = claimed_by(name, ".adopting-")
-            && !pid_alive(pid)
+            && !live.of_pid(pid)
         {
             let _ = fs::remove_file(&path);
         }
@@ -84,16 +124,6 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
         );
     }
     adopted
-}
-
-/// Whether the process that named a file `stem` still runs (this one always does; a name
-/// without a pid is left alone).
-fn alive(stem: &str) -> bool {
-    stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()).is_none_or(pid_alive)
-}
-
-fn pid_alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// `{stem}{marker}{pid}` as (stem, pid).
@@ -182,7 +212,8 @@ mod tests {
         bytes.extend_from_slice(&last[..last.len() / 2]);
         let stem = format!("00000000000000000001-{GONE}-o00000001");
         fs::write(dir.path().join(format!("{stem}.tmp")), &bytes).unwrap();
-        // The same from this process (alive): left alone.
+        // The same from this process (alive, the directory opened before): left alone.
+        adopt(dir.path());
         let mine = format!("00000000000000000002-{}-o00000001.tmp", std::process::id());
         fs::write(dir.path().join(&mine), &bytes).unwrap();
 
@@ -223,6 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let binary = spill_codec::encode(&(0..3).map(record).collect::<Vec<_>>()).unwrap();
         let mine = std::process::id();
+        adopt(dir.path());
         let files = [
             (format!("00000000000000000001-{mine}-00000001.replaying-{GONE}"), &binary[..]),
             (format!("00000000000000000002-{mine}-00000002.replaying-{GONE}"), &b"{\"json\": 1}\n"[..]),
@@ -245,6 +277,38 @@ mod tests {
             ],
             "claims of the dead go back by format, a live claim stays, a cut adoption goes"
         );
+    }
+
+    #[test]
+    fn files_with_this_processs_pid_are_a_dead_predecessors_until_it_opens_the_directory() {
+        // A restarted container's process often has its predecessor's pid: what that one left
+        // carries this process's pid, in a directory this process has not opened yet.
+        let dir = tempfile::tempdir().unwrap();
+        let mine = std::process::id();
+        let journal = format!("00000000000000000001-{mine}-j00000001");
+        fs::write(dir.path().join(format!("{journal}.journal")), b"").unwrap();
+        let segment = format!("00000000000000000002-{mine}-o00000002");
+        let mut bytes = vec![0u8; spill_codec::HEADER];
+        for i in 0..5 {
+            spill_codec::encode_frame(&mut bytes, &record(i)).unwrap();
+        }
+        fs::write(dir.path().join(format!("{segment}.tmp")), &bytes).unwrap();
+        let claimed = format!("00000000000000000003-{GONE}-00000003.replaying-{mine}");
+        fs::write(dir.path().join(&claimed), spill_codec::encode(&[record(9)]).unwrap()).unwrap();
+
+        let adopted = adopt(dir.path());
+        assert_eq!((adopted.journals, adopted.files, adopted.records, adopted.released), (1, 1, 5, 1));
+        assert!(dir.path().join(format!("{journal}.jsonl")).exists());
+        assert!(dir.path().join(format!("{segment}.spill")).exists());
+        assert!(dir.path().join(format!("00000000000000000003-{GONE}-00000003.spill")).exists());
+
+        // Now the directory is this process's: its files are left alone, also when the
+        // directory is reached by another path.
+        let live = format!("00000000000000000004-{mine}-j00000004.journal");
+        fs::write(dir.path().join(&live), b"").unwrap();
+        assert_eq!(adopt(dir.path()), Adopted::default());
+        assert_eq!(adopt(&dir.path().join(".")), Adopted::default());
+        assert!(dir.path().join(&live).exists());
     }
 
     #[test]
