@@ -240,8 +240,8 @@ fn past_the_capacity_a_hot_key_into_memory_loses_nothing() {
 }
 
 /// A writer held up in a write (a store that says it keeps records in memory, but whose write
-/// waits): callers wait for room once, for 2 ms, then drop and count without waiting while the
-/// writer stays stuck, so 50,000 calls end (a wait each would take 100 s); after the write
+/// waits): callers wait for room once (`STALL`), then drop and count without waiting while the
+/// writer stays stuck, so 50,000 calls end (a wait each would take hours); after the write
 /// goes through, recorded = stored + dropped.
 #[test]
 fn a_stuck_writer_is_waited_for_once_then_records_are_dropped_and_counted() {

@@ -17,12 +17,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a caller waits for the writer's next drain before it calls the writer stalled.
-pub(super) const STALL: Duration = Duration::from_millis(50);
+/// How long a caller waits for the writer's next drain before it calls the writer stalled. On
+/// a 2-core machine at load 8-9 the writer thread, runnable, was at times not scheduled for over
+/// 50 ms (a hot key from four threads then lost records): a stall is a writer away for longer.
+pub(super) const STALL: Duration = Duration::from_millis(200);
 /// After a stall, records that find the buffers full are dropped without waiting for this long.
 pub(super) const BACK_OFF: Duration = Duration::from_secs(1);
 /// The longest one call waits, whatever progress the writer makes.
-pub(super) const MAX_WAIT: Duration = Duration::from_millis(100);
+pub(super) const MAX_WAIT: Duration = Duration::from_millis(250);
 
 /// Where callers wait for room. `std` primitives, not `parking_lot` (see `persist::fork`).
 pub(crate) struct RoomWait {
