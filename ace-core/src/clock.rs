@@ -29,8 +29,22 @@ impl Timestamp {
     /// From seconds since the Unix epoch (the trace format's `ts`). Non-finite input gives `None`.
     #[must_use]
     pub fn from_secs_f64(secs: f64) -> Option<Self> {
-        let micros = (secs * 1e6).round();
-        (micros.is_finite() && micros.abs() < i64::MAX as f64).then_some(Timestamp(micros as i64))
+        let micros = secs * 1e6;
+        if !(micros.is_finite() && micros.abs() < i64::MAX as f64) {
+            return None;
+        }
+        // `micros.round()`, half away from zero, without the call to libm's `round` (a trace
+        // replay converts every event's time): the cast truncates, and the part cut off is exact
+        // (an integer and the value it was cut from are within a factor of two of each other).
+        let whole = micros as i64;
+        let cut = micros - whole as f64;
+        Some(Timestamp(if cut >= 0.5 {
+            whole + 1
+        } else if cut <= -0.5 {
+            whole - 1
+        } else {
+            whole
+        }))
     }
 
     /// Microseconds since the Unix epoch.
@@ -263,6 +277,38 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_round_to_the_nearest_microsecond_as_round_does() {
+        let rounded = |secs: f64| {
+            let micros = (secs * 1e6).round();
+            (micros.is_finite() && micros.abs() < i64::MAX as f64).then_some(Timestamp(micros as i64))
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5e-6,
+            -0.5e-6,
+            2.5e-6,
+            -2.5e-6,
+            f64::from_bits(0.5f64.to_bits() - 1) / 1e6,
+            1700000000.0000005,
+        ];
+        values.extend([f64::NAN, f64::INFINITY, -f64::INFINITY, 9.2e12, -9.2e12, 9.3e12, 4_503_599_627.370_496]);
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Any bit pattern (every sign, magnitude, NaN), and times of the trace's kind.
+            values.push(f64::from_bits(x));
+            values.push((x % 4_000_000_000_000_000) as f64 / 1e6 + (x >> 60) as f64 * 0.25e-6);
+            values.push(-((x % 1_000_000_000) as f64) / 7.0);
+        }
+        for v in values {
+            assert_eq!(Timestamp::from_secs_f64(v), rounded(v), "{v:e}");
+        }
+    }
 
     #[test]
     fn rfc3339_is_utc_with_millis() {

@@ -125,18 +125,31 @@ fn validate_unusual_id(field: &'static str, id: &str) -> Result<()> {
 /// Whether every byte is printable ASCII (0x20 to 0x7e), eight at a time: ids are checked on
 /// every recording call.
 fn is_printable_ascii(bytes: &[u8]) -> bool {
+    is_ascii_from(bytes, 0x20)
+}
+
+/// Whether every byte is printable ASCII other than the space (0x21 to 0x7e), eight at a time:
+/// a tool call's arguments digest is checked on every call.
+pub(crate) fn is_graphic_ascii(bytes: &[u8]) -> bool {
+    is_ascii_from(bytes, 0x21)
+}
+
+/// Whether every byte is ASCII from `low` (at most 0x80) to 0x7e, eight at a time.
+#[inline]
+fn is_ascii_from(bytes: &[u8], low: u8) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
         let x = u64::from_ne_bytes(w.try_into().expect("eight bytes"));
-        // A byte below 0x20 (or at 0x80 and above) sets its high bit in the first term; one
-        // above 0x7e (0x7f and above) in the second.
-        if ((x.wrapping_sub(ONES * 0x20) & !x) | (x.wrapping_add(ONES) | x)) & HIGH != 0 {
+        // A byte below `low` (or at 0x80 and above) sets its high bit in the first term; one
+        // above 0x7e (0x7f and above) in the second. A borrow or carry reaches a byte only from
+        // one below it that is out of range already.
+        if ((x.wrapping_sub(ONES * u64::from(low)) & !x) | (x.wrapping_add(ONES) | x)) & HIGH != 0 {
             return false;
         }
     }
-    words.remainder().iter().all(|b| (0x20..0x7f).contains(b))
+    words.remainder().iter().all(|b| (low..0x7f).contains(b))
 }
 
 /// Checks a stage name: 1 to [`MAX_NAME_LEN`] bytes of lower-case ASCII letters, digits, `_`, `-`
@@ -324,16 +337,18 @@ mod tests {
                     x ^= x >> 7;
                     x ^= x << 17;
                     // Mostly letters, now and then a byte at or past the edges.
-                    let edges = [0x00, 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xc3, 0xff];
-                    if x % 16 < 13 { b'a' + (x >> 8) as u8 % 26 } else { edges[(x >> 8) as usize % 8] }
+                    let edges = [0x00, 0x1f, 0x20, 0x21, 0x7e, 0x7f, 0x80, 0xc3, 0xff];
+                    if x % 16 < 12 { b'a' + (x >> 8) as u8 % 26 } else { edges[(x >> 8) as usize % 9] }
                 })
                 .collect();
             let want = bytes.iter().all(|b| (0x20..0x7f).contains(b));
             assert_eq!(is_printable_ascii(&bytes), want, "{bytes:?}");
+            assert_eq!(is_graphic_ascii(&bytes), bytes.iter().all(u8::is_ascii_graphic), "{bytes:?}");
         }
         for b in 0..=255u8 {
             let word = [b'a', b'b', b'c', b, b'd', b'e', b'f', b'g', b'h'];
             assert_eq!(is_printable_ascii(&word), (0x20..0x7f).contains(&b), "{b:#x}");
+            assert_eq!(is_graphic_ascii(&word), b.is_ascii_graphic(), "{b:#x}");
         }
     }
 

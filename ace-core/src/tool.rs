@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::event::{truncate, validate_id};
+use crate::event::{is_graphic_ascii, truncate, validate_id};
 
 /// The stage name a tool call is recorded under when the caller names no stage.
 pub const TOOL_STAGE: &str = "tool";
@@ -162,7 +162,7 @@ pub fn validate_digest(digest: &str) -> Result<()> {
             format!("must be 1 to {MAX_DIGEST_LEN} bytes, got {}", digest.len()),
         ));
     }
-    if !digest.bytes().all(|b| b.is_ascii_graphic()) {
+    if !is_graphic_ascii(digest.as_bytes()) {
         return Err(Error::invalid(
             "args_digest",
             format!("must be printable ASCII without spaces: {:?}", truncate(digest, 40)),

@@ -248,6 +248,7 @@ impl AceBuilder {
             fleet: fleet.clone(),
             room: room.clone(),
             drain: Mutex::new(DrainState::default()),
+            saves_state: !self.scoring_only,
         });
         let writer = Writer::spawn(crate::persist::Parts {
             source,
@@ -317,6 +318,9 @@ struct EngineSource {
     room: Option<Arc<super::room::RoomWait>>,
     /// Only the writer thread drains: the lock is never contended.
     drain: Mutex<DrainState>,
+    /// Whether baselines and patterns are saved: not by a scoring-only engine (replay), whose
+    /// store is dropped unread (saving them at close cost more than the replay of a short trace).
+    saves_state: bool,
 }
 
 impl Source for EngineSource {
@@ -340,10 +344,16 @@ impl Source for EngineSource {
     }
 
     fn dirty_baselines(&self, index: usize) -> Vec<BaselineRecord> {
+        if !self.saves_state {
+            return Vec::new();
+        }
         self.hot.dirty_baselines(index, false)
     }
 
     fn changed_patterns(&self) -> Vec<PatternRecord> {
+        if !self.saves_state {
+            return Vec::new();
+        }
         self.errors.changed_patterns()
     }
 

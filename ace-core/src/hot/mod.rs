@@ -231,7 +231,10 @@ impl Hot {
                 let context = self.context.agent(obs.agent, now);
                 let stage = shard.stage_name(obs.stage);
                 let mut entry = self.new_entry(hash, shard.entries.len() as u32, context.name().clone(), stage);
-                entry.series.agent_label = Some(self.series.labels.label(context.name()));
+                // The label names the entry's series, which a scoring-only engine does not keep.
+                if self.keep_series {
+                    entry.series.agent_label = Some(self.series.labels.label(context.name()));
+                }
                 entry.context = Some(context);
                 shard.entries.insert(entry)
             }

@@ -148,10 +148,19 @@ struct SignalContext<'a> {
 }
 
 impl SignalContext<'_> {
+    /// Feeds one value to its stream. Inlined, with the signal built out of line: most values
+    /// raise none, and the call's set-up cost more than the check.
+    #[inline]
     fn feed(&self, stream: &mut Stream, value: f64, watch: Watch, out: &mut Vec<Signal>) {
-        let transition = stream.detector.observe(value, watch, self.cfg);
+        if let Some(transition) = stream.detector.observe(value, watch, self.cfg) {
+            self.signal(stream, transition, out);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn signal(&self, stream: &Stream, transition: Transition, out: &mut Vec<Signal>) {
         let state = &stream.detector.state;
-        let Some(transition) = transition else { return };
         let (kind, direction) = match transition {
             Transition::Degraded(d) => (SignalKind::Degradation, d),
             Transition::Recovered => {

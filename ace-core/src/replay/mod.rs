@@ -583,6 +583,23 @@ mod tests {
         }
     }
 
+    /// The scoring-only engine saves no baselines or patterns at close (its store is dropped
+    /// unread); the full engine saves both.
+    #[test]
+    fn the_scoring_engine_leaves_its_store_empty() {
+        use crate::store::Store;
+        for scoring in [false, true] {
+            let store = std::sync::Arc::new(MemoryStore::new());
+            let builder = Ace::builder().store_arc(store.clone());
+            let ace = if scoring { builder.scoring_only() } else { builder }.build().unwrap();
+            ace.record_stage("a", "t", "planning", 1.0, true).unwrap();
+            ace.record_error("a", "t", "execution", "E", "boom 1", None).unwrap();
+            ace.close().unwrap();
+            assert_eq!(store.load_baselines().unwrap().is_empty(), scoring, "scoring only: {scoring}");
+            assert_eq!(store.load_patterns().unwrap().is_empty(), scoring, "scoring only: {scoring}");
+        }
+    }
+
     /// The shared traces, or none where they are missing (CI has them).
     fn shared_traces() -> Vec<(String, String)> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/traces");
