@@ -10,6 +10,7 @@
 //! cargo bench --bench scale -- --sqlite-schema 4               # the metrics indexed by agent and stage
 //! cargo bench --bench scale -- --agents 1000 --lock-seconds 5  # a second connection holds the file
 //! cargo bench --bench scale -- --db /tmp/scale.db                # keep the file (to inspect or time)
+//! cargo bench --bench scale -- --seconds 180 --malloc-trim         # resident size without glibc's retention
 //! ```
 //!
 //! With SQLite it also reports the file's bytes per stored record, the records spilled and
@@ -38,6 +39,10 @@
 //! buffers growing) are left out of the CPU figures.
 //! With `--every N` a line is printed every N seconds, and the run ends with whether memory
 //! stayed flat (the last resident size within 10% of the one right after warm-up).
+//! Beside the resident size, each line and the result give the heap in use (glibc's `mallinfo2`:
+//! what the allocator handed out and did not get back), which tells what the process holds from
+//! freed memory the allocator keeps. `--malloc-trim` has the main thread call `malloc_trim(0)`
+//! every 200 ms, handing the allocator's wholly free pages back to the system.
 
 mod support;
 
@@ -58,6 +63,7 @@ struct Args {
     sqlite_schema: Option<i64>,
     lock_seconds: f64,
     db: Option<std::path::PathBuf>,
+    malloc_trim: bool,
 }
 
 fn parse() -> Args {
@@ -72,11 +78,16 @@ fn parse() -> Args {
         sqlite_schema: None,
         lock_seconds: 0.0,
         db: None,
+        malloc_trim: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         // cargo bench passes --bench to every bench binary.
         if flag == "--bench" {
+            continue;
+        }
+        if flag == "--malloc-trim" {
+            a.malloc_trim = true;
             continue;
         }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -100,7 +111,7 @@ fn parse() -> Args {
             "--sqlite-schema" => a.sqlite_schema = Some(num() as i64),
             "--lock-seconds" => a.lock_seconds = num(),
             other => panic!(
-                "unknown flag {other} (--agents --rate --seconds --warmup --threads --every --store --sqlite-schema --lock-seconds --db)"
+                "unknown flag {other} (--agents --rate --seconds --warmup --threads --every --store --sqlite-schema --lock-seconds --db --malloc-trim)"
             ),
         }
     }
@@ -153,6 +164,33 @@ fn memory_mb() -> (f64, f64) {
             .map_or(0.0, |kb| kb / 1024.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Has glibc's allocator give the pages it holds free back to the system (`--malloc-trim`), so
+/// the resident size follows what the process holds rather than what it held at its peak.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    // SAFETY: `malloc_trim` takes no pointers; glibc locks each arena while it trims it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
+
+/// What the allocator has handed out and not had back, in MB (glibc's `mallinfo2`, over all
+/// arenas): the heap the process holds, apart from what the allocator keeps free.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_in_use_mb() -> Option<f64> {
+    // SAFETY: `mallinfo2` takes no arguments and returns a plain struct.
+    let info = unsafe { libc::mallinfo2() };
+    Some((info.uordblks + info.hblkhd) as f64 / 1e6)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_in_use_mb() -> Option<f64> {
+    None
 }
 
 const STAGES: [(&str, f64); 4] = [("planning", 1.2), ("execution", 4.0), ("reflection", 0.8), ("verification", 1.5)];
@@ -285,6 +323,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
     let (cpu0, driver0, t0, ev0) = (process_cpu(), driver_cpu(&cpus), Instant::now(), events.load(Ordering::Relaxed));
     let rss_after_warmup = memory_mb().0;
+    let heap_after_warmup = heap_in_use_mb();
     measuring.store(true, Ordering::Relaxed);
     let locker = (args.lock_seconds > 0.0 && args.store == "sqlite").then(|| {
         let hold = Duration::from_secs_f64(args.lock_seconds);
@@ -296,19 +335,23 @@ fn main() {
     let mut last_report = Instant::now();
     while start.elapsed().as_secs_f64() < args.seconds {
         std::thread::sleep(Duration::from_millis(200));
+        if args.malloc_trim {
+            release_freed_memory();
+        }
         if args.every > 0.0 && last_report.elapsed().as_secs_f64() >= args.every {
             last_report = Instant::now();
             let wall = t0.elapsed().as_secs_f64();
             let (rss, hwm) = memory_mb();
             let process = process_cpu() - cpu0;
             println!(
-                "  t={:>6.0}s  events/s {:>8.0}  cpu {:>5.1}% of a core (ace {:>5.1}%)  rss {:>6.1} MB (peak {:.1})  buffered {}  dropped {}  open tasks {}  interventions {}",
+                "  t={:>6.0}s  events/s {:>8.0}  cpu {:>5.1}% of a core (ace {:>5.1}%)  rss {:>6.1} MB (peak {:.1}, heap in use {})  buffered {}  dropped {}  open tasks {}  interventions {}",
                 start.elapsed().as_secs_f64(),
                 (events.load(Ordering::Relaxed) - ev0) as f64 / wall,
                 process / wall * 100.0,
                 (process - (driver_cpu(&cpus) - driver0)) / wall * 100.0,
                 rss,
                 hwm,
+                heap_in_use_mb().map_or_else(|| "-".to_string(), |h| format!("{h:.1}")),
                 ace.stats().buffered,
                 ace.stats().dropped,
                 ace.stats().open_tasks,
@@ -319,6 +362,7 @@ fn main() {
     let (cpu1, driver1) = (process_cpu(), driver_cpu(&cpus));
     let (wall, ev1) = (t0.elapsed().as_secs_f64(), events.load(Ordering::Relaxed));
     let (rss, hwm) = memory_mb();
+    let heap = heap_in_use_mb();
     stop.store(true, Ordering::Relaxed);
     let mut latencies: Vec<u32> = Vec::new();
     for w in workers {
@@ -356,6 +400,9 @@ fn main() {
         "  memory flat        {} ({rss_after_warmup:.1} MB after warm-up, {rss:.1} MB at the end)",
         if flat { "yes" } else { "no" }
     );
+    if let (Some(before), Some(after)) = (heap_after_warmup, heap) {
+        println!("  heap in use        {before:.1} MB after warm-up, {after:.1} MB at the end (glibc's mallinfo2)");
+    }
     println!(
         "  records            {} persisted, {} dropped, {} buffered when the load stopped",
         stats.persisted, stats.dropped, behind.buffered
