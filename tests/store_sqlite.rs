@@ -33,6 +33,47 @@ fn sqlite_store_engine_round_trip_across_reopen() {
     conformance::engine_round_trip_owned(store, &|| Arc::new(SqliteStore::open(&path).unwrap()) as Arc<dyn Store>);
 }
 
+/// An engine's interventions, each raised by three repeats of one error in a new task; the
+/// engine is closed after.
+fn interventions_of_one_run(path: &std::path::Path, tasks: &[&str]) -> Vec<ace::InterventionId> {
+    let mut config = ace::AceConfig::default();
+    config.task_error_severity = None;
+    let ace = ace::Ace::builder().config(config).store(SqliteStore::open(path).unwrap()).build().unwrap();
+    let ids = tasks
+        .iter()
+        .map(|task| {
+            (0..3)
+                .filter_map(|i| {
+                    ace.record_error("a", task, "execution", "ToolError", &format!("call {i} failed"), None)
+                        .unwrap()
+                        .intervention
+                })
+                .map(|i| i.id)
+                .last()
+                .expect("three repeats of one error raise an intervention")
+        })
+        .collect::<Vec<_>>();
+    ace.report_outcome(ids[ids.len() - 1], true).unwrap();
+    ace.close().unwrap();
+    ids
+}
+
+/// A process and its restart on one file, with the same (default) seed: every intervention is
+/// stored, and an outcome reaches its own intervention. The ids used to start from the seed, so
+/// the restart's first id was the first run's: the store kept the old row (`ON CONFLICT DO
+/// NOTHING`) and the outcome went to it.
+#[test]
+fn a_restarted_engine_stores_all_its_interventions_and_outcomes_reach_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ace.db");
+    let first = interventions_of_one_run(&path, &["t1", "t2"]);
+    let second = interventions_of_one_run(&path, &["t3", "t4"]);
+    let stored = SqliteStore::open(&path).unwrap().query_interventions(Some("a"), 0).unwrap();
+    let mut tasks: Vec<(&str, Option<bool>)> = stored.iter().map(|i| (&*i.task, i.outcome)).collect();
+    tasks.sort_unstable();
+    assert_eq!(tasks, [("t1", None), ("t2", Some(true)), ("t3", None), ("t4", Some(true))], "{first:?} {second:?}");
+}
+
 #[test]
 fn opens_through_urls() {
     let dir = tempfile::tempdir().unwrap();

@@ -48,7 +48,8 @@ pub struct AceConfig {
     /// `ACE_INTERVENTION_ENABLED` (true): whether interventions are issued at all.
     pub intervention_enabled: bool,
     /// `ACE_INTERVENTION_SEED` (0): seed of the strategy sampling; the same seed and the same
-    /// events give the same interventions.
+    /// events give the same interventions (strategies and reasons; each engine draws its own
+    /// ids, so a restart or a replica never reuses one).
     pub intervention_seed: u64,
     /// `ACE_INTERVENTION_MIN_FAILURE` (0.5): a signal is acted on while the chance that its
     /// task fails, learnt from task outcomes and intervention outcomes, may reach this (the

@@ -19,22 +19,9 @@ pub(super) struct Awaiting {
     pub(super) subject: u64,
 }
 
-/// The step between consecutive intervention ids (odd, so it has an inverse modulo 2^64).
-pub(super) const ID_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
-/// `ID_STEP`'s inverse modulo 2^64 (Newton's iteration; each step doubles the correct bits).
-const ID_STEP_INVERSE: u64 = {
-    let mut inv = ID_STEP;
-    let mut i = 0;
-    while i < 6 {
-        inv = inv.wrapping_mul(2u64.wrapping_sub(ID_STEP.wrapping_mul(inv)));
-        i += 1;
-    }
-    inv
-};
-
 /// The interventions awaiting an outcome, in a ring of [`MAX_AWAITING`] slots.
 ///
-/// Ids are `first + n * ID_STEP` (wrapping), so an id gives back its sequence number `n`, and
+/// Ids are `first + n` (wrapping), so an id gives back its sequence number `n`, and
 /// `n % MAX_AWAITING` is its slot: a slot holds the newest intervention that maps to it, and an
 /// older one is forgotten when a newer takes its place. A hash map with removals at one end
 /// and inserts at the other fills with tombstones until it doubles its table; this never grows
@@ -59,11 +46,11 @@ impl Awaited {
         } else {
             self.slots[slot] = Some((n, awaiting));
         }
-        InterventionId(self.first.wrapping_add(n.wrapping_mul(ID_STEP)))
+        InterventionId(self.first.wrapping_add(n))
     }
 
     fn slot(&mut self, id: InterventionId) -> Option<&mut Option<(u64, Awaiting)>> {
-        let n = id.0.wrapping_sub(self.first).wrapping_mul(ID_STEP_INVERSE);
+        let n = id.0.wrapping_sub(self.first);
         if n >= self.next {
             return None;
         }
@@ -95,13 +82,11 @@ mod tests {
     }
 
     #[test]
-    fn the_step_inverse_recovers_sequence_numbers() {
-        assert_eq!(ID_STEP.wrapping_mul(ID_STEP_INVERSE), 1);
-        let mut ring = Awaited::new(12_345);
+    fn an_id_gives_back_its_sequence_number() {
+        let mut ring = Awaited::new(u64::MAX - 1);
         let ids: Vec<InterventionId> = (0..3).map(|_| ring.push(awaiting())).collect();
-        assert_eq!(ids[0].0, 12_345);
-        assert_eq!(ids[2].0, 12_345u64.wrapping_add(ID_STEP.wrapping_mul(2)));
-        assert!(ring.remove(InterventionId(ids[2].0.wrapping_add(ID_STEP))).is_none(), "not issued yet");
+        assert_eq!(ids.iter().map(|i| i.0).collect::<Vec<_>>(), [u64::MAX - 1, u64::MAX, 0], "wrapping");
+        assert!(ring.remove(InterventionId(1)).is_none(), "not issued yet");
         assert!(ring.remove(InterventionId(7)).is_none(), "never issued");
         assert!(ring.remove(ids[1]).is_some());
         assert!(ring.remove(ids[1]).is_none(), "reported once");

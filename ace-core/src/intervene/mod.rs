@@ -38,7 +38,7 @@ use crate::record::LearntRecord;
 use crate::shard::{SHARDS, Sharded};
 use crate::signal::{Signal, SignalKind};
 
-use awaited::{Awaited, Awaiting, ID_STEP};
+use awaited::{Awaited, Awaiting};
 use failure::{FailureState, Failures, Subject, SubjectRef};
 use rng::Rng;
 
@@ -169,6 +169,21 @@ impl Learning {
     }
 }
 
+/// The first intervention id of a decider: a value of its own, so the ids of two engines never
+/// meet (a process and its restart on one SQLite file, replicas writing to one database; the
+/// store keeps the first record of an id and an outcome names its intervention by id). An
+/// engine's ids then count up from it (wrapping), so a store's index on them takes each in at
+/// one place, and two engines' runs of ids overlap only if their random starts fall within the
+/// runs' length of each other (about 2^-40 for two engines of 2^24 interventions each). Drawn
+/// from the keys std's hasher takes from the system's randomness, which differ in every process
+/// and for every call; the seed governs the sampling, not the ids.
+fn first_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 fn records(counts: &HashMap<(SignalKind, Strategy), (u64, u64)>) -> Vec<LearntRecord> {
     let mut out: Vec<LearntRecord> = counts
         .iter()
@@ -199,7 +214,7 @@ impl Decider {
                 failures: Failures::new(cfg.min_failure),
                 learnt: HashMap::new(),
                 fresh: HashMap::new(),
-                awaiting: Awaited::new((cfg.seed.wrapping_mul(ID_STEP) | 1).wrapping_add(ID_STEP)),
+                awaiting: Awaited::new(first_id()),
                 outcomes: HashMap::new(),
             }),
         }
@@ -660,10 +675,25 @@ mod tests {
         let (full, lean) = (run(true), run(false));
         assert!(full.iter().any(|c| c.3 != Confidence::default()), "the full decider assessed");
         assert!(lean.iter().all(|c| c.3 == Confidence::default()));
+        // Each decider draws its own first id; what must match is each id's place in the run.
         let strip = |v: Vec<(InterventionId, Strategy, String, Confidence)>| {
-            v.into_iter().map(|(id, s, r, _)| (id, s, r)).collect::<Vec<_>>()
+            let first = v[0].0.0;
+            v.into_iter().map(|(id, s, r, _)| (id.0.wrapping_sub(first), s, r)).collect::<Vec<_>>()
         };
         assert_eq!(strip(full), strip(lean));
+    }
+
+    #[test]
+    fn two_deciders_with_one_seed_issue_different_ids_that_count_up() {
+        // Two engines with the default seed: a process and its restart on one SQLite file, or
+        // two replicas writing to one database. The store keeps the first record of an id.
+        let s = error_signal(SignalKind::ErrorAccumulation, "E", 1, Severity::Medium);
+        let ids = |d: &Decider| -> Vec<u64> {
+            (0..3).map(|i| d.decide(t(i), "a", &format!("t{i}"), std::slice::from_ref(&s)).unwrap().id.0).collect()
+        };
+        let (a, b) = (ids(&Decider::new(cfg())), ids(&Decider::new(cfg())));
+        assert!(a.iter().all(|x| !b.contains(x)), "{a:x?} {b:x?}");
+        assert_eq!([a[1].wrapping_sub(a[0]), a[2].wrapping_sub(a[1])], [1, 1]);
     }
 
     #[test]
