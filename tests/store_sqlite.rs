@@ -39,20 +39,15 @@ fn interventions_of_one_run(path: &std::path::Path, tasks: &[&str]) -> Vec<ace::
     let mut config = ace::AceConfig::default();
     config.task_error_severity = None;
     let ace = ace::Ace::builder().config(config).store(SqliteStore::open(path).unwrap()).build().unwrap();
-    let ids = tasks
-        .iter()
-        .map(|task| {
-            (0..3)
-                .filter_map(|i| {
-                    ace.record_error("a", task, "execution", "ToolError", &format!("call {i} failed"), None)
-                        .unwrap()
-                        .intervention
-                })
-                .map(|i| i.id)
-                .last()
-                .expect("three repeats of one error raise an intervention")
-        })
-        .collect::<Vec<_>>();
+    let mut ids = Vec::new();
+    for task in tasks {
+        let mut raised = None;
+        for i in 0..3 {
+            let report = ace.record_error("a", task, "execution", "ToolError", &format!("call {i} failed"), None);
+            raised = report.unwrap().intervention.map(|i| i.id).or(raised);
+        }
+        ids.push(raised.expect("three repeats of one error raise an intervention"));
+    }
     ace.report_outcome(ids[ids.len() - 1], true).unwrap();
     ace.close().unwrap();
     ids
