@@ -35,7 +35,8 @@ impl PatternId {
     }
 }
 
-/// An intervention's id: unique within an engine, 16 hex digits when written.
+/// An intervention's id: an engine's ids count up from a random start of its own, so they are
+/// unique across engines too (a restart, a replica); 16 hex digits when written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InterventionId(pub u64);
 
