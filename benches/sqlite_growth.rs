@@ -108,8 +108,8 @@ fn batch(n: usize, mix: bool, agents: &[Arc<str>], rng: &mut u64) -> Vec<Record>
         if mix && *rng % 100 == 1 {
             out.push(Record::Intervention(InterventionRecord {
                 ts,
-                // Spread over the id space, as the engine's ids are.
-                id: InterventionId((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                // Counting up from a random start, as an engine's ids do.
+                id: InterventionId(0x5EED_1D5_0000_0000u64.wrapping_add(i as u64)),
                 agent,
                 task: task.clone(),
                 strategy: Strategy::Replan,
