@@ -109,7 +109,7 @@ fn batch(n: usize, mix: bool, agents: &[Arc<str>], rng: &mut u64) -> Vec<Record>
             out.push(Record::Intervention(InterventionRecord {
                 ts,
                 // Counting up from a random start, as an engine's ids do.
-                id: InterventionId(0x5EED_1D5_0000_0000u64.wrapping_add(i as u64)),
+                id: InterventionId(0x05EE_D1D5_0000_0000_u64.wrapping_add(i as u64)),
                 agent,
                 task: task.clone(),
                 strategy: Strategy::Replan,
