@@ -40,8 +40,9 @@ pub(crate) const BACKEND: &str = "sqlite";
 /// Rows per `INSERT` statement (7 parameters each: 14,000, under SQLite's limit of 32,766).
 pub const ROWS_PER_INSERT: usize = 2000;
 /// The writing connection's page cache, in KiB. Appends go to the end of each table and its time
-/// index (and to four places in the errors' severity index); what needs the cache is the index
-/// written in no order (interventions by id) and the baselines, upserted every ten seconds.
+/// index, to four places in the errors' severity index and to one place an engine in the
+/// interventions' index by id (an engine's ids count up); what needs the cache is the
+/// baselines, upserted every ten seconds.
 pub const WRITER_CACHE_KIB: u32 = 32 * 1024;
 /// Connections that read: one kept open, the others opened as concurrent reads need them.
 pub const READERS: u32 = 3;
