@@ -268,11 +268,10 @@ impl ErrorOrgan {
                 }
             };
             state.last = now;
-            let stage: Arc<str> = state
-                .stages
-                .iter()
-                .find(|(s, _)| &**s == ev.stage)
-                .map_or_else(|| Arc::from(ev.stage), |(s, _)| s.clone());
+            let stage: Arc<str> = match state.stages.iter().find(|(s, _)| &**s == ev.stage) {
+                Some((s, _)) => s.clone(),
+                None => shard.stage_names.get(ev.stage),
+            };
             let (agent, task) = (state.agent.clone(), state.task.clone());
             let w = state.patterns.entry(mined.serial);
             let n = w.push(now, self.window, cap);
@@ -507,7 +506,7 @@ impl TaskState {
             return None;
         }
         self.cascade_at = Some(ctx.now);
-        let mut stages: Vec<(Arc<str>, Timestamp)> = self.stages.clone();
+        let mut stages: Vec<(Arc<str>, Timestamp)> = self.stages.to_vec();
         stages.sort_by_key(|(_, t)| *t);
         let names: Vec<String> = stages.iter().map(|(s, _)| s.to_string()).collect();
         let signal = Signal {

@@ -2,12 +2,12 @@
 //! keeping the latest occurrence times, with the bounds that keep a scope's patterns and a
 //! fleet's tasks within memory.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::{HashMap, HashTable};
 use prometheus_client::metrics::counter::Counter;
+use smallvec::SmallVec;
 
 use super::MAX_PATTERNS_PER_SCOPE;
 use crate::clock::Timestamp;
@@ -15,7 +15,9 @@ use crate::event::Severity;
 
 #[derive(Default)]
 pub(super) struct Window {
-    pub(super) times: VecDeque<Timestamp>,
+    /// The occurrence times within the window, oldest first, at most the cap (64). Most
+    /// windows (a task's) see one or two errors: those are held inline, with no allocation.
+    pub(super) times: SmallVec<[Timestamp; 2]>,
     /// The highest severity of the occurrences in the window.
     pub(super) max_severity: Option<Severity>,
     pub(super) accumulation_at: Option<Timestamp>,
@@ -27,28 +29,25 @@ impl Window {
     /// Counts an occurrence at `now`; returns the occurrences within the window.
     pub(super) fn push(&mut self, now: Timestamp, window: Duration, cap: usize) -> usize {
         let horizon = now.minus(window);
-        while self.times.front().is_some_and(|&t| t < horizon) {
-            self.times.pop_front();
-        }
+        let expired = self.times.iter().take_while(|&&t| t < horizon).count();
+        // At most 64 times: moving the rest down costs less than a ring's extra words.
+        self.times.drain(..expired);
         if self.times.is_empty() {
             self.max_severity = None;
         }
-        if self.times.len() == cap {
-            self.times.pop_front();
-        } else if self.times.capacity() == 0 {
-            // A window soon holds its cap (at most 64 times): one allocation, not one per doubling.
-            self.times.reserve_exact(cap);
+        if self.times.len() >= cap {
+            self.times.drain(..=self.times.len() - cap);
         }
-        self.times.push_back(now);
+        self.times.push(now);
         self.last = now;
         self.times.len()
     }
 }
 
-/// A task's windows, by pattern: a task has one or two patterns, so a short list, grown one
-/// at a time, costs far less than a hash map.
+/// A task's windows, by pattern: a task has one or two patterns, so a short list (the first
+/// held inline) costs far less than a hash map.
 #[derive(Default)]
-pub(super) struct Windows(pub(super) Vec<(u64, Window)>);
+pub(super) struct Windows(pub(super) SmallVec<[(u64, Window); 1]>);
 
 impl Windows {
     pub(super) fn entry(&mut self, serial: u64) -> &mut Window {
@@ -98,9 +97,10 @@ pub(super) struct TaskState {
     pub(super) agent: Arc<str>,
     pub(super) task: Arc<str>,
     pub(super) patterns: Windows,
-    pub(super) stages: Vec<(Arc<str>, Timestamp)>,
-    /// `ace_errors_total` handles used by this task, by stage and severity.
-    pub(super) counters: Vec<(Arc<str>, Severity, Counter)>,
+    /// The stages with errors and the last error in each (most tasks: one, held inline).
+    pub(super) stages: SmallVec<[(Arc<str>, Timestamp); 1]>,
+    /// `ace_errors_total` handles used by this task, by stage and severity (most tasks: one).
+    pub(super) counters: SmallVec<[(Arc<str>, Severity, Counter); 1]>,
     pub(super) cascade_at: Option<Timestamp>,
     /// A `task_error` signal was raised for this task.
     pub(super) flagged: bool,
@@ -114,8 +114,8 @@ impl TaskState {
             agent,
             task: Arc::from(task),
             patterns: Windows::default(),
-            stages: Vec::new(),
-            counters: Vec::new(),
+            stages: SmallVec::new(),
+            counters: SmallVec::new(),
             cascade_at: None,
             flagged: false,
             last: Timestamp::EPOCH,
@@ -134,12 +134,76 @@ pub(super) struct AgentState {
 pub(super) struct TaskShard {
     /// Boxed: the table keeps a slot per 8/7 tasks or more, and a slot is then a pointer.
     pub(super) tasks: HashTable<Box<TaskState>>,
+    /// The stage names of the shard's tasks, one copy each (up to [`MAX_SHARED_STAGES`]): a
+    /// task's stages are a few of the application's, not a copy each.
+    pub(super) stage_names: StageNames,
     pub(super) ops: u64,
     pub(super) signals: u64,
+}
+
+/// Stage names a shard keeps one copy of; past them a task's stage is its own copy.
+const MAX_SHARED_STAGES: usize = 64;
+
+/// Stage names, one copy each (up to [`MAX_SHARED_STAGES`]).
+#[derive(Default)]
+pub(super) struct StageNames(Vec<Arc<str>>);
+
+impl StageNames {
+    /// The shared copy of a stage name (a new one past the cap).
+    pub(super) fn get(&mut self, stage: &str) -> Arc<str> {
+        if let Some(s) = self.0.iter().find(|s| &***s == stage) {
+            return s.clone();
+        }
+        let name: Arc<str> = Arc::from(stage);
+        if self.0.len() < MAX_SHARED_STAGES {
+            self.0.push(name.clone());
+        }
+        name
+    }
 }
 
 #[derive(Default)]
 pub(super) struct AgentShard {
     pub(super) agents: HashTable<AgentState>,
     pub(super) ops: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_micros(s * 1_000_000)
+    }
+
+    #[test]
+    fn a_window_keeps_the_latest_times_within_it_up_to_its_cap() {
+        let mut w = Window::default();
+        let window = Duration::from_secs(10);
+        assert_eq!(w.push(at(0), window, 4), 1);
+        assert_eq!(w.push(at(1), window, 4), 2);
+        assert!(!w.times.spilled(), "a window of one or two errors allocates nothing");
+        for s in 2..8 {
+            w.push(at(s), window, 4);
+        }
+        assert_eq!(&w.times[..], [at(4), at(5), at(6), at(7)], "the cap keeps the latest");
+        assert_eq!(w.push(at(16), window, 4), 3, "4 s and 5 s have left the window");
+        assert_eq!(&w.times[..], [at(6), at(7), at(16)]);
+        w.max_severity = Some(Severity::High);
+        assert_eq!(w.push(at(40), window, 4), 1, "all of them have");
+        assert_eq!(w.max_severity, None, "an emptied window forgets its severity");
+    }
+
+    #[test]
+    fn a_shard_keeps_one_copy_of_each_stage_name_up_to_its_cap() {
+        let mut names = StageNames::default();
+        let a = names.get("planning");
+        assert!(Arc::ptr_eq(&a, &names.get("planning")));
+        for i in 0..MAX_SHARED_STAGES {
+            names.get(&format!("stage-{i}"));
+        }
+        let past = names.get("late");
+        assert_eq!(&*past, "late");
+        assert!(!Arc::ptr_eq(&past, &names.get("late")), "past the cap a name is its own copy");
+    }
 }

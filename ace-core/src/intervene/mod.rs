@@ -31,6 +31,7 @@ use std::time::Duration;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
@@ -124,10 +125,12 @@ struct TaskGate {
     task: Arc<str>,
     count: u32,
     last: Option<Timestamp>,
-    /// The subjects acted on (see [`subject`]), grown one at a time: most tasks see one.
-    acted_on: Vec<u64>,
-    /// The subjects raised in the task with their kinds, learnt from when it ends.
-    raised: Vec<(u64, SignalKind)>,
+    /// The subjects acted on (see [`subject`]), grown one at a time: most tasks see one, held
+    /// inline.
+    acted_on: SmallVec<[u64; 1]>,
+    /// The subjects raised in the task with their kinds, learnt from when it ends (most tasks:
+    /// one, held inline).
+    raised: SmallVec<[(u64, SignalKind); 1]>,
     /// The last signal about the task: gates idle for an hour, or the least recent past the
     /// cap, are forgotten (a task that never reports its end must not be kept forever).
     touched: Timestamp,
@@ -259,8 +262,8 @@ impl Decider {
                     },
                     count: 0,
                     last: None,
-                    acted_on: Vec::new(),
-                    raised: Vec::new(),
+                    acted_on: SmallVec::new(),
+                    raised: SmallVec::new(),
                     touched: now,
                 };
                 gates.insert_unique(hash, Box::new(gate), |g| g.hash).into_mut()
