@@ -89,6 +89,8 @@ fn a_durable_burst_larger_than_the_buffer_is_stored_whole() {
     assert_eq!(stats.dropped, 0, "{stats:?}");
     assert_eq!(store.count_metrics().unwrap(), 100_000, "every acknowledged record is stored, once");
     ace.close().unwrap();
+    // The engine gone, so is its owner lock file (`{tag}.owner`).
+    drop(ace);
     let left: Vec<_> = std::fs::read_dir(dir.path().join("spill"))
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())

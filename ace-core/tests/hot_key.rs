@@ -196,6 +196,8 @@ fn past_the_capacity_a_hot_key_overflows_to_disk_and_loses_nothing() {
     assert_eq!(store.metrics.load(Ordering::SeqCst), (THREADS * EACH) as u64, "every record is stored: {after:?}");
     assert_eq!(after.dropped, 0, "{after:?}");
     ace.close().unwrap();
+    // The engine gone, so is its owner lock file (`{tag}.owner`).
+    drop(ace);
     let left: Vec<_> = walk(dir.path());
     assert!(left.is_empty(), "every spill file is stored and deleted: {left:?}");
 }

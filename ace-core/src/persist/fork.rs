@@ -59,8 +59,10 @@ pub fn after_fork_parent() {
     }
 }
 
-/// Call after `fork()` in the child: the parent's writers did not survive; forget them.
+/// Call after `fork()` in the child: the parent's writers did not survive; forget them, and
+/// close the child's copies of the parent's spill-directory locks (see `super::owner`).
 pub fn after_fork_child() {
     LIVE.clear_poison();
     LIVE.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    super::owner::after_fork_child();
 }

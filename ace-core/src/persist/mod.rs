@@ -19,6 +19,7 @@ pub mod fork;
 mod metrics;
 mod orphans;
 pub(crate) mod overflow;
+mod owner;
 mod retain;
 pub(crate) mod spill;
 mod spill_codec;

@@ -1,15 +1,17 @@
 //! Files a process left in the spill directory when it died: its durable journal's segments,
 //! and spill files it had not finished writing.
 //!
-//! Every file a process writes there carries its pid in its name (`{nanos}-{pid}-{kind}{seq}`).
-//! When the next engine opens the directory, the files of a process that is gone (Linux: no
-//! `/proc/<pid>`) are made into spill files and stored in order with the rest. Files with this
-//! process's own pid are a dead process's too when this process opens the directory for the
-//! first time: a process that had the same pid wrote them (a restarted container's process
-//! often gets its predecessor's pid, 1 or 7 say), since this one has written nothing there yet.
+//! Every file a process writes there carries its owner tag in its name
+//! (`{nanos}-{tag}-{kind}{seq}`, see [`super::owner`]). When the next engine opens the
+//! directory, the files of an owner that is gone (its lock file free, or removed) are made into
+//! spill files and stored in order with the rest; the adopter holds the dead owner's lock
+//! meanwhile and removes its lock file after. Files named by a bare pid (before owner tags) are
+//! judged by `/proc/<pid>`; those with this process's own pid are a dead process's when this
+//! process opens the directory for the first time (a restarted container's process often gets
+//! its predecessor's pid, 1 or 7 say).
 //!
 //! - a journal segment (`.journal`) is renamed to a JSON Lines spill file as it is;
-//! - a spill file it had claimed for replay (`.replaying-<pid>`, the pid the claimer's) goes
+//! - a spill file it had claimed for replay (`.replaying-<tag>`, the claimer's tag) goes
 //!   back under its spill name, to be stored again (at least once: what the dead process
 //!   stored of it before it died may be stored twice);
 //! - a half-written binary file (`.tmp`): the writer's own spill file cut short by the crash, or
@@ -18,7 +20,7 @@
 //!   before the `.tmp` goes; a torn last frame is counted and logged. A `.tmp` with no whole
 //!   record in it is removed.
 //!
-//! A temporary file of an adoption cut short (`.adopting-<pid>`) is removed: the `.tmp` it was
+//! A temporary file of an adoption cut short (`.adopting-<tag>`) is removed: the `.tmp` it was
 //! made from is still there. A process's files are never touched while it lives, so two
 //! engines (in one process or in several) can share the directory; within one process, the
 //! directories it has opened are remembered, and an adoption is done under that lock.
@@ -28,6 +30,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::owner::{self, DeadOwner, Found, OWNER, Owner, UNNAMED};
 use super::spill::{JOURNAL, JSONL, SUFFIX};
 use super::spill_codec;
 
@@ -39,22 +42,54 @@ const TMP: &str = ".tmp";
 /// A `std` lock, which a fork leaves usable (see `super::fork`).
 static VISITED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Which processes count as alive while a directory is adopted.
-#[derive(Clone, Copy)]
-struct Liveness {
-    /// This process has not opened the directory before: files with its pid are a dead
-    /// predecessor's that had the same pid.
+/// Which writers count as alive while a directory is adopted.
+struct Liveness<'a> {
+    dir: &'a Path,
+    /// This process's tag in the directory.
+    mine: &'a str,
+    /// This process has not opened the directory before: files named with its bare pid (as
+    /// versions before owner tags named them) are a dead predecessor's that had the same pid.
     first_visit: bool,
+    /// Owners already asked about, and whether they live.
+    seen: Vec<(String, bool)>,
+    /// The locks of the dead owners, held until the adoption ends.
+    dead: Vec<DeadOwner>,
 }
 
-impl Liveness {
-    /// Whether the process that named a file `stem` still runs (a name without a pid is left
-    /// alone).
-    fn of_stem(self, stem: &str) -> bool {
-        stem.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()).is_none_or(|pid| self.of_pid(pid))
+impl Liveness<'_> {
+    /// Whether the writer of a file `stem` (`{nanos}-{owner}-...`) still runs (a name without an
+    /// owner is left alone).
+    fn of_stem(&mut self, stem: &str) -> bool {
+        stem.split('-').nth(1).is_none_or(|owner| self.of_owner(owner))
     }
 
-    fn of_pid(self, pid: u32) -> bool {
+    /// Whether `owner`, a tag (see `super::owner`) or a bare pid, still runs.
+    fn of_owner(&mut self, owner: &str) -> bool {
+        if owner == self.mine {
+            return true;
+        }
+        if let Ok(pid) = owner.parse::<u32>() {
+            return self.of_pid(pid);
+        }
+        if !owner.contains('_') {
+            return true;
+        }
+        if let Some((_, live)) = self.seen.iter().find(|(t, _)| t == owner) {
+            return *live;
+        }
+        let live = match owner::find(self.dir, owner) {
+            Found::Live => true,
+            Found::Dead(lock) => {
+                self.dead.extend(lock);
+                false
+            }
+        };
+        self.seen.push((owner.to_owned(), live));
+        live
+    }
+
+    /// A bare pid: `/proc/<pid>` (files of this process's own pid: see `first_visit`).
+    fn of_pid(&self, pid: u32) -> bool {
         if pid == std::process::id() {
             return !self.first_visit;
         }
@@ -77,11 +112,12 @@ pub(crate) struct Adopted {
 }
 
 /// Makes the files of processes that are gone into spill files (see the module's docs).
-pub(crate) fn adopt(dir: &Path) -> Adopted {
+pub(crate) fn adopt(dir: &Path, owner: &Owner) -> Adopted {
     let mut adopted = Adopted::default();
     let mut visited = VISITED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let live = Liveness { first_visit: !visited.contains(&key) };
+    let mut live =
+        Liveness { dir, mine: owner.tag(), first_visit: !visited.contains(&key), seen: Vec::new(), dead: Vec::new() };
     if live.first_visit {
         visited.push(key);
     }
@@ -95,9 +131,9 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
         } else if let Some(stem) = name.strip_suffix(TMP)
             && !live.of_stem(stem)
         {
-            finish(dir, &path, stem, &mut adopted);
-        } else if let Some((stem, pid)) = claimed_by(name, ".replaying-")
-            && !live.of_pid(pid)
+            finish(dir, &path, stem, owner.tag(), &mut adopted);
+        } else if let Some((stem, claimer)) = name.rsplit_once(".replaying-")
+            && !live.of_owner(claimer)
         {
             let mut head = [0u8; 8];
             let binary = fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
@@ -106,12 +142,18 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
             if fs::rename(&path, back).is_ok() {
                 adopted.released += 1;
             }
-        } else if let Some((_, pid)) = claimed_by(name, ".adopting-")
-            && !live.of_pid(pid)
+        } else if let Some((_, adopter)) = name.rsplit_once(".adopting-")
+            && !live.of_owner(adopter)
         {
             let _ = fs::remove_file(&path);
+        } else if let Some(tag) = name.strip_suffix(OWNER) {
+            // A dead owner's lock file goes with the adoption (its lock is dropped below).
+            live.of_owner(tag);
+        } else if name.ends_with(UNNAMED) {
+            owner::remove_if_unheld(&path);
         }
     }
+    drop(live);
     if adopted != Adopted::default() {
         tracing::warn!(
             dir = %dir.display(),
@@ -126,14 +168,8 @@ pub(crate) fn adopt(dir: &Path) -> Adopted {
     adopted
 }
 
-/// `{stem}{marker}{pid}` as (stem, pid).
-fn claimed_by<'a>(name: &'a str, marker: &str) -> Option<(&'a str, u32)> {
-    let (stem, pid) = name.rsplit_once(marker)?;
-    Some((stem, pid.parse().ok()?))
-}
-
 /// Writes what decodes in the half-written file `path` as the spill file `{stem}.spill`.
-fn finish(dir: &Path, path: &Path, stem: &str, adopted: &mut Adopted) {
+fn finish(dir: &Path, path: &Path, stem: &str, tag: &str, adopted: &mut Adopted) {
     let Ok(mut bytes) = fs::read(path) else { return };
     if bytes.len() >= spill_codec::HEADER && !spill_codec::is_binary(&bytes) {
         // An overflow segment's header is blank until it is finished.
@@ -148,7 +184,7 @@ fn finish(dir: &Path, path: &Path, stem: &str, adopted: &mut Adopted) {
         .map_or(bytes.len() as u64, |d| d.skipped.iter().map(|r| (r.0.end - r.0.start) as u64).sum::<u64>());
     if !records.is_empty() {
         let written = spill_codec::encode(records).and_then(|whole| {
-            let tmp = dir.join(format!("{stem}.adopting-{}", std::process::id()));
+            let tmp = dir.join(format!("{stem}.adopting-{tag}"));
             let mut file = fs::File::create(&tmp)?;
             file.write_all(&whole)?;
             file.sync_all()?;
@@ -188,6 +224,22 @@ mod tests {
     /// A pid no process has (Linux's largest is 4,194,304).
     const GONE: u32 = 4_194_305;
 
+    /// Adopts `dir` as an engine of this process opening it would.
+    fn adopt_here(dir: &Path) -> Adopted {
+        adopt(dir, &owner::hold(dir).unwrap())
+    }
+
+    /// The names in `dir`, less the owners' lock files.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.ends_with(OWNER))
+            .collect();
+        names.sort();
+        names
+    }
+
     fn times(records: &[Record]) -> Vec<i64> {
         records
             .iter()
@@ -213,7 +265,7 @@ mod tests {
         let stem = format!("00000000000000000001-{GONE}-o00000001");
         fs::write(dir.path().join(format!("{stem}.tmp")), &bytes).unwrap();
         // The same from this process (alive, the directory opened before): left alone.
-        adopt(dir.path());
+        adopt_here(dir.path());
         let mine = format!("00000000000000000002-{}-o00000001.tmp", std::process::id());
         fs::write(dir.path().join(&mine), &bytes).unwrap();
 
@@ -238,14 +290,14 @@ mod tests {
         let junk = format!("00000000000000000003-{GONE}-o00000005");
         fs::write(dir.path().join(format!("{junk}.tmp")), b"not a spill file at all, just text").unwrap();
 
-        let adopted = adopt(dir.path());
+        let adopted = adopt_here(dir.path());
         assert_eq!((adopted.files, adopted.records), (1, 19));
         assert!(adopted.torn_bytes > 0);
         let spill = Spill::open(dir.path(), u64::MAX).unwrap();
         let pending = spill.pending();
         assert_eq!(pending.len(), 1);
         assert_eq!(times(&Spill::read(&pending[0]).unwrap().records), (0..19).collect::<Vec<_>>());
-        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left = names(dir.path());
         assert_eq!(left.len(), 1, "nothing but the recovered file is left: {left:?}");
     }
 
@@ -254,7 +306,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let binary = spill_codec::encode(&(0..3).map(record).collect::<Vec<_>>()).unwrap();
         let mine = std::process::id();
-        adopt(dir.path());
+        adopt_here(dir.path());
         let files = [
             (format!("00000000000000000001-{mine}-00000001.replaying-{GONE}"), &binary[..]),
             (format!("00000000000000000002-{mine}-00000002.replaying-{GONE}"), &b"{\"json\": 1}\n"[..]),
@@ -264,12 +316,9 @@ mod tests {
         for (name, bytes) in &files {
             fs::write(dir.path().join(name), bytes).unwrap();
         }
-        assert_eq!(adopt(dir.path()).released, 2);
-        let mut left: Vec<String> =
-            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
+        assert_eq!(adopt_here(dir.path()).released, 2);
         assert_eq!(
-            left,
+            names(dir.path()),
             vec![
                 format!("00000000000000000001-{mine}-00000001.spill"),
                 format!("00000000000000000002-{mine}-00000002.jsonl"),
@@ -296,7 +345,7 @@ mod tests {
         let claimed = format!("00000000000000000003-{GONE}-00000003.replaying-{mine}");
         fs::write(dir.path().join(&claimed), spill_codec::encode(&[record(9)]).unwrap()).unwrap();
 
-        let adopted = adopt(dir.path());
+        let adopted = adopt_here(dir.path());
         assert_eq!((adopted.journals, adopted.files, adopted.records, adopted.released), (1, 1, 5, 1));
         assert!(dir.path().join(format!("{journal}.jsonl")).exists());
         assert!(dir.path().join(format!("{segment}.spill")).exists());
@@ -306,8 +355,8 @@ mod tests {
         // directory is reached by another path.
         let live = format!("00000000000000000004-{mine}-j00000004.journal");
         fs::write(dir.path().join(&live), b"").unwrap();
-        assert_eq!(adopt(dir.path()), Adopted::default());
-        assert_eq!(adopt(&dir.path().join(".")), Adopted::default());
+        assert_eq!(adopt_here(dir.path()), Adopted::default());
+        assert_eq!(adopt_here(&dir.path().join(".")), Adopted::default());
         assert!(dir.path().join(&live).exists());
     }
 
@@ -316,7 +365,57 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stem = format!("00000000000000000001-{GONE}-j00000001");
         fs::write(dir.path().join(format!("{stem}.journal")), b"").unwrap();
-        assert_eq!(adopt(dir.path()).journals, 1);
+        assert_eq!(adopt_here(dir.path()).journals, 1);
         assert!(dir.path().join(format!("{stem}.jsonl")).exists());
+    }
+
+    #[test]
+    fn a_live_owner_in_another_pid_namespace_keeps_its_files_until_its_lock_is_released() {
+        // A process in another container: its pid is nowhere in this one's /proc, but it holds
+        // its owner lock on the shared directory (a second open file here stands for it).
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("{GONE}_0123456789abcdef");
+        let lock = fs::File::create(dir.path().join(format!("{tag}{OWNER}"))).unwrap();
+        lock.lock().unwrap();
+        let journal = format!("00000000000000000001-{tag}-j00000001.journal");
+        fs::write(dir.path().join(&journal), b"").unwrap();
+        let segment = format!("00000000000000000002-{tag}-o00000002");
+        let mut bytes = vec![0u8; spill_codec::HEADER];
+        spill_codec::encode_frame(&mut bytes, &record(1)).unwrap();
+        fs::write(dir.path().join(format!("{segment}.tmp")), &bytes).unwrap();
+        let claimed = format!("00000000000000000003-{GONE}-00000003.replaying-{tag}");
+        fs::write(dir.path().join(&claimed), spill_codec::encode(&[record(9)]).unwrap()).unwrap();
+        let before = names(dir.path());
+
+        assert_eq!(adopt_here(dir.path()), Adopted::default(), "a live owner's files are not touched");
+        assert_eq!(names(dir.path()), before);
+
+        // It dies: the kernel releases its lock, and its files are adopted.
+        drop(lock);
+        let adopted = adopt_here(dir.path());
+        assert_eq!((adopted.journals, adopted.files, adopted.records, adopted.released), (1, 1, 1, 1));
+        assert!(!dir.path().join(format!("{tag}{OWNER}")).exists(), "the dead owner's lock file goes");
+        assert_eq!(
+            names(dir.path()),
+            vec![
+                format!("00000000000000000001-{tag}-j00000001.jsonl"),
+                format!("00000000000000000002-{tag}-o00000002.spill"),
+                format!("00000000000000000003-{GONE}-00000003.spill"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_engine_names_its_files_with_its_owner_tag_and_leaves_a_peers_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::open(dir.path(), u64::MAX).unwrap();
+        spill.write(&[record(1)]).unwrap();
+        let written = names(dir.path());
+        let tag = owner::hold(dir.path()).unwrap().tag().to_owned();
+        assert!(written.iter().all(|n| n.split('-').nth(1) == Some(&tag)), "{written:?} by {tag}");
+        let mut bytes = vec![0u8; spill_codec::HEADER];
+        spill_codec::encode_frame(&mut bytes, &record(2)).unwrap();
+        fs::write(dir.path().join(format!("00000000000000000009-{tag}-o00000001.tmp")), &bytes).unwrap();
+        assert_eq!(adopt_here(dir.path()), Adopted::default(), "its own overflow segment is left alone");
     }
 }

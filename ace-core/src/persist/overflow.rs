@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::owner::Owner;
 use super::spill::SpillBytes;
 use super::spill_codec;
 use crate::store::Record;
@@ -44,6 +45,8 @@ pub(crate) enum Taken {
 /// The overflow segment of a spill directory, shared by the recording threads.
 pub(crate) struct Overflow {
     dir: PathBuf,
+    /// This process's hold on the directory; its tag names the segments.
+    owner: Arc<Owner>,
     open: parking_lot::Mutex<Option<Segment>>,
     bytes: Arc<SpillBytes>,
     max_bytes: u64,
@@ -69,8 +72,8 @@ pub(crate) struct Finished {
 }
 
 impl Overflow {
-    pub(super) fn new(dir: &Path, bytes: Arc<SpillBytes>, max_bytes: u64) -> Self {
-        Overflow { dir: dir.to_path_buf(), open: parking_lot::Mutex::new(None), bytes, max_bytes, seq: 0.into() }
+    pub(super) fn new(dir: &Path, owner: Arc<Owner>, bytes: Arc<SpillBytes>, max_bytes: u64) -> Self {
+        Overflow { dir: dir.to_path_buf(), owner, open: parking_lot::Mutex::new(None), bytes, max_bytes, seq: 0.into() }
     }
 
     /// Writes `record` to the segment, starting one if none is open.
@@ -116,7 +119,7 @@ impl Overflow {
     fn start(&self) -> std::io::Result<Segment> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let name = format!("{:020}-{}-o{seq:08}", now.as_nanos(), std::process::id());
+        let name = format!("{:020}-{}-o{seq:08}", now.as_nanos(), self.owner.tag());
         let tmp = self.dir.join(format!("{name}.tmp"));
         let file = fs::File::create(&tmp)?;
         let mut buf = Vec::with_capacity(WRITE_AT + 4096);

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::owner::Owner;
 use super::spill_codec;
 use crate::store::Record;
 
@@ -39,6 +40,8 @@ pub(super) const JOURNAL: &str = "journal";
 /// acknowledged is in a segment that is deleted only once what it holds is stored or spilled.
 pub(crate) struct Journal {
     dir: PathBuf,
+    /// This process's hold on the directory; its tag names the segments.
+    owner: Arc<Owner>,
     file: parking_lot::Mutex<(fs::File, PathBuf, std::time::Instant)>,
     /// The overflow segment being written, if any record overflowed since it was last finished.
     overflow: parking_lot::Mutex<Option<(fs::File, PathBuf)>>,
@@ -48,22 +51,24 @@ pub(crate) struct Journal {
 impl Journal {
     pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let (file, path) = Self::segment(dir, 1)?;
+        let owner = super::owner::hold(dir)?;
+        let (file, path) = Self::segment(dir, owner.tag(), 1)?;
         Ok(Journal {
             dir: dir.to_path_buf(),
+            owner,
             file: parking_lot::Mutex::new((file, path, std::time::Instant::now())),
             overflow: parking_lot::Mutex::new(None),
             seq: 1.into(),
         })
     }
 
-    fn segment(dir: &Path, seq: u64) -> std::io::Result<(fs::File, PathBuf)> {
-        Self::named(dir, 'j', seq)
+    fn segment(dir: &Path, tag: &str, seq: u64) -> std::io::Result<(fs::File, PathBuf)> {
+        Self::named(dir, tag, 'j', seq)
     }
 
-    fn named(dir: &Path, kind: char, seq: u64) -> std::io::Result<(fs::File, PathBuf)> {
+    fn named(dir: &Path, tag: &str, kind: char, seq: u64) -> std::io::Result<(fs::File, PathBuf)> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let path = dir.join(format!("{:020}-{}-{kind}{seq:08}.{JOURNAL}", now.as_nanos(), std::process::id()));
+        let path = dir.join(format!("{:020}-{tag}-{kind}{seq:08}.{JOURNAL}", now.as_nanos()));
         Ok((fs::OpenOptions::new().create(true).append(true).open(&path)?, path))
     }
 
@@ -96,7 +101,7 @@ impl Journal {
         let mut o = self.overflow.lock();
         if o.is_none() {
             let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            match Self::named(&self.dir, 'o', seq) {
+            match Self::named(&self.dir, self.owner.tag(), 'o', seq) {
                 Ok(segment) => *o = Some(segment),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start a journal overflow segment");
@@ -138,7 +143,7 @@ impl Journal {
             return None;
         }
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        match Self::segment(&self.dir, seq) {
+        match Self::segment(&self.dir, self.owner.tag(), seq) {
             Ok((file, path)) => {
                 let old = std::mem::replace(&mut *f, (file, path, std::time::Instant::now()));
                 Some(old.1)
@@ -228,6 +233,8 @@ impl Gathered {
 
 pub(crate) struct Spill {
     dir: PathBuf,
+    /// This process's hold on the directory; its tag names the files.
+    owner: Arc<Owner>,
     seq: u64,
     /// Bytes of the files waiting in the directory (this process's view: what it found at open,
     /// plus what it wrote, less what it stored).
@@ -252,8 +259,9 @@ impl Spill {
     /// into spill files (see [`super::orphans`]); spilled files may take at most `max_bytes`.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
-        super::orphans::adopt(dir);
-        let mut spill = Spill { dir: dir.to_path_buf(), seq: 0, bytes: 0, max_bytes, shared: Arc::default() };
+        let owner = super::owner::hold(dir)?;
+        super::orphans::adopt(dir, &owner);
+        let mut spill = Spill { dir: dir.to_path_buf(), owner, seq: 0, bytes: 0, max_bytes, shared: Arc::default() };
         let found = spill.pending().iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum();
         spill.set_bytes(found);
         Ok(spill)
@@ -267,7 +275,7 @@ impl Spill {
     /// The overflow for records that find the buffer full, writing into this directory under
     /// the same budget.
     pub(crate) fn overflow(&self) -> super::overflow::Overflow {
-        super::overflow::Overflow::new(&self.dir, self.shared.clone(), self.max_bytes)
+        super::overflow::Overflow::new(&self.dir, self.owner.clone(), self.shared.clone(), self.max_bytes)
     }
 
     /// Counts a file the overflow finished (`size` bytes) as waiting.
@@ -280,7 +288,7 @@ impl Spill {
     pub(crate) fn reserve(&mut self) -> String {
         self.seq += 1;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        format!("{:020}-{}-{:08}", now.as_nanos(), std::process::id(), self.seq)
+        format!("{:020}-{}-{:08}", now.as_nanos(), self.owner.tag(), self.seq)
     }
 
     /// Writes `records` to a new file; returns how many.
@@ -363,7 +371,7 @@ impl Spill {
 
     /// Claims `file` for this process (false: another one took it).
     pub(crate) fn claim(&self, file: &Path) -> Option<PathBuf> {
-        let claimed = file.with_extension(format!("replaying-{}", std::process::id()));
+        let claimed = file.with_extension(format!("replaying-{}", self.owner.tag()));
         fs::rename(file, &claimed).ok().map(|()| claimed)
     }
 
