@@ -123,22 +123,71 @@ fn an_overflow_segment_survives_kill_9() {
     panic!("in {ATTEMPTS} attempts, no kill landed while an overflow segment held a written record");
 }
 
+/// The same with the child in a pid namespace of its own, as a process of another container
+/// sharing the spill volume: its pid there (1) names a live process here, so a liveness told by
+/// `/proc/<pid>` took it for alive for ever, and what it left was never stored (and a live one
+/// of another namespace whose pid is free here was taken for dead). Its owner lock tells: its
+/// files are left alone while it lives, and adopted once it is killed.
+#[test]
+fn a_child_in_another_pid_namespace_is_left_alone_alive_and_adopted_dead() {
+    let probe = Command::new("unshare").args(["--pid", "--fork", "--kill-child", "true"]).status();
+    assert!(
+        probe.as_ref().is_ok_and(|s| s.success()),
+        "this test needs `unshare --pid` (util-linux, run as root or with user namespaces): {probe:?}"
+    );
+    for attempt in 1..=5 {
+        if kill_and_recover(true) > 0 {
+            return;
+        }
+        eprintln!("attempt {attempt}: no overflow segment held a whole record at the kill; again");
+    }
+    panic!("in 5 attempts, no kill landed while an overflow segment held a written record");
+}
+
 /// One child killed mid-overflow and its files recovered; returns the number of records that
 /// were in overflow segments (`.tmp`) at the kill.
 fn kill_mid_overflow_and_recover() -> usize {
+    kill_and_recover(false)
+}
+
+fn kill_and_recover(namespaced: bool) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
     let spill = dir.path().join("spill");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_overflows_until_killed", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(DIR_VAR, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let args = ["child_overflows_until_killed", "--exact", "--ignored", "--nocapture", "--test-threads=1"];
+    let mut command = if namespaced {
+        // `--kill-child`: the child goes with `unshare` when the test kills it.
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--kill-child"]).arg(&exe).args(args);
+        c
+    } else {
+        let mut c = Command::new(&exe);
+        c.args(args);
+        c
+    };
+    let mut child = command.env(DIR_VAR, dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let accepted = wait_for_report(&mut child);
+    if namespaced {
+        // Another process opening the directory while the child lives leaves its files alone.
+        let before = files(&spill);
+        let open = ace::SpillDir::open(&spill).unwrap();
+        let kept: Vec<&PathBuf> = before.iter().filter(|f| f.exists()).collect();
+        assert!(
+            before.iter().any(|f| f.extension().is_some_and(|x| x == "tmp")),
+            "the child has an overflow segment: {before:?}"
+        );
+        assert!(
+            before.iter().filter(|f| f.extension().is_some_and(|x| x == "tmp")).all(|f| f.exists()),
+            "a live child's overflow segment was taken: {before:?}, left {kept:?}"
+        );
+        drop(open);
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    if namespaced {
+        wait_until_owners_die(&spill);
+    }
 
     let on_disk = read_on_disk(&spill);
     assert!(!on_disk.tasks.is_empty(), "the child spilled nothing before the kill: {:?}", on_disk.files);
@@ -182,6 +231,25 @@ fn kill_mid_overflow_and_recover() -> usize {
     let left = files(&spill);
     assert!(left.is_empty(), "every file the dead process left was stored and removed: {left:?}");
     on_disk.in_overflow
+}
+
+/// Waits until no owner lock in `spill` is held (the killed child has exited: with `unshare`
+/// between, its death follows the kill).
+fn wait_until_owners_die(spill: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = files(spill).iter().filter(|f| f.extension().is_some_and(|x| x == "owner")).any(|f| {
+            std::fs::File::open(f).is_ok_and(|file| match file.try_lock() {
+                Ok(()) => false,
+                Err(e) => matches!(e, std::fs::TryLockError::WouldBlock),
+            })
+        });
+        if !held {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the killed child's owner lock is still held after 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The number of calls each of the child's threads had seen return when it said an overflow

@@ -119,7 +119,7 @@ def test_a_durable_burst_larger_than_the_buffer_is_stored_whole(tmp_path):
     assert _stored_tasks(tmp_path / "ace.db") == (100_000, 100_000)
     left = [p.name for p in (tmp_path / "spill").rglob("*") if p.is_file()]
     assert [n for n in left if not n.endswith(".owner")] == [], "a clean close leaves no journal or spill file"
-    del e
+    del e, record  # the bound method holds the engine too
     gc.collect()
     left = [p for p in (tmp_path / "spill").rglob("*") if p.is_file()]
     assert left == [], "the engine gone, so is its owner lock file"
@@ -137,7 +137,7 @@ def test_a_hot_key_past_the_buffer_overflows_to_disk_and_loses_nothing(tmp_path)
     assert e.stats()["dropped"] == 0
     e.close()
     assert _stored_tasks(tmp_path / "ace.db") == (200_000, 200_000)
-    del e
+    del e, record  # the bound method holds the engine too
     gc.collect()
     left = [p for p in (tmp_path / "spill").rglob("*") if p.is_file()]
     assert left == [], "every overflow segment was stored and removed (and the owner lock file with the engine)"
