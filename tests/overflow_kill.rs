@@ -130,13 +130,9 @@ fn an_overflow_segment_survives_kill_9() {
 /// files are left alone while it lives, and adopted once it is killed.
 #[test]
 fn a_child_in_another_pid_namespace_is_left_alone_alive_and_adopted_dead() {
-    let probe = Command::new("unshare").args(["--pid", "--fork", "--kill-child", "true"]).status();
-    assert!(
-        probe.as_ref().is_ok_and(|s| s.success()),
-        "this test needs `unshare --pid` (util-linux, run as root or with user namespaces): {probe:?}"
-    );
+    let unshare = unshare_args();
     for attempt in 1..=5 {
-        if kill_and_recover(true) > 0 {
+        if kill_and_recover(Some(unshare)) > 0 {
             return;
         }
         eprintln!("attempt {attempt}: no overflow segment held a whole record at the kill; again");
@@ -147,19 +143,34 @@ fn a_child_in_another_pid_namespace_is_left_alone_alive_and_adopted_dead() {
 /// One child killed mid-overflow and its files recovered; returns the number of records that
 /// were in overflow segments (`.tmp`) at the kill.
 fn kill_mid_overflow_and_recover() -> usize {
-    kill_and_recover(false)
+    kill_and_recover(None)
 }
 
-fn kill_and_recover(namespaced: bool) -> usize {
+/// `unshare`'s arguments for a pid namespace of the child's own: as root, or else inside a user
+/// namespace of its own (an unprivileged CI runner).
+fn unshare_args() -> &'static [&'static str] {
+    const ROOT: &[&str] = &["--pid", "--fork", "--kill-child"];
+    const USER: &[&str] = &["--user", "--map-root-user", "--pid", "--fork", "--kill-child"];
+    for args in [ROOT, USER] {
+        if Command::new("unshare").args(args).arg("true").stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+            return args;
+        }
+    }
+    panic!("this test needs `unshare --pid` (util-linux; as root, or with user namespaces allowed)");
+}
+
+/// `unshare`: the child runs in a pid namespace of its own, with these arguments.
+fn kill_and_recover(unshare: Option<&[&str]>) -> usize {
+    let namespaced = unshare.is_some();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
     let spill = dir.path().join("spill");
     let exe = std::env::current_exe().unwrap();
     let args = ["child_overflows_until_killed", "--exact", "--ignored", "--nocapture", "--test-threads=1"];
-    let mut command = if namespaced {
+    let mut command = if let Some(unshare) = unshare {
         // `--kill-child`: the child goes with `unshare` when the test kills it.
         let mut c = Command::new("unshare");
-        c.args(["--pid", "--fork", "--kill-child"]).arg(&exe).args(args);
+        c.args(unshare).arg(&exe).args(args);
         c
     } else {
         let mut c = Command::new(&exe);
