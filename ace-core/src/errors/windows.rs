@@ -15,9 +15,11 @@ use crate::event::Severity;
 
 #[derive(Default)]
 pub(super) struct Window {
-    /// The occurrence times within the window, oldest first, at most the cap (64). Most
-    /// windows (a task's) see one or two errors: those are held inline, with no allocation.
-    pub(super) times: SmallVec<[Timestamp; 2]>,
+    /// The occurrence times within the window, at most the cap (64), as a ring: oldest first
+    /// from `head`, which moves only once the ring is full. Most windows (a task's) see one or
+    /// two errors: those are held inline, with no allocation.
+    times: SmallVec<[Timestamp; 2]>,
+    head: u8,
     /// The highest severity of the occurrences in the window.
     pub(super) max_severity: Option<Severity>,
     pub(super) accumulation_at: Option<Timestamp>,
@@ -29,18 +31,38 @@ impl Window {
     /// Counts an occurrence at `now`; returns the occurrences within the window.
     pub(super) fn push(&mut self, now: Timestamp, window: Duration, cap: usize) -> usize {
         let horizon = now.minus(window);
-        let expired = self.times.iter().take_while(|&&t| t < horizon).count();
-        // At most 64 times: moving the rest down costs less than a ring's extra words.
-        self.times.drain(..expired);
+        if self.times.get(usize::from(self.head)).is_some_and(|&t| t < horizon) {
+            // Times have left the window: in order again, then the expired go.
+            self.times.rotate_left(usize::from(self.head));
+            self.head = 0;
+            let expired = self.times.iter().take_while(|&&t| t < horizon).count();
+            self.times.drain(..expired);
+        }
         if self.times.is_empty() {
             self.max_severity = None;
         }
-        if self.times.len() >= cap {
-            self.times.drain(..=self.times.len() - cap);
+        if self.times.len() < cap {
+            if self.times.len() == self.times.capacity() {
+                // Past its first two, a window soon holds its cap (at most 64 times): one
+                // allocation, not one per doubling.
+                self.times.reserve_exact(cap - self.times.len());
+            }
+            self.times.push(now);
+        } else {
+            // Full: the newest takes the oldest's place.
+            let cap = self.times.len();
+            self.times[usize::from(self.head)] = now;
+            self.head = ((usize::from(self.head) + 1) % cap) as u8;
         }
-        self.times.push(now);
         self.last = now;
         self.times.len()
+    }
+
+    /// The times within the window, oldest first.
+    #[cfg(test)]
+    fn in_order(&self) -> Vec<Timestamp> {
+        let (newer, older) = self.times.split_at(usize::from(self.head));
+        older.iter().chain(newer).copied().collect()
     }
 }
 
@@ -186,9 +208,14 @@ mod tests {
         for s in 2..8 {
             w.push(at(s), window, 4);
         }
-        assert_eq!(&w.times[..], [at(4), at(5), at(6), at(7)], "the cap keeps the latest");
+        assert_eq!(w.in_order(), [at(4), at(5), at(6), at(7)], "the cap keeps the latest");
         assert_eq!(w.push(at(16), window, 4), 3, "4 s and 5 s have left the window");
-        assert_eq!(&w.times[..], [at(6), at(7), at(16)]);
+        assert_eq!(w.in_order(), [at(6), at(7), at(16)]);
+        assert_eq!(w.push(at(16), window, 4), 4);
+        assert_eq!(w.push(at(16), window, 4), 4);
+        assert_eq!(w.in_order(), [at(7), at(16), at(16), at(16)], "the ring turns past its cap");
+        assert_eq!(w.push(at(18), window, 4), 4, "7 s has left, from the middle of the ring");
+        assert_eq!(w.in_order(), [at(16), at(16), at(16), at(18)]);
         w.max_severity = Some(Severity::High);
         assert_eq!(w.push(at(40), window, 4), 1, "all of them have");
         assert_eq!(w.max_severity, None, "an emptied window forgets its severity");
