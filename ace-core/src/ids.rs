@@ -3,6 +3,19 @@
 //! They sit below the organs so that a stored record, a signal or a decision can name a pattern
 //! or an intervention without importing the organ that makes it.
 
+/// A random 64-bit value, different at every call and in every process: std's hasher, whose
+/// keys come from the system's randomness, over a process-wide count (no unsafe, no crate).
+/// For values that must not meet another engine's (an engine's first intervention id, a spill
+/// directory owner's tag), not for cryptography.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(DRAWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// FNV-1a over `bytes` (the hash behind [`PatternId::of`]).
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;

@@ -177,14 +177,10 @@ impl Learning {
 /// store keeps the first record of an id and an outcome names its intervention by id). An
 /// engine's ids then count up from it (wrapping), so a store's index on them takes each in at
 /// one place, and two engines' runs of ids overlap only if their random starts fall within the
-/// runs' length of each other (about 2^-39 for two engines of 2^24 interventions each). Drawn
-/// from the keys std's hasher takes from the system's randomness, which differ in every process
-/// and for every call; the seed governs the sampling, not the ids.
+/// runs' length of each other (about 2^-39 for two engines of 2^24 interventions each). The seed
+/// governs the sampling, not the ids.
 fn first_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
+    crate::ids::random_u64()
 }
 
 fn records(counts: &HashMap<(SignalKind, Strategy), (u64, u64)>) -> Vec<LearntRecord> {

@@ -15,7 +15,6 @@
 //! in the child, so a parent that dies first is seen dead only once the child has let go.
 
 use std::fs::{self, File, TryLockError};
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
@@ -73,11 +72,15 @@ fn take(dir: &Path) -> std::io::Result<Owner> {
     let pid = std::process::id();
     let mut tries = 0;
     loop {
-        let tag = format!("{pid}_{:016x}", nonce());
+        let tag = format!("{pid}_{:016x}", crate::ids::random_u64());
         let path = dir.join(format!("{tag}{OWNER}"));
         let new = dir.join(format!("{tag}{UNNAMED}"));
         let file = fs::OpenOptions::new().write(true).create_new(true).open(&new)?;
-        file.lock()?;
+        if let Err(e) = file.lock() {
+            // A filesystem without `flock`: no owner, so the engine is not built on it.
+            let _ = fs::remove_file(&new);
+            return Err(e);
+        }
         match fs::rename(&new, &path) {
             Ok(()) => return Ok(Owner { tag, path, pid, file: Mutex::new(Some(file)) }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
@@ -92,15 +95,6 @@ pub(crate) fn remove_if_unheld(path: &Path) {
     if File::open(path).is_ok_and(|f| f.try_lock().is_ok()) {
         let _ = fs::remove_file(path);
     }
-}
-
-/// A random number: the randomly keyed hasher of `std`, fed the time and a count.
-fn nonce() -> u64 {
-    static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(DRAWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish()
 }
 
 /// What a file's owner tag says about its writer.
