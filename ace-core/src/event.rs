@@ -134,22 +134,40 @@ pub(crate) fn is_graphic_ascii(bytes: &[u8]) -> bool {
     is_ascii_from(bytes, 0x21)
 }
 
-/// Whether every byte is ASCII from `low` (at most 0x80) to 0x7e, eight at a time.
+/// Whether every byte is ASCII from `low` (at most 0x80) to 0x7e, eight at a time; a tail or a
+/// short id (most are 4 to 16 bytes) is read as overlapping words, not byte by byte.
 #[inline]
 fn is_ascii_from(bytes: &[u8], low: u8) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let n = bytes.len();
+    if n < 4 {
+        return bytes.iter().all(|b| (low..0x7f).contains(b));
+    }
+    if n < 8 {
+        // The first four bytes and the last four, which overlap when there are fewer than 8.
+        let first = u32::from_ne_bytes(bytes[..4].try_into().expect("four bytes"));
+        let last = u32::from_ne_bytes(bytes[n - 4..].try_into().expect("four bytes"));
+        return word_in_range(u64::from(first) | (u64::from(last) << 32), low);
+    }
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
-        let x = u64::from_ne_bytes(w.try_into().expect("eight bytes"));
-        // A byte below `low` (or at 0x80 and above) sets its high bit in the first term; one
-        // above 0x7e (0x7f and above) in the second. A borrow or carry reaches a byte only from
-        // one below it that is out of range already.
-        if ((x.wrapping_sub(ONES * u64::from(low)) & !x) | (x.wrapping_add(ONES) | x)) & HIGH != 0 {
+        if !word_in_range(u64::from_ne_bytes(w.try_into().expect("eight bytes")), low) {
             return false;
         }
     }
-    words.remainder().iter().all(|b| (low..0x7f).contains(b))
+    // The last eight bytes, overlapping some already checked.
+    words.remainder().is_empty()
+        || word_in_range(u64::from_ne_bytes(bytes[n - 8..].try_into().expect("eight bytes")), low)
+}
+
+/// Whether each of the eight bytes of `x` is from `low` (at most 0x80) to 0x7e.
+#[inline]
+fn word_in_range(x: u64, low: u8) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte below `low` (or at 0x80 and above) sets its high bit in the first term; one above
+    // 0x7e (0x7f and above) in the second. A borrow or carry reaches a byte only from one below
+    // it that is out of range already.
+    ((x.wrapping_sub(ONES * u64::from(low)) & !x) | (x.wrapping_add(ONES) | x)) & HIGH == 0
 }
 
 /// Checks a stage name: 1 to [`MAX_NAME_LEN`] bytes of lower-case ASCII letters, digits, `_`, `-`
@@ -345,10 +363,17 @@ mod tests {
             assert_eq!(is_printable_ascii(&bytes), want, "{bytes:?}");
             assert_eq!(is_graphic_ascii(&bytes), bytes.iter().all(u8::is_ascii_graphic), "{bytes:?}");
         }
-        for b in 0..=255u8 {
-            let word = [b'a', b'b', b'c', b, b'd', b'e', b'f', b'g', b'h'];
-            assert_eq!(is_printable_ascii(&word), (0x20..0x7f).contains(&b), "{b:#x}");
-            assert_eq!(is_graphic_ascii(&word), b.is_ascii_graphic(), "{b:#x}");
+        // Every byte at every place of every length to 17 (short ids and tails are read as
+        // overlapping words).
+        for len in 1..=17 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut word = vec![b'k'; len];
+                    word[at] = b;
+                    assert_eq!(is_printable_ascii(&word), (0x20..0x7f).contains(&b), "{b:#x} at {at} of {len}");
+                    assert_eq!(is_graphic_ascii(&word), b.is_ascii_graphic(), "{b:#x} at {at} of {len}");
+                }
+            }
         }
     }
 

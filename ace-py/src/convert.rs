@@ -43,25 +43,41 @@ pub(crate) fn to_data<'py>(py: Python<'py>, v: &impl Serialize) -> PyResult<Boun
     json_to_py(py, &value)
 }
 
-/// A signal an organ raised.
-#[pyclass(module = "ace._ace", name = "Signal", frozen, get_all)]
+/// A signal an organ raised. Its evidence becomes a Python dict when first read (most callers
+/// look at the kind and message only; building the dict was most of a signal's cost).
+#[pyclass(module = "ace._ace", name = "Signal", frozen)]
 pub(crate) struct PySignal {
     /// What was found (`latency_degradation`, `error_accumulation`, ...).
+    #[pyo3(get)]
     kind: &'static str,
     /// `low`, `medium`, `high` or `critical`.
+    #[pyo3(get)]
     severity: &'static str,
     /// When, in seconds since the Unix epoch (engine clock).
+    #[pyo3(get)]
     at: f64,
+    #[pyo3(get)]
     agent: String,
+    #[pyo3(get)]
     task: Option<String>,
+    #[pyo3(get)]
     stage: Option<String>,
+    #[pyo3(get)]
     message: String,
-    /// The numbers behind it, as a dict (its `type` key names the kind of evidence).
-    evidence: Py<PyAny>,
+    evidence: ace::Evidence,
+    evidence_py: PyOnceLock<Py<PyAny>>,
 }
 
 #[pymethods]
 impl PySignal {
+    /// The numbers behind it, as a dict (its `type` key names the kind of evidence); the same
+    /// dict on every read.
+    #[getter]
+    fn evidence(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let d = self.evidence_py.get_or_try_init(py, || to_data(py, &self.evidence).map(Bound::unbind))?;
+        Ok(d.clone_ref(py))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Signal(kind={:?}, severity={:?}, agent={:?}, message={:?})",
@@ -81,7 +97,8 @@ pub(crate) fn signal(py: Python<'_>, s: &Signal) -> PyResult<Py<PySignal>> {
             task: s.task.as_deref().map(str::to_owned),
             stage: s.stage.as_deref().map(str::to_owned),
             message: s.message.clone(),
-            evidence: to_data(py, &s.evidence)?.unbind(),
+            evidence: s.evidence.clone(),
+            evidence_py: PyOnceLock::new(),
         },
     )
 }

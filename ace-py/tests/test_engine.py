@@ -21,6 +21,19 @@ def test_recording_a_stage_returns_an_empty_report_while_the_baseline_warms_up(e
     assert eng.baseline("a", "nope") is None
 
 
+def test_a_signals_evidence_is_built_on_first_read_and_is_the_same_dict_after(eng):
+    reports = [
+        eng.record_error("a", "t", "execution", "ConnectionError", f"connection to db-1:{5432 + i} refused")
+        for i in range(3)
+    ]
+    s = next(x for r in reports for x in r.signals if x.kind == "error_accumulation")
+    first = s.evidence
+    assert isinstance(first, dict) and first["type"] == "error_pattern"
+    assert first["occurrences"] == 3 and first["template"] == "connection to <*> refused"
+    assert s.evidence is first, "read once, then kept"
+    assert s.kind == "error_accumulation" and s.agent == "a" and s.task == "t" and s.stage == "execution"
+
+
 def test_a_latency_shift_raises_a_signal_and_an_intervention(eng):
     got = []
     eng.subscribe(got.append)

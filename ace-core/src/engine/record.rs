@@ -280,7 +280,8 @@ impl Ace {
             trace.error(now, ev.agent, ev.task, ev.stage, ev.kind, ev.message, ev.severity);
         }
         let mut report = counted.report;
-        if shared.scoring_only {
+        if !shared.hot.persists() {
+            // Nothing is stored: no record (nor copy of the message) is built.
             report.intervention = self.decide(now, ev.agent, ev.task, &report.signals);
             return Ok(report);
         }
@@ -290,7 +291,7 @@ impl Ace {
             task: counted.task,
             stage: counted.stage,
             kind: counted.kind,
-            message: counted.message,
+            message: shared.errors.stored_message(ev.message, report.truncated),
             severity: report.severity,
             pattern: report.pattern,
         });

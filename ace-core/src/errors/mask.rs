@@ -125,26 +125,51 @@ fn is_date_name(tok: &str) -> bool {
             .any(|full| full.eq_ignore_ascii_case(tok)))
 }
 
-/// Units of sizes and durations, which belong to the number before them (`5.2 KB`, `12 ms`).
+/// Units of sizes and durations, which belong to the number before them (`5.2 KB`, `12 ms`),
+/// with any punctuation after them (`ms,`).
 fn is_unit(tok: &str) -> bool {
-    const UNITS: [&str; 18] = [
-        "B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "kB", "ns", "us", "µs", "ms", "s", "sec", "secs",
-    ];
-    let word = tok.trim_end_matches(|c: char| c.is_ascii_punctuation());
-    UNITS.contains(&word)
+    let mut word = tok.as_bytes();
+    while let [rest @ .., last] = word
+        && last.is_ascii_punctuation()
+    {
+        word = rest;
+    }
+    matches!(
+        word,
+        b"B" | b"KB"
+            | b"MB"
+            | b"GB"
+            | b"TB"
+            | b"PB"
+            | b"KiB"
+            | b"MiB"
+            | b"GiB"
+            | b"TiB"
+            | b"kB"
+            | b"ns"
+            | b"us"
+            | b"\xC2\xB5s"
+            | b"ms"
+            | b"s"
+            | b"sec"
+            | b"secs"
+    )
 }
 
 /// Hex groups joined by `:`, `-` or `.` (MAC addresses, IPv6, UUIDs, hex dumps) with a digit
-/// somewhere: `FF:F2:9F:16:E2:23:00:0D`.
+/// somewhere: `FF:F2:9F:16:E2:23:00:0D`. One pass over the token (brackets around it aside).
 fn is_hex_groups(tok: &str) -> bool {
-    if !tok.bytes().any(|b| matches!(b, b':' | b'-' | b'.')) {
-        return false;
-    }
     let word = tok.trim_end_matches([',', ';', ')', ']', '}']).trim_start_matches(['(', '[', '{']);
-    let separators = word.bytes().filter(|b| matches!(b, b':' | b'-' | b'.')).count();
-    separators >= 2
-        && word.bytes().any(|b| b.is_ascii_digit())
-        && word.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.'))
+    let (mut separators, mut digit) = (0, false);
+    for &b in word.as_bytes() {
+        match b {
+            b':' | b'-' | b'.' => separators += 1,
+            b'0'..=b'9' => digit = true,
+            b'a'..=b'f' | b'A'..=b'F' => {}
+            _ => return false,
+        }
+    }
+    separators >= 2 && digit
 }
 
 fn is_whole_variable(tok: &str) -> bool {

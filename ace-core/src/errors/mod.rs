@@ -168,7 +168,6 @@ pub(crate) struct Counted {
     pub task: Arc<str>,
     pub stage: Arc<str>,
     pub kind: Arc<str>,
-    pub message: Arc<str>,
 }
 
 impl ErrorOrgan {
@@ -232,16 +231,6 @@ impl ErrorOrgan {
     pub(crate) fn record(&self, now: Timestamp, agent: &Arc<str>, ev: &ErrorEvent<'_>) -> Result<Counted> {
         debug_assert_eq!(&**agent, ev.agent);
         let mined = self.miner.lock().mine(ev.kind, ev.message);
-        let message: Arc<str> = if mined.truncated {
-            let max = self.miner.lock().config().max_message_bytes;
-            let mut cut = ev.message.len().min(max);
-            while !ev.message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}{TRUNCATION_MARKER}", &ev.message[..cut]).into()
-        } else {
-            Arc::from(ev.message)
-        };
         // Inferred once per pattern, from its kind and template (a property of the pattern).
         let base = ev.severity.unwrap_or(mined.severity);
         let mut signals = Vec::new();
@@ -260,7 +249,7 @@ impl ErrorOrgan {
             if shard.tasks.len() >= SHARD_MAX_TASKS {
                 crate::shard::forget_least_recent(&mut shard.tasks, now, self.window, SHARD_MAX_TASKS, |t| t.last);
             }
-            let state = match shard.tasks.find_mut(task_hash, |t| &*t.agent == ev.agent && &*t.task == ev.task) {
+            let state = match shard.tasks.find_mut(task_hash, |t| same(&t.agent, agent) && &*t.task == ev.task) {
                 Some(t) => t,
                 None => {
                     let state = Box::new(TaskState::new(task_hash, agent.clone(), ev.task));
@@ -313,7 +302,7 @@ impl ErrorOrgan {
             }
             state.patterns.bound();
             signals.extend(state.cascade(&ctx));
-            match state.counters.iter().find(|(s, sev, _)| *s == stage && *sev == severity) {
+            match state.counters.iter().find(|(s, sev, _)| same(s, &stage) && *sev == severity) {
                 Some((_, _, counter)) => {
                     counter.inc();
                 }
@@ -340,7 +329,7 @@ impl ErrorOrgan {
                 let horizon = now.minus(self.window);
                 shard.agents.retain(|a| a.last >= horizon);
             }
-            let state = match shard.agents.find_mut(agent_hash, |a| &*a.agent == ev.agent) {
+            let state = match shard.agents.find_mut(agent_hash, |a| same(&a.agent, &agent)) {
                 Some(a) => a,
                 None => {
                     let fresh =
@@ -386,8 +375,22 @@ impl ErrorOrgan {
             task,
             stage,
             kind: mined.kind,
-            message,
         })
+    }
+
+    /// The message as its record keeps it: cut to the miner's `max_message_bytes`, with
+    /// [`TRUNCATION_MARKER`], when the miner truncated it. Only an engine that stores records
+    /// asks for this copy.
+    pub(crate) fn stored_message(&self, message: &str, truncated: bool) -> Arc<str> {
+        if !truncated {
+            return Arc::from(message);
+        }
+        let max = self.miner.lock().config().max_message_bytes;
+        let mut cut = message.len().min(max);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}{TRUNCATION_MARKER}", &message[..cut]).into()
     }
 
     /// Forgets the windows of a finished task; returns whether it had any.
@@ -488,7 +491,7 @@ impl TaskState {
     fn cascade(&mut self, ctx: &Ctx<'_>) -> Option<Signal> {
         let horizon = ctx.now.minus(ctx.window);
         self.stages.retain(|(_, t)| *t >= horizon);
-        let joined = match self.stages.iter_mut().find(|(s, _)| &**s == ctx.ev.stage) {
+        let joined = match self.stages.iter_mut().find(|(s, _)| same(s, ctx.stage)) {
             Some(entry) => {
                 entry.1 = ctx.now;
                 false
@@ -547,6 +550,13 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
 fn raise(s: Severity, levels: usize) -> Severity {
     let i = Severity::ALL.iter().position(|&x| x == s).unwrap_or(0);
     Severity::ALL[(i + levels).min(Severity::ALL.len() - 1)]
+}
+
+/// Whether two shared names are equal: the same copy, as they mostly are (an agent's one copy,
+/// a shard's stage names), or equal text.
+#[inline]
+fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 fn validate(ev: &ErrorEvent<'_>) -> Result<()> {

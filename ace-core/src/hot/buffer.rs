@@ -131,10 +131,11 @@ pub(crate) struct ShardRoom {
 #[derive(Default)]
 pub(crate) struct DrainState {
     keys: Vec<Vec<WriterKey>>,
-    /// Each shard's second buffer: a drain swaps it with the shard's full one and empties that
-    /// one here, on the writer thread, so the shard gets back a buffer of the capacity it used
-    /// (a recording call grows its shard's buffer only while the writer's pace changes).
-    spare: Vec<(Vec<Pending>, Vec<Named>)>,
+    /// Each shard's second buffers (metric records, their named metrics, other organs'
+    /// records): a drain swaps them with the shard's full ones and empties those here, on the
+    /// writer thread, so the shard gets back buffers of the capacity it used (a recording call
+    /// grows its shard's buffers only while the writer's pace changes).
+    spare: Vec<(Vec<Pending>, Vec<Named>, Vec<Record>)>,
     /// One copy of each agent and stage name for all the keys that share it.
     names: Names,
     no_task: Arc<str>,
@@ -255,8 +256,8 @@ impl Hot {
     pub(crate) fn drain(&self, out: &mut Vec<Record>, state: &mut DrainState) {
         state.keys.resize_with(self.shards.len(), Vec::new);
         state.spare.resize_with(self.shards.len(), Default::default);
-        for ((shard, keys), (pending, metrics)) in self.shards.iter().zip(&mut state.keys).zip(&mut state.spare) {
-            let mut others = Vec::new();
+        for ((shard, keys), (pending, metrics, others)) in self.shards.iter().zip(&mut state.keys).zip(&mut state.spare)
+        {
             {
                 let mut shard = shard.0.lock();
                 let held = shard.held();
@@ -272,13 +273,13 @@ impl Hot {
                 }
                 std::mem::swap(pending, &mut shard.pending);
                 std::mem::swap(metrics, &mut shard.metrics);
-                std::mem::swap(&mut others, &mut shard.others);
+                std::mem::swap(others, &mut shard.others);
                 for i in keys.len()..shard.entries.len() {
                     let e = shard.entries.at(i);
                     keys.push((state.names.intern(&e.agent), state.names.intern(&e.stage), state.no_task.clone()));
                 }
             }
-            let (used, used_metrics) = (pending.len(), metrics.len());
+            let (used, used_metrics, used_others) = (pending.len(), metrics.len(), others.len());
             out.reserve(pending.len() + others.len());
             let mut named = metrics.drain(..);
             for p in pending.drain(..) {
@@ -297,13 +298,16 @@ impl Hot {
                 }));
             }
             drop(named);
-            out.append(&mut others);
+            out.append(others);
             // A burst's buffer is not kept: one of twice this drain's records is.
             if pending.capacity() > 4 * used.max(SPARE_MIN) {
                 *pending = Vec::with_capacity(2 * used);
             }
             if metrics.capacity() > 4 * used_metrics.max(SPARE_MIN) {
                 *metrics = Vec::with_capacity(2 * used_metrics);
+            }
+            if others.capacity() > 4 * used_others.max(SPARE_MIN) {
+                *others = Vec::with_capacity(2 * used_others);
             }
         }
     }

@@ -178,6 +178,11 @@ impl Hot {
         self.persist = persist;
     }
 
+    /// Whether records are buffered for the store (see `AceBuilder::persist`).
+    pub(crate) fn persists(&self) -> bool {
+        self.persist
+    }
+
     /// Keeps the entries' series and timings or not (set before the engine is shared).
     pub(crate) fn set_series(&mut self, keep: bool) {
         self.keep_series = keep;
