@@ -1,9 +1,9 @@
 //! Error recording speed: `cargo run --profile bench -p agent-ace-core --example error_speed [n]
 //! [python]` records `n` errors (default 50,000) of `benches/errors.rs`'s message mix, 100 per
 //! task over four agents (with `python`: `benches/python/compare.py`'s, one agent, 100 tasks in
-//! turn, few signals, no persistence as there), and prints the mean per call. Deterministic (a manual clock), so that
-//! `valgrind --tool=callgrind --toggle-collect='*record_error_event*'` counts a call's
-//! instructions.
+//! turn, few signals, no persistence as there), and prints the mean per call. Deterministic (a
+//! manual clock), so that `valgrind --tool=callgrind --toggle-collect='*record_error_event*'`
+//! counts a call's instructions.
 
 use std::time::Instant;
 

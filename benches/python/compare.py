@@ -62,7 +62,7 @@ def main() -> None:
 
     messages = [f"connection to db-{i % 50}:{5432 + i % 7} refused after {i % 1000} ms" for i in range(1000)]
     # Made before the clock starts, as the messages are: the loops time the call, not the
-    # formatting of its arguments (an f-string is 50-100 ns here, drain3's loop has none).
+    # formatting of its arguments (an f-string per call added about 100 ns to ace's side; drain3's loop has none).
     tasks = [f"task-{t}" for t in range(100)]
 
     def ace_error(k):
