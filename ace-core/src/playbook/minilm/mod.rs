@@ -119,7 +119,7 @@ impl Embedder for MiniLm {
     }
 
     /// Tokenizes every text, sorts them by length and embeds them in batches of at most
-    /// [`BATCH`] texts, a batch a thread; a single batch splits its products between the
+    /// 32 texts, a batch a thread; a single batch splits its products between the
     /// threads instead. The vectors come back in the texts' order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
