@@ -193,9 +193,9 @@ impl Encoder {
     /// The mean-pooled last hidden state of each text (`texts` are token ids, each at most the
     /// model's positions long), not yet normalised. The dense layers' outputs are split between
     /// `threads` threads.
-    pub(super) fn pooled(&self, texts: &[Vec<u32>], threads: usize) -> Vec<Vec<f32>> {
+    pub(super) fn pooled(&self, texts: &[&[u32]], threads: usize) -> Vec<Vec<f32>> {
         let h = self.hidden();
-        let rows: usize = texts.iter().map(Vec::len).sum();
+        let rows: usize = texts.iter().map(|ids| ids.len()).sum();
         let mut x = Array2::<f32>::zeros((rows, h));
         let mut r = 0;
         for ids in texts {
@@ -222,7 +222,7 @@ impl Encoder {
             .collect()
     }
 
-    fn layer(&self, layer: &Layer, x: ArrayView2<'_, f32>, texts: &[Vec<u32>], threads: usize) -> Array2<f32> {
+    fn layer(&self, layer: &Layer, x: ArrayView2<'_, f32>, texts: &[&[u32]], threads: usize) -> Array2<f32> {
         let forward = |l: &Linear, x: ArrayView2<'_, f32>| l.forward(x, threads);
         let qkv = forward(&layer.qkv, x);
         let h = x.ncols();

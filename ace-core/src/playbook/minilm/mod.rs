@@ -136,7 +136,7 @@ impl Embedder for MiniLm {
             loop {
                 let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(batch) = batches.get(b) else { return done };
-                let group: Vec<Vec<u32>> = batch.iter().map(|&i| ids[i].clone()).collect();
+                let group: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
                 done.extend(batch.iter().copied().zip(self.encoder.pooled(&group, inner)));
             }
         };

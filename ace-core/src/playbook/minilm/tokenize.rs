@@ -6,14 +6,14 @@
 //!    except tab, newline and carriage return); every white-space character becomes a space.
 //! 2. Set CJK ideographs apart with spaces.
 //! 3. Strip accents: canonical decomposition (NFD), then drop non-spacing marks (Mn).
-//!
-//! NFD and the general categories come from ICU4X (`icu_normalizer`, `icu_properties`), whose
-//! data the bindings already carry (`url` reads host names through it).
 //! 4. Lower-case.
 //! 5. Split on white space; every punctuation character (ASCII punctuation or P*) is a word.
 //! 6. WordPiece: the longest vocabulary entry from the start of the word, then `##` pieces; a
 //!    word with no split, or of more than 100 characters, is `[UNK]`.
 //! 7. `[CLS]` first and `[SEP]` last, at most `max_tokens` in all.
+//!
+//! NFD and the general categories come from ICU4X (`icu_normalizer`, `icu_properties`), whose
+//! data the bindings already carry (`url` reads host names through it).
 
 use hashbrown::HashMap;
 use icu_normalizer::DecomposingNormalizerBorrowed;
@@ -28,6 +28,8 @@ const MAX_WORD_CHARS: usize = 100;
 /// The vocabulary and the special tokens of an uncased BERT model.
 pub(super) struct Tokenizer {
     vocab: HashMap<String, u32>,
+    /// Lines of `vocab.txt`: one more than the largest id (a repeated line keeps its first id).
+    lines: usize,
     cls: u32,
     sep: u32,
     unk: u32,
@@ -38,17 +40,21 @@ pub(super) struct Tokenizer {
 impl Tokenizer {
     /// Reads `vocab.txt` (one token a line, the line number its id).
     pub(super) fn new(vocab_txt: &str, max_tokens: usize) -> Result<Self> {
-        let vocab: HashMap<String, u32> =
-            vocab_txt.lines().enumerate().map(|(i, w)| (w.to_owned(), i as u32)).collect();
+        let mut vocab: HashMap<String, u32> = HashMap::new();
+        let mut lines = 0;
+        for (i, w) in vocab_txt.lines().enumerate() {
+            vocab.entry(w.to_owned()).or_insert(i as u32);
+            lines = i + 1;
+        }
         let id =
             |t: &str| vocab.get(t).copied().ok_or_else(|| Error::invalid("model", format!("vocab.txt has no {t}")));
         let (cls, sep, unk) = (id("[CLS]")?, id("[SEP]")?, id("[UNK]")?);
-        Ok(Tokenizer { vocab, cls, sep, unk, max_tokens: max_tokens.max(2) })
+        Ok(Tokenizer { vocab, lines, cls, sep, unk, max_tokens: max_tokens.max(2) })
     }
 
-    /// The number of entries in the vocabulary.
+    /// The size of the vocabulary: the rows of the word embeddings.
     pub(super) fn vocab_len(&self) -> usize {
-        self.vocab.len()
+        self.lines
     }
 
     /// Token ids of `text`: `[CLS]`, WordPiece tokens, `[SEP]`, cut to the model's length.
@@ -106,7 +112,7 @@ fn normalise(text: &str) -> String {
         if c == '\0' || c == '\u{fffd}' || is_control(c) {
             continue;
         }
-        if is_whitespace(c) {
+        if c.is_whitespace() {
             spaced.push(' ');
         } else if is_cjk(c) {
             spaced.push(' ');
@@ -147,10 +153,6 @@ fn words(text: &str) -> Vec<&str> {
 
 fn category(c: char) -> GeneralCategory {
     CodePointMapData::<GeneralCategory>::new().get(c)
-}
-
-fn is_whitespace(c: char) -> bool {
-    c.is_whitespace()
 }
 
 /// Control and format characters (C*), but not the white space BERT keeps.
@@ -210,5 +212,13 @@ mod tests {
         let t = Tokenizer::new("[PAD]\n[UNK]\n[CLS]\n[SEP]\nso", 4).unwrap();
         assert_eq!(t.encode("so so so so so"), [2, 4, 4, 3]);
         assert_eq!(t.encode(""), [2, 3]);
+    }
+
+    #[test]
+    fn a_repeated_vocabulary_line_keeps_its_first_id_and_the_size_counts_lines() {
+        let t = Tokenizer::new("[PAD]\n[UNK]\n[CLS]\n[SEP]\nso\nso\nfar", 8).unwrap();
+        assert_eq!(t.vocab_len(), 7, "the embeddings have a row per line");
+        assert_eq!(t.encode("so far"), [2, 4, 6, 3]);
+        assert_eq!(Tokenizer::new("[PAD]\n[CLS]\n[SEP]", 8).err().map(|e| e.code()), Some("invalid_input"), "no [UNK]");
     }
 }
