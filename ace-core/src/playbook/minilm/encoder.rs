@@ -1,62 +1,14 @@
 //! The BERT encoder's forward pass over a batch of texts: every text's tokens are rows of one
-//! matrix (no padding), so the dense layers are single matrix products (`ndarray`, on
-//! `matrixmultiply`'s kernels) and attention runs text by text, head by head.
+//! matrix (no padding), so the dense layers are single matrix products (see `dense`) and
+//! attention runs text by text, head by head.
 
-use ndarray::{Array2, ArrayView2, Axis, Slice, linalg::general_mat_mul};
+use ndarray::{Array2, ArrayView2, Axis, Slice};
+use pulp::Arch;
 use safetensors::{Dtype, SafeTensors};
 
+use super::dense::Linear;
 use crate::error::{Error, Result};
 use crate::playbook::embed::dot;
-
-/// A dense layer: `y = x W^T + b`. The weight is kept as `[inputs, outputs]` (PyTorch stores
-/// `[outputs, inputs]`), so a layer's outputs are its columns: the fused query, key and value
-/// projections and the split between threads are column ranges.
-pub(super) struct Linear {
-    weight_t: Array2<f32>,
-    bias: Vec<f32>,
-}
-
-impl Linear {
-    /// One layer computing `parts`' outputs side by side (they read the same input).
-    fn side_by_side(parts: &[Linear]) -> Linear {
-        let views: Vec<ArrayView2<'_, f32>> = parts.iter().map(|p| p.weight_t.view()).collect();
-        Linear {
-            weight_t: ndarray::concatenate(Axis(1), &views).expect("the parts have the same inputs"),
-            bias: parts.iter().flat_map(|p| p.bias.iter().copied()).collect(),
-        }
-    }
-
-    /// `x` is one row per token; returns one row of outputs per token. With `threads` > 1 the
-    /// outputs are split between that many threads (each multiplies by its rows of the weight).
-    fn forward(&self, x: ArrayView2<'_, f32>, threads: usize) -> Array2<f32> {
-        let mut y = Array2::from_shape_fn((x.nrows(), self.bias.len()), |(_, o)| self.bias[o]);
-        let outputs = self.bias.len();
-        if threads < 2 || outputs < 2 * threads {
-            general_mat_mul(1.0, &x, &self.weight_t, 1.0, &mut y);
-            return y;
-        }
-        let weights: Vec<ArrayView2<'_, f32>> =
-            self.weight_t.axis_chunks_iter(Axis(1), outputs.div_ceil(threads)).collect();
-        let mut parts = Vec::with_capacity(weights.len());
-        let mut rest = y.view_mut();
-        for w in &weights {
-            let (mine, others) = rest.split_at(Axis(1), w.ncols());
-            parts.push(mine);
-            rest = others;
-        }
-        std::thread::scope(|s| {
-            let mut jobs = weights.iter().zip(parts);
-            let first = jobs.next();
-            for (w, mut part) in jobs {
-                s.spawn(move || general_mat_mul(1.0, &x, w, 1.0, &mut part));
-            }
-            if let Some((w, mut part)) = first {
-                general_mat_mul(1.0, &x, w, 1.0, &mut part);
-            }
-        });
-        y
-    }
-}
 
 /// Layer normalisation over each row.
 pub(super) struct Norm {
@@ -115,6 +67,7 @@ pub(super) struct Encoder {
 struct Tensors<'a> {
     file: SafeTensors<'a>,
     path: &'a str,
+    arch: Arch,
 }
 
 impl Tensors<'_> {
@@ -138,12 +91,16 @@ impl Tensors<'_> {
         Array2::from_shape_vec((rows, cols), data).map_err(|e| self.bad(format!("{name}: {e}")))
     }
 
+    /// A dense layer's weight (`[outputs, inputs]`) and bias.
+    fn dense(&self, prefix: &str, outputs: usize, inputs: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            self.get(&format!("{prefix}.weight"), &[outputs, inputs])?,
+            self.get(&format!("{prefix}.bias"), &[outputs])?,
+        ))
+    }
+
     fn linear(&self, prefix: &str, outputs: usize, inputs: usize) -> Result<Linear> {
-        let weight = self.matrix(&format!("{prefix}.weight"), outputs, inputs)?;
-        Ok(Linear {
-            weight_t: weight.reversed_axes().as_standard_layout().into_owned(),
-            bias: self.get(&format!("{prefix}.bias"), &[outputs])?,
-        })
+        Ok(Linear::new(&[self.dense(prefix, outputs, inputs)?], inputs, self.arch))
     }
 
     fn norm(&self, prefix: &str, n: usize, eps: f32) -> Result<Norm> {
@@ -161,14 +118,14 @@ impl Encoder {
     pub(super) fn read(bytes: &[u8], path: &str, shape: &Shape) -> Result<Self> {
         let file = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::Corrupt { what: path.to_owned(), reason: e.to_string() })?;
-        let t = Tensors { file, path };
+        let t = Tensors { file, path, arch: Arch::new() };
         let (h, eps) = (shape.hidden, shape.eps);
         let mut layers = Vec::with_capacity(shape.layers);
         for l in 0..shape.layers {
             let p = format!("encoder.layer.{l}");
-            let part = |name: &str| t.linear(&format!("{p}.attention.self.{name}"), h, h);
+            let part = |name: &str| t.dense(&format!("{p}.attention.self.{name}"), h, h);
             layers.push(Layer {
-                qkv: Linear::side_by_side(&[part("query")?, part("key")?, part("value")?]),
+                qkv: Linear::new(&[part("query")?, part("key")?, part("value")?], h, t.arch),
                 attention_out: t.linear(&format!("{p}.attention.output.dense"), h, h)?,
                 attention_norm: t.norm(&format!("{p}.attention.output.LayerNorm"), h, eps)?,
                 intermediate: t.linear(&format!("{p}.intermediate.dense"), shape.intermediate, h)?,
@@ -223,7 +180,11 @@ impl Encoder {
     }
 
     fn layer(&self, layer: &Layer, x: ArrayView2<'_, f32>, texts: &[&[u32]], threads: usize) -> Array2<f32> {
-        let forward = |l: &Linear, x: ArrayView2<'_, f32>| l.forward(x, threads);
+        let forward = |l: &Linear, x: ArrayView2<'_, f32>| {
+            let x = x.as_standard_layout();
+            let y = l.forward(x.as_slice().expect("a standard layout is one slice"), threads);
+            Array2::from_shape_vec((x.nrows(), l.outputs()), y).expect("a product has a row of outputs a row")
+        };
         let qkv = forward(&layer.qkv, x);
         let h = x.ncols();
         let mut context = Array2::<f32>::zeros((x.nrows(), h));

@@ -4,11 +4,13 @@
 //!
 //! No network, no native library. The weights are read with `safetensors`; the tokenizer is
 //! BERT's uncased one as the model's `tokenizer.json` describes it (`tokenize`: accents
-//! stripped, Unicode data from ICU4X); the dense layers are matrix products on `ndarray` and
-//! `matrixmultiply` (`encoder`). A call embeds its texts in batches of similar length, one batch
+//! stripped, Unicode data from ICU4X); the dense layers multiply by weights packed once at load
+//! for a SIMD kernel picked at run time (`dense`, on `pulp`), the rest of the forward pass is
+//! `encoder`. A call embeds its texts in batches of similar length, one batch
 //! a core. The built-in [`super::HashEmbedder`] stays the fast default; this one is for
 //! playbooks where meaning matters more than speed.
 
+mod dense;
 mod encoder;
 mod tokenize;
 
