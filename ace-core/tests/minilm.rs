@@ -240,5 +240,7 @@ fn a_missing_or_broken_model_directory_is_a_clear_error() {
     assert_eq!(MiniLm::load(&dir).unwrap_err().code(), "corrupt");
     std::fs::write(dir.join("config.json"), r#"{"hidden_size":0,"num_attention_heads":1,"num_hidden_layers":1,"intermediate_size":16,"max_position_embeddings":4}"#).unwrap();
     assert_eq!(MiniLm::load(&dir).unwrap_err().code(), "invalid_input", "no hidden units");
+    std::fs::write(dir.join("config.json"), r#"{"hidden_size":8,"num_attention_heads":2,"num_hidden_layers":1,"intermediate_size":0,"max_position_embeddings":4}"#).unwrap();
+    assert_eq!(MiniLm::load(&dir).unwrap_err().code(), "invalid_input", "no intermediate units");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -51,7 +51,8 @@ impl Linear {
     }
 
     /// `x` holds `x.len() / inputs` rows of `inputs` values; returns as many rows of outputs.
-    /// With `threads` > 1 the panels are shared between that many threads.
+    /// With `threads` > 1 the panels are shared between that many threads. A layer has inputs
+    /// (`MiniLm::load` refuses a model with no hidden or intermediate units).
     pub(super) fn forward(&self, x: &[f32], threads: usize) -> Vec<f32> {
         let (n, rows) = (self.inputs, x.len() / self.inputs);
         // The input reordered for the kernel: blocks of `ROWS` rows, each input's values for

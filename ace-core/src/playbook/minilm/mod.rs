@@ -69,11 +69,12 @@ impl MiniLm {
         if cfg.hidden_act.as_deref().is_some_and(|a| a != "gelu")
             || cfg.num_attention_heads == 0
             || cfg.hidden_size == 0
+            || cfg.intermediate_size == 0
             || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
         {
             return Err(Error::invalid(
                 "model",
-                "only BERT encoders with gelu and whole attention heads are supported",
+                "only BERT encoders with gelu, hidden and intermediate units and whole attention heads are supported",
             ));
         }
         // sentence-transformers truncates at max_seq_length (256 for all-MiniLM-L6-v2).
