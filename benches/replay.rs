@@ -12,6 +12,9 @@ use ace::AceConfig;
 use ace::replay::{replay, run_full};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "../ace-core/examples/common/copies.rs"]
+mod copies;
+
 const COPIES: usize = 20;
 
 fn synthetic() -> String {
@@ -39,21 +42,7 @@ fn trace() -> String {
         eprintln!("{} not found: using a synthetic trace", path.display());
         synthetic()
     });
-    let mut out = String::with_capacity(one.len() * COPIES + COPIES * 1000);
-    for copy in 0..COPIES {
-        for line in one.lines() {
-            let mut v: serde_json::Value = serde_json::from_str(line).expect("the trace is valid");
-            if let Some(task) = v.get("task").and_then(|t| t.as_str()).map(|t| format!("{t}-c{copy}")) {
-                v["task"] = task.into();
-            }
-            if let Some(ts) = v.get("ts").and_then(serde_json::Value::as_f64) {
-                v["ts"] = (ts + copy as f64 * 1e7).into();
-            }
-            out += &v.to_string();
-            out.push('\n');
-        }
-    }
-    out
+    copies::copied(&one, COPIES).expect("the trace is valid")
 }
 
 fn bench_replay(c: &mut Criterion) {
