@@ -42,7 +42,7 @@ use crate::event::{
     MAX_METRICS_PER_EVENT, metric_names, validate_duration, validate_id, validate_metric_name, validate_stage,
     validate_value,
 };
-use crate::monitor::{DetectorConfig, Sample, Streams};
+use crate::monitor::{DetectorConfig, NO_STREAM, Sample, Streams};
 use crate::persist::Wake;
 use crate::shard::{SHARDS, Sharded};
 use crate::signal::Signal;
@@ -223,9 +223,21 @@ impl Hot {
         shard.ops = shard.ops.wrapping_add(1);
         let started = (self.keep_series && shard.ops.is_multiple_of(TIMING_SAMPLE)).then(Instant::now);
 
+        // Each metric's named stream in the entry, found once for the checks, the baselines and
+        // the buffer (at most `MAX_METRICS_PER_EVENT`, checked by `validate`).
+        let mut slots = [NO_STREAM; MAX_METRICS_PER_EVENT];
+        let slots = slots.get_mut(..obs.metrics.len()).unwrap_or_default();
         let entry = match shard.entries.find_mut(hash, obs.agent, obs.stage) {
-            Some(e) => e,
+            Some(e) => {
+                if !obs.metrics.is_empty() {
+                    check_metrics(obs, Some(&e.streams), slots)?;
+                }
+                e
+            }
             None => {
+                if !obs.metrics.is_empty() {
+                    check_metrics(obs, None, slots)?;
+                }
                 // An existing entry's agent and stage were checked when it was made, so only a
                 // new pair pays for their validation (the task first, as `validate` would).
                 validate_id("task", obs.task)
@@ -262,7 +274,7 @@ impl Hot {
             entry.failures = 0;
         }
         let mut signals = Vec::new();
-        self.observe(entry, now, obs, &mut signals);
+        self.observe(entry, now, obs, slots, &mut signals);
         if let Some((_, success)) = obs.outcome {
             let context = entry.context.get_or_insert_with(|| self.context.agent(obs.agent, now));
             // Pushed only when there is one: `extend` copied the whole `Option<Signal>` first.
@@ -276,7 +288,11 @@ impl Hot {
         } else if let Some(wake) = self.admit(shard.pending.len() + shard.others.len(), &mut shard.room) {
             let task = (!entry.task_sent).then(|| entry.last_task.clone());
             entry.task_sent = true;
-            shard.metrics.extend(obs.metrics.iter().map(|&(name, v)| (entry.streams.intern(name), v)));
+            if !obs.metrics.is_empty() {
+                let streams = &entry.streams;
+                let named = obs.metrics.iter().zip(&*slots).map(|(&(name, v), &slot)| (streams.name_at(slot, name), v));
+                shard.metrics.extend(named);
+            }
             shard.pending.push(Pending {
                 ts: now,
                 key: entry.key,
@@ -300,7 +316,14 @@ impl Hot {
 
     /// Feeds the entry's streams and counts its series.
     #[inline]
-    fn observe(&self, entry: &mut Entry, now: Timestamp, obs: &Observation<'_>, signals: &mut Vec<Signal>) {
+    fn observe(
+        &self,
+        entry: &mut Entry,
+        now: Timestamp,
+        obs: &Observation<'_>,
+        slots: &mut [u8],
+        signals: &mut Vec<Signal>,
+    ) {
         entry.dirty = true;
         entry.updated_at = now;
         if self.keep_series {
@@ -314,7 +337,7 @@ impl Hot {
             }
         }
         let sample = Sample { task: obs.task, outcome: obs.outcome, metrics: obs.metrics };
-        entry.streams.observe(now, &entry.agent, &entry.stage, &sample, &self.detector, signals);
+        entry.streams.observe_slots(now, &entry.agent, &entry.stage, &sample, slots, &self.detector, signals);
     }
 
     /// Counts a stage outcome in its task's trajectory: loops of this stage, runs of failures,
@@ -368,8 +391,9 @@ impl Hot {
 }
 
 /// Checks everything but the agent, stage and task, which `record` checks only for a new entry
-/// or a change of task. The task is checked first all the same when something else is invalid,
-/// so an event with several faults reports the task's as it always did.
+/// or a change of task, and the metrics, which [`check_metrics`] checks once their entry is
+/// found. The task is checked first all the same when something else is invalid, so an event
+/// with several faults reports the task's as it always did.
 #[inline]
 fn validate(obs: &Observation<'_>) -> Result<()> {
     validate_rest(obs).or_else(|e| validate_id("task", obs.task).and(Err(e)))
@@ -391,13 +415,32 @@ fn validate_rest(obs: &Observation<'_>) -> Result<()> {
             format!("at most {MAX_METRICS_PER_EVENT} metrics per event, got {}", obs.metrics.len()),
         ));
     }
-    for (i, &(name, value)) in obs.metrics.iter().enumerate() {
-        validate_metric_name(name)?;
-        if matches!(name, metric_names::DURATION | metric_names::SUCCESS) {
-            return Err(Error::invalid("metric name", format!("{name:?} is reserved for the stage outcome")));
+    Ok(())
+}
+
+/// Checks the metrics (names, values, no name twice), writing each one's named stream in
+/// `streams` (its entry's, where it has one) into `slots`. A name with a stream was checked when
+/// the stream was made, so only a new name pays for its check. The task first, as [`validate`].
+fn check_metrics(obs: &Observation<'_>, streams: Option<&Streams>, slots: &mut [u8]) -> Result<()> {
+    check_each(obs.metrics, streams, slots).or_else(|e| validate_id("task", obs.task).and(Err(e)))
+}
+
+fn check_each(metrics: &[(&str, f64)], streams: Option<&Streams>, slots: &mut [u8]) -> Result<()> {
+    for (i, &(name, value)) in metrics.iter().enumerate() {
+        let (before, rest) = slots.split_at_mut(i.min(slots.len()));
+        let Some(slot) = rest.first_mut() else { break };
+        *slot = streams.map_or(NO_STREAM, |s| s.slot(name));
+        if *slot == NO_STREAM {
+            validate_metric_name(name)?;
+            if matches!(name, metric_names::DURATION | metric_names::SUCCESS) {
+                return Err(Error::invalid("metric name", format!("{name:?} is reserved for the stage outcome")));
+            }
         }
         validate_value("metric value", value)?;
-        if obs.metrics[..i].iter().any(|&(n, _)| n == name) {
+        // A name with a stream is told by its slot; one without, by its text.
+        let twice =
+            if *slot == NO_STREAM { metrics[..i].iter().any(|&(n, _)| n == name) } else { before.contains(slot) };
+        if twice {
             return Err(Error::invalid("metric name", format!("{name:?} appears twice in one event")));
         }
     }
@@ -468,6 +511,56 @@ mod tests {
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
         record(&m, "t2").unwrap();
         assert_eq!(drained_tasks(&m, &mut state), ["t2"]);
+    }
+
+    /// Metrics whose names the entry knows skip the name's checks, not the others: a name twice
+    /// (known or new), a bad value, a reserved or malformed new name are refused whole, and
+    /// nothing moves; a known name and a new one are buffered under their streams' names.
+    #[test]
+    fn metrics_of_a_known_entry_are_checked_whole() {
+        let m = monitor(100_000);
+        let at = Timestamp::from_micros(1);
+        let obs = |metrics| Observation {
+            agent: "a",
+            task: "t",
+            stage: "s",
+            outcome: Some((1.0, true)),
+            metrics,
+            tool: None,
+        };
+        m.record(at, &obs(&[("x", 1.0), ("y", 2.0)])).unwrap();
+        let bad: [&[(&str, f64)]; 6] = [
+            &[("x", 1.0), ("x", 2.0)],
+            &[("z", 1.0), ("x", 1.0), ("z", 2.0)],
+            &[("y", 1.0), ("x", f64::NAN)],
+            &[("x", 1.0), ("success", 1.0)],
+            &[("x", 1.0), ("bad name", 1.0)],
+            &[("y", 1.0), ("x", 1.0), ("y", 1.0)],
+        ];
+        for metrics in bad {
+            let e = m.record(at, &obs(metrics)).unwrap_err();
+            assert_eq!(e.code(), "invalid_input", "{metrics:?}");
+        }
+        let hash = m.key("a", "s");
+        let counts = |names: &[&str]| {
+            let mut shard = m.shards.of(hash).lock();
+            let entry = shard.entries.find_mut(hash, "a", "s").unwrap();
+            let named: Vec<String> = entry.streams.named.iter().map(|s| s.name.to_string()).collect();
+            assert_eq!(named, names);
+            names.iter().map(|n| entry.streams.state(n).unwrap().count).collect::<Vec<_>>()
+        };
+        assert_eq!(counts(&["x", "y"]), [1, 1]);
+        m.record(at, &obs(&[("z", 3.0), ("x", 2.0)])).unwrap();
+        assert_eq!(counts(&["x", "y", "z"]), [2, 1, 1]);
+        let mut out = Vec::new();
+        m.drain(&mut out, &mut DrainState::default());
+        let Some(Record::Metric(last)) = out.last() else { panic!("{out:?}") };
+        let mut shard = m.shards.of(hash).lock();
+        let entry = shard.entries.find_mut(hash, "a", "s").unwrap();
+        assert_eq!(last.metrics.len(), 2);
+        assert!(Arc::ptr_eq(&last.metrics[0].0, &entry.streams.named[2].name), "z: the stream's copy");
+        assert!(Arc::ptr_eq(&last.metrics[1].0, &entry.streams.named[0].name), "x: the stream's copy");
+        assert_eq!(out.len(), 2, "the refused events left nothing in the buffer");
     }
 
     #[test]

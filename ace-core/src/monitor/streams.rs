@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use super::baseline::{BaselineState, Detector, DetectorConfig, Transition, Watch};
 use crate::clock::Timestamp;
-use crate::event::{Severity, metric_names};
+use crate::event::{MAX_METRICS_PER_EVENT, Severity, metric_names};
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 
 /// Named metrics tracked with a baseline per (agent, stage); more are stored but not baselined.
 pub const MAX_STREAMS_PER_ENTRY: usize = 64;
+/// The slot of a metric without a named stream ([`Streams::slot`]).
+pub const NO_STREAM: u8 = u8::MAX;
+const _: () = assert!(MAX_STREAMS_PER_ENTRY < NO_STREAM as usize);
 
 /// One metric's baseline, under its name.
 pub struct Stream {
@@ -68,10 +71,7 @@ impl Streams {
     /// The named stream's own copy of `name`, or a new one.
     #[must_use]
     pub fn intern(&self, name: &str) -> Arc<str> {
-        match self.named.iter().find(|s| &*s.name == name) {
-            Some(s) => s.name.clone(),
-            None => Arc::from(name),
-        }
+        self.name_at(self.slot(name), name)
     }
 
     /// The baseline of `metric`, if it has a stream.
@@ -118,23 +118,72 @@ impl Streams {
         cfg: &DetectorConfig,
         out: &mut Vec<Signal>,
     ) {
+        let mut few = [NO_STREAM; MAX_METRICS_PER_EVENT];
+        let mut many = Vec::new();
+        let slots: &mut [u8] = match few.get_mut(..sample.metrics.len()) {
+            Some(few) => few,
+            None => {
+                many.resize(sample.metrics.len(), NO_STREAM);
+                &mut many
+            }
+        };
+        for (slot, &(name, _)) in slots.iter_mut().zip(sample.metrics) {
+            *slot = self.slot(name);
+        }
+        self.observe_slots(now, agent, stage, sample, slots, cfg, out);
+    }
+
+    /// The index of `name`'s named stream, or [`NO_STREAM`].
+    #[inline]
+    #[must_use]
+    pub fn slot(&self, name: &str) -> u8 {
+        // At most `MAX_STREAMS_PER_ENTRY` (64) streams: an index fits a byte.
+        self.named.iter().position(|s| &*s.name == name).map_or(NO_STREAM, |i| i as u8)
+    }
+
+    /// The named stream's own copy of its name at `slot`, or a new copy of `name` where it has
+    /// no stream ([`NO_STREAM`]).
+    #[inline]
+    #[must_use]
+    pub fn name_at(&self, slot: u8, name: &str) -> Arc<str> {
+        match self.named.get(usize::from(slot)) {
+            Some(s) => s.name.clone(),
+            None => Arc::from(name),
+        }
+    }
+
+    /// [`Streams::observe`] with each metric's stream already found ([`Streams::slot`]) in
+    /// `slots`, one per metric (at least as many); a metric without one gets a new stream while
+    /// there is room, and its slot says so.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_slots(
+        &mut self,
+        now: Timestamp,
+        agent: &Arc<str>,
+        stage: &Arc<str>,
+        sample: &Sample<'_>,
+        slots: &mut [u8],
+        cfg: &DetectorConfig,
+        out: &mut Vec<Signal>,
+    ) {
         let ctx = SignalContext { now, agent, task: sample.task, stage, cfg };
         if let Some((duration, success)) = sample.outcome {
             ctx.feed(&mut self.duration, duration, Watch::Up, out);
             ctx.feed(&mut self.success, if success { 1.0 } else { 0.0 }, Watch::Rate, out);
         }
-        for &(name, value) in sample.metrics {
-            let idx = match self.named.iter().position(|s| &*s.name == name) {
-                Some(i) => i,
-                None if self.named.len() < MAX_STREAMS_PER_ENTRY => {
-                    // Most entries have one or two named metrics: no room for four.
-                    self.named.reserve_exact(1);
-                    self.named.push(Stream::new(Arc::from(name), BaselineState::default()));
-                    self.named.len() - 1
+        for (slot, &(name, value)) in slots.iter_mut().zip(sample.metrics) {
+            if *slot == NO_STREAM {
+                if self.named.len() >= MAX_STREAMS_PER_ENTRY {
+                    continue;
                 }
-                None => continue,
-            };
-            ctx.feed(&mut self.named[idx], value, Watch::Both, out);
+                // Most entries have one or two named metrics: no room for four.
+                self.named.reserve_exact(1);
+                self.named.push(Stream::new(Arc::from(name), BaselineState::default()));
+                *slot = (self.named.len() - 1) as u8;
+            }
+            if let Some(stream) = self.named.get_mut(usize::from(*slot)) {
+                ctx.feed(stream, value, Watch::Both, out);
+            }
         }
     }
 }
