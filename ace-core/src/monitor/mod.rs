@@ -11,4 +11,5 @@ mod baseline;
 mod streams;
 
 pub use baseline::{BaselineState, Detector, DetectorConfig, Transition, Watch};
-pub use streams::{MAX_STREAMS_PER_ENTRY, NO_STREAM, Sample, Stream, Streams};
+pub(crate) use streams::NO_STREAM;
+pub use streams::{MAX_STREAMS_PER_ENTRY, Sample, Stream, Streams};

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use super::baseline::{BaselineState, Detector, DetectorConfig, Transition, Watch};
 use crate::clock::Timestamp;
-use crate::event::{MAX_METRICS_PER_EVENT, Severity, metric_names};
+use crate::event::{Severity, metric_names};
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 
 /// Named metrics tracked with a baseline per (agent, stage); more are stored but not baselined.
 pub const MAX_STREAMS_PER_ENTRY: usize = 64;
 /// The slot of a metric without a named stream ([`Streams::slot`]).
-pub const NO_STREAM: u8 = u8::MAX;
+pub(crate) const NO_STREAM: u8 = u8::MAX;
 const _: () = assert!(MAX_STREAMS_PER_ENTRY < NO_STREAM as usize);
 
 /// One metric's baseline, under its name.
@@ -118,25 +118,15 @@ impl Streams {
         cfg: &DetectorConfig,
         out: &mut Vec<Signal>,
     ) {
-        let mut few = [NO_STREAM; MAX_METRICS_PER_EVENT];
-        let mut many = Vec::new();
-        let slots: &mut [u8] = match few.get_mut(..sample.metrics.len()) {
-            Some(few) => few,
-            None => {
-                many.resize(sample.metrics.len(), NO_STREAM);
-                &mut many
-            }
-        };
-        for (slot, &(name, _)) in slots.iter_mut().zip(sample.metrics) {
-            *slot = self.slot(name);
-        }
-        self.observe_slots(now, agent, stage, sample, slots, cfg, out);
+        // The engine's record path finds the slots as it checks the metrics (`observe_slots`).
+        let mut slots: Vec<u8> = sample.metrics.iter().map(|&(name, _)| self.slot(name)).collect();
+        self.observe_slots(now, agent, stage, sample, &mut slots, cfg, out);
     }
 
     /// The index of `name`'s named stream, or [`NO_STREAM`].
     #[inline]
     #[must_use]
-    pub fn slot(&self, name: &str) -> u8 {
+    pub(crate) fn slot(&self, name: &str) -> u8 {
         // At most `MAX_STREAMS_PER_ENTRY` (64) streams: an index fits a byte.
         self.named.iter().position(|s| &*s.name == name).map_or(NO_STREAM, |i| i as u8)
     }
@@ -145,7 +135,7 @@ impl Streams {
     /// no stream ([`NO_STREAM`]).
     #[inline]
     #[must_use]
-    pub fn name_at(&self, slot: u8, name: &str) -> Arc<str> {
+    pub(crate) fn name_at(&self, slot: u8, name: &str) -> Arc<str> {
         match self.named.get(usize::from(slot)) {
             Some(s) => s.name.clone(),
             None => Arc::from(name),
@@ -156,7 +146,7 @@ impl Streams {
     /// `slots`, one per metric (at least as many); a metric without one gets a new stream while
     /// there is room, and its slot says so.
     #[allow(clippy::too_many_arguments)]
-    pub fn observe_slots(
+    pub(crate) fn observe_slots(
         &mut self,
         now: Timestamp,
         agent: &Arc<str>,
