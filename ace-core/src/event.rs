@@ -170,6 +170,30 @@ fn word_in_range(x: u64, low: u8) -> bool {
     ((x.wrapping_sub(ONES * u64::from(low)) & !x) | (x.wrapping_add(ONES) | x)) & HIGH == 0
 }
 
+/// Whether two names (ids, stage or metric names) are equal. A record call compares its agent,
+/// stage, task and metric names with an entry's; most are 4 to 16 bytes, compared here as two
+/// overlapping words each instead of through a call to `memcmp`.
+#[inline]
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0..4 => a == b,
+        4..8 => {
+            let word = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("four bytes"));
+            word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4)
+        }
+        8..=16 => {
+            let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+            word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
+        }
+        _ => a == b,
+    }
+}
+
 /// Checks a stage name: 1 to [`MAX_NAME_LEN`] bytes of lower-case ASCII letters, digits, `_`, `-`
 /// or `.`, starting with a letter (`planning`, `tool_call`, `web-search`).
 pub fn validate_stage(stage: &str) -> Result<()> {
@@ -328,6 +352,29 @@ pub(crate) use hex_id;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_compare_as_their_bytes_at_every_length_and_position() {
+        // Every length from empty to past the word paths, each byte changed in turn (the words
+        // overlap in the middle for lengths that are not a multiple of the word).
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same_name(&a, &a.clone()), "{a:?}");
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'Z';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_name(&a, &b), "{a:?} against {b:?}");
+            }
+            let longer = format!("{a}x");
+            assert!(!same_name(&a, &longer) && !same_name(&longer, &a), "{a:?}");
+            // A multi-byte character: bytes, not characters, are compared.
+            if n >= 2 {
+                let accented = format!("{}\u{e9}", &a[..n - 2]);
+                assert_eq!(same_name(&a, &accented), a == accented);
+            }
+        }
+    }
 
     #[test]
     fn days_become_a_cutoff_and_zero_or_absurd_days_are_refused() {

@@ -3,6 +3,7 @@
 //! meet; and every table keyed by task has a cap, since a fleet can start tasks faster than they
 //! go idle (past it the least recently active entries are forgotten first).
 
+use std::hash::{BuildHasher, Hasher};
 use std::ops::Deref;
 use std::time::Duration;
 
@@ -19,6 +20,18 @@ pub(crate) const SHARDS: usize = 16;
 #[inline]
 pub(crate) fn index(hash: u64) -> usize {
     (hash >> 40) as usize % SHARDS
+}
+
+/// The hash of a pair of names (an agent and a stage, an agent and a task): both names' bytes,
+/// then where the first ends, so that `("ab", "c")` and `("a", "bc")` differ. Three writes to the
+/// hasher where hashing the tuple takes four (each `str` ends with a marker byte).
+#[inline]
+pub(crate) fn hash_pair(hasher: &impl BuildHasher, a: &str, b: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(a.as_bytes());
+    h.write(b.as_bytes());
+    h.write_usize(a.len());
+    h.finish()
 }
 
 /// A value alone on its cache lines (two, for the adjacent-line prefetcher), so that locks of
@@ -93,6 +106,20 @@ pub(crate) fn forget_least_recent<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pair_hashes_by_both_names_and_where_the_first_ends() {
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let h = |a: &str, b: &str| hash_pair(&hasher, a, b);
+        assert_eq!(h("agent-1", "planning"), h("agent-1", "planning"));
+        // The same bytes split at another place, the names swapped, one changed byte.
+        let others = [h("agent-", "1planning"), h("planning", "agent-1"), h("agent-2", "planning"), h("", "")];
+        for other in others {
+            assert_ne!(h("agent-1", "planning"), other);
+        }
+        assert_ne!(h("ab", "c"), h("a", "bc"));
+        assert_ne!(h("", "abc"), h("abc", ""));
+    }
 
     /// A table of entry times (seconds), hashed by themselves.
     fn table(times: impl IntoIterator<Item = i64>) -> HashTable<i64> {

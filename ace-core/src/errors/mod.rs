@@ -44,7 +44,7 @@ use windows::{AgentShard, AgentState, TaskShard, TaskState, bound, fired_within}
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::event::{Severity, validate_id, validate_stage};
-use crate::shard::{SHARDS, Sharded};
+use crate::shard::{SHARDS, Sharded, hash_pair};
 use crate::signal::{ErrorScope, Evidence, Signal, SignalKind};
 use crate::telemetry::{AgentLabels, AgentStageSeverity, Instrumented};
 
@@ -237,7 +237,7 @@ impl ErrorOrgan {
         let cap = (self.threshold * 4).min(MAX_WINDOW_TIMES);
 
         // The task's window.
-        let task_hash = self.hasher.hash_one((ev.agent, ev.task));
+        let task_hash = hash_pair(&self.hasher, ev.agent, ev.task);
         let (occurrences, severity, task_accumulated, agent, task, stage) = {
             let mut guard = self.tasks.of(task_hash).lock();
             let shard = &mut *guard;
@@ -395,7 +395,7 @@ impl ErrorOrgan {
 
     /// Forgets the windows of a finished task; returns whether it had any.
     pub(crate) fn end_task(&self, agent: &str, task: &str) -> bool {
-        let hash = self.hasher.hash_one((agent, task));
+        let hash = hash_pair(&self.hasher, agent, task);
         let mut shard = self.tasks.of(hash).lock();
         match shard.tasks.find_entry(hash, |t| &*t.agent == agent && &*t.task == task) {
             Ok(entry) => {

@@ -23,7 +23,6 @@ mod buffer;
 mod export;
 mod table;
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -39,12 +38,12 @@ use crate::clock::Timestamp;
 use crate::context::ContextOrgan;
 use crate::error::{Error, Result};
 use crate::event::{
-    MAX_METRICS_PER_EVENT, metric_names, validate_duration, validate_id, validate_metric_name, validate_stage,
-    validate_value,
+    MAX_METRICS_PER_EVENT, metric_names, same_name, validate_duration, validate_id, validate_metric_name,
+    validate_stage, validate_value,
 };
 use crate::monitor::{DetectorConfig, NO_STREAM, Sample, Streams};
 use crate::persist::Wake;
-use crate::shard::{SHARDS, Sharded};
+use crate::shard::{SHARDS, Sharded, hash_pair};
 use crate::signal::Signal;
 use crate::telemetry::CoreSeries;
 use crate::tool::{validate_digest, validate_tool};
@@ -207,7 +206,7 @@ impl Hot {
 
     #[inline]
     fn hasher_hash(&self, agent: &str, stage: &str) -> u64 {
-        self.hasher.hash_one((agent, stage))
+        hash_pair(&self.hasher, agent, stage)
     }
 
     /// Validates, updates baselines, buffers the record. Returns the signals and whether the
@@ -258,7 +257,7 @@ impl Hot {
                 shard.entries.insert(entry)
             }
         };
-        if &*entry.last_task != obs.task {
+        if !same_name(&entry.last_task, obs.task) {
             // `last_task` holds a checked task (or none, which is no valid task), so only a
             // change of task pays for its validation; nothing has changed yet.
             validate_id("task", obs.task)?;
@@ -439,9 +438,13 @@ fn check_each(metrics: &[(&str, f64)], streams: Option<&Streams>, slots: &mut [u
             }
         }
         validate_value("metric value", value)?;
-        // A name with a stream is told by its slot; one without, by its text.
-        let twice =
-            if *slot == NO_STREAM { metrics[..i].iter().any(|&(n, _)| n == name) } else { before.contains(slot) };
+        // A name with a stream is told by its slot (a plain loop: `contains` calls `memchr`,
+        // which costs more on a few bytes); one without, by its text.
+        let twice = if *slot == NO_STREAM {
+            metrics[..i].iter().any(|&(n, _)| n == name)
+        } else {
+            before.iter().any(|s| s == slot)
+        };
         if twice {
             return Err(Error::invalid("metric name", format!("{name:?} appears twice in one event")));
         }

@@ -9,6 +9,7 @@ use super::buffer::{Named, Pending, ShardRoom};
 use super::export::EntrySeries;
 use crate::clock::Timestamp;
 use crate::context::AgentContext;
+use crate::event::same_name;
 use crate::monitor::Streams;
 use crate::record::Record;
 use crate::trajectory::Track;
@@ -90,7 +91,7 @@ impl Entries {
     fn position(&self, hash: u64, agent: &str, stage: &str) -> Option<usize> {
         let i = self.index.find(hash, |&i| {
             let e = self.at(i as usize);
-            &*e.agent == agent && &*e.stage == stage
+            same_name(&e.agent, agent) && same_name(&e.stage, stage)
         })?;
         Some(*i as usize)
     }

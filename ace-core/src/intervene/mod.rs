@@ -36,7 +36,7 @@ use smallvec::SmallVec;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::record::LearntRecord;
-use crate::shard::{SHARDS, Sharded};
+use crate::shard::{SHARDS, Sharded, hash_pair};
 use crate::signal::{Signal, SignalKind};
 
 use awaited::{Awaited, Awaiting};
@@ -228,7 +228,7 @@ impl Decider {
 
     /// The shard of `agent`'s `task`, and the task's hash.
     fn gates(&self, agent: &str, task: &str) -> (&Mutex<Gates>, u64) {
-        let hash = self.hasher.hash_one((agent, task));
+        let hash = hash_pair(&self.hasher, agent, task);
         (self.tasks.of(hash), hash)
     }
 

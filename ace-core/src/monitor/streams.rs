@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::baseline::{BaselineState, Detector, DetectorConfig, Transition, Watch};
 use crate::clock::Timestamp;
-use crate::event::{Severity, metric_names};
+use crate::event::{Severity, metric_names, same_name};
 use crate::signal::{Direction, Evidence, Signal, SignalKind};
 
 /// Named metrics tracked with a baseline per (agent, stage); more are stored but not baselined.
@@ -128,7 +128,7 @@ impl Streams {
     #[must_use]
     pub(crate) fn slot(&self, name: &str) -> u8 {
         // At most `MAX_STREAMS_PER_ENTRY` (64) streams: an index fits a byte.
-        self.named.iter().position(|s| &*s.name == name).map_or(NO_STREAM, |i| i as u8)
+        self.named.iter().position(|s| same_name(&s.name, name)).map_or(NO_STREAM, |i| i as u8)
     }
 
     /// The named stream's own copy of its name at `slot`, or a new copy of `name` where it has

@@ -24,7 +24,6 @@
 //! keeps the task's `Track`, whose counters are atomics.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
@@ -34,7 +33,7 @@ use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
 use crate::event::Severity;
-use crate::shard::{SHARDS, Sharded};
+use crate::shard::{SHARDS, Sharded, hash_pair};
 use crate::signal::{Evidence, Signal, SignalKind};
 
 mod tools;
@@ -340,7 +339,7 @@ impl TrajectoryOrgan {
 
     /// The track of `agent`'s `task`, made at its first stage.
     pub(crate) fn track(&self, agent: &Arc<str>, task: &str, now: Timestamp) -> Arc<Track> {
-        let hash = self.hasher.hash_one((&**agent, task));
+        let hash = hash_pair(&self.hasher, agent, task);
         let mut shard = self.shard(hash).lock();
         if let Some(t) = shard.tasks.find(hash, |t| t.agent == *agent && &*t.task == task) {
             return t.clone();
@@ -381,7 +380,7 @@ impl TrajectoryOrgan {
 
     /// The task finished: its length joins the agent's history. Returns whether it was known.
     pub(crate) fn end_task(&self, agent: &str, task: &str) -> bool {
-        let hash = self.hasher.hash_one((agent, task));
+        let hash = hash_pair(&self.hasher, agent, task);
         let track = match self.shard(hash).lock().tasks.find_entry(hash, |t| &*t.agent == agent && &*t.task == task) {
             Ok(entry) => entry.remove().0,
             Err(_) => return false,
