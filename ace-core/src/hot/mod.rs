@@ -430,7 +430,7 @@ fn check_each(metrics: &[(&str, f64)], streams: Option<&Streams>, slots: &mut [u
     for (i, &(name, value)) in metrics.iter().enumerate() {
         let (before, rest) = slots.split_at_mut(i.min(slots.len()));
         let Some(slot) = rest.first_mut() else { break };
-        *slot = streams.map_or(NO_STREAM, |s| s.slot(name));
+        *slot = streams.map_or(NO_STREAM, |s| s.slot_near(name, i));
         if *slot == NO_STREAM {
             validate_metric_name(name)?;
             if matches!(name, metric_names::DURATION | metric_names::SUCCESS) {

@@ -119,7 +119,8 @@ impl Streams {
         out: &mut Vec<Signal>,
     ) {
         // The engine's record path finds the slots as it checks the metrics (`observe_slots`).
-        let mut slots: Vec<u8> = sample.metrics.iter().map(|&(name, _)| self.slot(name)).collect();
+        let mut slots: Vec<u8> =
+            sample.metrics.iter().enumerate().map(|(i, &(name, _))| self.slot_near(name, i)).collect();
         self.observe_slots(now, agent, stage, sample, &mut slots, cfg, out);
     }
 
@@ -129,6 +130,18 @@ impl Streams {
     pub(crate) fn slot(&self, name: &str) -> u8 {
         // At most `MAX_STREAMS_PER_ENTRY` (64) streams: an index fits a byte.
         self.named.iter().position(|s| same_name(&s.name, name)).map_or(NO_STREAM, |i| i as u8)
+    }
+
+    /// [`Streams::slot`], trying `hint` first: a stage's metrics mostly come in the same order at
+    /// every record, so the `i`-th metric's stream is most often the `i`-th.
+    #[inline]
+    #[must_use]
+    pub(crate) fn slot_near(&self, name: &str, hint: usize) -> u8 {
+        match self.named.get(hint) {
+            // At most `MAX_STREAMS_PER_ENTRY` (64) streams: an index fits a byte.
+            Some(s) if same_name(&s.name, name) => hint as u8,
+            _ => self.slot(name),
+        }
     }
 
     /// The named stream's own copy of its name at `slot`, or a new copy of `name` where it has
@@ -282,6 +295,21 @@ mod tests {
         assert!(degraded[0].message.starts_with("a planning duration_s is"), "{}", degraded[0].message);
         assert_eq!(s.named.len(), 1);
         assert_eq!(s.state("tokens").unwrap().count, 200);
+    }
+
+    #[test]
+    fn a_metric_is_found_whether_or_not_its_hint_is_right() {
+        let mut s = Streams::new(Arc::from(metric_names::DURATION), Arc::from(metric_names::SUCCESS));
+        for name in ["tokens_in", "tokens_out", "cost_usd"] {
+            assert!(s.set(name, BaselineState::default()));
+        }
+        for (hint, name) in [(0, "tokens_in"), (2, "cost_usd"), (0, "cost_usd"), (2, "tokens_in"), (9, "tokens_out")] {
+            assert_eq!(s.slot_near(name, hint), s.slot(name), "{name} hinted at {hint}");
+            assert_eq!(&*s.name_at(s.slot_near(name, hint), name), name);
+        }
+        assert_eq!(s.slot_near("tokens_out", 1), 1);
+        assert_eq!(s.slot_near("unknown", 0), NO_STREAM);
+        assert_eq!(s.slot_near("unknown", 7), NO_STREAM);
     }
 
     #[test]
