@@ -50,6 +50,10 @@ class Breaker {
     this._calls = 0
     this._epoch = 0
     this._fast = false
+    this._fastOk = (result) => this._fastSucceeded(result)
+    this._fastFail = (error) => {
+      throw this._fastFailed(error)
+    }
     this._sync(0)
   }
 
@@ -161,26 +165,52 @@ class Breaker {
     return new CircuitOpenError(message, { ...details, cause: error })
   }
 
-  /** Runs `fn(...args)` (sync or async) through the breaker. */
-  async call(fn, ...args) {
+  /** Runs `fn(...args)` (sync or async) through the breaker; returns a Promise of its result. */
+  call(fn, ...args) {
     if (this._fast && breakerEpoch[0] === this._epoch && ++this._calls < SYNC_EVERY) {
+      // The fast path is no async function: `fn`'s promise is chained once (`Promise.resolve`
+      // returns a native promise as it is), where awaiting it in an `async call` made a second
+      // promise and a second turn of the microtask queue for every call.
       let result
       try {
-        result = await fn(...args)
+        // Without arguments, no spread (about a tenth of the call's cost).
+        result = args.length === 0 ? fn() : fn(...args)
       } catch (e) {
-        const outcome = this._outcome(e)
-        if (outcome !== SUCCESS) {
-          this._sync(outcome)
-        } else {
-          this._pending++
-          if (this._afterFailure) this._sync(0)
+        // Settled as a rejection, as an async function's throw is, whatever counting it throws.
+        let thrown
+        try {
+          thrown = this._fastFailed(e)
+        } catch (inner) {
+          thrown = inner
         }
-        throw this._instead(e)
+        return Promise.reject(thrown)
       }
+      return Promise.resolve(result).then(this._fastOk, this._fastFail)
+    }
+    return this._call(fn, args)
+  }
+
+  /** A fast-path call that returned: a success counted here (handed over at once after a failure). */
+  _fastSucceeded(result) {
+    this._pending++
+    if (this._afterFailure) this._sync(0)
+    return result
+  }
+
+  /** A fast-path call that threw `error`: its outcome counted; returns what to throw. */
+  _fastFailed(error) {
+    const outcome = this._outcome(error)
+    if (outcome !== SUCCESS) {
+      this._sync(outcome)
+    } else {
       this._pending++
       if (this._afterFailure) this._sync(0)
-      return result
     }
+    return this._instead(error)
+  }
+
+  /** `call` past the fast path: asks the core for a permit (waiting for a verdict if so made). */
+  async _call(fn, args) {
     if (this._fast) {
       this._sync(0)
       if (this._fast) return this.call(fn, ...args)

@@ -100,6 +100,45 @@ test('rate limiters and bulkheads', async () => {
   await eng.close()
 })
 
+test('the fast path settles sync functions, thenables and sync throws as promises, in order', async () => {
+  const eng = new Ace()
+  const b = eng.breaker('sync-fns')
+  for (let i = 0; i < 3; i++) await b.call(async () => i) // on the fast path from here
+  // A sync value and a thenable resolve; neither is a failure.
+  const value = b.call((x, y) => x + y, 2, 3)
+  assert.ok(value instanceof Promise)
+  assert.equal(await value, 5)
+  assert.equal(await b.call(() => ({ then: (ok) => ok('thenable') })), 'thenable')
+  // A sync throw is a rejection, never a throw out of `call`, and counts as a failure.
+  const error = new Error('sync down')
+  let rejected
+  try {
+    rejected = b.call(() => {
+      throw error
+    })
+  } catch {
+    assert.fail('call threw synchronously')
+  }
+  assert.ok(rejected instanceof Promise)
+  await assert.rejects(rejected, (e) => e === error)
+  // Settled in call order, on the fast path as off it.
+  const order = []
+  await Promise.all([1, 2, 3].map((i) => b.call(async () => i).then((v) => order.push(v))))
+  assert.deepEqual(order, [1, 2, 3])
+  const snap = b.snapshot()
+  assert.equal(snap.successes, 8)
+  assert.equal(snap.failures, 1)
+  // Five sync throws in a row open it, and the next call is turned away unrun.
+  for (let i = 0; i < 4; i++) await assert.rejects(b.call(() => { throw error }))
+  assert.equal(b.state, 'closed')
+  await assert.rejects(b.call(() => { throw error }))
+  assert.equal(b.state, 'open')
+  let ran = false
+  await assert.rejects(b.call(() => { ran = true }), ace.CircuitOpenError)
+  assert.equal(ran, false)
+  await eng.close()
+})
+
 test('the JS fast path counts every call and keeps the rules', async () => {
   const eng = new Ace()
   const b = eng.breaker('fast')
