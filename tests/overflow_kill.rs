@@ -180,18 +180,20 @@ fn kill_and_recover(unshare: Option<&[&str]>) -> usize {
     let mut child = command.env(DIR_VAR, dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let accepted = wait_for_report(&mut child);
     if namespaced {
-        // Another process opening the directory while the child lives leaves its files alone.
+        // Another process opening the directory while the child lives leaves its files alone:
+        // it tells the child alive by its owner lock, adopts none of its files and keeps its lock
+        // file. (The child's own files may change meanwhile, its writer finishing and replaying
+        // its segments as it goes, so their names alone do not tell.)
         let before = files(&spill);
-        let open = ace::SpillDir::open(&spill).unwrap();
-        let kept: Vec<&PathBuf> = before.iter().filter(|f| f.exists()).collect();
-        assert!(
-            before.iter().any(|f| f.extension().is_some_and(|x| x == "tmp")),
-            "the child has an overflow segment: {before:?}"
-        );
-        assert!(
-            before.iter().filter(|f| f.extension().is_some_and(|x| x == "tmp")).all(|f| f.exists()),
-            "a live child's overflow segment was taken: {before:?}, left {kept:?}"
-        );
+        let owner = before.iter().find(|f| f.extension().is_some_and(|x| x == "owner")).cloned();
+        let owner = owner.unwrap_or_else(|| panic!("the child holds an owner lock file: {before:?}"));
+        assert!(before.len() > 1, "the child has spill files: {before:?}");
+        // The directory the child writes in (the store's own under `spill`).
+        let theirs = owner.parent().expect("the owner file is in a directory");
+        let open = ace::SpillDir::open(theirs).unwrap();
+        let now = files(&spill);
+        assert_eq!(open.adopted(), 0, "a live child's files were adopted: {before:?}, now {now:?}");
+        assert!(owner.exists(), "a live child was taken for dead: {before:?}, now {now:?}");
         drop(open);
     }
     child.kill().unwrap(); // SIGKILL

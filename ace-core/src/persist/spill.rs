@@ -258,13 +258,18 @@ impl Spill {
     /// The spill directory, created if missing, with the files of processes that died there made
     /// into spill files (see [`super::orphans`]); spilled files may take at most `max_bytes`.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
+        Self::open_adopting(dir, max_bytes).map(|(spill, _)| spill)
+    }
+
+    /// [`Spill::open`], with what it adopted of processes that died there.
+    fn open_adopting(dir: &Path, max_bytes: u64) -> std::io::Result<(Self, super::orphans::Adopted)> {
         fs::create_dir_all(dir)?;
         let owner = super::owner::hold(dir)?;
-        super::orphans::adopt(dir, &owner);
+        let adopted = super::orphans::adopt(dir, &owner);
         let mut spill = Spill { dir: dir.to_path_buf(), owner, seq: 0, bytes: 0, max_bytes, shared: Arc::default() };
         let found = spill.pending().iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum();
         spill.set_bytes(found);
-        Ok(spill)
+        Ok((spill, adopted))
     }
 
     fn set_bytes(&mut self, bytes: u64) {
@@ -437,12 +442,19 @@ impl Spill {
 /// A spill directory without an engine, for the spill bench (`benches/spill.rs`): what the
 /// writer does with it, file by file. Not part of the API.
 #[doc(hidden)]
-pub struct SpillDir(Spill);
+pub struct SpillDir(Spill, u64);
 
 impl SpillDir {
     /// Opens (creates) `dir`, without a byte budget.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
-        Spill::open(dir, u64::MAX).map(SpillDir)
+        let (spill, adopted) = Spill::open_adopting(dir, u64::MAX)?;
+        Ok(SpillDir(spill, adopted.journals + adopted.released + adopted.files))
+    }
+
+    /// The files of processes that died there that the opening adopted (journal segments,
+    /// claimed and half-written files).
+    pub fn adopted(&self) -> u64 {
+        self.1
     }
 
     /// Writes `records` to one new file, synced, as the writer spills a drain.
